@@ -1,0 +1,41 @@
+# The one helper Cairn's folders use: cairn_library() and cairn_test().
+
+set(CAIRN_WARNINGS -Wall -Wextra -Wno-unused-parameter)
+set(CAIRN_SAN_FLAGS "")
+if(CAIRN_SANITIZE)
+  set(CAIRN_SAN_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+elseif(CAIRN_TSAN)
+  set(CAIRN_SAN_FLAGS -fsanitize=thread -fno-omit-frame-pointer)
+endif()
+if(CAIRN_SAN_FLAGS)
+  add_compile_options(${CAIRN_SAN_FLAGS})
+  add_link_options(${CAIRN_SAN_FLAGS})
+endif()
+
+# cairn_library(NAME SRCS a.cc b.cc DEPS x y)
+function(cairn_library name)
+  cmake_parse_arguments(ARG "" "" "SRCS;DEPS" ${ARGN})
+  add_library(${name} STATIC ${ARG_SRCS})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
+  target_compile_options(${name} PRIVATE ${CAIRN_WARNINGS})
+  target_link_libraries(${name} PUBLIC ${ARG_DEPS})
+endfunction()
+
+# cairn_test(NAME SRCS a_test.cc DEPS x [LABELS l1 l2] [TIMEOUT s])
+# One gtest binary per call; each TEST is registered with ctest on its own.
+function(cairn_test name)
+  if(NOT CAIRN_BUILD_TESTS)
+    return()
+  endif()
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
+  add_executable(${name} ${ARG_SRCS})
+  target_compile_options(${name} PRIVATE ${CAIRN_WARNINGS})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 120)
+  endif()
+  include(GoogleTest)
+  gtest_discover_tests(${name}
+    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
+    DISCOVERY_TIMEOUT 60)
+endfunction()

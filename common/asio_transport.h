@@ -1,0 +1,47 @@
+// AsioTransport: the TCP Transport.
+//
+// One connection per server, opened on first use. Many calls may be in flight
+// on a connection at once; replies are matched by request id. A connection
+// that fails (or cannot be opened) is retried with exponential backoff, and
+// calls not yet answered are re-sent on the new connection, until each call's
+// deadline. Re-sent pushes are de-duplicated by the server through their
+// (worker, sequence) id.
+//
+// Thread-safe. The EventLoop must outlive the transport; destroying the
+// transport fails calls still pending with Cancelled.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "common/cluster_spec.h"
+#include "common/event_loop.h"
+#include "common/frame.h"
+#include "common/transport.h"
+
+namespace cairn {
+
+struct AsioTransportOptions {
+  FrameLimits limits;                                   // default: 4 MiB control, 1 GiB data
+  std::chrono::milliseconds initial_backoff{20};        // first reconnect delay
+  std::chrono::milliseconds max_backoff{1000};          // reconnect delay cap
+  std::chrono::milliseconds connect_timeout{5000};      // one connection attempt
+};
+
+class AsioTransport : public Transport {
+ public:
+  AsioTransport(EventLoop& loop, std::vector<Endpoint> servers, AsioTransportOptions options = {});
+  ~AsioTransport() override;
+
+  int num_servers() const override { return static_cast<int>(channels_.size()); }
+  void Call(int server, OutFrame frame, Deadline deadline, Callback done) override;
+
+ private:
+  class Channel;
+  std::vector<std::shared_ptr<Channel>> channels_;  // constant after construction
+  std::atomic<uint64_t> next_request_id_{1};
+};
+
+}  // namespace cairn

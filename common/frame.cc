@@ -1,0 +1,148 @@
+#include "common/frame.h"
+
+#include <cstring>
+#include <new>
+
+#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
+#include <xxhash.h>
+
+namespace cairn {
+namespace {
+
+template <typename T> void Put(uint8_t* p, T v) { std::memcpy(p, &v, sizeof(T)); }  // little-endian hosts
+template <typename T> T Get(const uint8_t* p) { T v; std::memcpy(&v, p, sizeof(T)); return v; }
+
+uint64_t AlignUp(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
+
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "Cairn's wire format assumes a little-endian host");
+
+}  // namespace
+
+bool IsKnownRequestType(uint16_t type) {
+  return type >= static_cast<uint16_t>(FrameType::kHello) && type <= static_cast<uint16_t>(FrameType::kStats);
+}
+
+const char* FrameTypeName(uint16_t type) {
+  switch (type & 0x7fff) {
+    case 1: return "Hello";
+    case 2: return "CreateVariables";
+    case 3: return "Pull";
+    case 4: return "Push";
+    case 5: return "Stats";
+  }
+  return "Unknown";
+}
+
+uint64_t FrameHeader::payload_len() const { return AlignUp(control_len, kControlAlignment) + data_len; }
+uint64_t FrameHeader::data_offset() const { return AlignUp(control_len, kControlAlignment); }
+
+size_t OutFrame::padding() const { return AlignUp(control.size(), kControlAlignment) - control.size(); }
+
+uint64_t OutFrame::data_len() const {
+  uint64_t n = 0;
+  for (const ByteSpan& s : data) n += s.size;
+  return n;
+}
+
+void OutFrame::Seal() {
+  Put<uint32_t>(header_ + 0, kFrameMagic);
+  Put<uint16_t>(header_ + 4, kFrameVersion);
+  Put<uint16_t>(header_ + 6, type);
+  Put<uint64_t>(header_ + 8, request_id);
+  Put<uint32_t>(header_ + 16, static_cast<uint32_t>(control.size()));
+  Put<uint32_t>(header_ + 20, 0);
+  Put<uint64_t>(header_ + 24, data_len());
+  XXH3_state_t state;
+  XXH3_64bits_reset(&state);
+  XXH3_64bits_update(&state, header_, 32);
+  XXH3_64bits_update(&state, control.data(), control.size());
+  for (const ByteSpan& s : data) XXH3_64bits_update(&state, s.data, s.size);
+  Put<uint64_t>(header_ + 32, XXH3_64bits_digest(&state));
+}
+
+StatusOr<FrameHeader> DecodeHeader(const uint8_t* b, const FrameLimits& limits) {
+  FrameHeader h;
+  h.magic = Get<uint32_t>(b + 0);
+  h.version = Get<uint16_t>(b + 4);
+  h.type = Get<uint16_t>(b + 6);
+  h.request_id = Get<uint64_t>(b + 8);
+  h.control_len = Get<uint32_t>(b + 16);
+  h.reserved = Get<uint32_t>(b + 20);
+  h.data_len = Get<uint64_t>(b + 24);
+  h.checksum = Get<uint64_t>(b + 32);
+  if (h.magic != kFrameMagic) return DataLoss("bad frame magic (not a Cairn peer?)");
+  if (h.version != kFrameVersion) {
+    return InvalidArgument("unsupported frame version " + std::to_string(h.version) + " (this build speaks " +
+                           std::to_string(kFrameVersion) + ")");
+  }
+  if (!IsKnownRequestType(h.type & 0x7fff)) return InvalidArgument("unknown frame type " + std::to_string(h.type));
+  if (h.reserved != 0) return DataLoss("non-zero reserved header field");
+  if (h.control_len > limits.max_control_bytes) {
+    return OutOfRange("control section of " + std::to_string(h.control_len) + " bytes exceeds the limit of " +
+                      std::to_string(limits.max_control_bytes));
+  }
+  if (h.data_len > limits.max_data_bytes) {
+    return OutOfRange("data section of " + std::to_string(h.data_len) + " bytes exceeds the limit of " +
+                      std::to_string(limits.max_data_bytes));
+  }
+  return h;
+}
+
+std::shared_ptr<uint8_t> AllocatePayload(uint64_t bytes) {
+  size_t n = AlignUp(bytes == 0 ? 1 : bytes, kControlAlignment);
+  auto* p = static_cast<uint8_t*>(::operator new(n, std::align_val_t(kControlAlignment)));
+  return std::shared_ptr<uint8_t>(p, [](uint8_t* q) { ::operator delete(q, std::align_val_t(kControlAlignment)); });
+}
+
+Status VerifyPayload(const FrameHeader& h, std::shared_ptr<uint8_t> payload, InFrame* frame) {
+  uint8_t header_bytes[32];
+  Put<uint32_t>(header_bytes + 0, h.magic);
+  Put<uint16_t>(header_bytes + 4, h.version);
+  Put<uint16_t>(header_bytes + 6, h.type);
+  Put<uint64_t>(header_bytes + 8, h.request_id);
+  Put<uint32_t>(header_bytes + 16, h.control_len);
+  Put<uint32_t>(header_bytes + 20, h.reserved);
+  Put<uint64_t>(header_bytes + 24, h.data_len);
+  uint8_t* base = payload.get();
+  XXH3_state_t state;
+  XXH3_64bits_reset(&state);
+  XXH3_64bits_update(&state, header_bytes, 32);
+  XXH3_64bits_update(&state, base, h.control_len);
+  XXH3_64bits_update(&state, base + h.data_offset(), h.data_len);
+  if (XXH3_64bits_digest(&state) != h.checksum) return DataLoss("frame checksum mismatch");
+  frame->header = h;
+  frame->control = std::string_view(reinterpret_cast<const char*>(base), h.control_len);
+  frame->data = base + h.data_offset();
+  frame->data_len = h.data_len;
+  frame->payload = std::move(payload);
+  return Status::OK();
+}
+
+std::string SerializeFrame(const OutFrame& frame) {
+  std::string out(reinterpret_cast<const char*>(frame.header_bytes()), kFrameHeaderBytes);
+  out += frame.control;
+  out.append(frame.padding(), '\0');
+  for (const ByteSpan& s : frame.data) out.append(static_cast<const char*>(s.data), s.size);
+  return out;
+}
+
+StatusOr<InFrame> DecodeFrame(std::string_view bytes, const FrameLimits& limits) {
+  if (bytes.size() < kFrameHeaderBytes) {
+    return DataLoss("truncated frame: " + std::to_string(bytes.size()) + " bytes, header needs " +
+                    std::to_string(kFrameHeaderBytes));
+  }
+  ASSIGN_OR_RETURN(FrameHeader h, DecodeHeader(reinterpret_cast<const uint8_t*>(bytes.data()), limits));
+  const uint64_t available = bytes.size() - kFrameHeaderBytes;
+  if (available < h.payload_len()) {
+    return DataLoss("truncated frame: payload has " + std::to_string(available) + " of " +
+                    std::to_string(h.payload_len()) + " bytes");
+  }
+  if (available > h.payload_len()) return DataLoss("trailing bytes after frame payload");
+  auto payload = AllocatePayload(h.payload_len());
+  std::memcpy(payload.get(), bytes.data() + kFrameHeaderBytes, h.payload_len());
+  InFrame frame;
+  RETURN_IF_ERROR(VerifyPayload(h, std::move(payload), &frame));
+  return frame;
+}
+
+}  // namespace cairn

@@ -1,0 +1,852 @@
+#include "common/frame.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "common/messages.h"
+#include "common/tensor.h"
+#include "common/variable_spec.h"
+
+namespace cairn {
+namespace {
+
+// Header byte offsets (see frame.h).
+constexpr size_t kMagicAt = 0, kVersionAt = 4, kTypeAt = 6, kRequestIdAt = 8, kControlLenAt = 16,
+                 kReservedAt = 20, kDataLenAt = 24, kChecksumAt = 32;
+
+template <typename T>
+void PutAt(std::string& bytes, size_t at, T v) {
+  std::memcpy(bytes.data() + at, &v, sizeof(T));
+}
+template <typename T>
+T GetAt(std::string_view bytes, size_t at) {
+  T v;
+  std::memcpy(&v, bytes.data() + at, sizeof(T));
+  return v;
+}
+
+uint64_t AlignUp64(uint64_t n) { return (n + 63) / 64 * 64; }
+
+bool Contains(const std::string& haystack, const char* needle) { return haystack.find(needle) != std::string::npos; }
+
+// An OutFrame whose data spans point into strings it keeps alive itself.
+OutFrame MakeFrame(uint16_t type, uint64_t request_id, std::string control, std::vector<std::string> pieces) {
+  auto storage = std::make_shared<std::vector<std::string>>(std::move(pieces));
+  OutFrame f;
+  f.type = type;
+  f.request_id = request_id;
+  f.control = std::move(control);
+  for (const std::string& p : *storage) f.data.push_back(ByteSpan{p.data(), p.size()});
+  f.keepalive.push_back(storage);
+  f.Seal();
+  return f;
+}
+
+std::string Pattern(size_t n, uint8_t start) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(start + i * 7);
+  return s;
+}
+
+// A small valid frame: 5 control bytes (59 of padding) and 24 data bytes.
+std::string SmallFrameWithPadding() {
+  return SerializeFrame(
+      MakeFrame(static_cast<uint16_t>(FrameType::kPush), 0x0102030405060708, "hello", {Pattern(16, 1), Pattern(8, 200)}));
+}
+
+// A small valid frame with no padding: 64 control bytes and 24 data bytes.
+std::string SmallFrameWithoutPadding() {
+  return SerializeFrame(
+      MakeFrame(static_cast<uint16_t>(FrameType::kPull), 77, Pattern(64, 3), {Pattern(16, 1), Pattern(8, 200)}));
+}
+
+// --- Round trip ------------------------------------------------------------
+
+TEST(Frame, RoundTripsTypeRequestIdControlAndDataSpans) {
+  struct Case {
+    uint16_t type;
+    uint64_t request_id;
+    std::string control;
+    std::vector<std::string> pieces;
+  };
+  const std::vector<Case> cases = {
+      {static_cast<uint16_t>(FrameType::kHello), 0, "", {}},
+      {static_cast<uint16_t>(FrameType::kPull), 1, "", {Pattern(12, 9)}},
+      {static_cast<uint16_t>(FrameType::kPush), 2, "x", {}},
+      {ReplyType(FrameType::kPull), 3, Pattern(63, 4), {Pattern(4, 1), "", Pattern(100, 50), ""}},
+      {static_cast<uint16_t>(FrameType::kCreateVariables), 0xffffffffffffffff, Pattern(64, 5), {"", ""}},
+      {ReplyType(FrameType::kStats), 123456789, Pattern(65, 6), {Pattern(1, 1), Pattern(3, 2), Pattern(4096, 3)}},
+      {static_cast<uint16_t>(FrameType::kStats), 42, Pattern(1000, 7), {Pattern(17, 0)}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("control " + std::to_string(c.control.size()) + " bytes, " + std::to_string(c.pieces.size()) +
+                 " spans, type " + std::to_string(c.type));
+    OutFrame out = MakeFrame(c.type, c.request_id, c.control, c.pieces);
+    std::string data;
+    for (const std::string& p : c.pieces) data += p;
+    EXPECT_EQ(out.data_len(), data.size());
+    EXPECT_EQ(out.padding(), AlignUp64(c.control.size()) - c.control.size());
+
+    std::string bytes = SerializeFrame(out);
+    ASSERT_EQ(bytes.size(), kFrameHeaderBytes + AlignUp64(c.control.size()) + data.size());
+    EXPECT_EQ(std::memcmp(bytes.data(), out.header_bytes(), kFrameHeaderBytes), 0);
+    // Padding is zero; data follows it.
+    for (size_t i = kFrameHeaderBytes + c.control.size(); i < kFrameHeaderBytes + AlignUp64(c.control.size()); ++i) {
+      ASSERT_EQ(bytes[i], '\0') << i;
+    }
+    EXPECT_EQ(bytes.substr(kFrameHeaderBytes + AlignUp64(c.control.size())), data);
+
+    StatusOr<InFrame> in = DecodeFrame(bytes, FrameLimits{});
+    ASSERT_TRUE(in.ok()) << in.status();
+    const FrameHeader& h = in->header;
+    EXPECT_EQ(h.magic, kFrameMagic);
+    EXPECT_EQ(h.version, kFrameVersion);
+    EXPECT_EQ(h.type, c.type);
+    EXPECT_EQ(h.request_id, c.request_id);
+    EXPECT_EQ(h.control_len, c.control.size());
+    EXPECT_EQ(h.reserved, 0u);
+    EXPECT_EQ(h.data_len, data.size());
+    EXPECT_EQ(h.checksum, GetAt<uint64_t>(bytes, kChecksumAt));
+    EXPECT_NE(h.checksum, 0u);
+    EXPECT_EQ(h.data_offset(), AlignUp64(c.control.size()));
+    EXPECT_EQ(h.payload_len(), AlignUp64(c.control.size()) + data.size());
+    EXPECT_EQ(std::string(in->control), c.control);
+    EXPECT_EQ(in->data_len, data.size());
+    ASSERT_NE(in->payload, nullptr);
+    EXPECT_EQ(in->data, in->payload.get() + h.data_offset());
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(in->data), in->data_len), data);
+    // The data section starts 64-byte aligned in memory, so tensors can view it.
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(in->data) % 64, 0u);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(in->payload.get()) % 64, 0u);
+  }
+}
+
+TEST(Frame, HeaderIsLittleEndianAtTheDocumentedOffsets) {
+  std::string bytes = SerializeFrame(MakeFrame(ReplyType(FrameType::kPush), 0x1122334455667788, "abc", {"defg"}));
+  EXPECT_EQ(bytes.substr(0, 4), "CARN");
+  EXPECT_EQ(GetAt<uint16_t>(bytes, kVersionAt), 1);
+  EXPECT_EQ(GetAt<uint16_t>(bytes, kTypeAt), 0x8004);
+  EXPECT_EQ(GetAt<uint64_t>(bytes, kRequestIdAt), 0x1122334455667788u);
+  EXPECT_EQ(GetAt<uint32_t>(bytes, kControlLenAt), 3u);
+  EXPECT_EQ(GetAt<uint32_t>(bytes, kReservedAt), 0u);
+  EXPECT_EQ(GetAt<uint64_t>(bytes, kDataLenAt), 4u);
+}
+
+TEST(Frame, DecodedFrameOwnsItsBytesAfterTheInputIsGone) {
+  StatusOr<InFrame> in = [] {
+    std::string bytes = SerializeFrame(MakeFrame(3, 9, "control!", {"payload-bytes"}));
+    return DecodeFrame(bytes, FrameLimits{});
+  }();
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_EQ(in->control, "control!");
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(in->data), in->data_len), "payload-bytes");
+}
+
+TEST(Frame, TypeNamesAndKnownTypes) {
+  EXPECT_STREQ(FrameTypeName(1), "Hello");
+  EXPECT_STREQ(FrameTypeName(ReplyType(FrameType::kPush)), "Push");
+  EXPECT_STREQ(FrameTypeName(0), "Unknown");
+  EXPECT_STREQ(FrameTypeName(6), "Unknown");
+  for (int t = 0; t < 0x10000; ++t) {
+    EXPECT_EQ(IsKnownRequestType(static_cast<uint16_t>(t)), t >= 1 && t <= 5) << t;
+  }
+}
+
+// --- Decoding errors --------------------------------------------------------
+
+TEST(DecodeFrame, EveryTruncationOfAValidFrameIsDataLoss) {
+  for (const std::string& bytes : {SmallFrameWithPadding(), SmallFrameWithoutPadding(),
+                                   SerializeFrame(MakeFrame(1, 1, "", {})),
+                                   SerializeFrame(MakeFrame(2, 2, Pattern(70, 1), {Pattern(33, 2)}))}) {
+    ASSERT_TRUE(DecodeFrame(bytes, FrameLimits{}).ok());
+    for (size_t len = 0; len < bytes.size(); ++len) {
+      StatusOr<InFrame> in = DecodeFrame(std::string_view(bytes).substr(0, len), FrameLimits{});
+      ASSERT_FALSE(in.ok()) << "prefix of " << len << " of " << bytes.size() << " bytes decoded";
+      EXPECT_EQ(in.status().code(), StatusCode::kDataLoss) << len << ": " << in.status();
+      EXPECT_TRUE(Contains(in.status().message(), "truncated")) << len << ": " << in.status();
+    }
+  }
+}
+
+TEST(DecodeFrame, TrailingBytesAfterTheFrameAreDataLoss) {
+  std::string bytes = SmallFrameWithPadding();
+  for (size_t extra : {1, 7, 64, 1000}) {
+    StatusOr<InFrame> in = DecodeFrame(bytes + std::string(extra, '\0'), FrameLimits{});
+    ASSERT_FALSE(in.ok()) << extra;
+    EXPECT_EQ(in.status().code(), StatusCode::kDataLoss);
+    EXPECT_TRUE(Contains(in.status().message(), "trailing")) << in.status();
+  }
+}
+
+// Checks the error of `bytes` (a valid frame with byte `pos` changed) is the
+// one the changed field should produce. Returns false if it decoded.
+bool ExpectErrorForChangedByte(const std::string& bytes, size_t pos) {
+  StatusOr<InFrame> in = DecodeFrame(bytes, FrameLimits{});
+  if (in.ok()) return false;
+  const Status& s = in.status();
+  const std::string& m = s.message();
+  SCOPED_TRACE("byte " + std::to_string(pos) + ": " + s.ToString());
+  if (pos < kVersionAt) {
+    EXPECT_EQ(s.code(), StatusCode::kDataLoss);
+    EXPECT_TRUE(Contains(m, "magic"));
+  } else if (pos < kTypeAt) {
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_TRUE(Contains(m, "version"));
+  } else if (pos < kRequestIdAt) {
+    // Another known type (or the reply bit) passes the header and fails the checksum.
+    EXPECT_TRUE((s.code() == StatusCode::kInvalidArgument && Contains(m, "type")) ||
+                (s.code() == StatusCode::kDataLoss && Contains(m, "checksum")));
+  } else if (pos < kControlLenAt) {
+    EXPECT_EQ(s.code(), StatusCode::kDataLoss);
+    EXPECT_TRUE(Contains(m, "checksum"));
+  } else if (pos < kReservedAt || (pos >= kDataLenAt && pos < kChecksumAt)) {
+    // A length: too long, too short, over the limit, or (same padded size) checksum.
+    EXPECT_TRUE((s.code() == StatusCode::kDataLoss &&
+                 (Contains(m, "truncated") || Contains(m, "trailing") || Contains(m, "checksum"))) ||
+                (s.code() == StatusCode::kOutOfRange && Contains(m, "exceeds")));
+  } else if (pos < kDataLenAt) {
+    EXPECT_EQ(s.code(), StatusCode::kDataLoss);
+    EXPECT_TRUE(Contains(m, "reserved"));
+  } else {
+    // Checksum field, control, padding or data.
+    EXPECT_EQ(s.code(), StatusCode::kDataLoss);
+    EXPECT_TRUE(Contains(m, "checksum"));
+  }
+  return true;
+}
+
+void CheckEveryChangedByteIsAnError(const std::string& valid, size_t control_len) {
+  ASSERT_TRUE(DecodeFrame(valid, FrameLimits{}).ok());
+  // Positions where some change decoded OK, as "first..last" ranges.
+  std::string ranges;
+  int decoded = 0;
+  size_t run_start = 0;
+  bool in_run = false;
+  for (size_t pos = 0; pos <= valid.size(); ++pos) {
+    bool any_decoded = false;
+    if (pos < valid.size()) {
+      for (uint8_t mask : {uint8_t{0xff}, uint8_t{0x01}, uint8_t{0x80}, uint8_t{0x10}}) {
+        std::string bytes = valid;
+        bytes[pos] = static_cast<char>(bytes[pos] ^ mask);
+        if (!ExpectErrorForChangedByte(bytes, pos)) {
+          any_decoded = true;
+          ++decoded;
+        }
+      }
+    }
+    if (any_decoded && !in_run) {
+      run_start = pos;
+      in_run = true;
+    } else if (!any_decoded && in_run) {
+      ranges += std::to_string(run_start) + ".." + std::to_string(pos - 1) + " ";
+      in_run = false;
+    }
+  }
+  EXPECT_EQ(decoded, 0) << "corrupted frames decoded OK; changed byte positions: " << ranges << "(control is "
+                        << control_len << " bytes, so padding is bytes " << kFrameHeaderBytes + control_len << ".."
+                        << kFrameHeaderBytes + AlignUp64(control_len) - 1 << ")";
+}
+
+TEST(DecodeFrame, EveryFlippedByteOfAFrameWithoutPaddingIsAnError) {
+  CheckEveryChangedByteIsAnError(SmallFrameWithoutPadding(), 64);
+}
+
+// The header bytes, control and data are checksummed, but the padding between
+// control and data is not (frame.h promises VerifyPayload checks it).
+TEST(DecodeFrame, EveryFlippedByteOfAFrameWithPaddingIsAnError) {
+  CheckEveryChangedByteIsAnError(SmallFrameWithPadding(), 5);
+}
+
+TEST(DecodeFrame, RejectsNonZeroPaddingBetweenControlAndData) {
+  std::string bytes = SmallFrameWithPadding();
+  ASSERT_TRUE(DecodeFrame(bytes, FrameLimits{}).ok());
+  bytes[kFrameHeaderBytes + 5] = 'X';  // first padding byte
+  StatusOr<InFrame> in = DecodeFrame(bytes, FrameLimits{});
+  EXPECT_FALSE(in.ok()) << "a frame with non-zero padding decoded OK";
+  if (!in.ok()) {
+    EXPECT_EQ(in.status().code(), StatusCode::kDataLoss);
+  }
+}
+
+TEST(DecodeFrame, RejectsUnknownTypes) {
+  for (uint16_t type : {uint16_t{0}, uint16_t{6}, uint16_t{0x7fff}, uint16_t{0x8000}, uint16_t{0x8006},
+                        uint16_t{0xffff}, uint16_t{0x4001}}) {
+    // Sealed with a valid checksum: the type check alone must reject it.
+    std::string bytes = SerializeFrame(MakeFrame(type, 1, "c", {"d"}));
+    StatusOr<InFrame> in = DecodeFrame(bytes, FrameLimits{});
+    ASSERT_FALSE(in.ok()) << type;
+    EXPECT_EQ(in.status().code(), StatusCode::kInvalidArgument) << in.status();
+    EXPECT_TRUE(Contains(in.status().message(), "type")) << in.status();
+  }
+  for (uint16_t type = 1; type <= 5; ++type) {
+    EXPECT_TRUE(DecodeFrame(SerializeFrame(MakeFrame(type, 1, "c", {"d"})), FrameLimits{}).ok()) << type;
+    EXPECT_TRUE(DecodeFrame(SerializeFrame(MakeFrame(type | 0x8000, 1, "c", {"d"})), FrameLimits{}).ok()) << type;
+  }
+}
+
+TEST(DecodeFrame, RejectsWrongVersions) {
+  for (uint16_t version : {uint16_t{0}, uint16_t{2}, uint16_t{0x0100}, uint16_t{0xffff}}) {
+    std::string bytes = SmallFrameWithPadding();
+    PutAt<uint16_t>(bytes, kVersionAt, version);
+    StatusOr<InFrame> in = DecodeFrame(bytes, FrameLimits{});
+    ASSERT_FALSE(in.ok()) << version;
+    EXPECT_EQ(in.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_TRUE(Contains(in.status().message(), "version")) << in.status();
+  }
+}
+
+TEST(DecodeFrame, RejectsBadMagicAndNonZeroReserved) {
+  std::string bad_magic = SmallFrameWithPadding();
+  PutAt<uint32_t>(bad_magic, kMagicAt, 0x5454454e);
+  EXPECT_EQ(DecodeFrame(bad_magic, FrameLimits{}).status().code(), StatusCode::kDataLoss);
+
+  std::string reserved = SmallFrameWithPadding();
+  PutAt<uint32_t>(reserved, kReservedAt, 1);
+  StatusOr<InFrame> in = DecodeFrame(reserved, FrameLimits{});
+  ASSERT_FALSE(in.ok());
+  EXPECT_TRUE(Contains(in.status().message(), "reserved")) << in.status();
+}
+
+// A header alone (no payload follows) claiming more than the limits: the
+// error must be the limit, found from the header, not a truncation found
+// after reading (or allocating) the payload.
+TEST(DecodeFrame, RejectsOversizedLengthsFromTheHeaderAlone) {
+  const FrameLimits limits;
+  const std::string header = SerializeFrame(MakeFrame(4, 1, "", {}));
+  ASSERT_EQ(header.size(), kFrameHeaderBytes);
+
+  for (uint32_t control_len : {limits.max_control_bytes + 1, uint32_t{0xffffffff}}) {
+    std::string bytes = header;
+    PutAt<uint32_t>(bytes, kControlLenAt, control_len);
+    StatusOr<InFrame> in = DecodeFrame(bytes, limits);
+    ASSERT_FALSE(in.ok());
+    EXPECT_EQ(in.status().code(), StatusCode::kOutOfRange) << in.status();
+    StatusOr<FrameHeader> h = DecodeHeader(reinterpret_cast<const uint8_t*>(bytes.data()), limits);
+    EXPECT_EQ(h.status().code(), StatusCode::kOutOfRange);
+  }
+  for (uint64_t data_len : {limits.max_data_bytes + 1, uint64_t{1} << 62, std::numeric_limits<uint64_t>::max(),
+                            std::numeric_limits<uint64_t>::max() - 63}) {
+    std::string bytes = header;
+    PutAt<uint64_t>(bytes, kDataLenAt, data_len);
+    StatusOr<InFrame> in = DecodeFrame(bytes, limits);
+    ASSERT_FALSE(in.ok());
+    EXPECT_EQ(in.status().code(), StatusCode::kOutOfRange) << in.status();
+    StatusOr<FrameHeader> h = DecodeHeader(reinterpret_cast<const uint8_t*>(bytes.data()), limits);
+    EXPECT_EQ(h.status().code(), StatusCode::kOutOfRange);
+  }
+  // At the limits: DecodeHeader accepts, DecodeFrame reports truncation (and
+  // must not allocate a gigabyte to find out).
+  std::string at_limit = header;
+  PutAt<uint32_t>(at_limit, kControlLenAt, limits.max_control_bytes);
+  PutAt<uint64_t>(at_limit, kDataLenAt, limits.max_data_bytes);
+  EXPECT_TRUE(DecodeHeader(reinterpret_cast<const uint8_t*>(at_limit.data()), limits).ok());
+  EXPECT_EQ(DecodeFrame(at_limit, limits).status().code(), StatusCode::kDataLoss);
+}
+
+TEST(DecodeFrame, RejectsCompleteFramesOverTighterLimits) {
+  // The whole, correctly checksummed frame is present: only the limit can reject it.
+  std::string bytes = SerializeFrame(MakeFrame(3, 5, Pattern(100, 1), {Pattern(200, 2)}));
+  FrameLimits exact;
+  exact.max_control_bytes = 100;
+  exact.max_data_bytes = 200;
+  EXPECT_TRUE(DecodeFrame(bytes, exact).ok());
+
+  FrameLimits small_control = exact;
+  small_control.max_control_bytes = 99;
+  EXPECT_EQ(DecodeFrame(bytes, small_control).status().code(), StatusCode::kOutOfRange);
+
+  FrameLimits small_data = exact;
+  small_data.max_data_bytes = 199;
+  EXPECT_EQ(DecodeFrame(bytes, small_data).status().code(), StatusCode::kOutOfRange);
+}
+
+// With a permissive data limit, control_len=1 (padded to 64) plus
+// data_len=2^64-64 makes payload_len() wrap to 0, which then "matches" a
+// 40-byte input, and VerifyPayload hashes 2^64-64 bytes past a 64-byte buffer.
+// Run in a child process so a crash fails only this test.
+TEST(DecodeFrameDeathTest, RejectsLengthsWhosePaddedSumWrapsAround) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  std::string bytes = SerializeFrame(MakeFrame(4, 1, "", {}));
+  PutAt<uint32_t>(bytes, kControlLenAt, 1);
+  PutAt<uint64_t>(bytes, kDataLenAt, std::numeric_limits<uint64_t>::max() - 63);
+  FrameLimits unlimited;
+  unlimited.max_data_bytes = std::numeric_limits<uint64_t>::max();
+  EXPECT_EXIT(
+      {
+        StatusOr<InFrame> in = DecodeFrame(bytes, unlimited);
+        std::_Exit(in.ok() ? 1 : 0);
+      },
+      testing::ExitedWithCode(0), "");
+}
+
+TEST(DecodeFrame, RandomBytesNeverDecode) {
+  std::mt19937 rng(20240607);
+  std::uniform_int_distribution<int> len_dist(0, 512);
+  std::uniform_int_distribution<int> byte_dist(0, 255);
+  for (int i = 0; i < 10000; ++i) {
+    std::string bytes(len_dist(rng), '\0');
+    for (char& c : bytes) c = static_cast<char>(byte_dist(rng));
+    StatusOr<InFrame> in = DecodeFrame(bytes, FrameLimits{});
+    ASSERT_FALSE(in.ok()) << "random string " << i << " decoded";
+  }
+}
+
+TEST(DecodeFrame, RandomBytesBehindAValidMagicVersionAndTypeNeverDecode) {
+  std::mt19937 rng(777);
+  std::uniform_int_distribution<int> len_dist(0, 512);
+  std::uniform_int_distribution<int> byte_dist(0, 255);
+  std::uniform_int_distribution<int> type_dist(1, 5);
+  std::uniform_int_distribution<int> small_len(0, 200);
+  int reached_checksum = 0, reached_lengths = 0;
+  for (int i = 0; i < 10000; ++i) {
+    std::string bytes;
+    const int mode = i % 3;
+    if (mode == 2) {
+      // Consistent lengths and zero reserved: only the checksum can catch it.
+      const uint32_t control_len = static_cast<uint32_t>(small_len(rng));
+      const uint64_t data_len = static_cast<uint64_t>(small_len(rng));
+      bytes.resize(kFrameHeaderBytes + AlignUp64(control_len) + data_len);
+      for (char& c : bytes) c = static_cast<char>(byte_dist(rng));
+      PutAt<uint32_t>(bytes, kControlLenAt, control_len);
+      PutAt<uint32_t>(bytes, kReservedAt, 0);
+      PutAt<uint64_t>(bytes, kDataLenAt, data_len);
+    } else {
+      bytes.resize(std::max<size_t>(kFrameHeaderBytes / 5 * 2, len_dist(rng)));
+      for (char& c : bytes) c = static_cast<char>(byte_dist(rng));
+      if (mode == 1 && bytes.size() >= kFrameHeaderBytes) {
+        PutAt<uint32_t>(bytes, kReservedAt, 0);
+        // Small lengths, so the length checks (not the limits) decide.
+        PutAt<uint32_t>(bytes, kControlLenAt, static_cast<uint32_t>(small_len(rng)));
+        PutAt<uint64_t>(bytes, kDataLenAt, static_cast<uint64_t>(small_len(rng)));
+      }
+    }
+    PutAt<uint32_t>(bytes, kMagicAt, kFrameMagic);
+    PutAt<uint16_t>(bytes, kVersionAt, kFrameVersion);
+    PutAt<uint16_t>(bytes, kTypeAt, static_cast<uint16_t>(type_dist(rng) | (i % 2 ? 0x8000 : 0)));
+    StatusOr<InFrame> in = DecodeFrame(bytes, FrameLimits{});
+    ASSERT_FALSE(in.ok()) << "random frame " << i << " decoded";
+    const std::string& m = in.status().message();
+    if (Contains(m, "checksum")) ++reached_checksum;
+    if (Contains(m, "truncated") || Contains(m, "trailing")) ++reached_lengths;
+  }
+  // The generator really exercises the deeper checks.
+  EXPECT_GE(reached_checksum, 3000);
+  EXPECT_GE(reached_lengths, 1000);
+}
+
+// --- Messages -----------------------------------------------------------------
+
+// Little-endian writer matching Cereal's binary archive on this host.
+struct Writer {
+  std::string out;
+  template <typename T> Writer& Put(T v) {
+    out.append(reinterpret_cast<const char*>(&v), sizeof(T));
+    return *this;
+  }
+  Writer& Str(const std::string& s) {
+    Put<uint64_t>(s.size());
+    out += s;
+    return *this;
+  }
+};
+
+TensorDesc Desc(std::string name, DType dtype, Shape shape, int64_t row_begin, uint64_t offset) {
+  TensorDesc d;
+  d.name = std::move(name);
+  d.dtype = dtype;
+  d.shape = std::move(shape);
+  d.row_begin = row_begin;
+  d.offset = offset;
+  d.bytes = static_cast<uint64_t>(NumElements(d.shape)) * DTypeSize(dtype);
+  return d;
+}
+
+void ExpectDescEq(const TensorDesc& a, const TensorDesc& b) {
+  EXPECT_EQ(a.name, b.name);
+  EXPECT_EQ(a.dtype, b.dtype);
+  EXPECT_EQ(a.shape, b.shape);
+  EXPECT_EQ(a.row_begin, b.row_begin);
+  EXPECT_EQ(a.offset, b.offset);
+  EXPECT_EQ(a.bytes, b.bytes);
+}
+
+PushRequest SamplePush() {
+  PushRequest push;
+  push.worker_id = 3;
+  push.sequence = 0xabcdef0123;
+  push.grads.push_back(Desc("dense/kernel", DType::kFloat32, {2, 3}, 10, 0));
+  push.grads.push_back(Desc("global_step", DType::kInt64, {}, 0, 64));
+  push.grads.push_back(Desc("empty", DType::kFloat32, {0, 7}, 5, 128));
+  return push;
+}
+
+PullReply SamplePullReply() {
+  PullReply reply;
+  reply.status = WireStatus::From(NotFound("variable 'x' is not on server 1"));
+  reply.tensors.push_back(Desc("w", DType::kFloat32, {4, 4, 2}, 100, 0));
+  reply.tensors.push_back(Desc("b", DType::kFloat32, {4}, 0, 128));
+  return reply;
+}
+
+CreateRequest SampleCreate() {
+  CreateRequest req;
+  req.optimizer.kind = "adam";
+  req.optimizer.learning_rate = 0.001;
+  req.optimizer.beta1 = 0.8;
+  req.optimizer.nesterov = true;
+  req.optimizer.l2 = 1e-4;
+  ShardDecl a;
+  a.spec.name = "embedding";
+  a.spec.shape = {100000, 64};
+  a.spec.init.kind = InitKind::kTruncatedNormal;
+  a.spec.init.mean = 0.1;
+  a.spec.init.stddev = 0.02;
+  a.spec.init.seed = 0xfeedface;
+  a.row_begin = 25000;
+  a.row_end = 50000;
+  ShardDecl b;
+  b.spec.name = "global_step";
+  b.spec.shape = {};
+  b.spec.dtype = DType::kInt64;
+  b.spec.trainable = false;
+  b.spec.init.kind = InitKind::kConstant;
+  b.spec.init.value = 5;
+  b.row_begin = 0;
+  b.row_end = 1;
+  req.shards = {a, b};
+  return req;
+}
+
+TEST(Messages, PushRequestRoundTrips) {
+  PushRequest push = SamplePush();
+  std::string bytes = EncodeMessage(push);
+  PushRequest back;
+  ASSERT_TRUE(DecodeMessage(bytes, &back, "PushRequest").ok());
+  EXPECT_EQ(back.worker_id, 3);
+  EXPECT_EQ(back.sequence, 0xabcdef0123u);
+  ASSERT_EQ(back.grads.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) ExpectDescEq(back.grads[i], push.grads[i]);
+}
+
+TEST(Messages, PullReplyRoundTrips) {
+  PullReply reply = SamplePullReply();
+  PullReply back;
+  ASSERT_TRUE(DecodeMessage(EncodeMessage(reply), &back, "PullReply").ok());
+  EXPECT_EQ(back.status.code, static_cast<int32_t>(StatusCode::kNotFound));
+  EXPECT_EQ(back.status.ToStatus(), NotFound("variable 'x' is not on server 1"));
+  ASSERT_EQ(back.tensors.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) ExpectDescEq(back.tensors[i], reply.tensors[i]);
+}
+
+TEST(Messages, CreateRequestWithVariableSpecsRoundTrips) {
+  CreateRequest req = SampleCreate();
+  CreateRequest back;
+  ASSERT_TRUE(DecodeMessage(EncodeMessage(req), &back, "CreateRequest").ok());
+  EXPECT_EQ(back.optimizer, req.optimizer);
+  ASSERT_EQ(back.shards.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(back.shards[i].spec, req.shards[i].spec) << back.shards[i].spec.DebugString();
+    EXPECT_EQ(back.shards[i].row_begin, req.shards[i].row_begin);
+    EXPECT_EQ(back.shards[i].row_end, req.shards[i].row_end);
+  }
+}
+
+TEST(Messages, SmallMessagesRoundTrip) {
+  PullRequest pull;
+  pull.names = {"a", "", "dense/kernel"};
+  PullRequest pull_back;
+  ASSERT_TRUE(DecodeMessage(EncodeMessage(pull), &pull_back, "PullRequest").ok());
+  EXPECT_EQ(pull_back.names, pull.names);
+
+  StatsReply stats;
+  stats.status = WireStatus::From(Status::OK());
+  stats.pushes_applied = 1;
+  stats.pulls_served = 2;
+  stats.frames_rejected = 3;
+  stats.variables = 4;
+  StatsReply stats_back;
+  ASSERT_TRUE(DecodeMessage(EncodeMessage(stats), &stats_back, "StatsReply").ok());
+  EXPECT_TRUE(stats_back.status.ToStatus().ok());
+  EXPECT_EQ(stats_back.pushes_applied, 1u);
+  EXPECT_EQ(stats_back.pulls_served, 2u);
+  EXPECT_EQ(stats_back.frames_rejected, 3u);
+  EXPECT_EQ(stats_back.variables, 4u);
+
+  HelloReply hello;
+  hello.status = WireStatus::From(Unavailable("later"));
+  hello.server_index = 2;
+  HelloReply hello_back;
+  ASSERT_TRUE(DecodeMessage(EncodeMessage(hello), &hello_back, "HelloReply").ok());
+  EXPECT_EQ(hello_back.server_index, 2);
+  EXPECT_EQ(hello_back.status.ToStatus(), Unavailable("later"));
+}
+
+TEST(Messages, WireStatusMapsUnknownCodesToInternal) {
+  EXPECT_TRUE((WireStatus{0, "ignored"}).ToStatus().ok());
+  EXPECT_EQ((WireStatus{5, "m"}).ToStatus(), OutOfRange("m"));
+  EXPECT_EQ((WireStatus{11, "m"}).ToStatus().code(), StatusCode::kUnimplemented);
+  EXPECT_EQ((WireStatus{12, "m"}).ToStatus().code(), StatusCode::kInternal);
+  EXPECT_EQ((WireStatus{-1, "m"}).ToStatus().code(), StatusCode::kInternal);
+}
+
+TEST(Messages, WireLayoutMatchesTheHandWrittenEncoding) {
+  // The malformed-message tests below patch counts at hand-computed offsets;
+  // make sure the layout they assume is the real one.
+  PushRequest push;
+  push.worker_id = 3;
+  push.sequence = 9;
+  push.grads.push_back(Desc("g", DType::kFloat32, {2}, 1, 8));
+  Writer w;
+  w.Put<int32_t>(3).Put<uint64_t>(9).Put<uint64_t>(1);
+  w.Str("g").Put<uint8_t>(1).Put<uint64_t>(1).Put<int64_t>(2).Put<int64_t>(1).Put<uint64_t>(8).Put<uint64_t>(8);
+  EXPECT_EQ(EncodeMessage(push), w.out);
+
+  PullRequest pull;
+  pull.names = {"ab"};
+  Writer p;
+  p.Put<uint64_t>(1).Str("ab");
+  EXPECT_EQ(EncodeMessage(pull), p.out);
+}
+
+template <class M>
+void ExpectEveryTruncationFails(const M& message, const char* type_name) {
+  const std::string bytes = EncodeMessage(message);
+  {
+    M back;
+    ASSERT_TRUE(DecodeMessage(bytes, &back, type_name).ok());
+  }
+  for (size_t len = 0; len < bytes.size(); ++len) {
+    M back;
+    Status s = DecodeMessage(std::string_view(bytes).substr(0, len), &back, type_name);
+    ASSERT_FALSE(s.ok()) << type_name << " truncated to " << len << " of " << bytes.size() << " bytes decoded";
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_TRUE(Contains(s.message(), type_name)) << s;
+  }
+}
+
+TEST(Messages, DecodingAnyTruncationFails) {
+  ExpectEveryTruncationFails(SamplePush(), "PushRequest");
+  ExpectEveryTruncationFails(SamplePullReply(), "PullReply");
+  ExpectEveryTruncationFails(SampleCreate(), "CreateRequest");
+  PullRequest pull;
+  pull.names = {"a", "bc"};
+  ExpectEveryTruncationFails(pull, "PullRequest");
+}
+
+TEST(Messages, DecodingTrailingGarbageFails) {
+  for (const std::string& garbage : {std::string(1, '\0'), std::string("xyz"), std::string(100, '\xff')}) {
+    PushRequest push;
+    Status s = DecodeMessage(EncodeMessage(SamplePush()) + garbage, &push, "PushRequest");
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_TRUE(Contains(s.message(), "trailing")) << s;
+
+    CreateRequest create;
+    EXPECT_FALSE(DecodeMessage(EncodeMessage(SampleCreate()) + garbage, &create, "CreateRequest").ok());
+    PullReply reply;
+    EXPECT_FALSE(DecodeMessage(EncodeMessage(SamplePullReply()) + garbage, &reply, "PullReply").ok());
+  }
+}
+
+// Decodes `bytes` as M and expects a quick bounded-count error.
+template <class M>
+void ExpectHugeCountRejected(const std::string& bytes, const char* what) {
+  SCOPED_TRACE(what);
+  const auto start = std::chrono::steady_clock::now();
+  M message;
+  Status s = DecodeMessage(bytes, &message, what);
+  const auto elapsed = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  // The bound check, not a failed allocation or a read past the end.
+  EXPECT_TRUE(Contains(s.message(), "exceeds")) << s;
+  EXPECT_LT(elapsed, std::chrono::seconds(1));
+}
+
+TEST(Messages, HugeClaimedCountsAreRejectedWithoutAllocating) {
+  const uint64_t huge = uint64_t{1} << 60;
+  // PushRequest whose gradient vector claims 2^60 entries.
+  ExpectHugeCountRejected<PushRequest>(Writer().Put<int32_t>(1).Put<uint64_t>(2).Put<uint64_t>(huge).out,
+                                       "push grads");
+  // PullRequest whose name vector claims 2^60 names.
+  ExpectHugeCountRejected<PullRequest>(Writer().Put<uint64_t>(huge).out, "pull names");
+  // PullRequest with one name claiming 2^60 bytes.
+  ExpectHugeCountRejected<PullRequest>(Writer().Put<uint64_t>(1).Put<uint64_t>(huge).out, "pull name length");
+  // PushRequest with one gradient whose name claims 2^60 bytes, then whose rank does.
+  ExpectHugeCountRejected<PushRequest>(
+      Writer().Put<int32_t>(1).Put<uint64_t>(2).Put<uint64_t>(1).Put<uint64_t>(huge).out, "grad name length");
+  ExpectHugeCountRejected<PushRequest>(
+      Writer().Put<int32_t>(1).Put<uint64_t>(2).Put<uint64_t>(1).Str("g").Put<uint8_t>(1).Put<uint64_t>(huge).out,
+      "grad rank");
+  // PullReply whose status text claims 2^60 bytes; whose tensor vector claims 2^60.
+  ExpectHugeCountRejected<PullReply>(Writer().Put<int32_t>(2).Put<uint64_t>(huge).out, "status text");
+  ExpectHugeCountRejected<PullReply>(Writer().Put<int32_t>(0).Str("").Put<uint64_t>(huge).out, "pulled tensors");
+
+  // CreateRequest: patch the encoded shard count, then the first spec's name length.
+  CreateRequest req = SampleCreate();
+  req.optimizer.kind = "sgd";
+  std::string bytes = EncodeMessage(req);
+  const size_t optimizer_bytes = 8 + 3 + 8 * 2 + 1 + 8 * 7;  // kind, 2 doubles, bool, 7 doubles
+  ASSERT_EQ(GetAt<uint64_t>(bytes, optimizer_bytes), 2u);
+  std::string patched = bytes;
+  PutAt<uint64_t>(patched, optimizer_bytes, huge);
+  ExpectHugeCountRejected<CreateRequest>(patched, "shards");
+  patched = bytes;
+  ASSERT_EQ(GetAt<uint64_t>(bytes, optimizer_bytes + 8), req.shards[0].spec.name.size());
+  PutAt<uint64_t>(patched, optimizer_bytes + 8, huge);
+  ExpectHugeCountRejected<CreateRequest>(patched, "spec name");
+  // Any count past the bound, not just huge ones.
+  PutAt<uint64_t>(patched, optimizer_bytes + 8, wire::kMaxName + 1);
+  ExpectHugeCountRejected<CreateRequest>(patched, "spec name just over the bound");
+  // Optimizer kind over its 32-byte bound.
+  patched = bytes;
+  PutAt<uint64_t>(patched, 0, huge);
+  ExpectHugeCountRejected<CreateRequest>(patched, "optimizer kind");
+}
+
+TEST(Messages, CountsWithinTheBoundButMissingElementsFailQuickly) {
+  const auto start = std::chrono::steady_clock::now();
+  PushRequest push;
+  Status s = DecodeMessage(Writer().Put<int32_t>(1).Put<uint64_t>(2).Put<uint64_t>(wire::kMaxEntries).out, &push,
+                           "PushRequest");
+  EXPECT_FALSE(s.ok());
+  PullRequest pull;
+  EXPECT_FALSE(DecodeMessage(Writer().Put<uint64_t>(wire::kMaxEntries).out, &pull, "PullRequest").ok());
+  PullRequest name;
+  EXPECT_FALSE(DecodeMessage(Writer().Put<uint64_t>(1).Put<uint64_t>(wire::kMaxName).out, &name, "PullRequest").ok());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+}
+
+// A bool arrives as one byte; anything but 0 or 1 is not a bool, and reading
+// such a value is undefined behaviour. Run in a child: under UBSan the
+// decoder itself may abort.
+TEST(MessagesDeathTest, DecodingRejectsABoolByteOtherThanZeroOrOne) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  CreateRequest req;
+  req.optimizer.kind = "sgd";
+  req.optimizer.nesterov = false;
+  std::string bytes = EncodeMessage(req);
+  const size_t nesterov_at = 8 + 3 + 8 * 2;  // after kind, learning_rate, momentum
+  ASSERT_EQ(bytes[nesterov_at], '\0');
+  bytes[nesterov_at] = 2;
+  EXPECT_EXIT(
+      {
+        CreateRequest back;
+        Status s = DecodeMessage(bytes, &back, "CreateRequest");
+        std::_Exit(s.ok() ? 1 : 0);
+      },
+      testing::ExitedWithCode(0), "");
+}
+
+// --- TensorDesc validation -----------------------------------------------------
+
+TEST(ValidateTensorDesc, AcceptsADescInsideTheDataSection) {
+  EXPECT_TRUE(ValidateTensorDesc(Desc("w", DType::kFloat32, {2, 3}, 0, 0), 24).ok());
+  EXPECT_TRUE(ValidateTensorDesc(Desc("w", DType::kFloat32, {2, 3}, 4, 8), 32).ok());
+  EXPECT_TRUE(ValidateTensorDesc(Desc("s", DType::kInt64, {}, 0, 16), 24).ok());
+  EXPECT_TRUE(ValidateTensorDesc(Desc("e", DType::kFloat32, {0, 3}, 0, 24), 24).ok());  // empty, at the end
+}
+
+TEST(ValidateTensorDesc, RejectsBytesNotMatchingTheShape) {
+  for (uint64_t bytes : {uint64_t{0}, uint64_t{20}, uint64_t{23}, uint64_t{25}, uint64_t{28}}) {
+    TensorDesc d = Desc("w", DType::kFloat32, {2, 3}, 0, 0);
+    d.bytes = bytes;
+    Status s = ValidateTensorDesc(d, 1024);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bytes;
+  }
+  TensorDesc l = Desc("l", DType::kInt64, {3}, 0, 0);
+  l.bytes = 12;  // the float32 size
+  EXPECT_FALSE(ValidateTensorDesc(l, 1024).ok());
+}
+
+TEST(ValidateTensorDesc, RejectsRangesOutsideTheDataSection) {
+  // Ends one byte past the section.
+  EXPECT_FALSE(ValidateTensorDesc(Desc("w", DType::kFloat32, {2, 3}, 0, 4), 27).ok());
+  // Starts past the section.
+  EXPECT_FALSE(ValidateTensorDesc(Desc("w", DType::kFloat32, {1}, 0, 32), 24).ok());
+  EXPECT_FALSE(ValidateTensorDesc(Desc("e", DType::kFloat32, {0}, 0, 28), 24).ok());
+  // No data section at all.
+  EXPECT_FALSE(ValidateTensorDesc(Desc("w", DType::kFloat32, {1}, 0, 0), 0).ok());
+  // offset + bytes wraps around: UINT64_MAX - 7 + 24 = 16 (mod 2^64) would look in range.
+  const uint64_t max = std::numeric_limits<uint64_t>::max();
+  for (uint64_t offset : {max, max - 3, max - 7, max - 23, uint64_t{1} << 63}) {
+    Status s = ValidateTensorDesc(Desc("w", DType::kFloat32, {2, 3}, 0, offset), 1024);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << offset;
+  }
+  // Wrapping within an 8-aligned offset for int64.
+  EXPECT_FALSE(ValidateTensorDesc(Desc("l", DType::kInt64, {4}, 0, max - 15), 64).ok());
+}
+
+TEST(ValidateTensorDesc, RejectsOffsetsMisalignedForTheDType) {
+  for (uint64_t offset : {1, 2, 3, 5, 6, 7}) {
+    EXPECT_FALSE(ValidateTensorDesc(Desc("w", DType::kFloat32, {2}, 0, offset), 64).ok()) << offset;
+  }
+  EXPECT_TRUE(ValidateTensorDesc(Desc("w", DType::kFloat32, {2}, 0, 4), 64).ok());
+  EXPECT_FALSE(ValidateTensorDesc(Desc("l", DType::kInt64, {2}, 0, 4), 64).ok());
+  EXPECT_FALSE(ValidateTensorDesc(Desc("l", DType::kInt64, {2}, 0, 12), 64).ok());
+  EXPECT_TRUE(ValidateTensorDesc(Desc("l", DType::kInt64, {2}, 0, 8), 64).ok());
+}
+
+TEST(ValidateTensorDesc, RejectsInvalidDTypeBytes) {
+  for (int raw : {0, 3, 4, 128, 255}) {
+    TensorDesc d = Desc("w", DType::kFloat32, {2}, 0, 0);
+    d.dtype = static_cast<DType>(raw);
+    d.bytes = 8;
+    Status s = ValidateTensorDesc(d, 64);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << raw;
+  }
+}
+
+TEST(ValidateTensorDesc, RejectsBadShapesAndNegativeRowBegin) {
+  TensorDesc negative = Desc("w", DType::kFloat32, {2}, 0, 0);
+  negative.shape = {-2};
+  negative.bytes = 0;
+  EXPECT_FALSE(ValidateTensorDesc(negative, 64).ok());
+
+  TensorDesc overflow = Desc("w", DType::kFloat32, {1}, 0, 0);
+  overflow.shape = {int64_t{1} << 40, int64_t{1} << 40};
+  overflow.bytes = 0;  // what a wrapped product would give
+  EXPECT_FALSE(ValidateTensorDesc(overflow, 64).ok());
+
+  TensorDesc rank9 = Desc("w", DType::kFloat32, Shape(9, 1), 0, 0);
+  EXPECT_FALSE(ValidateTensorDesc(rank9, 64).ok());
+
+  EXPECT_FALSE(ValidateTensorDesc(Desc("w", DType::kFloat32, {2}, -1, 0), 64).ok());
+}
+
+TEST(ValidateTensorDesc, ValidatedDescsViewTheFramesDataWithoutCopying) {
+  std::vector<float> values = {1, 2, 3, 4, 5, 6};
+  std::string grads(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  PushRequest push;
+  push.grads.push_back(Desc("a", DType::kFloat32, {2, 2}, 0, 0));
+  push.grads.push_back(Desc("b", DType::kFloat32, {2}, 0, 16));
+  OutFrame out = MakeFrame(static_cast<uint16_t>(FrameType::kPush), 1, EncodeMessage(push), {grads});
+  StatusOr<InFrame> in = DecodeFrame(SerializeFrame(out), FrameLimits{});
+  ASSERT_TRUE(in.ok()) << in.status();
+  PushRequest back;
+  ASSERT_TRUE(DecodeMessage(in->control, &back, "PushRequest").ok());
+  ASSERT_EQ(back.grads.size(), 2u);
+  for (const TensorDesc& d : back.grads) ASSERT_TRUE(ValidateTensorDesc(d, in->data_len).ok()) << d.name;
+  Tensor a = ViewTensor(back.grads[0], in->payload, in->data);
+  Tensor b = ViewTensor(back.grads[1], in->payload, in->data);
+  EXPECT_EQ(a.raw(), in->data);
+  EXPECT_EQ(a.matrix()(1, 1), 4.0f);
+  EXPECT_EQ(b.shape(), (Shape{2}));
+  EXPECT_EQ(b.flat()(0), 5.0f);
+  EXPECT_EQ(b.flat()(1), 6.0f);
+  EXPECT_EQ(a.owner().get(), static_cast<const void*>(in->payload.get()));
+}
+
+}  // namespace
+}  // namespace cairn

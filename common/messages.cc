@@ -1,0 +1,34 @@
+#include "common/messages.h"
+
+namespace cairn {
+
+Status WireStatus::ToStatus() const {
+  if (code == 0) return Status::OK();
+  if (code < 0 || code > static_cast<int32_t>(StatusCode::kUnimplemented)) {
+    return Internal("peer sent unknown status code " + std::to_string(code) + ": " + message);
+  }
+  return Status(static_cast<StatusCode>(code), message);
+}
+
+Status ValidateTensorDesc(const TensorDesc& d, uint64_t data_len) {
+  if (!IsValidDType(static_cast<uint8_t>(d.dtype))) return InvalidArgument("tensor '" + d.name + "' has an invalid dtype");
+  Status s = ValidateShape(d.shape, d.dtype, data_len);
+  if (!s.ok()) return s.WithContext("tensor '" + d.name + "'");
+  const uint64_t expected = static_cast<uint64_t>(NumElements(d.shape)) * DTypeSize(d.dtype);
+  if (d.bytes != expected) {
+    return InvalidArgument("tensor '" + d.name + "' declares " + std::to_string(d.bytes) + " bytes but shape " +
+                           ShapeString(d.shape) + " needs " + std::to_string(expected));
+  }
+  if (d.offset > data_len || d.bytes > data_len - d.offset) {
+    return InvalidArgument("tensor '" + d.name + "' lies outside the frame's data section");
+  }
+  if (d.offset % DTypeSize(d.dtype) != 0) return InvalidArgument("tensor '" + d.name + "' is misaligned");
+  if (d.row_begin < 0) return InvalidArgument("tensor '" + d.name + "' has a negative row_begin");
+  return Status::OK();
+}
+
+Tensor ViewTensor(const TensorDesc& desc, const std::shared_ptr<uint8_t>& payload, uint8_t* data) {
+  return Tensor::View(desc.dtype, desc.shape, payload, data + desc.offset);
+}
+
+}  // namespace cairn

@@ -1,0 +1,135 @@
+// Control messages carried in a frame's control section (Cereal binary).
+//
+// Every reply's control section starts with a WireStatus. Tensor values never
+// travel inside a message: a TensorDesc names a byte range of the frame's data
+// section instead.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/tensor.h"
+#include "common/variable_spec.h"
+#include "common/wire_archive.h"
+
+namespace cairn {
+
+struct WireStatus {
+  int32_t code = 0;
+  std::string message;
+
+  static WireStatus From(const Status& s) { return {static_cast<int32_t>(s.code()), s.message()}; }
+  Status ToStatus() const;
+  template <class A> void save(A& ar) const { ar(code, message); }
+  template <class A> void load(A& ar) { ar(code); LoadString(ar, message, wire::kMaxMessageText, "status text"); }
+};
+
+// A tensor's place in the data section: bytes [offset, offset + bytes).
+struct TensorDesc {
+  std::string name;
+  DType dtype = DType::kFloat32;
+  Shape shape;
+  int64_t row_begin = 0;  // first row of the variable this tensor holds
+  uint64_t offset = 0;
+  uint64_t bytes = 0;
+
+  template <class A> void save(A& ar) const { ar(name, dtype, shape, row_begin, offset, bytes); }
+  template <class A> void load(A& ar) {
+    LoadString(ar, name, wire::kMaxName, "tensor name");
+    ar(dtype);
+    LoadVector(ar, shape, wire::kMaxRank, "tensor rank");
+    ar(row_begin, offset, bytes);
+  }
+};
+
+// Checks a desc against the data section: dtype known, shape bounded, bytes
+// matching the shape, range inside [0, data_len), offset aligned for dtype.
+Status ValidateTensorDesc(const TensorDesc& desc, uint64_t data_len);
+// A tensor viewing the desc's bytes of a received frame (no copy).
+Tensor ViewTensor(const TensorDesc& desc, const std::shared_ptr<uint8_t>& payload, uint8_t* data);
+
+struct OptimizerSpec {
+  std::string kind = "sgd";  // sgd | momentum | adagrad | adam | ftrl
+  double learning_rate = 0.01;
+  double momentum = 0.9;
+  bool nesterov = false;
+  double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-7;
+  double initial_accumulator = 0.1;
+  double l1 = 0.0, l2 = 0.0, lr_power = -0.5;
+
+  template <class A> void save(A& ar) const {
+    ar(kind, learning_rate, momentum, nesterov, beta1, beta2, epsilon, initial_accumulator, l1, l2, lr_power);
+  }
+  template <class A> void load(A& ar) {
+    LoadString(ar, kind, 32, "optimizer kind");
+    ar(learning_rate, momentum, nesterov, beta1, beta2, epsilon, initial_accumulator, l1, l2, lr_power);
+  }
+  bool operator==(const OptimizerSpec&) const = default;
+};
+
+struct HelloRequest {
+  int32_t worker_id = -1;
+  template <class A> void serialize(A& ar) { ar(worker_id); }
+};
+struct HelloReply {
+  WireStatus status;
+  int32_t server_index = 0;
+  template <class A> void serialize(A& ar) { ar(status, server_index); }
+};
+
+// Rows [row_begin, row_end) of a variable that the receiving server holds.
+struct ShardDecl {
+  VariableSpec spec;
+  int64_t row_begin = 0;
+  int64_t row_end = 0;
+  template <class A> void serialize(A& ar) { ar(spec, row_begin, row_end); }
+};
+
+struct CreateRequest {
+  OptimizerSpec optimizer;
+  std::vector<ShardDecl> shards;
+  template <class A> void save(A& ar) const { ar(optimizer, shards); }
+  template <class A> void load(A& ar) { ar(optimizer); LoadVector(ar, shards, wire::kMaxEntries, "shard"); }
+};
+
+struct StatusReply {
+  WireStatus status;
+  template <class A> void serialize(A& ar) { ar(status); }
+};
+
+struct PullRequest {
+  std::vector<std::string> names;
+  template <class A> void save(A& ar) const { ar(names); }
+  template <class A> void load(A& ar) { LoadStrings(ar, names, wire::kMaxEntries, "pull name"); }
+};
+
+struct PullReply {
+  WireStatus status;
+  std::vector<TensorDesc> tensors;
+  template <class A> void save(A& ar) const { ar(status, tensors); }
+  template <class A> void load(A& ar) { ar(status); LoadVector(ar, tensors, wire::kMaxEntries, "pulled tensor"); }
+};
+
+struct PushRequest {
+  int32_t worker_id = -1;
+  uint64_t sequence = 0;  // per worker; a retried push repeats its sequence
+  std::vector<TensorDesc> grads;
+  template <class A> void save(A& ar) const { ar(worker_id, sequence, grads); }
+  template <class A> void load(A& ar) {
+    ar(worker_id, sequence);
+    LoadVector(ar, grads, wire::kMaxEntries, "gradient");
+  }
+};
+
+struct StatsReply {
+  WireStatus status;
+  uint64_t pushes_applied = 0;
+  uint64_t pulls_served = 0;
+  uint64_t frames_rejected = 0;
+  uint64_t variables = 0;
+  template <class A> void serialize(A& ar) { ar(status, pushes_applied, pulls_served, frames_rejected, variables); }
+};
+
+}  // namespace cairn

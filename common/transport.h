@@ -1,0 +1,41 @@
+// Transport: how a worker sends requests to parameter servers.
+//
+// One implementation speaks TCP through Asio (AsioTransport); tests wrap it to
+// inject faults. Every call has a deadline, and its callback runs exactly
+// once: with the reply frame, or with an error by the deadline.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "common/frame.h"
+#include "common/status.h"
+
+namespace cairn {
+
+using Clock = std::chrono::steady_clock;
+using Deadline = Clock::time_point;
+
+inline Deadline DeadlineAfter(std::chrono::milliseconds d) { return Clock::now() + d; }
+
+class Transport {
+ public:
+  using Callback = std::function<void(StatusOr<InFrame>)>;
+
+  virtual ~Transport() = default;
+  virtual int num_servers() const = 0;
+
+  // Sends `frame` (its request_id is assigned here; Seal() is done here) to
+  // server `server`, and calls `done` once with the reply or an error.
+  // `done` runs on a transport thread: it must not block.
+  virtual void Call(int server, OutFrame frame, Deadline deadline, Callback done) = 0;
+};
+
+// Sends every (server, frame) at once and waits for all replies (or errors),
+// returned in the order given. Blocks the calling thread.
+std::vector<StatusOr<InFrame>> CallAll(Transport& transport, std::vector<std::pair<int, OutFrame>> calls,
+                                       Deadline deadline);
+
+}  // namespace cairn

@@ -1,0 +1,120 @@
+// The `cairn` command.
+//
+//   cairn train JOB.yaml [--local] [--servers S] [--workers W] [--summary F] ...
+//   mpirun -np N cairn train JOB.yaml --servers S
+//   cairn bench pushpull [...]
+#include <cstdio>
+#include <optional>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "bench/bench_commands.h"
+#include "launch/job_config.h"
+#include "launch/mpi_context.h"
+#include "launch/train_job.h"
+
+namespace cairn {
+namespace {
+
+struct TrainFlags {
+  std::string job_path;
+  bool local = false;
+  std::optional<int> servers, workers;
+  std::optional<int64_t> max_steps, epochs, log_every;
+  std::optional<uint64_t> seed;
+  std::optional<std::string> bind, advertise, consistency;
+  std::string summary_path;
+};
+
+void AddTrainCommand(CLI::App& app, TrainFlags& f) {
+  CLI::App* train = app.add_subcommand("train", "Train a job on parameter servers");
+  train->add_option("job", f.job_path, "Job file (YAML), e.g. launch/examples/linear_regression.yaml")->required();
+  train->add_flag("--local", f.local,
+                  "Run servers and workers as threads of this process (the default when not started by mpirun)");
+  train->add_option("--servers", f.servers, "Number of parameter servers (overrides cluster.servers)");
+  train->add_option("--workers", f.workers, "Number of workers with --local (overrides cluster.workers)");
+  train->add_option("--max-steps", f.max_steps, "Stop each worker after N steps (overrides train.max_steps)");
+  train->add_option("--epochs", f.epochs, "Epochs over the data (overrides train.epochs)");
+  train->add_option("--seed", f.seed, "Shuffling seed (overrides train.seed)");
+  train->add_option("--log-every", f.log_every, "Progress line every N steps (overrides train.log_every_steps)");
+  train->add_option("--consistency", f.consistency, "async (overrides cluster.consistency)");
+  train->add_option("--bind", f.bind, "Address servers listen on (overrides cluster.bind; 0.0.0.0 for multi-host)");
+  train->add_option("--advertise", f.advertise, "Host name or address workers dial (overrides cluster.advertise)");
+  train->add_option("--summary", f.summary_path, "Write a JSON summary of the run to this file");
+}
+
+StatusOr<JobConfig> ConfigWithFlags(const TrainFlags& f) {
+  ASSIGN_OR_RETURN(JobConfig c, LoadJobConfig(f.job_path));
+  if (f.servers) c.cluster.servers = *f.servers;
+  if (f.workers) c.cluster.workers = *f.workers;
+  if (f.max_steps) c.train.max_steps = *f.max_steps;
+  if (f.epochs) c.train.epochs = *f.epochs;
+  if (f.seed) c.train.seed = *f.seed;
+  if (f.log_every) c.train.log_every_steps = *f.log_every;
+  if (f.consistency) c.cluster.consistency = *f.consistency;
+  if (f.bind) c.cluster.bind = *f.bind;
+  if (f.advertise) c.cluster.advertise = *f.advertise;
+  Status s = ValidateJobConfig(c);
+  if (!s.ok()) return s.WithContext("after command-line overrides");
+  return c;
+}
+
+void PrintSummary(const JobSummary& s) {
+  spdlog::info("done: {} steps in {:.2f} s, {:.0f} examples/s, final loss {:.6f}", s.global_step, s.wall_seconds,
+               s.examples_per_sec, s.final_loss);
+  for (const auto& [k, v] : s.metrics) spdlog::info("  {} = {:.6g}", k, v);
+}
+
+int Fail(const Status& s) {
+  spdlog::error("{}", s.ToString());
+  return 1;
+}
+
+int RunTrain(const TrainFlags& f, int* argc, char*** argv) {
+  StatusOr<JobConfig> config = ConfigWithFlags(f);
+  if (!config.ok()) return Fail(config.status());
+  const bool use_mpi = !f.local && MpiContext::LaunchedByMpirun();
+  if (!use_mpi) {
+    if (!f.local) spdlog::info("not started by mpirun: running the embedded local cluster (--local)");
+    StatusOr<JobSummary> s = RunLocalJob(*config);
+    if (!s.ok()) return Fail(s.status());
+    PrintSummary(*s);
+    if (!f.summary_path.empty()) {
+      Status w = WriteSummary(*s, f.summary_path);
+      if (!w.ok()) return Fail(w);
+    }
+    return 0;
+  }
+  StatusOr<std::unique_ptr<MpiContext>> mpi = MpiContext::Init(argc, argv);
+  if (!mpi.ok()) return Fail(mpi.status());
+  spdlog::set_pattern(fmt::format("[%H:%M:%S.%e] [rank {}] [%l] %v", (*mpi)->rank()));
+  StatusOr<JobSummary> s = RunMpiJob(*config, **mpi);
+  if (!s.ok()) {
+    Fail(s.status());
+    (*mpi)->Abort(1);  // one rank failed: end the job rather than hang the others
+  }
+  if ((*mpi)->rank() == config->cluster.servers) {
+    PrintSummary(*s);
+    if (!f.summary_path.empty()) {
+      Status w = WriteSummary(*s, f.summary_path);
+      if (!w.ok()) return Fail(w);
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace cairn
+
+int main(int argc, char** argv) {
+  spdlog::set_pattern("[%H:%M:%S.%e] [%l] %v");
+  CLI::App app{"Cairn: a parameter-server training system"};
+  app.require_subcommand(1);
+  cairn::TrainFlags train_flags;
+  cairn::AddTrainCommand(app, train_flags);
+  cairn::AddBenchCommands(app);
+  CLI11_PARSE(app, argc, argv);
+  if (app.got_subcommand("train")) return cairn::RunTrain(train_flags, &argc, &argv);
+  return cairn::RunBenchCommands(app);
+}

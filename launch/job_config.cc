@@ -1,0 +1,185 @@
+#include "launch/job_config.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+namespace cairn {
+namespace {
+
+// Reads typed fields from one YAML map and reports unknown keys.
+class Section {
+ public:
+  Section(const YAML::Node& node, std::string path) : node_(node), path_(std::move(path)) {}
+
+  Status Check() const {
+    if (node_ && !node_.IsNull() && !node_.IsMap()) return InvalidArgument(path_ + ": expected a map");
+    return Status::OK();
+  }
+
+  template <typename T>
+  Status Get(const char* key, T* out) {
+    seen_.insert(key);
+    if (!node_ || !node_.IsMap()) return Status::OK();
+    YAML::Node v = node_[key];
+    if (!v || v.IsNull()) return Status::OK();
+    try {
+      *out = v.as<T>();
+    } catch (const YAML::Exception&) {
+      return InvalidArgument(Field(key) + ": expected " + TypeName<T>() + ", got '" + Scalar(v) + "'");
+    }
+    return Status::OK();
+  }
+
+  YAML::Node Child(const char* key) {
+    seen_.insert(key);
+    return node_ && node_.IsMap() ? node_[key] : YAML::Node();
+  }
+
+  Status RejectUnknown() const {
+    if (!node_ || !node_.IsMap()) return Status::OK();
+    for (const auto& kv : node_) {
+      std::string key = kv.first.as<std::string>();
+      if (!seen_.count(key)) return InvalidArgument(Field(key.c_str()) + ": unknown field");
+    }
+    return Status::OK();
+  }
+
+  std::string Field(const char* key) const { return path_.empty() ? key : path_ + "." + key; }
+
+ private:
+  template <typename T> static const char* TypeName() {
+    if constexpr (std::is_same_v<T, bool>) return "true or false";
+    else if constexpr (std::is_integral_v<T>) return "an integer";
+    else if constexpr (std::is_floating_point_v<T>) return "a number";
+    else return "a string";
+  }
+  static std::string Scalar(const YAML::Node& v) {
+    if (v.IsScalar()) return v.Scalar();
+    return v.IsMap() ? "<map>" : "<list>";
+  }
+
+  YAML::Node node_;
+  std::string path_;
+  std::set<std::string> seen_;
+};
+
+Status Positive(const std::string& field, double v) {
+  if (!(v > 0)) return InvalidArgument(field + ": must be > 0, got " + std::to_string(v));
+  return Status::OK();
+}
+
+Status ParseRoot(const YAML::Node& root, JobConfig* c) {
+  Section top(root, "");
+  RETURN_IF_ERROR(top.Check());
+  RETURN_IF_ERROR(top.Get("name", &c->name));
+  RETURN_IF_ERROR(top.Get("model", &c->model));
+
+  Section data(top.Child("data"), "data");
+  RETURN_IF_ERROR(data.Check());
+  RETURN_IF_ERROR(data.Get("kind", &c->data.kind));
+  RETURN_IF_ERROR(data.Get("examples", &c->data.examples));
+  RETURN_IF_ERROR(data.Get("features", &c->data.features));
+  RETURN_IF_ERROR(data.Get("noise_stddev", &c->data.noise_stddev));
+  RETURN_IF_ERROR(data.Get("seed", &c->data.seed));
+  RETURN_IF_ERROR(data.RejectUnknown());
+
+  Section train(top.Child("train"), "train");
+  RETURN_IF_ERROR(train.Check());
+  RETURN_IF_ERROR(train.Get("batch_size", &c->train.batch_size));
+  RETURN_IF_ERROR(train.Get("epochs", &c->train.epochs));
+  RETURN_IF_ERROR(train.Get("max_steps", &c->train.max_steps));
+  RETURN_IF_ERROR(train.Get("log_every_steps", &c->train.log_every_steps));
+  RETURN_IF_ERROR(train.Get("seed", &c->train.seed));
+  RETURN_IF_ERROR(train.RejectUnknown());
+
+  Section opt(top.Child("optimizer"), "optimizer");
+  RETURN_IF_ERROR(opt.Check());
+  OptimizerSpec& o = c->optimizer;
+  RETURN_IF_ERROR(opt.Get("kind", &o.kind));
+  RETURN_IF_ERROR(opt.Get("learning_rate", &o.learning_rate));
+  RETURN_IF_ERROR(opt.Get("momentum", &o.momentum));
+  RETURN_IF_ERROR(opt.Get("nesterov", &o.nesterov));
+  RETURN_IF_ERROR(opt.Get("beta1", &o.beta1));
+  RETURN_IF_ERROR(opt.Get("beta2", &o.beta2));
+  RETURN_IF_ERROR(opt.Get("epsilon", &o.epsilon));
+  RETURN_IF_ERROR(opt.Get("initial_accumulator", &o.initial_accumulator));
+  RETURN_IF_ERROR(opt.Get("l1", &o.l1));
+  RETURN_IF_ERROR(opt.Get("l2", &o.l2));
+  RETURN_IF_ERROR(opt.Get("lr_power", &o.lr_power));
+  RETURN_IF_ERROR(opt.RejectUnknown());
+
+  Section cl(top.Child("cluster"), "cluster");
+  RETURN_IF_ERROR(cl.Check());
+  RETURN_IF_ERROR(cl.Get("servers", &c->cluster.servers));
+  RETURN_IF_ERROR(cl.Get("workers", &c->cluster.workers));
+  RETURN_IF_ERROR(cl.Get("consistency", &c->cluster.consistency));
+  RETURN_IF_ERROR(cl.Get("bind", &c->cluster.bind));
+  RETURN_IF_ERROR(cl.Get("advertise", &c->cluster.advertise));
+  RETURN_IF_ERROR(cl.Get("split_threshold_bytes", &c->cluster.split_threshold_bytes));
+  RETURN_IF_ERROR(cl.Get("timeout_ms", &c->cluster.timeout_ms));
+  RETURN_IF_ERROR(cl.RejectUnknown());
+
+  return top.RejectUnknown();
+}
+
+}  // namespace
+
+Status ValidateJobConfig(const JobConfig& c) {
+  if (c.model != "linear_regression") {
+    return InvalidArgument("model: unknown model '" + c.model + "' (supported: linear_regression)");
+  }
+  if (c.data.kind != "synthetic_linear") {
+    return InvalidArgument("data.kind: unknown data kind '" + c.data.kind + "' (supported: synthetic_linear)");
+  }
+  RETURN_IF_ERROR(Positive("data.examples", static_cast<double>(c.data.examples)));
+  RETURN_IF_ERROR(Positive("data.features", static_cast<double>(c.data.features)));
+  if (c.data.features > (1 << 24)) return InvalidArgument("data.features: at most 16777216");
+  if (c.data.noise_stddev < 0) return InvalidArgument("data.noise_stddev: must be >= 0");
+  RETURN_IF_ERROR(Positive("train.batch_size", static_cast<double>(c.train.batch_size)));
+  RETURN_IF_ERROR(Positive("train.epochs", static_cast<double>(c.train.epochs)));
+  if (c.train.max_steps < 0) return InvalidArgument("train.max_steps: must be >= 0");
+  RETURN_IF_ERROR(Positive("train.log_every_steps", static_cast<double>(c.train.log_every_steps)));
+  RETURN_IF_ERROR(Positive("optimizer.learning_rate", c.optimizer.learning_rate));
+  if (c.optimizer.kind != "sgd") {
+    return InvalidArgument("optimizer.kind: unknown optimizer '" + c.optimizer.kind + "' (supported: sgd)");
+  }
+  if (c.cluster.servers < 1 || c.cluster.servers > 1024) return InvalidArgument("cluster.servers: must be in [1, 1024]");
+  if (c.cluster.workers < 1 || c.cluster.workers > 1024) return InvalidArgument("cluster.workers: must be in [1, 1024]");
+  if (c.cluster.consistency != "async") {
+    return InvalidArgument("cluster.consistency: unknown mode '" + c.cluster.consistency + "' (supported: async)");
+  }
+  RETURN_IF_ERROR(Positive("cluster.timeout_ms", static_cast<double>(c.cluster.timeout_ms)));
+  if (c.data.examples < c.cluster.workers) {
+    return InvalidArgument("data.examples: " + std::to_string(c.data.examples) + " examples cannot feed " +
+                           std::to_string(c.cluster.workers) + " workers");
+  }
+  return Status::OK();
+}
+
+StatusOr<JobConfig> ParseJobConfig(const std::string& text) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument(std::string("job file is not valid YAML: ") + e.what());
+  }
+  JobConfig c;
+  RETURN_IF_ERROR(ParseRoot(root, &c));
+  RETURN_IF_ERROR(ValidateJobConfig(c));
+  return c;
+}
+
+StatusOr<JobConfig> LoadJobConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound("cannot open job file '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  StatusOr<JobConfig> c = ParseJobConfig(ss.str());
+  if (!c.ok()) return c.status().WithContext(path);
+  return c;
+}
+
+}  // namespace cairn

@@ -1,0 +1,41 @@
+// Running a training job: on the embedded local cluster (servers and workers
+// as threads of this process) or as one rank of an mpirun job.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "launch/job_config.h"
+#include "launch/mpi_context.h"
+#include "worker/linear_regression.h"
+
+namespace cairn {
+
+struct JobSummary {
+  std::string job;
+  std::string mode;  // "local" or "mpirun"
+  int servers = 0;
+  int workers = 0;
+  int64_t global_step = 0;   // steps applied across all workers
+  double final_loss = 0;     // mean of the workers' last reported losses
+  double wall_seconds = 0;
+  double examples_per_sec = 0;
+  std::map<std::string, double> metrics;  // the job's own metrics
+
+  std::string ToJson() const;
+};
+
+Status WriteSummary(const JobSummary& summary, const std::string& path);
+
+// Starts config.cluster.servers servers and config.cluster.workers worker
+// threads in this process, trains, and returns the summary.
+StatusOr<JobSummary> RunLocalJob(const JobConfig& config);
+
+// This rank's part of an mpirun job: ranks [0, servers) serve, the rest
+// train; rank `servers` (the chief) returns the summary, other ranks an
+// empty one.
+StatusOr<JobSummary> RunMpiJob(const JobConfig& config, MpiContext& mpi);
+
+}  // namespace cairn

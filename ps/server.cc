@@ -1,0 +1,245 @@
+#include "ps/server.h"
+
+#include <mutex>
+#include <set>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <spdlog/spdlog.h>
+
+#include "common/frame_socket.h"
+#include "common/messages.h"
+#include "ps/shard_store.h"
+
+namespace cairn {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+constexpr uint64_t kDataAlignment = 64;
+uint64_t AlignUp(uint64_t n) { return (n + kDataAlignment - 1) / kDataAlignment * kDataAlignment; }
+const uint8_t kPad[kDataAlignment] = {};
+
+OutFrame Reply(const InFrame& request, std::string control) {
+  OutFrame reply;
+  reply.type = request.header.type | 0x8000;
+  reply.request_id = request.header.request_id;
+  reply.control = std::move(control);
+  return reply;
+}
+
+}  // namespace
+
+class Server::Core : public std::enable_shared_from_this<Core> {
+ public:
+  Core(EventLoop& loop, ServerOptions options)
+      : loop_(loop), options_(std::move(options)), acceptor_(asio::make_strand(loop.io())) {}
+
+  Status Listen() {
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(options_.bind_address, ec);
+    if (ec) return InvalidArgument("bind address '" + options_.bind_address + "' is not an IP address");
+    tcp::endpoint ep(address, options_.port);
+    acceptor_.open(ep.protocol(), ec);
+    if (!ec) acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor_.bind(ep, ec);
+    if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return Unavailable("server " + std::to_string(options_.index) + " cannot listen on " + options_.bind_address +
+                         ":" + std::to_string(options_.port) + ": " + ec.message());
+    }
+    auto local = acceptor_.local_endpoint(ec);
+    endpoint_ = Endpoint{local.address().to_string(), local.port()};
+    Accept();
+    return Status::OK();
+  }
+
+  Endpoint endpoint() const { return endpoint_; }
+
+  ServerStats stats() const {
+    ServerStats s;
+    s.pushes_applied = pushes_applied_.load();
+    s.pulls_served = pulls_served_.load();
+    s.frames_rejected = frames_rejected_.load();
+    s.requests_failed = requests_failed_.load();
+    s.connections_accepted = connections_accepted_.load();
+    s.variables = store_.size();
+    return s;
+  }
+
+  void Stop() {
+    std::set<std::shared_ptr<FrameSocket>> connections;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) return;
+      stopped_ = true;
+      connections.swap(connections_);
+    }
+    asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
+      boost::system::error_code ignored;
+      self->acceptor_.close(ignored);
+    });
+    for (auto& c : connections) c->Close(Cancelled("server stopping"));
+  }
+
+ private:
+  void Accept() {
+    acceptor_.async_accept(asio::make_strand(loop_.io()), [self = shared_from_this()](
+                                                               const boost::system::error_code& ec, tcp::socket socket) {
+      if (ec == asio::error::operation_aborted) return;
+      if (!ec) self->Adopt(std::move(socket));
+      else spdlog::warn("server {}: accept failed: {}", self->options_.index, ec.message());
+      std::lock_guard<std::mutex> lock(self->mu_);
+      if (!self->stopped_) self->Accept();
+    });
+  }
+
+  void Adopt(tcp::socket socket) {
+    auto conn = std::make_shared<FrameSocket>(std::move(socket), options_.limits);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) return;
+      connections_.insert(conn);
+    }
+    ++connections_accepted_;
+    std::weak_ptr<FrameSocket> weak_conn = conn;
+    conn->Start(
+        [self = shared_from_this(), weak_conn](InFrame frame) {
+          // Handlers may be heavy (an optimizer step over a large shard): run
+          // them off the connection's strand so its next read can start.
+          asio::post(self->loop_.io(), [self, weak_conn, frame = std::move(frame)]() mutable {
+            if (auto c = weak_conn.lock()) self->Handle(*c, std::move(frame));
+          });
+        },
+        [self = shared_from_this(), weak_conn](const Status& reason) {
+          auto c = weak_conn.lock();
+          if (reason.code() == StatusCode::kDataLoss || reason.code() == StatusCode::kInvalidArgument ||
+              reason.code() == StatusCode::kOutOfRange) {
+            ++self->frames_rejected_;
+            spdlog::warn("server {}: dropped connection: {}", self->options_.index, reason.message());
+          }
+          if (c) {
+            std::lock_guard<std::mutex> lock(self->mu_);
+            self->connections_.erase(c);
+          }
+        });
+  }
+
+  void Handle(FrameSocket& conn, InFrame frame) {
+    const uint16_t type = frame.header.type;
+    OutFrame reply;
+    Status status;
+    switch (static_cast<FrameType>(type)) {
+      case FrameType::kHello: status = HandleHello(frame, &reply); break;
+      case FrameType::kCreateVariables: status = HandleCreate(frame, &reply); break;
+      case FrameType::kPull: status = HandlePull(frame, &reply); break;
+      case FrameType::kPush: status = HandlePush(frame, &reply); break;
+      case FrameType::kStats: status = HandleStats(frame, &reply); break;
+      default: status = InvalidArgument("a server does not accept frames of type " + std::to_string(type));
+    }
+    if (!status.ok()) {
+      ++requests_failed_;
+      spdlog::warn("server {}: {} from {} failed: {}", options_.index, FrameTypeName(type), conn.peer(),
+                   status.ToString());
+      reply = Reply(frame, EncodeMessage(StatusReply{WireStatus::From(status)}));
+    }
+    reply.Seal();
+    conn.Send(std::move(reply));
+  }
+
+  Status HandleHello(const InFrame& frame, OutFrame* reply) {
+    HelloRequest req;
+    RETURN_IF_ERROR(DecodeMessage(frame.control, &req, "Hello"));
+    *reply = Reply(frame, EncodeMessage(HelloReply{WireStatus{}, options_.index}));
+    return Status::OK();
+  }
+
+  Status HandleCreate(const InFrame& frame, OutFrame* reply) {
+    CreateRequest req;
+    RETURN_IF_ERROR(DecodeMessage(frame.control, &req, "CreateVariables"));
+    for (const ShardDecl& decl : req.shards) RETURN_IF_ERROR(store_.Create(decl, req.optimizer));
+    *reply = Reply(frame, EncodeMessage(StatusReply{}));
+    return Status::OK();
+  }
+
+  Status HandlePull(const InFrame& frame, OutFrame* reply) {
+    PullRequest req;
+    RETURN_IF_ERROR(DecodeMessage(frame.control, &req, "Pull"));
+    PullReply out;
+    std::vector<Tensor> values;
+    uint64_t offset = 0;
+    for (const std::string& name : req.names) {
+      ShardInfo info;
+      ASSIGN_OR_RETURN(Tensor value, store_.Read(name, &info));
+      out.tensors.push_back(TensorDesc{name, value.dtype(), value.shape(), info.row_begin, offset, value.byte_size()});
+      offset = AlignUp(offset + value.byte_size());
+      values.push_back(std::move(value));
+    }
+    *reply = Reply(frame, EncodeMessage(out));
+    uint64_t written = 0;
+    for (size_t i = 0; i < values.size(); ++i) {
+      const TensorDesc& d = out.tensors[i];
+      if (d.offset > written) reply->data.push_back(ByteSpan{kPad, d.offset - written});
+      reply->data.push_back(ByteSpan{values[i].raw(), values[i].byte_size()});
+      reply->keepalive.push_back(values[i].owner());
+      written = d.offset + d.bytes;
+    }
+    ++pulls_served_;
+    return Status::OK();
+  }
+
+  Status HandlePush(const InFrame& frame, OutFrame* reply) {
+    PushRequest req;
+    RETURN_IF_ERROR(DecodeMessage(frame.control, &req, "Push"));
+    std::vector<Tensor> grads;
+    // Check every gradient before applying any: a push applies whole or not at all.
+    for (const TensorDesc& d : req.grads) {
+      RETURN_IF_ERROR(ValidateTensorDesc(d, frame.data_len));
+      Tensor g = ViewTensor(d, frame.payload, frame.data);
+      RETURN_IF_ERROR(store_.CheckGradient(d.name, g));
+      grads.push_back(std::move(g));
+    }
+    for (size_t i = 0; i < grads.size(); ++i) RETURN_IF_ERROR(store_.ApplyGradient(req.grads[i].name, grads[i]));
+    ++pushes_applied_;
+    *reply = Reply(frame, EncodeMessage(StatusReply{}));
+    return Status::OK();
+  }
+
+  Status HandleStats(const InFrame& frame, OutFrame* reply) {
+    ServerStats s = stats();
+    StatsReply out{WireStatus{}, s.pushes_applied, s.pulls_served, s.frames_rejected, s.variables};
+    *reply = Reply(frame, EncodeMessage(out));
+    return Status::OK();
+  }
+
+  // Constant after construction.
+  EventLoop& loop_;
+  const ServerOptions options_;
+  Endpoint endpoint_;  // set by Listen, before any handler runs
+
+  tcp::acceptor acceptor_;  // on its strand
+  ShardStore store_;        // thread-safe
+
+  std::mutex mu_;
+  bool stopped_ = false;                                   // guarded by mu_
+  std::set<std::shared_ptr<FrameSocket>> connections_;    // guarded by mu_
+
+  std::atomic<uint64_t> pushes_applied_{0}, pulls_served_{0}, frames_rejected_{0}, requests_failed_{0},
+      connections_accepted_{0};
+};
+
+StatusOr<std::unique_ptr<Server>> Server::Start(EventLoop& loop, ServerOptions options) {
+  auto core = std::make_shared<Core>(loop, std::move(options));
+  RETURN_IF_ERROR(core->Listen());
+  return std::unique_ptr<Server>(new Server(std::move(core)));
+}
+
+Server::Server(std::shared_ptr<Core> core) : core_(std::move(core)) {}
+Server::~Server() { Stop(); }
+Endpoint Server::endpoint() const { return core_->endpoint(); }
+ServerStats Server::stats() const { return core_->stats(); }
+void Server::Stop() { core_->Stop(); }
+
+}  // namespace cairn

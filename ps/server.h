@@ -1,0 +1,60 @@
+// Server: a parameter server. Accepts connections from workers, creates the
+// shards they declare, serves pulls, and applies pushed gradients.
+//
+// Every frame is checked before use. A frame that is not a well-formed Cairn
+// frame (bad magic, oversized, bad checksum, truncated) closes that one
+// connection with a logged reason; a well-formed request with bad contents
+// (unknown variable, wrong shape, malformed message) gets an error reply.
+// Either way every other connection is served on.
+//
+// Thread-safe. Handlers run on the EventLoop's threads; the EventLoop must
+// outlive the Server.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/cluster_spec.h"
+#include "common/event_loop.h"
+#include "common/frame.h"
+#include "common/status.h"
+
+namespace cairn {
+
+struct ServerOptions {
+  int index = 0;                          // this server's index in the cluster (for logs)
+  std::string bind_address = "127.0.0.1"; // address to listen on
+  uint16_t port = 0;                      // 0: an ephemeral port chosen by the OS
+  FrameLimits limits;                     // default: 4 MiB control, 1 GiB data per frame
+};
+
+struct ServerStats {
+  uint64_t pushes_applied = 0;
+  uint64_t pulls_served = 0;
+  uint64_t frames_rejected = 0;     // connections closed for a malformed frame
+  uint64_t requests_failed = 0;     // requests answered with an error
+  uint64_t connections_accepted = 0;
+  uint64_t variables = 0;
+};
+
+class Server {
+ public:
+  // Binds and starts accepting. Unavailable if the address cannot be bound.
+  static StatusOr<std::unique_ptr<Server>> Start(EventLoop& loop, ServerOptions options);
+  ~Server();  // Stop()
+
+  // The address and port actually bound.
+  Endpoint endpoint() const;
+  ServerStats stats() const;
+  // Stops accepting and closes every connection. Idempotent.
+  void Stop();
+
+ private:
+  class Core;
+  explicit Server(std::shared_ptr<Core> core);
+  std::shared_ptr<Core> core_;
+};
+
+}  // namespace cairn

@@ -1,0 +1,70 @@
+// ShardStore: the shards one server holds, and the updates applied to them.
+//
+// A shard is rows [row_begin, row_end) of one variable, with its optimizer
+// slots. Each shard has its own mutex; reads copy under it and updates apply
+// under it, so a pull never sees half an update. No lock is held across I/O:
+// callers get copies.
+//
+// Thread-safe.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "common/messages.h"
+#include "common/status.h"
+#include "common/tensor.h"
+#include "ps/optimizer.h"
+
+namespace cairn {
+
+struct ShardInfo {
+  VariableSpec spec;
+  int64_t row_begin = 0;
+  int64_t row_end = 0;
+  Shape shape() const;  // the shard's own shape: spec.shape with rows() rows
+};
+
+class ShardStore {
+ public:
+  ShardStore() = default;
+  ShardStore(const ShardStore&) = delete;
+  ShardStore& operator=(const ShardStore&) = delete;
+
+  // Creates and initializes a shard. Creating the same shard again is OK (its
+  // values are kept); a different spec, row range or optimizer under the same
+  // name is AlreadyExists naming both.
+  Status Create(const ShardDecl& decl, const OptimizerSpec& optimizer);
+
+  // A copy of the shard's values, taken under its lock.
+  StatusOr<Tensor> Read(const std::string& name, ShardInfo* info = nullptr) const;
+
+  // Checks that `grad` fits shard `name` (exists, trainable, dtype, shape).
+  Status CheckGradient(const std::string& name, const Tensor& grad) const;
+  // Applies `grad` with the shard's optimizer. Checks as CheckGradient.
+  Status ApplyGradient(const std::string& name, const Tensor& grad);
+
+  size_t size() const;
+
+ private:
+  struct Shard {
+    ShardInfo info;
+    OptimizerSpec optimizer_spec;
+    std::unique_ptr<Optimizer> optimizer;  // constant after creation
+    mutable std::mutex mu;
+    Tensor values;               // guarded by mu
+    std::vector<Tensor> slots;   // guarded by mu
+    int64_t updates = 0;         // guarded by mu
+  };
+
+  StatusOr<Shard*> Find(const std::string& name) const;
+
+  mutable std::shared_mutex mu_;                          // guards the map, not the shards
+  std::map<std::string, std::unique_ptr<Shard>> shards_;  // guarded by mu_
+};
+
+}  // namespace cairn

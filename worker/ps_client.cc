@@ -1,0 +1,180 @@
+#include "worker/ps_client.h"
+
+#include <cstring>
+
+namespace cairn {
+namespace {
+
+constexpr uint64_t kDataAlignment = 64;
+uint64_t AlignUp(uint64_t n) { return (n + kDataAlignment - 1) / kDataAlignment * kDataAlignment; }
+const uint8_t kPad[kDataAlignment] = {};
+
+std::string ServerContext(FrameType type, int server) {
+  return std::string(FrameTypeName(static_cast<uint16_t>(type))) + " on server " + std::to_string(server);
+}
+
+// The reply's status, and its message decoded into `out`.
+template <class M>
+Status DecodeReply(const StatusOr<InFrame>& reply, M* out, const char* name) {
+  if (!reply.ok()) return reply.status();
+  // Error replies carry only a StatusReply; its WireStatus prefix is shared by
+  // every reply type, so decode that first.
+  StatusReply head;
+  ByteViewBuf buf(reply->control);
+  std::istream is(&buf);
+  try {
+    cereal::BinaryInputArchive ar(is);
+    ar(head.status);
+  } catch (const std::exception& e) {
+    return DataLoss(std::string("malformed ") + name + " reply: " + e.what());
+  }
+  RETURN_IF_ERROR(head.status.ToStatus());
+  return DecodeMessage(reply->control, out, name);
+}
+
+}  // namespace
+
+PsClient::PsClient(Transport* transport, Placement placement, PsClientOptions options)
+    : transport_(transport), placement_(std::move(placement)), options_(options) {}
+
+Status PsClient::CreateVariables(const OptimizerSpec& optimizer) {
+  std::vector<std::pair<int, OutFrame>> calls;
+  for (int s = 0; s < placement_.num_servers(); ++s) {
+    CreateRequest req;
+    req.optimizer = optimizer;
+    for (const auto& [name, slice] : placement_.SlicesOnServer(s)) {
+      ASSIGN_OR_RETURN(VariableSpec spec, placement_.SpecOf(name));
+      req.shards.push_back(ShardDecl{spec, slice.row_begin, slice.row_end});
+    }
+    OutFrame f;
+    f.type = static_cast<uint16_t>(FrameType::kCreateVariables);
+    f.control = EncodeMessage(req);
+    calls.emplace_back(s, std::move(f));
+  }
+  auto replies = CallAll(*transport_, std::move(calls), NextDeadline());
+  for (size_t s = 0; s < replies.size(); ++s) {
+    StatusReply r;
+    Status st = DecodeReply(replies[s], &r, "CreateVariables");
+    if (!st.ok()) return st.WithContext(ServerContext(FrameType::kCreateVariables, static_cast<int>(s)));
+  }
+  return Status::OK();
+}
+
+StatusOr<std::map<std::string, Tensor>> PsClient::Pull(const std::vector<std::string>& names) {
+  std::map<int, PullRequest> per_server;
+  std::map<std::string, std::pair<VariableSpec, std::vector<ShardSlice>>> wanted;
+  for (const std::string& name : names) {
+    ASSIGN_OR_RETURN(VariableSpec spec, placement_.SpecOf(name));
+    ASSIGN_OR_RETURN(std::vector<ShardSlice> slices, placement_.SlicesOf(name));
+    for (const ShardSlice& s : slices) per_server[s.server].names.push_back(name);
+    wanted[name] = {std::move(spec), std::move(slices)};
+  }
+  std::vector<std::pair<int, OutFrame>> calls;
+  for (auto& [server, req] : per_server) {
+    OutFrame f;
+    f.type = static_cast<uint16_t>(FrameType::kPull);
+    f.control = EncodeMessage(req);
+    calls.emplace_back(server, std::move(f));
+  }
+  std::vector<int> servers;
+  for (auto& [server, req] : per_server) servers.push_back(server);
+  auto replies = CallAll(*transport_, std::move(calls), NextDeadline());
+
+  // (name, row_begin) → the slice's tensor, viewing the reply's bytes.
+  std::map<std::pair<std::string, int64_t>, Tensor> parts;
+  for (size_t i = 0; i < replies.size(); ++i) {
+    PullReply r;
+    Status st = DecodeReply(replies[i], &r, "Pull");
+    if (!st.ok()) return st.WithContext(ServerContext(FrameType::kPull, servers[i]));
+    for (const TensorDesc& d : r.tensors) {
+      Status valid = ValidateTensorDesc(d, replies[i]->data_len);
+      if (!valid.ok()) return DataLoss("server " + std::to_string(servers[i]) + " sent a bad tensor: " + valid.message());
+      parts[{d.name, d.row_begin}] = ViewTensor(d, replies[i]->payload, replies[i]->data);
+    }
+  }
+  std::map<std::string, Tensor> out;
+  for (auto& [name, entry] : wanted) {
+    const auto& [spec, slices] = entry;
+    if (slices.size() == 1) {
+      auto it = parts.find({name, 0});
+      if (it == parts.end() || it->second.shape() != spec.shape || it->second.dtype() != spec.dtype) {
+        return DataLoss("server " + std::to_string(slices[0].server) + " did not return '" + name + "' as " +
+                        ShapeString(spec.shape));
+      }
+      out[name] = it->second;  // a view of the reply: no copy
+      continue;
+    }
+    Tensor whole(spec.dtype, spec.shape);
+    const size_t row_bytes = spec.row_bytes();
+    for (const ShardSlice& s : slices) {
+      auto it = parts.find({name, s.row_begin});
+      if (it == parts.end() || it->second.rows() != s.rows() || it->second.dtype() != spec.dtype ||
+          static_cast<size_t>(it->second.byte_size()) != s.rows() * row_bytes) {
+        return DataLoss("server " + std::to_string(s.server) + " did not return rows [" +
+                        std::to_string(s.row_begin) + ", " + std::to_string(s.row_end) + ") of '" + name + "'");
+      }
+      std::memcpy(static_cast<char*>(whole.raw()) + s.row_begin * row_bytes, it->second.raw(), it->second.byte_size());
+    }
+    out[name] = std::move(whole);
+  }
+  return out;
+}
+
+Status PsClient::Push(const std::map<std::string, Tensor>& grads) {
+  struct ServerPush {
+    PushRequest req;
+    OutFrame frame;
+    uint64_t offset = 0;
+  };
+  std::map<int, ServerPush> per_server;
+  const uint64_t sequence = next_sequence_.fetch_add(1);
+  for (const auto& [name, grad] : grads) {
+    ASSIGN_OR_RETURN(VariableSpec spec, placement_.SpecOf(name));
+    if (grad.shape() != spec.shape || grad.dtype() != DType::kFloat32) {
+      return InvalidArgument("gradient for '" + name + "' is " + DTypeName(grad.dtype()) + ShapeString(grad.shape()) +
+                             " but the variable is " + DTypeName(spec.dtype) + ShapeString(spec.shape));
+    }
+    ASSIGN_OR_RETURN(std::vector<ShardSlice> slices, placement_.SlicesOf(name));
+    for (const ShardSlice& s : slices) {
+      Tensor part = slices.size() == 1 ? grad : grad.SliceRows(s.row_begin, s.row_end);
+      ServerPush& p = per_server[s.server];
+      const uint64_t aligned = AlignUp(p.offset);
+      if (aligned > p.offset) p.frame.data.push_back(ByteSpan{kPad, aligned - p.offset});
+      p.req.grads.push_back(TensorDesc{name, part.dtype(), part.shape(), s.row_begin, aligned, part.byte_size()});
+      p.frame.data.push_back(ByteSpan{part.raw(), part.byte_size()});
+      p.frame.keepalive.push_back(part.owner());
+      p.offset = aligned + part.byte_size();
+    }
+  }
+  std::vector<std::pair<int, OutFrame>> calls;
+  std::vector<int> servers;
+  for (auto& [server, p] : per_server) {
+    p.req.worker_id = options_.worker_id;
+    p.req.sequence = sequence;
+    p.frame.type = static_cast<uint16_t>(FrameType::kPush);
+    p.frame.control = EncodeMessage(p.req);
+    calls.emplace_back(server, std::move(p.frame));
+    servers.push_back(server);
+  }
+  auto replies = CallAll(*transport_, std::move(calls), NextDeadline());
+  for (size_t i = 0; i < replies.size(); ++i) {
+    StatusReply r;
+    Status st = DecodeReply(replies[i], &r, "Push");
+    if (!st.ok()) return st.WithContext(ServerContext(FrameType::kPush, servers[i]));
+  }
+  return Status::OK();
+}
+
+StatusOr<StatsReply> PsClient::Stats(int server) {
+  OutFrame f;
+  f.type = static_cast<uint16_t>(FrameType::kStats);
+  std::vector<std::pair<int, OutFrame>> calls;
+  calls.emplace_back(server, std::move(f));
+  auto replies = CallAll(*transport_, std::move(calls), NextDeadline());
+  StatsReply r;
+  Status st = DecodeReply(replies[0], &r, "Stats");
+  if (!st.ok()) return st.WithContext(ServerContext(FrameType::kStats, server));
+  return r;
+}
+
+}  // namespace cairn
