@@ -1,11 +1,124 @@
 #include "bench/bench_commands.h"
 
-namespace cairn {
+#include <charconv>
+#include <string>
+#include <vector>
 
-void AddBenchCommands(CLI::App& app) {
-  app.add_subcommand("bench", "Cluster benchmarks")->require_subcommand(1);
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "bench/pushpull_bench.h"
+#include "bench/pushpull_report.h"
+
+namespace cairn {
+namespace {
+
+constexpr char kDefaultSizes[] = "4096,1048576,16777216";
+constexpr char kDefaultConfigs[] = "1x1,2x2";
+constexpr char kAllOps[] = "push,pull,pushpull";
+
+void AddPushPullCommand(CLI::App& bench) {
+  CLI::App* c = bench.add_subcommand(
+      "pushpull", "Push/pull throughput and latency through real servers over loopback TCP, against raw sockets");
+  c->add_option("--sizes", "Value sizes in bytes, comma-separated; each a multiple of 1024")->default_val(kDefaultSizes);
+  c->add_option("--configs", "Cluster shapes SxW (servers x workers), comma-separated")->default_val(kDefaultConfigs);
+  c->add_option("--seconds", "Measured seconds per workload and case, over all rounds")->default_val(2.0);
+  c->add_option("--warmup-seconds", "Unmeasured seconds before each workload")->default_val(0.3);
+  c->add_option("--rounds", "Interleaved rounds of raw, push, pull, push+pull per case")->default_val(4);
+  c->add_option("--ops", "Workloads to run, comma-separated (the raw baseline always runs)")->default_val(kAllOps);
+  c->add_option("--json", "Also write every result as JSON to this file");
 }
 
-int RunBenchCommands(CLI::App& app) { return 0; }
+std::vector<std::string> SplitCommas(const std::string& text) {
+  std::vector<std::string> parts;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    size_t end = text.find(',', begin);
+    if (end == std::string::npos) end = text.size();
+    if (end > begin) parts.push_back(text.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return parts;
+}
+
+StatusOr<std::vector<uint64_t>> ParseSizes(const std::string& text) {
+  std::vector<uint64_t> sizes;
+  for (const std::string& part : SplitCommas(text)) {
+    uint64_t v = 0;
+    auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), v);
+    if (ec != std::errc() || end != part.data() + part.size()) {
+      return InvalidArgument("--sizes: '" + part + "' is not a byte count");
+    }
+    sizes.push_back(v);
+  }
+  return sizes;
+}
+
+StatusOr<std::vector<ClusterShape>> ParseConfigs(const std::string& text) {
+  std::vector<ClusterShape> configs;
+  for (const std::string& part : SplitCommas(text)) {
+    StatusOr<ClusterShape> shape = ClusterShape::Parse(part);
+    if (!shape.ok()) return shape.status().WithContext("--configs");
+    configs.push_back(*shape);
+  }
+  return configs;
+}
+
+StatusOr<PushPullOps> ParseOps(const std::string& text) {
+  PushPullOps ops{false, false, false};
+  for (const std::string& part : SplitCommas(text)) {
+    if (part == "push") ops.push = true;
+    else if (part == "pull") ops.pull = true;
+    else if (part == "pushpull") ops.push_pull = true;
+    else return InvalidArgument("--ops: unknown workload '" + part + "' (known: " + kAllOps + ")");
+  }
+  return ops;
+}
+
+StatusOr<PushPullOptions> PushPullFlags(const CLI::App& c) {
+  PushPullOptions o;
+  ASSIGN_OR_RETURN(o.value_bytes, ParseSizes(c.get_option("--sizes")->as<std::string>()));
+  ASSIGN_OR_RETURN(o.configs, ParseConfigs(c.get_option("--configs")->as<std::string>()));
+  ASSIGN_OR_RETURN(o.ops, ParseOps(c.get_option("--ops")->as<std::string>()));
+  o.timing.seconds = c.get_option("--seconds")->as<double>();
+  o.timing.warmup_seconds = c.get_option("--warmup-seconds")->as<double>();
+  o.rounds = c.get_option("--rounds")->as<int>();
+  RETURN_IF_ERROR(ValidatePushPullOptions(o));
+  return o;
+}
+
+int Fail(const Status& s) {
+  spdlog::error("bench pushpull failed: {}", s.ToString());
+  return 1;
+}
+
+int RunPushPull(const CLI::App& c) {
+  StatusOr<PushPullOptions> options = PushPullFlags(c);
+  if (!options.ok()) return Fail(options.status());
+  StatusOr<std::vector<PushPullResult>> results = RunPushPullBench(*options);
+  if (!results.ok()) return Fail(results.status());
+  fmt::print("\n{}", FormatPushPullTable(*results));
+  const std::string json_path = c.get_option("--json")->as<std::string>();
+  if (!json_path.empty()) {
+    Status written = WritePushPullJson(*options, *results, json_path);
+    if (!written.ok()) return Fail(written);
+    fmt::print("\nwrote {}\n", json_path);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddBenchCommands(CLI::App& app) {
+  CLI::App* bench = app.add_subcommand("bench", "Cluster benchmarks")->require_subcommand(1);
+  AddPushPullCommand(*bench);
+}
+
+int RunBenchCommands(CLI::App& app) {
+  const CLI::App* bench = app.get_subcommand("bench");
+  if (bench->got_subcommand("pushpull")) return RunPushPull(*bench->get_subcommand("pushpull"));
+  spdlog::error("no bench subcommand given");
+  return 1;
+}
 
 }  // namespace cairn

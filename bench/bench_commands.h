@@ -1,4 +1,11 @@
 // `cairn bench ...` subcommands.
+//
+//   cairn bench pushpull [--sizes 4096,1048576,16777216] [--configs 1x1,2x2]
+//                        [--seconds 2.0] [--warmup-seconds 0.3]
+//                        [--rounds 4] [--ops push,pull,pushpull] [--json FILE]
+//
+// The flags live on the CLI11 app itself (read back with Option::as), so no
+// state outlives a parse outside the app.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -7,7 +14,8 @@ namespace cairn {
 
 // Registers the bench subcommands on `app`.
 void AddBenchCommands(CLI::App& app);
-// Runs the bench subcommand that `app` parsed; returns the exit code.
+// Runs the bench subcommand that `app` parsed; returns the exit code (0 on
+// success, 1 with a logged reason on bad flags or a failed benchmark).
 int RunBenchCommands(CLI::App& app);
 
 }  // namespace cairn

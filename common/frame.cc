@@ -81,6 +81,9 @@ StatusOr<FrameHeader> DecodeHeader(const uint8_t* b, const FrameLimits& limits) 
     return OutOfRange("control section of " + std::to_string(h.control_len) + " bytes exceeds the limit of " +
                       std::to_string(limits.max_control_bytes));
   }
+  if (h.data_len > UINT64_MAX - AlignUp(h.control_len, kControlAlignment)) {
+    return OutOfRange("frame lengths overflow");
+  }
   if (h.data_len > limits.max_data_bytes) {
     return OutOfRange("data section of " + std::to_string(h.data_len) + " bytes exceeds the limit of " +
                       std::to_string(limits.max_data_bytes));
@@ -104,6 +107,10 @@ Status VerifyPayload(const FrameHeader& h, std::shared_ptr<uint8_t> payload, InF
   Put<uint32_t>(header_bytes + 20, h.reserved);
   Put<uint64_t>(header_bytes + 24, h.data_len);
   uint8_t* base = payload.get();
+  // Padding is outside the checksum, so it must be exactly zero.
+  for (uint64_t i = h.control_len; i < h.data_offset(); ++i) {
+    if (base[i] != 0) return DataLoss("non-zero padding after the control section");
+  }
   XXH3_state_t state;
   XXH3_64bits_reset(&state);
   XXH3_64bits_update(&state, header_bytes, 32);

@@ -99,14 +99,16 @@ void FrameSocket::Close(const Status& reason) {
 void FrameSocket::Fail(const Status& reason) {
   if (closed_) return;
   closed_ = true;
-  boost::system::error_code ignored;
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  socket_.close(ignored);
-  queue_.clear();
+  // The close handler runs before the socket closes, so whatever it records
+  // (a rejected-frame count, say) is visible by the time the peer sees EOF.
   CloseHandler on_close = std::move(on_close_);
   on_frame_ = nullptr;
   on_close_ = nullptr;
   if (on_close) on_close(reason);
+  boost::system::error_code ignored;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
+  queue_.clear();
 }
 
 }  // namespace cairn

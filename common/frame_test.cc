@@ -191,7 +191,7 @@ TEST(DecodeFrame, TrailingBytesAfterTheFrameAreDataLoss) {
 
 // Checks the error of `bytes` (a valid frame with byte `pos` changed) is the
 // one the changed field should produce. Returns false if it decoded.
-bool ExpectErrorForChangedByte(const std::string& bytes, size_t pos) {
+bool ExpectErrorForChangedByte(const std::string& bytes, size_t pos, size_t control_len) {
   StatusOr<InFrame> in = DecodeFrame(bytes, FrameLimits{});
   if (in.ok()) return false;
   const Status& s = in.status();
@@ -211,15 +211,21 @@ bool ExpectErrorForChangedByte(const std::string& bytes, size_t pos) {
     EXPECT_EQ(s.code(), StatusCode::kDataLoss);
     EXPECT_TRUE(Contains(m, "checksum"));
   } else if (pos < kReservedAt || (pos >= kDataLenAt && pos < kChecksumAt)) {
-    // A length: too long, too short, over the limit, or (same padded size) checksum.
+    // A length: too long, too short, over the limit, or (same padded size)
+    // caught by the padding or checksum check.
     EXPECT_TRUE((s.code() == StatusCode::kDataLoss &&
-                 (Contains(m, "truncated") || Contains(m, "trailing") || Contains(m, "checksum"))) ||
+                 (Contains(m, "truncated") || Contains(m, "trailing") || Contains(m, "checksum") ||
+                  Contains(m, "padding"))) ||
                 (s.code() == StatusCode::kOutOfRange && Contains(m, "exceeds")));
   } else if (pos < kDataLenAt) {
     EXPECT_EQ(s.code(), StatusCode::kDataLoss);
     EXPECT_TRUE(Contains(m, "reserved"));
+  } else if (pos >= kFrameHeaderBytes + control_len && pos < kFrameHeaderBytes + AlignUp64(control_len)) {
+    // Padding: outside the checksum, so a padding check (or the checksum) must catch it.
+    EXPECT_EQ(s.code(), StatusCode::kDataLoss);
+    EXPECT_TRUE(Contains(m, "padding") || Contains(m, "checksum"));
   } else {
-    // Checksum field, control, padding or data.
+    // Checksum field, control or data.
     EXPECT_EQ(s.code(), StatusCode::kDataLoss);
     EXPECT_TRUE(Contains(m, "checksum"));
   }
@@ -239,7 +245,7 @@ void CheckEveryChangedByteIsAnError(const std::string& valid, size_t control_len
       for (uint8_t mask : {uint8_t{0xff}, uint8_t{0x01}, uint8_t{0x80}, uint8_t{0x10}}) {
         std::string bytes = valid;
         bytes[pos] = static_cast<char>(bytes[pos] ^ mask);
-        if (!ExpectErrorForChangedByte(bytes, pos)) {
+        if (!ExpectErrorForChangedByte(bytes, pos, control_len)) {
           any_decoded = true;
           ++decoded;
         }
@@ -262,8 +268,9 @@ TEST(DecodeFrame, EveryFlippedByteOfAFrameWithoutPaddingIsAnError) {
   CheckEveryChangedByteIsAnError(SmallFrameWithoutPadding(), 64);
 }
 
-// The header bytes, control and data are checksummed, but the padding between
-// control and data is not (frame.h promises VerifyPayload checks it).
+// The checksum covers the header, control and data but not the padding between
+// control and data, so the padding needs its own check (frame.h: VerifyPayload
+// "checks the checksum and the padding").
 TEST(DecodeFrame, EveryFlippedByteOfAFrameWithPaddingIsAnError) {
   CheckEveryChangedByteIsAnError(SmallFrameWithPadding(), 5);
 }
@@ -371,14 +378,14 @@ TEST(DecodeFrame, RejectsCompleteFramesOverTighterLimits) {
   EXPECT_EQ(DecodeFrame(bytes, small_data).status().code(), StatusCode::kOutOfRange);
 }
 
-// With a permissive data limit, control_len=1 (padded to 64) plus
-// data_len=2^64-64 makes payload_len() wrap to 0, which then "matches" a
-// 40-byte input, and VerifyPayload hashes 2^64-64 bytes past a 64-byte buffer.
-// Run in a child process so a crash fails only this test.
+// With a permissive data limit, control_len=64 plus data_len=2^64-64 makes
+// payload_len() wrap to 0, which then "matches" a header-only input, and
+// VerifyPayload hashes 2^64-64 bytes past a 64-byte buffer. Run in a child
+// process so a crash fails only this test.
 TEST(DecodeFrameDeathTest, RejectsLengthsWhosePaddedSumWrapsAround) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   std::string bytes = SerializeFrame(MakeFrame(4, 1, "", {}));
-  PutAt<uint32_t>(bytes, kControlLenAt, 1);
+  PutAt<uint32_t>(bytes, kControlLenAt, 64);  // no padding, so no padding check gets in first
   PutAt<uint64_t>(bytes, kDataLenAt, std::numeric_limits<uint64_t>::max() - 63);
   FrameLimits unlimited;
   unlimited.max_data_bytes = std::numeric_limits<uint64_t>::max();
@@ -413,7 +420,7 @@ TEST(DecodeFrame, RandomBytesBehindAValidMagicVersionAndTypeNeverDecode) {
     std::string bytes;
     const int mode = i % 3;
     if (mode == 2) {
-      // Consistent lengths and zero reserved: only the checksum can catch it.
+      // Consistent lengths, zero reserved and zero padding: only the checksum can catch it.
       const uint32_t control_len = static_cast<uint32_t>(small_len(rng));
       const uint64_t data_len = static_cast<uint64_t>(small_len(rng));
       bytes.resize(kFrameHeaderBytes + AlignUp64(control_len) + data_len);
@@ -421,6 +428,8 @@ TEST(DecodeFrame, RandomBytesBehindAValidMagicVersionAndTypeNeverDecode) {
       PutAt<uint32_t>(bytes, kControlLenAt, control_len);
       PutAt<uint32_t>(bytes, kReservedAt, 0);
       PutAt<uint64_t>(bytes, kDataLenAt, data_len);
+      std::fill(bytes.begin() + kFrameHeaderBytes + control_len,
+                bytes.begin() + kFrameHeaderBytes + AlignUp64(control_len), '\0');  // zero padding
     } else {
       bytes.resize(std::max<size_t>(kFrameHeaderBytes / 5 * 2, len_dist(rng)));
       for (char& c : bytes) c = static_cast<char>(byte_dist(rng));

@@ -64,7 +64,9 @@ struct OptimizerSpec {
   }
   template <class A> void load(A& ar) {
     LoadString(ar, kind, 32, "optimizer kind");
-    ar(learning_rate, momentum, nesterov, beta1, beta2, epsilon, initial_accumulator, l1, l2, lr_power);
+    ar(learning_rate, momentum);
+    LoadBool(ar, nesterov, "nesterov");
+    ar(beta1, beta2, epsilon, initial_accumulator, l1, l2, lr_power);
   }
   bool operator==(const OptimizerSpec&) const = default;
 };

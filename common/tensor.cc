@@ -58,6 +58,7 @@ std::string ShapeString(const Shape& shape) {
 }
 
 Status ValidateShape(const Shape& shape, DType dtype, uint64_t max_bytes) {
+  if (!IsValidDType(static_cast<uint8_t>(dtype))) return InvalidArgument("invalid dtype");
   if (shape.size() > 8) return InvalidArgument("rank " + std::to_string(shape.size()) + " exceeds 8");
   uint64_t elements = 1;
   const uint64_t max_elements = max_bytes / DTypeSize(dtype);

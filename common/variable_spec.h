@@ -58,7 +58,8 @@ struct VariableSpec {
   template <class Archive> void load(Archive& ar) {
     LoadString(ar, name, wire::kMaxName, "variable name");
     LoadVector(ar, shape, wire::kMaxRank, "shape rank");
-    ar(dtype, init, trainable);
+    ar(dtype, init);
+    LoadBool(ar, trainable, "trainable");
   }
   bool operator==(const VariableSpec&) const = default;
   // "w float32[1000, 10] glorot_uniform(seed=1) trainable".

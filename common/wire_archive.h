@@ -44,6 +44,16 @@ uint64_t LoadCount(Archive& ar, size_t max, const char* what) {
   return n;
 }
 
+// A bool from the wire: any byte but 0 or 1 is malformed (and undefined
+// behaviour if copied into a bool).
+template <class Archive>
+void LoadBool(Archive& ar, bool& b, const char* what) {
+  uint8_t byte = 0;
+  ar(byte);
+  if (byte > 1) throw WireFormatError(std::string(what) + " is not a bool (byte " + std::to_string(byte) + ")");
+  b = byte == 1;
+}
+
 template <class Archive>
 void LoadString(Archive& ar, std::string& s, size_t max, const char* what) {
   uint64_t n = LoadCount(ar, max, what);

@@ -1,0 +1,65 @@
+#include "launch/job_config.h"
+
+#include <gtest/gtest.h>
+
+namespace cairn {
+namespace {
+
+TEST(JobConfig, EmptyFileGivesTheDefaults) {
+  auto c = ParseJobConfig("{}");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->model, "linear_regression");
+  EXPECT_EQ(c->cluster.servers, 1);
+  EXPECT_EQ(c->optimizer.kind, "sgd");
+}
+
+TEST(JobConfig, FieldsAreRead) {
+  auto c = ParseJobConfig(R"(
+name: x
+data: {examples: 500, features: 20, seed: 3}
+train: {batch_size: 10, epochs: 3, max_steps: 7}
+optimizer: {kind: sgd, learning_rate: 0.5}
+cluster: {servers: 2, workers: 3, bind: 0.0.0.0, timeout_ms: 100}
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->name, "x");
+  EXPECT_EQ(c->data.examples, 500);
+  EXPECT_EQ(c->data.features, 20);
+  EXPECT_EQ(c->train.batch_size, 10);
+  EXPECT_EQ(c->train.max_steps, 7);
+  EXPECT_DOUBLE_EQ(c->optimizer.learning_rate, 0.5);
+  EXPECT_EQ(c->cluster.workers, 3);
+  EXPECT_EQ(c->cluster.bind, "0.0.0.0");
+}
+
+void ExpectErrorNaming(const std::string& yaml, const std::string& field) {
+  auto c = ParseJobConfig(yaml);
+  ASSERT_FALSE(c.ok()) << yaml;
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(c.status().message().find(field), std::string::npos) << c.status();
+}
+
+TEST(JobConfig, ErrorsNameTheField) {
+  ExpectErrorNaming("train: {batch_size: many}", "train.batch_size");
+  ExpectErrorNaming("train: {batch_size: 0}", "train.batch_size");
+  ExpectErrorNaming("train: {bach_size: 10}", "train.bach_size");
+  ExpectErrorNaming("cluster: {servers: -1}", "cluster.servers");
+  ExpectErrorNaming("cluster: {consistency: eventually}", "cluster.consistency");
+  ExpectErrorNaming("optimizer: {kind: sgd, learning_rate: -1}", "optimizer.learning_rate");
+  ExpectErrorNaming("optimizer: {kind: lion}", "optimizer.kind");
+  ExpectErrorNaming("model: transformer", "model");
+  ExpectErrorNaming("surprise: 1", "surprise");
+  ExpectErrorNaming("data: [1, 2]", "data");
+}
+
+TEST(JobConfig, InvalidYamlIsAnError) {
+  auto c = ParseJobConfig("train: {batch_size: [");
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST(JobConfig, MissingFileIsNotFound) {
+  EXPECT_EQ(LoadJobConfig("/nonexistent/job.yaml").status().code(), StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace cairn

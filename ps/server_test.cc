@@ -1,0 +1,281 @@
+// A real Server on 127.0.0.1, driven by the real client and by raw sockets
+// that send what no Cairn client would.
+#include "ps/server.h"
+
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "common/asio_transport.h"
+#include "common/messages.h"
+#include "tests/raw_socket.h"
+#include "worker/ps_client.h"
+
+namespace cairn {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::RawSocket;
+
+VariableSpec Spec(const std::string& name, Shape shape, InitKind kind = InitKind::kUniform) {
+  VariableSpec s{name, std::move(shape), DType::kFloat32, {}, true};
+  s.init.kind = kind;
+  s.init.seed = 11;
+  return s;
+}
+
+OptimizerSpec Sgd(double lr) {
+  OptimizerSpec o;
+  o.learning_rate = lr;
+  return o;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void StartServers(int n) {
+    for (int i = 0; i < n; ++i) {
+      ServerOptions o;
+      o.index = i;
+      auto s = Server::Start(loop_, o);
+      ASSERT_TRUE(s.ok()) << s.status();
+      endpoints_.push_back((*s)->endpoint());
+      servers_.push_back(std::move(*s));
+    }
+    transport_ = std::make_unique<AsioTransport>(loop_, endpoints_);
+  }
+
+  std::unique_ptr<PsClient> Client(const std::vector<VariableSpec>& specs, PlacementOptions po = {},
+                                   milliseconds timeout = milliseconds(5000)) {
+    auto placement = Placement::Compute(specs, static_cast<int>(servers_.size()), po);
+    EXPECT_TRUE(placement.ok()) << placement.status();
+    return std::make_unique<PsClient>(transport_.get(), *placement, PsClientOptions{0, timeout});
+  }
+
+  // A sealed frame as raw bytes.
+  static std::string RawFrame(FrameType type, std::string control, std::string data = "") {
+    OutFrame f;
+    f.type = static_cast<uint16_t>(type);
+    f.request_id = 77;
+    f.control = std::move(control);
+    if (!data.empty()) f.data.push_back(ByteSpan{data.data(), data.size()});
+    f.Seal();
+    return SerializeFrame(f);
+  }
+
+  // Shows the server still serves a well-behaved client.
+  void ExpectHealthy() {
+    auto client = Client({Spec("health", {4})});
+    ASSERT_TRUE(client->CreateVariables(Sgd(0.1)).ok());
+    auto v = client->Pull({"health"});
+    ASSERT_TRUE(v.ok()) << v.status();
+  }
+
+  EventLoop loop_{2};
+  std::vector<std::unique_ptr<Server>> servers_;
+  std::vector<Endpoint> endpoints_;
+  std::unique_ptr<AsioTransport> transport_;
+};
+
+TEST_F(ServerTest, PullReturnsTheInitialValuesOfEveryVariable) {
+  StartServers(2);
+  std::vector<VariableSpec> specs = {Spec("a", {5, 3}), Spec("b", {7}, InitKind::kGlorotNormal)};
+  auto client = Client(specs);
+  ASSERT_TRUE(client->CreateVariables(Sgd(0.1)).ok());
+  auto values = client->Pull({"a", "b"});
+  ASSERT_TRUE(values.ok()) << values.status();
+  for (const VariableSpec& s : specs) {
+    Tensor expected(DType::kFloat32, s.shape);
+    InitializeRows(s, 0, &expected);
+    EXPECT_TRUE((*values)[s.name].BitEqual(expected)) << s.name;
+  }
+}
+
+TEST_F(ServerTest, RowSplitVariableIsReassembledAndUpdatedAcrossThreeServers) {
+  StartServers(3);
+  VariableSpec spec = Spec("emb", {10, 4});
+  auto client = Client({spec}, PlacementOptions{0});
+  ASSERT_EQ(client->placement().SlicesOf("emb")->size(), 3u);
+  ASSERT_TRUE(client->CreateVariables(Sgd(0.5)).ok());
+  Tensor grad(DType::kFloat32, {10, 4});
+  for (int i = 0; i < 40; ++i) grad.data<float>()[i] = static_cast<float>(i);
+  ASSERT_TRUE(client->Push({{"emb", grad}}).ok());
+  auto values = client->Pull({"emb"});
+  ASSERT_TRUE(values.ok()) << values.status();
+  Tensor expected(DType::kFloat32, {10, 4});
+  InitializeRows(spec, 0, &expected);
+  for (int i = 0; i < 40; ++i) {
+    EXPECT_FLOAT_EQ((*values)["emb"].data<float>()[i], expected.data<float>()[i] - 0.5f * i) << i;
+  }
+}
+
+TEST_F(ServerTest, ConflictingCreateIsAnErrorNamingBothSpecs) {
+  StartServers(1);
+  ASSERT_TRUE(Client({Spec("w", {4})})->CreateVariables(Sgd(0.1)).ok());
+  ASSERT_TRUE(Client({Spec("w", {4})})->CreateVariables(Sgd(0.1)).ok());  // idempotent
+  Status s = Client({Spec("w", {8})})->CreateVariables(Sgd(0.1));
+  EXPECT_EQ(s.code(), StatusCode::kAlreadyExists);
+  EXPECT_NE(s.message().find("[4]"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("[8]"), std::string::npos) << s;
+}
+
+TEST_F(ServerTest, PullOfAVariableTheServerDoesNotHaveIsNotFound) {
+  StartServers(1);
+  auto client = Client({Spec("ghost", {4})});  // never created
+  auto v = client->Pull({"ghost"});
+  EXPECT_EQ(v.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(v.status().message().find("ghost"), std::string::npos);
+  ExpectHealthy();
+}
+
+TEST_F(ServerTest, PushOfTheWrongShapeIsRejectedByClientAndServer) {
+  StartServers(1);
+  auto client = Client({Spec("w", {4})});
+  ASSERT_TRUE(client->CreateVariables(Sgd(0.1)).ok());
+  EXPECT_EQ(client->Push({{"w", Tensor(DType::kFloat32, {5})}}).code(), StatusCode::kInvalidArgument);
+
+  // The same mistake straight onto the wire.
+  PushRequest req{3, 1, {TensorDesc{"w", DType::kFloat32, {5}, 0, 0, 20}}};
+  std::string data(20, '\0');
+  OutFrame f;
+  f.type = static_cast<uint16_t>(FrameType::kPush);
+  f.control = EncodeMessage(req);
+  f.data.push_back(ByteSpan{data.data(), data.size()});
+  std::vector<std::pair<int, OutFrame>> calls;
+  calls.emplace_back(0, std::move(f));
+  auto replies = CallAll(*transport_, std::move(calls), DeadlineAfter(milliseconds(5000)));
+  ASSERT_TRUE(replies[0].ok()) << replies[0].status();
+  StatusReply reply;
+  ASSERT_TRUE(DecodeMessage(replies[0]->control, &reply, "reply").ok());
+  EXPECT_EQ(reply.status.ToStatus().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(reply.status.message.find("[5]"), std::string::npos) << reply.status.message;
+  // Nothing was applied.
+  Tensor expected(DType::kFloat32, {4});
+  InitializeRows(Spec("w", {4}), 0, &expected);
+  auto after = client->Pull({"w"});
+  ASSERT_TRUE(after.ok());
+  EXPECT_TRUE(after->at("w").BitEqual(expected));
+}
+
+TEST_F(ServerTest, MalformedControlGetsAnErrorReplyAndTheConnectionLives) {
+  StartServers(1);
+  OutFrame f;
+  f.type = static_cast<uint16_t>(FrameType::kPull);
+  f.control = std::string("\xff\xff\xff\xff\xff\xff\xff\x7f", 8);  // claims 2^63 names
+  std::vector<std::pair<int, OutFrame>> calls;
+  calls.emplace_back(0, std::move(f));
+  auto replies = CallAll(*transport_, std::move(calls), DeadlineAfter(milliseconds(5000)));
+  ASSERT_TRUE(replies[0].ok()) << replies[0].status();
+  StatusReply reply;
+  ASSERT_TRUE(DecodeMessage(replies[0]->control, &reply, "reply").ok());
+  EXPECT_EQ(reply.status.ToStatus().code(), StatusCode::kInvalidArgument);
+  ExpectHealthy();
+}
+
+TEST_F(ServerTest, GarbageOnOneSocketDropsOnlyThatConnection) {
+  StartServers(1);
+  auto client = Client({Spec("w", {16})});
+  ASSERT_TRUE(client->CreateVariables(Sgd(0.1)).ok());
+  RawSocket raw(endpoints_[0].port);
+  ASSERT_TRUE(raw.ok());
+  std::mt19937 rng(5);
+  std::string garbage(4096, '\0');
+  for (char& c : garbage) c = static_cast<char>(rng());
+  raw.Send(garbage);
+  EXPECT_TRUE(raw.WaitForClose(milliseconds(5000)));
+  ASSERT_TRUE(client->Pull({"w"}).ok());
+  EXPECT_GE(servers_[0]->stats().frames_rejected, 1u);
+}
+
+TEST_F(ServerTest, OversizedFrameIsRejectedFromItsHeader) {
+  StartServers(1);
+  std::string frame = RawFrame(FrameType::kPush, "");
+  uint64_t huge = uint64_t{1} << 40;
+  std::memcpy(frame.data() + 24, &huge, 8);  // data_len
+  RawSocket raw(endpoints_[0].port);
+  ASSERT_TRUE(raw.ok());
+  raw.Send(frame.substr(0, kFrameHeaderBytes));
+  EXPECT_TRUE(raw.WaitForClose(milliseconds(5000)));
+  ExpectHealthy();
+}
+
+TEST_F(ServerTest, UnknownTypeBadVersionAndBadChecksumEachCloseTheirConnection) {
+  StartServers(1);
+  std::string good = RawFrame(FrameType::kHello, EncodeMessage(HelloRequest{1}));
+  std::vector<std::string> bad;
+  std::string unknown = good;
+  unknown[6] = 42;  // type
+  bad.push_back(unknown);
+  std::string version = good;
+  version[4] = 9;
+  bad.push_back(version);
+  std::string corrupt = good;
+  corrupt.back() ^= 0x5a;  // payload byte: checksum mismatch
+  bad.push_back(corrupt);
+  for (const std::string& frame : bad) {
+    RawSocket raw(endpoints_[0].port);
+    ASSERT_TRUE(raw.ok());
+    raw.Send(frame);
+    EXPECT_TRUE(raw.WaitForClose(milliseconds(5000)));
+  }
+  EXPECT_GE(servers_[0]->stats().frames_rejected, 3u);
+  ExpectHealthy();
+}
+
+TEST_F(ServerTest, TruncatedFrameFollowedByDisconnectLeavesTheServerServing) {
+  StartServers(1);
+  std::string good = RawFrame(FrameType::kHello, EncodeMessage(HelloRequest{1}));
+  for (size_t cut : {size_t{1}, size_t{20}, kFrameHeaderBytes, good.size() - 1}) {
+    RawSocket raw(endpoints_[0].port);
+    ASSERT_TRUE(raw.ok());
+    raw.Send(good.substr(0, cut));
+    raw.ShutdownWrite();
+    EXPECT_TRUE(raw.WaitForClose(milliseconds(5000)));
+  }
+  ExpectHealthy();
+}
+
+TEST_F(ServerTest, ManyRandomlyCorruptedFramesNeverStopTheServer) {
+  StartServers(1);
+  std::string good = RawFrame(FrameType::kPull, EncodeMessage(PullRequest{{"w"}}));
+  std::mt19937 rng(9);
+  for (int i = 0; i < 100; ++i) {
+    std::string frame = good;
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int k = 0; k < flips; ++k) frame[rng() % frame.size()] ^= static_cast<char>(1 + rng() % 255);
+    RawSocket raw(endpoints_[0].port);
+    ASSERT_TRUE(raw.ok());
+    raw.Send(frame);
+    raw.ShutdownWrite();
+    EXPECT_TRUE(raw.WaitForClose(milliseconds(5000))) << "frame " << i;
+  }
+  ExpectHealthy();
+}
+
+TEST(ClientWithoutServer, FailsWithAClearErrorWithinItsDeadline) {
+  EventLoop loop(1);
+  Endpoint nowhere{"127.0.0.1", testing::UnusedPort()};
+  AsioTransport transport(loop, {nowhere});
+  auto placement = Placement::Compute({Spec("w", {4})}, 1);
+  ASSERT_TRUE(placement.ok());
+  PsClient client(&transport, *placement, PsClientOptions{0, milliseconds(400)});
+  const auto start = Clock::now();
+  auto v = client.Pull({"w"});
+  const auto elapsed = Clock::now() - start;
+  EXPECT_EQ(v.status().code(), StatusCode::kDeadlineExceeded);
+  EXPECT_NE(v.status().message().find(nowhere.ToString()), std::string::npos) << v.status();
+  EXPECT_NE(v.status().message().find("cannot connect"), std::string::npos) << v.status();
+  EXPECT_LT(elapsed, milliseconds(3000));
+}
+
+TEST(ServerStart, AnAddressInUseIsUnavailable) {
+  EventLoop loop(1);
+  auto first = Server::Start(loop, ServerOptions{});
+  ASSERT_TRUE(first.ok());
+  ServerOptions o;
+  o.port = (*first)->endpoint().port;
+  auto second = Server::Start(loop, o);
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace cairn

@@ -1,0 +1,106 @@
+// The `cairn` command as a user runs it: real processes, real TCP, real
+// mpirun. Each run is bounded in time.
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/subprocess.h"
+
+namespace cairn {
+namespace {
+
+using std::chrono::seconds;
+using testing::RunCommand;
+
+const std::string kCairn = CAIRN_BINARY;
+const std::string kExample = std::string(CAIRN_SOURCE_DIR) + "/launch/examples/linear_regression.yaml";
+
+std::string TempPath(const std::string& name) {
+  return std::string(::testing::TempDir()) + "/cairn_" + std::to_string(getpid()) + "_" + name;
+}
+
+nlohmann::json ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return nlohmann::json::parse(ss.str());
+}
+
+std::vector<std::string> Mpirun(int np, std::vector<std::string> rest) {
+  std::vector<std::string> argv = {CAIRN_MPIEXEC, "-np", std::to_string(np), "--oversubscribe", "--allow-run-as-root",
+                                   "--mca", "btl", "self,tcp"};
+  argv.insert(argv.end(), rest.begin(), rest.end());
+  return argv;
+}
+
+TEST(CairnCommand, EverySubcommandHasHelp) {
+  for (std::vector<std::string> args : {std::vector<std::string>{"--help"}, {"train", "--help"}, {"bench", "--help"},
+                                        {"bench", "pushpull", "--help"}}) {
+    args.insert(args.begin(), kCairn);
+    auto r = RunCommand(args, seconds(30));
+    EXPECT_EQ(r.exit_code, 0) << args[1] << ": " << r.output;
+    EXPECT_NE(r.output.find("Usage"), std::string::npos) << r.output;
+  }
+}
+
+TEST(CairnCommand, LocalExampleJobLearnsTheTrueWeights) {
+  const std::string summary = TempPath("local.json");
+  auto r = RunCommand({kCairn, "train", kExample, "--local", "--servers", "2", "--workers", "2", "--summary", summary},
+                      seconds(240));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  nlohmann::json s = ReadJson(summary);
+  EXPECT_EQ(s["mode"], "local");
+  EXPECT_EQ(s["servers"], 2);
+  EXPECT_EQ(s["global_step"], 2000);  // 2 workers x 2 epochs x 500 batches
+  EXPECT_LT(s["metrics"]["relative_distance_to_true_weights"].get<double>(), 0.01) << s.dump();
+  EXPECT_LT(s["final_loss"].get<double>(), 0.01);
+  EXPECT_GT(s["examples_per_sec"].get<double>(), 0);
+  EXPECT_NE(r.output.find("loss"), std::string::npos);  // progress lines
+}
+
+TEST(CairnCommand, MpirunJobWithOneServerAndTwoWorkersLearnsTheTrueWeights) {
+  const std::string summary = TempPath("mpi.json");
+  auto r = RunCommand(Mpirun(3, {kCairn, "train", kExample, "--servers", "1", "--summary", summary}), seconds(300));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  nlohmann::json s = ReadJson(summary);
+  EXPECT_EQ(s["mode"], "mpirun");
+  EXPECT_EQ(s["servers"], 1);
+  EXPECT_EQ(s["workers"], 2);
+  EXPECT_EQ(s["global_step"], 2000);
+  EXPECT_LT(s["metrics"]["relative_distance_to_true_weights"].get<double>(), 0.01) << s.dump();
+}
+
+TEST(CairnCommand, MpirunWithTooFewRanksSaysHowManyAreNeeded) {
+  auto r = RunCommand(Mpirun(2, {kCairn, "train", kExample, "--servers", "2"}), seconds(120));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("need at least 3"), std::string::npos) << r.output;
+}
+
+TEST(CairnCommand, ABadJobFieldIsNamed) {
+  const std::string job = TempPath("bad.yaml");
+  std::ofstream(job) << "train:\n  batch_size: lots\n";
+  auto r = RunCommand({kCairn, "train", job, "--local"}, seconds(30));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("train.batch_size"), std::string::npos) << r.output;
+}
+
+TEST(CairnCommand, AMissingJobFileIsNamed) {
+  auto r = RunCommand({kCairn, "train", "/nonexistent/job.yaml", "--local"}, seconds(30));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("/nonexistent/job.yaml"), std::string::npos) << r.output;
+}
+
+TEST(CairnCommand, ABadFlagIsRejected) {
+  auto r = RunCommand({kCairn, "train", kExample, "--servers", "zero"}, seconds(30));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--servers"), std::string::npos) << r.output;
+  auto r2 = RunCommand({kCairn, "train", kExample, "--local", "--workers", "0"}, seconds(30));
+  EXPECT_EQ(r2.exit_code, 1);
+  EXPECT_NE(r2.output.find("cluster.workers"), std::string::npos) << r2.output;
+}
+
+}  // namespace
+}  // namespace cairn
