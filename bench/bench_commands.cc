@@ -1,6 +1,7 @@
 #include "bench/bench_commands.h"
 
 #include <charconv>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -20,11 +21,12 @@ constexpr char kAllOps[] = "push,pull,pushpull";
 void AddPushPullCommand(CLI::App& bench) {
   CLI::App* c = bench.add_subcommand(
       "pushpull", "Push/pull throughput and latency through real servers over loopback TCP, against raw sockets");
-  c->add_option("--sizes", "Value sizes in bytes, comma-separated; each a multiple of 1024")->default_val(kDefaultSizes);
+  c->add_option("--sizes", "Value sizes in bytes, comma-separated; multiples of 1024")->default_val(kDefaultSizes);
   c->add_option("--configs", "Cluster shapes SxW (servers x workers), comma-separated")->default_val(kDefaultConfigs);
   c->add_option("--seconds", "Measured seconds per workload and case, over all rounds")->default_val(2.0);
-  c->add_option("--warmup-seconds", "Unmeasured seconds before each workload")->default_val(0.3);
+  c->add_option("--warmup-seconds", "Unmeasured seconds before each workload's first round")->default_val(0.3);
   c->add_option("--rounds", "Interleaved rounds of raw, push, pull, push+pull per case")->default_val(4);
+  c->add_option("--loop-threads", "Threads of the EventLoop that servers and transports share")->default_val(2);
   c->add_option("--ops", "Workloads to run, comma-separated (the raw baseline always runs)")->default_val(kAllOps);
   c->add_option("--json", "Also write every result as JSON to this file");
 }
@@ -83,8 +85,18 @@ StatusOr<PushPullOptions> PushPullFlags(const CLI::App& c) {
   o.timing.seconds = c.get_option("--seconds")->as<double>();
   o.timing.warmup_seconds = c.get_option("--warmup-seconds")->as<double>();
   o.rounds = c.get_option("--rounds")->as<int>();
+  o.event_loop_threads = c.get_option("--loop-threads")->as<int>();
   RETURN_IF_ERROR(ValidatePushPullOptions(o));
   return o;
+}
+
+// Fails fast on a --json path that cannot be written, rather than after a
+// minute of measuring.
+Status CheckWritable(const std::string& path) {
+  if (path.empty()) return Status::OK();
+  std::ofstream f(path, std::ios::app);
+  if (!f) return Unavailable("cannot open '" + path + "' for writing");
+  return Status::OK();
 }
 
 int Fail(const Status& s) {
@@ -95,10 +107,12 @@ int Fail(const Status& s) {
 int RunPushPull(const CLI::App& c) {
   StatusOr<PushPullOptions> options = PushPullFlags(c);
   if (!options.ok()) return Fail(options.status());
+  const std::string json_path = c.get_option("--json")->as<std::string>();
+  Status writable = CheckWritable(json_path);
+  if (!writable.ok()) return Fail(writable.WithContext("--json"));
   StatusOr<std::vector<PushPullResult>> results = RunPushPullBench(*options);
   if (!results.ok()) return Fail(results.status());
   fmt::print("\n{}", FormatPushPullTable(*results));
-  const std::string json_path = c.get_option("--json")->as<std::string>();
   if (!json_path.empty()) {
     Status written = WritePushPullJson(*options, *results, json_path);
     if (!written.ok()) return Fail(written);

@@ -2,7 +2,8 @@
 //
 //   cairn bench pushpull [--sizes 4096,1048576,16777216] [--configs 1x1,2x2]
 //                        [--seconds 2.0] [--warmup-seconds 0.3]
-//                        [--rounds 4] [--ops push,pull,pushpull] [--json FILE]
+//                        [--rounds 4] [--loop-threads 2] [--ops push,pull,pushpull]
+//                        [--json FILE]
 //
 // The flags live on the CLI11 app itself (read back with Option::as), so no
 // state outlives a parse outside the app.

@@ -12,10 +12,12 @@ namespace {
 
 double Seconds(const timeval& tv) { return static_cast<double>(tv.tv_sec) + static_cast<double>(tv.tv_usec) * 1e-6; }
 
-double SelfSeconds() {
+void ReadSelf(CpuTimes* t) {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
-  return Seconds(u.ru_utime) + Seconds(u.ru_stime);
+  t->self = Seconds(u.ru_utime) + Seconds(u.ru_stime);
+  t->minor_faults = static_cast<uint64_t>(u.ru_minflt);
+  t->context_switches = static_cast<uint64_t>(u.ru_nvcsw) + static_cast<uint64_t>(u.ru_nivcsw);
 }
 
 // The first line of /proc/stat: "cpu user nice system idle iowait irq softirq steal ...", in clock ticks.
@@ -33,13 +35,15 @@ bool MachineBusySeconds(double* out) {
 
 CpuTimes SampleCpuTimes() {
   CpuTimes t;
-  t.self = SelfSeconds();
+  ReadSelf(&t);
   t.machine_known = MachineBusySeconds(&t.machine_busy);
   return t;
 }
 
 CpuUsage CpuUsageBetween(const CpuTimes& begin, const CpuTimes& end, double seconds) {
   CpuUsage u;
+  u.minor_faults = end.minor_faults - begin.minor_faults;
+  u.context_switches = end.context_switches - begin.context_switches;
   if (!(seconds > 0)) return u;
   const double self = end.self - begin.self;
   u.self_cores = self / seconds;

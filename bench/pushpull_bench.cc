@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "bench/ps_client_bridge.h"
 #include "bench/raw_socket_bench.h"
 #include "common/asio_transport.h"
 #include "common/event_loop.h"
@@ -30,8 +31,10 @@ VariableSpec BenchSpec(uint64_t value_bytes) {
 
 // Split by rows over every server whatever the size: the 2x2 case is about
 // both servers and both workers sharing one variable.
+constexpr PlacementOptions kSplitAcrossServers{.split_threshold_bytes = 0};
+
 StatusOr<Placement> BenchPlacement(const VariableSpec& spec, int servers) {
-  return Placement::Compute({spec}, servers, PlacementOptions{.split_threshold_bytes = 0});
+  return Placement::Compute({spec}, servers, kSplitAcrossServers);
 }
 
 // The bytes one call moves to or from each server that holds a slice.
@@ -46,22 +49,21 @@ StatusOr<std::vector<uint64_t>> SliceBytes(const Placement& placement, const Var
 // loop measures the calls and nothing else.
 class BenchWorker {
  public:
-  BenchWorker(EventLoop& loop, const std::vector<Endpoint>& servers, Placement placement, int id,
-              const VariableSpec& spec, std::chrono::milliseconds timeout)
-      : transport_(loop, servers),
-        client_(&transport_, std::move(placement), PsClientOptions{id, timeout}),
-        spec_(spec) {
-    Tensor grad(spec.dtype, spec.shape);
-    grad.flat().setConstant(1.0f);
-    grads_.emplace(spec.name, std::move(grad));
+  static StatusOr<std::unique_ptr<BenchWorker>> Start(EventLoop& loop, const std::vector<Endpoint>& servers, int id,
+                                                      const VariableSpec& spec, std::chrono::milliseconds timeout) {
+    std::unique_ptr<BenchWorker> w(new BenchWorker(loop, servers, spec));
+    ASSIGN_OR_RETURN(w->client_, bridge::MakeClient(&w->transport_, spec, id, timeout, kSplitAcrossServers));
+    return w;
   }
 
-  PsClient& client() { return client_; }
+  // Every worker declares the variable (idempotent): a client learns its
+  // placement that way.
+  Status Create(const OptimizerSpec& optimizer) { return bridge::CreateVariable(*client_, spec_, optimizer); }
 
-  Status Push() { return client_.Push(grads_); }
+  Status Push() { return bridge::PushGradients(*client_, grads_); }
 
   Status Pull() {
-    ASSIGN_OR_RETURN(auto values, client_.Pull({spec_.name}));
+    ASSIGN_OR_RETURN(auto values, client_->Pull({spec_.name}));
     auto it = values.find(spec_.name);
     if (it == values.end() || it->second.byte_size() != spec_.byte_size()) {
       return DataLoss("pull of '" + spec_.name + "' returned the wrong value");
@@ -75,8 +77,15 @@ class BenchWorker {
   }
 
  private:
+  BenchWorker(EventLoop& loop, const std::vector<Endpoint>& servers, const VariableSpec& spec)
+      : transport_(loop, servers), spec_(spec) {
+    Tensor grad(spec.dtype, spec.shape);
+    grad.flat().setConstant(1.0f);
+    grads_.emplace(spec.name, std::move(grad));
+  }
+
   AsioTransport transport_;
-  PsClient client_;
+  std::unique_ptr<PsClient> client_;  // uses transport_
   const VariableSpec spec_;
   std::map<std::string, Tensor> grads_;
 };
@@ -91,16 +100,16 @@ class BenchCluster {
     LocalClusterOptions servers;
     servers.servers = config.servers;
     ASSIGN_OR_RETURN(c->cluster_, LocalCluster::Start(c->loop_, servers));
-    for (int w = 0; w < config.workers; ++w) {
-      ASSIGN_OR_RETURN(Placement placement, BenchPlacement(spec, config.servers));
-      c->workers_.push_back(std::make_unique<BenchWorker>(c->loop_, c->cluster_->endpoints(), std::move(placement), w,
-                                                          spec, options.call_timeout));
-    }
     OptimizerSpec sgd;
     sgd.kind = "sgd";
     sgd.learning_rate = options.learning_rate;
-    Status created = c->workers_[0]->client().CreateVariables(sgd);
-    if (!created.ok()) return created.WithContext("creating the benchmark variable");
+    for (int w = 0; w < config.workers; ++w) {
+      ASSIGN_OR_RETURN(auto worker,
+                       BenchWorker::Start(c->loop_, c->cluster_->endpoints(), w, spec, options.call_timeout));
+      Status created = worker->Create(sgd);
+      if (!created.ok()) return created.WithContext("worker " + std::to_string(w) + " creating the benchmark variable");
+      c->workers_.push_back(std::move(worker));
+    }
     return c;
   }
 
@@ -213,6 +222,10 @@ Status ValidatePushPullOptions(const PushPullOptions& o) {
 
 StatusOr<PushPullResult> RunPushPullCase(const ClusterShape& config, uint64_t value_bytes,
                                          const PushPullOptions& options) {
+  PushPullOptions just_this = options;
+  just_this.value_bytes = {value_bytes};
+  just_this.configs = {config};
+  RETURN_IF_ERROR(ValidatePushPullOptions(just_this));
   const VariableSpec spec = BenchSpec(value_bytes);
   PushPullResult r;
   r.config = config;

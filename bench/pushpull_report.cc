@@ -28,12 +28,24 @@ constexpr Workload kWorkloads[] = {
     {"push+pull", "push_pull", &PushPullResult::push_pull},
 };
 
+double PerCall(uint64_t count, const Measurement& m) {
+  return m.calls > 0 ? static_cast<double>(count) / static_cast<double>(m.calls) : 0.0;
+}
+
+constexpr char kRowFormat[] = "{:<6} {:>7}  {:<9} {:>7} {:>6} {:>9} {:>9} {:>7} {:>8} {:>7} {:>6} {:>6}\n";
+
+std::string Header() {
+  return fmt::format(kRowFormat, "config", "value", "workload", "GB/s", "/raw", "p50 us", "p99 us", "calls",
+                     "cpu us", "faults", "csw", "other");
+}
+
 std::string Row(const PushPullResult& r, const Workload& w) {
   const Measurement& m = r.*w.field;
   const std::string ratio = w.field == &PushPullResult::raw ? "-" : fmt::format("{:.2f}", r.RatioToRaw(m));
-  return fmt::format("{:<7} {:>8}  {:<10} {:>8.3f} {:>7} {:>10.1f} {:>10.1f} {:>9} {:>6.2f} {:>6.2f}\n",
-                     r.config.ToString(), SizeName(r.value_bytes), w.label, m.gbps(), ratio, m.p50_us(), m.p99_us(),
-                     m.calls, m.self_cores(), m.other_cores());
+  return fmt::format(kRowFormat, r.config.ToString(), SizeName(r.value_bytes), w.label, fmt::format("{:.3f}", m.gbps()),
+                     ratio, fmt::format("{:.1f}", m.p50_us()), fmt::format("{:.1f}", m.p99_us()), m.calls,
+                     fmt::format("{:.1f}", m.cpu_us_per_call()), fmt::format("{:.1f}", PerCall(m.page_faults, m)),
+                     fmt::format("{:.1f}", PerCall(m.context_switches, m)), fmt::format("{:.2f}", m.other_cores()));
 }
 
 nlohmann::json MeasurementJson(const Measurement& m) {
@@ -44,7 +56,10 @@ nlohmann::json MeasurementJson(const Measurement& m) {
           {"p50_us", m.p50_us()},
           {"p99_us", m.p99_us()},
           {"self_cores", m.self_cores()},
-          {"other_cores", m.other_cores()}};
+          {"other_cores", m.other_cores()},
+          {"cpu_us_per_call", m.cpu_us_per_call()},
+          {"page_faults_per_call", PerCall(m.page_faults, m)},
+          {"context_switches_per_call", PerCall(m.context_switches, m)}};
 }
 
 nlohmann::json ResultJson(const PushPullResult& r) {
@@ -75,15 +90,16 @@ std::string BusyMachineNote(const std::vector<PushPullResult>& results) {
 }  // namespace
 
 std::string FormatPushPullTable(const std::vector<PushPullResult>& results) {
-  std::string out = fmt::format("{:<7} {:>8}  {:<10} {:>8} {:>7} {:>10} {:>10} {:>9} {:>6} {:>6}\n", "config",
-                                "value", "workload", "GB/s", "vs raw", "p50 us", "p99 us", "calls", "cpu", "other");
+  std::string out = Header();
   for (const PushPullResult& r : results) {
     for (const Workload& w : kWorkloads) out += Row(r, w);
   }
+  out += "(GB/s: 1e9 value bytes/s, all workers; cpu us, faults, csw: this process's CPU microseconds, page\n"
+         " faults and context switches per call; other: cores other processes used meanwhile)\n";
   out += BusyMachineNote(results);
-  out += fmt::format("\n{:<7} {:>8}  {:>9} {:>9} {:>14}\n", "config", "value", "push/raw", "pull/raw", "push+pull/raw");
+  out += fmt::format("\n{:<6} {:>7}  {:>9} {:>9} {:>14}\n", "config", "value", "push/raw", "pull/raw", "push+pull/raw");
   for (const PushPullResult& r : results) {
-    out += fmt::format("{:<7} {:>8}  {:>9.2f} {:>9.2f} {:>14.2f}\n", r.config.ToString(), SizeName(r.value_bytes),
+    out += fmt::format("{:<6} {:>7}  {:>9.2f} {:>9.2f} {:>14.2f}\n", r.config.ToString(), SizeName(r.value_bytes),
                        r.RatioToRaw(r.push), r.RatioToRaw(r.pull), r.RatioToRaw(r.push_pull));
   }
   return out;
@@ -92,9 +108,14 @@ std::string FormatPushPullTable(const std::vector<PushPullResult>& results) {
 nlohmann::json PushPullJson(const PushPullOptions& o, const std::vector<PushPullResult>& results) {
   nlohmann::json configs = nlohmann::json::array();
   for (const ClusterShape& c : o.configs) configs.push_back(c.ToString());
+  nlohmann::json ops = nlohmann::json::array();
+  if (o.ops.push) ops.push_back("push");
+  if (o.ops.pull) ops.push_back("pull");
+  if (o.ops.push_pull) ops.push_back("pushpull");
   nlohmann::json j;
   j["options"] = {{"sizes", o.value_bytes},
                   {"configs", configs},
+                  {"ops", ops},
                   {"seconds", o.timing.seconds},
                   {"warmup_seconds", o.timing.warmup_seconds},
                   {"rounds", o.rounds},

@@ -97,8 +97,12 @@ StatusOr<Fd> Listen(sockaddr_in* addr) {
 class RawSocketBench::Pair {
  public:
   Pair(Fd client, Fd server, uint64_t message_bytes, uint32_t ack_bytes)
-      : client_(std::move(client)), server_(std::move(server)), message_(message_bytes), ack_(ack_bytes),
-        client_message_(std::make_unique<uint8_t[]>(message_bytes)), client_ack_(std::make_unique<uint8_t[]>(ack_bytes)) {
+      : client_(std::move(client)),
+        server_(std::move(server)),
+        message_(message_bytes),
+        ack_(ack_bytes),
+        client_message_(std::make_unique<uint8_t[]>(message_bytes)),
+        client_ack_(std::make_unique<uint8_t[]>(ack_bytes)) {
     std::memset(client_message_.get(), 0x5a, message_bytes);
     server_thread_ = std::thread([this] { Serve(); });
   }

@@ -105,6 +105,8 @@ void Measurement::Merge(const Measurement& other) {
   seconds += other.seconds;
   self_cpu_seconds += other.self_cpu_seconds;
   other_cpu_seconds += other.other_cpu_seconds;
+  page_faults += other.page_faults;
+  context_switches += other.context_switches;
   std::vector<double> merged;
   merged.reserve(latencies_us.size() + other.latencies_us.size());
   std::merge(latencies_us.begin(), latencies_us.end(), other.latencies_us.begin(), other.latencies_us.end(),
@@ -134,6 +136,8 @@ StatusOr<Measurement> RunTimedLoop(const std::vector<TimedTask>& tasks, const Ti
   // CPU was sampled over [measure_from, stop_at]; scale it to the counted time.
   m.self_cpu_seconds = cpu.self_cores * m.seconds;
   m.other_cpu_seconds = cpu.other_cores * m.seconds;
+  m.page_faults = cpu.minor_faults;
+  m.context_switches = cpu.context_switches;
   return m;
 }
 

@@ -24,12 +24,15 @@ struct TimedLoopOptions {
 // What measured runs of one workload did, summed over threads (and over runs
 // once merged).
 struct Measurement {
-  uint64_t bytes = 0;          // value bytes moved by counted calls
-  uint64_t calls = 0;          // counted calls
-  double seconds = 0;          // measured time: warmup end to the last counted call's end
-  double self_cpu_seconds = 0; // CPU time of this process during the measured time
-  double other_cpu_seconds = 0;// CPU time of every other process on the machine meanwhile
-  std::vector<double> latencies_us;  // every counted call, ascending
+  uint64_t bytes = 0;               // value bytes moved by counted calls
+  uint64_t calls = 0;               // counted calls
+  double seconds = 0;               // measured time: warmup end to the last counted call's end
+  std::vector<double> latencies_us; // every counted call, ascending
+  // What the measured time cost this process, and what others used meanwhile.
+  double self_cpu_seconds = 0;
+  double other_cpu_seconds = 0;
+  uint64_t page_faults = 0;         // minor faults
+  uint64_t context_switches = 0;    // voluntary + involuntary
 
   // Throughput in GB/s (1e9 bytes per second); 0 when nothing was counted.
   double gbps() const { return seconds > 0 ? static_cast<double>(bytes) / seconds / 1e9 : 0.0; }
@@ -41,6 +44,8 @@ struct Measurement {
   // (load that competed with the benchmark for the same cores).
   double self_cores() const { return seconds > 0 ? self_cpu_seconds / seconds : 0.0; }
   double other_cores() const { return seconds > 0 ? other_cpu_seconds / seconds : 0.0; }
+  // This process's CPU time per counted call, in microseconds.
+  double cpu_us_per_call() const { return calls > 0 ? self_cpu_seconds * 1e6 / static_cast<double>(calls) : 0.0; }
 
   // Adds another measured run of the same workload.
   void Merge(const Measurement& other);

@@ -468,6 +468,11 @@ struct Writer {
     out += s;
     return *this;
   }
+  // A PushRequest's fields before its tensor count: worker, sequence,
+  // train_step, step, learning_rate, global_step.
+  Writer& PushHead(int32_t worker, uint64_t sequence) {
+    return Put<int32_t>(worker).Put<uint64_t>(sequence).Put<uint8_t>(0).Put<int64_t>(0).Put<float>(0).Str("");
+  }
 };
 
 TensorDesc Desc(std::string name, DType dtype, Shape shape, int64_t row_begin, uint64_t offset) {
@@ -510,12 +515,15 @@ PullReply SamplePullReply() {
 
 CreateRequest SampleCreate() {
   CreateRequest req;
-  req.optimizer.kind = "adam";
-  req.optimizer.learning_rate = 0.001;
-  req.optimizer.beta1 = 0.8;
-  req.optimizer.nesterov = true;
-  req.optimizer.l2 = 1e-4;
+  req.mode.consistency = "sync";
+  req.mode.num_workers = 3;
+  req.mode.sync_timeout_ms = 1234;
   ShardDecl a;
+  a.optimizer.kind = "adam";
+  a.optimizer.learning_rate = 0.001;
+  a.optimizer.beta1 = 0.8;
+  a.optimizer.nesterov = true;
+  a.optimizer.l2 = 1e-4;
   a.spec.name = "embedding";
   a.spec.shape = {100000, 64};
   a.spec.init.kind = InitKind::kTruncatedNormal;
@@ -562,9 +570,10 @@ TEST(Messages, CreateRequestWithVariableSpecsRoundTrips) {
   CreateRequest req = SampleCreate();
   CreateRequest back;
   ASSERT_TRUE(DecodeMessage(EncodeMessage(req), &back, "CreateRequest").ok());
-  EXPECT_EQ(back.optimizer, req.optimizer);
+  EXPECT_EQ(back.mode, req.mode);
   ASSERT_EQ(back.shards.size(), 2u);
   for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(back.shards[i].optimizer, req.shards[i].optimizer);
     EXPECT_EQ(back.shards[i].spec, req.shards[i].spec) << back.shards[i].spec.DebugString();
     EXPECT_EQ(back.shards[i].row_begin, req.shards[i].row_begin);
     EXPECT_EQ(back.shards[i].row_end, req.shards[i].row_end);
@@ -617,8 +626,9 @@ TEST(Messages, WireLayoutMatchesTheHandWrittenEncoding) {
   push.sequence = 9;
   push.grads.push_back(Desc("g", DType::kFloat32, {2}, 1, 8));
   Writer w;
-  w.Put<int32_t>(3).Put<uint64_t>(9).Put<uint64_t>(1);
+  w.PushHead(3, 9).Put<uint64_t>(1);
   w.Str("g").Put<uint8_t>(1).Put<uint64_t>(1).Put<int64_t>(2).Put<int64_t>(1).Put<uint64_t>(8).Put<uint64_t>(8);
+  w.Put<uint8_t>(0);  // update kind: gradient
   EXPECT_EQ(EncodeMessage(push), w.out);
 
   PullRequest pull;
@@ -686,7 +696,7 @@ void ExpectHugeCountRejected(const std::string& bytes, const char* what) {
 TEST(Messages, HugeClaimedCountsAreRejectedWithoutAllocating) {
   const uint64_t huge = uint64_t{1} << 60;
   // PushRequest whose gradient vector claims 2^60 entries.
-  ExpectHugeCountRejected<PushRequest>(Writer().Put<int32_t>(1).Put<uint64_t>(2).Put<uint64_t>(huge).out,
+  ExpectHugeCountRejected<PushRequest>(Writer().PushHead(1, 2).Put<uint64_t>(huge).out,
                                        "push grads");
   // PullRequest whose name vector claims 2^60 names.
   ExpectHugeCountRejected<PullRequest>(Writer().Put<uint64_t>(huge).out, "pull names");
@@ -694,9 +704,9 @@ TEST(Messages, HugeClaimedCountsAreRejectedWithoutAllocating) {
   ExpectHugeCountRejected<PullRequest>(Writer().Put<uint64_t>(1).Put<uint64_t>(huge).out, "pull name length");
   // PushRequest with one gradient whose name claims 2^60 bytes, then whose rank does.
   ExpectHugeCountRejected<PushRequest>(
-      Writer().Put<int32_t>(1).Put<uint64_t>(2).Put<uint64_t>(1).Put<uint64_t>(huge).out, "grad name length");
+      Writer().PushHead(1, 2).Put<uint64_t>(1).Put<uint64_t>(huge).out, "grad name length");
   ExpectHugeCountRejected<PushRequest>(
-      Writer().Put<int32_t>(1).Put<uint64_t>(2).Put<uint64_t>(1).Str("g").Put<uint8_t>(1).Put<uint64_t>(huge).out,
+      Writer().PushHead(1, 2).Put<uint64_t>(1).Str("g").Put<uint8_t>(1).Put<uint64_t>(huge).out,
       "grad rank");
   // PullReply whose status text claims 2^60 bytes; whose tensor vector claims 2^60.
   ExpectHugeCountRejected<PullReply>(Writer().Put<int32_t>(2).Put<uint64_t>(huge).out, "status text");
@@ -704,9 +714,9 @@ TEST(Messages, HugeClaimedCountsAreRejectedWithoutAllocating) {
 
   // CreateRequest: patch the encoded shard count, then the first spec's name length.
   CreateRequest req = SampleCreate();
-  req.optimizer.kind = "sgd";
+  req.mode.consistency = "sync";
   std::string bytes = EncodeMessage(req);
-  const size_t optimizer_bytes = 8 + 3 + 8 * 2 + 1 + 8 * 7;  // kind, 2 doubles, bool, 7 doubles
+  const size_t optimizer_bytes = 8 + 4 + 4 + 8;  // the mode: consistency, num_workers, sync_timeout_ms
   ASSERT_EQ(GetAt<uint64_t>(bytes, optimizer_bytes), 2u);
   std::string patched = bytes;
   PutAt<uint64_t>(patched, optimizer_bytes, huge);
@@ -718,16 +728,21 @@ TEST(Messages, HugeClaimedCountsAreRejectedWithoutAllocating) {
   // Any count past the bound, not just huge ones.
   PutAt<uint64_t>(patched, optimizer_bytes + 8, wire::kMaxName + 1);
   ExpectHugeCountRejected<CreateRequest>(patched, "spec name just over the bound");
-  // Optimizer kind over its 32-byte bound.
+  // Consistency name over its 16-byte bound.
   patched = bytes;
   PutAt<uint64_t>(patched, 0, huge);
-  ExpectHugeCountRejected<CreateRequest>(patched, "optimizer kind");
+  ExpectHugeCountRejected<CreateRequest>(patched, "consistency");
+  // Optimizer kind over its 32-byte bound.
+  OptimizerSpec opt;
+  std::string opt_bytes = EncodeMessage(opt);
+  PutAt<uint64_t>(opt_bytes, 0, huge);
+  ExpectHugeCountRejected<OptimizerSpec>(opt_bytes, "optimizer kind");
 }
 
 TEST(Messages, CountsWithinTheBoundButMissingElementsFailQuickly) {
   const auto start = std::chrono::steady_clock::now();
   PushRequest push;
-  Status s = DecodeMessage(Writer().Put<int32_t>(1).Put<uint64_t>(2).Put<uint64_t>(wire::kMaxEntries).out, &push,
+  Status s = DecodeMessage(Writer().PushHead(1, 2).Put<uint64_t>(wire::kMaxEntries).out, &push,
                            "PushRequest");
   EXPECT_FALSE(s.ok());
   PullRequest pull;
@@ -742,17 +757,17 @@ TEST(Messages, CountsWithinTheBoundButMissingElementsFailQuickly) {
 // decoder itself may abort.
 TEST(MessagesDeathTest, DecodingRejectsABoolByteOtherThanZeroOrOne) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  CreateRequest req;
-  req.optimizer.kind = "sgd";
-  req.optimizer.nesterov = false;
+  OptimizerSpec req;
+  req.kind = "sgd";
+  req.nesterov = false;
   std::string bytes = EncodeMessage(req);
   const size_t nesterov_at = 8 + 3 + 8 * 2;  // after kind, learning_rate, momentum
   ASSERT_EQ(bytes[nesterov_at], '\0');
   bytes[nesterov_at] = 2;
   EXPECT_EXIT(
       {
-        CreateRequest back;
-        Status s = DecodeMessage(bytes, &back, "CreateRequest");
+        OptimizerSpec back;
+        Status s = DecodeMessage(bytes, &back, "OptimizerSpec");
         std::_Exit(s.ok() ? 1 : 0);
       },
       testing::ExitedWithCode(0), "");

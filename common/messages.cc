@@ -10,7 +10,19 @@ Status WireStatus::ToStatus() const {
   return Status(static_cast<StatusCode>(code), message);
 }
 
+const char* UpdateKindName(UpdateKind kind) {
+  switch (kind) {
+    case UpdateKind::kGradient: return "gradient";
+    case UpdateKind::kAssign: return "assign";
+    case UpdateKind::kAssignAdd: return "assign_add";
+  }
+  return "invalid";
+}
+
 Status ValidateTensorDesc(const TensorDesc& d, uint64_t data_len) {
+  if (static_cast<uint8_t>(d.update) > static_cast<uint8_t>(UpdateKind::kAssignAdd)) {
+    return InvalidArgument("tensor '" + d.name + "' has an invalid update kind");
+  }
   if (!IsValidDType(static_cast<uint8_t>(d.dtype))) return InvalidArgument("tensor '" + d.name + "' has an invalid dtype");
   Status s = ValidateShape(d.shape, d.dtype, data_len);
   if (!s.ok()) return s.WithContext("tensor '" + d.name + "'");

@@ -26,6 +26,14 @@ struct WireStatus {
   template <class A> void load(A& ar) { ar(code); LoadString(ar, message, wire::kMaxMessageText, "status text"); }
 };
 
+// What a pushed tensor does to its variable.
+enum class UpdateKind : uint8_t {
+  kGradient = 0,   // apply with the variable's optimizer
+  kAssign = 1,     // set the value
+  kAssignAdd = 2,  // add to the value
+};
+const char* UpdateKindName(UpdateKind kind);
+
 // A tensor's place in the data section: bytes [offset, offset + bytes).
 struct TensorDesc {
   std::string name;
@@ -34,13 +42,14 @@ struct TensorDesc {
   int64_t row_begin = 0;  // first row of the variable this tensor holds
   uint64_t offset = 0;
   uint64_t bytes = 0;
+  UpdateKind update = UpdateKind::kGradient;  // pushes only
 
-  template <class A> void save(A& ar) const { ar(name, dtype, shape, row_begin, offset, bytes); }
+  template <class A> void save(A& ar) const { ar(name, dtype, shape, row_begin, offset, bytes, update); }
   template <class A> void load(A& ar) {
     LoadString(ar, name, wire::kMaxName, "tensor name");
     ar(dtype);
     LoadVector(ar, shape, wire::kMaxRank, "tensor rank");
-    ar(row_begin, offset, bytes);
+    ar(row_begin, offset, bytes, update);
   }
 };
 
@@ -81,19 +90,35 @@ struct HelloReply {
   template <class A> void serialize(A& ar) { ar(status, server_index); }
 };
 
-// Rows [row_begin, row_end) of a variable that the receiving server holds.
+// Rows [row_begin, row_end) of a variable that the receiving server holds,
+// and the optimizer that applies its gradients (ignored if not trainable).
 struct ShardDecl {
   VariableSpec spec;
   int64_t row_begin = 0;
   int64_t row_end = 0;
-  template <class A> void serialize(A& ar) { ar(spec, row_begin, row_end); }
+  OptimizerSpec optimizer;
+  template <class A> void serialize(A& ar) { ar(spec, row_begin, row_end, optimizer); }
+};
+
+// How a job's servers combine the workers' gradients. Fixed by the first
+// CreateVariables a server receives; a different mode later is an error.
+struct TrainingMode {
+  std::string consistency = "async";  // async: apply on arrival; sync: one aggregated step per round
+  int32_t num_workers = 1;            // sync: pushes per step
+  int64_t sync_timeout_ms = 60000;    // sync: how long a step waits for its last worker
+  template <class A> void save(A& ar) const { ar(consistency, num_workers, sync_timeout_ms); }
+  template <class A> void load(A& ar) {
+    LoadString(ar, consistency, 16, "consistency");
+    ar(num_workers, sync_timeout_ms);
+  }
+  bool operator==(const TrainingMode&) const = default;
 };
 
 struct CreateRequest {
-  OptimizerSpec optimizer;
+  TrainingMode mode;
   std::vector<ShardDecl> shards;
-  template <class A> void save(A& ar) const { ar(optimizer, shards); }
-  template <class A> void load(A& ar) { ar(optimizer); LoadVector(ar, shards, wire::kMaxEntries, "shard"); }
+  template <class A> void save(A& ar) const { ar(mode, shards); }
+  template <class A> void load(A& ar) { ar(mode); LoadVector(ar, shards, wire::kMaxEntries, "shard"); }
 };
 
 struct StatusReply {
@@ -116,11 +141,20 @@ struct PullReply {
 
 struct PushRequest {
   int32_t worker_id = -1;
-  uint64_t sequence = 0;  // per worker; a retried push repeats its sequence
-  std::vector<TensorDesc> grads;
-  template <class A> void save(A& ar) const { ar(worker_id, sequence, grads); }
+  uint64_t sequence = 0;      // per worker; a retried push repeats its sequence
+  bool train_step = false;    // a Minimize step: counted in global_step; in sync mode, waits for every worker
+  int64_t step = 0;           // sync: the step this push belongs to
+  float learning_rate = 0;    // > 0: use instead of the optimizer's configured rate
+  std::string global_step;    // an int64 variable to count this step in ("" for none)
+  std::vector<TensorDesc> grads;  // gradients, assigns and assign-adds
+  template <class A> void save(A& ar) const {
+    ar(worker_id, sequence, train_step, step, learning_rate, global_step, grads);
+  }
   template <class A> void load(A& ar) {
     ar(worker_id, sequence);
+    LoadBool(ar, train_step, "train_step");
+    ar(step, learning_rate);
+    LoadString(ar, global_step, wire::kMaxName, "global_step");
     LoadVector(ar, grads, wire::kMaxEntries, "gradient");
   }
 };

@@ -2,9 +2,12 @@
 
 #include <fstream>
 #include <set>
+#include <vector>
 #include <sstream>
 
 #include <yaml-cpp/yaml.h>
+
+#include "ps/optimizer.h"
 
 namespace cairn {
 namespace {
@@ -54,6 +57,7 @@ class Section {
     if constexpr (std::is_same_v<T, bool>) return "true or false";
     else if constexpr (std::is_integral_v<T>) return "an integer";
     else if constexpr (std::is_floating_point_v<T>) return "a number";
+    else if constexpr (std::is_same_v<T, std::vector<int64_t>>) return "a list of integers";
     else return "a string";
   }
   static std::string Scalar(const YAML::Node& v) {
@@ -75,7 +79,15 @@ Status ParseRoot(const YAML::Node& root, JobConfig* c) {
   Section top(root, "");
   RETURN_IF_ERROR(top.Check());
   RETURN_IF_ERROR(top.Get("name", &c->name));
-  RETURN_IF_ERROR(top.Get("model", &c->model));
+
+  Section model(top.Child("model"), "model");
+  RETURN_IF_ERROR(model.Check());
+  RETURN_IF_ERROR(model.Get("kind", &c->model.kind));
+  RETURN_IF_ERROR(model.Get("hidden", &c->model.hidden));
+  RETURN_IF_ERROR(model.Get("activation", &c->model.activation));
+  RETURN_IF_ERROR(model.Get("classes", &c->model.classes));
+  RETURN_IF_ERROR(model.Get("seed", &c->model.seed));
+  RETURN_IF_ERROR(model.RejectUnknown());
 
   Section data(top.Child("data"), "data");
   RETURN_IF_ERROR(data.Check());
@@ -84,6 +96,9 @@ Status ParseRoot(const YAML::Node& root, JobConfig* c) {
   RETURN_IF_ERROR(data.Get("features", &c->data.features));
   RETURN_IF_ERROR(data.Get("noise_stddev", &c->data.noise_stddev));
   RETURN_IF_ERROR(data.Get("seed", &c->data.seed));
+  RETURN_IF_ERROR(data.Get("dir", &c->data.dir));
+  RETURN_IF_ERROR(data.Get("train_limit", &c->data.train_limit));
+  RETURN_IF_ERROR(data.Get("test_limit", &c->data.test_limit));
   RETURN_IF_ERROR(data.RejectUnknown());
 
   Section train(top.Child("train"), "train");
@@ -109,6 +124,10 @@ Status ParseRoot(const YAML::Node& root, JobConfig* c) {
   RETURN_IF_ERROR(opt.Get("l1", &o.l1));
   RETURN_IF_ERROR(opt.Get("l2", &o.l2));
   RETURN_IF_ERROR(opt.Get("lr_power", &o.lr_power));
+  RETURN_IF_ERROR(opt.Get("schedule", &c->schedule.kind));
+  RETURN_IF_ERROR(opt.Get("decay_rate", &c->schedule.decay_rate));
+  RETURN_IF_ERROR(opt.Get("decay_steps", &c->schedule.decay_steps));
+  c->schedule.base = o.learning_rate;
   RETURN_IF_ERROR(opt.RejectUnknown());
 
   Section cl(top.Child("cluster"), "cluster");
@@ -116,6 +135,7 @@ Status ParseRoot(const YAML::Node& root, JobConfig* c) {
   RETURN_IF_ERROR(cl.Get("servers", &c->cluster.servers));
   RETURN_IF_ERROR(cl.Get("workers", &c->cluster.workers));
   RETURN_IF_ERROR(cl.Get("consistency", &c->cluster.consistency));
+  RETURN_IF_ERROR(cl.Get("sync_timeout_ms", &c->cluster.sync_timeout_ms));
   RETURN_IF_ERROR(cl.Get("bind", &c->cluster.bind));
   RETURN_IF_ERROR(cl.Get("advertise", &c->cluster.advertise));
   RETURN_IF_ERROR(cl.Get("split_threshold_bytes", &c->cluster.split_threshold_bytes));
@@ -128,31 +148,52 @@ Status ParseRoot(const YAML::Node& root, JobConfig* c) {
 }  // namespace
 
 Status ValidateJobConfig(const JobConfig& c) {
-  if (c.model != "linear_regression") {
-    return InvalidArgument("model: unknown model '" + c.model + "' (supported: linear_regression)");
+  const std::string& m = c.model.kind;
+  if (m != "linear_regression" && m != "softmax_regression" && m != "mlp") {
+    return InvalidArgument("model.kind: unknown model '" + m + "' (linear_regression, softmax_regression, mlp)");
   }
-  if (c.data.kind != "synthetic_linear") {
-    return InvalidArgument("data.kind: unknown data kind '" + c.data.kind + "' (supported: synthetic_linear)");
+  if (c.data.kind != "synthetic_linear" && c.data.kind != "fashion_mnist") {
+    return InvalidArgument("data.kind: unknown data kind '" + c.data.kind + "' (synthetic_linear, fashion_mnist)");
   }
+  if ((m == "linear_regression") != (c.data.kind == "synthetic_linear")) {
+    return InvalidArgument("model.kind: " + m + " cannot train on data.kind " + c.data.kind +
+                           " (linear_regression goes with synthetic_linear, classifiers with fashion_mnist)");
+  }
+  for (int64_t h : c.model.hidden) {
+    if (h < 1 || h > 65536) return InvalidArgument("model.hidden: layer sizes must be in [1, 65536]");
+  }
+  if (c.model.activation != "relu" && c.model.activation != "sigmoid" && c.model.activation != "tanh") {
+    return InvalidArgument("model.activation: unknown activation '" + c.model.activation + "' (relu, sigmoid, tanh)");
+  }
+  if (c.model.classes < 2 || c.model.classes > 100000) return InvalidArgument("model.classes: must be in [2, 100000]");
   RETURN_IF_ERROR(Positive("data.examples", static_cast<double>(c.data.examples)));
   RETURN_IF_ERROR(Positive("data.features", static_cast<double>(c.data.features)));
   if (c.data.features > (1 << 24)) return InvalidArgument("data.features: at most 16777216");
   if (c.data.noise_stddev < 0) return InvalidArgument("data.noise_stddev: must be >= 0");
+  if (c.data.train_limit < 0) return InvalidArgument("data.train_limit: must be >= 0");
+  if (c.data.test_limit < 0) return InvalidArgument("data.test_limit: must be >= 0");
   RETURN_IF_ERROR(Positive("train.batch_size", static_cast<double>(c.train.batch_size)));
   RETURN_IF_ERROR(Positive("train.epochs", static_cast<double>(c.train.epochs)));
   if (c.train.max_steps < 0) return InvalidArgument("train.max_steps: must be >= 0");
   RETURN_IF_ERROR(Positive("train.log_every_steps", static_cast<double>(c.train.log_every_steps)));
   RETURN_IF_ERROR(Positive("optimizer.learning_rate", c.optimizer.learning_rate));
-  if (c.optimizer.kind != "sgd") {
-    return InvalidArgument("optimizer.kind: unknown optimizer '" + c.optimizer.kind + "' (supported: sgd)");
+  RETURN_IF_ERROR(Optimizer::Create(c.optimizer).status());  // names the bad field
+  const std::string& sched = c.schedule.kind;
+  if (sched != "constant" && sched != "step" && sched != "exponential") {
+    return InvalidArgument("optimizer.schedule: unknown schedule '" + sched + "' (constant, step, exponential)");
   }
+  if (!(c.schedule.decay_rate > 0) || c.schedule.decay_rate > 1) {
+    return InvalidArgument("optimizer.decay_rate: must be in (0, 1]");
+  }
+  RETURN_IF_ERROR(Positive("optimizer.decay_steps", static_cast<double>(c.schedule.decay_steps)));
   if (c.cluster.servers < 1 || c.cluster.servers > 1024) return InvalidArgument("cluster.servers: must be in [1, 1024]");
   if (c.cluster.workers < 1 || c.cluster.workers > 1024) return InvalidArgument("cluster.workers: must be in [1, 1024]");
-  if (c.cluster.consistency != "async") {
-    return InvalidArgument("cluster.consistency: unknown mode '" + c.cluster.consistency + "' (supported: async)");
+  if (c.cluster.consistency != "async" && c.cluster.consistency != "sync") {
+    return InvalidArgument("cluster.consistency: unknown mode '" + c.cluster.consistency + "' (async, sync)");
   }
   RETURN_IF_ERROR(Positive("cluster.timeout_ms", static_cast<double>(c.cluster.timeout_ms)));
-  if (c.data.examples < c.cluster.workers) {
+  RETURN_IF_ERROR(Positive("cluster.sync_timeout_ms", static_cast<double>(c.cluster.sync_timeout_ms)));
+  if (c.data.kind == "synthetic_linear" && c.data.examples < c.cluster.workers) {
     return InvalidArgument("data.examples: " + std::to_string(c.data.examples) + " examples cannot feed " +
                            std::to_string(c.cluster.workers) + " workers");
   }

@@ -10,15 +10,22 @@
 
 #include "common/messages.h"
 #include "common/status.h"
+#include "worker/model.h"
+#include "worker/trainer.h"
 
 namespace cairn {
 
 struct DataConfig {
-  std::string kind = "synthetic_linear";  // synthetic_linear
+  std::string kind = "synthetic_linear";  // synthetic_linear | fashion_mnist
+  // synthetic_linear
   int64_t examples = 100000;
   int64_t features = 1000;
   double noise_stddev = 0.01;
   uint64_t seed = 7;
+  // fashion_mnist
+  std::string dir = "/usr/share/datasets/fashion-mnist";
+  int64_t train_limit = 0;  // use only the first N training examples (0: all)
+  int64_t test_limit = 0;
 };
 
 struct TrainConfig {
@@ -32,7 +39,8 @@ struct TrainConfig {
 struct ClusterConfig {
   int servers = 1;
   int workers = 2;
-  std::string consistency = "async";
+  std::string consistency = "async";  // async | sync
+  int64_t sync_timeout_ms = 60000;    // sync: how long a step waits for its slowest worker
   std::string bind = "127.0.0.1";   // address servers listen on
   std::string advertise;            // address workers dial; default: bind, or the host name for 0.0.0.0
   uint64_t split_threshold_bytes = uint64_t{2} << 20;
@@ -41,10 +49,11 @@ struct ClusterConfig {
 
 struct JobConfig {
   std::string name = "job";
-  std::string model = "linear_regression";
+  ModelConfig model;
   DataConfig data;
   TrainConfig train;
   OptimizerSpec optimizer;
+  LearningRateSchedule schedule;  // optimizer.schedule, decay_rate, decay_steps; base = learning_rate
   ClusterConfig cluster;
 };
 

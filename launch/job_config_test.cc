@@ -8,7 +8,7 @@ namespace {
 TEST(JobConfig, EmptyFileGivesTheDefaults) {
   auto c = ParseJobConfig("{}");
   ASSERT_TRUE(c.ok()) << c.status();
-  EXPECT_EQ(c->model, "linear_regression");
+  EXPECT_EQ(c->model.kind, "linear_regression");
   EXPECT_EQ(c->cluster.servers, 1);
   EXPECT_EQ(c->optimizer.kind, "sgd");
 }
@@ -47,7 +47,11 @@ TEST(JobConfig, ErrorsNameTheField) {
   ExpectErrorNaming("cluster: {consistency: eventually}", "cluster.consistency");
   ExpectErrorNaming("optimizer: {kind: sgd, learning_rate: -1}", "optimizer.learning_rate");
   ExpectErrorNaming("optimizer: {kind: lion}", "optimizer.kind");
-  ExpectErrorNaming("model: transformer", "model");
+  ExpectErrorNaming("model: {kind: transformer}", "model.kind");
+  ExpectErrorNaming("model: {kind: mlp, hidden: [256, x]}", "model.hidden");
+  ExpectErrorNaming("model: {kind: mlp}\ndata: {kind: fashion_mnist}\noptimizer: {kind: adam, schedule: cosine}",
+                    "optimizer.schedule");
+  ExpectErrorNaming("model: {kind: mlp}", "model.kind");  // mlp on synthetic_linear data
   ExpectErrorNaming("surprise: 1", "surprise");
   ExpectErrorNaming("data: [1, 2]", "data");
 }

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash launch/install_deps.sh
 bash launch/build.sh build -DCAIRN_COMMON_ONLY=OFF -DCAIRN_SANITIZE=OFF -DCAIRN_TSAN=OFF
-job="${1:-launch/examples/linear_regression.yaml}"
+job="${1:-launch/examples/fashion_mnist_mlp.yaml}"
 echo "[cairn] training $job on the local cluster"
 build/bin/cairn train "$job" --local --servers 2 --workers 2 --summary build/summary.json
 echo "[cairn] summary written to build/summary.json"

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -13,55 +14,120 @@
 #include "common/event_loop.h"
 #include "launch/local_cluster.h"
 #include "ps/server.h"
+#include "worker/in_process_store.h"
 #include "worker/ps_client.h"
+#include "worker/session.h"
+#include "worker/synthetic_linear.h"
+#include "worker/trainer.h"
 
 namespace cairn {
 namespace {
 
-LinearProblemOptions ProblemOptions(const JobConfig& c) {
-  return LinearProblemOptions{c.data.examples, c.data.features, c.data.noise_stddev, c.data.seed};
+// What a process loads once and its worker threads share, read-only.
+struct JobData {
+  Dataset train;
+  Dataset test;               // empty for synthetic data
+  LinearTruth truth;          // synthetic_linear only
+  ModelConfig model;          // with features filled in from the data
+};
+
+StatusOr<std::unique_ptr<JobData>> LoadJobData(const JobConfig& c) {
+  auto d = std::make_unique<JobData>();
+  d->model = c.model;
+  if (c.data.kind == "synthetic_linear") {
+    SyntheticLinearOptions o{c.data.examples, c.data.features, c.data.noise_stddev, c.data.seed};
+    d->truth = MakeLinearTruth(o);
+    d->train = MakeLinearDataset(o, d->truth);
+  } else {
+    ASSIGN_OR_RETURN(d->train, LoadFashionMnist(c.data.dir, "train", c.data.train_limit));
+    ASSIGN_OR_RETURN(d->test, LoadFashionMnist(c.data.dir, "t10k", c.data.test_limit));
+  }
+  d->model.features = d->train.features;
+  spdlog::info("data: {} training examples of {} features{}", d->train.examples, d->train.features,
+               d->test.examples ? fmt::format(", {} test examples", d->test.examples) : "");
+  return d;
 }
 
-StatusOr<Placement> JobPlacement(const JobConfig& c, int servers) {
-  return Placement::Compute(LinearVariables(c.data.features), servers,
-                            PlacementOptions{c.cluster.split_threshold_bytes});
+SessionOptions JobSessionOptions(const JobConfig& c, int num_workers) {
+  SessionOptions o;
+  o.optimizer = c.optimizer;
+  o.mode.consistency = c.cluster.consistency;
+  o.mode.num_workers = num_workers;
+  o.mode.sync_timeout_ms = c.cluster.sync_timeout_ms;
+  return o;
 }
 
 PsClientOptions ClientOptions(const JobConfig& c, int worker) {
-  return PsClientOptions{worker, std::chrono::milliseconds(c.cluster.timeout_ms)};
+  PsClientOptions o;
+  o.worker_id = worker;
+  o.timeout = std::chrono::milliseconds(c.cluster.timeout_ms);
+  o.placement.split_threshold_bytes = c.cluster.split_threshold_bytes;
+  return o;
 }
 
-// One worker's whole life: build its data shard, declare the variables
-// (idempotent: every worker may), train.
-StatusOr<WorkerReport> RunWorker(const JobConfig& c, EventLoop& loop, const std::vector<Endpoint>& servers, int worker,
-                                 int num_workers) {
-  ASSIGN_OR_RETURN(Placement placement, JobPlacement(c, static_cast<int>(servers.size())));
-  AsioTransport transport(loop, servers);
-  PsClient client(&transport, std::move(placement), ClientOptions(c, worker));
-  const LinearProblemOptions problem = ProblemOptions(c);
-  const LinearTruth truth = MakeLinearTruth(problem);
-  const LinearShard shard = MakeLinearShard(problem, truth, worker, num_workers);
-  RETURN_IF_ERROR(client.CreateVariables(c.optimizer));
+// A worker's connection to the cluster: transport, client, graph, session.
+struct WorkerContext {
+  std::unique_ptr<AsioTransport> transport;
+  std::unique_ptr<PsClient> client;
+  std::unique_ptr<Graph> graph;
+  Model model;
+  std::unique_ptr<Session> session;
+};
 
-  LinearTrainOptions train{c.train.batch_size, c.train.epochs, c.train.max_steps, c.train.seed, worker};
-  const auto start = Clock::now();
-  auto progress = [&](const TrainProgress& p) {
-    if (worker != 0) return;
-    const double secs = std::chrono::duration<double>(Clock::now() - start).count();
-    spdlog::info("[chief] step {}/{} ({:.0f}%)  loss {:.6f}  {:.0f} steps/s  {:.0f} examples/s", p.step, p.total_steps,
-                 100.0 * p.step / p.total_steps, p.loss, p.step / secs, p.step * c.train.batch_size / secs);
-  };
-  return TrainLinearRegression(client, shard, train, c.train.log_every_steps, progress);
+StatusOr<std::unique_ptr<WorkerContext>> Connect(const JobConfig& c, const JobData& data, EventLoop& loop,
+                                                 const std::vector<Endpoint>& servers, int worker, int num_workers) {
+  auto w = std::make_unique<WorkerContext>();
+  w->transport = std::make_unique<AsioTransport>(loop, servers);
+  w->client = std::make_unique<PsClient>(w->transport.get(), ClientOptions(c, worker));
+  w->graph = std::make_unique<Graph>();
+  ASSIGN_OR_RETURN(w->model, BuildModel(data.model, c.optimizer.learning_rate, w->graph.get()));
+  ASSIGN_OR_RETURN(w->session, Session::Create(w->graph.get(), w->client.get(), JobSessionOptions(c, num_workers)));
+  RETURN_IF_ERROR(w->session->Initialize());
+  return w;
 }
 
-Status AddJobMetrics(const JobConfig& c, EventLoop& loop, const std::vector<Endpoint>& servers, JobSummary* s) {
-  ASSIGN_OR_RETURN(Placement placement, JobPlacement(c, static_cast<int>(servers.size())));
-  AsioTransport transport(loop, servers);
-  PsClient client(&transport, std::move(placement), ClientOptions(c, 0));
-  ASSIGN_OR_RETURN(LinearDistance d, DistanceToTruth(client, MakeLinearTruth(ProblemOptions(c))));
-  s->metrics["distance_to_true_weights"] = d.weight_distance;
-  s->metrics["relative_distance_to_true_weights"] = d.relative_distance;
-  s->metrics["bias_error"] = d.bias_error;
+TrainerOptions JobTrainerOptions(const JobConfig& c, int worker, int num_workers) {
+  TrainerOptions o;
+  o.worker = worker;
+  o.num_workers = num_workers;
+  o.batch_size = c.train.batch_size;
+  o.epochs = c.train.epochs;
+  o.max_steps = c.train.max_steps;
+  o.log_every = c.train.log_every_steps;
+  o.seed = c.train.seed;
+  o.schedule = c.schedule;
+  return o;
+}
+
+void LogProgress(const TrainProgress& p) {
+  std::string acc = p.test_accuracy >= 0 ? fmt::format("  test accuracy {:.4f}", p.test_accuracy) : "";
+  spdlog::info("[chief] epoch {}/{}  step {}/{} ({:.0f}%)  loss {:.4f}  global step {}  {:.0f} examples/s{}", p.epoch,
+               p.epochs, p.step, p.total_steps, 100.0 * p.step / p.total_steps, p.loss, p.global_step,
+               p.examples_per_sec, acc);
+}
+
+StatusOr<WorkerReport> RunWorker(const JobConfig& c, const JobData& data, EventLoop& loop,
+                                 const std::vector<Endpoint>& servers, int worker, int num_workers) {
+  ASSIGN_OR_RETURN(auto w, Connect(c, data, loop, servers, worker, num_workers));
+  Trainer trainer(w->session.get(), &w->model, &data.train, worker == 0 && data.test.examples ? &data.test : nullptr,
+                  JobTrainerOptions(c, worker, num_workers));
+  return trainer.Run(worker == 0 ? Trainer::ProgressFn(LogProgress) : Trainer::ProgressFn());
+}
+
+// The job's own metrics, read by the chief after training.
+Status AddJobMetrics(const JobConfig& c, const JobData& data, EventLoop& loop, const std::vector<Endpoint>& servers,
+                     int num_workers, JobSummary* s) {
+  if (c.model.kind != "linear_regression") return Status::OK();
+  ASSIGN_OR_RETURN(auto w, Connect(c, data, loop, servers, 0, num_workers));
+  ASSIGN_OR_RETURN(Tensor weights, w->session->Run(w->model.weights));
+  double dist = 0, norm = 0;
+  for (int64_t i = 0; i < weights.num_elements(); ++i) {
+    const double d = weights.data<float>()[i] - data.truth.w[i];
+    dist += d * d;
+    norm += static_cast<double>(data.truth.w[i]) * data.truth.w[i];
+  }
+  s->metrics["distance_to_true_weights"] = std::sqrt(dist);
+  s->metrics["relative_distance_to_true_weights"] = std::sqrt(dist / std::max(norm, 1e-24));
   return Status::OK();
 }
 
@@ -69,29 +135,39 @@ void Summarize(const std::vector<WorkerReport>& reports, double wall, JobSummary
   int64_t examples = 0;
   double loss = 0, first_start = 1e300, last_end = 0;
   for (const WorkerReport& r : reports) {
-    s->global_step += r.steps;
+    s->global_step = std::max(s->global_step, r.global_step);
     examples += r.examples;
     loss += r.final_loss;
     first_start = std::min(first_start, r.start_time);
     last_end = std::max(last_end, r.end_time);
+    if (r.test_accuracy >= 0) s->test_accuracy = r.test_accuracy;
   }
   const double train_seconds = last_end - first_start;
   s->final_loss = reports.empty() ? 0 : loss / reports.size();
   s->wall_seconds = wall;
-  // Over the training loops only, not data generation or set-up.
+  // Over the training loops only, not data loading or set-up.
   s->examples_per_sec = train_seconds > 0 ? examples / train_seconds : 0;
 }
 
 std::string EncodeReport(const WorkerReport& r) {
-  return nlohmann::json{{"steps", r.steps},     {"examples", r.examples},     {"loss", r.final_loss},
-                        {"seconds", r.seconds}, {"start", r.start_time}, {"end", r.end_time}}
+  return nlohmann::json{{"steps", r.steps},     {"examples", r.examples}, {"global_step", r.global_step},
+                        {"loss", r.final_loss}, {"accuracy", r.test_accuracy}, {"seconds", r.seconds},
+                        {"start", r.start_time}, {"end", r.end_time}}
       .dump();
 }
 
 WorkerReport DecodeReport(const std::string& text) {
   auto j = nlohmann::json::parse(text);
-  return WorkerReport{j["steps"].get<int64_t>(), j["examples"].get<int64_t>(), j["loss"].get<double>(),
-                      j["seconds"].get<double>(), j["start"].get<double>(), j["end"].get<double>()};
+  WorkerReport r;
+  r.steps = j["steps"];
+  r.examples = j["examples"];
+  r.global_step = j["global_step"];
+  r.final_loss = j["loss"];
+  r.test_accuracy = j["accuracy"];
+  r.seconds = j["seconds"];
+  r.start_time = j["start"];
+  r.end_time = j["end"];
+  return r;
 }
 
 std::string AdvertisedHost(const ClusterConfig& c) {
@@ -114,6 +190,7 @@ std::string JobSummary::ToJson() const {
                    {"wall_seconds", wall_seconds},
                    {"examples_per_sec", examples_per_sec},
                    {"metrics", metrics}};
+  if (test_accuracy >= 0) j["test_accuracy"] = test_accuracy;
   return j.dump(2);
 }
 
@@ -126,19 +203,21 @@ Status WriteSummary(const JobSummary& summary, const std::string& path) {
 }
 
 StatusOr<JobSummary> RunLocalJob(const JobConfig& c) {
+  ASSIGN_OR_RETURN(std::unique_ptr<JobData> data, LoadJobData(c));
   EventLoop loop(2);
   ASSIGN_OR_RETURN(auto cluster, LocalCluster::Start(loop, LocalClusterOptions{c.cluster.servers, c.cluster.bind, {}}));
   const std::vector<Endpoint> endpoints = cluster->endpoints();
   std::string listing;
   for (const Endpoint& e : endpoints) listing += " " + e.ToString();
-  spdlog::info("local cluster: {} server(s) on{}, {} worker(s)", c.cluster.servers, listing, c.cluster.workers);
-
   const int workers = c.cluster.workers;
+  spdlog::info("local cluster: {} server(s) on{}, {} worker(s), {} training, optimizer {}", c.cluster.servers, listing,
+               workers, c.cluster.consistency, c.optimizer.kind);
+
   std::vector<StatusOr<WorkerReport>> results(workers, Status(Internal("worker did not run")));
   const auto start = Clock::now();
   std::vector<std::thread> threads;
   for (int w = 0; w < workers; ++w) {
-    threads.emplace_back([&, w] { results[w] = RunWorker(c, loop, endpoints, w, workers); });
+    threads.emplace_back([&, w] { results[w] = RunWorker(c, *data, loop, endpoints, w, workers); });
   }
   for (auto& t : threads) t.join();
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
@@ -150,7 +229,24 @@ StatusOr<JobSummary> RunLocalJob(const JobConfig& c) {
   }
   JobSummary s{c.name, "local", c.cluster.servers, workers};
   Summarize(reports, wall, &s);
-  RETURN_IF_ERROR(AddJobMetrics(c, loop, endpoints, &s));
+  RETURN_IF_ERROR(AddJobMetrics(c, *data, loop, endpoints, workers, &s));
+  return s;
+}
+
+StatusOr<JobSummary> RunInProcessJob(const JobConfig& c) {
+  ASSIGN_OR_RETURN(std::unique_ptr<JobData> data, LoadJobData(c));
+  InProcessStore store;
+  Graph graph;
+  ASSIGN_OR_RETURN(Model model, BuildModel(data->model, c.optimizer.learning_rate, &graph));
+  ASSIGN_OR_RETURN(auto session, Session::Create(&graph, &store, JobSessionOptions(c, 1)));
+  RETURN_IF_ERROR(session->Initialize());
+  spdlog::info("in-process: no servers, one worker, optimizer {}", c.optimizer.kind);
+  const auto start = Clock::now();
+  Trainer trainer(session.get(), &model, &data->train, data->test.examples ? &data->test : nullptr,
+                  JobTrainerOptions(c, 0, 1));
+  ASSIGN_OR_RETURN(WorkerReport report, trainer.Run(LogProgress));
+  JobSummary s{c.name, "in-process", 0, 1};
+  Summarize({report}, std::chrono::duration<double>(Clock::now() - start).count(), &s);
   return s;
 }
 
@@ -163,6 +259,10 @@ StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi) {
                            " (use -np " + std::to_string(servers + c.cluster.workers) + ")");
   }
   const bool is_server = mpi.rank() < servers;
+  std::unique_ptr<JobData> data;
+  if (!is_server) {
+    ASSIGN_OR_RETURN(data, LoadJobData(c));
+  }
   EventLoop loop(2);
   std::unique_ptr<Server> server;
   std::string my_endpoint;
@@ -193,7 +293,7 @@ StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi) {
   std::string report_text;
   if (!is_server) {
     const int worker = mpi.rank() - servers;
-    StatusOr<WorkerReport> r = RunWorker(c, loop, endpoints, worker, workers);
+    StatusOr<WorkerReport> r = RunWorker(c, *data, loop, endpoints, worker, workers);
     report_text = r.ok() ? EncodeReport(*r) : "!" + r.status().ToString();
   }
   ASSIGN_OR_RETURN(std::vector<std::string> reports_text, mpi.AllgatherStrings(report_text));
@@ -212,7 +312,7 @@ StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi) {
   const bool chief = mpi.rank() == servers;
   if (result.ok() && chief) {
     Summarize(reports, wall, &s);
-    result = AddJobMetrics(c, loop, endpoints, &s);
+    result = AddJobMetrics(c, *data, loop, endpoints, workers, &s);
   }
   RETURN_IF_ERROR(mpi.Barrier());  // the chief has read the final weights
   if (server) server->Stop();

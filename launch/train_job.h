@@ -9,7 +9,6 @@
 #include "common/status.h"
 #include "launch/job_config.h"
 #include "launch/mpi_context.h"
-#include "worker/linear_regression.h"
 
 namespace cairn {
 
@@ -22,6 +21,7 @@ struct JobSummary {
   double final_loss = 0;     // mean of the workers' last reported losses
   double wall_seconds = 0;
   double examples_per_sec = 0;
+  double test_accuracy = -1;  // classifiers: the chief's last evaluation
   std::map<std::string, double> metrics;  // the job's own metrics
 
   std::string ToJson() const;
@@ -32,6 +32,11 @@ Status WriteSummary(const JobSummary& summary, const std::string& path);
 // Starts config.cluster.servers servers and config.cluster.workers worker
 // threads in this process, trains, and returns the summary.
 StatusOr<JobSummary> RunLocalJob(const JobConfig& config);
+
+// The same job in one thread with no servers: variables, optimizers and
+// updates live in this process (InProcessStore). The ceiling that the
+// cluster's throughput is measured against. One worker.
+StatusOr<JobSummary> RunInProcessJob(const JobConfig& config);
 
 // This rank's part of an mpirun job: ranks [0, servers) serve, the rest
 // train; rank `servers` (the chief) returns the summary, other ranks an

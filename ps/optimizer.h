@@ -1,6 +1,11 @@
 // Optimizer: the update rule a server applies to a shard when a gradient
 // arrives. Its per-element state lives in named slots beside the shard
 // (e.g. Adam's "m" and "v"), so that snapshots hold it like any variable.
+// A slot's full name is "<variable>/<Name()>/<slot>", e.g. "dense/W/Adam/m".
+//
+// Formulas follow TensorFlow 1.x's training ops (ApplyMomentum, ApplyAdagrad,
+// ApplyAdam, ApplyFtrl), so results can be checked against them by hand.
+// Optimizers are immutable after creation and may be shared across threads.
 #pragma once
 
 #include <memory>
@@ -14,22 +19,29 @@
 
 namespace cairn {
 
+struct SlotDef {
+  std::string name;      // "m", "v", "momentum", "accumulator", "linear", "beta1_power", ...
+  bool scalar = false;   // one value per shard ([1]) instead of one per element
+  float initial = 0.0f;  // initial value of every element
+};
+
 class Optimizer {
  public:
   using Vec = Eigen::Map<Eigen::VectorXf>;
   using ConstVec = Eigen::Map<const Eigen::VectorXf>;
 
-  // InvalidArgument for an unknown kind or out-of-range hyper-parameters.
+  // InvalidArgument for an unknown kind or out-of-range hyper-parameters,
+  // naming the field ("optimizer.beta1: must be in [0, 1)").
   static StatusOr<std::unique_ptr<Optimizer>> Create(const OptimizerSpec& spec);
   virtual ~Optimizer() = default;
 
-  // Names of the per-element slots, e.g. {"m", "v"}; empty for SGD.
-  virtual std::vector<std::string> SlotNames() const = 0;
-  // Initial value of slot `i` (Adagrad starts its accumulator above zero).
-  virtual float SlotInitialValue(size_t i) const { return 0.0f; }
-  // Applies one update. `step` counts earlier updates of this shard (0 first).
-  // `slots` are SlotNames().size() buffers of var's size.
-  virtual void Apply(Vec var, ConstVec grad, std::vector<Vec>& slots, int64_t step) const = 0;
+  // "SGD", "Momentum", "Adagrad", "Adam" or "Ftrl": the middle part of slot names.
+  virtual const char* Name() const = 0;
+  // The slots this optimizer keeps per shard, in the order Apply receives them.
+  virtual std::vector<SlotDef> Slots() const = 0;
+  // Applies one update with learning rate `lr` to `var` given `grad` (same
+  // size). `slots` are Slots().size() buffers: var's size, or 1 for scalars.
+  virtual void Apply(Vec var, ConstVec grad, std::vector<Vec>& slots, float lr) const = 0;
 };
 
 }  // namespace cairn

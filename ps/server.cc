@@ -1,6 +1,7 @@
 #include "ps/server.h"
 
 #include <mutex>
+#include <optional>
 #include <set>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -11,6 +12,7 @@
 #include "common/frame_socket.h"
 #include "common/messages.h"
 #include "ps/shard_store.h"
+#include "ps/sync_steps.h"
 
 namespace cairn {
 namespace asio = boost::asio;
@@ -110,7 +112,7 @@ class Server::Core : public std::enable_shared_from_this<Core> {
           // Handlers may be heavy (an optimizer step over a large shard): run
           // them off the connection's strand so its next read can start.
           asio::post(self->loop_.io(), [self, weak_conn, frame = std::move(frame)]() mutable {
-            if (auto c = weak_conn.lock()) self->Handle(*c, std::move(frame));
+            if (auto c = weak_conn.lock()) self->Handle(c, std::move(frame));
           });
         },
         [self = shared_from_this(), weak_conn](const Status& reason) {
@@ -127,7 +129,7 @@ class Server::Core : public std::enable_shared_from_this<Core> {
         });
   }
 
-  void Handle(FrameSocket& conn, InFrame frame) {
+  void Handle(const std::shared_ptr<FrameSocket>& conn, InFrame frame) {
     const uint16_t type = frame.header.type;
     OutFrame reply;
     Status status;
@@ -135,18 +137,37 @@ class Server::Core : public std::enable_shared_from_this<Core> {
       case FrameType::kHello: status = HandleHello(frame, &reply); break;
       case FrameType::kCreateVariables: status = HandleCreate(frame, &reply); break;
       case FrameType::kPull: status = HandlePull(frame, &reply); break;
-      case FrameType::kPush: status = HandlePush(frame, &reply); break;
+      case FrameType::kPush: return HandlePush(conn, std::move(frame));
       case FrameType::kStats: status = HandleStats(frame, &reply); break;
       default: status = InvalidArgument("a server does not accept frames of type " + std::to_string(type));
     }
-    if (!status.ok()) {
-      ++requests_failed_;
-      spdlog::warn("server {}: {} from {} failed: {}", options_.index, FrameTypeName(type), conn.peer(),
-                   status.ToString());
-      reply = Reply(frame, EncodeMessage(StatusReply{WireStatus::From(status)}));
-    }
+    if (!status.ok()) reply = ErrorReply(*conn, frame, status);
     reply.Seal();
-    conn.Send(std::move(reply));
+    conn->Send(std::move(reply));
+  }
+
+  OutFrame ErrorReply(const FrameSocket& conn, const InFrame& frame, const Status& status) {
+    ++requests_failed_;
+    spdlog::warn("server {}: {} from {} failed: {}", options_.index, FrameTypeName(frame.header.type), conn.peer(),
+                 status.ToString());
+    return Reply(frame, EncodeMessage(StatusReply{WireStatus::From(status)}));
+  }
+
+  // Answers a request later (a sync push waits for its step); safe to call
+  // after the connection has gone.
+  SyncSteps::Reply LaterReply(const std::shared_ptr<FrameSocket>& conn, const InFrame& frame) {
+    std::weak_ptr<FrameSocket> weak = conn;
+    FrameHeader header = frame.header;
+    return [self = shared_from_this(), weak, header](const Status& status) {
+      auto c = weak.lock();
+      if (!c) return;
+      InFrame stub;
+      stub.header = header;
+      OutFrame reply = status.ok() ? Reply(stub, EncodeMessage(StatusReply{})) : self->ErrorReply(*c, stub, status);
+      if (status.ok()) ++self->pushes_applied_;
+      reply.Seal();
+      c->Send(std::move(reply));
+    };
   }
 
   Status HandleHello(const InFrame& frame, OutFrame* reply) {
@@ -159,8 +180,29 @@ class Server::Core : public std::enable_shared_from_this<Core> {
   Status HandleCreate(const InFrame& frame, OutFrame* reply) {
     CreateRequest req;
     RETURN_IF_ERROR(DecodeMessage(frame.control, &req, "CreateVariables"));
-    for (const ShardDecl& decl : req.shards) RETURN_IF_ERROR(store_.Create(decl, req.optimizer));
+    RETURN_IF_ERROR(SetMode(req.mode));
+    for (const ShardDecl& decl : req.shards) RETURN_IF_ERROR(store_.Create(decl));
     *reply = Reply(frame, EncodeMessage(StatusReply{}));
+    return Status::OK();
+  }
+
+  // The first CreateVariables fixes the training mode; later ones must agree.
+  Status SetMode(const TrainingMode& mode) {
+    if (mode.consistency != "async" && mode.consistency != "sync") {
+      return InvalidArgument("unknown consistency '" + mode.consistency + "' (async or sync)");
+    }
+    if (mode.num_workers < 1 || mode.num_workers > 65536 || mode.sync_timeout_ms < 1) {
+      return InvalidArgument("training mode needs 1..65536 workers and a positive sync timeout");
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (mode_) {
+      if (*mode_ == mode) return Status::OK();
+      return FailedPrecondition("server " + std::to_string(options_.index) + " trains " + mode_->consistency +
+                                " with " + std::to_string(mode_->num_workers) + " workers; a client asked for " +
+                                mode.consistency + " with " + std::to_string(mode.num_workers));
+    }
+    mode_ = mode;
+    if (mode.consistency == "sync") sync_ = std::make_shared<SyncSteps>(loop_.io(), &store_, mode, options_.index);
     return Status::OK();
   }
 
@@ -190,20 +232,40 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     return Status::OK();
   }
 
-  Status HandlePush(const InFrame& frame, OutFrame* reply) {
+  void HandlePush(const std::shared_ptr<FrameSocket>& conn, InFrame frame) {
+    SyncSteps::Reply reply = LaterReply(conn, frame);
     PushRequest req;
-    RETURN_IF_ERROR(DecodeMessage(frame.control, &req, "Push"));
-    std::vector<Tensor> grads;
-    // Check every gradient before applying any: a push applies whole or not at all.
-    for (const TensorDesc& d : req.grads) {
-      RETURN_IF_ERROR(ValidateTensorDesc(d, frame.data_len));
-      Tensor g = ViewTensor(d, frame.payload, frame.data);
-      RETURN_IF_ERROR(store_.CheckGradient(d.name, g));
-      grads.push_back(std::move(g));
+    std::vector<Tensor> values;
+    Status s = DecodePush(frame, &req, &values);
+    if (!s.ok()) return reply(s);
+    std::shared_ptr<SyncSteps> sync;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      sync = sync_;
     }
-    for (size_t i = 0; i < grads.size(); ++i) RETURN_IF_ERROR(store_.ApplyGradient(req.grads[i].name, grads[i]));
-    ++pushes_applied_;
-    *reply = Reply(frame, EncodeMessage(StatusReply{}));
+    if (req.train_step && sync) {
+      return sync->Arrive(SyncSteps::Arrival{std::move(req), std::move(values), std::move(reply)});
+    }
+    for (size_t i = 0; i < values.size() && s.ok(); ++i) {
+      s = store_.Apply(req.grads[i].name, req.grads[i].update, values[i], req.learning_rate);
+    }
+    if (s.ok() && req.train_step && !req.global_step.empty()) store_.CountStep(req.global_step);
+    reply(s);
+  }
+
+  // Decodes a push and checks every tensor before any is applied: a push
+  // applies whole or not at all.
+  Status DecodePush(const InFrame& frame, PushRequest* req, std::vector<Tensor>* values) {
+    RETURN_IF_ERROR(DecodeMessage(frame.control, req, "Push"));
+    for (const TensorDesc& d : req->grads) {
+      RETURN_IF_ERROR(ValidateTensorDesc(d, frame.data_len));
+      Tensor t = ViewTensor(d, frame.payload, frame.data);
+      RETURN_IF_ERROR(store_.CheckUpdate(d.name, d.update, t));
+      values->push_back(std::move(t));
+    }
+    if (!(req->learning_rate >= 0) || req->learning_rate > 1e6) {
+      return InvalidArgument("push learning rate " + std::to_string(req->learning_rate) + " is outside [0, 1e6]");
+    }
     return Status::OK();
   }
 
@@ -224,6 +286,8 @@ class Server::Core : public std::enable_shared_from_this<Core> {
 
   std::mutex mu_;
   bool stopped_ = false;                                   // guarded by mu_
+  std::optional<TrainingMode> mode_;                       // guarded by mu_; set by the first create
+  std::shared_ptr<SyncSteps> sync_;                        // guarded by mu_; set in sync mode
   std::set<std::shared_ptr<FrameSocket>> connections_;    // guarded by mu_
 
   std::atomic<uint64_t> pushes_applied_{0}, pulls_served_{0}, frames_rejected_{0}, requests_failed_{0},

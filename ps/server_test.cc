@@ -44,11 +44,17 @@ class ServerTest : public ::testing::Test {
     transport_ = std::make_unique<AsioTransport>(loop_, endpoints_);
   }
 
+  // A client whose variables are `specs`, created with `optimizer`.
   std::unique_ptr<PsClient> Client(const std::vector<VariableSpec>& specs, PlacementOptions po = {},
-                                   milliseconds timeout = milliseconds(5000)) {
-    auto placement = Placement::Compute(specs, static_cast<int>(servers_.size()), po);
-    EXPECT_TRUE(placement.ok()) << placement.status();
-    return std::make_unique<PsClient>(transport_.get(), *placement, PsClientOptions{0, timeout});
+                                   const OptimizerSpec& optimizer = Sgd(0.1), Status* create_status = nullptr) {
+    PsClientOptions o;
+    o.timeout = milliseconds(5000);
+    o.placement = po;
+    auto client = std::make_unique<PsClient>(transport_.get(), o);
+    Status s = client->Create(specs, optimizer, TrainingMode{});
+    if (create_status) *create_status = s;
+    else EXPECT_TRUE(s.ok()) << s;
+    return client;
   }
 
   // A sealed frame as raw bytes.
@@ -65,7 +71,6 @@ class ServerTest : public ::testing::Test {
   // Shows the server still serves a well-behaved client.
   void ExpectHealthy() {
     auto client = Client({Spec("health", {4})});
-    ASSERT_TRUE(client->CreateVariables(Sgd(0.1)).ok());
     auto v = client->Pull({"health"});
     ASSERT_TRUE(v.ok()) << v.status();
   }
@@ -80,7 +85,6 @@ TEST_F(ServerTest, PullReturnsTheInitialValuesOfEveryVariable) {
   StartServers(2);
   std::vector<VariableSpec> specs = {Spec("a", {5, 3}), Spec("b", {7}, InitKind::kGlorotNormal)};
   auto client = Client(specs);
-  ASSERT_TRUE(client->CreateVariables(Sgd(0.1)).ok());
   auto values = client->Pull({"a", "b"});
   ASSERT_TRUE(values.ok()) << values.status();
   for (const VariableSpec& s : specs) {
@@ -93,12 +97,13 @@ TEST_F(ServerTest, PullReturnsTheInitialValuesOfEveryVariable) {
 TEST_F(ServerTest, RowSplitVariableIsReassembledAndUpdatedAcrossThreeServers) {
   StartServers(3);
   VariableSpec spec = Spec("emb", {10, 4});
-  auto client = Client({spec}, PlacementOptions{0});
+  auto client = Client({spec}, PlacementOptions{0}, Sgd(0.5));
   ASSERT_EQ(client->placement().SlicesOf("emb")->size(), 3u);
-  ASSERT_TRUE(client->CreateVariables(Sgd(0.5)).ok());
   Tensor grad(DType::kFloat32, {10, 4});
   for (int i = 0; i < 40; ++i) grad.data<float>()[i] = static_cast<float>(i);
-  ASSERT_TRUE(client->Push({{"emb", grad}}).ok());
+  PushBatch batch;
+  batch.gradients["emb"] = grad;
+  ASSERT_TRUE(client->Push(batch).ok());
   auto values = client->Pull({"emb"});
   ASSERT_TRUE(values.ok()) << values.status();
   Tensor expected(DType::kFloat32, {10, 4});
@@ -110,9 +115,10 @@ TEST_F(ServerTest, RowSplitVariableIsReassembledAndUpdatedAcrossThreeServers) {
 
 TEST_F(ServerTest, ConflictingCreateIsAnErrorNamingBothSpecs) {
   StartServers(1);
-  ASSERT_TRUE(Client({Spec("w", {4})})->CreateVariables(Sgd(0.1)).ok());
-  ASSERT_TRUE(Client({Spec("w", {4})})->CreateVariables(Sgd(0.1)).ok());  // idempotent
-  Status s = Client({Spec("w", {8})})->CreateVariables(Sgd(0.1));
+  Client({Spec("w", {4})});
+  Client({Spec("w", {4})});  // idempotent
+  Status s;
+  Client({Spec("w", {8})}, {}, Sgd(0.1), &s);
   EXPECT_EQ(s.code(), StatusCode::kAlreadyExists);
   EXPECT_NE(s.message().find("[4]"), std::string::npos) << s;
   EXPECT_NE(s.message().find("[8]"), std::string::npos) << s;
@@ -120,21 +126,43 @@ TEST_F(ServerTest, ConflictingCreateIsAnErrorNamingBothSpecs) {
 
 TEST_F(ServerTest, PullOfAVariableTheServerDoesNotHaveIsNotFound) {
   StartServers(1);
-  auto client = Client({Spec("ghost", {4})});  // never created
+  auto client = Client({Spec("real", {4})});
+  // Straight onto the wire: a pull of a variable the server never created.
+  OutFrame f;
+  f.type = static_cast<uint16_t>(FrameType::kPull);
+  f.control = EncodeMessage(PullRequest{{"ghost"}});
+  std::vector<std::pair<int, OutFrame>> calls;
+  calls.emplace_back(0, std::move(f));
+  auto replies = CallAll(*transport_, std::move(calls), DeadlineAfter(milliseconds(5000)));
+  ASSERT_TRUE(replies[0].ok());
+  StatusReply reply;
+  ASSERT_TRUE(DecodeMessage(replies[0]->control, &reply, "reply").ok());
+  Status v = reply.status.ToStatus();
+  EXPECT_EQ(v.code(), StatusCode::kNotFound);
+  EXPECT_NE(v.message().find("ghost"), std::string::npos);
+  ExpectHealthy();
+}
+
+TEST_F(ServerTest, PullOfAVariableTheClientNeverDeclaredIsNotFound) {
+  StartServers(1);
+  auto client = Client({Spec("real", {4})});
   auto v = client->Pull({"ghost"});
   EXPECT_EQ(v.status().code(), StatusCode::kNotFound);
   EXPECT_NE(v.status().message().find("ghost"), std::string::npos);
-  ExpectHealthy();
 }
 
 TEST_F(ServerTest, PushOfTheWrongShapeIsRejectedByClientAndServer) {
   StartServers(1);
   auto client = Client({Spec("w", {4})});
-  ASSERT_TRUE(client->CreateVariables(Sgd(0.1)).ok());
-  EXPECT_EQ(client->Push({{"w", Tensor(DType::kFloat32, {5})}}).code(), StatusCode::kInvalidArgument);
+  PushBatch bad;
+  bad.gradients["w"] = Tensor(DType::kFloat32, {5});
+  EXPECT_EQ(client->Push(bad).code(), StatusCode::kInvalidArgument);
 
   // The same mistake straight onto the wire.
-  PushRequest req{3, 1, {TensorDesc{"w", DType::kFloat32, {5}, 0, 0, 20}}};
+  PushRequest req;
+  req.worker_id = 3;
+  req.sequence = 1;
+  req.grads = {TensorDesc{"w", DType::kFloat32, {5}, 0, 0, 20}};
   std::string data(20, '\0');
   OutFrame f;
   f.type = static_cast<uint16_t>(FrameType::kPush);
@@ -174,7 +202,6 @@ TEST_F(ServerTest, MalformedControlGetsAnErrorReplyAndTheConnectionLives) {
 TEST_F(ServerTest, GarbageOnOneSocketDropsOnlyThatConnection) {
   StartServers(1);
   auto client = Client({Spec("w", {16})});
-  ASSERT_TRUE(client->CreateVariables(Sgd(0.1)).ok());
   RawSocket raw(endpoints_[0].port);
   ASSERT_TRUE(raw.ok());
   std::mt19937 rng(5);
@@ -255,15 +282,15 @@ TEST(ClientWithoutServer, FailsWithAClearErrorWithinItsDeadline) {
   EventLoop loop(1);
   Endpoint nowhere{"127.0.0.1", testing::UnusedPort()};
   AsioTransport transport(loop, {nowhere});
-  auto placement = Placement::Compute({Spec("w", {4})}, 1);
-  ASSERT_TRUE(placement.ok());
-  PsClient client(&transport, *placement, PsClientOptions{0, milliseconds(400)});
+  PsClientOptions o;
+  o.timeout = milliseconds(400);
+  PsClient client(&transport, o);
   const auto start = Clock::now();
-  auto v = client.Pull({"w"});
+  Status v = client.Create({Spec("w", {4})}, Sgd(0.1), TrainingMode{});
   const auto elapsed = Clock::now() - start;
-  EXPECT_EQ(v.status().code(), StatusCode::kDeadlineExceeded);
-  EXPECT_NE(v.status().message().find(nowhere.ToString()), std::string::npos) << v.status();
-  EXPECT_NE(v.status().message().find("cannot connect"), std::string::npos) << v.status();
+  EXPECT_EQ(v.code(), StatusCode::kDeadlineExceeded);
+  EXPECT_NE(v.message().find(nowhere.ToString()), std::string::npos) << v;
+  EXPECT_NE(v.message().find("cannot connect"), std::string::npos) << v;
   EXPECT_LT(elapsed, milliseconds(3000));
 }
 

@@ -1,5 +1,7 @@
 #include "ps/shard_store.h"
 
+#include <cstring>
+
 namespace cairn {
 
 Shape ShardInfo::shape() const {
@@ -8,7 +10,23 @@ Shape ShardInfo::shape() const {
   return s;
 }
 
-Status ShardStore::Create(const ShardDecl& decl, const OptimizerSpec& optimizer_spec) {
+Status ShardStore::CheckConflict(const Shard& s, const ShardDecl& decl) {
+  const bool trainable = decl.spec.trainable;
+  if (s.info.spec == decl.spec && s.info.row_begin == decl.row_begin && s.info.row_end == decl.row_end &&
+      (!trainable || s.optimizer_spec == decl.optimizer)) {
+    return Status::OK();
+  }
+  auto describe = [](const VariableSpec& spec, int64_t b, int64_t e, const OptimizerSpec& o) {
+    return spec.DebugString() + " rows [" + std::to_string(b) + ", " + std::to_string(e) + ") optimizer " + o.kind +
+           "(lr=" + std::to_string(o.learning_rate) + ")";
+  };
+  return AlreadyExists("variable '" + decl.spec.name + "' exists as " +
+                       describe(s.info.spec, s.info.row_begin, s.info.row_end, s.optimizer_spec) +
+                       "; cannot create it as " +
+                       describe(decl.spec, decl.row_begin, decl.row_end, decl.optimizer));
+}
+
+Status ShardStore::Create(const ShardDecl& decl) {
   RETURN_IF_ERROR(ValidateSpec(decl.spec));
   const VariableSpec& spec = decl.spec;
   if (decl.row_begin < 0 || decl.row_begin > decl.row_end || decl.row_end > spec.rows()) {
@@ -16,42 +34,31 @@ Status ShardStore::Create(const ShardDecl& decl, const OptimizerSpec& optimizer_
                            std::to_string(decl.row_end) + ") are outside its " + std::to_string(spec.rows()) +
                            " rows");
   }
+  if (spec.trainable && spec.dtype != DType::kFloat32) {
+    return InvalidArgument("variable '" + spec.name + "': only float32 variables can be trainable");
+  }
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
     auto it = shards_.find(spec.name);
-    if (it != shards_.end()) {
-      const Shard& s = *it->second;
-      if (s.info.spec == spec && s.info.row_begin == decl.row_begin && s.info.row_end == decl.row_end &&
-          s.optimizer_spec == optimizer_spec) {
-        return Status::OK();
-      }
-      return AlreadyExists("variable '" + spec.name + "' exists as " + s.info.spec.DebugString() + " rows [" +
-                           std::to_string(s.info.row_begin) + ", " + std::to_string(s.info.row_end) +
-                           ") optimizer " + s.optimizer_spec.kind + "; cannot create it as " + spec.DebugString() +
-                           " rows [" + std::to_string(decl.row_begin) + ", " + std::to_string(decl.row_end) +
-                           ") optimizer " + optimizer_spec.kind);
-    }
+    if (it != shards_.end()) return CheckConflict(*it->second, decl);
   }
   auto shard = std::make_unique<Shard>();
   shard->info = ShardInfo{spec, decl.row_begin, decl.row_end};
-  shard->optimizer_spec = optimizer_spec;
-  ASSIGN_OR_RETURN(shard->optimizer, Optimizer::Create(optimizer_spec));
+  shard->optimizer_spec = decl.optimizer;
+  if (spec.trainable) {
+    ASSIGN_OR_RETURN(shard->optimizer, Optimizer::Create(decl.optimizer));
+    shard->slot_defs = shard->optimizer->Slots();
+  }
   shard->values = Tensor(spec.dtype, shard->info.shape());
   InitializeRows(spec, decl.row_begin, &shard->values);
-  if (spec.trainable && spec.dtype == DType::kFloat32) {
-    const auto names = shard->optimizer->SlotNames();
-    for (size_t i = 0; i < names.size(); ++i) {
-      Tensor slot(DType::kFloat32, shard->info.shape());
-      slot.flat().setConstant(shard->optimizer->SlotInitialValue(i));
-      shard->slots.push_back(std::move(slot));
-    }
+  for (const SlotDef& def : shard->slot_defs) {
+    Tensor slot(DType::kFloat32, def.scalar ? Shape{1} : shard->info.shape());
+    slot.flat().setConstant(def.initial);
+    shard->slots.push_back(std::move(slot));
   }
   std::unique_lock<std::shared_mutex> lock(mu_);
-  // Another request may have created it meanwhile: same rules apply.
-  if (shards_.count(spec.name)) {
-    lock.unlock();
-    return Create(decl, optimizer_spec);
-  }
+  auto it = shards_.find(spec.name);
+  if (it != shards_.end()) return CheckConflict(*it->second, decl);  // created meanwhile
   shards_.emplace(spec.name, std::move(shard));
   return Status::OK();
 }
@@ -63,6 +70,8 @@ StatusOr<ShardStore::Shard*> ShardStore::Find(const std::string& name) const {
   return it->second.get();
 }
 
+bool ShardStore::Holds(const std::string& name) const { return Find(name).ok(); }
+
 StatusOr<Tensor> ShardStore::Read(const std::string& name, ShardInfo* info) const {
   ASSIGN_OR_RETURN(Shard * shard, Find(name));
   if (info) *info = shard->info;
@@ -70,29 +79,59 @@ StatusOr<Tensor> ShardStore::Read(const std::string& name, ShardInfo* info) cons
   return shard->values.Clone();
 }
 
-Status ShardStore::CheckGradient(const std::string& name, const Tensor& grad) const {
+Status ShardStore::CheckUpdate(const std::string& name, UpdateKind kind, const Tensor& value) const {
   ASSIGN_OR_RETURN(Shard * shard, Find(name));
   const ShardInfo& info = shard->info;
-  if (!info.spec.trainable) return FailedPrecondition("variable '" + name + "' is not trainable");
-  if (grad.dtype() != DType::kFloat32 || info.spec.dtype != DType::kFloat32) {
-    return InvalidArgument("gradient for '" + name + "' must be float32, got " + DTypeName(grad.dtype()));
+  const char* what = UpdateKindName(kind);
+  if (kind == UpdateKind::kGradient && !info.spec.trainable) {
+    return FailedPrecondition("variable '" + name + "' is not trainable: it takes assigns, not gradients");
   }
-  if (grad.shape() != info.shape()) {
-    return InvalidArgument("gradient for '" + name + "' has shape " + ShapeString(grad.shape()) +
+  if (value.dtype() != info.spec.dtype) {
+    return InvalidArgument(std::string(what) + " for '" + name + "' is " + DTypeName(value.dtype()) +
+                           " but the variable is " + DTypeName(info.spec.dtype));
+  }
+  if (value.shape() != info.shape()) {
+    return InvalidArgument(std::string(what) + " for '" + name + "' has shape " + ShapeString(value.shape()) +
                            " but the shard has shape " + ShapeString(info.shape()));
   }
   return Status::OK();
 }
 
-Status ShardStore::ApplyGradient(const std::string& name, const Tensor& grad) {
-  RETURN_IF_ERROR(CheckGradient(name, grad));
+Status ShardStore::Apply(const std::string& name, UpdateKind kind, const Tensor& value, float lr) {
+  RETURN_IF_ERROR(CheckUpdate(name, kind, value));
   ASSIGN_OR_RETURN(Shard * shard, Find(name));
   std::lock_guard<std::mutex> lock(shard->mu);
-  std::vector<Optimizer::Vec> slots;
-  for (Tensor& s : shard->slots) slots.emplace_back(s.data<float>(), s.num_elements());
-  shard->optimizer->Apply(shard->values.flat(), grad.flat(), slots, shard->updates);
-  ++shard->updates;
+  Tensor& v = shard->values;
+  switch (kind) {
+    case UpdateKind::kGradient: {
+      std::vector<Optimizer::Vec> slots;
+      for (Tensor& s : shard->slots) slots.emplace_back(s.data<float>(), s.num_elements());
+      const float rate = lr > 0 ? lr : static_cast<float>(shard->optimizer_spec.learning_rate);
+      shard->optimizer->Apply(v.flat(), value.flat(), slots, rate);
+      break;
+    }
+    case UpdateKind::kAssign:
+      std::memcpy(v.raw(), value.raw(), v.byte_size());
+      break;
+    case UpdateKind::kAssignAdd:
+      if (v.dtype() == DType::kInt64) {
+        for (int64_t i = 0; i < v.num_elements(); ++i) v.data<int64_t>()[i] += value.data<int64_t>()[i];
+      } else {
+        v.flat() += value.flat();
+      }
+      break;
+  }
   return Status::OK();
+}
+
+bool ShardStore::CountStep(const std::string& name) {
+  StatusOr<Shard*> shard = Find(name);
+  if (!shard.ok()) return false;
+  std::lock_guard<std::mutex> lock((*shard)->mu);
+  Tensor& v = (*shard)->values;
+  if (v.dtype() != DType::kInt64 || v.num_elements() != 1) return false;
+  ++v.data<int64_t>()[0];
+  return true;
 }
 
 size_t ShardStore::size() const {

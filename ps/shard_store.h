@@ -1,9 +1,9 @@
 // ShardStore: the shards one server holds, and the updates applied to them.
 //
-// A shard is rows [row_begin, row_end) of one variable, with its optimizer
-// slots. Each shard has its own mutex; reads copy under it and updates apply
-// under it, so a pull never sees half an update. No lock is held across I/O:
-// callers get copies.
+// A shard is rows [row_begin, row_end) of one variable, with its optimizer's
+// slots (named "<variable>/<Optimizer>/<slot>"). Each shard has its own
+// mutex; reads copy under it and updates apply under it, so a pull never sees
+// half an update. No lock is held across I/O: callers get copies.
 //
 // Thread-safe.
 #pragma once
@@ -38,15 +38,22 @@ class ShardStore {
   // Creates and initializes a shard. Creating the same shard again is OK (its
   // values are kept); a different spec, row range or optimizer under the same
   // name is AlreadyExists naming both.
-  Status Create(const ShardDecl& decl, const OptimizerSpec& optimizer);
+  Status Create(const ShardDecl& decl);
 
   // A copy of the shard's values, taken under its lock.
   StatusOr<Tensor> Read(const std::string& name, ShardInfo* info = nullptr) const;
 
-  // Checks that `grad` fits shard `name` (exists, trainable, dtype, shape).
-  Status CheckGradient(const std::string& name, const Tensor& grad) const;
-  // Applies `grad` with the shard's optimizer. Checks as CheckGradient.
-  Status ApplyGradient(const std::string& name, const Tensor& grad);
+  // Checks that `value` fits an update of `kind` to shard `name`: it exists,
+  // the shape and dtype match, and gradients go to trainable float32 shards.
+  Status CheckUpdate(const std::string& name, UpdateKind kind, const Tensor& value) const;
+  // Applies one update (checked as CheckUpdate). For gradients, `lr` > 0
+  // replaces the optimizer's configured learning rate.
+  Status Apply(const std::string& name, UpdateKind kind, const Tensor& value, float lr = 0);
+
+  // Adds one to the int64 scalar variable `name`. False if this store does
+  // not hold it (another server does).
+  bool CountStep(const std::string& name);
+  bool Holds(const std::string& name) const;
 
   size_t size() const;
 
@@ -55,13 +62,14 @@ class ShardStore {
     ShardInfo info;
     OptimizerSpec optimizer_spec;
     std::unique_ptr<Optimizer> optimizer;  // constant after creation
+    std::vector<SlotDef> slot_defs;        // constant after creation
     mutable std::mutex mu;
     Tensor values;               // guarded by mu
     std::vector<Tensor> slots;   // guarded by mu
-    int64_t updates = 0;         // guarded by mu
   };
 
   StatusOr<Shard*> Find(const std::string& name) const;
+  static Status CheckConflict(const Shard& existing, const ShardDecl& decl);
 
   mutable std::shared_mutex mu_;                          // guards the map, not the shards
   std::map<std::string, std::unique_ptr<Shard>> shards_;  // guarded by mu_

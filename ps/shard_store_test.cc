@@ -24,7 +24,7 @@ OptimizerSpec Sgd(double lr) {
 TEST(ShardStore, CreatedShardHoldsItsRowsOfTheInitialValues) {
   ShardStore store;
   VariableSpec spec = Spec("w", {6, 2}, InitKind::kGlorotUniform);
-  ASSERT_TRUE(store.Create(ShardDecl{spec, 2, 5}, Sgd(0.1)).ok());
+  ASSERT_TRUE(store.Create(ShardDecl{spec, 2, 5, Sgd(0.1)}).ok());
   ShardInfo info;
   StatusOr<Tensor> t = store.Read("w", &info);
   ASSERT_TRUE(t.ok());
@@ -38,17 +38,17 @@ TEST(ShardStore, CreatedShardHoldsItsRowsOfTheInitialValues) {
 TEST(ShardStore, CreatingTheSameShardTwiceKeepsItsValues) {
   ShardStore store;
   VariableSpec spec = Spec("w", {4}, InitKind::kConstant);
-  ASSERT_TRUE(store.Create(ShardDecl{spec, 0, 4}, Sgd(1.0)).ok());
-  ASSERT_TRUE(store.ApplyGradient("w", Tensor::FromVector({4}, {1, 1, 1, 1})).ok());
-  ASSERT_TRUE(store.Create(ShardDecl{spec, 0, 4}, Sgd(1.0)).ok());
+  ASSERT_TRUE(store.Create(ShardDecl{spec, 0, 4, Sgd(1.0)}).ok());
+  ASSERT_TRUE(store.Apply("w", UpdateKind::kGradient, Tensor::FromVector({4}, {1, 1, 1, 1})).ok());
+  ASSERT_TRUE(store.Create(ShardDecl{spec, 0, 4, Sgd(1.0)}).ok());
   EXPECT_FLOAT_EQ(store.Read("w")->data<float>()[0], 1.0f);
   EXPECT_EQ(store.size(), 1u);
 }
 
 TEST(ShardStore, ConflictingSpecIsAnErrorNamingBoth) {
   ShardStore store;
-  ASSERT_TRUE(store.Create(ShardDecl{Spec("w", {4}), 0, 4}, Sgd(0.1)).ok());
-  Status s = store.Create(ShardDecl{Spec("w", {5}), 0, 5}, Sgd(0.1));
+  ASSERT_TRUE(store.Create(ShardDecl{Spec("w", {4}), 0, 4, Sgd(0.1)}).ok());
+  Status s = store.Create(ShardDecl{Spec("w", {5}), 0, 5, Sgd(0.1)});
   EXPECT_EQ(s.code(), StatusCode::kAlreadyExists);
   EXPECT_NE(s.message().find("[4]"), std::string::npos) << s;
   EXPECT_NE(s.message().find("[5]"), std::string::npos) << s;
@@ -56,21 +56,21 @@ TEST(ShardStore, ConflictingSpecIsAnErrorNamingBoth) {
 
 TEST(ShardStore, RowRangeOutsideTheVariableIsRejected) {
   ShardStore store;
-  EXPECT_EQ(store.Create(ShardDecl{Spec("w", {4, 2}), 2, 5}, Sgd(0.1)).code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(store.Create(ShardDecl{Spec("w", {4, 2}), 3, 2}, Sgd(0.1)).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store.Create(ShardDecl{Spec("w", {4, 2}), 2, 5, Sgd(0.1)}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store.Create(ShardDecl{Spec("w", {4, 2}), 3, 2, Sgd(0.1)}).code(), StatusCode::kInvalidArgument);
 }
 
 TEST(ShardStore, UnknownOptimizerIsRejected) {
   ShardStore store;
   OptimizerSpec o;
   o.kind = "rmsprop-ish";
-  EXPECT_EQ(store.Create(ShardDecl{Spec("w", {4}), 0, 4}, o).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store.Create(ShardDecl{Spec("w", {4}), 0, 4, o}).code(), StatusCode::kInvalidArgument);
 }
 
 TEST(ShardStore, SgdSubtractsLearningRateTimesGradient) {
   ShardStore store;
-  ASSERT_TRUE(store.Create(ShardDecl{Spec("w", {3}, InitKind::kConstant), 0, 3}, Sgd(0.5)).ok());
-  ASSERT_TRUE(store.ApplyGradient("w", Tensor::FromVector({3}, {1, 2, -4})).ok());
+  ASSERT_TRUE(store.Create(ShardDecl{Spec("w", {3}, InitKind::kConstant), 0, 3, Sgd(0.5)}).ok());
+  ASSERT_TRUE(store.Apply("w", UpdateKind::kGradient, Tensor::FromVector({3}, {1, 2, -4})).ok());
   Tensor t = *store.Read("w");
   EXPECT_FLOAT_EQ(t.data<float>()[0], 1.5f);
   EXPECT_FLOAT_EQ(t.data<float>()[1], 1.0f);
@@ -79,23 +79,23 @@ TEST(ShardStore, SgdSubtractsLearningRateTimesGradient) {
 
 TEST(ShardStore, GradientOfWrongShapeOrForNonTrainableIsRejected) {
   ShardStore store;
-  ASSERT_TRUE(store.Create(ShardDecl{Spec("w", {3}), 0, 3}, Sgd(0.5)).ok());
-  ASSERT_TRUE(store.Create(ShardDecl{Spec("stats", {3}, InitKind::kZeros, false), 0, 3}, Sgd(0.5)).ok());
-  EXPECT_EQ(store.ApplyGradient("w", Tensor::FromVector({2}, {1, 2})).code(), StatusCode::kInvalidArgument);
-  EXPECT_EQ(store.ApplyGradient("stats", Tensor::FromVector({3}, {1, 2, 3})).code(),
+  ASSERT_TRUE(store.Create(ShardDecl{Spec("w", {3}), 0, 3, Sgd(0.5)}).ok());
+  ASSERT_TRUE(store.Create(ShardDecl{Spec("stats", {3}, InitKind::kZeros, false), 0, 3, Sgd(0.5)}).ok());
+  EXPECT_EQ(store.Apply("w", UpdateKind::kGradient, Tensor::FromVector({2}, {1, 2})).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store.Apply("stats", UpdateKind::kGradient, Tensor::FromVector({3}, {1, 2, 3})).code(),
             StatusCode::kFailedPrecondition);
-  EXPECT_EQ(store.ApplyGradient("nope", Tensor::FromVector({3}, {1, 2, 3})).code(), StatusCode::kNotFound);
+  EXPECT_EQ(store.Apply("nope", UpdateKind::kGradient, Tensor::FromVector({3}, {1, 2, 3})).code(), StatusCode::kNotFound);
 }
 
 TEST(ShardStore, ConcurrentUpdatesAreEachAppliedOnce) {
   ShardStore store;
-  ASSERT_TRUE(store.Create(ShardDecl{Spec("w", {64}), 0, 64}, Sgd(1.0)).ok());
+  ASSERT_TRUE(store.Create(ShardDecl{Spec("w", {64}), 0, 64, Sgd(1.0)}).ok());
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&] {
       Tensor g(DType::kFloat32, {64});
       g.flat().setConstant(1.0f);
-      for (int i = 0; i < 250; ++i) ASSERT_TRUE(store.ApplyGradient("w", g).ok());
+      for (int i = 0; i < 250; ++i) ASSERT_TRUE(store.Apply("w", UpdateKind::kGradient, g).ok());
     });
   }
   for (auto& t : threads) t.join();

@@ -34,17 +34,23 @@ Status DecodeReply(const StatusOr<InFrame>& reply, M* out, const char* name) {
 
 }  // namespace
 
-PsClient::PsClient(Transport* transport, Placement placement, PsClientOptions options)
-    : transport_(transport), placement_(std::move(placement)), options_(options) {}
+PsClient::PsClient(Transport* transport, PsClientOptions options) : transport_(transport), options_(options) {}
 
-Status PsClient::CreateVariables(const OptimizerSpec& optimizer) {
+Status PsClient::CheckCreated(const char* what) const {
+  if (!placement_) return FailedPrecondition(std::string(what) + " before the variables were created (Create)");
+  return Status::OK();
+}
+
+Status PsClient::Create(const std::vector<VariableSpec>& specs, const OptimizerSpec& optimizer,
+                        const TrainingMode& mode) {
+  ASSIGN_OR_RETURN(Placement placement, Placement::Compute(specs, transport_->num_servers(), options_.placement));
   std::vector<std::pair<int, OutFrame>> calls;
-  for (int s = 0; s < placement_.num_servers(); ++s) {
+  for (int s = 0; s < placement.num_servers(); ++s) {
     CreateRequest req;
-    req.optimizer = optimizer;
-    for (const auto& [name, slice] : placement_.SlicesOnServer(s)) {
-      ASSIGN_OR_RETURN(VariableSpec spec, placement_.SpecOf(name));
-      req.shards.push_back(ShardDecl{spec, slice.row_begin, slice.row_end});
+    req.mode = mode;
+    for (const auto& [name, slice] : placement.SlicesOnServer(s)) {
+      ASSIGN_OR_RETURN(VariableSpec spec, placement.SpecOf(name));
+      req.shards.push_back(ShardDecl{spec, slice.row_begin, slice.row_end, optimizer});
     }
     OutFrame f;
     f.type = static_cast<uint16_t>(FrameType::kCreateVariables);
@@ -57,15 +63,20 @@ Status PsClient::CreateVariables(const OptimizerSpec& optimizer) {
     Status st = DecodeReply(replies[s], &r, "CreateVariables");
     if (!st.ok()) return st.WithContext(ServerContext(FrameType::kCreateVariables, static_cast<int>(s)));
   }
+  placement_ = std::move(placement);
+  mode_ = mode;
+  next_step_ = 0;
   return Status::OK();
 }
 
 StatusOr<std::map<std::string, Tensor>> PsClient::Pull(const std::vector<std::string>& names) {
+  RETURN_IF_ERROR(CheckCreated("Pull"));
+  const Placement& placement = *placement_;
   std::map<int, PullRequest> per_server;
   std::map<std::string, std::pair<VariableSpec, std::vector<ShardSlice>>> wanted;
   for (const std::string& name : names) {
-    ASSIGN_OR_RETURN(VariableSpec spec, placement_.SpecOf(name));
-    ASSIGN_OR_RETURN(std::vector<ShardSlice> slices, placement_.SlicesOf(name));
+    ASSIGN_OR_RETURN(VariableSpec spec, placement.SpecOf(name));
+    ASSIGN_OR_RETURN(std::vector<ShardSlice> slices, placement.SlicesOf(name));
     for (const ShardSlice& s : slices) per_server[s.server].names.push_back(name);
     wanted[name] = {std::move(spec), std::move(slices)};
   }
@@ -120,37 +131,58 @@ StatusOr<std::map<std::string, Tensor>> PsClient::Pull(const std::vector<std::st
   return out;
 }
 
-Status PsClient::Push(const std::map<std::string, Tensor>& grads) {
+Status PsClient::Push(const PushBatch& batch) {
+  RETURN_IF_ERROR(CheckCreated("Push"));
+  const Placement& placement = *placement_;
   struct ServerPush {
     PushRequest req;
     OutFrame frame;
     uint64_t offset = 0;
   };
   std::map<int, ServerPush> per_server;
-  const uint64_t sequence = next_sequence_.fetch_add(1);
-  for (const auto& [name, grad] : grads) {
-    ASSIGN_OR_RETURN(VariableSpec spec, placement_.SpecOf(name));
-    if (grad.shape() != spec.shape || grad.dtype() != DType::kFloat32) {
-      return InvalidArgument("gradient for '" + name + "' is " + DTypeName(grad.dtype()) + ShapeString(grad.shape()) +
-                             " but the variable is " + DTypeName(spec.dtype) + ShapeString(spec.shape));
+  auto add = [&](const std::string& name, const Tensor& value, UpdateKind kind) -> Status {
+    ASSIGN_OR_RETURN(VariableSpec spec, placement.SpecOf(name));
+    if (value.shape() != spec.shape || value.dtype() != spec.dtype) {
+      return InvalidArgument(std::string(UpdateKindName(kind)) + " for '" + name + "' is " + DTypeName(value.dtype()) +
+                             ShapeString(value.shape()) + " but the variable is " + DTypeName(spec.dtype) +
+                             ShapeString(spec.shape));
     }
-    ASSIGN_OR_RETURN(std::vector<ShardSlice> slices, placement_.SlicesOf(name));
+    ASSIGN_OR_RETURN(std::vector<ShardSlice> slices, placement.SlicesOf(name));
     for (const ShardSlice& s : slices) {
-      Tensor part = slices.size() == 1 ? grad : grad.SliceRows(s.row_begin, s.row_end);
+      Tensor part = slices.size() == 1 ? value : value.SliceRows(s.row_begin, s.row_end);
       ServerPush& p = per_server[s.server];
       const uint64_t aligned = AlignUp(p.offset);
       if (aligned > p.offset) p.frame.data.push_back(ByteSpan{kPad, aligned - p.offset});
-      p.req.grads.push_back(TensorDesc{name, part.dtype(), part.shape(), s.row_begin, aligned, part.byte_size()});
+      p.req.grads.push_back(TensorDesc{name, part.dtype(), part.shape(), s.row_begin, aligned, part.byte_size(), kind});
       p.frame.data.push_back(ByteSpan{part.raw(), part.byte_size()});
       p.frame.keepalive.push_back(part.owner());
       p.offset = aligned + part.byte_size();
     }
+    return Status::OK();
+  };
+  for (const auto& [name, t] : batch.gradients) RETURN_IF_ERROR(add(name, t, UpdateKind::kGradient));
+  for (const auto& [name, t] : batch.assigns) RETURN_IF_ERROR(add(name, t, UpdateKind::kAssign));
+  for (const auto& [name, t] : batch.assign_adds) RETURN_IF_ERROR(add(name, t, UpdateKind::kAssignAdd));
+  if (batch.train_step) {
+    if (mode_.consistency == "sync") {
+      // Every server counts one push per worker per step, even an empty one.
+      for (int s = 0; s < placement.num_servers(); ++s) per_server[s];
+    } else if (!batch.global_step.empty()) {
+      ASSIGN_OR_RETURN(std::vector<ShardSlice> slices, placement.SlicesOf(batch.global_step));
+      per_server[slices[0].server];
+    }
   }
+  const uint64_t sequence = next_sequence_.fetch_add(1);
+  const int64_t step = next_step_.load();
   std::vector<std::pair<int, OutFrame>> calls;
   std::vector<int> servers;
   for (auto& [server, p] : per_server) {
     p.req.worker_id = options_.worker_id;
     p.req.sequence = sequence;
+    p.req.train_step = batch.train_step;
+    p.req.step = step;
+    p.req.learning_rate = batch.learning_rate;
+    p.req.global_step = batch.global_step;
     p.frame.type = static_cast<uint16_t>(FrameType::kPush);
     p.frame.control = EncodeMessage(p.req);
     calls.emplace_back(server, std::move(p.frame));
@@ -162,6 +194,7 @@ Status PsClient::Push(const std::map<std::string, Tensor>& grads) {
     Status st = DecodeReply(replies[i], &r, "Push");
     if (!st.ok()) return st.WithContext(ServerContext(FrameType::kPush, servers[i]));
   }
+  if (batch.train_step) ++next_step_;
   return Status::OK();
 }
 

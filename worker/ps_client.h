@@ -1,18 +1,20 @@
-// PsClient: a worker's view of the parameter servers.
+// PsClient: a worker's view of the parameter servers (a VariableStore).
 //
-// Knows the placement, so callers name whole variables: Pull gathers a
-// variable's slices from every server that holds one and reassembles them;
-// Push slices a gradient by rows and sends each server its part. Requests to
-// different servers go out in parallel; each call waits at most
-// options.timeout (reconnecting and re-sending inside that time, see
-// AsioTransport).
+// Create computes the placement from the variable specs and the server
+// count, so callers name whole variables: Pull gathers a variable's slices
+// from every server that holds one and reassembles them; Push slices each
+// tensor by rows and sends each server its part. Requests to different
+// servers go out in parallel; each call waits at most options.timeout
+// (reconnecting and re-sending inside that time, see AsioTransport).
 //
-// Thread-safe as long as the Transport is.
+// Create must finish before Pull or Push are called; after that, Pull and
+// Push are thread-safe as long as the Transport is.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,41 +23,43 @@
 #include "common/status.h"
 #include "common/tensor.h"
 #include "common/transport.h"
+#include "worker/variable_store.h"
 
 namespace cairn {
 
 struct PsClientOptions {
-  int32_t worker_id = 0;                        // stamped on pushes
-  std::chrono::milliseconds timeout{30000};     // deadline of each call
+  int32_t worker_id = 0;                      // stamped on pushes
+  std::chrono::milliseconds timeout{30000};   // deadline of each call
+  PlacementOptions placement;                 // how variables are spread over servers
 };
 
-class PsClient {
+class PsClient : public VariableStore {
  public:
   // `transport` is not owned and must outlive the client.
-  PsClient(Transport* transport, Placement placement, PsClientOptions options = {});
+  PsClient(Transport* transport, PsClientOptions options = {});
 
-  const Placement& placement() const { return placement_; }
-
-  // Declares every variable of the placement on its servers, with
-  // `optimizer`. Idempotent; a conflicting earlier declaration is an error.
-  Status CreateVariables(const OptimizerSpec& optimizer);
-
-  // The current values of `names`, each reassembled whole.
-  StatusOr<std::map<std::string, Tensor>> Pull(const std::vector<std::string>& names);
-
-  // Sends gradients (each of its variable's full shape) to the servers.
-  Status Push(const std::map<std::string, Tensor>& grads);
+  Status Create(const std::vector<VariableSpec>& specs, const OptimizerSpec& optimizer,
+                const TrainingMode& mode) override;
+  StatusOr<std::map<std::string, Tensor>> Pull(const std::vector<std::string>& names) override;
+  Status Push(const PushBatch& batch) override;
 
   // The server's counters.
   StatusOr<StatsReply> Stats(int server);
+  // Valid after Create.
+  const Placement& placement() const { return *placement_; }
+  // The sync step the next train-step push claims (0 after Create).
+  int64_t next_step() const { return next_step_; }
 
  private:
   Deadline NextDeadline() const { return Clock::now() + options_.timeout; }
+  Status CheckCreated(const char* what) const;
 
   Transport* const transport_;
-  const Placement placement_;
   const PsClientOptions options_;
+  std::optional<Placement> placement_;  // set by Create
+  TrainingMode mode_;                   // set by Create
   std::atomic<uint64_t> next_sequence_{1};
+  std::atomic<int64_t> next_step_{0};
 };
 
 }  // namespace cairn

@@ -1,0 +1,118 @@
+#include "ps/sync_steps.h"
+
+#include <chrono>
+
+#include <spdlog/spdlog.h>
+
+namespace cairn {
+
+SyncSteps::SyncSteps(boost::asio::io_context& io, ShardStore* store, TrainingMode mode, int server_index)
+    : io_(io), store_(store), mode_(std::move(mode)), server_index_(server_index) {}
+
+int64_t SyncSteps::step() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return step_;
+}
+
+std::string SyncSteps::Missing() const {
+  std::string out;
+  for (int w = 0; w < mode_.num_workers; ++w) {
+    if (!arrived_.count(w)) out += (out.empty() ? "" : ", ") + std::to_string(w);
+  }
+  return out;
+}
+
+Status SyncSteps::Admit(const PushRequest& r) const {
+  const int worker = r.worker_id;
+  if (worker < 0 || worker >= mode_.num_workers) {
+    return InvalidArgument("worker id " + std::to_string(worker) + " is outside this sync job's " +
+                           std::to_string(mode_.num_workers) + " workers");
+  }
+  if (r.step != step_) {
+    return FailedPrecondition("worker " + std::to_string(worker) + " pushed step " + std::to_string(r.step) +
+                              " but server " + std::to_string(server_index_) + " is at step " + std::to_string(step_));
+  }
+  if (arrived_.count(worker)) {
+    return FailedPrecondition("worker " + std::to_string(worker) + " pushed step " + std::to_string(step_) + " twice");
+  }
+  return Status::OK();
+}
+
+void SyncSteps::Arrive(Arrival a) {
+  std::map<int, Arrival> complete;
+  int64_t step = 0;
+  Status error;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    error = Admit(a.request);
+    if (error.ok()) {
+      if (arrived_.empty()) {
+        timer_ = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(mode_.sync_timeout_ms));
+        timer_->async_wait([self = shared_from_this(), s = step_](const boost::system::error_code& ec) {
+          if (!ec) self->Expire(s);
+        });
+      }
+      const int worker = a.request.worker_id;
+      arrived_.emplace(worker, std::move(a));
+      if (static_cast<int>(arrived_.size()) == mode_.num_workers) {
+        complete.swap(arrived_);
+        step = step_++;
+        timer_->cancel();
+      }
+    }
+  }
+  // Replies go out without the lock held: they send on sockets.
+  if (!error.ok()) return a.reply(error);
+  if (!complete.empty()) Complete(std::move(complete), step);
+}
+
+void SyncSteps::Complete(std::map<int, Arrival> round, int64_t step) {
+  // Sum every variable's gradients in worker order, then apply the mean once.
+  std::map<std::string, Tensor> sums;
+  float lr = 0;
+  std::string global_step;
+  Status status;
+  for (auto& [worker, a] : round) {
+    if (lr == 0) lr = a.request.learning_rate;  // the lowest worker id's rate
+    if (global_step.empty()) global_step = a.request.global_step;
+    for (size_t i = 0; i < a.request.grads.size() && status.ok(); ++i) {
+      const TensorDesc& d = a.request.grads[i];
+      if (d.update != UpdateKind::kGradient) {
+        status = store_->Apply(d.name, d.update, a.values[i]);
+        continue;
+      }
+      auto it = sums.find(d.name);
+      if (it == sums.end()) sums.emplace(d.name, a.values[i].Clone());
+      else it->second.flat() += a.values[i].flat();
+    }
+  }
+  const float scale = 1.0f / static_cast<float>(round.size());
+  for (auto& [name, sum] : sums) {
+    if (!status.ok()) break;
+    sum.flat() *= scale;
+    status = store_->Apply(name, UpdateKind::kGradient, sum, lr);
+  }
+  if (status.ok() && !global_step.empty()) store_->CountStep(global_step);
+  if (!status.ok()) {
+    spdlog::error("server {}: sync step {} failed to apply: {}", server_index_, step, status.ToString());
+  }
+  for (auto& [worker, a] : round) a.reply(status);
+}
+
+void SyncSteps::Expire(int64_t step) {
+  std::map<int, Arrival> waiting;
+  std::string missing;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (step != step_ || arrived_.empty()) return;
+    missing = Missing();
+    waiting.swap(arrived_);
+  }
+  Status error = DeadlineExceeded("sync step " + std::to_string(step) + " on server " + std::to_string(server_index_) +
+                                  ": worker(s) " + missing + " did not push within " +
+                                  std::to_string(mode_.sync_timeout_ms) + " ms");
+  spdlog::warn("{}", error.message());
+  for (auto& [worker, a] : waiting) a.reply(error);
+}
+
+}  // namespace cairn

@@ -1,0 +1,74 @@
+// SyncSteps: synchronous training on one server.
+//
+// Each step collects exactly one push from each of the W workers. When the
+// last arrives, the gradients of every variable are summed in worker order
+// (a fixed order, so two runs give bit-identical weights), divided by W,
+// and applied once; assigns in those pushes are applied in worker order;
+// the step counter (global_step, if this server holds it) advances by one;
+// then every waiting push is answered. Workers block in their push until
+// then, which is what releases the next step's pulls.
+//
+// If the step is not complete `timeout` after its first push arrived, every
+// waiting push fails with a DeadlineExceeded naming the missing workers, and
+// the step is not applied.
+//
+// Thread-safe.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/messages.h"
+#include "common/status.h"
+#include "common/tensor.h"
+#include "ps/shard_store.h"
+
+namespace cairn {
+
+class SyncSteps : public std::enable_shared_from_this<SyncSteps> {
+ public:
+  using Reply = std::function<void(const Status&)>;
+
+  // One worker's push for one step; `values[i]` is `request.grads[i]`'s tensor.
+  struct Arrival {
+    PushRequest request;
+    std::vector<Tensor> values;
+    Reply reply;
+  };
+
+  // `store` must outlive this object.
+  SyncSteps(boost::asio::io_context& io, ShardStore* store, TrainingMode mode, int server_index);
+
+  // Takes a push (already validated against the store). Replies through
+  // arrival.reply, maybe later and on another thread.
+  void Arrive(Arrival arrival);
+
+  // The step the next complete round will apply.
+  int64_t step() const;
+
+ private:
+  Status Admit(const PushRequest& request) const;  // requires mu_
+  void Complete(std::map<int, Arrival> round, int64_t step);
+  void Expire(int64_t step);
+  std::string Missing() const;  // requires mu_
+
+  // Constant after construction.
+  boost::asio::io_context& io_;
+  ShardStore* const store_;
+  const TrainingMode mode_;
+  const int server_index_;
+
+  mutable std::mutex mu_;
+  int64_t step_ = 0;                              // guarded by mu_
+  std::map<int, Arrival> arrived_;                // guarded by mu_; by worker id
+  std::unique_ptr<boost::asio::steady_timer> timer_;  // guarded by mu_
+};
+
+}  // namespace cairn

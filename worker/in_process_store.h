@@ -1,0 +1,32 @@
+// InProcessStore: a VariableStore held in this process, with the same shard
+// store and optimizers as a server but no network. One worker only (sync
+// mode degenerates to async). Used by tests and as the no-server throughput
+// ceiling in benchmarks.
+//
+// Thread-safe.
+#pragma once
+
+#include <atomic>
+
+#include "ps/shard_store.h"
+#include "worker/variable_store.h"
+
+namespace cairn {
+
+class InProcessStore : public VariableStore {
+ public:
+  Status Create(const std::vector<VariableSpec>& specs, const OptimizerSpec& optimizer,
+                const TrainingMode& mode) override;
+  StatusOr<std::map<std::string, Tensor>> Pull(const std::vector<std::string>& names) override;
+  Status Push(const PushBatch& batch) override;
+
+  // Counts for tests.
+  int64_t pulls() const { return pulls_; }
+  int64_t pushes() const { return pushes_; }
+
+ private:
+  ShardStore store_;
+  std::atomic<int64_t> pulls_{0}, pushes_{0};
+};
+
+}  // namespace cairn

@@ -1,0 +1,122 @@
+#include "worker/model.h"
+
+namespace cairn {
+namespace {
+
+Output Dense(Graph* g, Output in, int64_t fan_in, int64_t fan_out, const std::string& scope, uint64_t seed) {
+  VariableOptions w;
+  w.name = scope + "/W";
+  w.shape = {fan_in, fan_out};
+  w.init.kind = InitKind::kGlorotUniform;
+  w.init.seed = seed;
+  VariableOptions b;
+  b.name = scope + "/b";
+  b.shape = {fan_out};
+  return g->Add(g->MatMul(in, g->Variable(w)), g->Variable(b), scope + "/z");
+}
+
+Output Activation(Graph* g, const std::string& kind, Output x, const std::string& name) {
+  if (kind == "sigmoid") return g->Sigmoid(x, name);
+  if (kind == "tanh") return g->Tanh(x, name);
+  return g->Relu(x, name);
+}
+
+// learning_rate, global_step and the op that sets the learning rate.
+void AddTrainingState(Graph* g, double learning_rate, Model* m) {
+  VariableOptions lr;
+  lr.name = "learning_rate";
+  lr.shape = {};
+  lr.trainable = false;
+  lr.init.kind = InitKind::kConstant;
+  lr.init.value = learning_rate;
+  m->learning_rate = g->Variable(lr);
+  m->new_learning_rate = g->Placeholder("new_learning_rate", DType::kFloat32, {});
+  m->set_learning_rate = g->Assign(m->learning_rate, m->new_learning_rate, "set_learning_rate");
+
+  VariableOptions ready;
+  ready.name = "cairn/chief_ready";
+  ready.shape = {};
+  ready.dtype = DType::kInt64;
+  ready.trainable = false;
+  m->chief_ready = g->Variable(ready);
+  Tensor one(DType::kInt64, {});
+  one.data<int64_t>()[0] = 1;
+  m->set_chief_ready = g->Assign(m->chief_ready, g->Constant("cairn/one", one), "cairn/set_chief_ready");
+
+  VariableOptions step;
+  step.name = "global_step";
+  step.shape = {};
+  step.dtype = DType::kInt64;
+  step.trainable = false;
+  m->global_step = g->Variable(step);
+}
+
+void AddNormalization(Graph* g, int64_t features, Model* m) {
+  VariableOptions mean;
+  mean.name = "normalize/mean";
+  mean.shape = {features};
+  mean.trainable = false;
+  VariableOptions inv;
+  inv.name = "normalize/inv_std";
+  inv.shape = {features};
+  inv.trainable = false;
+  inv.init.kind = InitKind::kOnes;
+  m->mean = g->Variable(mean);
+  m->inv_std = g->Variable(inv);
+  m->new_mean = g->Placeholder("normalize/new_mean", DType::kFloat32, {features});
+  m->new_inv_std = g->Placeholder("normalize/new_inv_std", DType::kFloat32, {features});
+  m->set_mean = g->Assign(m->mean, m->new_mean, "normalize/set_mean");
+  m->set_inv_std = g->Assign(m->inv_std, m->new_inv_std, "normalize/set_inv_std");
+}
+
+}  // namespace
+
+StatusOr<Model> BuildModel(const ModelConfig& c, double learning_rate, Graph* g) {
+  if (c.features < 1 || c.classes < 2) return InvalidArgument("model needs features >= 1 and classes >= 2");
+  Model m;
+  AddTrainingState(g, learning_rate, &m);
+  m.x = g->Placeholder("x", DType::kFloat32, {-1, c.features});
+  if (c.kind == "linear_regression") {
+    m.y = g->Placeholder("y", DType::kFloat32, {-1, 1});
+    VariableOptions w;
+    w.name = "linear/w";
+    w.shape = {c.features, 1};
+    VariableOptions b;
+    b.name = "linear/b";
+    b.shape = {1};
+    m.weights = g->Variable(w);
+    m.output = g->Add(g->MatMul(m.x, m.weights), g->Variable(b), "prediction");
+    Output half = g->Constant("half", Tensor::FromVector({}, {0.5f}));
+    m.loss = g->Mul(g->ReduceMean(g->Square(g->Sub(m.output, m.y))), half, "loss");
+  } else if (c.kind == "softmax_regression" || c.kind == "mlp") {
+    if (c.activation != "relu" && c.activation != "sigmoid" && c.activation != "tanh") {
+      return InvalidArgument("model.activation: unknown activation '" + c.activation + "' (relu, sigmoid, tanh)");
+    }
+    m.classifier = true;
+    m.y = g->Placeholder("labels", DType::kInt64, {-1});
+    AddNormalization(g, c.features, &m);
+    Output h = g->Mul(g->Sub(m.x, m.mean), m.inv_std, "normalized");
+    int64_t width = c.features;
+    if (c.kind == "mlp") {
+      for (size_t i = 0; i < c.hidden.size(); ++i) {
+        if (c.hidden[i] < 1) return InvalidArgument("model.hidden: layer sizes must be >= 1");
+        const std::string scope = "dense_" + std::to_string(i);
+        h = Activation(g, c.activation, Dense(g, h, width, c.hidden[i], scope, c.seed + i), scope + "/out");
+        width = c.hidden[i];
+      }
+    }
+    m.output = Dense(g, h, width, c.classes, "output", c.seed + 1000);
+    m.loss = g->ReduceMean(g->SparseSoftmaxCrossEntropyWithLogits(m.output, m.y), "loss");
+    m.accuracy = g->Accuracy(m.output, m.y, "accuracy");
+  } else {
+    return InvalidArgument("model.kind: unknown model '" + c.kind + "' (linear_regression, softmax_regression, mlp)");
+  }
+  MinimizeOptions mo;
+  mo.learning_rate = m.learning_rate;
+  mo.global_step = m.global_step;
+  m.train_op = g->Minimize(m.loss, mo, "train");
+  if (!g->status().ok()) return g->status();
+  return m;
+}
+
+}  // namespace cairn

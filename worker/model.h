@@ -1,0 +1,51 @@
+// The models a job file can name, built as Graphs:
+//   linear_regression   pred = x·w + b, loss = mean((pred - y)²) / 2
+//   softmax_regression  logits = norm(x)·W + b, sparse softmax cross-entropy
+//   mlp                 hidden layers act(h·W + b), then logits as above
+// Classifiers normalize their input with per-feature statistics held in
+// non-trainable variables ("normalize/mean", "normalize/inv_std") that the
+// chief assigns from the training data before training.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "worker/graph.h"
+
+namespace cairn {
+
+struct ModelConfig {
+  std::string kind = "linear_regression";  // linear_regression | softmax_regression | mlp
+  int64_t features = 784;
+  int64_t classes = 10;                    // classifiers
+  std::vector<int64_t> hidden = {256, 128};  // mlp
+  std::string activation = "relu";         // mlp: relu | sigmoid | tanh
+  uint64_t seed = 1;                       // weight initialization
+};
+
+// Handles to the nodes a trainer drives.
+struct Model {
+  Output x, y;            // placeholders: features [-1, features]; labels [-1] int64 or targets [-1, 1]
+  Output output;          // logits or predictions
+  Output loss;            // scalar
+  Output accuracy;        // classifiers only
+  Output train_op;
+  Output global_step;     // int64 scalar, non-trainable
+  Output learning_rate;   // float scalar, non-trainable; sent with every push
+  Output set_learning_rate, new_learning_rate;  // Assign op and its placeholder
+  // Classifiers: the normalization statistics and the ops that set them.
+  Output mean, inv_std, set_mean, set_inv_std, new_mean, new_inv_std;
+  Output weights;         // linear_regression: w [features, 1]
+  // Set to 1 by the chief once the servers hold what training needs (the
+  // normalization statistics); other workers wait for it. Not part of the
+  // model's state: snapshots leave it out.
+  Output chief_ready, set_chief_ready;
+  bool classifier = false;
+};
+
+// Builds the model into `graph` (empty). InvalidArgument for a bad config.
+StatusOr<Model> BuildModel(const ModelConfig& config, double learning_rate, Graph* graph);
+
+}  // namespace cairn

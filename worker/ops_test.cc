@@ -1,0 +1,586 @@
+// Tests of the ops' forward values and gradients, through the public API: a
+// Graph run by a Session over an InProcessStore.
+//
+// Gradients are checked against central differences of the same loss. The
+// loss is ReduceSum(op(...) * R) with a fixed random R, so that every element
+// of the op's output contributes with its own weight. The inputs are
+// trainable variables; a Minimize step (SGD, learning rate 1) yields the
+// gradients, captured as they are pushed to the store.
+#include "worker/ops.h"
+
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "worker/graph.h"
+#include "worker/in_process_store.h"
+#include "worker/session.h"
+
+namespace cairn {
+namespace {
+
+// Tolerances of the finite-difference comparison (float32 model, eps 1e-3).
+constexpr double kEps = 1e-3;
+constexpr double kAbsTol = 1e-3;
+constexpr double kRelTol = 1e-2;
+
+// A deterministic uniform double in [lo, hi): the bits of mt19937_64 are
+// specified by the standard, unlike std::uniform_real_distribution's output.
+double Uniform(std::mt19937_64* rng, double lo, double hi) {
+  return lo + (hi - lo) * (static_cast<double>((*rng)() >> 11) * (1.0 / 9007199254740992.0));
+}
+
+Tensor RandomTensor(std::mt19937_64* rng, Shape shape, double lo = -1.0, double hi = 1.0) {
+  Tensor t(DType::kFloat32, std::move(shape));
+  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = static_cast<float>(Uniform(rng, lo, hi));
+  return t;
+}
+
+// Values in ±[margin, 1): away from a kink at 0 (Relu).
+Tensor RandomAwayFromZero(std::mt19937_64* rng, Shape shape, double margin) {
+  Tensor t(DType::kFloat32, std::move(shape));
+  for (int64_t i = 0; i < t.num_elements(); ++i) {
+    const double magnitude = Uniform(rng, margin, 1.0);
+    t.data<float>()[i] = static_cast<float>(Uniform(rng, 0, 1) < 0.5 ? -magnitude : magnitude);
+  }
+  return t;
+}
+
+Tensor Labels(const std::vector<int64_t>& values) {
+  Tensor t(DType::kInt64, {static_cast<int64_t>(values.size())});
+  for (size_t i = 0; i < values.size(); ++i) t.data<int64_t>()[i] = values[i];
+  return t;
+}
+
+Tensor Scalar(float v) { return Tensor::FromVector({}, {v}); }
+
+std::vector<float> Values(const Tensor& t) {
+  return std::vector<float>(t.data<float>(), t.data<float>() + t.num_elements());
+}
+
+// An InProcessStore that keeps a deep copy of the last batch pushed to it.
+class CapturingStore : public VariableStore {
+ public:
+  Status Create(const std::vector<VariableSpec>& specs, const OptimizerSpec& optimizer,
+                const TrainingMode& mode) override {
+    return inner_.Create(specs, optimizer, mode);
+  }
+  StatusOr<std::map<std::string, Tensor>> Pull(const std::vector<std::string>& names) override {
+    return inner_.Pull(names);
+  }
+  Status Push(const PushBatch& batch) override {
+    last_ = PushBatch{};
+    for (const auto& [name, t] : batch.gradients) last_.gradients[name] = t.Clone();
+    last_.train_step = batch.train_step;
+    last_.learning_rate = batch.learning_rate;
+    return inner_.Push(batch);
+  }
+  const PushBatch& last() const { return last_; }
+
+ private:
+  InProcessStore inner_;
+  PushBatch last_;
+};
+
+// Builds loss = ReduceSum(y * R) over trainable variables and compares the
+// gradients a Minimize step pushes with central differences of the loss.
+//
+//   GradientCheck check(seed);
+//   Output a = check.Input("a", value);
+//   ASSERT_NO_FATAL_FAILURE(check.Finish(check.graph().Relu(a)));
+//   check.ExpectGradientsMatchFiniteDifferences();
+class GradientCheck {
+ public:
+  explicit GradientCheck(uint64_t seed) : rng_(seed) {}
+
+  Graph& graph() { return graph_; }
+  std::mt19937_64* rng() { return &rng_; }
+
+  // A trainable float32 variable that holds `value` when the check runs.
+  Output Input(const std::string& name, Tensor value) {
+    VariableOptions o;
+    o.name = name;
+    o.shape = value.shape();
+    Output v = graph_.Variable(o);
+    Output feed = graph_.Placeholder(name + "/value", DType::kFloat32, value.shape());
+    inputs_.push_back({name, v, feed, graph_.Assign(v, feed, name + "/assign"), value.Clone()});
+    return v;
+  }
+
+  // Adds the weighted loss and its train op, and starts a session holding
+  // the inputs' values.
+  void Finish(Output y) {
+    const Shape& shape = graph_.node(y).shape;
+    for (int64_t d : shape) ASSERT_GE(d, 0) << "the checked output needs a known shape";
+    Output weights = graph_.Constant("check/R", RandomTensor(&rng_, shape));
+    loss_ = graph_.ReduceSum(graph_.Mul(y, weights, "check/weighted"), "check/loss");
+    train_ = graph_.Minimize(loss_, {}, "check/train");
+    ASSERT_TRUE(graph_.status().ok()) << graph_.status();
+    SessionOptions options;
+    options.optimizer.kind = "sgd";
+    options.optimizer.learning_rate = 1.0;
+    StatusOr<std::unique_ptr<Session>> s = Session::Create(&graph_, &store_, options);
+    ASSERT_TRUE(s.ok()) << s.status();
+    session_ = std::move(*s);
+    ASSERT_TRUE(session_->Initialize().ok());
+    for (const InputVar& in : inputs_) ASSERT_NO_FATAL_FAILURE(Set(in, in.value));
+  }
+
+  // The value of `node` with the inputs at their values.
+  Tensor Value(Output node) {
+    StatusOr<Tensor> t = session_->Run(node);
+    EXPECT_TRUE(t.ok()) << t.status();
+    return t.ok() ? *t : Tensor();
+  }
+
+  void ExpectGradientsMatchFiniteDifferences() {
+    // The analytic gradients, as pushed by one train step with SGD at rate 1.
+    StatusOr<Tensor> step = session_->Run(train_);
+    ASSERT_TRUE(step.ok()) << step.status();
+    ASSERT_TRUE(store_.last().train_step);
+    std::map<std::string, Tensor> analytic;
+    for (const InputVar& in : inputs_) {
+      auto it = store_.last().gradients.find(in.name);
+      ASSERT_NE(it, store_.last().gradients.end()) << "no gradient was pushed for '" << in.name << "'";
+      ASSERT_EQ(it->second.shape(), in.value.shape()) << in.name;
+      analytic[in.name] = it->second;
+    }
+    EXPECT_EQ(store_.last().gradients.size(), inputs_.size());
+
+    // SGD at rate 1 moved every variable by exactly -gradient.
+    for (const InputVar& in : inputs_) {
+      const Tensor after = Value(in.variable);
+      const Tensor& g = analytic[in.name];
+      for (int64_t i = 0; i < after.num_elements(); ++i) {
+        const float expected = in.value.data<float>()[i] - g.data<float>()[i];
+        EXPECT_NEAR(after.data<float>()[i], expected, 1e-6 * (1 + std::fabs(expected)))
+            << in.name << "[" << i << "] after one SGD step at rate 1";
+      }
+      ASSERT_NO_FATAL_FAILURE(Set(in, in.value));
+    }
+
+    // Central differences of the loss, element by element.
+    for (const InputVar& in : inputs_) {
+      const Tensor& g = analytic[in.name];
+      Tensor probe = in.value.Clone();
+      for (int64_t i = 0; i < probe.num_elements(); ++i) {
+        const float x = in.value.data<float>()[i];
+        const float plus = static_cast<float>(x + kEps), minus = static_cast<float>(x - kEps);
+        probe.data<float>()[i] = plus;
+        const double loss_plus = Loss(in, probe);
+        probe.data<float>()[i] = minus;
+        const double loss_minus = Loss(in, probe);
+        probe.data<float>()[i] = x;
+        const double numeric = (loss_plus - loss_minus) / (static_cast<double>(plus) - static_cast<double>(minus));
+        const double got = g.data<float>()[i];
+        EXPECT_NEAR(got, numeric, kAbsTol + kRelTol * std::fabs(numeric))
+            << "d(loss)/d(" << in.name << "[" << i << "]): analytic " << got << ", central difference " << numeric;
+      }
+      ASSERT_NO_FATAL_FAILURE(Set(in, in.value));
+    }
+  }
+
+ private:
+  struct InputVar {
+    std::string name;
+    Output variable, feed, assign;
+    Tensor value;
+  };
+
+  void Set(const InputVar& in, const Tensor& value) {
+    StatusOr<Tensor> r = session_->Run(in.assign, {{in.feed, value}});
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+
+  double Loss(const InputVar& in, const Tensor& value) {
+    Set(in, value);
+    StatusOr<Tensor> l = session_->Run(loss_);
+    EXPECT_TRUE(l.ok()) << l.status();
+    return l.ok() ? static_cast<double>(l->data<float>()[0]) : NAN;
+  }
+
+  std::mt19937_64 rng_;
+  Graph graph_;
+  CapturingStore store_;
+  std::unique_ptr<Session> session_;
+  std::vector<InputVar> inputs_;
+  Output loss_, train_;
+};
+
+// --- Gradients of the unary and matrix ops -----------------------------------
+
+TEST(OpGradient, MatMulMatchesFiniteDifferences) {
+  GradientCheck check(11);
+  Output a = check.Input("a", RandomTensor(check.rng(), {3, 4}));
+  Output b = check.Input("b", RandomTensor(check.rng(), {4, 2}));
+  ASSERT_NO_FATAL_FAILURE(check.Finish(check.graph().MatMul(a, b)));
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
+TEST(OpGradient, ReluMatchesFiniteDifferencesAwayFromZero) {
+  GradientCheck check(12);
+  Output x = check.Input("x", RandomAwayFromZero(check.rng(), {3, 4}, 0.1));
+  ASSERT_NO_FATAL_FAILURE(check.Finish(check.graph().Relu(x)));
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
+TEST(OpGradient, SigmoidMatchesFiniteDifferences) {
+  GradientCheck check(13);
+  Output x = check.Input("x", RandomTensor(check.rng(), {3, 4}, -3, 3));
+  ASSERT_NO_FATAL_FAILURE(check.Finish(check.graph().Sigmoid(x)));
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
+TEST(OpGradient, TanhMatchesFiniteDifferences) {
+  GradientCheck check(14);
+  Output x = check.Input("x", RandomTensor(check.rng(), {3, 4}, -2, 2));
+  ASSERT_NO_FATAL_FAILURE(check.Finish(check.graph().Tanh(x)));
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
+TEST(OpGradient, SoftmaxMatchesFiniteDifferences) {
+  GradientCheck check(15);
+  Output x = check.Input("x", RandomTensor(check.rng(), {3, 4}, -2, 2));
+  ASSERT_NO_FATAL_FAILURE(check.Finish(check.graph().Softmax(x)));
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
+TEST(OpGradient, SquareMatchesFiniteDifferences) {
+  GradientCheck check(16);
+  Output x = check.Input("x", RandomTensor(check.rng(), {3, 4}));
+  ASSERT_NO_FATAL_FAILURE(check.Finish(check.graph().Square(x)));
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
+TEST(OpGradient, SparseSoftmaxCrossEntropyMatchesFiniteDifferencesInTheLogits) {
+  GradientCheck check(17);
+  Output logits = check.Input("logits", RandomTensor(check.rng(), {4, 3}, -2, 2));
+  Output labels = check.graph().Constant("labels", Labels({0, 2, 1, 2}));
+  ASSERT_NO_FATAL_FAILURE(check.Finish(check.graph().SparseSoftmaxCrossEntropyWithLogits(logits, labels)));
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
+TEST(OpGradient, SigmoidCrossEntropyMatchesFiniteDifferencesInTheLogits) {
+  GradientCheck check(18);
+  Output logits = check.Input("logits", RandomTensor(check.rng(), {3, 4}, -3, 3));
+  Output labels = check.graph().Constant("labels", RandomTensor(check.rng(), {3, 4}, 0, 1));
+  ASSERT_NO_FATAL_FAILURE(check.Finish(check.graph().SigmoidCrossEntropyWithLogits(logits, labels)));
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
+TEST(OpGradient, ReduceMeanMatchesFiniteDifferences) {
+  GradientCheck check(19);
+  Output x = check.Input("x", RandomTensor(check.rng(), {3, 4}));
+  ASSERT_NO_FATAL_FAILURE(check.Finish(check.graph().ReduceMean(x)));
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
+TEST(OpGradient, ReduceSumMatchesFiniteDifferences) {
+  GradientCheck check(20);
+  Output x = check.Input("x", RandomTensor(check.rng(), {3, 4}));
+  ASSERT_NO_FATAL_FAILURE(check.Finish(check.graph().ReduceSum(x)));
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
+TEST(OpGradient, AnInputUsedTwiceGetsBothContributions) {
+  GradientCheck check(21);
+  Output x = check.Input("x", RandomTensor(check.rng(), {2, 3}));
+  // x*x + tanh(x): three paths from the loss back to x.
+  ASSERT_NO_FATAL_FAILURE(check.Finish(check.graph().Add(check.graph().Mul(x, x), check.graph().Tanh(x))));
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
+TEST(OpGradient, TwoLayerMlpMatchesFiniteDifferences) {
+  GradientCheck check(22);
+  Graph& g = check.graph();
+  Output x = g.Constant("x", RandomTensor(check.rng(), {4, 5}));
+  Output labels = g.Constant("labels", Labels({2, 0, 1, 1}));
+  Output w1 = check.Input("W1", RandomTensor(check.rng(), {5, 6}));
+  Output b1 = check.Input("b1", RandomTensor(check.rng(), {6}, -0.5, 0.5));
+  Output w2 = check.Input("W2", RandomTensor(check.rng(), {6, 3}));
+  Output b2 = check.Input("b2", RandomTensor(check.rng(), {3}, -0.5, 0.5));
+  Output z1 = g.Add(g.MatMul(x, w1), b1, "z1");
+  Output h = g.Relu(z1, "h");
+  Output logits = g.Add(g.MatMul(h, w2), b2, "logits");
+  Output loss = g.ReduceMean(g.SparseSoftmaxCrossEntropyWithLogits(logits, labels), "mlp_loss");
+  ASSERT_NO_FATAL_FAILURE(check.Finish(loss));
+  // The check is only meaningful if no pre-activation sits on Relu's kink.
+  const Tensor pre = check.Value(z1);
+  ASSERT_EQ(pre.num_elements(), 24);
+  int active = 0;
+  for (float v : Values(pre)) {
+    ASSERT_GT(std::fabs(v), 20 * kEps) << "a pre-activation is too close to Relu's kink for this seed";
+    active += v > 0;
+  }
+  ASSERT_GT(active, 0);
+  ASSERT_LT(active, 24);  // both sides of the kink are exercised
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
+// --- Gradients of the binary ops, with every broadcast ----------------------
+
+struct BinaryCase {
+  OpType op;
+  Shape a, b;
+  std::string name;
+};
+
+Output ApplyBinary(Graph* g, OpType op, Output a, Output b) {
+  switch (op) {
+    case OpType::kAdd: return g->Add(a, b);
+    case OpType::kSub: return g->Sub(a, b);
+    default: return g->Mul(a, b);
+  }
+}
+
+class BinaryOpGradient : public ::testing::TestWithParam<BinaryCase> {};
+
+TEST_P(BinaryOpGradient, MatchesFiniteDifferences) {
+  const BinaryCase& c = GetParam();
+  GradientCheck check(100 + static_cast<uint64_t>(c.op));
+  Output a = check.Input("a", RandomTensor(check.rng(), c.a));
+  Output b = check.Input("b", RandomTensor(check.rng(), c.b));
+  Output y = ApplyBinary(&check.graph(), c.op, a, b);
+  ASSERT_EQ(check.graph().node(y).shape, (Shape{3, 4}));
+  ASSERT_NO_FATAL_FAILURE(check.Finish(y));
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
+std::vector<BinaryCase> BinaryCases() {
+  std::vector<BinaryCase> cases;
+  for (OpType op : {OpType::kAdd, OpType::kSub, OpType::kMul}) {
+    const std::string name = OpTypeName(op);
+    cases.push_back({op, {3, 4}, {3, 4}, name + "OfEqualShapes"});
+    cases.push_back({op, {3, 4}, {}, name + "OfAScalarOnTheRight"});
+    cases.push_back({op, {}, {3, 4}, name + "OfAScalarOnTheLeft"});
+    cases.push_back({op, {3, 4}, {1}, name + "OfAOneElementVectorOnTheRight"});
+    cases.push_back({op, {1}, {3, 4}, name + "OfAOneElementVectorOnTheLeft"});
+    cases.push_back({op, {3, 4}, {4}, name + "OfARowVectorOnTheRight"});
+    cases.push_back({op, {4}, {3, 4}, name + "OfARowVectorOnTheLeft"});
+  }
+  return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(AddSubMul, BinaryOpGradient, ::testing::ValuesIn(BinaryCases()),
+                         [](const ::testing::TestParamInfo<BinaryCase>& info) { return info.param.name; });
+
+// --- Forward values ----------------------------------------------------------
+
+// Runs `fetch` in a fresh session (the graph holds no variables).
+StatusOr<Tensor> Evaluate(const Graph& g, Output fetch, const FeedMap& feeds = {}) {
+  InProcessStore store;
+  StatusOr<std::unique_ptr<Session>> s = Session::Create(&g, &store);
+  if (!s.ok()) return s.status();
+  return (*s)->Run(fetch, feeds);
+}
+
+void ExpectValues(const StatusOr<Tensor>& got, const Shape& shape, const std::vector<double>& expected,
+                  double tolerance = 1e-6) {
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->dtype(), DType::kFloat32);
+  ASSERT_EQ(got->shape(), shape);
+  ASSERT_EQ(got->num_elements(), static_cast<int64_t>(expected.size()));
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_NEAR(got->data<float>()[i], expected[i], tolerance * (1 + std::fabs(expected[i]))) << "element " << i;
+  }
+}
+
+TEST(OpForward, MatMulMultipliesMatrices) {
+  Graph g;
+  Output a = g.Constant("a", Tensor::FromVector({2, 3}, {1, 2, 3, 4, 5, 6}));
+  Output b = g.Constant("b", Tensor::FromVector({3, 2}, {7, 8, 9, 10, 11, 12}));
+  ExpectValues(Evaluate(g, g.MatMul(a, b)), {2, 2}, {58, 64, 139, 154});
+}
+
+TEST(OpForward, AddSubAndMulBroadcastScalarsAndRows) {
+  Graph g;
+  Output m = g.Constant("m", Tensor::FromVector({2, 2}, {1, 2, 3, 4}));
+  Output row = g.Constant("row", Tensor::FromVector({2}, {10, 20}));
+  Output s = g.Constant("s", Scalar(3));
+  ExpectValues(Evaluate(g, g.Add(m, row)), {2, 2}, {11, 22, 13, 24});
+  ExpectValues(Evaluate(g, g.Add(row, m)), {2, 2}, {11, 22, 13, 24});
+  ExpectValues(Evaluate(g, g.Sub(m, row)), {2, 2}, {-9, -18, -7, -16});
+  ExpectValues(Evaluate(g, g.Sub(row, m)), {2, 2}, {9, 18, 7, 16});
+  ExpectValues(Evaluate(g, g.Sub(s, m)), {2, 2}, {2, 1, 0, -1});
+  ExpectValues(Evaluate(g, g.Sub(m, s)), {2, 2}, {-2, -1, 0, 1});
+  ExpectValues(Evaluate(g, g.Mul(m, row)), {2, 2}, {10, 40, 30, 80});
+  ExpectValues(Evaluate(g, g.Mul(s, m)), {2, 2}, {3, 6, 9, 12});
+  ExpectValues(Evaluate(g, g.Mul(m, m)), {2, 2}, {1, 4, 9, 16});
+}
+
+TEST(OpForward, ElementwiseActivationsMatchTheirDefinitions) {
+  Graph g;
+  const std::vector<float> xs = {-2.5f, -0.5f, 0.0f, 0.75f, 3.0f};
+  Output x = g.Constant("x", Tensor::FromVector({5}, xs));
+  std::vector<double> relu, sigmoid, tanh, square;
+  for (double v : xs) {
+    relu.push_back(v > 0 ? v : 0);
+    sigmoid.push_back(1 / (1 + std::exp(-v)));
+    tanh.push_back(std::tanh(v));
+    square.push_back(v * v);
+  }
+  ExpectValues(Evaluate(g, g.Relu(x)), {5}, relu);
+  ExpectValues(Evaluate(g, g.Sigmoid(x)), {5}, sigmoid);
+  ExpectValues(Evaluate(g, g.Tanh(x)), {5}, tanh);
+  ExpectValues(Evaluate(g, g.Square(x)), {5}, square);
+}
+
+TEST(OpForward, SigmoidSaturatesWithoutOverflow) {
+  Graph g;
+  Output x = g.Constant("x", Tensor::FromVector({2}, {-200.0f, 200.0f}));
+  ExpectValues(Evaluate(g, g.Sigmoid(x)), {2}, {0, 1});
+}
+
+TEST(OpForward, SoftmaxNormalizesEachRow) {
+  Graph g;
+  Output x = g.Constant("x", Tensor::FromVector({2, 3}, {1, 2, 3, 1000, 1000, 1000}));
+  const double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
+  ExpectValues(Evaluate(g, g.Softmax(x)), {2, 3},
+               {std::exp(1.0) / z, std::exp(2.0) / z, std::exp(3.0) / z, 1.0 / 3, 1.0 / 3, 1.0 / 3});
+}
+
+// Graph::Softmax is documented as "over the last dimension" and accepts any
+// rank; a vector's last dimension is its only one.
+TEST(OpForward, SoftmaxOfAVectorNormalizesOverItsOnlyDimension) {
+  Graph g;
+  Output x = g.Constant("x", Tensor::FromVector({3}, {1, 2, 3}));
+  const double z = std::exp(1.0) + std::exp(2.0) + std::exp(3.0);
+  ExpectValues(Evaluate(g, g.Softmax(x)), {3}, {std::exp(1.0) / z, std::exp(2.0) / z, std::exp(3.0) / z});
+}
+
+TEST(OpForward, SoftmaxOfARank3TensorNormalizesOverTheLastDimension) {
+  Graph g;
+  Output x = g.Constant("x", Tensor::FromVector({1, 2, 2}, {0, 0, 0, std::log(3.0f)}));
+  ExpectValues(Evaluate(g, g.Softmax(x)), {1, 2, 2}, {0.5, 0.5, 0.25, 0.75});
+}
+
+TEST(OpForward, SparseSoftmaxCrossEntropyIsLogSumExpMinusTheLabelsLogit) {
+  Graph g;
+  Output logits = g.Constant("logits", Tensor::FromVector({3, 3}, {0, 0, 0, 1, 2, 3, 500, 0, -500}));
+  Output labels = g.Constant("labels", Labels({1, 2, 0}));
+  const double lse = std::log(std::exp(1.0) + std::exp(2.0) + std::exp(3.0));
+  ExpectValues(Evaluate(g, g.SparseSoftmaxCrossEntropyWithLogits(logits, labels)), {3},
+               {std::log(3.0), lse - 3.0, 0.0});
+}
+
+TEST(OpForward, SigmoidCrossEntropyIsStableForLargeLogits) {
+  Graph g;
+  Output logits = g.Constant("logits", Tensor::FromVector({5}, {0, 2, -1, 100, -100}));
+  Output labels = g.Constant("labels", Tensor::FromVector({5}, {1, 0, 0.25, 0, 1}));
+  auto xent = [](double x, double z) {
+    const double p = 1 / (1 + std::exp(-x));
+    return -z * std::log(p) - (1 - z) * std::log(1 - p);
+  };
+  ExpectValues(Evaluate(g, g.SigmoidCrossEntropyWithLogits(logits, labels)), {5},
+               {std::log(2.0), xent(2, 0), xent(-1, 0.25), 100, 100}, 1e-5);
+}
+
+TEST(OpForward, ReduceMeanAndReduceSumCoverEveryElement) {
+  Graph g;
+  Output x = g.Constant("x", Tensor::FromVector({2, 3}, {1, 2, 3, 4, 5, 9}));
+  ExpectValues(Evaluate(g, g.ReduceSum(x)), {}, {24});
+  ExpectValues(Evaluate(g, g.ReduceMean(x)), {}, {4});
+}
+
+TEST(OpForward, ArgMaxPicksEachRowsLargestColumn) {
+  Graph g;
+  Output x = g.Constant("x", Tensor::FromVector({3, 3}, {1, 5, 2, 7, 0, -1, -3, -2, 4}));
+  StatusOr<Tensor> got = Evaluate(g, g.ArgMax(x));
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->dtype(), DType::kInt64);
+  ASSERT_EQ(got->shape(), (Shape{3}));
+  EXPECT_EQ(got->data<int64_t>()[0], 1);
+  EXPECT_EQ(got->data<int64_t>()[1], 0);
+  EXPECT_EQ(got->data<int64_t>()[2], 2);
+}
+
+TEST(OpForward, AccuracyIsTheFractionOfRowsWhoseArgMaxIsTheLabel) {
+  Graph g;
+  Output x = g.Constant("x", Tensor::FromVector({4, 3}, {1, 5, 2, 7, 0, -1, -3, -2, 4, 0, 1, 0}));
+  Output labels = g.Placeholder("labels", DType::kInt64, {-1});
+  Output acc = g.Accuracy(x, labels);
+  ExpectValues(Evaluate(g, acc, {{labels, Labels({1, 0, 2, 1})}}), {}, {1.0});
+  ExpectValues(Evaluate(g, acc, {{labels, Labels({1, 2, 2, 0})}}), {}, {0.5});
+  ExpectValues(Evaluate(g, acc, {{labels, Labels({0, 1, 0, 2})}}), {}, {0.0});
+}
+
+// --- Runtime errors ----------------------------------------------------------
+
+TEST(OpErrors, SparseSoftmaxCrossEntropyLabelOutsideTheClassesIsInvalidArgumentNamingTheNode) {
+  Graph g;
+  Output logits = g.Constant("logits", Tensor::FromVector({2, 3}, {1, 2, 3, 4, 5, 6}));
+  Output labels = g.Placeholder("labels", DType::kInt64, {-1});
+  Output xent = g.SparseSoftmaxCrossEntropyWithLogits(logits, labels, "xent");
+  for (int64_t bad : {int64_t{3}, int64_t{-1}, int64_t{1000}}) {
+    StatusOr<Tensor> r = Evaluate(g, xent, {{labels, Labels({0, bad})}});
+    ASSERT_FALSE(r.ok()) << "label " << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << r.status();
+    EXPECT_NE(r.status().message().find("'xent'"), std::string::npos) << r.status();
+  }
+  EXPECT_TRUE(Evaluate(g, xent, {{labels, Labels({0, 2})}}).ok());
+}
+
+TEST(OpErrors, AccuracyLabelOutsideTheClassesIsInvalidArgumentNamingTheNode) {
+  Graph g;
+  Output logits = g.Constant("logits", Tensor::FromVector({2, 3}, {1, 2, 3, 4, 5, 6}));
+  Output labels = g.Placeholder("labels", DType::kInt64, {-1});
+  Output acc = g.Accuracy(logits, labels, "acc");
+  StatusOr<Tensor> r = Evaluate(g, acc, {{labels, Labels({0, 3})}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("'acc'"), std::string::npos) << r.status();
+}
+
+TEST(OpErrors, LabelCountDifferentFromTheLogitRowsIsInvalidArgumentNamingTheNode) {
+  Graph g;
+  Output logits = g.Constant("logits", Tensor::FromVector({2, 3}, {1, 2, 3, 4, 5, 6}));
+  Output labels = g.Placeholder("labels", DType::kInt64, {-1});
+  Output xent = g.SparseSoftmaxCrossEntropyWithLogits(logits, labels, "xent");
+  StatusOr<Tensor> r = Evaluate(g, xent, {{labels, Labels({0, 1, 2})}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("'xent'"), std::string::npos) << r.status();
+}
+
+TEST(OpErrors, RuntimeShapeMismatchIsInvalidArgumentNamingTheNode) {
+  Graph g;
+  Output x = g.Placeholder("x", DType::kFloat32, {-1, -1});
+  Output w = g.Constant("w", Tensor::FromVector({3, 2}, {1, 2, 3, 4, 5, 6}));
+  Output m = g.Constant("m", Tensor::FromVector({2, 3}, {1, 2, 3, 4, 5, 6}));
+  Output product = g.MatMul(x, w, "product");
+  Output sum = g.Add(x, m, "sum");
+  ASSERT_TRUE(g.status().ok()) << g.status();
+
+  StatusOr<Tensor> r = Evaluate(g, product, {{x, Tensor(DType::kFloat32, {2, 4})}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("'product'"), std::string::npos) << r.status();
+
+  r = Evaluate(g, sum, {{x, Tensor(DType::kFloat32, {3, 2})}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("'sum'"), std::string::npos) << r.status();
+
+  EXPECT_TRUE(Evaluate(g, product, {{x, Tensor(DType::kFloat32, {5, 3})}}).ok());
+}
+
+TEST(OpDifferentiability, OnlyStatefulSourceAndIntegerOpsAreNotDifferentiable) {
+  for (OpType op : {OpType::kMatMul, OpType::kAdd, OpType::kSub, OpType::kMul, OpType::kRelu, OpType::kSigmoid,
+                    OpType::kTanh, OpType::kSoftmax, OpType::kSquare, OpType::kSparseSoftmaxCrossEntropyWithLogits,
+                    OpType::kSigmoidCrossEntropyWithLogits, OpType::kReduceMean, OpType::kReduceSum}) {
+    EXPECT_TRUE(IsDifferentiable(op)) << OpTypeName(op);
+  }
+  for (OpType op : {OpType::kPlaceholder, OpType::kConstant, OpType::kVariable, OpType::kArgMax, OpType::kAccuracy,
+                    OpType::kAssign, OpType::kAssignAdd, OpType::kMinimize}) {
+    EXPECT_FALSE(IsDifferentiable(op)) << OpTypeName(op);
+  }
+}
+
+}  // namespace
+}  // namespace cairn

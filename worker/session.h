@@ -1,0 +1,85 @@
+// Session: runs a Graph against a VariableStore.
+//
+// A Session owns what one training process needs around a graph (seed 003):
+// the feeds of each Run, the local variables, and its collections. The graph
+// and the store are borrowed and must outlive it.
+//
+// Run(fetches, feeds) pulls the global variables the fetches need (in one
+// Pull), evaluates the needed nodes, and, when a fetch is a Minimize op,
+// computes gradients by reverse-mode differentiation and pushes them (with
+// any Assign/AssignAdd of global variables) in one Push. Mistakes are errors
+// naming the node: an unfed placeholder, a feed of the wrong dtype or shape,
+// a fetch that is not in the graph, a variable read before Initialize.
+//
+// Collections are session-local (seed 000): they start from the variables'
+// declared collections (GLOBAL_VARIABLES, TRAINABLE_VARIABLES,
+// LOCAL_VARIABLES and user-named ones) and change only through this Session;
+// another Session on the same graph has its own. GetCollection returns a
+// copy, GetCollectionRef a live reference.
+//
+// Not thread-safe: one thread drives a Session.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/messages.h"
+#include "common/status.h"
+#include "common/tensor.h"
+#include "worker/graph.h"
+#include "worker/variable_store.h"
+
+namespace cairn {
+
+struct SessionOptions {
+  OptimizerSpec optimizer;  // applied server-side to every trainable variable
+  TrainingMode mode;        // async or sync, and the number of workers
+};
+
+using FeedMap = std::map<Output, Tensor>;
+
+class Session {
+ public:
+  // FailedPrecondition if the graph has a build error (graph.status()).
+  static StatusOr<std::unique_ptr<Session>> Create(const Graph* graph, VariableStore* store,
+                                                   SessionOptions options = {});
+
+  // Declares the global variables on the store (idempotent: every worker may
+  // call it; values already there are kept) and initializes local variables.
+  Status Initialize();
+  bool initialized() const { return initialized_; }
+
+  StatusOr<std::vector<Tensor>> Run(const std::vector<Output>& fetches, const FeedMap& feeds = {});
+  StatusOr<Tensor> Run(Output fetch, const FeedMap& feeds = {});
+
+  // Collections: node names, in the order they were added.
+  std::vector<std::string> GetCollection(const std::string& name) const;
+  std::vector<std::string>& GetCollectionRef(const std::string& name);
+  void AddToCollection(const std::string& name, Output node);
+  std::vector<std::string> CollectionNames() const;
+
+  const Graph& graph() const { return *graph_; }
+  VariableStore& store() { return *store_; }
+
+ private:
+  Session(const Graph* graph, VariableStore* store, SessionOptions options);
+
+  Status CheckFeeds(const FeedMap& feeds) const;
+  std::vector<bool> Needed(const std::vector<Output>& fetches) const;
+  Status Evaluate(const std::vector<bool>& needed, const FeedMap& feeds, std::vector<Tensor>* values,
+                  PushBatch* batch);
+  Status EvaluateAssign(const Node& node, std::vector<Tensor>* values, PushBatch* batch);
+  Status Differentiate(const Node& minimize, const std::vector<bool>& needed, const std::vector<Tensor>& values,
+                       PushBatch* batch) const;
+
+  const Graph* const graph_;
+  VariableStore* const store_;
+  const SessionOptions options_;
+  bool initialized_ = false;
+  std::map<int, Tensor> local_values_;  // local variables, by node id
+  std::map<std::string, std::vector<std::string>> collections_;
+};
+
+}  // namespace cairn

@@ -1,0 +1,146 @@
+#include "worker/trainer.h"
+
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+namespace cairn {
+namespace {
+
+double WallSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+int64_t Scalar64(const Tensor& t) { return t.data<int64_t>()[0]; }
+
+}  // namespace
+
+double LearningRateSchedule::Rate(int64_t global_step) const {
+  const double periods = static_cast<double>(global_step) / static_cast<double>(std::max<int64_t>(1, decay_steps));
+  if (kind == "step") return base * std::pow(decay_rate, std::floor(periods));
+  if (kind == "exponential") return base * std::pow(decay_rate, periods);
+  return base;
+}
+
+Trainer::Trainer(Session* session, const Model* model, const Dataset* train, const Dataset* test,
+                 TrainerOptions options)
+    : session_(session), model_(model), train_(train), test_(test), options_(std::move(options)) {}
+
+Status Trainer::PrepareAsChief() {
+  if (model_->classifier) {
+    std::vector<float> mean, inv_std;
+    FeatureMoments(*train_, &mean, &inv_std);
+    const int64_t f = train_->features;
+    FeedMap feeds{{model_->new_mean, Tensor::FromVector({f}, mean)},
+                  {model_->new_inv_std, Tensor::FromVector({f}, inv_std)}};
+    RETURN_IF_ERROR(session_->Run({model_->set_mean, model_->set_inv_std}, feeds).status());
+  }
+  return session_->Run(model_->set_chief_ready).status();
+}
+
+Status Trainer::WaitForChief() {
+  const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
+  while (true) {
+    ASSIGN_OR_RETURN(Tensor ready, session_->Run(model_->chief_ready));
+    if (Scalar64(ready) == 1) return Status::OK();
+    if (std::chrono::steady_clock::now() > deadline) {
+      return DeadlineExceeded("worker " + std::to_string(options_.worker) + " waited " +
+                              std::to_string(options_.ready_timeout.count()) +
+                              " ms for the chief (worker 0) to prepare the model");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+Status Trainer::UpdateLearningRate(int64_t global_step) {
+  if (options_.schedule.kind == "constant" && current_rate_ >= 0) return Status::OK();
+  const double rate = options_.schedule.Rate(global_step);
+  if (current_rate_ >= 0 && std::fabs(rate - current_rate_) <= 1e-6 * current_rate_) return Status::OK();
+  Tensor value(DType::kFloat32, {});
+  value.data<float>()[0] = static_cast<float>(rate);
+  RETURN_IF_ERROR(session_->Run(model_->set_learning_rate, {{model_->new_learning_rate, value}}).status());
+  current_rate_ = rate;
+  return Status::OK();
+}
+
+StatusOr<std::pair<double, double>> Trainer::Evaluate(const Dataset& data) {
+  const int64_t batch = 2000;
+  const int64_t f = data.features;
+  double correct = 0, loss = 0;
+  for (int64_t first = 0; first < data.examples; first += batch) {
+    const int64_t n = std::min(batch, data.examples - first);
+    Tensor x(DType::kFloat32, {n, f});
+    std::memcpy(x.raw(), data.x.data() + first * f, n * f * sizeof(float));
+    Tensor y;
+    if (data.classification()) {
+      y = Tensor(DType::kInt64, {n});
+      std::memcpy(y.raw(), data.labels.data() + first, n * sizeof(int64_t));
+    } else {
+      y = Tensor(DType::kFloat32, {n, 1});
+      std::memcpy(y.raw(), data.targets.data() + first, n * sizeof(float));
+    }
+    std::vector<Output> fetches = {model_->loss};
+    if (model_->classifier) fetches.push_back(model_->accuracy);
+    ASSIGN_OR_RETURN(auto out, session_->Run(fetches, {{model_->x, x}, {model_->y, y}}));
+    loss += out[0].data<float>()[0] * n;
+    if (model_->classifier) correct += out[1].data<float>()[0] * n;
+  }
+  const double n = std::max<int64_t>(1, data.examples);
+  return std::make_pair(correct / n, loss / n);
+}
+
+StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
+  RETURN_IF_ERROR(chief() ? PrepareAsChief() : WaitForChief());
+  ShardIterator it(train_, options_.worker, options_.num_workers, options_.batch_size, options_.seed);
+  if (it.shard_size() == 0) {
+    return InvalidArgument("worker " + std::to_string(options_.worker) + " has no training examples: " +
+                           std::to_string(train_->examples) + " examples for " +
+                           std::to_string(options_.num_workers) + " workers");
+  }
+  int64_t total = it.steps_per_epoch() * options_.epochs;
+  if (options_.max_steps > 0) total = std::min(total, options_.max_steps);
+
+  WorkerReport report;
+  double window_loss = 0;
+  int64_t window_steps = 0, global_step = 0;
+  const auto start = std::chrono::steady_clock::now();
+  report.start_time = WallSeconds();
+  Tensor x, y;
+  for (int64_t step = 0; step < total; ++step) {
+    if (chief()) RETURN_IF_ERROR(UpdateLearningRate(global_step));
+    it.Next(&x, &y);
+    ASSIGN_OR_RETURN(auto out, session_->Run({model_->loss, model_->train_op, model_->global_step},
+                                             {{model_->x, x}, {model_->y, y}}));
+    global_step = Scalar64(out[2]) + 1;  // pulled before this step was applied
+    window_loss += out[0].data<float>()[0];
+    ++window_steps;
+    report.steps = step + 1;
+    report.examples += options_.batch_size;
+    const bool epoch_end = it.position().step_in_epoch == 0;
+    const bool log = (step + 1) % options_.log_every == 0 || step + 1 == total || (chief() && epoch_end);
+    if (!log) continue;
+    TrainProgress p;
+    p.epoch = epoch_end ? it.position().epoch : it.position().epoch + 1;
+    p.epochs = options_.epochs;
+    p.step = step + 1;
+    p.total_steps = total;
+    p.global_step = global_step;
+    p.loss = window_loss / window_steps;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    p.examples_per_sec = secs > 0 ? report.examples / secs : 0;
+    report.final_loss = p.loss;
+    window_loss = 0;
+    window_steps = 0;
+    if (chief() && test_ && (epoch_end || step + 1 == total)) {
+      ASSIGN_OR_RETURN(auto eval, Evaluate(*test_));
+      p.test_accuracy = report.test_accuracy = eval.first;
+    }
+    if (progress) progress(p);
+  }
+  report.global_step = global_step;
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.end_time = WallSeconds();
+  return report;
+}
+
+}  // namespace cairn

@@ -1,0 +1,92 @@
+// Trainer: the training loop one worker runs.
+//
+// Every worker pulls, computes gradients and pushes, step after step, over
+// its share of the data. The chief (worker 0) also prepares what training
+// needs before the others start (the classifiers' normalization statistics),
+// keeps the learning_rate variable on its schedule, and evaluates test
+// accuracy at the end of every epoch.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "common/status.h"
+#include "worker/dataset.h"
+#include "worker/model.h"
+#include "worker/session.h"
+
+namespace cairn {
+
+struct LearningRateSchedule {
+  std::string kind = "constant";  // constant | step | exponential
+  double base = 0.01;
+  double decay_rate = 0.5;        // step, exponential
+  int64_t decay_steps = 1000;     // in global steps
+  // The rate at `global_step`: base, base·rate^floor(s/steps), base·rate^(s/steps).
+  double Rate(int64_t global_step) const;
+};
+
+struct TrainerOptions {
+  int worker = 0;
+  int num_workers = 1;
+  int64_t batch_size = 64;
+  int64_t epochs = 1;
+  int64_t max_steps = 0;            // per worker; 0: no cap
+  int64_t log_every = 100;          // progress every N steps (chief)
+  uint64_t seed = 1;                // data shuffling
+  LearningRateSchedule schedule;
+  std::chrono::milliseconds ready_timeout{300000};  // how long a worker waits for the chief
+};
+
+struct TrainProgress {
+  int64_t epoch = 0;         // 1-based, of epochs
+  int64_t epochs = 0;
+  int64_t step = 0;          // this worker's steps so far
+  int64_t total_steps = 0;
+  int64_t global_step = 0;   // steps applied across the cluster
+  double loss = 0;           // mean over the steps since the last report
+  double examples_per_sec = 0;
+  double test_accuracy = -1; // set on the chief's epoch-end reports
+};
+
+struct WorkerReport {
+  int64_t steps = 0;
+  int64_t examples = 0;
+  int64_t global_step = 0;
+  double final_loss = 0;      // mean over the last reporting window
+  double test_accuracy = -1;  // chief with test data; -1 otherwise
+  double seconds = 0;         // the training loop alone
+  double start_time = 0;      // wall clock (seconds since the epoch)
+  double end_time = 0;
+};
+
+class Trainer {
+ public:
+  using ProgressFn = std::function<void(const TrainProgress&)>;
+
+  // Borrows everything; `test` may be null (no evaluation).
+  Trainer(Session* session, const Model* model, const Dataset* train, const Dataset* test, TrainerOptions options);
+
+  // Prepares (chief) or waits for the chief (others), then trains.
+  StatusOr<WorkerReport> Run(const ProgressFn& progress);
+
+  // Accuracy and mean loss over `data`, in batches, with the current weights.
+  StatusOr<std::pair<double, double>> Evaluate(const Dataset& data);
+
+ private:
+  bool chief() const { return options_.worker == 0; }
+  Status PrepareAsChief();
+  Status WaitForChief();
+  Status UpdateLearningRate(int64_t global_step);
+
+  Session* const session_;
+  const Model* const model_;
+  const Dataset* const train_;
+  const Dataset* const test_;
+  const TrainerOptions options_;
+  double current_rate_ = -1;
+};
+
+}  // namespace cairn
