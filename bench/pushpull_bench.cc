@@ -6,7 +6,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "bench/ps_client_bridge.h"
 #include "bench/raw_socket_bench.h"
 #include "common/asio_transport.h"
 #include "common/event_loop.h"
@@ -45,25 +44,28 @@ StatusOr<std::vector<uint64_t>> SliceBytes(const Placement& placement, const Var
   return bytes;
 }
 
-// One worker: its own transport and client, and a gradient made once so the
-// loop measures the calls and nothing else.
+// One worker: its own transport and client, and a gradient batch made once
+// so the loop measures the calls and nothing else.
 class BenchWorker {
  public:
-  static StatusOr<std::unique_ptr<BenchWorker>> Start(EventLoop& loop, const std::vector<Endpoint>& servers, int id,
-                                                      const VariableSpec& spec, std::chrono::milliseconds timeout) {
-    std::unique_ptr<BenchWorker> w(new BenchWorker(loop, servers, spec));
-    ASSIGN_OR_RETURN(w->client_, bridge::MakeClient(&w->transport_, spec, id, timeout, kSplitAcrossServers));
-    return w;
+  BenchWorker(EventLoop& loop, const std::vector<Endpoint>& servers, int id, const VariableSpec& spec,
+              std::chrono::milliseconds timeout)
+      : transport_(loop, servers),
+        client_(&transport_, PsClientOptions{id, timeout, kSplitAcrossServers}),
+        spec_(spec) {
+    Tensor grad(spec.dtype, spec.shape);
+    grad.flat().setConstant(1.0f);
+    batch_.gradients.emplace(spec.name, std::move(grad));
   }
 
-  // Every worker declares the variable (idempotent): a client learns its
-  // placement that way.
-  Status Create(const OptimizerSpec& optimizer) { return bridge::CreateVariable(*client_, spec_, optimizer); }
+  // Every worker declares the variable (idempotent on the servers): that is
+  // how a client learns its placement.
+  Status Create(const OptimizerSpec& optimizer) { return client_.Create({spec_}, optimizer, TrainingMode{}); }
 
-  Status Push() { return bridge::PushGradients(*client_, grads_); }
+  Status Push() { return client_.Push(batch_); }
 
   Status Pull() {
-    ASSIGN_OR_RETURN(auto values, client_->Pull({spec_.name}));
+    ASSIGN_OR_RETURN(auto values, client_.Pull({spec_.name}));
     auto it = values.find(spec_.name);
     if (it == values.end() || it->second.byte_size() != spec_.byte_size()) {
       return DataLoss("pull of '" + spec_.name + "' returned the wrong value");
@@ -77,17 +79,10 @@ class BenchWorker {
   }
 
  private:
-  BenchWorker(EventLoop& loop, const std::vector<Endpoint>& servers, const VariableSpec& spec)
-      : transport_(loop, servers), spec_(spec) {
-    Tensor grad(spec.dtype, spec.shape);
-    grad.flat().setConstant(1.0f);
-    grads_.emplace(spec.name, std::move(grad));
-  }
-
   AsioTransport transport_;
-  std::unique_ptr<PsClient> client_;  // uses transport_
+  PsClient client_;  // uses transport_
   const VariableSpec spec_;
-  std::map<std::string, Tensor> grads_;
+  PushBatch batch_;  // gradients only: asynchronous SGD steps
 };
 
 // The servers and workers of one case. Members are destroyed in reverse:
@@ -104,8 +99,7 @@ class BenchCluster {
     sgd.kind = "sgd";
     sgd.learning_rate = options.learning_rate;
     for (int w = 0; w < config.workers; ++w) {
-      ASSIGN_OR_RETURN(auto worker,
-                       BenchWorker::Start(c->loop_, c->cluster_->endpoints(), w, spec, options.call_timeout));
+      auto worker = std::make_unique<BenchWorker>(c->loop_, c->cluster_->endpoints(), w, spec, options.call_timeout);
       Status created = worker->Create(sgd);
       if (!created.ok()) return created.WithContext("worker " + std::to_string(w) + " creating the benchmark variable");
       c->workers_.push_back(std::move(worker));

@@ -471,7 +471,7 @@ struct Writer {
   // A PushRequest's fields before its tensor count: worker, sequence,
   // train_step, step, learning_rate, global_step.
   Writer& PushHead(int32_t worker, uint64_t sequence) {
-    return Put<int32_t>(worker).Put<uint64_t>(sequence).Put<uint8_t>(0).Put<int64_t>(0).Put<float>(0).Str("");
+    return Put<int32_t>(worker).Put<uint64_t>(sequence).Put<uint8_t>(0).Put<int64_t>(0).Put<float>(-1).Str("");
   }
 };
 

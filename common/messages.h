@@ -144,7 +144,7 @@ struct PushRequest {
   uint64_t sequence = 0;      // per worker; a retried push repeats its sequence
   bool train_step = false;    // a Minimize step: counted in global_step; in sync mode, waits for every worker
   int64_t step = 0;           // sync: the step this push belongs to
-  float learning_rate = 0;    // > 0: use instead of the optimizer's configured rate
+  float learning_rate = -1;   // >= 0: use instead of the optimizer's configured rate
   std::string global_step;    // an int64 variable to count this step in ("" for none)
   std::vector<TensorDesc> grads;  // gradients, assigns and assign-adds
   template <class A> void save(A& ar) const {

@@ -9,11 +9,11 @@ namespace {
 
 constexpr size_t kAlignment = 64;
 
-std::shared_ptr<void> AllocateAligned(size_t bytes) {
+std::shared_ptr<void> AllocateAligned(size_t bytes, bool zero) {
   size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   if (rounded == 0) rounded = kAlignment;
   void* p = ::operator new(rounded, std::align_val_t(kAlignment));
-  std::memset(p, 0, rounded);
+  if (zero) std::memset(p, 0, rounded);
   return std::shared_ptr<void>(p, [](void* q) { ::operator delete(q, std::align_val_t(kAlignment)); });
 }
 
@@ -79,7 +79,7 @@ Tensor::Tensor() : Tensor(DType::kFloat32, Shape{0}) {}
 
 Tensor::Tensor(DType dtype, Shape shape)
     : dtype_(dtype), shape_(std::move(shape)), num_elements_(NumElements(shape_)) {
-  auto buffer = AllocateAligned(byte_size());
+  auto buffer = AllocateAligned(byte_size(), /*zero=*/true);
   data_ = buffer.get();
   owner_ = std::move(buffer);
 }
@@ -109,7 +109,9 @@ Tensor Tensor::SliceRows(int64_t begin, int64_t end) const {
 }
 
 Tensor Tensor::Clone() const {
-  Tensor t(dtype_, shape_);
+  // Every byte is about to be overwritten: skip the zero fill.
+  auto buffer = AllocateAligned(byte_size(), /*zero=*/false);
+  Tensor t = View(dtype_, shape_, buffer, buffer.get());
   if (byte_size() > 0) std::memcpy(t.data_, data_, byte_size());
   return t;
 }

@@ -20,6 +20,7 @@ namespace {
 struct TrainFlags {
   std::string job_path;
   bool local = false;
+  bool in_process = false;
   std::optional<int> servers, workers;
   std::optional<int64_t> max_steps, epochs, log_every;
   std::optional<uint64_t> seed;
@@ -32,13 +33,15 @@ void AddTrainCommand(CLI::App& app, TrainFlags& f) {
   train->add_option("job", f.job_path, "Job file (YAML), e.g. launch/examples/linear_regression.yaml")->required();
   train->add_flag("--local", f.local,
                   "Run servers and workers as threads of this process (the default when not started by mpirun)");
+  train->add_flag("--in-process", f.in_process,
+                  "Run one worker with no servers (variables and optimizers in this process): the throughput ceiling");
   train->add_option("--servers", f.servers, "Number of parameter servers (overrides cluster.servers)");
   train->add_option("--workers", f.workers, "Number of workers with --local (overrides cluster.workers)");
   train->add_option("--max-steps", f.max_steps, "Stop each worker after N steps (overrides train.max_steps)");
   train->add_option("--epochs", f.epochs, "Epochs over the data (overrides train.epochs)");
   train->add_option("--seed", f.seed, "Shuffling seed (overrides train.seed)");
   train->add_option("--log-every", f.log_every, "Progress line every N steps (overrides train.log_every_steps)");
-  train->add_option("--consistency", f.consistency, "async (overrides cluster.consistency)");
+  train->add_option("--consistency", f.consistency, "async or sync (overrides cluster.consistency)");
   train->add_option("--bind", f.bind, "Address servers listen on (overrides cluster.bind; 0.0.0.0 for multi-host)");
   train->add_option("--advertise", f.advertise, "Host name or address workers dial (overrides cluster.advertise)");
   train->add_option("--summary", f.summary_path, "Write a JSON summary of the run to this file");
@@ -61,8 +64,9 @@ StatusOr<JobConfig> ConfigWithFlags(const TrainFlags& f) {
 }
 
 void PrintSummary(const JobSummary& s) {
-  spdlog::info("done: {} steps in {:.2f} s, {:.0f} examples/s, final loss {:.6f}", s.global_step, s.wall_seconds,
-               s.examples_per_sec, s.final_loss);
+  spdlog::info("done: global step {} in {:.2f} s, {:.0f} examples/s, final loss {:.4f}{}", s.global_step,
+               s.wall_seconds, s.examples_per_sec, s.final_loss,
+               s.test_accuracy >= 0 ? fmt::format(", test accuracy {:.4f}", s.test_accuracy) : "");
   for (const auto& [k, v] : s.metrics) spdlog::info("  {} = {:.6g}", k, v);
 }
 
@@ -74,10 +78,10 @@ int Fail(const Status& s) {
 int RunTrain(const TrainFlags& f, int* argc, char*** argv) {
   StatusOr<JobConfig> config = ConfigWithFlags(f);
   if (!config.ok()) return Fail(config.status());
-  const bool use_mpi = !f.local && MpiContext::LaunchedByMpirun();
+  const bool use_mpi = !f.local && !f.in_process && MpiContext::LaunchedByMpirun();
   if (!use_mpi) {
-    if (!f.local) spdlog::info("not started by mpirun: running the embedded local cluster (--local)");
-    StatusOr<JobSummary> s = RunLocalJob(*config);
+    if (!f.local && !f.in_process) spdlog::info("not started by mpirun: running the embedded local cluster (--local)");
+    StatusOr<JobSummary> s = f.in_process ? RunInProcessJob(*config) : RunLocalJob(*config);
     if (!s.ok()) return Fail(s.status());
     PrintSummary(*s);
     if (!f.summary_path.empty()) {

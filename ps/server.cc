@@ -1,5 +1,6 @@
 #include "ps/server.h"
 
+#include <cmath>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -263,7 +264,7 @@ class Server::Core : public std::enable_shared_from_this<Core> {
       RETURN_IF_ERROR(store_.CheckUpdate(d.name, d.update, t));
       values->push_back(std::move(t));
     }
-    if (!(req->learning_rate >= 0) || req->learning_rate > 1e6) {
+    if (std::isnan(req->learning_rate) || req->learning_rate > 1e6) {
       return InvalidArgument("push learning rate " + std::to_string(req->learning_rate) + " is outside [0, 1e6]");
     }
     return Status::OK();

@@ -106,7 +106,7 @@ Status ShardStore::Apply(const std::string& name, UpdateKind kind, const Tensor&
     case UpdateKind::kGradient: {
       std::vector<Optimizer::Vec> slots;
       for (Tensor& s : shard->slots) slots.emplace_back(s.data<float>(), s.num_elements());
-      const float rate = lr > 0 ? lr : static_cast<float>(shard->optimizer_spec.learning_rate);
+      const float rate = lr >= 0 ? lr : static_cast<float>(shard->optimizer_spec.learning_rate);
       shard->optimizer->Apply(v.flat(), value.flat(), slots, rate);
       break;
     }

@@ -46,9 +46,9 @@ class ShardStore {
   // Checks that `value` fits an update of `kind` to shard `name`: it exists,
   // the shape and dtype match, and gradients go to trainable float32 shards.
   Status CheckUpdate(const std::string& name, UpdateKind kind, const Tensor& value) const;
-  // Applies one update (checked as CheckUpdate). For gradients, `lr` > 0
+  // Applies one update (checked as CheckUpdate). For gradients, `lr` >= 0
   // replaces the optimizer's configured learning rate.
-  Status Apply(const std::string& name, UpdateKind kind, const Tensor& value, float lr = 0);
+  Status Apply(const std::string& name, UpdateKind kind, const Tensor& value, float lr = -1);
 
   // Adds one to the int64 scalar variable `name`. False if this store does
   // not hold it (another server does).

@@ -73,6 +73,71 @@ TEST(CairnCommand, MpirunJobWithOneServerAndTwoWorkersLearnsTheTrueWeights) {
   EXPECT_LT(s["metrics"]["relative_distance_to_true_weights"].get<double>(), 0.01) << s.dump();
 }
 
+// The MLP example on a Fashion-MNIST subset (to keep CI short).
+std::string SubsetJob(const std::string& name, int64_t train, int64_t test) {
+  const std::string job = TempPath(name + ".yaml");
+  std::ifstream in(std::string(CAIRN_SOURCE_DIR) + "/launch/examples/fashion_mnist_mlp.yaml");
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string yaml = text.str();
+  const std::string dir_line = "  dir: /usr/share/datasets/fashion-mnist";
+  yaml.replace(yaml.find(dir_line), dir_line.size(),
+               dir_line + "\n  train_limit: " + std::to_string(train) + "\n  test_limit: " + std::to_string(test));
+  std::ofstream(job) << yaml;
+  return job;
+}
+
+TEST(CairnCommand, MpirunMlpJobOnTwoServersAndTwoSyncWorkersLearnsFashionMnist) {
+  const std::string summary = TempPath("mlp_mpi.json");
+  const std::string job = SubsetJob("mlp_mpi", 12000, 2000);
+  auto r = RunCommand(Mpirun(4, {kCairn, "train", job, "--servers", "2", "--epochs", "2", "--consistency", "sync",
+                                 "--summary", summary}),
+                      seconds(300));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  nlohmann::json s = ReadJson(summary);
+  EXPECT_EQ(s["mode"], "mpirun");
+  EXPECT_EQ(s["servers"], 2);
+  EXPECT_EQ(s["workers"], 2);
+  // Sync: one global step per round of both workers: 2 epochs x 12000 / (2 x 64).
+  EXPECT_EQ(s["global_step"], 2 * (12000 / 128));
+  EXPECT_GT(s["test_accuracy"].get<double>(), 0.78) << s.dump();
+  EXPECT_NE(r.output.find("test accuracy"), std::string::npos);  // the chief's epoch-end evaluation
+}
+
+TEST(CairnCommand, LocalSyncRunsGiveTheSameResultTwice) {
+  const std::string job = SubsetJob("mlp_sync", 2000, 500);
+  std::vector<double> losses;
+  for (int run = 0; run < 2; ++run) {
+    const std::string summary = TempPath("sync" + std::to_string(run) + ".json");
+    auto r = RunCommand({kCairn, "train", job, "--local", "--workers", "2", "--consistency", "sync", "--epochs", "1",
+                         "--summary", summary},
+                        seconds(120));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    nlohmann::json s = ReadJson(summary);
+    losses.push_back(s["test_accuracy"].get<double>() * 1e6 + s["final_loss"].get<double>());
+  }
+  EXPECT_EQ(losses[0], losses[1]);
+}
+
+TEST(CairnCommand, InProcessRunHasNoServers) {
+  const std::string job = SubsetJob("inproc", 1000, 200);
+  const std::string summary = TempPath("inproc.json");
+  auto r = RunCommand({kCairn, "train", job, "--in-process", "--epochs", "1", "--summary", summary}, seconds(120));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  nlohmann::json s = ReadJson(summary);
+  EXPECT_EQ(s["mode"], "in-process");
+  EXPECT_EQ(s["servers"], 0);
+  EXPECT_GT(s["examples_per_sec"].get<double>(), 0);
+}
+
+TEST(CairnCommand, MissingDataFilesAreNamed) {
+  const std::string job = TempPath("nodata.yaml");
+  std::ofstream(job) << "model: {kind: mlp}\ndata: {kind: fashion_mnist, dir: /nonexistent/fmnist}\n";
+  auto r = RunCommand({kCairn, "train", job, "--local"}, seconds(30));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("/nonexistent/fmnist/train-images-idx3-ubyte.gz"), std::string::npos) << r.output;
+}
+
 TEST(CairnCommand, MpirunWithTooFewRanksSaysHowManyAreNeeded) {
   auto r = RunCommand(Mpirun(2, {kCairn, "train", kExample, "--servers", "2"}), seconds(120));
   EXPECT_NE(r.exit_code, 0);

@@ -117,10 +117,10 @@ Output Graph::Variable(const VariableOptions& options) {
   n.shape = options.shape;
   n.variable = options;
   if (options.local) n.variable.trainable = false;
-  VariableSpec spec{options.name, options.shape, options.dtype, options.init, options.trainable};
+  VariableSpec spec{options.name, options.shape, options.dtype, options.init, n.variable.trainable};
   Status s = ValidateSpec(spec);
   if (!s.ok()) Fail(s.message());
-  if (options.trainable && options.dtype != DType::kFloat32) Fail("variable '" + options.name + "': only float32 variables can be trainable");
+  if (n.variable.trainable && options.dtype != DType::kFloat32) Fail("variable '" + options.name + "': only float32 variables can be trainable");
   return Add(std::move(n));
 }
 

@@ -251,6 +251,16 @@ TEST(OpGradient, SoftmaxMatchesFiniteDifferences) {
   check.ExpectGradientsMatchFiniteDifferences();
 }
 
+TEST(OpGradient, SoftmaxOverTheLastDimensionOfOtherRanksMatchesFiniteDifferences) {
+  for (Shape shape : {Shape{5}, Shape{2, 2, 3}}) {
+    SCOPED_TRACE(ShapeString(shape));
+    GradientCheck check(23);
+    Output x = check.Input("x", RandomTensor(check.rng(), shape, -2, 2));
+    ASSERT_NO_FATAL_FAILURE(check.Finish(check.graph().Softmax(x)));
+    check.ExpectGradientsMatchFiniteDifferences();
+  }
+}
+
 TEST(OpGradient, SquareMatchesFiniteDifferences) {
   GradientCheck check(16);
   Output x = check.Input("x", RandomTensor(check.rng(), {3, 4}));

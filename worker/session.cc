@@ -123,7 +123,12 @@ StatusOr<std::vector<Tensor>> Session::Run(const std::vector<Output>& fetches, c
   if (!batch.empty()) RETURN_IF_ERROR(store_->Push(batch));
 
   std::vector<Tensor> out;
-  for (Output f : fetches) out.push_back(values[f.node]);
+  for (Output f : fetches) {
+    // Constants belong to the shared graph and local variables to this
+    // session: hand out copies, so a caller's writes cannot reach them.
+    const OpType op = graph_->node(f).op;
+    out.push_back(op == OpType::kConstant || op == OpType::kVariable ? values[f.node].Clone() : values[f.node]);
+  }
   return out;
 }
 
@@ -195,11 +200,22 @@ Status Session::EvaluateAssign(const Node& n, std::vector<Tensor>* values, PushB
   }
   if (var.variable.local) {
     local_values_[var.id] = result;
-  } else if (n.op == OpType::kAssign) {
-    batch->assigns[var.name] = value.Clone();
+  } else if (n.op == OpType::kAssign || batch->assigns.count(var.name)) {
+    // After an Assign in this Run, the variable's final value is what counts.
+    batch->assign_adds.erase(var.name);
+    batch->assigns[var.name] = result.Clone();
   } else {
-    batch->assign_adds[var.name] = value.Clone();
+    auto it = batch->assign_adds.find(var.name);
+    if (it == batch->assign_adds.end()) {
+      batch->assign_adds[var.name] = value.Clone();
+    } else if (value.dtype() == DType::kInt64) {
+      for (int64_t i = 0; i < value.num_elements(); ++i) it->second.data<int64_t>()[i] += value.data<int64_t>()[i];
+    } else {
+      it->second.flat() += value.flat();
+    }
   }
+  // Later ops of this Run (another AssignAdd, say) see the new value.
+  (*values)[var.id] = result;
   (*values)[n.id] = std::move(result);
   return Status::OK();
 }
@@ -229,7 +245,7 @@ Status Session::Differentiate(const Node& minimize, const std::vector<bool>& nee
   std::vector<int> vars;
   for (Output v : minimize.minimize.var_list) vars.push_back(v.node);
   if (vars.empty()) {
-    for (int id = 0; id < loss; ++id) {
+    for (int id = 0; id <= loss; ++id) {
       const Node& n = graph_->node(id);
       if (n.op == OpType::kVariable && n.variable.trainable && !n.variable.local) vars.push_back(id);
     }
@@ -250,6 +266,10 @@ Status Session::Differentiate(const Node& minimize, const std::vector<bool>& nee
       return InvalidArgument("Minimize '" + minimize.name + "': learning_rate must be a float32 scalar");
     }
     batch->learning_rate = lr.data<float>()[0];
+    if (!(batch->learning_rate >= 0)) {
+      return InvalidArgument("Minimize '" + minimize.name + "': learning rate " +
+                             std::to_string(batch->learning_rate) + " is negative");
+    }
   }
   if (minimize.minimize.global_step.valid()) batch->global_step = graph_->node(minimize.minimize.global_step).name;
   return Status::OK();

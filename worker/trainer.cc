@@ -126,20 +126,25 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
     p.total_steps = total;
     p.global_step = global_step;
     p.loss = window_loss / window_steps;
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() - report.eval_seconds;
     p.examples_per_sec = secs > 0 ? report.examples / secs : 0;
     report.final_loss = p.loss;
     window_loss = 0;
     window_steps = 0;
     if (chief() && test_ && (epoch_end || step + 1 == total)) {
+      const auto eval_start = std::chrono::steady_clock::now();
       ASSIGN_OR_RETURN(auto eval, Evaluate(*test_));
       p.test_accuracy = report.test_accuracy = eval.first;
+      report.eval_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
     }
     if (progress) progress(p);
   }
   report.global_step = global_step;
-  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  report.end_time = WallSeconds();
+  report.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() - report.eval_seconds;
+  // Throughput figures leave evaluation out: end as if it had taken no time.
+  report.end_time = WallSeconds() - report.eval_seconds;
   return report;
 }
 

@@ -57,7 +57,8 @@ struct WorkerReport {
   int64_t global_step = 0;
   double final_loss = 0;      // mean over the last reporting window
   double test_accuracy = -1;  // chief with test data; -1 otherwise
-  double seconds = 0;         // the training loop alone
+  double seconds = 0;         // the training loop, less test evaluation
+  double eval_seconds = 0;    // spent evaluating on test data (chief)
   double start_time = 0;      // wall clock (seconds since the epoch)
   double end_time = 0;
 };

@@ -21,7 +21,7 @@ struct PushBatch {
   std::map<std::string, Tensor> assigns;      // new values
   std::map<std::string, Tensor> assign_adds;  // deltas
   bool train_step = false;    // a Minimize step: synchronized in sync mode, counted in global_step
-  float learning_rate = 0;    // > 0: replaces the optimizer's configured rate
+  float learning_rate = -1;   // >= 0: replaces the optimizer's configured rate
   std::string global_step;    // int64 variable counting train steps ("" for none)
 
   bool empty() const { return gradients.empty() && assigns.empty() && assign_adds.empty() && !train_step; }
