@@ -10,6 +10,7 @@
 
 #include "bench/pushpull_bench.h"
 #include "bench/pushpull_report.h"
+#include "bench/training_bench.h"
 
 namespace cairn {
 namespace {
@@ -100,7 +101,7 @@ Status CheckWritable(const std::string& path) {
 }
 
 int Fail(const Status& s) {
-  spdlog::error("bench pushpull failed: {}", s.ToString());
+  spdlog::error("bench failed: {}", s.ToString());
   return 1;
 }
 
@@ -121,16 +122,41 @@ int RunPushPull(const CLI::App& c) {
   return 0;
 }
 
+void AddTrainCommand(CLI::App& bench) {
+  CLI::App* c = bench.add_subcommand(
+      "train", "Training throughput of a job: in one process with no servers, and on the local cluster with 1 and 2 workers");
+  c->add_option("job", "Job file, e.g. launch/examples/fashion_mnist_mlp.yaml")->required();
+  c->add_option("--steps", "Steps per worker in each measurement")->default_val(400);
+  c->add_option("--servers", "Servers of the cluster runs")->default_val(2);
+  c->add_option("--json", "Also write the results as JSON to this file");
+}
+
+int RunTrain(const CLI::App& c) {
+  TrainingBenchOptions o;
+  o.job_path = c.get_option("job")->as<std::string>();
+  o.steps = c.get_option("--steps")->as<int64_t>();
+  o.servers = c.get_option("--servers")->as<int>();
+  o.json_path = c.get_option("--json")->as<std::string>();
+  if (o.steps < 1 || o.servers < 1) return Fail(InvalidArgument("--steps and --servers must be >= 1"));
+  Status writable = CheckWritable(o.json_path);
+  if (!writable.ok()) return Fail(writable.WithContext("--json"));
+  StatusOr<TrainingBenchResult> r = RunTrainingBench(o);
+  if (!r.ok()) return Fail(r.status());
+  return 0;
+}
+
 }  // namespace
 
 void AddBenchCommands(CLI::App& app) {
   CLI::App* bench = app.add_subcommand("bench", "Cluster benchmarks")->require_subcommand(1);
   AddPushPullCommand(*bench);
+  AddTrainCommand(*bench);
 }
 
 int RunBenchCommands(CLI::App& app) {
   const CLI::App* bench = app.get_subcommand("bench");
   if (bench->got_subcommand("pushpull")) return RunPushPull(*bench->get_subcommand("pushpull"));
+  if (bench->got_subcommand("train")) return RunTrain(*bench->get_subcommand("train"));
   spdlog::error("no bench subcommand given");
   return 1;
 }

@@ -1,5 +1,7 @@
 #include "common/tensor.h"
 
+#include "common/aligned_buffer.h"
+
 #include <cstring>
 #include <new>
 #include <sstream>
@@ -7,15 +9,7 @@
 namespace cairn {
 namespace {
 
-constexpr size_t kAlignment = 64;
-
-std::shared_ptr<void> AllocateAligned(size_t bytes, bool zero) {
-  size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  if (rounded == 0) rounded = kAlignment;
-  void* p = ::operator new(rounded, std::align_val_t(kAlignment));
-  if (zero) std::memset(p, 0, rounded);
-  return std::shared_ptr<void>(p, [](void* q) { ::operator delete(q, std::align_val_t(kAlignment)); });
-}
+std::shared_ptr<void> AllocateAligned(size_t bytes, bool zero) { return AllocateAlignedBuffer(bytes, zero); }
 
 }  // namespace
 

@@ -140,6 +140,7 @@ Status ParseRoot(const YAML::Node& root, JobConfig* c) {
   RETURN_IF_ERROR(cl.Get("advertise", &c->cluster.advertise));
   RETURN_IF_ERROR(cl.Get("split_threshold_bytes", &c->cluster.split_threshold_bytes));
   RETURN_IF_ERROR(cl.Get("timeout_ms", &c->cluster.timeout_ms));
+  RETURN_IF_ERROR(cl.Get("io_threads", &c->cluster.io_threads));
   RETURN_IF_ERROR(cl.RejectUnknown());
 
   return top.RejectUnknown();
@@ -192,6 +193,7 @@ Status ValidateJobConfig(const JobConfig& c) {
     return InvalidArgument("cluster.consistency: unknown mode '" + c.cluster.consistency + "' (async, sync)");
   }
   RETURN_IF_ERROR(Positive("cluster.timeout_ms", static_cast<double>(c.cluster.timeout_ms)));
+  if (c.cluster.io_threads < 1 || c.cluster.io_threads > 64) return InvalidArgument("cluster.io_threads: must be in [1, 64]");
   RETURN_IF_ERROR(Positive("cluster.sync_timeout_ms", static_cast<double>(c.cluster.sync_timeout_ms)));
   if (c.data.kind == "synthetic_linear" && c.data.examples < c.cluster.workers) {
     return InvalidArgument("data.examples: " + std::to_string(c.data.examples) + " examples cannot feed " +

@@ -204,7 +204,7 @@ Status WriteSummary(const JobSummary& summary, const std::string& path) {
 
 StatusOr<JobSummary> RunLocalJob(const JobConfig& c) {
   ASSIGN_OR_RETURN(std::unique_ptr<JobData> data, LoadJobData(c));
-  EventLoop loop(2);
+  EventLoop loop(c.cluster.io_threads);
   ASSIGN_OR_RETURN(auto cluster, LocalCluster::Start(loop, LocalClusterOptions{c.cluster.servers, c.cluster.bind, {}}));
   const std::vector<Endpoint> endpoints = cluster->endpoints();
   std::string listing;
@@ -263,7 +263,7 @@ StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi) {
   if (!is_server) {
     ASSIGN_OR_RETURN(data, LoadJobData(c));
   }
-  EventLoop loop(2);
+  EventLoop loop(c.cluster.io_threads);
   std::unique_ptr<Server> server;
   std::string my_endpoint;
   Status local_error;

@@ -98,8 +98,8 @@ TEST(CairnCommand, MpirunMlpJobOnTwoServersAndTwoSyncWorkersLearnsFashionMnist) 
   EXPECT_EQ(s["mode"], "mpirun");
   EXPECT_EQ(s["servers"], 2);
   EXPECT_EQ(s["workers"], 2);
-  // Sync: one global step per round of both workers: 2 epochs x 12000 / (2 x 64).
-  EXPECT_EQ(s["global_step"], 2 * (12000 / 128));
+  // Sync: one global step per round of both workers: 2 epochs x 12000 / (2 workers x batch 128).
+  EXPECT_EQ(s["global_step"], 2 * (12000 / 256));
   EXPECT_GT(s["test_accuracy"].get<double>(), 0.78) << s.dump();
   EXPECT_NE(r.output.find("test accuracy"), std::string::npos);  // the chief's epoch-end evaluation
 }

@@ -1,0 +1,20 @@
+// 64-byte-aligned byte buffers for tensors and received frames.
+//
+// Built on malloc rather than aligned operator new: on glibc 2.36 freed
+// aligned blocks of a few MiB are not reused, so every new buffer
+// first-touched fresh pages (measured: ~2,900 page faults per 16 MiB push).
+// malloc's blocks are reused and fault-free in steady state.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+namespace cairn {
+
+constexpr size_t kBufferAlignment = 64;
+
+// At least `bytes` (and at least 1) bytes, 64-byte aligned, freed when the
+// last owner goes. Zero-filled only if `zero`.
+std::shared_ptr<uint8_t> AllocateAlignedBuffer(size_t bytes, bool zero);
+
+}  // namespace cairn
