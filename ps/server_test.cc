@@ -68,6 +68,23 @@ class ServerTest : public ::testing::Test {
     return SerializeFrame(f);
   }
 
+  // Sends `frame` to server 0 through the real transport and returns the
+  // status the server replied with.
+  Status CallServer(uint16_t type, std::string control, const std::string& data = "") {
+    OutFrame f;
+    f.type = type;
+    f.control = std::move(control);
+    if (!data.empty()) f.data.push_back(ByteSpan{data.data(), data.size()});
+    std::vector<std::pair<int, OutFrame>> calls;
+    calls.emplace_back(0, std::move(f));
+    auto replies = CallAll(*transport_, std::move(calls), DeadlineAfter(milliseconds(5000)));
+    if (!replies[0].ok()) return replies[0].status().WithContext("transport");
+    StatusReply reply;
+    Status decoded = DecodeMessage(replies[0]->control, &reply, "reply");
+    if (!decoded.ok()) return decoded.WithContext("reply");
+    return reply.status.ToStatus();
+  }
+
   // Shows the server still serves a well-behaved client.
   void ExpectHealthy() {
     auto client = Client({Spec("health", {4})});
@@ -128,16 +145,7 @@ TEST_F(ServerTest, PullOfAVariableTheServerDoesNotHaveIsNotFound) {
   StartServers(1);
   auto client = Client({Spec("real", {4})});
   // Straight onto the wire: a pull of a variable the server never created.
-  OutFrame f;
-  f.type = static_cast<uint16_t>(FrameType::kPull);
-  f.control = EncodeMessage(PullRequest{{"ghost"}});
-  std::vector<std::pair<int, OutFrame>> calls;
-  calls.emplace_back(0, std::move(f));
-  auto replies = CallAll(*transport_, std::move(calls), DeadlineAfter(milliseconds(5000)));
-  ASSERT_TRUE(replies[0].ok());
-  StatusReply reply;
-  ASSERT_TRUE(DecodeMessage(replies[0]->control, &reply, "reply").ok());
-  Status v = reply.status.ToStatus();
+  Status v = CallServer(static_cast<uint16_t>(FrameType::kPull), EncodeMessage(PullRequest{{"ghost"}}));
   EXPECT_EQ(v.code(), StatusCode::kNotFound);
   EXPECT_NE(v.message().find("ghost"), std::string::npos);
   ExpectHealthy();
@@ -163,19 +171,9 @@ TEST_F(ServerTest, PushOfTheWrongShapeIsRejectedByClientAndServer) {
   req.worker_id = 3;
   req.sequence = 1;
   req.grads = {TensorDesc{"w", DType::kFloat32, {5}, 0, 0, 20}};
-  std::string data(20, '\0');
-  OutFrame f;
-  f.type = static_cast<uint16_t>(FrameType::kPush);
-  f.control = EncodeMessage(req);
-  f.data.push_back(ByteSpan{data.data(), data.size()});
-  std::vector<std::pair<int, OutFrame>> calls;
-  calls.emplace_back(0, std::move(f));
-  auto replies = CallAll(*transport_, std::move(calls), DeadlineAfter(milliseconds(5000)));
-  ASSERT_TRUE(replies[0].ok()) << replies[0].status();
-  StatusReply reply;
-  ASSERT_TRUE(DecodeMessage(replies[0]->control, &reply, "reply").ok());
-  EXPECT_EQ(reply.status.ToStatus().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(reply.status.message.find("[5]"), std::string::npos) << reply.status.message;
+  Status wire = CallServer(static_cast<uint16_t>(FrameType::kPush), EncodeMessage(req), std::string(20, '\0'));
+  EXPECT_EQ(wire.code(), StatusCode::kInvalidArgument) << wire;
+  EXPECT_NE(wire.message().find("[5]"), std::string::npos) << wire;
   // Nothing was applied.
   Tensor expected(DType::kFloat32, {4});
   InitializeRows(Spec("w", {4}), 0, &expected);
@@ -186,16 +184,9 @@ TEST_F(ServerTest, PushOfTheWrongShapeIsRejectedByClientAndServer) {
 
 TEST_F(ServerTest, MalformedControlGetsAnErrorReplyAndTheConnectionLives) {
   StartServers(1);
-  OutFrame f;
-  f.type = static_cast<uint16_t>(FrameType::kPull);
-  f.control = std::string("\xff\xff\xff\xff\xff\xff\xff\x7f", 8);  // claims 2^63 names
-  std::vector<std::pair<int, OutFrame>> calls;
-  calls.emplace_back(0, std::move(f));
-  auto replies = CallAll(*transport_, std::move(calls), DeadlineAfter(milliseconds(5000)));
-  ASSERT_TRUE(replies[0].ok()) << replies[0].status();
-  StatusReply reply;
-  ASSERT_TRUE(DecodeMessage(replies[0]->control, &reply, "reply").ok());
-  EXPECT_EQ(reply.status.ToStatus().code(), StatusCode::kInvalidArgument);
+  // Claims 2^63 names.
+  Status s = CallServer(static_cast<uint16_t>(FrameType::kPull), std::string("\xff\xff\xff\xff\xff\xff\xff\x7f", 8));
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s;
   ExpectHealthy();
 }
 
