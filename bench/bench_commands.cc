@@ -27,7 +27,8 @@ void AddPushPullCommand(CLI::App& bench) {
   c->add_option("--seconds", "Measured seconds per workload and case, over all rounds")->default_val(2.0);
   c->add_option("--warmup-seconds", "Unmeasured seconds before each workload's first round")->default_val(0.3);
   c->add_option("--rounds", "Interleaved rounds of raw, push, pull, push+pull per case")->default_val(4);
-  c->add_option("--loop-threads", "Threads of the EventLoop that servers and transports share")->default_val(2);
+  c->add_option("--loop-threads", "Threads of the EventLoop that servers and transports share (as cluster.io_threads)")
+      ->default_val(1);
   c->add_option("--ops", "Workloads to run, comma-separated (the raw baseline always runs)")->default_val(kAllOps);
   c->add_option("--json", "Also write every result as JSON to this file");
 }

@@ -61,7 +61,7 @@ struct PushPullOptions {
   TimedLoopOptions timing;
   int rounds = 4;                                    // interleaved rounds per case
   double rewarm_seconds = 0.05;                      // unmeasured time before each later round
-  int event_loop_threads = 2;                        // threads of the shared EventLoop
+  int event_loop_threads = 1;                        // threads of the shared EventLoop (as cluster.io_threads)
   double learning_rate = 1e-9;                       // SGD step: small enough that values stay finite
   std::chrono::milliseconds call_timeout{30000};     // each PsClient call's deadline
 };

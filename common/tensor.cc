@@ -102,10 +102,14 @@ Tensor Tensor::SliceRows(int64_t begin, int64_t end) const {
   return View(dtype_, std::move(s), owner_, static_cast<char*>(data_) + begin * row_bytes);
 }
 
+Tensor Tensor::Uninitialized(DType dtype, Shape shape) {
+  const int64_t n = NumElements(shape);
+  auto buffer = AllocateAligned(n * DTypeSize(dtype), /*zero=*/false);
+  return View(dtype, std::move(shape), buffer, buffer.get());
+}
+
 Tensor Tensor::Clone() const {
-  // Every byte is about to be overwritten: skip the zero fill.
-  auto buffer = AllocateAligned(byte_size(), /*zero=*/false);
-  Tensor t = View(dtype_, shape_, buffer, buffer.get());
+  Tensor t = Uninitialized(dtype_, shape_);
   if (byte_size() > 0) std::memcpy(t.data_, data_, byte_size());
   return t;
 }

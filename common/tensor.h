@@ -51,6 +51,9 @@ class Tensor {
   // A tensor over `data`, which `owner` keeps alive. `data` must be aligned
   // for dtype and hold NumElements(shape) * DTypeSize(dtype) bytes.
   static Tensor View(DType dtype, Shape shape, std::shared_ptr<const void> owner, void* data);
+  // A tensor whose bytes are not initialized: for a caller about to
+  // overwrite every one of them (skips a pass over the memory).
+  static Tensor Uninitialized(DType dtype, Shape shape);
   // A float32 tensor holding `values` (copied).
   static Tensor FromVector(Shape shape, const std::vector<float>& values);
 

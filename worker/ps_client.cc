@@ -115,7 +115,8 @@ StatusOr<std::map<std::string, Tensor>> PsClient::Pull(const std::vector<std::st
       out[name] = it->second;  // a view of the reply: no copy
       continue;
     }
-    Tensor whole(spec.dtype, spec.shape);
+    // Every row is copied in below, from the slices checked first.
+    Tensor whole = Tensor::Uninitialized(spec.dtype, spec.shape);
     const size_t row_bytes = spec.row_bytes();
     for (const ShardSlice& s : slices) {
       auto it = parts.find({name, s.row_begin});
