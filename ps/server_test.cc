@@ -3,6 +3,7 @@
 #include "ps/server.h"
 
 #include <random>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -283,6 +284,28 @@ TEST(ClientWithoutServer, FailsWithAClearErrorWithinItsDeadline) {
   EXPECT_NE(v.message().find(nowhere.ToString()), std::string::npos) << v;
   EXPECT_NE(v.message().find("cannot connect"), std::string::npos) << v;
   EXPECT_LT(elapsed, milliseconds(3000));
+}
+
+TEST(ClientWithoutServer, RetriesUntilAServerThatStartsLateAnswers) {
+  EventLoop loop(2);
+  const uint16_t port = testing::UnusedPort();
+  AsioTransport transport(loop, {Endpoint{"127.0.0.1", port}});
+  PsClientOptions o;
+  o.timeout = milliseconds(10000);
+  PsClient client(&transport, o);
+  Status created;
+  std::thread caller([&] { created = client.Create({Spec("w", {4})}, Sgd(0.1), TrainingMode{}); });
+  // The first connection attempts are refused; the client keeps retrying
+  // with backoff. Give it time to fail at least once before the server exists.
+  std::this_thread::sleep_for(milliseconds(300));
+  ServerOptions so;
+  so.port = port;
+  auto server = Server::Start(loop, so);
+  ASSERT_TRUE(server.ok()) << server.status();
+  caller.join();
+  EXPECT_TRUE(created.ok()) << created;
+  auto v = client.Pull({"w"});
+  EXPECT_TRUE(v.ok()) << v.status();
 }
 
 TEST(ServerStart, AnAddressInUseIsUnavailable) {
