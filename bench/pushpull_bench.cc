@@ -85,8 +85,11 @@ class BenchWorker {
   PushBatch batch_;  // gradients only: asynchronous SGD steps
 };
 
-// The servers and workers of one case. Members are destroyed in reverse:
-// workers (their transports), then servers, then the loop they all run on.
+// The servers and workers of one case. Servers and workers run on separate
+// event loops, as they do in separate server and worker processes, so that
+// the two sides of a call can use two cores as the raw baseline's do.
+// Members are destroyed in reverse: workers (their transports), servers,
+// then the loops.
 class BenchCluster {
  public:
   static StatusOr<std::unique_ptr<BenchCluster>> Start(const ClusterShape& config, const VariableSpec& spec,
@@ -94,12 +97,13 @@ class BenchCluster {
     std::unique_ptr<BenchCluster> c(new BenchCluster(options.event_loop_threads, spec));
     LocalClusterOptions servers;
     servers.servers = config.servers;
-    ASSIGN_OR_RETURN(c->cluster_, LocalCluster::Start(c->loop_, servers));
+    ASSIGN_OR_RETURN(c->cluster_, LocalCluster::Start(c->server_loop_, servers));
     OptimizerSpec sgd;
     sgd.kind = "sgd";
     sgd.learning_rate = options.learning_rate;
     for (int w = 0; w < config.workers; ++w) {
-      auto worker = std::make_unique<BenchWorker>(c->loop_, c->cluster_->endpoints(), w, spec, options.call_timeout);
+      auto worker =
+          std::make_unique<BenchWorker>(c->worker_loop_, c->cluster_->endpoints(), w, spec, options.call_timeout);
       Status created = worker->Create(sgd);
       if (!created.ok()) return created.WithContext("worker " + std::to_string(w) + " creating the benchmark variable");
       c->workers_.push_back(std::move(worker));
@@ -115,9 +119,11 @@ class BenchCluster {
   }
 
  private:
-  BenchCluster(int loop_threads, VariableSpec spec) : loop_(loop_threads), spec_(std::move(spec)) {}
+  BenchCluster(int loop_threads, VariableSpec spec)
+      : server_loop_(loop_threads), worker_loop_(loop_threads), spec_(std::move(spec)) {}
 
-  EventLoop loop_;
+  EventLoop server_loop_;
+  EventLoop worker_loop_;
   const VariableSpec spec_;
   std::unique_ptr<LocalCluster> cluster_;
   std::vector<std::unique_ptr<BenchWorker>> workers_;
