@@ -34,9 +34,14 @@ FrameSocket::~FrameSocket() = default;
 void FrameSocket::Start(FrameHandler on_frame, CloseHandler on_close) {
   asio::post(socket_.get_executor(), [self = shared_from_this(), f = std::move(on_frame),
                                       c = std::move(on_close)]() mutable {
+    if (self->closed_) {
+      // Closed before it started: the close handler still runs, once.
+      if (c) c(self->close_reason_);
+      return;
+    }
     self->on_frame_ = std::move(f);
     self->on_close_ = std::move(c);
-    if (!self->closed_) self->ReadHeader();
+    self->ReadHeader();
   });
 }
 
@@ -90,8 +95,8 @@ void FrameSocket::WriteNext() {
     if (s.size > 0) buffers.emplace_back(s.data, s.size);
   }
   asio::async_write(socket_, buffers, LargeChunks, [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
-    if (ec) return self->Fail(SocketError(ec, self->peer_));
     if (!self->queue_.empty()) self->queue_.pop_front();
+    if (ec) return self->Fail(SocketError(ec, self->peer_));
     self->WriteNext();
   });
 }
@@ -103,6 +108,7 @@ void FrameSocket::Close(const Status& reason) {
 void FrameSocket::Fail(const Status& reason) {
   if (closed_) return;
   closed_ = true;
+  close_reason_ = reason;
   // The close handler runs before the socket closes, so whatever it records
   // (a rejected-frame count, say) is visible by the time the peer sees EOF.
   CloseHandler on_close = std::move(on_close_);
@@ -112,7 +118,10 @@ void FrameSocket::Fail(const Status& reason) {
   boost::system::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
-  queue_.clear();
+  // A write in progress still owns the front frame's buffers until its
+  // handler runs; keep that frame, drop the rest.
+  if (writing_ && !queue_.empty()) queue_.erase(queue_.begin() + 1, queue_.end());
+  else queue_.clear();
 }
 
 }  // namespace cairn

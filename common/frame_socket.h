@@ -56,6 +56,7 @@ class FrameSocket : public std::enable_shared_from_this<FrameSocket> {
   std::deque<OutFrame> queue_;
   bool writing_ = false;
   bool closed_ = false;
+  Status close_reason_;
   FrameHandler on_frame_;
   CloseHandler on_close_;
 };

@@ -195,6 +195,11 @@ Status ValidateJobConfig(const JobConfig& c) {
   RETURN_IF_ERROR(Positive("cluster.timeout_ms", static_cast<double>(c.cluster.timeout_ms)));
   if (c.cluster.io_threads < 1 || c.cluster.io_threads > 64) return InvalidArgument("cluster.io_threads: must be in [1, 64]");
   RETURN_IF_ERROR(Positive("cluster.sync_timeout_ms", static_cast<double>(c.cluster.sync_timeout_ms)));
+  if (c.cluster.consistency == "sync" && c.cluster.timeout_ms <= c.cluster.sync_timeout_ms) {
+    // A push waits for the slowest worker; its deadline must outlast the step's.
+    return InvalidArgument("cluster.timeout_ms: in sync mode it must exceed cluster.sync_timeout_ms (" +
+                           std::to_string(c.cluster.sync_timeout_ms) + "), got " + std::to_string(c.cluster.timeout_ms));
+  }
   if (c.data.kind == "synthetic_linear" && c.data.examples < c.cluster.workers) {
     return InvalidArgument("data.examples: " + std::to_string(c.data.examples) + " examples cannot feed " +
                            std::to_string(c.cluster.workers) + " workers");

@@ -40,11 +40,11 @@ struct ClusterConfig {
   int servers = 1;
   int workers = 2;
   std::string consistency = "async";  // async | sync
-  int64_t sync_timeout_ms = 60000;    // sync: how long a step waits for its slowest worker
+  int64_t sync_timeout_ms = 60000;    // sync: how long a step waits for its slowest worker (< timeout_ms)
   std::string bind = "127.0.0.1";   // address servers listen on
   std::string advertise;            // address workers dial; default: bind, or the host name for 0.0.0.0
   uint64_t split_threshold_bytes = uint64_t{2} << 20;
-  int64_t timeout_ms = 30000;       // deadline of each push/pull
+  int64_t timeout_ms = 120000;      // deadline of each push/pull (in sync mode, > sync_timeout_ms)
   // Threads per process that run network I/O and server handlers. One
   // measured fastest on 2 cores, where more threads only contend with the
   // worker's compute thread; raise it for servers on larger machines.

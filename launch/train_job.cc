@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <limits>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -156,17 +157,25 @@ std::string EncodeReport(const WorkerReport& r) {
       .dump();
 }
 
-WorkerReport DecodeReport(const std::string& text) {
-  auto j = nlohmann::json::parse(text);
+// A diverged loss is NaN, which JSON writes as null: read it back as NaN.
+double NumberOr(const nlohmann::json& j, const char* key, double fallback) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<double>() : fallback;
+}
+
+StatusOr<WorkerReport> DecodeReport(const std::string& text) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return DataLoss("a worker's report is not valid JSON: " + text);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
   WorkerReport r;
-  r.steps = j["steps"];
-  r.examples = j["examples"];
-  r.global_step = j["global_step"];
-  r.final_loss = j["loss"];
-  r.test_accuracy = j["accuracy"];
-  r.seconds = j["seconds"];
-  r.start_time = j["start"];
-  r.end_time = j["end"];
+  r.steps = static_cast<int64_t>(NumberOr(j, "steps", 0));
+  r.examples = static_cast<int64_t>(NumberOr(j, "examples", 0));
+  r.global_step = static_cast<int64_t>(NumberOr(j, "global_step", 0));
+  r.final_loss = NumberOr(j, "loss", nan);
+  r.test_accuracy = NumberOr(j, "accuracy", -1);
+  r.seconds = NumberOr(j, "seconds", 0);
+  r.start_time = NumberOr(j, "start", 0);
+  r.end_time = NumberOr(j, "end", 0);
   return r;
 }
 
@@ -307,7 +316,12 @@ StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi) {
       result = Internal("worker rank " + std::to_string(r) + ": " + reports_text[r].substr(1));
       break;
     }
-    reports.push_back(DecodeReport(reports_text[r]));
+    StatusOr<WorkerReport> report = DecodeReport(reports_text[r]);
+    if (!report.ok()) {
+      result = report.status().WithContext("worker rank " + std::to_string(r));
+      break;
+    }
+    reports.push_back(*report);
   }
   const bool chief = mpi.rank() == servers;
   if (result.ok() && chief) {

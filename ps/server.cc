@@ -7,6 +7,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <spdlog/spdlog.h>
 
@@ -38,7 +39,10 @@ OutFrame Reply(const InFrame& request, std::string control) {
 class Server::Core : public std::enable_shared_from_this<Core> {
  public:
   Core(EventLoop& loop, ServerOptions options)
-      : loop_(loop), options_(std::move(options)), acceptor_(asio::make_strand(loop.io())) {}
+      : loop_(loop),
+        options_(std::move(options)),
+        acceptor_(asio::make_strand(loop.io())),
+        accept_timer_(acceptor_.get_executor()) {}
 
   Status Listen() {
     boost::system::error_code ec;
@@ -83,6 +87,7 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
       boost::system::error_code ignored;
       self->acceptor_.close(ignored);
+      self->accept_timer_.cancel();
     });
     for (auto& c : connections) c->Close(Cancelled("server stopping"));
   }
@@ -92,10 +97,25 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     acceptor_.async_accept(asio::make_strand(loop_.io()), [self = shared_from_this()](
                                                                const boost::system::error_code& ec, tcp::socket socket) {
       if (ec == asio::error::operation_aborted) return;
-      if (!ec) self->Adopt(std::move(socket));
-      else spdlog::warn("server {}: accept failed: {}", self->options_.index, ec.message());
-      std::lock_guard<std::mutex> lock(self->mu_);
-      if (!self->stopped_) self->Accept();
+      if (!ec) {
+        self->Adopt(std::move(socket));
+        return self->AcceptAgain(std::chrono::milliseconds(0));
+      }
+      // Out of file descriptors, say: retrying at once would spin a core.
+      spdlog::warn("server {}: accept failed: {}; retrying in 100 ms", self->options_.index, ec.message());
+      self->AcceptAgain(std::chrono::milliseconds(100));
+    });
+  }
+
+  void AcceptAgain(std::chrono::milliseconds delay) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopped_) return;
+    }
+    if (delay.count() == 0) return Accept();
+    accept_timer_.expires_after(delay);
+    accept_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec) self->AcceptAgain(std::chrono::milliseconds(0));
     });
   }
 
@@ -282,7 +302,8 @@ class Server::Core : public std::enable_shared_from_this<Core> {
   const ServerOptions options_;
   Endpoint endpoint_;  // set by Listen, before any handler runs
 
-  tcp::acceptor acceptor_;  // on its strand
+  tcp::acceptor acceptor_;             // on its strand
+  asio::steady_timer accept_timer_;    // on the acceptor's strand
   ShardStore store_;        // thread-safe
 
   std::mutex mu_;

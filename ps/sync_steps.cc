@@ -69,11 +69,11 @@ void SyncSteps::Arrive(Arrival a) {
 void SyncSteps::Complete(std::map<int, Arrival> round, int64_t step) {
   // Sum every variable's gradients in worker order, then apply the mean once.
   std::map<std::string, Tensor> sums;
-  float lr = -1;
+  // The lowest worker id's rate, as it sent it (-1: the optimizer's own).
+  const float lr = round.begin()->second.request.learning_rate;
   std::string global_step;
   Status status;
   for (auto& [worker, a] : round) {
-    if (lr < 0) lr = a.request.learning_rate;  // the lowest worker id's rate
     if (global_step.empty()) global_step = a.request.global_step;
     for (size_t i = 0; i < a.request.grads.size() && status.ok(); ++i) {
       const TensorDesc& d = a.request.grads[i];

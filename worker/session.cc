@@ -126,8 +126,9 @@ StatusOr<std::vector<Tensor>> Session::Run(const std::vector<Output>& fetches, c
   for (Output f : fetches) {
     // Constants belong to the shared graph and local variables to this
     // session: hand out copies, so a caller's writes cannot reach them.
-    const OpType op = graph_->node(f).op;
-    out.push_back(op == OpType::kConstant || op == OpType::kVariable ? values[f.node].Clone() : values[f.node]);
+    const Node& n = graph_->node(f);
+    const bool shared = n.op == OpType::kConstant || (n.op == OpType::kVariable && n.variable.local);
+    out.push_back(shared ? values[f.node].Clone() : values[f.node]);
   }
   return out;
 }
