@@ -81,7 +81,12 @@ StatusOr<Tensor> ShardStore::Read(const std::string& name, ShardInfo* info) cons
 
 Status ShardStore::CheckUpdate(const std::string& name, UpdateKind kind, const Tensor& value) const {
   ASSIGN_OR_RETURN(Shard * shard, Find(name));
-  const ShardInfo& info = shard->info;
+  return CheckUpdateOf(*shard, kind, value);
+}
+
+Status ShardStore::CheckUpdateOf(const Shard& shard, UpdateKind kind, const Tensor& value) {
+  const ShardInfo& info = shard.info;
+  const std::string& name = info.spec.name;
   const char* what = UpdateKindName(kind);
   if (kind == UpdateKind::kGradient && !info.spec.trainable) {
     return FailedPrecondition("variable '" + name + "' is not trainable: it takes assigns, not gradients");
@@ -98,8 +103,10 @@ Status ShardStore::CheckUpdate(const std::string& name, UpdateKind kind, const T
 }
 
 Status ShardStore::Apply(const std::string& name, UpdateKind kind, const Tensor& value, float lr) {
-  RETURN_IF_ERROR(CheckUpdate(name, kind, value));
+  // One lookup for both the check and the update: this runs for every
+  // tensor of every push.
   ASSIGN_OR_RETURN(Shard * shard, Find(name));
+  RETURN_IF_ERROR(CheckUpdateOf(*shard, kind, value));
   std::lock_guard<std::mutex> lock(shard->mu);
   Tensor& v = shard->values;
   switch (kind) {

@@ -69,6 +69,7 @@ class ShardStore {
   };
 
   StatusOr<Shard*> Find(const std::string& name) const;
+  static Status CheckUpdateOf(const Shard& shard, UpdateKind kind, const Tensor& value);
   static Status CheckConflict(const Shard& existing, const ShardDecl& decl);
 
   mutable std::shared_mutex mu_;                          // guards the map, not the shards
