@@ -29,6 +29,17 @@ struct ShardInfo {
   Shape shape() const;  // the shard's own shape: spec.shape with rows() rows
 };
 
+// A copy of one shard with its optimizer state, as a snapshot saves it and a
+// restore puts it back. slots[i] belongs to slot_defs[i]; per-element slots
+// have the shard's shape, scalar slots shape [1].
+struct ShardCopy {
+  ShardInfo info;
+  OptimizerSpec optimizer;          // meaningful for trainable shards only
+  std::vector<SlotDef> slot_defs;   // empty for non-trainable shards
+  Tensor values;
+  std::vector<Tensor> slots;
+};
+
 class ShardStore {
  public:
   ShardStore() = default;

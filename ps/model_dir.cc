@@ -1,0 +1,1 @@
+#include "ps/model_dir.h"

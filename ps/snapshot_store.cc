@@ -1,0 +1,1 @@
+#include "ps/snapshot_store.h"

@@ -1,0 +1,93 @@
+// Snapshot store: one server's part of one snapshot, in a RocksDB database of
+// its own (<model_dir>/snapshot-<step>/server-<index>.db, see model_dir.h).
+//
+// A database holds the shards one server copied for one step:
+//   "meta/<shard>"                         ShardRecord (Cereal binary)
+//   "data/<shard>/<part:04>/<chunk:08>"    the part's raw bytes, chunk by chunk
+//   "done"                                 DoneRecord, written last
+// Part 0 is the shard's values and part 1 + i its slot i. Bytes are stored
+// exactly as they are in memory (float bits round-trip); every chunk carries
+// an XXH3-64 checksum in its ShardRecord, checked on every read.
+//
+// WriteServerSnapshot returns only when everything is on disk (synced): a
+// server acknowledges "prepared" after it returns. A database without its
+// "done" record is incomplete and never read (OpenSnapshotDb refuses it).
+//
+// Not thread-safe per object; separate databases may be written and read
+// from separate threads at once.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/messages.h"
+#include "common/status.h"
+#include "common/tensor.h"
+#include "ps/shard_store.h"
+
+namespace cairn {
+
+// What a database says about one shard.
+struct ShardRecord {
+  ShardInfo info;                      // spec and row range
+  OptimizerSpec optimizer;
+  std::vector<SlotDef> slot_defs;
+  int64_t step = 0;                    // the snapshot step the shard was copied for
+  uint64_t chunk_bytes = 0;            // bytes per chunk (the last of a part may be shorter)
+  std::vector<uint64_t> part_bytes;    // 1 + slot_defs.size() entries
+  std::vector<std::vector<uint64_t>> chunk_xxh3;  // per part, per chunk
+
+  uint64_t total_bytes() const;
+};
+
+struct SnapshotWriteOptions {
+  uint64_t chunk_bytes = uint64_t{4} << 20;  // a part is stored in chunks of this size
+  bool sync = true;                          // false only in benchmarks that measure the difference
+};
+
+struct SnapshotIoStats {
+  uint64_t bytes = 0;     // value and slot bytes (not keys or records)
+  double seconds = 0;
+};
+
+// Writes `shards`, copied for `step`, into a new database at `db_path`
+// (its parent directory must exist; an existing database there is an
+// AlreadyExists error). Returns when the database is synced and closed.
+Status WriteServerSnapshot(const std::string& db_path, int64_t step, const std::vector<ShardCopy>& shards,
+                           const SnapshotWriteOptions& options = {}, SnapshotIoStats* stats = nullptr);
+
+// A complete snapshot database, opened read-only.
+class SnapshotDb {
+ public:
+  virtual ~SnapshotDb() = default;
+  virtual int64_t step() const = 0;
+  virtual const std::vector<ShardRecord>& shards() const = 0;  // sorted by name
+  virtual const ShardRecord* Find(const std::string& shard) const = 0;
+
+  // Copies rows [row_begin, row_end) (in the variable's row numbering, which
+  // must lie inside the shard's range) of part `part` into `out`, which
+  // holds (row_end - row_begin) rows of the part (scalar slots: one value,
+  // with row_begin = row_end = 0 meaning "the whole part"). Verifies the
+  // checksum of every chunk it touches: DataLoss naming the database, shard
+  // and part on a mismatch, a missing chunk or a short value.
+  virtual Status ReadRows(const std::string& shard, int part, int64_t row_begin, int64_t row_end, void* out,
+                          uint64_t out_bytes) = 0;
+  // The whole part (its values or one slot) as a Tensor of the part's shape.
+  virtual StatusOr<Tensor> ReadPart(const std::string& shard, int part) = 0;
+};
+
+// Opens the database at `db_path` read-only. NotFound if there is none;
+// DataLoss if it is not a complete snapshot database (no "done" record, or
+// records that do not decode).
+StatusOr<std::unique_ptr<SnapshotDb>> OpenSnapshotDb(const std::string& db_path);
+
+// Raw RocksDB throughput for the same bytes, the baseline the snapshot
+// benchmark compares against: writes `bytes` in `chunk_bytes` values with
+// the same database options and durability as WriteServerSnapshot, but
+// without records, checksums or copies; then reads them back.
+Status MeasureRawRocksDb(const std::string& db_path, uint64_t bytes, uint64_t chunk_bytes, SnapshotIoStats* write,
+                         SnapshotIoStats* read);
+
+}  // namespace cairn
