@@ -24,7 +24,7 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "Cairn's wire format as
 }  // namespace
 
 bool IsKnownRequestType(uint16_t type) {
-  return type >= static_cast<uint16_t>(FrameType::kHello) && type <= static_cast<uint16_t>(FrameType::kStats);
+  return type >= static_cast<uint16_t>(FrameType::kHello) && type <= static_cast<uint16_t>(FrameType::kSnapshotRestore);
 }
 
 const char* FrameTypeName(uint16_t type) {
@@ -34,6 +34,9 @@ const char* FrameTypeName(uint16_t type) {
     case 3: return "Pull";
     case 4: return "Push";
     case 5: return "Stats";
+    case 6: return "SnapshotPrepare";
+    case 7: return "SnapshotWait";
+    case 8: return "SnapshotRestore";
   }
   return "Unknown";
 }

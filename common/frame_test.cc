@@ -157,9 +157,10 @@ TEST(Frame, TypeNamesAndKnownTypes) {
   EXPECT_STREQ(FrameTypeName(1), "Hello");
   EXPECT_STREQ(FrameTypeName(ReplyType(FrameType::kPush)), "Push");
   EXPECT_STREQ(FrameTypeName(0), "Unknown");
-  EXPECT_STREQ(FrameTypeName(6), "Unknown");
+  EXPECT_STREQ(FrameTypeName(6), "SnapshotPrepare");
+  EXPECT_STREQ(FrameTypeName(9), "Unknown");
   for (int t = 0; t < 0x10000; ++t) {
-    EXPECT_EQ(IsKnownRequestType(static_cast<uint16_t>(t)), t >= 1 && t <= 5) << t;
+    EXPECT_EQ(IsKnownRequestType(static_cast<uint16_t>(t)), t >= 1 && t <= 8) << t;
   }
 }
 
@@ -287,7 +288,7 @@ TEST(DecodeFrame, RejectsNonZeroPaddingBetweenControlAndData) {
 }
 
 TEST(DecodeFrame, RejectsUnknownTypes) {
-  for (uint16_t type : {uint16_t{0}, uint16_t{6}, uint16_t{0x7fff}, uint16_t{0x8000}, uint16_t{0x8006},
+  for (uint16_t type : {uint16_t{0}, uint16_t{9}, uint16_t{0x7fff}, uint16_t{0x8000}, uint16_t{0x8009},
                         uint16_t{0xffff}, uint16_t{0x4001}}) {
     // Sealed with a valid checksum: the type check alone must reject it.
     std::string bytes = SerializeFrame(MakeFrame(type, 1, "c", {"d"}));
@@ -296,7 +297,7 @@ TEST(DecodeFrame, RejectsUnknownTypes) {
     EXPECT_EQ(in.status().code(), StatusCode::kInvalidArgument) << in.status();
     EXPECT_TRUE(Contains(in.status().message(), "type")) << in.status();
   }
-  for (uint16_t type = 1; type <= 5; ++type) {
+  for (uint16_t type = 1; type <= 8; ++type) {
     EXPECT_TRUE(DecodeFrame(SerializeFrame(MakeFrame(type, 1, "c", {"d"})), FrameLimits{}).ok()) << type;
     EXPECT_TRUE(DecodeFrame(SerializeFrame(MakeFrame(type | 0x8000, 1, "c", {"d"})), FrameLimits{}).ok()) << type;
   }

@@ -168,4 +168,73 @@ struct StatsReply {
   template <class A> void serialize(A& ar) { ar(status, pushes_applied, pulls_served, frames_rejected, variables); }
 };
 
+// Snapshots (see ps/snapshot_store.h and ps/model_dir.h). The chief sends
+// Prepare to every server; each copies the named shards (under their locks,
+// with pushes held off so the copy is one consistent cut) and answers, then
+// writes them to <model_dir>/snapshot-<step>/server-<index>.db in the
+// background. Wait answers once that database is synced. A server writes one
+// snapshot at a time.
+struct SnapshotPrepareRequest {
+  int64_t step = 0;
+  std::string model_dir;
+  std::vector<std::string> names;  // the variables to save; every one this server holds must exist
+  template <class A> void save(A& ar) const { ar(step, model_dir, names); }
+  template <class A> void load(A& ar) {
+    ar(step);
+    LoadString(ar, model_dir, wire::kMaxMessageText, "model directory");
+    LoadStrings(ar, names, wire::kMaxEntries, "snapshot variable");
+  }
+};
+
+struct SnapshotPrepareReply {
+  WireStatus status;
+  uint64_t shards = 0;        // shards copied (those of `names` this server holds)
+  uint64_t bytes = 0;         // value and slot bytes copied
+  double copy_seconds = 0;    // how long pushes were held off
+  template <class A> void serialize(A& ar) { ar(status, shards, bytes, copy_seconds); }
+};
+
+struct SnapshotWaitRequest {
+  int64_t step = 0;
+  template <class A> void serialize(A& ar) { ar(step); }
+};
+
+struct SnapshotWaitReply {
+  WireStatus status;          // the write's outcome
+  uint64_t bytes = 0;
+  double write_seconds = 0;
+  template <class A> void serialize(A& ar) { ar(status, bytes, write_seconds); }
+};
+
+// Loads the shards this server holds from a committed snapshot. Each shard
+// reads the rows it owns from whichever old databases hold them, so the
+// snapshot may come from a different number of servers.
+struct SnapshotRestoreRequest {
+  std::string model_dir;
+  int64_t step = 0;
+  // variables[i] takes the value saved as saved_names[i] (a name map for
+  // warm starts); a variable of this server that is not listed keeps its value.
+  std::vector<std::string> variables;
+  std::vector<std::string> saved_names;
+  bool slots = true;          // restore optimizer slots too (they must match)
+  int64_t sync_step = -1;     // >= 0: the sync step the next round applies
+  template <class A> void save(A& ar) const { ar(model_dir, step, variables, saved_names, slots, sync_step); }
+  template <class A> void load(A& ar) {
+    LoadString(ar, model_dir, wire::kMaxMessageText, "model directory");
+    ar(step);
+    LoadStrings(ar, variables, wire::kMaxEntries, "restore variable");
+    LoadStrings(ar, saved_names, wire::kMaxEntries, "saved variable");
+    LoadBool(ar, slots, "slots");
+    ar(sync_step);
+  }
+};
+
+struct SnapshotRestoreReply {
+  WireStatus status;
+  uint64_t shards = 0;        // shards restored on this server
+  uint64_t bytes = 0;
+  double seconds = 0;
+  template <class A> void serialize(A& ar) { ar(status, shards, bytes, seconds); }
+};
+
 }  // namespace cairn
