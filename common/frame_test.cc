@@ -615,7 +615,8 @@ TEST(Messages, WireStatusMapsUnknownCodesToInternal) {
   EXPECT_TRUE((WireStatus{0, "ignored"}).ToStatus().ok());
   EXPECT_EQ((WireStatus{5, "m"}).ToStatus(), OutOfRange("m"));
   EXPECT_EQ((WireStatus{11, "m"}).ToStatus().code(), StatusCode::kUnimplemented);
-  EXPECT_EQ((WireStatus{12, "m"}).ToStatus().code(), StatusCode::kInternal);
+  EXPECT_EQ((WireStatus{12, "m"}).ToStatus().code(), StatusCode::kAborted);
+  EXPECT_EQ((WireStatus{13, "m"}).ToStatus().code(), StatusCode::kInternal);
   EXPECT_EQ((WireStatus{-1, "m"}).ToStatus().code(), StatusCode::kInternal);
 }
 

@@ -26,6 +26,7 @@ enum class StatusCode : int {
   kInternal = 9,          // an invariant broke inside Cairn
   kCancelled = 10,        // the operation was stopped by its owner
   kUnimplemented = 11,
+  kAborted = 12,          // abandoned because the state it relied on changed (a rollback)
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -69,6 +70,7 @@ inline Status DataLoss(std::string m) { return {StatusCode::kDataLoss, std::move
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 inline Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
 inline Status Unimplemented(std::string m) { return {StatusCode::kUnimplemented, std::move(m)}; }
+inline Status Aborted(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
 
 // Holds either a T or a non-OK Status.
 template <typename T>

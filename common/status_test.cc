@@ -38,8 +38,9 @@ TEST(Status, EachHelperSetsItsCodeAndMessage) {
       {Internal("m"), StatusCode::kInternal, "Internal"},
       {Cancelled("m"), StatusCode::kCancelled, "Cancelled"},
       {Unimplemented("m"), StatusCode::kUnimplemented, "Unimplemented"},
+      {Aborted("m"), StatusCode::kAborted, "Aborted"},
   };
-  ASSERT_EQ(cases.size(), 11u);  // every non-OK code
+  ASSERT_EQ(cases.size(), 12u);  // every non-OK code
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     EXPECT_FALSE(c.status.ok());

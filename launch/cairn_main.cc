@@ -26,6 +26,10 @@ struct TrainFlags {
   std::optional<uint64_t> seed;
   std::optional<std::string> bind, advertise, consistency;
   std::string summary_path;
+  std::optional<std::string> model_dir;
+  bool fresh = false;
+  std::optional<int64_t> snapshot_every_steps;
+  std::optional<double> snapshot_every_secs;
 };
 
 void AddTrainCommand(CLI::App& app, TrainFlags& f) {
@@ -45,6 +49,14 @@ void AddTrainCommand(CLI::App& app, TrainFlags& f) {
   train->add_option("--bind", f.bind, "Address servers listen on (overrides cluster.bind; 0.0.0.0 for multi-host)");
   train->add_option("--advertise", f.advertise, "Host name or address workers dial (overrides cluster.advertise)");
   train->add_option("--summary", f.summary_path, "Write a JSON summary of the run to this file");
+  train->add_option("--model-dir", f.model_dir,
+                    "Snapshot directory (overrides snapshot.model_dir): resume from its newest committed snapshot, "
+                    "save new ones there");
+  train->add_flag("--fresh", f.fresh, "Start over: remove the model directory's snapshots instead of resuming");
+  train->add_option("--snapshot-every-steps", f.snapshot_every_steps,
+                    "Snapshot every N global steps (overrides snapshot.every_steps; 0: off)");
+  train->add_option("--snapshot-every-secs", f.snapshot_every_secs,
+                    "Snapshot every S seconds (overrides snapshot.every_secs; 0: off)");
 }
 
 StatusOr<JobConfig> ConfigWithFlags(const TrainFlags& f) {
@@ -58,6 +70,14 @@ StatusOr<JobConfig> ConfigWithFlags(const TrainFlags& f) {
   if (f.consistency) c.cluster.consistency = *f.consistency;
   if (f.bind) c.cluster.bind = *f.bind;
   if (f.advertise) c.cluster.advertise = *f.advertise;
+  if (f.model_dir) c.snapshot.model_dir = *f.model_dir;
+  if (f.snapshot_every_steps) c.snapshot.every_steps = *f.snapshot_every_steps;
+  if (f.snapshot_every_secs) c.snapshot.every_secs = *f.snapshot_every_secs;
+  c.snapshot.fresh = f.fresh;
+  if (f.fresh && c.snapshot.model_dir.empty()) return InvalidArgument("--fresh needs a model directory (--model-dir)");
+  if (f.in_process && !c.snapshot.model_dir.empty()) {
+    return InvalidArgument("--in-process has no servers to snapshot: drop --model-dir (or snapshot.model_dir)");
+  }
   Status s = ValidateJobConfig(c);
   if (!s.ok()) return s.WithContext("after command-line overrides");
   return c;

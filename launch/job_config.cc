@@ -143,6 +143,15 @@ Status ParseRoot(const YAML::Node& root, JobConfig* c) {
   RETURN_IF_ERROR(cl.Get("io_threads", &c->cluster.io_threads));
   RETURN_IF_ERROR(cl.RejectUnknown());
 
+  Section snap(top.Child("snapshot"), "snapshot");
+  RETURN_IF_ERROR(snap.Check());
+  RETURN_IF_ERROR(snap.Get("model_dir", &c->snapshot.model_dir));
+  RETURN_IF_ERROR(snap.Get("every_steps", &c->snapshot.every_steps));
+  RETURN_IF_ERROR(snap.Get("every_secs", &c->snapshot.every_secs));
+  RETURN_IF_ERROR(snap.Get("max_to_keep", &c->snapshot.max_to_keep));
+  RETURN_IF_ERROR(snap.Get("keep_every_n_hours", &c->snapshot.keep_every_n_hours));
+  RETURN_IF_ERROR(snap.RejectUnknown());
+
   return top.RejectUnknown();
 }
 
@@ -200,6 +209,10 @@ Status ValidateJobConfig(const JobConfig& c) {
     return InvalidArgument("cluster.timeout_ms: in sync mode it must exceed cluster.sync_timeout_ms (" +
                            std::to_string(c.cluster.sync_timeout_ms) + "), got " + std::to_string(c.cluster.timeout_ms));
   }
+  if (c.snapshot.every_steps < 0) return InvalidArgument("snapshot.every_steps: must be >= 0");
+  if (!(c.snapshot.every_secs >= 0)) return InvalidArgument("snapshot.every_secs: must be >= 0");
+  if (c.snapshot.max_to_keep < 0) return InvalidArgument("snapshot.max_to_keep: must be >= 0");
+  if (!(c.snapshot.keep_every_n_hours >= 0)) return InvalidArgument("snapshot.keep_every_n_hours: must be >= 0");
   if (c.data.kind == "synthetic_linear" && c.data.examples < c.cluster.workers) {
     return InvalidArgument("data.examples: " + std::to_string(c.data.examples) + " examples cannot feed " +
                            std::to_string(c.cluster.workers) + " workers");
@@ -215,6 +228,7 @@ StatusOr<JobConfig> ParseJobConfig(const std::string& text) {
     return InvalidArgument(std::string("job file is not valid YAML: ") + e.what());
   }
   JobConfig c;
+  c.text = text;
   RETURN_IF_ERROR(ParseRoot(root, &c));
   RETURN_IF_ERROR(ValidateJobConfig(c));
   return c;

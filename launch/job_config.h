@@ -51,14 +51,29 @@ struct ClusterConfig {
   int io_threads = 1;
 };
 
+// Snapshots (see ps/model_dir.h). Off unless model_dir is set. With a
+// model_dir, a job resumes from its newest committed snapshot (unless
+// fresh), snapshots every every_steps global steps and/or every_secs
+// seconds, and once more at the end.
+struct SnapshotConfig {
+  std::string model_dir;
+  int64_t every_steps = 0;      // 0: not by steps
+  double every_secs = 600;      // 0: not by time
+  int max_to_keep = 5;          // 0: keep all
+  double keep_every_n_hours = 0;
+  bool fresh = false;           // start over: remove the directory's snapshots first (--fresh)
+};
+
 struct JobConfig {
   std::string name = "job";
+  std::string text;               // the job file as written (stored in snapshot manifests)
   ModelConfig model;
   DataConfig data;
   TrainConfig train;
   OptimizerSpec optimizer;
   LearningRateSchedule schedule;  // optimizer.schedule, decay_rate, decay_steps; base = learning_rate
   ClusterConfig cluster;
+  SnapshotConfig snapshot;
 };
 
 // Parses and validates a job file.

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <fstream>
 #include <mutex>
@@ -14,9 +15,11 @@
 #include "common/asio_transport.h"
 #include "common/event_loop.h"
 #include "launch/local_cluster.h"
+#include "ps/model_dir.h"
 #include "ps/server.h"
 #include "worker/in_process_store.h"
 #include "worker/ps_client.h"
+#include "worker/saver.h"
 #include "worker/session.h"
 #include "worker/synthetic_linear.h"
 #include "worker/trainer.h"
@@ -73,7 +76,35 @@ struct WorkerContext {
   std::unique_ptr<Graph> graph;
   Model model;
   std::unique_ptr<Session> session;
+  std::unique_ptr<Saver> saver;  // the chief's, when the job has a model directory
 };
+
+SaverOptions JobSaverOptions(const JobConfig& c) {
+  SaverOptions o;
+  o.model_dir = c.snapshot.model_dir;
+  o.retention.max_to_keep = c.snapshot.max_to_keep;
+  o.retention.keep_every_n_hours = c.snapshot.keep_every_n_hours;
+  o.job_config = c.text;
+  return o;
+}
+
+// Before any worker starts (chief only): the model directory exists and is
+// Cairn's; with --fresh, its snapshots are gone.
+Status PrepareSnapshotDir(const JobConfig& c) {
+  const std::string& dir = c.snapshot.model_dir;
+  if (dir.empty()) return Status::OK();
+  if (c.snapshot.fresh && CheckModelDir(dir).ok()) {
+    ASSIGN_OR_RETURN(std::vector<SnapshotListing> old, ListSnapshots(dir));
+    for (const SnapshotListing& s : old) {
+      std::error_code ec;
+      std::filesystem::remove(ManifestPath(dir, s.step), ec);
+      std::filesystem::remove_all(SnapshotDirPath(dir, s.step), ec);
+      if (ec) return Unavailable("--fresh: cannot remove snapshot " + std::to_string(s.step) + ": " + ec.message());
+    }
+    spdlog::info("--fresh: removed {} snapshot(s) from {}", old.size(), dir);
+  }
+  return PrepareModelDir(dir);
+}
 
 StatusOr<std::unique_ptr<WorkerContext>> Connect(const JobConfig& c, const JobData& data, EventLoop& loop,
                                                  const std::vector<Endpoint>& servers, int worker, int num_workers) {
@@ -82,8 +113,12 @@ StatusOr<std::unique_ptr<WorkerContext>> Connect(const JobConfig& c, const JobDa
   w->client = std::make_unique<PsClient>(w->transport.get(), ClientOptions(c, worker));
   w->graph = std::make_unique<Graph>();
   ASSIGN_OR_RETURN(w->model, BuildModel(data.model, c.optimizer.learning_rate, w->graph.get()));
+  RETURN_IF_ERROR(AddWorkerStates(num_workers, w->graph.get(), &w->model));
   ASSIGN_OR_RETURN(w->session, Session::Create(w->graph.get(), w->client.get(), JobSessionOptions(c, num_workers)));
   RETURN_IF_ERROR(w->session->Initialize());
+  if (worker == 0 && !c.snapshot.model_dir.empty()) {
+    ASSIGN_OR_RETURN(w->saver, Saver::Create(w->session.get(), w->client.get(), JobSaverOptions(c)));
+  }
   return w;
 }
 
@@ -97,6 +132,8 @@ TrainerOptions JobTrainerOptions(const JobConfig& c, int worker, int num_workers
   o.log_every = c.train.log_every_steps;
   o.seed = c.train.seed;
   o.schedule = c.schedule;
+  o.snapshot_every_steps = c.snapshot.every_steps;
+  o.snapshot_every_secs = c.snapshot.every_secs;
   return o;
 }
 
@@ -112,14 +149,34 @@ StatusOr<WorkerReport> RunWorker(const JobConfig& c, const JobData& data, EventL
   ASSIGN_OR_RETURN(auto w, Connect(c, data, loop, servers, worker, num_workers));
   Trainer trainer(w->session.get(), &w->model, &data.train, worker == 0 && data.test.examples ? &data.test : nullptr,
                   JobTrainerOptions(c, worker, num_workers));
+  trainer.set_saver(w->saver.get());
   return trainer.Run(worker == 0 ? Trainer::ProgressFn(LogProgress) : Trainer::ProgressFn());
 }
 
-// The job's own metrics, read by the chief after training.
-Status AddJobMetrics(const JobConfig& c, const JobData& data, EventLoop& loop, const std::vector<Endpoint>& servers,
+// After every worker has finished (chief): the final snapshot, unless the
+// last periodic one is already at the final step.
+Status FinalSnapshot(WorkerContext& w, const JobConfig& c, JobSummary* s) {
+  if (!w.saver) return Status::OK();
+  ASSIGN_OR_RETURN(Tensor step, w.session->Run(w.model.global_step));
+  const int64_t global_step = step.data<int64_t>()[0];
+  StatusOr<int64_t> latest = LatestCommittedStep(c.snapshot.model_dir);
+  if (!latest.ok() || *latest != global_step) {
+    ASSIGN_OR_RETURN(SnapshotStats stats, w.saver->Save(global_step));
+    s->snapshot_stall_seconds += stats.copy_seconds;
+    ++s->snapshots;
+  }
+  s->last_snapshot = global_step;
+  return Status::OK();
+}
+
+// The chief's work once every worker has finished: the final snapshot and
+// the job's own metrics.
+Status AfterTraining(const JobConfig& c, const JobData& data, EventLoop& loop, const std::vector<Endpoint>& servers,
                      int num_workers, JobSummary* s) {
-  if (c.model.kind != "linear_regression") return Status::OK();
+  if (c.model.kind != "linear_regression" && c.snapshot.model_dir.empty()) return Status::OK();
   ASSIGN_OR_RETURN(auto w, Connect(c, data, loop, servers, 0, num_workers));
+  RETURN_IF_ERROR(FinalSnapshot(*w, c, s));
+  if (c.model.kind != "linear_regression") return Status::OK();
   ASSIGN_OR_RETURN(Tensor weights, w->session->Run(w->model.weights));
   double dist = 0, norm = 0;
   for (int64_t i = 0; i < weights.num_elements(); ++i) {
@@ -142,6 +199,9 @@ void Summarize(const std::vector<WorkerReport>& reports, double wall, JobSummary
     first_start = std::min(first_start, r.start_time);
     last_end = std::max(last_end, r.end_time);
     if (r.test_accuracy >= 0) s->test_accuracy = r.test_accuracy;
+    s->resumed_from = std::max(s->resumed_from, r.resumed_from);
+    s->snapshots += r.snapshots;
+    s->snapshot_stall_seconds += r.snapshot_stall_seconds;
   }
   const double train_seconds = last_end - first_start;
   s->final_loss = reports.empty() ? 0 : loss / reports.size();
@@ -153,7 +213,8 @@ void Summarize(const std::vector<WorkerReport>& reports, double wall, JobSummary
 std::string EncodeReport(const WorkerReport& r) {
   return nlohmann::json{{"steps", r.steps},     {"examples", r.examples}, {"global_step", r.global_step},
                         {"loss", r.final_loss}, {"accuracy", r.test_accuracy}, {"seconds", r.seconds},
-                        {"start", r.start_time}, {"end", r.end_time}}
+                        {"start", r.start_time}, {"end", r.end_time}, {"resumed_from", r.resumed_from},
+                        {"snapshots", r.snapshots}, {"stall", r.snapshot_stall_seconds}}
       .dump();
 }
 
@@ -176,6 +237,9 @@ StatusOr<WorkerReport> DecodeReport(const std::string& text) {
   r.seconds = NumberOr(j, "seconds", 0);
   r.start_time = NumberOr(j, "start", 0);
   r.end_time = NumberOr(j, "end", 0);
+  r.resumed_from = static_cast<int64_t>(NumberOr(j, "resumed_from", -1));
+  r.snapshots = static_cast<int64_t>(NumberOr(j, "snapshots", 0));
+  r.snapshot_stall_seconds = NumberOr(j, "stall", 0);
   return r;
 }
 
@@ -199,6 +263,12 @@ std::string JobSummary::ToJson() const {
                    {"wall_seconds", wall_seconds},
                    {"examples_per_sec", examples_per_sec},
                    {"metrics", metrics}};
+  if (resumed_from >= 0) j["resumed_from_step"] = resumed_from;
+  if (last_snapshot >= 0) {
+    j["snapshots"] = snapshots;
+    j["last_snapshot_step"] = last_snapshot;
+    j["snapshot_stall_seconds"] = snapshot_stall_seconds;
+  }
   if (test_accuracy >= 0) j["test_accuracy"] = test_accuracy;
   return j.dump(2);
 }
@@ -222,6 +292,7 @@ StatusOr<JobSummary> RunLocalJob(const JobConfig& c) {
   spdlog::info("local cluster: {} server(s) on{}, {} worker(s), {} training, optimizer {}", c.cluster.servers, listing,
                workers, c.cluster.consistency, c.optimizer.kind);
 
+  RETURN_IF_ERROR(PrepareSnapshotDir(c));
   std::vector<StatusOr<WorkerReport>> results(workers, Status(Internal("worker did not run")));
   const auto start = Clock::now();
   std::vector<std::thread> threads;
@@ -238,7 +309,7 @@ StatusOr<JobSummary> RunLocalJob(const JobConfig& c) {
   }
   JobSummary s{c.name, "local", c.cluster.servers, workers};
   Summarize(reports, wall, &s);
-  RETURN_IF_ERROR(AddJobMetrics(c, *data, loop, endpoints, workers, &s));
+  RETURN_IF_ERROR(AfterTraining(c, *data, loop, endpoints, workers, &s));
   return s;
 }
 
@@ -296,6 +367,7 @@ StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi) {
     ASSIGN_OR_RETURN(Endpoint e, ParseEndpoint(all[r]));
     endpoints.push_back(e);
   }
+  if (mpi.rank() == servers) RETURN_IF_ERROR(PrepareSnapshotDir(c));  // the chief, before any worker starts
   RETURN_IF_ERROR(mpi.Barrier());  // every server is listening
 
   const auto start = Clock::now();
@@ -326,7 +398,7 @@ StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi) {
   const bool chief = mpi.rank() == servers;
   if (result.ok() && chief) {
     Summarize(reports, wall, &s);
-    result = AddJobMetrics(c, *data, loop, endpoints, workers, &s);
+    result = AfterTraining(c, *data, loop, endpoints, workers, &s);
   }
   RETURN_IF_ERROR(mpi.Barrier());  // the chief has read the final weights
   if (server) server->Stop();

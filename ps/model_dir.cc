@@ -478,12 +478,11 @@ SnapshotManifest DecodeManifest(Decoder& d, const Json& json) {
 
 // ---- Retention ----
 
-// Removes step's manifest (committed) or directory, logging it.
-Status RemoveSnapshotPart(const std::string& path, const char* what, int64_t step) {
+// Removes a file or a directory tree.
+Status RemovePath(const std::string& path) {
   std::error_code ec;
   fs::remove_all(path, ec);
-  if (ec) return ErrnoStatus(ec.value(), "cannot remove " + std::string(what) + " '" + path + "'");
-  spdlog::info("model dir: removed {} of snapshot {} ({})", what, step, path);
+  if (ec) return ErrnoStatus(ec.value(), "cannot remove '" + path + "'");
   return Status::OK();
 }
 
@@ -545,7 +544,7 @@ Status CheckModelDir(const std::string& model_dir) {
 }
 
 Status CommitManifest(const std::string& model_dir, const SnapshotManifest& manifest) {
-  RETURN_IF_ERROR(CheckModelDir(model_dir).WithContext("commit of step " + std::to_string(manifest.step) + ": "));
+  RETURN_IF_ERROR(CheckModelDir(model_dir).WithContext("commit of step " + std::to_string(manifest.step)));
   if (manifest.step < 0) return InvalidArgument("cannot commit negative step " + std::to_string(manifest.step));
   ASSIGN_OR_RETURN(const std::string content, EncodeManifestFile(manifest));
   const std::string path = ManifestPath(model_dir, manifest.step);
@@ -659,9 +658,12 @@ StatusOr<std::vector<int64_t>> ApplyRetention(const std::string& model_dir, cons
   const std::vector<int64_t> steps = StepsToRemove(listing, options);
   // Manifests first, made durable before any database goes: a crash in
   // between must never leave a committed step whose databases are gone.
-  for (int64_t step : steps) RETURN_IF_ERROR(RemoveSnapshotPart(ManifestPath(model_dir, step), "manifest", step));
+  for (int64_t step : steps) RETURN_IF_ERROR(RemovePath(ManifestPath(model_dir, step)));
   if (!steps.empty()) RETURN_IF_ERROR(SyncDir(model_dir));
-  for (int64_t step : steps) RETURN_IF_ERROR(RemoveSnapshotPart(SnapshotDirPath(model_dir, step), "directory", step));
+  for (int64_t step : steps) {
+    RETURN_IF_ERROR(RemovePath(SnapshotDirPath(model_dir, step)));
+    spdlog::info("model dir '{}': removed snapshot {} (retention)", model_dir, step);
+  }
 
   int64_t newest_committed = -1;
   for (const SnapshotListing& l : listing) {
@@ -670,12 +672,15 @@ StatusOr<std::vector<int64_t>> ApplyRetention(const std::string& model_dir, cons
   // Uncommitted steps newer than the newest commit may be in progress.
   for (const SnapshotListing& l : listing) {
     if (!l.committed && l.step < newest_committed) {
-      RETURN_IF_ERROR(RemoveSnapshotPart(SnapshotDirPath(model_dir, l.step), "uncommitted directory", l.step));
+      RETURN_IF_ERROR(RemovePath(SnapshotDirPath(model_dir, l.step)));
+      spdlog::info("model dir '{}': removed uncommitted snapshot {} (left by a crash)", model_dir, l.step);
     }
   }
   ASSIGN_OR_RETURN(const ModelDirScan scan, ScanModelDir(model_dir));
   for (const auto& [step, path] : scan.tmp_manifests) {
-    if (step <= newest_committed) RETURN_IF_ERROR(RemoveSnapshotPart(path, "temporary manifest", step));
+    if (step > newest_committed) continue;
+    RETURN_IF_ERROR(RemovePath(path));
+    spdlog::info("model dir '{}': removed stale temporary manifest '{}'", model_dir, path);
   }
   return steps;
 }

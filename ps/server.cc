@@ -1,9 +1,11 @@
 #include "ps/server.h"
 
 #include <cmath>
+#include <filesystem>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -13,7 +15,9 @@
 
 #include "common/frame_socket.h"
 #include "common/messages.h"
+#include "ps/model_dir.h"
 #include "ps/shard_store.h"
+#include "ps/snapshot_store.h"
 #include "ps/sync_steps.h"
 
 namespace cairn {
@@ -22,6 +26,7 @@ using asio::ip::tcp;
 
 namespace {
 
+using Clock = std::chrono::steady_clock;
 constexpr uint64_t kDataAlignment = 64;
 uint64_t AlignUp(uint64_t n) { return (n + kDataAlignment - 1) / kDataAlignment * kDataAlignment; }
 const uint8_t kPad[kDataAlignment] = {};
@@ -73,6 +78,8 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     s.requests_failed = requests_failed_.load();
     s.connections_accepted = connections_accepted_.load();
     s.variables = store_.size();
+    s.snapshots_written = snapshots_written_.load();
+    s.restores = restores_.load();
     return s;
   }
 
@@ -90,6 +97,12 @@ class Server::Core : public std::enable_shared_from_this<Core> {
       self->accept_timer_.cancel();
     });
     for (auto& c : connections) c->Close(Cancelled("server stopping"));
+    std::thread writer;
+    {
+      std::lock_guard<std::mutex> lock(snapshot_mu_);
+      writer.swap(writer_);
+    }
+    if (writer.joinable()) writer.join();
   }
 
  private:
@@ -160,6 +173,9 @@ class Server::Core : public std::enable_shared_from_this<Core> {
       case FrameType::kPull: status = HandlePull(frame, &reply); break;
       case FrameType::kPush: return HandlePush(conn, std::move(frame));
       case FrameType::kStats: status = HandleStats(frame, &reply); break;
+      case FrameType::kSnapshotPrepare: status = HandleSnapshotPrepare(frame, &reply); break;
+      case FrameType::kSnapshotWait: return HandleSnapshotWait(conn, std::move(frame));
+      case FrameType::kSnapshotRestore: status = HandleSnapshotRestore(frame, &reply); break;
       default: status = InvalidArgument("a server does not accept frames of type " + std::to_string(type));
     }
     if (!status.ok()) reply = ErrorReply(*conn, frame, status);
@@ -267,10 +283,13 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     if (req.train_step && sync) {
       return sync->Arrive(SyncSteps::Arrival{std::move(req), std::move(values), std::move(reply)});
     }
-    for (size_t i = 0; i < values.size() && s.ok(); ++i) {
-      s = store_.Apply(req.grads[i].name, req.grads[i].update, values[i], req.learning_rate);
+    {
+      ShardStore::UpdateScope update = store_.BeginUpdate();
+      for (size_t i = 0; i < values.size() && s.ok(); ++i) {
+        s = store_.Apply(req.grads[i].name, req.grads[i].update, values[i], req.learning_rate);
+      }
+      if (s.ok() && req.train_step && !req.global_step.empty()) store_.CountStep(req.global_step);
     }
-    if (s.ok() && req.train_step && !req.global_step.empty()) store_.CountStep(req.global_step);
     reply(s);
   }
 
@@ -297,6 +316,243 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     return Status::OK();
   }
 
+  // --- Snapshots ---------------------------------------------------------
+
+  // Copies the shards, answers, and leaves the write to a background thread.
+  Status HandleSnapshotPrepare(const InFrame& frame, OutFrame* reply) {
+    SnapshotPrepareRequest req;
+    RETURN_IF_ERROR(DecodeMessage(frame.control, &req, "SnapshotPrepare"));
+    if (req.step < 0) return InvalidArgument("snapshot step " + std::to_string(req.step) + " is negative");
+    std::lock_guard<std::mutex> lock(snapshot_mu_);
+    if (stopped()) return Cancelled("server stopping");
+    if (job_ && !job_->done) {
+      return FailedPrecondition("server " + std::to_string(options_.index) + " is still writing snapshot " +
+                                std::to_string(job_->step));
+    }
+    const std::string db_path = ServerDbPath(req.model_dir, req.step, options_.index);
+    RETURN_IF_ERROR(ClearStaleDatabase(req.model_dir, req.step, db_path));
+    const auto start = Clock::now();
+    auto copies = std::make_shared<std::vector<ShardCopy>>(store_.Export(req.names));
+    SnapshotPrepareReply out;
+    out.copy_seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    out.shards = copies->size();
+    for (const ShardCopy& c : *copies) {
+      out.bytes += c.values.byte_size();
+      for (const Tensor& s : c.slots) out.bytes += s.byte_size();
+    }
+    if (writer_.joinable()) writer_.join();  // finished: job_->done
+    job_ = std::make_shared<SnapshotJob>();
+    job_->step = req.step;
+    writer_ = std::thread([self = shared_from_this(), job = job_, copies, db_path] {
+      SnapshotIoStats io;
+      Status s = WriteServerSnapshot(db_path, job->step, *copies, self->options_.snapshot, &io);
+      copies->clear();  // free the copy before anyone is told
+      self->FinishSnapshot(job, s, io);
+    });
+    spdlog::info("server {}: snapshot {}: copied {} shard(s), {:.1f} MiB in {:.1f} ms; writing {}", options_.index,
+                 req.step, out.shards, out.bytes / 1048576.0, out.copy_seconds * 1e3, db_path);
+    *reply = Reply(frame, EncodeMessage(out));
+    return Status::OK();
+  }
+
+  // A database left by an attempt that never committed (a crash) is
+  // removed; a committed step is never written again.
+  Status ClearStaleDatabase(const std::string& model_dir, int64_t step, const std::string& db_path) {
+    std::error_code ec;
+    if (std::filesystem::exists(ManifestPath(model_dir, step), ec)) {
+      return AlreadyExists("snapshot " + std::to_string(step) + " is already committed in " + model_dir);
+    }
+    std::filesystem::create_directories(SnapshotDirPath(model_dir, step), ec);
+    if (ec) return Unavailable("cannot create " + SnapshotDirPath(model_dir, step) + ": " + ec.message());
+    if (std::filesystem::exists(db_path, ec)) {
+      spdlog::warn("server {}: removing {} left by an uncommitted attempt", options_.index, db_path);
+      std::filesystem::remove_all(db_path, ec);
+      if (ec) return Unavailable("cannot remove stale " + db_path + ": " + ec.message());
+    }
+    return Status::OK();
+  }
+
+  struct SnapshotJob {
+    int64_t step = 0;
+    bool done = false;                 // guarded by snapshot_mu_
+    Status status;                     // guarded by snapshot_mu_
+    SnapshotIoStats io;                // guarded by snapshot_mu_
+    std::vector<std::function<void()>> waiters;  // guarded by snapshot_mu_
+  };
+
+  void FinishSnapshot(const std::shared_ptr<SnapshotJob>& job, const Status& s, const SnapshotIoStats& io) {
+    std::vector<std::function<void()>> waiters;
+    {
+      std::lock_guard<std::mutex> lock(snapshot_mu_);
+      job->done = true;
+      job->status = s;
+      job->io = io;
+      waiters.swap(job->waiters);
+    }
+    if (s.ok()) {
+      ++snapshots_written_;
+      spdlog::info("server {}: snapshot {}: {:.1f} MiB synced in {:.2f} s ({:.0f} MB/s)", options_.index, job->step,
+                   io.bytes / 1048576.0, io.seconds, io.seconds > 0 ? io.bytes / io.seconds / 1e6 : 0.0);
+    } else {
+      spdlog::error("server {}: snapshot {} failed: {}", options_.index, job->step, s.ToString());
+    }
+    for (auto& w : waiters) w();
+  }
+
+  void HandleSnapshotWait(const std::shared_ptr<FrameSocket>& conn, InFrame frame) {
+    std::weak_ptr<FrameSocket> weak = conn;
+    auto answer = [self = shared_from_this(), weak, header = frame.header](SnapshotWaitReply out) {
+      auto c = weak.lock();
+      if (!c) return;
+      InFrame stub;
+      stub.header = header;
+      OutFrame reply = out.status.code == 0 ? Reply(stub, EncodeMessage(out))
+                                            : self->ErrorReply(*c, stub, out.status.ToStatus());
+      reply.Seal();
+      c->Send(std::move(reply));
+    };
+    SnapshotWaitRequest req;
+    Status s = DecodeMessage(frame.control, &req, "SnapshotWait");
+    if (!s.ok()) return answer(SnapshotWaitReply{WireStatus::From(s)});
+    std::unique_lock<std::mutex> lock(snapshot_mu_);
+    if (!job_ || job_->step != req.step) {
+      lock.unlock();
+      return answer(SnapshotWaitReply{WireStatus::From(
+          NotFound("server " + std::to_string(options_.index) + " has no snapshot " + std::to_string(req.step) +
+                   " in progress (was it restarted?)"))});
+    }
+    std::shared_ptr<SnapshotJob> job = job_;
+    auto ready = [job, answer] {
+      // Runs with the job done; its fields no longer change.
+      answer(SnapshotWaitReply{WireStatus::From(job->status), job->io.bytes, job->io.seconds});
+    };
+    if (!job->done) return job->waiters.push_back(ready);
+    lock.unlock();
+    ready();
+  }
+
+  Status HandleSnapshotRestore(const InFrame& frame, OutFrame* reply) {
+    SnapshotRestoreRequest req;
+    RETURN_IF_ERROR(DecodeMessage(frame.control, &req, "SnapshotRestore"));
+    if (req.variables.size() != req.saved_names.size()) {
+      return InvalidArgument("restore names " + std::to_string(req.variables.size()) + " variables but " +
+                             std::to_string(req.saved_names.size()) + " saved names");
+    }
+    const auto start = Clock::now();
+    SnapshotRestoreReply out;
+    RETURN_IF_ERROR(RestoreShards(req, &out));
+    out.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+    if (req.sync_step >= 0) {
+      std::shared_ptr<SyncSteps> sync;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        sync = sync_;
+      }
+      if (sync) sync->Reset(req.sync_step);
+    }
+    ++restores_;
+    spdlog::info("server {}: restored {} shard(s), {:.1f} MiB from snapshot {} in {:.2f} s", options_.index,
+                 out.shards, out.bytes / 1048576.0, req.step, out.seconds);
+    *reply = Reply(frame, EncodeMessage(out));
+    return Status::OK();
+  }
+
+  // Reads every shard this server holds among req.variables from the
+  // snapshot, then replaces them all at once (or none, on any error).
+  Status RestoreShards(const SnapshotRestoreRequest& req, SnapshotRestoreReply* out) {
+    ASSIGN_OR_RETURN(SnapshotManifest manifest, ReadManifest(req.model_dir, req.step));
+    std::map<int, std::unique_ptr<SnapshotDb>> dbs;  // opened as needed
+    auto db_of = [&](int server) -> StatusOr<SnapshotDb*> {
+      auto it = dbs.find(server);
+      if (it != dbs.end()) return it->second.get();
+      const std::string path = ServerDbPath(req.model_dir, req.step, server);
+      ASSIGN_OR_RETURN(std::unique_ptr<SnapshotDb> db, OpenSnapshotDb(path));
+      if (db->step() != req.step) {
+        return DataLoss(path + " holds step " + std::to_string(db->step()) + ", not " + std::to_string(req.step));
+      }
+      return dbs.emplace(server, std::move(db)).first->second.get();
+    };
+    std::vector<ShardCopy> copies;
+    for (size_t i = 0; i < req.variables.size(); ++i) {
+      const std::string& name = req.variables[i];
+      const std::string& saved = req.saved_names[i];
+      if (!store_.Holds(name)) continue;
+      ASSIGN_OR_RETURN(ShardCopy c, store_.Describe(name));
+      const ManifestVariable* mv = manifest.FindVariable(saved);
+      if (!mv) return NotFound("snapshot " + std::to_string(req.step) + " has no variable '" + saved + "'");
+      const VariableSpec& spec = c.info.spec;
+      if (mv->spec.shape != spec.shape || mv->spec.dtype != spec.dtype) {
+        return InvalidArgument("'" + name + "' is " + DTypeName(spec.dtype) + ShapeString(spec.shape) +
+                               " but the snapshot's '" + saved + "' is " + DTypeName(mv->spec.dtype) +
+                               ShapeString(mv->spec.shape));
+      }
+      const bool with_slots = req.slots && !c.slot_defs.empty();
+      if (with_slots) RETURN_IF_ERROR(CheckSlotsMatch(name, c, *mv));
+      c.values = Tensor::Uninitialized(spec.dtype, c.info.shape());
+      if (with_slots) {
+        for (const SlotDef& d : c.slot_defs) {
+          c.slots.push_back(Tensor::Uninitialized(DType::kFloat32, d.scalar ? Shape{1} : c.info.shape()));
+        }
+      }
+      // Gather the rows this shard owns from every saved shard that overlaps.
+      const int64_t begin = c.info.row_begin, end = c.info.row_end;
+      int64_t covered = 0;
+      bool scalars_read = false;
+      for (const ManifestShard& ms : manifest.shards) {
+        if (ms.variable != saved) continue;
+        const int64_t lo = std::max(begin, ms.row_begin), hi = std::min(end, ms.row_end);
+        if (lo >= hi) continue;
+        ASSIGN_OR_RETURN(SnapshotDb * db, db_of(ms.server));
+        const uint64_t row_bytes = spec.row_bytes();
+        RETURN_IF_ERROR(db->ReadRows(saved, 0, lo, hi, c.values.raw() + (lo - begin) * row_bytes,
+                                     (hi - lo) * row_bytes));
+        for (size_t k = 0; k < c.slots.size(); ++k) {
+          Tensor& slot = c.slots[k];
+          if (c.slot_defs[k].scalar) {
+            // Identical on every shard of a variable (Adam's beta powers): any copy does.
+            if (!scalars_read) RETURN_IF_ERROR(db->ReadRows(saved, 1 + k, 0, 0, slot.raw(), slot.byte_size()));
+            continue;
+          }
+          const uint64_t slot_row = slot.byte_size() / std::max<int64_t>(1, end - begin);
+          RETURN_IF_ERROR(db->ReadRows(saved, 1 + k, lo, hi, slot.raw() + (lo - begin) * slot_row,
+                                       (hi - lo) * slot_row));
+        }
+        scalars_read = true;
+        covered += hi - lo;
+      }
+      if (covered != end - begin) {
+        return DataLoss("snapshot " + std::to_string(req.step) + " holds " + std::to_string(covered) + " of rows [" +
+                        std::to_string(begin) + ", " + std::to_string(end) + ") of '" + saved +
+                        "': its manifest and databases do not cover the variable");
+      }
+      out->bytes += c.values.byte_size();
+      for (const Tensor& s : c.slots) out->bytes += s.byte_size();
+      copies.push_back(std::move(c));
+    }
+    RETURN_IF_ERROR(store_.Import(copies));
+    out->shards = copies.size();
+    return Status::OK();
+  }
+
+  static Status CheckSlotsMatch(const std::string& name, const ShardCopy& c, const ManifestVariable& saved) {
+    std::vector<std::string> mine;
+    for (const SlotDef& d : c.slot_defs) mine.push_back(d.name);
+    if (mine == saved.slots) return Status::OK();
+    auto join = [](const std::vector<std::string>& v) {
+      std::string s;
+      for (const std::string& x : v) s += (s.empty() ? "" : ", ") + x;
+      return "[" + s + "]";
+    };
+    return FailedPrecondition("'" + name + "' has optimizer slots " + join(mine) + " but the snapshot's '" +
+                              saved.spec.name + "' was saved with " + join(saved.slots) + " (optimizer '" +
+                              saved.optimizer + "'); restore without slots to start the optimizer afresh");
+  }
+
+  bool stopped() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stopped_;
+  }
+
   // Constant after construction.
   EventLoop& loop_;
   const ServerOptions options_;
@@ -312,8 +568,12 @@ class Server::Core : public std::enable_shared_from_this<Core> {
   std::shared_ptr<SyncSteps> sync_;                        // guarded by mu_; set in sync mode
   std::set<std::shared_ptr<FrameSocket>> connections_;    // guarded by mu_
 
+  std::mutex snapshot_mu_;
+  std::shared_ptr<SnapshotJob> job_;   // guarded by snapshot_mu_: the latest snapshot
+  std::thread writer_;                 // guarded by snapshot_mu_: writes job_
+
   std::atomic<uint64_t> pushes_applied_{0}, pulls_served_{0}, frames_rejected_{0}, requests_failed_{0},
-      connections_accepted_{0};
+      connections_accepted_{0}, snapshots_written_{0}, restores_{0};
 };
 
 StatusOr<std::unique_ptr<Server>> Server::Start(EventLoop& loop, ServerOptions options) {

@@ -7,6 +7,13 @@
 // (unknown variable, wrong shape, malformed message) gets an error reply.
 // Either way every other connection is served on.
 //
+// Snapshots: SnapshotPrepare copies the requested shards as one consistent
+// cut (pushes wait for the copy, nothing else) and answers; a background
+// thread then writes them to this server's database for that step, and
+// SnapshotWait answers when it is synced. SnapshotRestore loads the shards
+// this server holds from a committed snapshot, whatever the number of
+// servers that wrote it, and replaces them only if every one read cleanly.
+//
 // Thread-safe. Handlers run on the EventLoop's threads; the EventLoop must
 // outlive the Server.
 #pragma once
@@ -20,6 +27,7 @@
 #include "common/event_loop.h"
 #include "common/frame.h"
 #include "common/status.h"
+#include "ps/snapshot_store.h"
 
 namespace cairn {
 
@@ -28,6 +36,7 @@ struct ServerOptions {
   std::string bind_address = "127.0.0.1"; // address to listen on
   uint16_t port = 0;                      // 0: an ephemeral port chosen by the OS
   FrameLimits limits;                     // default: 4 MiB control, 1 GiB data per frame
+  SnapshotWriteOptions snapshot;          // how snapshot databases are written
 };
 
 struct ServerStats {
@@ -37,6 +46,8 @@ struct ServerStats {
   uint64_t requests_failed = 0;     // requests answered with an error
   uint64_t connections_accepted = 0;
   uint64_t variables = 0;
+  uint64_t snapshots_written = 0;   // databases synced
+  uint64_t restores = 0;            // restores completed
 };
 
 class Server {
@@ -48,7 +59,8 @@ class Server {
   // The address and port actually bound.
   Endpoint endpoint() const;
   ServerStats stats() const;
-  // Stops accepting and closes every connection. Idempotent.
+  // Stops accepting, closes every connection, and waits for a snapshot
+  // write in progress to finish. Idempotent.
   void Stop();
 
  private:

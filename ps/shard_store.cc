@@ -1,5 +1,6 @@
 #include "ps/shard_store.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace cairn {
@@ -139,6 +140,75 @@ bool ShardStore::CountStep(const std::string& name) {
   if (v.dtype() != DType::kInt64 || v.num_elements() != 1) return false;
   ++v.data<int64_t>()[0];
   return true;
+}
+
+std::vector<ShardCopy> ShardStore::Export(const std::vector<std::string>& names) const {
+  std::vector<Shard*> chosen;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    if (names.empty()) {
+      for (const auto& [name, shard] : shards_) chosen.push_back(shard.get());
+    } else {
+      for (const std::string& name : names) {
+        auto it = shards_.find(name);
+        if (it != shards_.end()) chosen.push_back(it->second.get());
+      }
+    }
+  }
+  std::sort(chosen.begin(), chosen.end(), [](Shard* a, Shard* b) { return a->info.spec.name < b->info.spec.name; });
+  std::vector<ShardCopy> copies;
+  copies.reserve(chosen.size());
+  std::unique_lock<std::shared_mutex> cut(update_mu_);
+  for (Shard* shard : chosen) {
+    ShardCopy c{shard->info, shard->optimizer_spec, shard->slot_defs, {}, {}};
+    std::lock_guard<std::mutex> lock(shard->mu);
+    c.values = shard->values.Clone();
+    for (const Tensor& slot : shard->slots) c.slots.push_back(slot.Clone());
+    copies.push_back(std::move(c));
+  }
+  return copies;
+}
+
+StatusOr<ShardCopy> ShardStore::Describe(const std::string& name) const {
+  ASSIGN_OR_RETURN(Shard * shard, Find(name));
+  return ShardCopy{shard->info, shard->optimizer_spec, shard->slot_defs, {}, {}};
+}
+
+Status ShardStore::Import(const std::vector<ShardCopy>& copies) {
+  std::vector<Shard*> targets;
+  for (const ShardCopy& c : copies) {
+    const std::string& name = c.info.spec.name;
+    ASSIGN_OR_RETURN(Shard * shard, Find(name));
+    if (c.values.dtype() != shard->info.spec.dtype || c.values.shape() != shard->info.shape()) {
+      return InvalidArgument("restoring '" + name + "': " + DTypeName(c.values.dtype()) +
+                             ShapeString(c.values.shape()) + " does not fit the shard's " +
+                             DTypeName(shard->info.spec.dtype) + ShapeString(shard->info.shape()));
+    }
+    if (!c.slots.empty()) {
+      if (c.slots.size() != shard->slots.size()) {
+        return InvalidArgument("restoring '" + name + "': " + std::to_string(c.slots.size()) +
+                               " optimizer slots for a shard with " + std::to_string(shard->slots.size()));
+      }
+      for (size_t i = 0; i < c.slots.size(); ++i) {
+        if (c.slots[i].dtype() != shard->slots[i].dtype() || c.slots[i].shape() != shard->slots[i].shape()) {
+          return InvalidArgument("restoring '" + name + "': slot '" + shard->slot_defs[i].name + "' is " +
+                                 ShapeString(c.slots[i].shape()) + ", the shard's is " +
+                                 ShapeString(shard->slots[i].shape()));
+        }
+      }
+    }
+    targets.push_back(shard);
+  }
+  std::unique_lock<std::shared_mutex> cut(update_mu_);
+  for (size_t i = 0; i < copies.size(); ++i) {
+    Shard* shard = targets[i];
+    std::lock_guard<std::mutex> lock(shard->mu);
+    std::memcpy(shard->values.raw(), copies[i].values.raw(), shard->values.byte_size());
+    for (size_t k = 0; k < copies[i].slots.size(); ++k) {
+      std::memcpy(shard->slots[k].raw(), copies[i].slots[k].raw(), shard->slots[k].byte_size());
+    }
+  }
+  return Status::OK();
 }
 
 size_t ShardStore::size() const {

@@ -68,6 +68,24 @@ class ShardStore {
 
   size_t size() const;
 
+  // Updates that touch several shards (one push, one sync step) run inside
+  // an UpdateScope; Export waits for them and holds new ones off, so a
+  // snapshot never sees half a push. Scopes run concurrently with each other.
+  using UpdateScope = std::shared_lock<std::shared_mutex>;
+  UpdateScope BeginUpdate() const { return UpdateScope(update_mu_); }
+
+  // Copies of the named shards this store holds (every shard if `names` is
+  // empty; names held elsewhere are skipped), with their optimizer slots,
+  // taken as one consistent cut (see BeginUpdate). Sorted by name.
+  std::vector<ShardCopy> Export(const std::vector<std::string>& names) const;
+  // The shard's description without its values (values and slots empty).
+  StatusOr<ShardCopy> Describe(const std::string& name) const;
+  // Replaces shards' values and slots (a restore) as one cut. Each copy's
+  // values must have its shard's shape and dtype; its slots are either
+  // empty (kept as they are) or exactly the shard's slots. Checked whole
+  // before anything is replaced.
+  Status Import(const std::vector<ShardCopy>& copies);
+
  private:
   struct Shard {
     ShardInfo info;
@@ -83,6 +101,7 @@ class ShardStore {
   static Status CheckUpdateOf(const Shard& shard, UpdateKind kind, const Tensor& value);
   static Status CheckConflict(const Shard& existing, const ShardDecl& decl);
 
+  mutable std::shared_mutex update_mu_;                   // shared: an update; exclusive: a cut
   mutable std::shared_mutex mu_;                          // guards the map, not the shards
   std::map<std::string, std::unique_ptr<Shard>> shards_;  // guarded by mu_
 };

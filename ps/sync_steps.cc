@@ -14,6 +14,22 @@ int64_t SyncSteps::step() const {
   return step_;
 }
 
+void SyncSteps::Reset(int64_t step) {
+  std::map<int, Arrival> waiting;
+  int64_t old = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    old = step_;
+    step_ = step;
+    waiting.swap(arrived_);
+    if (timer_) timer_->cancel();
+  }
+  if (old != step) spdlog::info("server {}: sync steps continue at step {} (was {})", server_index_, step, old);
+  Status aborted = Aborted("server " + std::to_string(server_index_) + " was restored to step " +
+                           std::to_string(step) + " while this push waited for step " + std::to_string(old));
+  for (auto& [worker, a] : waiting) a.reply(aborted);
+}
+
 std::string SyncSteps::Missing() const {
   std::string out;
   for (int w = 0; w < mode_.num_workers; ++w) {
@@ -73,26 +89,29 @@ void SyncSteps::Complete(std::map<int, Arrival> round, int64_t step) {
   const float lr = round.begin()->second.request.learning_rate;
   std::string global_step;
   Status status;
-  for (auto& [worker, a] : round) {
-    if (global_step.empty()) global_step = a.request.global_step;
-    for (size_t i = 0; i < a.request.grads.size() && status.ok(); ++i) {
-      const TensorDesc& d = a.request.grads[i];
-      if (d.update != UpdateKind::kGradient) {
-        status = store_->Apply(d.name, d.update, a.values[i]);
-        continue;
+  {  // one update: a snapshot sees all of this step or none of it
+    ShardStore::UpdateScope update = store_->BeginUpdate();
+    for (auto& [worker, a] : round) {
+      if (global_step.empty()) global_step = a.request.global_step;
+      for (size_t i = 0; i < a.request.grads.size() && status.ok(); ++i) {
+        const TensorDesc& d = a.request.grads[i];
+        if (d.update != UpdateKind::kGradient) {
+          status = store_->Apply(d.name, d.update, a.values[i]);
+          continue;
+        }
+        auto it = sums.find(d.name);
+        if (it == sums.end()) sums.emplace(d.name, a.values[i].Clone());
+        else it->second.flat() += a.values[i].flat();
       }
-      auto it = sums.find(d.name);
-      if (it == sums.end()) sums.emplace(d.name, a.values[i].Clone());
-      else it->second.flat() += a.values[i].flat();
     }
+    const float scale = 1.0f / static_cast<float>(round.size());
+    for (auto& [name, sum] : sums) {
+      if (!status.ok()) break;
+      sum.flat() *= scale;
+      status = store_->Apply(name, UpdateKind::kGradient, sum, lr);
+    }
+    if (status.ok() && !global_step.empty()) store_->CountStep(global_step);
   }
-  const float scale = 1.0f / static_cast<float>(round.size());
-  for (auto& [name, sum] : sums) {
-    if (!status.ok()) break;
-    sum.flat() *= scale;
-    status = store_->Apply(name, UpdateKind::kGradient, sum, lr);
-  }
-  if (status.ok() && !global_step.empty()) store_->CountStep(global_step);
   if (!status.ok()) {
     spdlog::error("server {}: sync step {} failed to apply: {}", server_index_, step, status.ToString());
   }

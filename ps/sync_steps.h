@@ -52,6 +52,9 @@ class SyncSteps : public std::enable_shared_from_this<SyncSteps> {
 
   // The step the next complete round will apply.
   int64_t step() const;
+  // Continues at `step` (after a restore): pushes waiting for the current
+  // step fail with Aborted.
+  void Reset(int64_t step);
 
  private:
   Status Admit(const PushRequest& request) const;  // requires mu_

@@ -71,6 +71,23 @@ void AddNormalization(Graph* g, int64_t features, Model* m) {
 
 }  // namespace
 
+std::string WorkerStateName(int worker) { return "cairn/worker_state/" + std::to_string(worker); }
+
+Status AddWorkerStates(int num_workers, Graph* g, Model* m) {
+  if (num_workers < 1) return InvalidArgument("a job needs at least one worker");
+  m->new_worker_state = g->Placeholder("cairn/new_worker_state", DType::kInt64, {4});
+  for (int w = 0; w < num_workers; ++w) {
+    VariableOptions state;
+    state.name = WorkerStateName(w);
+    state.shape = {4};
+    state.dtype = DType::kInt64;
+    state.trainable = false;
+    m->worker_state.push_back(g->Variable(state));
+    m->set_worker_state.push_back(g->Assign(m->worker_state.back(), m->new_worker_state, state.name + "/set"));
+  }
+  return g->status();
+}
+
 StatusOr<Model> BuildModel(const ModelConfig& c, double learning_rate, Graph* g) {
   if (c.features < 1 || c.classes < 2) return InvalidArgument("model needs features >= 1 and classes >= 2");
   Model m;

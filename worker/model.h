@@ -42,10 +42,22 @@ struct Model {
   // normalization statistics); other workers wait for it. Not part of the
   // model's state: snapshots leave it out.
   Output chief_ready, set_chief_ready;
+  // Each worker's place in training, one int64 [4] variable per worker
+  // (AddWorkerStates): steps run, epoch, step in epoch, shuffling seed.
+  // Assigned with every train step, so a snapshot holds the positions that
+  // match its weights.
+  std::vector<Output> worker_state;
+  std::vector<Output> set_worker_state;  // Assign ops, fed new_worker_state
+  Output new_worker_state;
   bool classifier = false;
 };
 
+// Variable name of worker `worker`'s state ("cairn/worker_state/<worker>").
+std::string WorkerStateName(int worker);
+
 // Builds the model into `graph` (empty). InvalidArgument for a bad config.
 StatusOr<Model> BuildModel(const ModelConfig& config, double learning_rate, Graph* graph);
+// Adds the per-worker state variables of a `num_workers`-worker job.
+Status AddWorkerStates(int num_workers, Graph* graph, Model* model);
 
 }  // namespace cairn

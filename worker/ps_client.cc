@@ -1,5 +1,6 @@
 #include "worker/ps_client.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace cairn {
@@ -209,6 +210,64 @@ StatusOr<StatsReply> PsClient::Stats(int server) {
   Status st = DecodeReply(replies[0], &r, "Stats");
   if (!st.ok()) return st.WithContext(ServerContext(FrameType::kStats, server));
   return r;
+}
+
+// Sends `request` to every server; each reply is decoded into a Reply and
+// handed to `merge`. The first failure wins, naming its server.
+template <class Reply, class Request, class Merge>
+Status PsClient::CallEveryServer(FrameType type, const Request& request, Deadline deadline, Merge merge) {
+  std::vector<std::pair<int, OutFrame>> calls;
+  const std::string control = EncodeMessage(request);
+  for (int s = 0; s < transport_->num_servers(); ++s) {
+    OutFrame f;
+    f.type = static_cast<uint16_t>(type);
+    f.control = control;
+    calls.emplace_back(s, std::move(f));
+  }
+  auto replies = CallAll(*transport_, std::move(calls), deadline);
+  const char* name = FrameTypeName(static_cast<uint16_t>(type));
+  for (size_t s = 0; s < replies.size(); ++s) {
+    Reply r;
+    Status st = DecodeReply(replies[s], &r, name);
+    if (!st.ok()) return st.WithContext(ServerContext(type, static_cast<int>(s)));
+    merge(r);
+  }
+  return Status::OK();
+}
+
+StatusOr<SnapshotPrepareReply> PsClient::SnapshotPrepare(int64_t step, const std::string& model_dir,
+                                                         const std::vector<std::string>& names) {
+  SnapshotPrepareRequest req{step, model_dir, names};
+  SnapshotPrepareReply total;
+  RETURN_IF_ERROR(CallEveryServer<SnapshotPrepareReply>(
+      FrameType::kSnapshotPrepare, req, NextDeadline(), [&](const SnapshotPrepareReply& r) {
+        total.shards += r.shards;
+        total.bytes += r.bytes;
+        total.copy_seconds = std::max(total.copy_seconds, r.copy_seconds);
+      }));
+  return total;
+}
+
+StatusOr<SnapshotWaitReply> PsClient::SnapshotWait(int64_t step) {
+  SnapshotWaitReply total;
+  RETURN_IF_ERROR(CallEveryServer<SnapshotWaitReply>(FrameType::kSnapshotWait, SnapshotWaitRequest{step},
+                                                     NextDeadline(), [&](const SnapshotWaitReply& r) {
+                                                       total.bytes += r.bytes;
+                                                       total.write_seconds =
+                                                           std::max(total.write_seconds, r.write_seconds);
+                                                     }));
+  return total;
+}
+
+StatusOr<SnapshotRestoreReply> PsClient::SnapshotRestore(const SnapshotRestoreRequest& request) {
+  SnapshotRestoreReply total;
+  RETURN_IF_ERROR(CallEveryServer<SnapshotRestoreReply>(FrameType::kSnapshotRestore, request, NextDeadline(),
+                                                        [&](const SnapshotRestoreReply& r) {
+                                                          total.shards += r.shards;
+                                                          total.bytes += r.bytes;
+                                                          total.seconds = std::max(total.seconds, r.seconds);
+                                                        }));
+  return total;
 }
 
 }  // namespace cairn

@@ -45,6 +45,20 @@ class PsClient : public VariableStore {
 
   // The server's counters.
   StatusOr<StatsReply> Stats(int server);
+  int num_servers() const { return transport_->num_servers(); }
+
+  // Snapshots (see ps/server.h), sent to every server at once. The replies'
+  // byte counts are summed and their times are the slowest server's.
+  // Prepare returns once every server has copied its shards of `names`.
+  StatusOr<SnapshotPrepareReply> SnapshotPrepare(int64_t step, const std::string& model_dir,
+                                                 const std::vector<std::string>& names);
+  // Returns once every server has synced its database for `step`.
+  StatusOr<SnapshotWaitReply> SnapshotWait(int64_t step);
+  // Every server loads its shards of `request.variables` from the snapshot.
+  StatusOr<SnapshotRestoreReply> SnapshotRestore(const SnapshotRestoreRequest& request);
+
+  // Sync mode: train-step pushes continue at `global_step` (after a restore).
+  void ResumeAt(int64_t global_step) override { next_step_ = global_step; }
   // Valid after Create.
   const Placement& placement() const { return *placement_; }
   // The sync step the next train-step push claims (0 after Create).
@@ -53,6 +67,8 @@ class PsClient : public VariableStore {
  private:
   Deadline NextDeadline() const { return Clock::now() + options_.timeout; }
   Status CheckCreated(const char* what) const;
+  template <class Reply, class Request, class Merge>
+  Status CallEveryServer(FrameType type, const Request& request, Deadline deadline, Merge merge);
 
   Transport* const transport_;
   const PsClientOptions options_;

@@ -1,5 +1,7 @@
 #include "worker/session.h"
 
+#include "worker/saver.h"
+
 #include "worker/ops.h"
 
 namespace cairn {
@@ -53,6 +55,14 @@ std::vector<std::string>& Session::GetCollectionRef(const std::string& name) { r
 
 void Session::AddToCollection(const std::string& name, Output node) {
   collections_[name].push_back(graph_->node(node).name);
+}
+
+void Session::SetCollections(std::map<std::string, std::vector<std::string>> collections) {
+  collections_ = std::move(collections);
+}
+
+StatusOr<RestoreResult> Session::Restore(Saver& saver, const RestoreOptions& options) {
+  return saver.Restore(options);
 }
 
 std::vector<std::string> Session::CollectionNames() const {

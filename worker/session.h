@@ -33,6 +33,10 @@
 
 namespace cairn {
 
+class Saver;
+struct RestoreOptions;
+struct RestoreResult;
+
 struct SessionOptions {
   OptimizerSpec optimizer;  // applied server-side to every trainable variable
   TrainingMode mode;        // async or sync, and the number of workers
@@ -59,7 +63,14 @@ class Session {
   std::vector<std::string>& GetCollectionRef(const std::string& name);
   void AddToCollection(const std::string& name, Output node);
   std::vector<std::string> CollectionNames() const;
+  // Replaces every collection (a restore rebuilding a snapshot's).
+  void SetCollections(std::map<std::string, std::vector<std::string>> collections);
 
+  // Restores the global variables from `saver`'s model directory (see
+  // worker/saver.h); with options.rebuild_collections, the collections too.
+  StatusOr<RestoreResult> Restore(Saver& saver, const RestoreOptions& options);
+
+  const SessionOptions& options() const { return options_; }
   const Graph& graph() const { return *graph_; }
   VariableStore& store() { return *store_; }
 

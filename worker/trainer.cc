@@ -4,6 +4,8 @@
 #include <cstring>
 #include <thread>
 
+#include <spdlog/spdlog.h>
+
 namespace cairn {
 namespace {
 
@@ -26,7 +28,22 @@ Trainer::Trainer(Session* session, const Model* model, const Dataset* train, con
                  TrainerOptions options)
     : session_(session), model_(model), train_(train), test_(test), options_(std::move(options)) {}
 
-Status Trainer::PrepareAsChief() {
+Status Trainer::PrepareAsChief(WorkerReport* report) {
+  if (saver_ && options_.restore) {
+    const std::string& dir = saver_->options().model_dir;
+    StatusOr<int64_t> latest = CheckModelDir(dir).ok() ? LatestCommittedStep(dir) : StatusOr<int64_t>(NotFound(""));
+    if (latest.ok()) {
+      ASSIGN_OR_RETURN(RestoreResult r, saver_->Restore());
+      spdlog::info("[chief] resuming from snapshot {} in {} (global step {})", r.step, dir, r.global_step);
+      report->resumed_from = r.step;
+      last_snapshot_step_ = r.step;
+      return session_->Run(model_->set_chief_ready).status();
+    }
+    // A directory that exists but is not a model directory is an error
+    // (CheckModelDir says why); one that does not exist yet is a fresh start.
+    if (Status s = CheckModelDir(dir); !s.ok() && s.code() != StatusCode::kNotFound) return s;
+    spdlog::info("[chief] no snapshot in {}: starting from step 0", dir);
+  }
   if (model_->classifier) {
     std::vector<float> mean, inv_std;
     FeatureMoments(*train_, &mean, &inv_std);
@@ -63,6 +80,70 @@ Status Trainer::UpdateLearningRate(int64_t global_step) {
   return Status::OK();
 }
 
+Status Trainer::Resume(ShardIterator* it, int64_t* first_step, int64_t* global_step) {
+  if (model_->worker_state.empty()) return Status::OK();
+  const int w = options_.worker;
+  ASSIGN_OR_RETURN(auto out, session_->Run({model_->worker_state.at(w), model_->global_step}));
+  const int64_t* state = out[0].data<int64_t>();
+  const int64_t steps = state[0];
+  if (steps == 0) return Status::OK();
+  if (static_cast<uint64_t>(state[3]) != options_.seed) {
+    spdlog::warn("worker {}: the snapshot shuffled with seed {}, this run with seed {}: the data order changes", w,
+                 state[3], options_.seed);
+  }
+  DataPosition p{state[1], state[2]};
+  if (p.step_in_epoch >= it->steps_per_epoch()) p = DataPosition{p.epoch + 1, 0};  // fewer steps per epoch now
+  it->Seek(p);
+  *first_step = steps;
+  *global_step = Scalar64(out[1]);
+  session_->store().ResumeAt(*global_step);
+  spdlog::info("worker {}: resuming after step {} (epoch {}, batch {}), global step {}", w, steps, p.epoch + 1,
+               p.step_in_epoch, *global_step);
+  return Status::OK();
+}
+
+Tensor Trainer::StateAfter(int64_t steps, const DataPosition& p) const {
+  Tensor t(DType::kInt64, {4});
+  int64_t* v = t.data<int64_t>();
+  v[0] = steps;
+  v[1] = p.epoch;
+  v[2] = p.step_in_epoch;
+  v[3] = static_cast<int64_t>(options_.seed);
+  return t;
+}
+
+bool Trainer::SnapshotDue(int64_t global_step) const {
+  if (!saver_ || global_step <= last_snapshot_step_) return false;
+  if (options_.snapshot_every_steps > 0 &&
+      global_step >= std::max<int64_t>(last_snapshot_step_, 0) + options_.snapshot_every_steps) {
+    return true;
+  }
+  return options_.snapshot_every_secs > 0 &&
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - last_snapshot_time_).count() >=
+             options_.snapshot_every_secs;
+}
+
+Status Trainer::FinishSnapshot(WorkerReport* report) {
+  if (!snapshot_.valid()) return Status::OK();
+  StatusOr<SnapshotStats> done = snapshot_.get();
+  if (!done.ok()) return done.status().WithContext("snapshot");
+  ++report->snapshots;
+  return Status::OK();
+}
+
+// Copies the shards (the only stall) and leaves writing and committing to a
+// background thread; at most one snapshot is in flight.
+Status Trainer::StartSnapshot(int64_t global_step, WorkerReport* report) {
+  RETURN_IF_ERROR(FinishSnapshot(report));
+  const auto start = std::chrono::steady_clock::now();
+  RETURN_IF_ERROR(saver_->Begin(global_step));
+  report->snapshot_stall_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  last_snapshot_step_ = global_step;
+  last_snapshot_time_ = std::chrono::steady_clock::now();
+  snapshot_ = std::async(std::launch::async, [saver = saver_] { return saver->Finish(); });
+  return Status::OK();
+}
+
 StatusOr<std::pair<double, double>> Trainer::Evaluate(const Dataset& data) {
   const int64_t batch = 2000;
   const int64_t f = data.features;
@@ -90,7 +171,9 @@ StatusOr<std::pair<double, double>> Trainer::Evaluate(const Dataset& data) {
 }
 
 StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
-  RETURN_IF_ERROR(chief() ? PrepareAsChief() : WaitForChief());
+  WorkerReport report;
+  last_snapshot_time_ = std::chrono::steady_clock::now();
+  RETURN_IF_ERROR(chief() ? PrepareAsChief(&report) : WaitForChief());
   ShardIterator it(train_, options_.worker, options_.num_workers, options_.batch_size, options_.seed);
   if (it.shard_size() == 0) {
     return InvalidArgument("worker " + std::to_string(options_.worker) + " has no training examples: " +
@@ -100,18 +183,27 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
   int64_t total = it.steps_per_epoch() * options_.epochs;
   if (options_.max_steps > 0) total = std::min(total, options_.max_steps);
 
-  WorkerReport report;
   double window_loss = 0;
-  int64_t window_steps = 0, global_step = 0;
+  int64_t window_steps = 0, global_step = 0, first_step = 0;
+  RETURN_IF_ERROR(Resume(&it, &first_step, &global_step));
+  if (first_step >= total) {
+    spdlog::info("worker {}: all {} steps were done before the snapshot: nothing to train", options_.worker, total);
+  }
   const auto start = std::chrono::steady_clock::now();
   report.start_time = WallSeconds();
+  report.steps = first_step;
   Tensor x, y;
-  for (int64_t step = 0; step < total; ++step) {
+  std::vector<Output> fetches = {model_->loss, model_->train_op, model_->global_step};
+  if (!model_->worker_state.empty()) fetches.push_back(model_->set_worker_state.at(options_.worker));
+  for (int64_t step = first_step; step < total; ++step) {
     if (chief()) RETURN_IF_ERROR(UpdateLearningRate(global_step));
     it.Next(&x, &y);
-    ASSIGN_OR_RETURN(auto out, session_->Run({model_->loss, model_->train_op, model_->global_step},
-                                             {{model_->x, x}, {model_->y, y}}));
+    FeedMap feeds{{model_->x, x}, {model_->y, y}};
+    // The state after this step travels in the step's own push.
+    if (!model_->worker_state.empty()) feeds.emplace(model_->new_worker_state, StateAfter(step + 1, it.position()));
+    ASSIGN_OR_RETURN(auto out, session_->Run(fetches, feeds));
     global_step = Scalar64(out[2]) + 1;  // pulled before this step was applied
+    if (chief() && SnapshotDue(global_step)) RETURN_IF_ERROR(StartSnapshot(global_step, &report));
     window_loss += out[0].data<float>()[0];
     ++window_steps;
     report.steps = step + 1;
@@ -140,6 +232,7 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
     }
     if (progress) progress(p);
   }
+  RETURN_IF_ERROR(FinishSnapshot(&report));
   report.global_step = global_step;
   report.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() - report.eval_seconds;

@@ -10,11 +10,13 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <string>
 
 #include "common/status.h"
 #include "worker/dataset.h"
 #include "worker/model.h"
+#include "worker/saver.h"
 #include "worker/session.h"
 
 namespace cairn {
@@ -38,6 +40,11 @@ struct TrainerOptions {
   uint64_t seed = 1;                // data shuffling
   LearningRateSchedule schedule;
   std::chrono::milliseconds ready_timeout{300000};  // how long a worker waits for the chief
+  // Chief, with a Saver (set_saver): resume from the newest committed
+  // snapshot, and snapshot every N global steps and/or S seconds (0: off).
+  bool restore = true;
+  int64_t snapshot_every_steps = 0;
+  double snapshot_every_secs = 0;
 };
 
 struct TrainProgress {
@@ -61,6 +68,9 @@ struct WorkerReport {
   double eval_seconds = 0;    // spent evaluating on test data (chief)
   double start_time = 0;      // wall clock (seconds since the epoch)
   double end_time = 0;
+  int64_t resumed_from = -1;  // the snapshot step this run continued from (-1: none)
+  int64_t snapshots = 0;      // snapshots committed (chief)
+  double snapshot_stall_seconds = 0;  // training time spent copying shards for them
 };
 
 class Trainer {
@@ -70,7 +80,12 @@ class Trainer {
   // Borrows everything; `test` may be null (no evaluation).
   Trainer(Session* session, const Model* model, const Dataset* train, const Dataset* test, TrainerOptions options);
 
-  // Prepares (chief) or waits for the chief (others), then trains.
+  // The chief's Saver (borrowed; may be null: no snapshots, no resume).
+  void set_saver(Saver* saver) { saver_ = saver; }
+
+  // Prepares (chief: restores the newest snapshot, or computes the
+  // normalization statistics) or waits for the chief (others), resumes this
+  // worker's data position if the servers hold one, then trains.
   StatusOr<WorkerReport> Run(const ProgressFn& progress);
 
   // Accuracy and mean loss over `data`, in batches, with the current weights.
@@ -78,9 +93,15 @@ class Trainer {
 
  private:
   bool chief() const { return options_.worker == 0; }
-  Status PrepareAsChief();
+  Status PrepareAsChief(WorkerReport* report);
   Status WaitForChief();
   Status UpdateLearningRate(int64_t global_step);
+  // The position this worker left off at, from its state variable.
+  Status Resume(ShardIterator* it, int64_t* first_step, int64_t* global_step);
+  Tensor StateAfter(int64_t steps, const DataPosition& position) const;
+  bool SnapshotDue(int64_t global_step) const;
+  Status StartSnapshot(int64_t global_step, WorkerReport* report);
+  Status FinishSnapshot(WorkerReport* report);  // waits for the one in flight, if any
 
   Session* const session_;
   const Model* const model_;
@@ -88,6 +109,10 @@ class Trainer {
   const Dataset* const test_;
   const TrainerOptions options_;
   double current_rate_ = -1;
+  Saver* saver_ = nullptr;
+  std::future<StatusOr<SnapshotStats>> snapshot_;  // the chief's Finish in flight
+  int64_t last_snapshot_step_ = -1;
+  std::chrono::steady_clock::time_point last_snapshot_time_;
 };
 
 }  // namespace cairn

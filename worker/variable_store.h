@@ -36,6 +36,9 @@ class VariableStore {
                         const TrainingMode& mode) = 0;
   virtual StatusOr<std::map<std::string, Tensor>> Pull(const std::vector<std::string>& names) = 0;
   virtual Status Push(const PushBatch& batch) = 0;
+  // After a restore: the store's notion of the training step continues at
+  // `global_step` (PsClient's sync step). No-op by default.
+  virtual void ResumeAt(int64_t global_step) { (void)global_step; }
 };
 
 }  // namespace cairn

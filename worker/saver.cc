@@ -1,0 +1,313 @@
+#include "worker/saver.h"
+
+#include <algorithm>
+#include <chrono>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "ps/optimizer.h"
+#include "ps/snapshot_store.h"
+#include "worker/model.h"
+
+namespace cairn {
+namespace {
+
+constexpr const char* kChiefReady = "cairn/chief_ready";
+constexpr const char* kWorkerStatePrefix = "cairn/worker_state/";
+constexpr const char* kGlobalStep = "global_step";
+
+bool StartsWith(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+// Cairn's own bookkeeping: restored when both sides have it, never reported
+// missing or unexpected (a job may change its number of workers).
+bool Bookkeeping(const std::string& name) { return StartsWith(name, "cairn/"); }
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const std::string& x : v) s += (s.empty() ? "" : ", ") + x;
+  return "[" + s + "]";
+}
+
+double UnixSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+struct SlotNames {
+  std::string optimizer;
+  std::vector<std::string> names;
+  std::vector<bool> scalar;
+};
+
+StatusOr<SlotNames> SlotsOf(const VariableSpec& spec, const OptimizerSpec& optimizer) {
+  SlotNames out;
+  if (!spec.trainable) return out;
+  ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> opt, Optimizer::Create(optimizer));
+  out.optimizer = opt->Name();
+  for (const SlotDef& d : opt->Slots()) {
+    out.names.push_back(d.name);
+    out.scalar.push_back(d.scalar);
+  }
+  return out;
+}
+
+}  // namespace
+
+Saver::Saver(Session* session, PsClient* client, SaverOptions options)
+    : session_(session), client_(client), options_(std::move(options)) {}
+
+StatusOr<std::unique_ptr<Saver>> Saver::Create(Session* session, PsClient* client, SaverOptions options) {
+  if (options.model_dir.empty()) return InvalidArgument("a Saver needs a model directory");
+  if (!session->initialized()) return FailedPrecondition("a Saver needs an initialized session");
+  std::unique_ptr<Saver> saver(new Saver(session, client, std::move(options)));
+  RETURN_IF_ERROR(saver->Init());
+  return saver;
+}
+
+Status Saver::Init() {
+  specs_ = session_->graph().ServerVariables();
+  std::sort(specs_.begin(), specs_.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  std::set<std::string> all;
+  for (const VariableSpec& s : specs_) all.insert(s.name);
+  if (options_.var_list.empty()) {
+    for (const VariableSpec& s : specs_) {
+      if (s.name != kChiefReady) saved_.push_back(s.name);
+    }
+    return Status::OK();
+  }
+  std::vector<std::string> unknown;
+  std::set<std::string> chosen;
+  for (const std::string& name : options_.var_list) {
+    if (!all.count(name)) unknown.push_back(name);
+    chosen.insert(name);
+  }
+  if (!unknown.empty()) return NotFound("Saver var_list names no global variable " + Join(unknown));
+  saved_.assign(chosen.begin(), chosen.end());
+  // Say what a narrowed save leaves behind: state users expect a snapshot to keep.
+  std::vector<std::string> non_trainable, counters, slots_of;
+  for (const VariableSpec& s : specs_) {
+    if (chosen.count(s.name) || s.name == kChiefReady) continue;
+    if (s.trainable) {
+      slots_of.push_back(s.name);
+    } else if (s.dtype == DType::kInt64 && s.shape.empty()) {
+      counters.push_back(s.name);
+    } else {
+      non_trainable.push_back(s.name);
+    }
+  }
+  if (!non_trainable.empty() || !counters.empty() || !slots_of.empty()) {
+    spdlog::warn("Saver: var_list saves {} of {} variables; it leaves out non-trainable variables {}, counters {}, "
+                 "and trainable variables {} with their optimizer slots",
+                 saved_.size(), specs_.size() - 1, Join(non_trainable), Join(counters), Join(slots_of));
+  }
+  return Status::OK();
+}
+
+Status Saver::Begin(int64_t step) {
+  if (pending_) {
+    return FailedPrecondition("snapshot " + std::to_string(pending_->step) + " is still being written");
+  }
+  if (step < 0) return InvalidArgument("snapshot step " + std::to_string(step) + " is negative");
+  RETURN_IF_ERROR(PrepareModelDir(options_.model_dir));
+  Pending p;
+  p.step = step;
+  p.start = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(SnapshotPrepareReply prepared, client_->SnapshotPrepare(step, options_.model_dir, saved_));
+  p.stats.step = step;
+  p.stats.copy_seconds = prepared.copy_seconds;
+  p.stats.bytes = prepared.bytes;
+  pending_ = p;
+  return Status::OK();
+}
+
+StatusOr<SnapshotStats> Saver::Finish() {
+  if (!pending_) return FailedPrecondition("Finish without Begin");
+  Pending p = *pending_;
+  pending_.reset();
+  const int64_t step = p.step;
+  auto fail = [&](const Status& s) {
+    spdlog::error("snapshot {} was not committed: {}", step, s.ToString());
+    return s;
+  };
+  StatusOr<SnapshotWaitReply> written = client_->SnapshotWait(step);
+  if (!written.ok()) return fail(written.status());
+  p.stats.write_seconds = written->write_seconds;
+
+  SnapshotManifest m;
+  m.step = step;
+  m.global_step = step;
+  m.num_servers = client_->num_servers();
+  m.mode = session_->options().mode;
+  m.optimizer = session_->options().optimizer;
+  StatusOr<std::vector<WorkerState>> workers = ReadWorkerStates(step, &m.global_step);
+  if (!workers.ok()) return fail(workers.status());
+  m.workers = std::move(*workers);
+  const std::set<std::string> saved(saved_.begin(), saved_.end());
+  for (const VariableSpec& spec : specs_) {
+    if (!saved.count(spec.name)) continue;
+    StatusOr<SlotNames> slots = SlotsOf(spec, m.optimizer);
+    if (!slots.ok()) return fail(slots.status());
+    m.variables.push_back(ManifestVariable{spec, slots->optimizer, slots->names, slots->scalar});
+    StatusOr<std::vector<ShardSlice>> slices = client_->placement().SlicesOf(spec.name);
+    if (!slices.ok()) return fail(slices.status());
+    for (const ShardSlice& s : *slices) m.shards.push_back(ManifestShard{spec.name, s.row_begin, s.row_end, s.server});
+  }
+  for (const std::string& name : session_->CollectionNames()) m.collections[name] = session_->GetCollection(name);
+  m.job_config = options_.job_config;
+  m.bytes = written->bytes;
+  m.created = UnixSeconds();
+  Status committed = CommitManifest(options_.model_dir, m);
+  if (!committed.ok()) return fail(committed);
+  p.stats.total_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - p.start).count();
+  spdlog::info("snapshot {} committed: {:.1f} MiB, training stalled {:.1f} ms for the copy, written in {:.2f} s",
+               step, p.stats.bytes / 1048576.0, p.stats.copy_seconds * 1e3, p.stats.write_seconds);
+  StatusOr<std::vector<int64_t>> removed = ApplyRetention(options_.model_dir, options_.retention);
+  if (!removed.ok()) spdlog::warn("snapshot retention: {}", removed.status().ToString());
+  return p.stats;
+}
+
+StatusOr<SnapshotStats> Saver::Save(int64_t step) {
+  RETURN_IF_ERROR(Begin(step));
+  return Finish();
+}
+
+// The workers' states and global_step as the servers copied them: read back
+// from the databases just written, so the manifest agrees with the weights.
+StatusOr<std::vector<WorkerState>> Saver::ReadWorkerStates(int64_t step, int64_t* global_step) const {
+  std::map<int, std::unique_ptr<SnapshotDb>> dbs;
+  auto read = [&](const std::string& name) -> StatusOr<Tensor> {
+    ASSIGN_OR_RETURN(std::vector<ShardSlice> slices, client_->placement().SlicesOf(name));
+    const int server = slices.at(0).server;  // small variables are never split
+    auto it = dbs.find(server);
+    if (it == dbs.end()) {
+      ASSIGN_OR_RETURN(auto db, OpenSnapshotDb(ServerDbPath(options_.model_dir, step, server)));
+      it = dbs.emplace(server, std::move(db)).first;
+    }
+    return it->second->ReadPart(name, 0);
+  };
+  std::vector<WorkerState> out;
+  for (const std::string& name : saved_) {
+    if (name == kGlobalStep) {
+      ASSIGN_OR_RETURN(Tensor t, read(name));
+      if (t.dtype() == DType::kInt64 && t.num_elements() == 1) *global_step = t.data<int64_t>()[0];
+    } else if (StartsWith(name, kWorkerStatePrefix)) {
+      ASSIGN_OR_RETURN(Tensor t, read(name));
+      if (t.dtype() != DType::kInt64 || t.num_elements() != 4) continue;
+      const int64_t* v = t.data<int64_t>();
+      WorkerState w;
+      w.worker = std::stoi(name.substr(std::string(kWorkerStatePrefix).size()));
+      w.steps = v[0];
+      w.epoch = v[1];
+      w.step_in_epoch = v[2];
+      w.seed = static_cast<uint64_t>(v[3]);
+      out.push_back(w);
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.worker < b.worker; });
+  return out;
+}
+
+Status Saver::Validate(const SnapshotManifest& m, const RestoreOptions& o,
+                       std::vector<std::pair<std::string, std::string>>* pairs) const {
+  std::map<std::string, const VariableSpec*> mine;
+  for (const VariableSpec& s : specs_) mine[s.name] = &s;
+  std::vector<std::string> wanted;
+  if (o.partial) {
+    wanted = o.var_list;
+    for (const auto& [current, saved] : o.name_map) wanted.push_back(current);
+    std::sort(wanted.begin(), wanted.end());
+    wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+    if (wanted.empty()) return InvalidArgument("a partial restore needs a var_list or a name_map");
+  } else {
+    wanted = saved_;
+  }
+  std::vector<std::string> problems;
+  std::set<std::string> used;
+  for (const std::string& current : wanted) {
+    auto mapped = o.name_map.find(current);
+    const std::string saved = mapped == o.name_map.end() ? current : mapped->second;
+    auto it = mine.find(current);
+    if (it == mine.end() || current == kChiefReady) {
+      problems.push_back("not a global variable of this model: '" + current + "'");
+      continue;
+    }
+    const VariableSpec& spec = *it->second;
+    const ManifestVariable* mv = m.FindVariable(saved);
+    if (!mv) {
+      if (!(Bookkeeping(current) && !o.partial)) {
+        problems.push_back("missing: '" + saved + "' is not in the snapshot" +
+                           (saved != current ? " (wanted for '" + current + "')" : ""));
+      }
+      continue;
+    }
+    used.insert(saved);
+    const std::string label = saved == current ? "'" + current + "'" : "'" + current + "' (from '" + saved + "')";
+    if (mv->spec.dtype != spec.dtype || mv->spec.shape != spec.shape) {
+      problems.push_back(label + ": " + DTypeName(spec.dtype) + ShapeString(spec.shape) + " in this model vs " +
+                         DTypeName(mv->spec.dtype) + ShapeString(mv->spec.shape) + " in the snapshot");
+      continue;
+    }
+    if (o.slots && spec.trainable) {
+      ASSIGN_OR_RETURN(SlotNames slots, SlotsOf(spec, session_->options().optimizer));
+      if (slots.names != mv->slots) {
+        problems.push_back(label + ": optimizer slots " + Join(slots.names) + " (" + slots.optimizer +
+                           ") in this model vs " + Join(mv->slots) + " (" +
+                           (mv->optimizer.empty() ? "none" : mv->optimizer) + ") in the snapshot");
+        continue;
+      }
+    }
+    pairs->emplace_back(current, saved);
+  }
+  if (!o.partial) {
+    for (const ManifestVariable& v : m.variables) {
+      if (!used.count(v.spec.name) && !Bookkeeping(v.spec.name)) {
+        problems.push_back("unexpected: '" + v.spec.name + "' is in the snapshot but not in this model");
+      }
+    }
+  }
+  if (problems.empty()) return Status::OK();
+  std::string text = "snapshot " + std::to_string(m.step) + " in " + options_.model_dir +
+                     " does not fit this model (" + std::to_string(problems.size()) + " problem" +
+                     (problems.size() == 1 ? "" : "s") + "):";
+  for (const std::string& p : problems) text += "\n  " + p;
+  return FailedPrecondition(text);
+}
+
+StatusOr<RestoreResult> Saver::Restore(const RestoreOptions& o) {
+  const auto start = std::chrono::steady_clock::now();
+  RETURN_IF_ERROR(CheckModelDir(options_.model_dir));
+  int64_t step = o.step;
+  if (step < 0) {
+    ASSIGN_OR_RETURN(step, LatestCommittedStep(options_.model_dir));
+  }
+  ASSIGN_OR_RETURN(SnapshotManifest m, ReadManifest(options_.model_dir, step));
+  std::vector<std::pair<std::string, std::string>> pairs;
+  RETURN_IF_ERROR(Validate(m, o, &pairs));
+
+  SnapshotRestoreRequest req;
+  req.model_dir = options_.model_dir;
+  req.step = step;
+  req.slots = o.slots;
+  bool restores_global_step = false;
+  for (const auto& [current, saved] : pairs) {
+    req.variables.push_back(current);
+    req.saved_names.push_back(saved);
+    restores_global_step |= current == kGlobalStep;
+  }
+  if (restores_global_step && session_->options().mode.consistency == "sync") req.sync_step = m.global_step;
+  ASSIGN_OR_RETURN(SnapshotRestoreReply restored, client_->SnapshotRestore(req));
+  if (restores_global_step) client_->ResumeAt(m.global_step);
+  if (o.rebuild_collections) session_->SetCollections(m.collections);
+
+  RestoreResult r;
+  r.step = step;
+  r.global_step = m.global_step;
+  r.workers = m.workers;
+  r.restored = req.variables;
+  r.bytes = restored.bytes;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info("restored snapshot {} from {}: {} variable(s), {:.1f} MiB in {:.2f} s (global step {})", step,
+               options_.model_dir, r.restored.size(), r.bytes / 1048576.0, r.seconds, r.global_step);
+  return r;
+}
+
+}  // namespace cairn

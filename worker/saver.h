@@ -1,0 +1,119 @@
+// Saver: cluster-wide snapshots of a session's global variables, and
+// restores from them.
+//
+// A snapshot is one step across every server (see ps/model_dir.h for the
+// layout and the commit rule):
+//   Begin(step)  every server copies its shards of the saved variables as
+//                one consistent cut, then writes them in the background.
+//                Training stalls only for this copy.
+//   Finish()     waits until every server has synced its database, reads the
+//                workers' positions back from it, commits the manifest
+//                (variables, placement, collections, worker states, job
+//                config), and applies retention.
+// Save(step) does both. Only the chief (one Saver per job) saves.
+//
+// What is saved: by default every global variable, trainable or not
+// (normalization statistics, learning_rate, global_step, the workers'
+// states), each with its optimizer slots; never "cairn/chief_ready".
+// options.var_list narrows it, and the Saver logs which non-trainable
+// variables, slots and counters a narrowed save leaves out.
+//
+// Restore validates the snapshot against the graph and reports every
+// mismatch at once (missing, unexpected, shape A vs B, different optimizer
+// slots). A partial restore (warm start) names what it takes, optionally
+// under other names; everything else keeps its initial value. The snapshot
+// may come from a different number of servers.
+//
+// Not thread-safe: Begin and Finish may run on different threads, but not
+// at the same time, and one snapshot at a time.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "ps/model_dir.h"
+#include "worker/ps_client.h"
+#include "worker/session.h"
+
+namespace cairn {
+
+struct SaverOptions {
+  std::string model_dir;
+  std::vector<std::string> var_list;  // empty: every global variable
+  RetentionOptions retention;         // max_to_keep 5 by default
+  std::string job_config;             // stored in each manifest (the job file's text)
+};
+
+struct SnapshotStats {
+  int64_t step = 0;
+  uint64_t bytes = 0;          // value and slot bytes, all servers
+  double copy_seconds = 0;     // the stall: the slowest server's copy
+  double write_seconds = 0;    // the slowest server's background write
+  double total_seconds = 0;    // Begin to committed manifest
+};
+
+struct RestoreOptions {
+  int64_t step = -1;           // -1: the newest committed snapshot
+  // Partial restore (warm start): only these variables, each taken from the
+  // snapshot's variable of the mapped name (current -> saved; unmapped names
+  // map to themselves). Every listed variable must be in the snapshot.
+  bool partial = false;
+  std::vector<std::string> var_list;
+  std::map<std::string, std::string> name_map;
+  bool slots = true;           // restore optimizer slots (a warm start may start them afresh)
+  bool rebuild_collections = false;  // replace the session's collections with the snapshot's
+};
+
+struct RestoreResult {
+  int64_t step = 0;
+  int64_t global_step = 0;
+  std::vector<WorkerState> workers;
+  std::vector<std::string> restored;   // current variable names
+  uint64_t bytes = 0;
+  double seconds = 0;
+};
+
+class Saver {
+ public:
+  // `session` and `client` are borrowed and must outlive the Saver; the
+  // session must be initialized. Checks that var_list names global
+  // variables.
+  static StatusOr<std::unique_ptr<Saver>> Create(Session* session, PsClient* client, SaverOptions options);
+
+  Status Begin(int64_t step);
+  StatusOr<SnapshotStats> Finish();
+  StatusOr<SnapshotStats> Save(int64_t step);
+  bool pending() const { return pending_.has_value(); }
+
+  StatusOr<RestoreResult> Restore(const RestoreOptions& options = {});
+
+  // The variables a save includes.
+  const std::vector<std::string>& saved_variables() const { return saved_; }
+  const SaverOptions& options() const { return options_; }
+
+ private:
+  Saver(Session* session, PsClient* client, SaverOptions options);
+  Status Init();
+  StatusOr<std::vector<WorkerState>> ReadWorkerStates(int64_t step, int64_t* global_step) const;
+  Status Validate(const SnapshotManifest& m, const RestoreOptions& o,
+                  std::vector<std::pair<std::string, std::string>>* pairs) const;
+
+  struct Pending {
+    int64_t step = 0;
+    std::chrono::steady_clock::time_point start;
+    SnapshotStats stats;
+  };
+
+  Session* const session_;
+  PsClient* const client_;
+  const SaverOptions options_;
+  std::vector<std::string> saved_;        // sorted
+  std::vector<VariableSpec> specs_;       // of every global variable, sorted by name
+  std::optional<Pending> pending_;
+};
+
+}  // namespace cairn
