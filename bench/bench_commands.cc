@@ -10,6 +10,7 @@
 
 #include "bench/pushpull_bench.h"
 #include "bench/pushpull_report.h"
+#include "bench/snapshot_bench.h"
 #include "bench/training_bench.h"
 
 namespace cairn {
@@ -152,10 +153,12 @@ void AddBenchCommands(CLI::App& app) {
   CLI::App* bench = app.add_subcommand("bench", "Cluster benchmarks")->require_subcommand(1);
   AddPushPullCommand(*bench);
   AddTrainCommand(*bench);
+  AddSnapshotBench(*bench);
 }
 
 int RunBenchCommands(CLI::App& app) {
-  const CLI::App* bench = app.get_subcommand("bench");
+  CLI::App* bench = app.get_subcommand("bench");
+  if (int rc = RunSnapshotBench(*bench); rc >= 0) return rc;
   if (bench->got_subcommand("pushpull")) return RunPushPull(*bench->get_subcommand("pushpull"));
   if (bench->got_subcommand("train")) return RunTrain(*bench->get_subcommand("train"));
   spdlog::error("no bench subcommand given");

@@ -12,6 +12,7 @@
 #include "bench/bench_commands.h"
 #include "launch/job_config.h"
 #include "launch/mpi_context.h"
+#include "launch/snapshot_tools.h"
 #include "launch/train_job.h"
 
 namespace cairn {
@@ -138,7 +139,9 @@ int main(int argc, char** argv) {
   cairn::TrainFlags train_flags;
   cairn::AddTrainCommand(app, train_flags);
   cairn::AddBenchCommands(app);
+  cairn::AddSnapshotTools(app);
   CLI11_PARSE(app, argc, argv);
   if (app.got_subcommand("train")) return cairn::RunTrain(train_flags, &argc, &argv);
+  if (int rc = cairn::RunSnapshotTools(app); rc >= 0) return rc;
   return cairn::RunBenchCommands(app);
 }
