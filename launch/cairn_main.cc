@@ -2,6 +2,9 @@
 //
 //   cairn train JOB.yaml [--local] [--servers S] [--workers W] [--summary F] ...
 //   mpirun -np N cairn train JOB.yaml --servers S
+//   cairn server --cluster CLUSTER.yaml --index I                 (standalone mode)
+//   cairn worker --cluster CLUSTER.yaml --index J JOB.yaml [...]
+//   cairn snapshots|inspect|export DIR ...
 //   cairn bench pushpull [...]
 #include <cstdio>
 #include <optional>
@@ -31,17 +34,15 @@ struct TrainFlags {
   bool fresh = false;
   std::optional<int64_t> snapshot_every_steps;
   std::optional<double> snapshot_every_secs;
+  // Standalone processes.
+  std::string cluster_path;
+  int index = 0;
+  int io_threads = 1;
 };
 
-void AddTrainCommand(CLI::App& app, TrainFlags& f) {
-  CLI::App* train = app.add_subcommand("train", "Train a job on parameter servers");
+// Options `train` and `worker` share.
+void AddJobOptions(CLI::App* train, TrainFlags& f) {
   train->add_option("job", f.job_path, "Job file (YAML), e.g. launch/examples/linear_regression.yaml")->required();
-  train->add_flag("--local", f.local,
-                  "Run servers and workers as threads of this process (the default when not started by mpirun)");
-  train->add_flag("--in-process", f.in_process,
-                  "Run one worker with no servers (variables and optimizers in this process): the throughput ceiling");
-  train->add_option("--servers", f.servers, "Number of parameter servers (overrides cluster.servers)");
-  train->add_option("--workers", f.workers, "Number of workers with --local (overrides cluster.workers)");
   train->add_option("--max-steps", f.max_steps, "Stop each worker after N steps (overrides train.max_steps)");
   train->add_option("--epochs", f.epochs, "Epochs over the data (overrides train.epochs)");
   train->add_option("--seed", f.seed, "Shuffling seed (overrides train.seed)");
@@ -58,6 +59,28 @@ void AddTrainCommand(CLI::App& app, TrainFlags& f) {
                     "Snapshot every N global steps (overrides snapshot.every_steps; 0: off)");
   train->add_option("--snapshot-every-secs", f.snapshot_every_secs,
                     "Snapshot every S seconds (overrides snapshot.every_secs; 0: off)");
+}
+
+void AddTrainCommand(CLI::App& app, TrainFlags& f) {
+  CLI::App* train = app.add_subcommand("train", "Train a job on parameter servers");
+  AddJobOptions(train, f);
+  train->add_flag("--local", f.local,
+                  "Run servers and workers as threads of this process (the default when not started by mpirun)");
+  train->add_flag("--in-process", f.in_process,
+                  "Run one worker with no servers (variables and optimizers in this process): the throughput ceiling");
+  train->add_option("--servers", f.servers, "Number of parameter servers (overrides cluster.servers)");
+  train->add_option("--workers", f.workers, "Number of workers with --local (overrides cluster.workers)");
+}
+
+void AddStandaloneCommands(CLI::App& app, TrainFlags& server, TrainFlags& worker) {
+  CLI::App* s = app.add_subcommand("server", "Run one parameter server of a standalone cluster until SIGINT/SIGTERM");
+  s->add_option("--cluster", server.cluster_path, "Cluster file (YAML: servers, workers)")->required();
+  s->add_option("--index", server.index, "This server's index in the cluster file")->required();
+  s->add_option("--io-threads", server.io_threads, "Network and handler threads")->default_val(1);
+  CLI::App* w = app.add_subcommand("worker", "Run one worker of a standalone cluster (worker 0 is the chief)");
+  AddJobOptions(w, worker);
+  w->add_option("--cluster", worker.cluster_path, "Cluster file (YAML: servers, workers)")->required();
+  w->add_option("--index", worker.index, "This worker's index")->required();
 }
 
 StatusOr<JobConfig> ConfigWithFlags(const TrainFlags& f) {
@@ -94,6 +117,35 @@ void PrintSummary(const JobSummary& s) {
 int Fail(const Status& s) {
   spdlog::error("{}", s.ToString());
   return 1;
+}
+
+int WriteResult(const JobSummary& s, const std::string& summary_path) {
+  PrintSummary(s);
+  if (!summary_path.empty()) {
+    Status w = WriteSummary(s, summary_path);
+    if (!w.ok()) return Fail(w);
+  }
+  return 0;
+}
+
+int RunServer(const TrainFlags& f) {
+  std::string bind;
+  StatusOr<ClusterSpec> cluster = LoadClusterFile(f.cluster_path, &bind);
+  if (!cluster.ok()) return Fail(cluster.status());
+  spdlog::set_pattern(fmt::format("[%H:%M:%S.%e] [server {}] [%l] %v", f.index));
+  Status s = RunServerProcess(*cluster, f.index, bind, f.io_threads);
+  return s.ok() ? 0 : Fail(s);
+}
+
+int RunWorker(const TrainFlags& f) {
+  StatusOr<ClusterSpec> cluster = LoadClusterFile(f.cluster_path);
+  if (!cluster.ok()) return Fail(cluster.status());
+  StatusOr<JobConfig> config = ConfigWithFlags(f);
+  if (!config.ok()) return Fail(config.status());
+  spdlog::set_pattern(fmt::format("[%H:%M:%S.%e] [worker {}] [%l] %v", f.index));
+  StatusOr<JobSummary> s = RunWorkerProcess(*config, *cluster, f.index);
+  if (!s.ok()) return Fail(s.status());
+  return f.index == 0 ? WriteResult(*s, f.summary_path) : 0;
 }
 
 int RunTrain(const TrainFlags& f, int* argc, char*** argv) {
@@ -138,10 +190,14 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   cairn::TrainFlags train_flags;
   cairn::AddTrainCommand(app, train_flags);
+  cairn::TrainFlags server_flags, worker_flags;
+  cairn::AddStandaloneCommands(app, server_flags, worker_flags);
   cairn::AddBenchCommands(app);
   cairn::AddSnapshotTools(app);
   CLI11_PARSE(app, argc, argv);
   if (app.got_subcommand("train")) return cairn::RunTrain(train_flags, &argc, &argv);
+  if (app.got_subcommand("server")) return cairn::RunServer(server_flags);
+  if (app.got_subcommand("worker")) return cairn::RunWorker(worker_flags);
   if (int rc = cairn::RunSnapshotTools(app); rc >= 0) return rc;
   return cairn::RunBenchCommands(app);
 }

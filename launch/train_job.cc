@@ -1,5 +1,7 @@
 #include "launch/train_job.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -11,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
 
 #include "common/asio_transport.h"
 #include "common/event_loop.h"
@@ -404,6 +407,89 @@ StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi) {
   if (server) server->Stop();
   RETURN_IF_ERROR(result);
   return chief ? s : JobSummary{};
+}
+
+StatusOr<ClusterSpec> LoadClusterFile(const std::string& path, std::string* bind) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument("cluster file '" + path + "': " + e.what());
+  }
+  auto bad = [&](const std::string& why) { return InvalidArgument("cluster file '" + path + "': " + why); };
+  if (!root.IsMap()) return bad("expected a map with 'servers' and 'workers'");
+  ClusterSpec spec;
+  for (const auto& kv : root) {
+    const std::string key = kv.first.as<std::string>("");
+    if (key != "servers" && key != "workers" && key != "bind") return bad("unknown key '" + key + "'");
+  }
+  const YAML::Node servers = root["servers"];
+  if (!servers || !servers.IsSequence() || servers.size() == 0) return bad("'servers' must be a non-empty list");
+  for (const YAML::Node& s : servers) {
+    if (!s.IsScalar()) return bad("each server is \"host:port\"");
+    StatusOr<Endpoint> e = ParseEndpoint(s.Scalar());
+    if (!e.ok()) return bad(e.status().message());
+    spec.servers.push_back(*e);
+  }
+  const YAML::Node workers = root["workers"];
+  if (!workers || !workers.IsScalar()) return bad("'workers' must be a number");
+  try {
+    spec.num_workers = workers.as<int>();
+  } catch (const YAML::Exception&) {
+    return bad("'workers' must be a number");
+  }
+  if (spec.num_workers < 1 || spec.num_workers > 1024) return bad("'workers' must be in [1, 1024]");
+  if (bind) *bind = root["bind"] ? root["bind"].as<std::string>("") : "";
+  return spec;
+}
+
+Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string& bind, int io_threads) {
+  if (index < 0 || index >= cluster.num_servers()) {
+    return InvalidArgument("--index " + std::to_string(index) + ": the cluster has servers 0.." +
+                           std::to_string(cluster.num_servers() - 1));
+  }
+  // Block the stop signals in every thread (the loop's inherit this mask);
+  // this thread waits for them below.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  const Endpoint& me = cluster.servers[index];
+  EventLoop loop(io_threads);
+  ASSIGN_OR_RETURN(auto server, Server::Start(loop, ServerOptions{index, bind.empty() ? me.host : bind, me.port, {}}));
+  spdlog::info("server {} of {} listening on {}", index, cluster.num_servers(), server->endpoint().ToString());
+  int signal = 0;
+  sigwait(&stop, &signal);
+  spdlog::info("server {}: {} received: stopping", index, signal == SIGINT ? "SIGINT" : "SIGTERM");
+  server->Stop();
+  return Status::OK();
+}
+
+StatusOr<JobSummary> RunWorkerProcess(const JobConfig& config, const ClusterSpec& cluster, int index) {
+  JobConfig c = config;
+  c.cluster.servers = cluster.num_servers();
+  c.cluster.workers = cluster.num_workers;
+  RETURN_IF_ERROR(ValidateJobConfig(c).WithContext("with the cluster file's servers and workers"));
+  if (index < 0 || index >= cluster.num_workers) {
+    return InvalidArgument("--index " + std::to_string(index) + ": the cluster has workers 0.." +
+                           std::to_string(cluster.num_workers - 1));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<JobData> data, LoadJobData(c));
+  if (index == 0) RETURN_IF_ERROR(PrepareSnapshotDir(c));
+  EventLoop loop(c.cluster.io_threads);
+  spdlog::info("worker {} of {}: servers{}", index, cluster.num_workers, [&] {
+    std::string s;
+    for (const Endpoint& e : cluster.servers) s += " " + e.ToString();
+    return s;
+  }());
+  const auto start = Clock::now();
+  ASSIGN_OR_RETURN(WorkerReport report, RunWorker(c, *data, loop, cluster.servers, index, cluster.num_workers));
+  if (index != 0) return JobSummary{};
+  JobSummary s{c.name, "standalone", cluster.num_servers(), cluster.num_workers};
+  Summarize({report}, std::chrono::duration<double>(Clock::now() - start).count(), &s);
+  RETURN_IF_ERROR(AfterTraining(c, *data, loop, cluster.servers, cluster.num_workers, &s));
+  return s;
 }
 
 }  // namespace cairn

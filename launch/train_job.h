@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/cluster_spec.h"
 #include "common/status.h"
 #include "launch/job_config.h"
 #include "launch/mpi_context.h"
@@ -46,5 +47,19 @@ StatusOr<JobSummary> RunInProcessJob(const JobConfig& config);
 // train; rank `servers` (the chief) returns the summary, other ranks an
 // empty one.
 StatusOr<JobSummary> RunMpiJob(const JobConfig& config, MpiContext& mpi);
+
+// Standalone mode: one process per server and per worker, started and
+// restarted independently, all reading the same cluster file:
+//   servers: [host:port, ...]   # index = server index
+//   workers: 2
+//   bind: 0.0.0.0               # optional: where servers listen (default: their host)
+StatusOr<ClusterSpec> LoadClusterFile(const std::string& path, std::string* bind = nullptr);
+
+// Serves as server `index` until SIGINT or SIGTERM.
+Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string& bind, int io_threads);
+
+// Trains as worker `index` of the cluster (worker 0 is the chief: it
+// restores, snapshots, and returns the summary; others return an empty one).
+StatusOr<JobSummary> RunWorkerProcess(const JobConfig& config, const ClusterSpec& cluster, int index);
 
 }  // namespace cairn

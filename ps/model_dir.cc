@@ -23,6 +23,8 @@
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
 
+#include "common/crash_point.h"
+
 namespace cairn {
 namespace {
 
@@ -556,6 +558,7 @@ Status CommitManifest(const std::string& model_dir, const SnapshotManifest& mani
   }
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   Status s = WriteFileSynced(tmp, content);
+  CrashPoint("manifest.before_rename");
   if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
     s = ErrnoStatus(errno, "cannot rename '" + tmp + "' to '" + path + "'");
   }
@@ -660,6 +663,7 @@ StatusOr<std::vector<int64_t>> ApplyRetention(const std::string& model_dir, cons
   // between must never leave a committed step whose databases are gone.
   for (int64_t step : steps) RETURN_IF_ERROR(RemovePath(ManifestPath(model_dir, step)));
   if (!steps.empty()) RETURN_IF_ERROR(SyncDir(model_dir));
+  if (!steps.empty()) CrashPoint("retention.after_manifests_removed");
   for (int64_t step : steps) {
     RETURN_IF_ERROR(RemovePath(SnapshotDirPath(model_dir, step)));
     spdlog::info("model dir '{}': removed snapshot {} (retention)", model_dir, step);

@@ -13,6 +13,7 @@
 #include <boost/asio/strand.hpp>
 #include <spdlog/spdlog.h>
 
+#include "common/crash_point.h"
 #include "common/frame_socket.h"
 #include "common/messages.h"
 #include "ps/model_dir.h"
@@ -333,6 +334,7 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     RETURN_IF_ERROR(ClearStaleDatabase(req.model_dir, req.step, db_path));
     const auto start = Clock::now();
     auto copies = std::make_shared<std::vector<ShardCopy>>(store_.Export(req.names));
+    CrashPoint("server.after_copy");
     SnapshotPrepareReply out;
     out.copy_seconds = std::chrono::duration<double>(Clock::now() - start).count();
     out.shards = copies->size();
@@ -345,8 +347,10 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     job_->step = req.step;
     writer_ = std::thread([self = shared_from_this(), job = job_, copies, db_path] {
       SnapshotIoStats io;
+      CrashPoint("server.before_write");
       Status s = WriteServerSnapshot(db_path, job->step, *copies, self->options_.snapshot, &io);
       copies->clear();  // free the copy before anyone is told
+      CrashPoint("server.after_write");
       self->FinishSnapshot(job, s, io);
     });
     spdlog::info("server {}: snapshot {}: copied {} shard(s), {:.1f} MiB in {:.1f} ms; writing {}", options_.index,

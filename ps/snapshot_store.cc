@@ -24,6 +24,7 @@
 // libxxhash's runtime-dispatched (AVX2 where the CPU has it) XXH3, as in frame.cc.
 #include <xxh_x86dispatch.h>
 
+#include "common/crash_point.h"
 #include "common/wire_archive.h"
 
 namespace cairn {
@@ -413,6 +414,7 @@ Status BulkWriter::Ingest() {
 
 Status BulkWriter::Commit(const std::string& done_value) {
   RETURN_IF_ERROR(Ingest());
+  CrashPoint("snapshot_db.before_done");
   rocksdb::WriteOptions write;
   write.sync = sync_;
   rocksdb::Status s = db_->Put(write, kDoneKey, done_value);

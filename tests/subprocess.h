@@ -61,4 +61,68 @@ inline CommandResult RunCommand(const std::vector<std::string>& argv, std::chron
   return result;
 }
 
+// A child process running in the background, its output in a log file.
+// Killed (SIGKILL) and reaped on destruction if still running.
+class ChildProcess {
+ public:
+  // `env` entries ("NAME=value") are added to this process's environment.
+  ChildProcess(const std::vector<std::string>& argv, const std::vector<std::string>& env, const std::string& log) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      setpgid(0, 0);
+      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+      }
+      for (const std::string& e : env) putenv(const_cast<char*>(e.c_str()));
+      std::vector<char*> args;
+      for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+      args.push_back(nullptr);
+      execvp(args[0], args.data());
+      _exit(127);
+    }
+  }
+  ~ChildProcess() { Kill(); }
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  // Waits up to `limit` for the process to end; true if it has (status()
+  // then says how). Polls every 5 ms: a bounded wait, not a timing guess.
+  bool WaitExit(std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (running()) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      usleep(5000);
+    }
+    return true;
+  }
+  void Kill() {
+    if (!running()) return;
+    kill(-pid_, SIGKILL);
+    kill(pid_, SIGKILL);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    reaped_ = true;
+    status_ = status;
+  }
+  bool running() {
+    if (reaped_ || pid_ <= 0) return false;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      reaped_ = true;
+      status_ = status;
+    }
+    return !reaped_;
+  }
+  bool killed_by_sigkill() const { return reaped_ && WIFSIGNALED(status_) && WTERMSIG(status_) == SIGKILL; }
+  bool exited_ok() const { return reaped_ && WIFEXITED(status_) && WEXITSTATUS(status_) == 0; }
+
+ private:
+  pid_t pid_ = -1;
+  bool reaped_ = false;
+  int status_ = 0;
+};
+
 }  // namespace cairn::testing

@@ -6,6 +6,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/crash_point.h"
 #include "ps/optimizer.h"
 #include "ps/snapshot_store.h"
 #include "worker/model.h"
@@ -116,6 +117,7 @@ Status Saver::Begin(int64_t step) {
   p.stats.copy_seconds = prepared.copy_seconds;
   p.stats.bytes = prepared.bytes;
   pending_ = p;
+  CrashPoint("chief.after_prepare");
   return Status::OK();
 }
 
@@ -155,11 +157,13 @@ StatusOr<SnapshotStats> Saver::Finish() {
   m.job_config = options_.job_config;
   m.bytes = written->bytes;
   m.created = UnixSeconds();
+  CrashPoint("chief.before_commit");
   Status committed = CommitManifest(options_.model_dir, m);
   if (!committed.ok()) return fail(committed);
   p.stats.total_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - p.start).count();
   spdlog::info("snapshot {} committed: {:.1f} MiB, training stalled {:.1f} ms for the copy, written in {:.2f} s",
                step, p.stats.bytes / 1048576.0, p.stats.copy_seconds * 1e3, p.stats.write_seconds);
+  CrashPoint("chief.after_commit");
   StatusOr<std::vector<int64_t>> removed = ApplyRetention(options_.model_dir, options_.retention);
   if (!removed.ok()) spdlog::warn("snapshot retention: {}", removed.status().ToString());
   return p.stats;
