@@ -1,10 +1,514 @@
 #include "launch/snapshot_tools.h"
 
-namespace cairn {
+#include <time.h>
 
-void AddSnapshotTools(CLI::App& app) { (void)app; }
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <system_error>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "launch/npz.h"
+#include "ps/snapshot_store.h"
+
+namespace cairn {
+namespace {
+
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+constexpr double kMiB = 1048576.0;
+
+// ---- Reading a snapshot ----
+
+std::string SlotName(const ManifestVariable& v, const std::string& slot) {
+  return v.spec.name + "/" + v.optimizer + "/" + slot;
+}
+
+std::string RowsString(int64_t begin, int64_t end) {
+  return "[" + std::to_string(begin) + ", " + std::to_string(end) + ")";
+}
+
+// Opens each server's database once, on first use.
+class ServerDbs {
+ public:
+  ServerDbs(const std::string& model_dir, const SnapshotManifest& manifest)
+      : model_dir_(model_dir), manifest_(manifest) {}
+
+  StatusOr<SnapshotDb*> Get(int server) {
+    if (server < 0 || server >= manifest_.num_servers) {
+      return DataLoss("the manifest names server " + std::to_string(server) + " of a snapshot of " +
+                      std::to_string(manifest_.num_servers) + " servers");
+    }
+    auto it = dbs_.find(server);
+    if (it != dbs_.end()) return it->second.get();
+    const std::string path = ServerDbPath(model_dir_, manifest_.step, server);
+    ASSIGN_OR_RETURN(std::unique_ptr<SnapshotDb> db, OpenSnapshotDb(path));
+    if (db->step() != manifest_.step) {
+      return DataLoss("'" + path + "' holds step " + std::to_string(db->step()) + ", not " +
+                      std::to_string(manifest_.step));
+    }
+    return dbs_.emplace(server, std::move(db)).first->second.get();
+  }
+
+ private:
+  const std::string& model_dir_;
+  const SnapshotManifest& manifest_;
+  std::map<int, std::unique_ptr<SnapshotDb>> dbs_;
+};
+
+// The manifest's shards of `v`, by first row, checked to hold every row
+// exactly once: a gap or an overlap would leave bytes unread or read twice.
+StatusOr<std::vector<const ManifestShard*>> ShardsOf(const SnapshotManifest& m, const ManifestVariable& v) {
+  const std::string& name = v.spec.name;
+  std::vector<const ManifestShard*> shards;
+  for (const ManifestShard& s : m.shards) {
+    if (s.variable == name) shards.push_back(&s);
+  }
+  std::sort(shards.begin(), shards.end(),
+            [](const ManifestShard* a, const ManifestShard* b) { return a->row_begin < b->row_begin; });
+  int64_t next = 0;
+  for (const ManifestShard* s : shards) {
+    if (s->row_end < s->row_begin) {
+      return DataLoss("the manifest gives '" + name + "' a shard of rows " + RowsString(s->row_begin, s->row_end));
+    }
+    if (s->row_begin < next) {
+      return DataLoss("rows " + RowsString(s->row_begin, std::min(next, s->row_end)) + " of '" + name +
+                      "' are in more than one shard of the manifest");
+    }
+    if (s->row_begin > next) {
+      return DataLoss("rows " + RowsString(next, s->row_begin) + " of '" + name + "' are in no shard of the manifest");
+    }
+    next = s->row_end;
+  }
+  if (next < v.spec.rows()) {
+    return DataLoss("rows " + RowsString(next, v.spec.rows()) + " of '" + name + "' are in no shard of the manifest");
+  }
+  if (next > v.spec.rows()) {
+    return DataLoss("the manifest's shards of '" + name + "' run to row " + std::to_string(next) + " of " +
+                    std::to_string(v.spec.rows()));
+  }
+  const bool scalar_slot = std::find(v.scalar_slots.begin(), v.scalar_slots.end(), true) != v.scalar_slots.end();
+  if (shards.empty() && scalar_slot) return DataLoss("the manifest lists no shard of '" + name + "'");
+  return shards;
+}
+
+// Checks that the database's record of a shard is the one the manifest describes.
+Status CheckRecord(const ShardRecord* r, const ManifestVariable& v, const ManifestShard& s) {
+  const VariableSpec& spec = v.spec;
+  const std::string where = "server " + std::to_string(s.server) + "'s database";
+  if (!r) {
+    return DataLoss(where + " has no shard '" + spec.name + "' (the manifest puts rows " +
+                    RowsString(s.row_begin, s.row_end) + " there)");
+  }
+  const VariableSpec& saved = r->info.spec;
+  if (saved.shape != spec.shape || saved.dtype != spec.dtype) {
+    return DataLoss(where + " holds '" + spec.name + "' as " + DTypeName(saved.dtype) + ShapeString(saved.shape) +
+                    ", the manifest says " + DTypeName(spec.dtype) + ShapeString(spec.shape));
+  }
+  if (s.row_begin < r->info.row_begin || s.row_end > r->info.row_end) {
+    return DataLoss(where + " holds rows " + RowsString(r->info.row_begin, r->info.row_end) + " of '" + spec.name +
+                    "', the manifest puts rows " + RowsString(s.row_begin, s.row_end) + " there");
+  }
+  bool same_slots = r->slot_defs.size() == v.slots.size();
+  for (size_t k = 0; same_slots && k < v.slots.size(); ++k) {
+    same_slots = r->slot_defs[k].name == v.slots[k] && r->slot_defs[k].scalar == v.scalar_slots[k];
+  }
+  if (!same_slots) {
+    return DataLoss(where + " holds '" + spec.name + "' with " + std::to_string(r->slot_defs.size()) +
+                    " slot(s) other than the manifest's " + std::to_string(v.slots.size()));
+  }
+  return Status::OK();
+}
+
+char* Bytes(Tensor& t) { return static_cast<char*>(t.raw()); }
+
+// Reads variable `v` and its slots; appends them to `out`, the variable
+// first, then its slots by name.
+Status ReadVariable(const SnapshotManifest& m, const ManifestVariable& v, ServerDbs& dbs,
+                    std::vector<SnapshotTensor>* out) {
+  const VariableSpec& spec = v.spec;
+  if (v.scalar_slots.size() != v.slots.size()) {
+    return DataLoss("the manifest lists " + std::to_string(v.slots.size()) + " slots of '" + spec.name + "' but " +
+                    std::to_string(v.scalar_slots.size()) + " scalar flags");
+  }
+  ASSIGN_OR_RETURN(std::vector<const ManifestShard*> shards, ShardsOf(m, v));
+  // Every byte is overwritten: ShardsOf has checked that the shards cover every row once.
+  Tensor value = Tensor::Uninitialized(spec.dtype, spec.shape);
+  std::vector<Tensor> slots;
+  for (bool scalar : v.scalar_slots) slots.push_back(Tensor::Uninitialized(DType::kFloat32, scalar ? Shape{1} : spec.shape));
+  const uint64_t row_bytes = spec.row_bytes();
+  const uint64_t slot_row_bytes = (spec.rows() == 0 ? 0 : spec.num_elements() / spec.rows()) * sizeof(float);
+  for (size_t i = 0; i < shards.size(); ++i) {
+    const ManifestShard& s = *shards[i];
+    ASSIGN_OR_RETURN(SnapshotDb * db, dbs.Get(s.server));
+    RETURN_IF_ERROR(CheckRecord(db->Find(spec.name), v, s));
+    const uint64_t rows = static_cast<uint64_t>(s.row_end - s.row_begin);
+    RETURN_IF_ERROR(db->ReadRows(spec.name, 0, s.row_begin, s.row_end, Bytes(value) + s.row_begin * row_bytes,
+                                 rows * row_bytes));
+    for (size_t k = 0; k < slots.size(); ++k) {
+      const int part = static_cast<int>(1 + k);
+      if (v.scalar_slots[k]) {
+        // The same on every shard of a variable (Adam's beta powers): the first one's does.
+        if (i == 0) RETURN_IF_ERROR(db->ReadRows(spec.name, part, 0, 0, slots[k].raw(), slots[k].byte_size()));
+        continue;
+      }
+      RETURN_IF_ERROR(db->ReadRows(spec.name, part, s.row_begin, s.row_end,
+                                   Bytes(slots[k]) + s.row_begin * slot_row_bytes, rows * slot_row_bytes));
+    }
+  }
+  out->push_back({spec.name, "", spec.trainable, std::move(value)});
+  const size_t first_slot = out->size();
+  for (size_t k = 0; k < slots.size(); ++k) out->push_back({SlotName(v, v.slots[k]), spec.name, false, std::move(slots[k])});
+  std::sort(out->begin() + first_slot, out->end(),
+            [](const SnapshotTensor& a, const SnapshotTensor& b) { return a.name < b.name; });
+  return Status::OK();
+}
+
+// NotFound for a step that is not committed; a step whose directory exists
+// without a manifest is a save that never finished, and says so.
+Status NotCommitted(const std::string& model_dir, int64_t step, const Status& not_found) {
+  std::error_code ec;
+  if (!fs::exists(SnapshotDirPath(model_dir, step), ec)) return not_found;
+  return FailedPrecondition("not committed: '" + SnapshotDirPath(model_dir, step) +
+                            "' is there but has no manifest (a save that never finished, or one in progress)");
+}
+
+Status UnknownVariable(const SnapshotManifest& m, const std::string& only) {
+  std::string hint;
+  for (const ManifestVariable& v : m.variables) {
+    for (const std::string& slot : v.slots) {
+      if (SlotName(v, slot) == only) hint = " ('" + only + "' is a slot of '" + v.spec.name + "': ask for that)";
+    }
+  }
+  if (hint.empty()) {
+    hint = " (it has " + std::to_string(m.variables.size()) + ":";
+    for (size_t i = 0; i < m.variables.size() && i < 10; ++i) hint += " " + m.variables[i].spec.name;
+    hint += m.variables.size() > 10 ? " ...)" : ")";
+  }
+  return NotFound("no variable '" + only + "'" + hint);
+}
+
+StatusOr<std::vector<SnapshotTensor>> ReadCommitted(const std::string& model_dir, int64_t step,
+                                                    const std::string& only, SnapshotManifest* manifest) {
+  StatusOr<SnapshotManifest> read = ReadManifest(model_dir, step);
+  if (!read.ok()) {
+    if (read.status().code() == StatusCode::kNotFound) return NotCommitted(model_dir, step, read.status());
+    return read.status();
+  }
+  const SnapshotManifest& m = *read;
+  for (const ManifestShard& s : m.shards) {
+    if (!m.FindVariable(s.variable)) return DataLoss("the manifest lists a shard of '" + s.variable + "', which it does not declare");
+  }
+  if (!only.empty() && !m.FindVariable(only)) return UnknownVariable(m, only);
+  ServerDbs dbs(model_dir, m);
+  std::vector<SnapshotTensor> tensors;
+  for (const ManifestVariable& v : m.variables) {  // sorted by name
+    if (!only.empty() && v.spec.name != only) continue;
+    RETURN_IF_ERROR(ReadVariable(m, v, dbs, &tensors));
+  }
+  if (manifest) *manifest = std::move(*read);
+  return tensors;
+}
+
+// ---- Formatting ----
+
+// "244 B", "61.4 KiB", "12.3 MiB", "1.25 GiB".
+std::string FormatBytes(uint64_t bytes) {
+  if (bytes < 1024) return std::to_string(bytes) + " B";
+  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
+  double value = bytes / 1024.0;
+  int unit = 0;
+  for (; value >= 1024 && unit < 3; ++unit) value /= 1024;
+  return fmt::format("{:.{}f} {}", value, value < 10 ? 2 : 1, units[unit]);
+}
+
+std::string LocalTime(double unix_seconds) {
+  const time_t t = static_cast<time_t>(unix_seconds);
+  tm local{};
+  if (!::localtime_r(&t, &local)) return "?";
+  char text[32];
+  return std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &local) ? text : "?";
+}
+
+// Statistics over a tensor's elements; NaNs are counted, not averaged.
+struct TensorStats {
+  int64_t elements = 0;
+  int64_t nan_count = 0;
+  bool integer = false;
+  int64_t int_min = 0, int_max = 0;  // integer tensors
+  double min = 0, max = 0, mean = 0;
+  bool has_values() const { return elements > nan_count; }
+};
+
+TensorStats Summarize(const Tensor& t) {
+  TensorStats s;
+  s.elements = t.num_elements();
+  if (s.elements == 0) return s;
+  if (t.dtype() == DType::kInt64) {
+    s.integer = true;
+    const int64_t* p = t.data<int64_t>();
+    s.int_min = s.int_max = p[0];
+    long double sum = 0;
+    for (int64_t i = 0; i < s.elements; ++i) {
+      s.int_min = std::min(s.int_min, p[i]);
+      s.int_max = std::max(s.int_max, p[i]);
+      sum += p[i];
+    }
+    s.min = static_cast<double>(s.int_min);
+    s.max = static_cast<double>(s.int_max);
+    s.mean = static_cast<double>(sum / s.elements);
+    return s;
+  }
+  const float* p = t.data<float>();
+  double sum = 0;
+  s.min = std::numeric_limits<double>::infinity();
+  s.max = -s.min;
+  for (int64_t i = 0; i < s.elements; ++i) {
+    if (std::isnan(p[i])) {
+      ++s.nan_count;
+      continue;
+    }
+    s.min = std::min<double>(s.min, p[i]);
+    s.max = std::max<double>(s.max, p[i]);
+    sum += p[i];
+  }
+  if (s.has_values()) s.mean = sum / static_cast<double>(s.elements - s.nan_count);
+  return s;
+}
+
+std::string StatText(const TensorStats& s, double v, int64_t integer) {
+  if (!s.has_values()) return "-";
+  return s.integer ? std::to_string(integer) : fmt::format("{:.6g}", v);
+}
+
+// JSON has no NaN or infinity: null stands for them, and for "no values".
+Json JsonNumber(const TensorStats& s, double v) {
+  if (!s.has_values() || !std::isfinite(v)) return nullptr;
+  return v;
+}
+
+Json TensorJson(const SnapshotTensor& t) {
+  const TensorStats s = Summarize(t.value);
+  Json j = {{"name", t.name},
+            {"dtype", DTypeName(t.value.dtype())},
+            {"shape", t.value.shape()},
+            {"trainable", t.trainable},
+            {"slot_of", t.slot_of.empty() ? Json(nullptr) : Json(t.slot_of)},
+            {"elements", s.elements},
+            {"nan_count", s.nan_count}};
+  j["min"] = s.integer && s.has_values() ? Json(s.int_min) : JsonNumber(s, s.min);
+  j["max"] = s.integer && s.has_values() ? Json(s.int_max) : JsonNumber(s, s.max);
+  j["mean"] = JsonNumber(s, s.mean);
+  return j;
+}
+
+Json ManifestJson(const std::string& model_dir, const SnapshotManifest& m) {
+  const OptimizerSpec& o = m.optimizer;
+  Json workers = Json::array();
+  for (const WorkerState& w : m.workers) {
+    workers.push_back({{"worker", w.worker}, {"steps", w.steps}, {"epoch", w.epoch},
+                       {"step_in_epoch", w.step_in_epoch}, {"seed", w.seed}});
+  }
+  return {{"model_dir", model_dir},
+          {"step", m.step},
+          {"global_step", m.global_step},
+          {"num_servers", m.num_servers},
+          {"created", m.created},
+          {"created_local", LocalTime(m.created)},
+          {"mode", {{"consistency", m.mode.consistency}, {"num_workers", m.mode.num_workers}}},
+          {"optimizer", {{"kind", o.kind}, {"learning_rate", o.learning_rate}, {"momentum", o.momentum},
+                         {"nesterov", o.nesterov}, {"beta1", o.beta1}, {"beta2", o.beta2}, {"epsilon", o.epsilon},
+                         {"initial_accumulator", o.initial_accumulator}, {"l1", o.l1}, {"l2", o.l2},
+                         {"lr_power", o.lr_power}}},
+          {"bytes", m.bytes},
+          {"collections", m.collections},
+          {"workers", workers}};
+}
+
+void PrintTensorTable(const std::vector<SnapshotTensor>& tensors) {
+  size_t name_w = 4, shape_w = 5, slot_w = 7;
+  for (const SnapshotTensor& t : tensors) {
+    name_w = std::max(name_w, t.name.size());
+    shape_w = std::max(shape_w, ShapeString(t.value.shape()).size());
+    slot_w = std::max(slot_w, t.slot_of.size());
+  }
+  fmt::print("{:<{}}  {:<7}  {:<{}}  {:<9}  {:<{}}  {:>12}  {:>12}  {:>12}\n", "name", name_w, "dtype", "shape",
+             shape_w, "trainable", "slot of", slot_w, "min", "max", "mean");
+  for (const SnapshotTensor& t : tensors) {
+    const TensorStats s = Summarize(t.value);
+    std::string mean = s.has_values() ? fmt::format("{:.6g}", s.mean) : "-";
+    fmt::print("{:<{}}  {:<7}  {:<{}}  {:<9}  {:<{}}  {:>12}  {:>12}  {:>12}{}\n", t.name, name_w,
+               DTypeName(t.value.dtype()), ShapeString(t.value.shape()), shape_w, t.trainable ? "yes" : "no",
+               t.slot_of.empty() ? "-" : t.slot_of, slot_w, StatText(s, s.min, s.int_min),
+               StatText(s, s.max, s.int_max), mean,
+               s.nan_count ? fmt::format("  ({} NaN of {})", s.nan_count, s.elements) : "");
+  }
+}
+
+void PrintManifestTail(const SnapshotManifest& m) {
+  fmt::print("\ncollections:\n");
+  if (m.collections.empty()) fmt::print("  (none)\n");
+  for (const auto& [name, vars] : m.collections) fmt::print("  {}: {}\n", name, fmt::join(vars, ", "));
+  fmt::print("\nworkers:\n");
+  if (m.workers.empty()) fmt::print("  (none)\n");
+  for (const WorkerState& w : m.workers) {
+    fmt::print("  worker {}: steps {}, epoch {}, step_in_epoch {}, seed {}\n", w.worker, w.steps, w.epoch,
+               w.step_in_epoch, w.seed);
+  }
+}
+
+// ---- Commands ----
+
+int Fail(const std::string& command, const Status& s) {
+  spdlog::error("cairn {}: {}", command, s.ToString());
+  return 1;
+}
+
+void AddDirOption(CLI::App* c) {
+  c->add_option("dir", "Model directory (the job's snapshot.model_dir)")->required();
+}
+
+void AddStepOption(CLI::App* c) {
+  c->add_option("--step", "Snapshot step (default: the newest committed one)")->default_val(-1);
+}
+
+std::string DirOf(const CLI::App& c) { return c.get_option("dir")->as<std::string>(); }
+bool JsonFlag(const CLI::App& c) { return c.get_option("--json")->count() > 0; }
+
+Json ListingJson(const std::string& model_dir, const SnapshotListing& l) {
+  Json j = {{"step", l.step},       {"created", l.created}, {"created_local", LocalTime(l.created)},
+            {"bytes", l.bytes},     {"committed", l.committed}, {"global_step", nullptr}};
+  if (!l.committed) return j;
+  StatusOr<SnapshotManifest> m = ReadManifest(model_dir, l.step);
+  if (m.ok()) {
+    j["global_step"] = m->global_step;
+  } else {
+    j["error"] = m.status().ToString();
+  }
+  return j;
+}
+
+int RunSnapshots(const CLI::App& c) {
+  const std::string dir = DirOf(c);
+  Status checked = CheckModelDir(dir);
+  if (!checked.ok()) return Fail("snapshots", checked);
+  StatusOr<std::vector<SnapshotListing>> listing = ListSnapshots(dir);
+  if (!listing.ok()) return Fail("snapshots", listing.status());
+  Json rows = Json::array();
+  for (const SnapshotListing& l : *listing) rows.push_back(ListingJson(dir, l));
+  if (JsonFlag(c)) {
+    fmt::print("{}\n", rows.dump(2));
+    return 0;
+  }
+  if (rows.empty()) {
+    fmt::print("no snapshots in '{}'\n", dir);
+    return 0;
+  }
+  fmt::print("{:>12}  {:<19}  {:>10}  {:<11}  {:>12}\n", "step", "created", "size (MiB)", "state", "global step");
+  for (const Json& r : rows) {
+    std::string global = "-";
+    if (!r["global_step"].is_null()) global = std::to_string(r["global_step"].get<int64_t>());
+    if (r.contains("error")) global = "unreadable manifest";
+    fmt::print("{:>12}  {:<19}  {:>10.2f}  {:<11}  {:>12}\n", r["step"].get<int64_t>(),
+               r["created_local"].get<std::string>(), r["bytes"].get<uint64_t>() / kMiB,
+               r["committed"].get<bool>() ? "committed" : "uncommitted", global);
+  }
+  return 0;
+}
+
+int RunInspect(const CLI::App& c) {
+  const std::string dir = DirOf(c);
+  SnapshotManifest m;
+  StatusOr<std::vector<SnapshotTensor>> tensors =
+      ReadSnapshot(dir, c.get_option("--step")->as<int64_t>(), c.get_option("--var")->as<std::string>(), &m);
+  if (!tensors.ok()) return Fail("inspect", tensors.status());
+  if (JsonFlag(c)) {
+    Json j = ManifestJson(dir, m);
+    j["tensors"] = Json::array();
+    for (const SnapshotTensor& t : *tensors) j["tensors"].push_back(TensorJson(t));
+    fmt::print("{}\n", j.dump(2));
+    return 0;
+  }
+  fmt::print("snapshot {} of '{}': global step {}, {} server(s), created {}, optimizer {} (learning rate {:g}), {}, "
+             "{} ({} bytes)\n\n",
+             m.step, dir, m.global_step, m.num_servers, LocalTime(m.created), m.optimizer.kind,
+             m.optimizer.learning_rate, m.mode.consistency, FormatBytes(m.bytes), m.bytes);
+  PrintTensorTable(*tensors);
+  PrintManifestTail(m);
+  return 0;
+}
+
+int RunExport(const CLI::App& c) {
+  const std::string dir = DirOf(c);
+  const std::string out = c.get_option("--out")->as<std::string>();
+  // Fails before reading what may be gigabytes, not after.
+  const fs::path parent = fs::path(out).parent_path().empty() ? fs::path(".") : fs::path(out).parent_path();
+  std::error_code ec;
+  if (!fs::is_directory(parent, ec)) {
+    return Fail("export", NotFound("--out '" + out + "': no directory '" + parent.string() + "'"));
+  }
+  SnapshotManifest m;
+  StatusOr<std::vector<SnapshotTensor>> tensors = ReadSnapshot(dir, c.get_option("--step")->as<int64_t>(), "", &m);
+  if (!tensors.ok()) return Fail("export", tensors.status());
+  std::vector<NpzArray> arrays;
+  size_t variables = 0;
+  for (SnapshotTensor& t : *tensors) {
+    variables += t.slot_of.empty();
+    arrays.push_back({t.name, std::move(t.value)});
+  }
+  tensors->clear();
+  Status written = WriteNpz(out, arrays);
+  if (!written.ok()) return Fail("export", written.WithContext("writing '" + out + "'"));
+  const uintmax_t bytes = fs::file_size(out, ec);
+  fmt::print("exported snapshot {} (global step {}) to '{}': {} arrays ({} variables, {} slots), {}\n", m.step,
+             m.global_step, out, arrays.size(), variables, arrays.size() - variables,
+             ec ? std::string("size unknown") : FormatBytes(bytes));
+  return 0;
+}
+
+}  // namespace
+
+StatusOr<std::vector<SnapshotTensor>> ReadSnapshot(const std::string& model_dir, int64_t step, const std::string& only,
+                                                   SnapshotManifest* manifest) {
+  RETURN_IF_ERROR(CheckModelDir(model_dir));
+  if (step < -1) return InvalidArgument("no snapshot step " + std::to_string(step) + ": steps are >= 0 (-1: the newest)");
+  if (step == -1) {
+    ASSIGN_OR_RETURN(step, LatestCommittedStep(model_dir));
+  }
+  StatusOr<std::vector<SnapshotTensor>> tensors = ReadCommitted(model_dir, step, only, manifest);
+  if (!tensors.ok()) return tensors.status().WithContext("snapshot " + std::to_string(step));
+  return tensors;
+}
+
+void AddSnapshotTools(CLI::App& app) {
+  CLI::App* list = app.add_subcommand("snapshots", "List a model directory's snapshots: step, time, size, committed");
+  AddDirOption(list);
+  list->add_flag("--json")->description("Print a JSON array instead of a table");
+
+  CLI::App* inspect = app.add_subcommand(
+      "inspect", "Show a snapshot: its variables and slots (dtype, shape, min/max/mean), collections, workers");
+  AddDirOption(inspect);
+  AddStepOption(inspect);
+  inspect->add_option("--var", "Only this variable (and its slots)")->default_val("");
+  inspect->add_flag("--json")->description("Print one JSON object instead of tables");
+
+  CLI::App* exp = app.add_subcommand("export", "Write a snapshot's variables and slots to a NumPy .npz archive");
+  AddDirOption(exp);
+  AddStepOption(exp);
+  exp->add_option("--out", "Archive to write, e.g. model.npz (keys are variable and slot names)")->required();
+}
+
 int RunSnapshotTools(CLI::App& app) {
-  (void)app;
+  if (app.got_subcommand("snapshots")) return RunSnapshots(*app.get_subcommand("snapshots"));
+  if (app.got_subcommand("inspect")) return RunInspect(*app.get_subcommand("inspect"));
+  if (app.got_subcommand("export")) return RunExport(*app.get_subcommand("export"));
   return -1;
 }
 

@@ -232,15 +232,26 @@ std::string RawKey(uint64_t chunk) {
 // takes with fsync. Memtable tuning (write_buffer_size,
 // max_write_buffer_number) is therefore moot: only the few-byte "done"
 // record passes through a memtable.
+// RocksDB's informational LOG files would otherwise be written into the
+// database directory, even by a read-only open (`cairn inspect` would change
+// the model directory); errors still reach the caller as Status.
+class SilentLogger : public rocksdb::Logger {
+ public:
+  SilentLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::HEADER_LEVEL) {}
+  using rocksdb::Logger::Logv;
+  void Logv(const char*, va_list) override {}
+};
+
 rocksdb::Options DbOptions() {
   rocksdb::Options options;
+  static const auto logger = std::make_shared<SilentLogger>();
+  options.info_log = logger;
   // Float bits do not compress: compression would only cost CPU.
   options.compression = rocksdb::kNoCompression;
   options.bottommost_compression = rocksdb::kNoCompression;
   // Written once, never updated: a compaction could only rewrite every byte.
   options.disable_auto_compactions = true;
   options.max_background_jobs = 2;  // nothing runs in the background anyway
-  options.keep_log_file_num = 2;    // each read-only open starts an info LOG
   rocksdb::BlockBasedTableOptions table;
   // Every byte is read once, by one restore: a block cache would only add a copy.
   table.no_block_cache = true;

@@ -33,7 +33,12 @@ Status Trainer::PrepareAsChief(WorkerReport* report) {
     const std::string& dir = saver_->options().model_dir;
     StatusOr<int64_t> latest = CheckModelDir(dir).ok() ? LatestCommittedStep(dir) : StatusOr<int64_t>(NotFound(""));
     if (latest.ok()) {
-      ASSIGN_OR_RETURN(RestoreResult r, saver_->Restore());
+      StatusOr<RestoreResult> restored = saver_->Restore();
+      if (!restored.ok()) {
+        return restored.status().WithContext("resuming from " + dir +
+                                             " (--fresh starts over; another --model-dir starts elsewhere)");
+      }
+      const RestoreResult& r = *restored;
       spdlog::info("[chief] resuming from snapshot {} in {} (global step {})", r.step, dir, r.global_step);
       report->resumed_from = r.step;
       last_snapshot_step_ = r.step;
