@@ -206,10 +206,16 @@ struct SnapshotWaitReply {
   template <class A> void serialize(A& ar) { ar(status, bytes, write_seconds); }
 };
 
-// Loads the shards this server holds from a committed snapshot. Each shard
-// reads the rows it owns from whichever old databases hold them, so the
-// snapshot may come from a different number of servers.
+// Loads the shards this server holds from a committed snapshot, in two
+// phases so that a restore changes every server or none: kStage reads and
+// verifies the rows each shard owns (from whichever old databases hold
+// them, so the snapshot may come from a different number of servers) into
+// a held copy; kApply then replaces the shards with it, or kDiscard drops
+// it. Only model_dir and step matter to kApply and kDiscard.
+enum class RestorePhase : uint8_t { kStage = 0, kApply = 1, kDiscard = 2 };
+
 struct SnapshotRestoreRequest {
+  RestorePhase phase = RestorePhase::kStage;
   std::string model_dir;
   int64_t step = 0;
   // variables[i] takes the value saved as saved_names[i] (a name map for
@@ -218,8 +224,14 @@ struct SnapshotRestoreRequest {
   std::vector<std::string> saved_names;
   bool slots = true;          // restore optimizer slots too (they must match)
   int64_t sync_step = -1;     // >= 0: the sync step the next round applies
-  template <class A> void save(A& ar) const { ar(model_dir, step, variables, saved_names, slots, sync_step); }
+  template <class A> void save(A& ar) const {
+    ar(static_cast<uint8_t>(phase), model_dir, step, variables, saved_names, slots, sync_step);
+  }
   template <class A> void load(A& ar) {
+    uint8_t p = 0;
+    ar(p);
+    if (p > 2) throw WireFormatError("restore phase " + std::to_string(p) + " is not stage, apply or discard");
+    phase = static_cast<RestorePhase>(p);
     LoadString(ar, model_dir, wire::kMaxMessageText, "model directory");
     ar(step);
     LoadStrings(ar, variables, wire::kMaxEntries, "restore variable");

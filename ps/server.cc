@@ -444,15 +444,42 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     }
     const auto start = Clock::now();
     SnapshotRestoreReply out;
-    RETURN_IF_ERROR(RestoreShards(req, &out));
-    out.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    if (req.sync_step >= 0) {
+    if (req.phase == RestorePhase::kDiscard) {
+      std::lock_guard<std::mutex> lock(snapshot_mu_);
+      staged_.reset();
+      *reply = Reply(frame, EncodeMessage(out));
+      return Status::OK();
+    }
+    if (req.phase == RestorePhase::kStage) {
+      auto staged = std::make_unique<StagedRestore>();
+      staged->request = req;
+      RETURN_IF_ERROR(ReadRestore(req, &staged->copies, &out));
+      out.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      staged->reply = out;
+      std::lock_guard<std::mutex> lock(snapshot_mu_);
+      staged_ = std::move(staged);
+      *reply = Reply(frame, EncodeMessage(out));
+      return Status::OK();
+    }
+    std::unique_ptr<StagedRestore> staged;
+    {
+      std::lock_guard<std::mutex> lock(snapshot_mu_);
+      staged.swap(staged_);
+    }
+    if (!staged || staged->request.step != req.step || staged->request.model_dir != req.model_dir) {
+      return FailedPrecondition("server " + std::to_string(options_.index) + " has no staged restore of snapshot " +
+                                std::to_string(req.step) + " to apply (was it restarted?)");
+    }
+    RETURN_IF_ERROR(store_.Import(staged->copies));
+    out = staged->reply;
+    out.seconds += std::chrono::duration<double>(Clock::now() - start).count();
+    if (staged->request.sync_step >= 0) {
       std::shared_ptr<SyncSteps> sync;
       {
         std::lock_guard<std::mutex> lock(mu_);
         sync = sync_;
       }
-      if (sync) sync->Reset(req.sync_step);
+      if (sync) sync->Reset(staged->request.sync_step);
     }
     ++restores_;
     spdlog::info("server {}: restored {} shard(s), {:.1f} MiB from snapshot {} in {:.2f} s", options_.index,
@@ -461,9 +488,15 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     return Status::OK();
   }
 
+  struct StagedRestore {
+    SnapshotRestoreRequest request;
+    std::vector<ShardCopy> copies;
+    SnapshotRestoreReply reply;
+  };
+
   // Reads every shard this server holds among req.variables from the
-  // snapshot, then replaces them all at once (or none, on any error).
-  Status RestoreShards(const SnapshotRestoreRequest& req, SnapshotRestoreReply* out) {
+  // snapshot into `copies`, verifying every checksum.
+  Status ReadRestore(const SnapshotRestoreRequest& req, std::vector<ShardCopy>* staged, SnapshotRestoreReply* out) {
     ASSIGN_OR_RETURN(SnapshotManifest manifest, ReadManifest(req.model_dir, req.step));
     std::map<int, std::unique_ptr<SnapshotDb>> dbs;  // opened as needed
     auto db_of = [&](int server) -> StatusOr<SnapshotDb*> {
@@ -508,7 +541,7 @@ class Server::Core : public std::enable_shared_from_this<Core> {
         if (lo >= hi) continue;
         ASSIGN_OR_RETURN(SnapshotDb * db, db_of(ms.server));
         const uint64_t row_bytes = spec.row_bytes();
-        RETURN_IF_ERROR(db->ReadRows(saved, 0, lo, hi, c.values.raw() + (lo - begin) * row_bytes,
+        RETURN_IF_ERROR(db->ReadRows(saved, 0, lo, hi, static_cast<char*>(c.values.raw()) + (lo - begin) * row_bytes,
                                      (hi - lo) * row_bytes));
         for (size_t k = 0; k < c.slots.size(); ++k) {
           Tensor& slot = c.slots[k];
@@ -518,7 +551,7 @@ class Server::Core : public std::enable_shared_from_this<Core> {
             continue;
           }
           const uint64_t slot_row = slot.byte_size() / std::max<int64_t>(1, end - begin);
-          RETURN_IF_ERROR(db->ReadRows(saved, 1 + k, lo, hi, slot.raw() + (lo - begin) * slot_row,
+          RETURN_IF_ERROR(db->ReadRows(saved, 1 + k, lo, hi, static_cast<char*>(slot.raw()) + (lo - begin) * slot_row,
                                        (hi - lo) * slot_row));
         }
         scalars_read = true;
@@ -533,8 +566,8 @@ class Server::Core : public std::enable_shared_from_this<Core> {
       for (const Tensor& s : c.slots) out->bytes += s.byte_size();
       copies.push_back(std::move(c));
     }
-    RETURN_IF_ERROR(store_.Import(copies));
     out->shards = copies.size();
+    *staged = std::move(copies);
     return Status::OK();
   }
 
@@ -575,6 +608,7 @@ class Server::Core : public std::enable_shared_from_this<Core> {
   std::mutex snapshot_mu_;
   std::shared_ptr<SnapshotJob> job_;   // guarded by snapshot_mu_: the latest snapshot
   std::thread writer_;                 // guarded by snapshot_mu_: writes job_
+  std::unique_ptr<StagedRestore> staged_;  // guarded by snapshot_mu_: read, not yet applied
 
   std::atomic<uint64_t> pushes_applied_{0}, pulls_served_{0}, frames_rejected_{0}, requests_failed_{0},
       connections_accepted_{0}, snapshots_written_{0}, restores_{0};

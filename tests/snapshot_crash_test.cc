@@ -159,7 +159,8 @@ TEST(SnapshotCrash, NewestCommittedSnapshotSurvivesKillsDuringPrepareAndCommit) 
     ChildProcess& target = *procs[victim];
     if (at_point) {
       ASSERT_TRUE(target.WaitExit(milliseconds(60000))) << "crash point " << point << " never reached";
-      EXPECT_TRUE(target.killed_by_sigkill()) << point << "\n" << ReadFile(chief_log);
+      EXPECT_TRUE(target.killed_by_sigkill()) << point << ": the victim " << target.how() << "\n"
+                                              << ReadFile(chief_log);
       ++crashed_at_point;
     } else {
       // The kill instant is the randomized part of the trial.

@@ -118,6 +118,11 @@ class ChildProcess {
   }
   bool killed_by_sigkill() const { return reaped_ && WIFSIGNALED(status_) && WTERMSIG(status_) == SIGKILL; }
   bool exited_ok() const { return reaped_ && WIFEXITED(status_) && WEXITSTATUS(status_) == 0; }
+  std::string how() const {
+    if (!reaped_) return "running";
+    if (WIFSIGNALED(status_)) return "killed by signal " + std::to_string(WTERMSIG(status_));
+    return "exited with code " + std::to_string(WEXITSTATUS(status_));
+  }
 
  private:
   pid_t pid_ = -1;

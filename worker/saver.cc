@@ -98,7 +98,8 @@ Status Saver::Init() {
   if (!non_trainable.empty() || !counters.empty() || !slots_of.empty()) {
     spdlog::warn("Saver: var_list saves {} of {} variables; it leaves out non-trainable variables {}, counters {}, "
                  "and trainable variables {} with their optimizer slots",
-                 saved_.size(), specs_.size() - 1, Join(non_trainable), Join(counters), Join(slots_of));
+                 saved_.size(), all.size() - all.count(kChiefReady), Join(non_trainable), Join(counters),
+                 Join(slots_of));
   }
   return Status::OK();
 }
@@ -178,15 +179,22 @@ StatusOr<SnapshotStats> Saver::Save(int64_t step) {
 // from the databases just written, so the manifest agrees with the weights.
 StatusOr<std::vector<WorkerState>> Saver::ReadWorkerStates(int64_t step, int64_t* global_step) const {
   std::map<int, std::unique_ptr<SnapshotDb>> dbs;
+  // The whole variable, from every server that holds rows of it (a small
+  // split_threshold_bytes splits even these).
   auto read = [&](const std::string& name) -> StatusOr<Tensor> {
+    ASSIGN_OR_RETURN(VariableSpec spec, client_->placement().SpecOf(name));
     ASSIGN_OR_RETURN(std::vector<ShardSlice> slices, client_->placement().SlicesOf(name));
-    const int server = slices.at(0).server;  // small variables are never split
-    auto it = dbs.find(server);
-    if (it == dbs.end()) {
-      ASSIGN_OR_RETURN(auto db, OpenSnapshotDb(ServerDbPath(options_.model_dir, step, server)));
-      it = dbs.emplace(server, std::move(db)).first;
+    Tensor t(spec.dtype, spec.shape);
+    for (const ShardSlice& s : slices) {
+      auto it = dbs.find(s.server);
+      if (it == dbs.end()) {
+        ASSIGN_OR_RETURN(auto db, OpenSnapshotDb(ServerDbPath(options_.model_dir, step, s.server)));
+        it = dbs.emplace(s.server, std::move(db)).first;
+      }
+      RETURN_IF_ERROR(it->second->ReadRows(name, 0, s.row_begin, s.row_end, static_cast<char*>(t.raw()) + s.row_begin * spec.row_bytes(),
+                                           s.rows() * spec.row_bytes()));
     }
-    return it->second->ReadPart(name, 0);
+    return t;
   };
   std::vector<WorkerState> out;
   for (const std::string& name : saved_) {
@@ -195,7 +203,9 @@ StatusOr<std::vector<WorkerState>> Saver::ReadWorkerStates(int64_t step, int64_t
       if (t.dtype() == DType::kInt64 && t.num_elements() == 1) *global_step = t.data<int64_t>()[0];
     } else if (StartsWith(name, kWorkerStatePrefix)) {
       ASSIGN_OR_RETURN(Tensor t, read(name));
-      if (t.dtype() != DType::kInt64 || t.num_elements() != 4) continue;
+      if (t.dtype() != DType::kInt64 || t.num_elements() != 4) {
+        return Internal("'" + name + "' is " + DTypeName(t.dtype()) + ShapeString(t.shape()) + ", not int64[4]");
+      }
       const int64_t* v = t.data<int64_t>();
       WorkerState w;
       w.worker = std::stoi(name.substr(std::string(kWorkerStatePrefix).size()));
@@ -298,7 +308,22 @@ StatusOr<RestoreResult> Saver::Restore(const RestoreOptions& o) {
     restores_global_step |= current == kGlobalStep;
   }
   if (restores_global_step && session_->options().mode.consistency == "sync") req.sync_step = m.global_step;
-  ASSIGN_OR_RETURN(SnapshotRestoreReply restored, client_->SnapshotRestore(req));
+  // Every server reads and verifies its part first; only if all succeed do
+  // they replace their shards, so a failed restore changes nothing.
+  StatusOr<SnapshotRestoreReply> staged = client_->SnapshotRestore(req);
+  if (!staged.ok()) {
+    SnapshotRestoreRequest discard;
+    discard.phase = RestorePhase::kDiscard;
+    discard.model_dir = req.model_dir;
+    discard.step = step;
+    (void)client_->SnapshotRestore(discard);
+    return staged.status();
+  }
+  SnapshotRestoreRequest apply;
+  apply.phase = RestorePhase::kApply;
+  apply.model_dir = req.model_dir;
+  apply.step = step;
+  ASSIGN_OR_RETURN(SnapshotRestoreReply restored, client_->SnapshotRestore(apply));
   if (restores_global_step) client_->ResumeAt(m.global_step);
   if (o.rebuild_collections) session_->SetCollections(m.collections);
 
