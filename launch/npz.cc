@@ -10,6 +10,8 @@
 #include <set>
 #include <system_error>
 
+#include "common/file_io.h"
+
 namespace cairn {
 
 // Not part of the API: WriteNpz with the size at which Zip64 records start
@@ -37,14 +39,6 @@ void Put16(std::string* out, uint16_t v) { out->append(reinterpret_cast<const ch
 void Put32(std::string* out, uint32_t v) { out->append(reinterpret_cast<const char*>(&v), 4); }
 void Put64(std::string* out, uint64_t v) { out->append(reinterpret_cast<const char*>(&v), 8); }
 
-Status ErrnoStatus(int err, const std::string& what) {
-  std::string message = what + ": " + std::generic_category().message(err);
-  switch (err) {
-    case ENOENT: case ENOTDIR: return NotFound(std::move(message));
-    case EACCES: case EPERM: case EROFS: case ENOSPC: case EDQUOT: return FailedPrecondition(std::move(message));
-    default: return Internal(std::move(message));
-  }
-}
 
 const char* Descr(DType dtype) {
   switch (dtype) {

@@ -24,6 +24,7 @@
 #include <xxhash.h>
 
 #include "common/crash_point.h"
+#include "common/file_io.h"
 
 namespace cairn {
 namespace {
@@ -43,15 +44,6 @@ constexpr char kTmpSuffix[] = ".manifest.tmp-";
 
 // ---- Files ----
 
-Status ErrnoStatus(int err, const std::string& what) {
-  std::string message = what + ": " + std::generic_category().message(err);
-  switch (err) {
-    case ENOENT: case ENOTDIR: return NotFound(std::move(message));
-    case EEXIST: return AlreadyExists(std::move(message));
-    case EACCES: case EPERM: case EROFS: case ENOSPC: case EDQUOT: return FailedPrecondition(std::move(message));
-    default: return Internal(std::move(message));
-  }
-}
 
 // Writes `content` to `path` (created or truncated) and fsyncs it.
 Status WriteFileSynced(const std::string& path, const std::string& content) {
@@ -78,15 +70,6 @@ Status WriteFileSynced(const std::string& path, const std::string& content) {
 }
 
 // Makes a rename or removal in `dir` durable.
-Status SyncDir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, "cannot open directory '" + dir + "'");
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) return ErrnoStatus(err, "cannot sync directory '" + dir + "'");
-  return Status::OK();
-}
 
 StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

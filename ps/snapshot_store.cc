@@ -25,6 +25,7 @@
 #include <xxh_x86dispatch.h>
 
 #include "common/crash_point.h"
+#include "common/file_io.h"
 #include "common/wire_archive.h"
 
 namespace cairn {
@@ -62,25 +63,8 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   return Internal(std::move(message));
 }
 
-Status ErrnoStatus(int err, const std::string& what) {
-  std::string message = what + ": " + std::generic_category().message(err);
-  switch (err) {
-    case ENOENT: case ENOTDIR: return NotFound(std::move(message));
-    case EACCES: case EPERM: case EROFS: case ENOSPC: case EDQUOT: return FailedPrecondition(std::move(message));
-    default: return Internal(std::move(message));
-  }
-}
 
 // Makes the entries of `dir` (a new database, a new file in it) durable.
-Status SyncDir(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, "cannot open directory '" + dir + "'");
-  const int rc = ::fsync(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) return ErrnoStatus(err, "cannot sync directory '" + dir + "'");
-  return Status::OK();
-}
 
 std::string ParentDir(const std::string& path) {
   std::string parent = std::filesystem::path(path).parent_path().string();
