@@ -17,6 +17,11 @@ using asio::ip::tcp;
 
 namespace {
 
+// A request with at least this much data is hashed on the calling thread
+// while the I/O thread writes it (see PendingChecksum); a smaller one is
+// hashed by the I/O thread as it writes, which costs less than the hand-off.
+constexpr uint64_t kParallelChecksumBytes = uint64_t{256} << 10;
+
 struct PendingCall {
   uint64_t id = 0;
   OutFrame frame;
@@ -235,10 +240,19 @@ void AsioTransport::Call(int server, OutFrame frame, Deadline deadline, Callback
   call->id = next_request_id_.fetch_add(1);
   frame.request_id = call->id;
   frame.Seal();
+  std::shared_ptr<PendingChecksum> checksum;
+  if (frame.data_len() >= kParallelChecksumBytes) {
+    checksum = std::make_shared<PendingChecksum>();
+    frame.pending_checksum = checksum;
+  }
   call->frame = std::move(frame);
   call->done = std::move(done);
   call->start = Clock::now();
+  // The channel only reads call->frame from here on, as this thread does:
+  // the I/O thread writes the bytes while this one hashes them.
+  std::shared_ptr<const PendingCall> posted = call;
   channels_[server]->Call(std::move(call), deadline);
+  if (checksum) checksum->Set(posted->frame.Checksum());
 }
 
 }  // namespace cairn

@@ -19,6 +19,10 @@ template <typename T> T Get(const uint8_t* p) { T v; std::memcpy(&v, p, sizeof(T
 
 uint64_t AlignUp(uint64_t n, uint64_t a) { return (n + a - 1) / a * a; }
 
+// Header bytes [0, kHeaderChecksumAt) are what both checksums cover of it.
+constexpr size_t kHeaderChecksumAt = 32;
+const uint8_t kZeroPadding[kControlAlignment] = {};
+
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "Cairn's wire format assumes a little-endian host");
 
 }  // namespace
@@ -52,6 +56,44 @@ uint64_t OutFrame::data_len() const {
   return n;
 }
 
+FrameChecksum::FrameChecksum() : state_(XXH3_createState()) {
+  if (state_ == nullptr) throw std::bad_alloc();
+}
+
+FrameChecksum::~FrameChecksum() { XXH3_freeState(state_); }
+
+void FrameChecksum::Begin(const uint8_t* header) {
+  XXH3_64bits_reset(state_);
+  XXH3_64bits_update(state_, header, kHeaderChecksumAt);
+}
+
+void FrameChecksum::Update(const void* bytes, size_t size) {
+  if (size > 0) XXH3_64bits_update(state_, bytes, size);
+}
+
+uint64_t FrameChecksum::Digest() const { return XXH3_64bits_digest(state_); }
+
+void PendingChecksum::Set(uint64_t checksum) {
+  std::function<void()> on_set;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    set_ = true;
+    checksum_ = checksum;
+    on_set.swap(on_set_);
+  }
+  if (on_set) on_set();
+}
+
+bool PendingChecksum::GetOrNotify(uint64_t* checksum, std::function<void()> on_set) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (set_) {
+    *checksum = checksum_;
+    return true;
+  }
+  on_set_ = std::move(on_set);
+  return false;
+}
+
 void OutFrame::Seal() {
   Put<uint32_t>(header_ + 0, kFrameMagic);
   Put<uint16_t>(header_ + 4, kFrameVersion);
@@ -60,12 +102,16 @@ void OutFrame::Seal() {
   Put<uint32_t>(header_ + 16, static_cast<uint32_t>(control.size()));
   Put<uint32_t>(header_ + 20, 0);
   Put<uint64_t>(header_ + 24, data_len());
-  XXH3_state_t state;
-  XXH3_64bits_reset(&state);
-  XXH3_64bits_update(&state, header_, 32);
-  XXH3_64bits_update(&state, control.data(), control.size());
-  for (const ByteSpan& s : data) XXH3_64bits_update(&state, s.data, s.size);
-  Put<uint64_t>(header_ + 32, XXH3_64bits_digest(&state));
+  Put<uint64_t>(header_ + kHeaderChecksumAt, XXH3_64bits(header_, kHeaderChecksumAt));
+}
+
+uint64_t OutFrame::Checksum() const {
+  FrameChecksum sum;
+  sum.Begin(header_);
+  sum.Update(control.data(), control.size());
+  sum.Update(kZeroPadding, padding());
+  for (const ByteSpan& s : data) sum.Update(s.data, s.size);
+  return sum.Digest();
 }
 
 StatusOr<FrameHeader> DecodeHeader(const uint8_t* b, const FrameLimits& limits) {
@@ -77,7 +123,7 @@ StatusOr<FrameHeader> DecodeHeader(const uint8_t* b, const FrameLimits& limits) 
   h.control_len = Get<uint32_t>(b + 16);
   h.reserved = Get<uint32_t>(b + 20);
   h.data_len = Get<uint64_t>(b + 24);
-  h.checksum = Get<uint64_t>(b + 32);
+  h.header_checksum = Get<uint64_t>(b + kHeaderChecksumAt);
   if (h.magic != kFrameMagic) return DataLoss("bad frame magic (not a Cairn peer?)");
   if (h.version != kFrameVersion) {
     return InvalidArgument("unsupported frame version " + std::to_string(h.version) + " (this build speaks " +
@@ -89,13 +135,16 @@ StatusOr<FrameHeader> DecodeHeader(const uint8_t* b, const FrameLimits& limits) 
     return OutOfRange("control section of " + std::to_string(h.control_len) + " bytes exceeds the limit of " +
                       std::to_string(limits.max_control_bytes));
   }
-  if (h.data_len > UINT64_MAX - AlignUp(h.control_len, kControlAlignment)) {
+  if (h.data_len > UINT64_MAX - AlignUp(h.control_len, kControlAlignment) - kFrameTrailerBytes) {
     return OutOfRange("frame lengths overflow");
   }
   if (h.data_len > limits.max_data_bytes) {
     return OutOfRange("data section of " + std::to_string(h.data_len) + " bytes exceeds the limit of " +
                       std::to_string(limits.max_data_bytes));
   }
+  // Checked last, so that a header naming an unknown version or type, or
+  // over-long lengths, is reported as such rather than as damage.
+  if (XXH3_64bits(b, kHeaderChecksumAt) != h.header_checksum) return DataLoss("frame header checksum mismatch");
   return h;
 }
 
@@ -103,26 +152,13 @@ std::shared_ptr<uint8_t> AllocatePayload(uint64_t bytes) {
   return AllocateAlignedBuffer(AlignUp(bytes == 0 ? 1 : bytes, kControlAlignment), /*zero=*/false);
 }
 
-Status VerifyPayload(const FrameHeader& h, std::shared_ptr<uint8_t> payload, InFrame* frame) {
-  uint8_t header_bytes[32];
-  Put<uint32_t>(header_bytes + 0, h.magic);
-  Put<uint16_t>(header_bytes + 4, h.version);
-  Put<uint16_t>(header_bytes + 6, h.type);
-  Put<uint64_t>(header_bytes + 8, h.request_id);
-  Put<uint32_t>(header_bytes + 16, h.control_len);
-  Put<uint32_t>(header_bytes + 20, h.reserved);
-  Put<uint64_t>(header_bytes + 24, h.data_len);
+Status FinishPayload(const FrameHeader& h, uint64_t checksum, std::shared_ptr<uint8_t> payload, InFrame* frame) {
   uint8_t* base = payload.get();
-  // Padding is outside the checksum, so it must be exactly zero.
+  if (Get<uint64_t>(base + h.payload_len()) != checksum) return DataLoss("frame checksum mismatch");
+  // Padding is covered by the checksum, but a sender must also write zeros.
   for (uint64_t i = h.control_len; i < h.data_offset(); ++i) {
     if (base[i] != 0) return DataLoss("non-zero padding after the control section");
   }
-  XXH3_state_t state;
-  XXH3_64bits_reset(&state);
-  XXH3_64bits_update(&state, header_bytes, 32);
-  XXH3_64bits_update(&state, base, h.control_len);
-  XXH3_64bits_update(&state, base + h.data_offset(), h.data_len);
-  if (XXH3_64bits_digest(&state) != h.checksum) return DataLoss("frame checksum mismatch");
   frame->header = h;
   frame->control = std::string_view(reinterpret_cast<const char*>(base), h.control_len);
   frame->data = base + h.data_offset();
@@ -131,11 +167,28 @@ Status VerifyPayload(const FrameHeader& h, std::shared_ptr<uint8_t> payload, InF
   return Status::OK();
 }
 
+Status VerifyPayload(const FrameHeader& h, std::shared_ptr<uint8_t> payload, InFrame* frame) {
+  uint8_t header_bytes[kHeaderChecksumAt];
+  Put<uint32_t>(header_bytes + 0, h.magic);
+  Put<uint16_t>(header_bytes + 4, h.version);
+  Put<uint16_t>(header_bytes + 6, h.type);
+  Put<uint64_t>(header_bytes + 8, h.request_id);
+  Put<uint32_t>(header_bytes + 16, h.control_len);
+  Put<uint32_t>(header_bytes + 20, h.reserved);
+  Put<uint64_t>(header_bytes + 24, h.data_len);
+  FrameChecksum sum;
+  sum.Begin(header_bytes);
+  sum.Update(payload.get(), h.payload_len());
+  return FinishPayload(h, sum.Digest(), std::move(payload), frame);
+}
+
 std::string SerializeFrame(const OutFrame& frame) {
   std::string out(reinterpret_cast<const char*>(frame.header_bytes()), kFrameHeaderBytes);
   out += frame.control;
   out.append(frame.padding(), '\0');
   for (const ByteSpan& s : frame.data) out.append(static_cast<const char*>(s.data), s.size);
+  const uint64_t checksum = frame.Checksum();
+  out.append(reinterpret_cast<const char*>(&checksum), sizeof(checksum));
   return out;
 }
 
@@ -145,14 +198,16 @@ StatusOr<InFrame> DecodeFrame(std::string_view bytes, const FrameLimits& limits)
                     std::to_string(kFrameHeaderBytes));
   }
   ASSIGN_OR_RETURN(FrameHeader h, DecodeHeader(reinterpret_cast<const uint8_t*>(bytes.data()), limits));
+  // DecodeHeader checked that this does not wrap.
+  const uint64_t wanted = h.payload_len() + kFrameTrailerBytes;
   const uint64_t available = bytes.size() - kFrameHeaderBytes;
-  if (available < h.payload_len()) {
-    return DataLoss("truncated frame: payload has " + std::to_string(available) + " of " +
-                    std::to_string(h.payload_len()) + " bytes");
+  if (available < wanted) {
+    return DataLoss("truncated frame: payload and trailer have " + std::to_string(available) + " of " +
+                    std::to_string(wanted) + " bytes");
   }
-  if (available > h.payload_len()) return DataLoss("trailing bytes after frame payload");
-  auto payload = AllocatePayload(h.payload_len());
-  std::memcpy(payload.get(), bytes.data() + kFrameHeaderBytes, h.payload_len());
+  if (available > wanted) return DataLoss("trailing bytes after the frame's trailer");
+  auto payload = AllocatePayload(wanted);
+  std::memcpy(payload.get(), bytes.data() + kFrameHeaderBytes, wanted);
   InFrame frame;
   RETURN_IF_ERROR(VerifyPayload(h, std::move(payload), &frame));
   return frame;

@@ -1,8 +1,10 @@
 #include "common/frame_socket.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
-#include <boost/asio/write.hpp>
 
 namespace cairn {
 namespace asio = boost::asio;
@@ -10,9 +12,27 @@ namespace asio = boost::asio;
 namespace {
 const uint8_t kZeros[kControlAlignment] = {};
 
-// Asio's transfer_all moves at most 64 KiB per system call; a MiB tensor
-// then costs 16 sends, receives and epoll re-arms. Allow 16 MiB per call.
-size_t LargeChunks(const boost::system::error_code& ec, size_t) { return ec ? 0 : size_t{16} << 20; }
+// Of a frame whose checksum another thread computes, the bytes held back
+// until it is known, so the trailer goes out with them rather than alone.
+constexpr uint64_t kHoldBack = uint64_t{64} << 10;
+// Bytes written in one turn on the strand before the rest is posted, so that
+// a huge frame does not keep this connection's reads waiting.
+constexpr uint64_t kMaxWriteBurst = uint64_t{4} << 20;
+
+// Calls f(pointer, size) for the bytes [from, to) of the stream `pieces`.
+template <typename F>
+void ForEachPiece(const std::vector<asio::const_buffer>& pieces, uint64_t from, uint64_t to, F&& f) {
+  uint64_t at = 0;
+  for (const asio::const_buffer& b : pieces) {
+    const uint64_t end = at + b.size();
+    if (end > from && at < to) {
+      const uint64_t lo = std::max(at, from), hi = std::min(end, to);
+      f(static_cast<const uint8_t*>(b.data()) + (lo - at), static_cast<size_t>(hi - lo));
+    }
+    if (end >= to) break;
+    at = end;
+  }
+}
 }  // namespace
 
 Status SocketError(const boost::system::error_code& ec, const std::string& peer) {
@@ -27,6 +47,8 @@ FrameSocket::FrameSocket(asio::ip::tcp::socket socket, FrameLimits limits)
   auto ep = socket_.remote_endpoint(ec);
   peer_ = ec ? std::string("<unknown peer>") : ep.address().to_string() + ":" + std::to_string(ep.port());
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  // Writes are synchronous attempts that report would_block (see Pump).
+  socket_.non_blocking(true, ec);
 }
 
 FrameSocket::~FrameSocket() = default;
@@ -56,19 +78,40 @@ void FrameSocket::ReadHeader() {
 }
 
 void FrameSocket::ReadPayload(const FrameHeader& header) {
-  std::shared_ptr<uint8_t> payload = AllocatePayload(header.payload_len());
-  uint8_t* base = payload.get();
-  asio::async_read(socket_, asio::buffer(base, header.payload_len()), LargeChunks,
-                   [self = shared_from_this(), header, payload = std::move(payload)](
-                       const boost::system::error_code& ec, size_t) mutable {
-                     if (ec) return self->Fail(SocketError(ec, self->peer_));
-                     InFrame frame;
-                     Status s = VerifyPayload(header, std::move(payload), &frame);
-                     if (!s.ok()) return self->Fail(s.WithContext("bad frame from " + self->peer_));
-                     if (self->closed_) return;
-                     self->on_frame_(std::move(frame));
-                     if (!self->closed_) self->ReadHeader();
-                   });
+  in_header_ = header;
+  in_total_ = header.payload_len() + kFrameTrailerBytes;
+  in_payload_ = AllocatePayload(in_total_);
+  in_received_ = 0;
+  in_hashed_ = 0;
+  in_sum_.Begin(header_buf_);
+  ReadMore();
+}
+
+// Reads whatever has arrived and hashes it while it is still in cache and
+// while the peer writes the next piece.
+void FrameSocket::ReadMore() {
+  asio::mutable_buffer rest(in_payload_.get() + in_received_, in_total_ - in_received_);
+  socket_.async_read_some(rest, [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
+    if (ec) return self->Fail(SocketError(ec, self->peer_));
+    if (self->closed_) return;
+    self->in_received_ += n;
+    const uint64_t hashable = std::min(self->in_received_, self->in_header_.payload_len());
+    if (hashable > self->in_hashed_) {
+      self->in_sum_.Update(self->in_payload_.get() + self->in_hashed_, hashable - self->in_hashed_);
+      self->in_hashed_ = hashable;
+    }
+    if (self->in_received_ < self->in_total_) return self->ReadMore();
+    self->DeliverPayload();
+  });
+}
+
+void FrameSocket::DeliverPayload() {
+  InFrame frame;
+  Status s = FinishPayload(in_header_, in_sum_.Digest(), std::move(in_payload_), &frame);
+  if (!s.ok()) return Fail(s.WithContext("bad frame from " + peer_));
+  if (closed_) return;
+  on_frame_(std::move(frame));
+  if (!closed_) ReadHeader();
 }
 
 void FrameSocket::Send(OutFrame frame) {
@@ -86,19 +129,103 @@ void FrameSocket::WriteNext() {
   }
   writing_ = true;
   const OutFrame& f = queue_.front();
-  std::vector<asio::const_buffer> buffers;
-  buffers.reserve(3 + f.data.size());
-  buffers.emplace_back(f.header_bytes(), kFrameHeaderBytes);
-  if (!f.control.empty()) buffers.emplace_back(f.control.data(), f.control.size());
-  if (f.padding() > 0) buffers.emplace_back(kZeros, f.padding());
+  out_pieces_.clear();
+  out_pieces_.emplace_back(f.header_bytes(), kFrameHeaderBytes);
+  if (!f.control.empty()) out_pieces_.emplace_back(f.control.data(), f.control.size());
+  if (f.padding() > 0) out_pieces_.emplace_back(kZeros, f.padding());
   for (const ByteSpan& s : f.data) {
-    if (s.size > 0) buffers.emplace_back(s.data, s.size);
+    if (s.size > 0) out_pieces_.emplace_back(s.data, s.size);
   }
-  asio::async_write(socket_, buffers, LargeChunks, [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
-    if (!self->queue_.empty()) self->queue_.pop_front();
-    if (ec) return self->Fail(SocketError(ec, self->peer_));
-    self->WriteNext();
+  out_pieces_.emplace_back(trailer_buf_, kFrameTrailerBytes);
+  out_total_ = 0;
+  for (const asio::const_buffer& b : out_pieces_) out_total_ += b.size();
+  out_written_ = 0;
+  out_trailer_ready_ = false;
+  out_pending_ = f.pending_checksum;
+  if (out_pending_) {
+    // Nothing to hash here: everything but the held-back tail is writable.
+    out_writable_ = std::max<uint64_t>(kFrameHeaderBytes, out_total_ - kFrameTrailerBytes - kHoldBack);
+  } else {
+    // Hashed whole, then written in as few system calls as the socket
+    // allows. (Hashing in steps between smaller writes was measured slower:
+    // each write costs a system call, a loopback softirq and a wake-up of
+    // the reader, more than the overlap saves.)
+    out_sum_.Begin(f.header_bytes());
+    ForEachPiece(out_pieces_, kFrameHeaderBytes, out_total_ - kFrameTrailerBytes,
+                 [this](const uint8_t* p, size_t n) { out_sum_.Update(p, n); });
+    out_writable_ = out_total_ - kFrameTrailerBytes;
+    SetTrailer(out_sum_.Digest());
+  }
+  Pump();
+}
+
+// The bytes that may be written: all but the trailer (or but the held-back
+// tail), and all of them once the trailer is filled in.
+uint64_t FrameSocket::WritableEnd() const { return out_trailer_ready_ ? out_total_ : out_writable_; }
+
+void FrameSocket::SetTrailer(uint64_t checksum) {
+  std::memcpy(trailer_buf_, &checksum, sizeof(checksum));
+  out_trailer_ready_ = true;
+}
+
+// True once the pending checksum is in the trailer; otherwise Pump resumes
+// when it arrives.
+bool FrameSocket::AwaitPendingChecksum() {
+  uint64_t checksum = 0;
+  std::weak_ptr<FrameSocket> weak = shared_from_this();
+  const bool ready = out_pending_->GetOrNotify(&checksum, [weak] {
+    if (auto self = weak.lock()) asio::post(self->socket_.get_executor(), [self] { self->Pump(); });
   });
+  if (ready) SetTrailer(checksum);
+  return ready;
+}
+
+std::vector<asio::const_buffer> FrameSocket::Gather(uint64_t from, uint64_t to) const {
+  std::vector<asio::const_buffer> out;
+  ForEachPiece(out_pieces_, from, to, [&out](const uint8_t* p, size_t n) { out.emplace_back(p, n); });
+  return out;
+}
+
+// Writes the front frame as far as the socket takes it, then waits for the
+// socket (or for a pending checksum) and goes on. Every path that returns without finishing leaves exactly one way back in:
+// an async_wait, a posted Pump, or the pending checksum's callback.
+void FrameSocket::Pump() {
+  uint64_t burst = 0;
+  while (!closed_ && writing_) {
+    if (out_written_ == out_total_) {
+      queue_.pop_front();
+      out_pending_.reset();
+      if (queue_.empty()) {
+        writing_ = false;
+        return;
+      }
+      // Let reads and other handlers in between frames.
+      asio::post(socket_.get_executor(), [self = shared_from_this()] { self->WriteNext(); });
+      return;
+    }
+    if (burst >= kMaxWriteBurst) {
+      asio::post(socket_.get_executor(), [self = shared_from_this()] { self->Pump(); });
+      return;
+    }
+    if (WritableEnd() == out_written_) {
+      // Only a frame with a pending checksum gets here (at its held-back tail).
+      if (!AwaitPendingChecksum()) return;
+      continue;
+    }
+    boost::system::error_code ec;
+    const size_t n = socket_.write_some(Gather(out_written_, WritableEnd()), ec);
+    if (ec == asio::error::would_block) {
+      socket_.async_wait(asio::ip::tcp::socket::wait_write,
+                         [self = shared_from_this()](const boost::system::error_code& ec) {
+                           if (ec) return self->Fail(SocketError(ec, self->peer_));
+                           self->Pump();
+                         });
+      return;
+    }
+    if (ec) return Fail(SocketError(ec, peer_));
+    out_written_ += n;
+    burst += n;
+  }
 }
 
 void FrameSocket::Close(const Status& reason) {
@@ -118,10 +245,12 @@ void FrameSocket::Fail(const Status& reason) {
   boost::system::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
-  // A write in progress still owns the front frame's buffers until its
-  // handler runs; keep that frame, drop the rest.
-  if (writing_ && !queue_.empty()) queue_.erase(queue_.begin() + 1, queue_.end());
-  else queue_.clear();
+  // Writes are synchronous (Pump), so no system call still reads a queued
+  // frame's buffers: all of them can go.
+  queue_.clear();
+  out_pieces_.clear();
+  out_pending_.reset();
+  in_payload_.reset();
 }
 
 }  // namespace cairn

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -13,7 +16,14 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <xxhash.h>
 
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+
+#include "common/event_loop.h"
+#include "common/frame_socket.h"
 #include "common/messages.h"
 #include "common/tensor.h"
 #include "common/variable_spec.h"
@@ -23,7 +33,7 @@ namespace {
 
 // Header byte offsets (see frame.h).
 constexpr size_t kMagicAt = 0, kVersionAt = 4, kTypeAt = 6, kRequestIdAt = 8, kControlLenAt = 16,
-                 kReservedAt = 20, kDataLenAt = 24, kChecksumAt = 32;
+                 kReservedAt = 20, kDataLenAt = 24, kChecksumAt = 32;  // the header checksum
 
 template <typename T>
 void PutAt(std::string& bytes, size_t at, T v) {
@@ -37,6 +47,12 @@ T GetAt(std::string_view bytes, size_t at) {
 }
 
 uint64_t AlignUp64(uint64_t n) { return (n + 63) / 64 * 64; }
+
+// Recomputes the header checksum of a frame whose header fields a test
+// changed, so that the checks behind it decide.
+void ResealHeader(std::string& bytes) {
+  PutAt<uint64_t>(bytes, kChecksumAt, XXH3_64bits(bytes.data(), kChecksumAt));
+}
 
 bool Contains(const std::string& haystack, const char* needle) { return haystack.find(needle) != std::string::npos; }
 
@@ -99,13 +115,14 @@ TEST(Frame, RoundTripsTypeRequestIdControlAndDataSpans) {
     EXPECT_EQ(out.padding(), AlignUp64(c.control.size()) - c.control.size());
 
     std::string bytes = SerializeFrame(out);
-    ASSERT_EQ(bytes.size(), kFrameHeaderBytes + AlignUp64(c.control.size()) + data.size());
+    ASSERT_EQ(bytes.size(), kFrameHeaderBytes + AlignUp64(c.control.size()) + data.size() + kFrameTrailerBytes);
     EXPECT_EQ(std::memcmp(bytes.data(), out.header_bytes(), kFrameHeaderBytes), 0);
     // Padding is zero; data follows it.
     for (size_t i = kFrameHeaderBytes + c.control.size(); i < kFrameHeaderBytes + AlignUp64(c.control.size()); ++i) {
       ASSERT_EQ(bytes[i], '\0') << i;
     }
-    EXPECT_EQ(bytes.substr(kFrameHeaderBytes + AlignUp64(c.control.size())), data);
+    EXPECT_EQ(bytes.substr(kFrameHeaderBytes + AlignUp64(c.control.size()), data.size()), data);
+    EXPECT_EQ(GetAt<uint64_t>(bytes, bytes.size() - kFrameTrailerBytes), out.Checksum());
 
     StatusOr<InFrame> in = DecodeFrame(bytes, FrameLimits{});
     ASSERT_TRUE(in.ok()) << in.status();
@@ -117,8 +134,8 @@ TEST(Frame, RoundTripsTypeRequestIdControlAndDataSpans) {
     EXPECT_EQ(h.control_len, c.control.size());
     EXPECT_EQ(h.reserved, 0u);
     EXPECT_EQ(h.data_len, data.size());
-    EXPECT_EQ(h.checksum, GetAt<uint64_t>(bytes, kChecksumAt));
-    EXPECT_NE(h.checksum, 0u);
+    EXPECT_EQ(h.header_checksum, GetAt<uint64_t>(bytes, kChecksumAt));
+    EXPECT_NE(h.header_checksum, 0u);
     EXPECT_EQ(h.data_offset(), AlignUp64(c.control.size()));
     EXPECT_EQ(h.payload_len(), AlignUp64(c.control.size()) + data.size());
     EXPECT_EQ(std::string(in->control), c.control);
@@ -135,12 +152,41 @@ TEST(Frame, RoundTripsTypeRequestIdControlAndDataSpans) {
 TEST(Frame, HeaderIsLittleEndianAtTheDocumentedOffsets) {
   std::string bytes = SerializeFrame(MakeFrame(ReplyType(FrameType::kPush), 0x1122334455667788, "abc", {"defg"}));
   EXPECT_EQ(bytes.substr(0, 4), "CARN");
-  EXPECT_EQ(GetAt<uint16_t>(bytes, kVersionAt), 1);
+  EXPECT_EQ(GetAt<uint16_t>(bytes, kVersionAt), 2);
   EXPECT_EQ(GetAt<uint16_t>(bytes, kTypeAt), 0x8004);
   EXPECT_EQ(GetAt<uint64_t>(bytes, kRequestIdAt), 0x1122334455667788u);
   EXPECT_EQ(GetAt<uint32_t>(bytes, kControlLenAt), 3u);
   EXPECT_EQ(GetAt<uint32_t>(bytes, kReservedAt), 0u);
   EXPECT_EQ(GetAt<uint64_t>(bytes, kDataLenAt), 4u);
+}
+
+// The two checksums as frame.h documents them, computed independently: the
+// header's over its first 32 bytes; the trailer's over those, the control,
+// the padding and the data, in wire order.
+TEST(Frame, ChecksumsCoverWhatTheLayoutSays) {
+  for (const std::string& bytes :
+       {SmallFrameWithPadding(), SmallFrameWithoutPadding(), SerializeFrame(MakeFrame(1, 1, "", {}))}) {
+    EXPECT_EQ(GetAt<uint64_t>(bytes, kChecksumAt), XXH3_64bits(bytes.data(), 32));
+    std::string covered = bytes.substr(0, 32) + bytes.substr(kFrameHeaderBytes,
+                                                             bytes.size() - kFrameHeaderBytes - kFrameTrailerBytes);
+    EXPECT_EQ(GetAt<uint64_t>(bytes, bytes.size() - kFrameTrailerBytes), XXH3_64bits(covered.data(), covered.size()));
+  }
+}
+
+// A checksum fed in any split of the same bytes is the checksum of them all.
+TEST(FrameChecksum, PiecesInAnySplitGiveTheWholeChecksum) {
+  const OutFrame f = MakeFrame(static_cast<uint16_t>(FrameType::kPush), 5, Pattern(100, 1), {Pattern(300000, 2)});
+  const std::string bytes = SerializeFrame(f);
+  const std::string_view after_header =
+      std::string_view(bytes).substr(kFrameHeaderBytes, bytes.size() - kFrameHeaderBytes - kFrameTrailerBytes);
+  for (size_t piece : {size_t{1}, size_t{7}, size_t{64}, size_t{4095}, size_t{65536}, after_header.size()}) {
+    FrameChecksum sum;
+    sum.Begin(f.header_bytes());
+    for (size_t at = 0; at < after_header.size(); at += piece) {
+      sum.Update(after_header.data() + at, std::min(piece, after_header.size() - at));
+    }
+    EXPECT_EQ(sum.Digest(), f.Checksum()) << piece;
+  }
 }
 
 TEST(Frame, DecodedFrameOwnsItsBytesAfterTheInputIsGone) {
@@ -222,11 +268,11 @@ bool ExpectErrorForChangedByte(const std::string& bytes, size_t pos, size_t cont
     EXPECT_EQ(s.code(), StatusCode::kDataLoss);
     EXPECT_TRUE(Contains(m, "reserved"));
   } else if (pos >= kFrameHeaderBytes + control_len && pos < kFrameHeaderBytes + AlignUp64(control_len)) {
-    // Padding: outside the checksum, so a padding check (or the checksum) must catch it.
+    // Padding: the checksum or the padding check catches it.
     EXPECT_EQ(s.code(), StatusCode::kDataLoss);
     EXPECT_TRUE(Contains(m, "padding") || Contains(m, "checksum"));
   } else {
-    // Checksum field, control or data.
+    // Header checksum, control, data or trailer.
     EXPECT_EQ(s.code(), StatusCode::kDataLoss);
     EXPECT_TRUE(Contains(m, "checksum"));
   }
@@ -269,9 +315,7 @@ TEST(DecodeFrame, EveryFlippedByteOfAFrameWithoutPaddingIsAnError) {
   CheckEveryChangedByteIsAnError(SmallFrameWithoutPadding(), 64);
 }
 
-// The checksum covers the header, control and data but not the padding between
-// control and data, so the padding needs its own check (frame.h: VerifyPayload
-// "checks the checksum and the padding").
+// Padding is covered by the checksum and must also be zero.
 TEST(DecodeFrame, EveryFlippedByteOfAFrameWithPaddingIsAnError) {
   CheckEveryChangedByteIsAnError(SmallFrameWithPadding(), 5);
 }
@@ -304,7 +348,7 @@ TEST(DecodeFrame, RejectsUnknownTypes) {
 }
 
 TEST(DecodeFrame, RejectsWrongVersions) {
-  for (uint16_t version : {uint16_t{0}, uint16_t{2}, uint16_t{0x0100}, uint16_t{0xffff}}) {
+  for (uint16_t version : {uint16_t{0}, uint16_t{1}, uint16_t{3}, uint16_t{0x0200}, uint16_t{0xffff}}) {
     std::string bytes = SmallFrameWithPadding();
     PutAt<uint16_t>(bytes, kVersionAt, version);
     StatusOr<InFrame> in = DecodeFrame(bytes, FrameLimits{});
@@ -331,8 +375,7 @@ TEST(DecodeFrame, RejectsBadMagicAndNonZeroReserved) {
 // after reading (or allocating) the payload.
 TEST(DecodeFrame, RejectsOversizedLengthsFromTheHeaderAlone) {
   const FrameLimits limits;
-  const std::string header = SerializeFrame(MakeFrame(4, 1, "", {}));
-  ASSERT_EQ(header.size(), kFrameHeaderBytes);
+  const std::string header = SerializeFrame(MakeFrame(4, 1, "", {})).substr(0, kFrameHeaderBytes);
 
   for (uint32_t control_len : {limits.max_control_bytes + 1, uint32_t{0xffffffff}}) {
     std::string bytes = header;
@@ -358,6 +401,7 @@ TEST(DecodeFrame, RejectsOversizedLengthsFromTheHeaderAlone) {
   std::string at_limit = header;
   PutAt<uint32_t>(at_limit, kControlLenAt, limits.max_control_bytes);
   PutAt<uint64_t>(at_limit, kDataLenAt, limits.max_data_bytes);
+  ResealHeader(at_limit);
   EXPECT_TRUE(DecodeHeader(reinterpret_cast<const uint8_t*>(at_limit.data()), limits).ok());
   EXPECT_EQ(DecodeFrame(at_limit, limits).status().code(), StatusCode::kDataLoss);
 }
@@ -380,22 +424,27 @@ TEST(DecodeFrame, RejectsCompleteFramesOverTighterLimits) {
 }
 
 // With a permissive data limit, control_len=64 plus data_len=2^64-64 makes
-// payload_len() wrap to 0, which then "matches" a header-only input, and
-// VerifyPayload hashes 2^64-64 bytes past a 64-byte buffer. Run in a child
-// process so a crash fails only this test.
+// payload_len() wrap to 0 (and 2^64-72 makes payload_len() plus the trailer
+// wrap), which then "matches" a short input, and the checksum runs over 2^64
+// bytes past a small buffer. Run in a child process so a crash fails only
+// this test.
 TEST(DecodeFrameDeathTest, RejectsLengthsWhosePaddedSumWrapsAround) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  std::string bytes = SerializeFrame(MakeFrame(4, 1, "", {}));
-  PutAt<uint32_t>(bytes, kControlLenAt, 64);  // no padding, so no padding check gets in first
-  PutAt<uint64_t>(bytes, kDataLenAt, std::numeric_limits<uint64_t>::max() - 63);
-  FrameLimits unlimited;
-  unlimited.max_data_bytes = std::numeric_limits<uint64_t>::max();
-  EXPECT_EXIT(
-      {
-        StatusOr<InFrame> in = DecodeFrame(bytes, unlimited);
-        std::_Exit(in.ok() ? 1 : 0);
-      },
-      testing::ExitedWithCode(0), "");
+  for (uint64_t data_len : {std::numeric_limits<uint64_t>::max() - 63, std::numeric_limits<uint64_t>::max() - 71}) {
+    std::string bytes = SerializeFrame(MakeFrame(4, 1, "", {}));
+    PutAt<uint32_t>(bytes, kControlLenAt, 64);  // no padding, so no padding check gets in first
+    PutAt<uint64_t>(bytes, kDataLenAt, data_len);
+    ResealHeader(bytes);
+    FrameLimits unlimited;
+    unlimited.max_data_bytes = std::numeric_limits<uint64_t>::max();
+    EXPECT_EXIT(
+        {
+          StatusOr<InFrame> in = DecodeFrame(bytes, unlimited);
+          std::_Exit(in.ok() ? 1 : 0);
+        },
+        testing::ExitedWithCode(0), "")
+        << data_len;
+  }
 }
 
 TEST(DecodeFrame, RandomBytesNeverDecode) {
@@ -421,10 +470,11 @@ TEST(DecodeFrame, RandomBytesBehindAValidMagicVersionAndTypeNeverDecode) {
     std::string bytes;
     const int mode = i % 3;
     if (mode == 2) {
-      // Consistent lengths, zero reserved and zero padding: only the checksum can catch it.
+      // Consistent lengths, zero reserved, zero padding and a valid header
+      // checksum: only the trailer checksum can catch it.
       const uint32_t control_len = static_cast<uint32_t>(small_len(rng));
       const uint64_t data_len = static_cast<uint64_t>(small_len(rng));
-      bytes.resize(kFrameHeaderBytes + AlignUp64(control_len) + data_len);
+      bytes.resize(kFrameHeaderBytes + AlignUp64(control_len) + data_len + kFrameTrailerBytes);
       for (char& c : bytes) c = static_cast<char>(byte_dist(rng));
       PutAt<uint32_t>(bytes, kControlLenAt, control_len);
       PutAt<uint32_t>(bytes, kReservedAt, 0);
@@ -444,15 +494,193 @@ TEST(DecodeFrame, RandomBytesBehindAValidMagicVersionAndTypeNeverDecode) {
     PutAt<uint32_t>(bytes, kMagicAt, kFrameMagic);
     PutAt<uint16_t>(bytes, kVersionAt, kFrameVersion);
     PutAt<uint16_t>(bytes, kTypeAt, static_cast<uint16_t>(type_dist(rng) | (i % 2 ? 0x8000 : 0)));
+    // Modes 1 and 2 get past the header checksum, to the checks behind it.
+    if (mode != 0 && bytes.size() >= kFrameHeaderBytes) ResealHeader(bytes);
     StatusOr<InFrame> in = DecodeFrame(bytes, FrameLimits{});
     ASSERT_FALSE(in.ok()) << "random frame " << i << " decoded";
     const std::string& m = in.status().message();
-    if (Contains(m, "checksum")) ++reached_checksum;
+    if (Contains(m, "frame checksum")) ++reached_checksum;
     if (Contains(m, "truncated") || Contains(m, "trailing")) ++reached_lengths;
   }
   // The generator really exercises the deeper checks.
   EXPECT_GE(reached_checksum, 3000);
   EXPECT_GE(reached_lengths, 1000);
+}
+
+// --- FrameSocket over loopback -----------------------------------------------------
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+// What one FrameSocket received, and how it closed.
+struct Inbox {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<InFrame> frames;
+  bool closed = false;
+  Status reason;
+
+  FrameSocket::FrameHandler OnFrame() {
+    return [this](InFrame f) {
+      std::lock_guard<std::mutex> lock(mu);
+      frames.push_back(std::move(f));
+      cv.notify_all();
+    };
+  }
+  FrameSocket::CloseHandler OnClose() {
+    return [this](const Status& s) {
+      std::lock_guard<std::mutex> lock(mu);
+      closed = true;
+      reason = s;
+      cv.notify_all();
+    };
+  }
+  bool WaitForFrames(size_t n) {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(20), [&] { return frames.size() >= n || closed; }) &&
+           frames.size() >= n;
+  }
+  bool WaitForClose() {
+    std::unique_lock<std::mutex> lock(mu);
+    return cv.wait_for(lock, std::chrono::seconds(20), [&] { return closed; });
+  }
+};
+
+// Both ends of one loopback TCP connection, on strands of `loop`.
+std::pair<tcp::socket, tcp::socket> ConnectedPair(EventLoop& loop) {
+  tcp::acceptor acceptor(loop.io(), tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+  tcp::socket a(asio::make_strand(loop.io())), b(asio::make_strand(loop.io()));
+  a.connect(acceptor.local_endpoint());
+  acceptor.accept(b);
+  return {std::move(a), std::move(b)};
+}
+
+// A frame of `data_bytes` (in `spans` pieces of `Pattern` bytes) whose
+// control names its index.
+OutFrame NumberedFrame(int index, size_t data_bytes, int spans) {
+  std::vector<std::string> pieces;
+  for (int i = 0; i < spans; ++i) {
+    const size_t n = data_bytes / spans + (i == spans - 1 ? data_bytes % spans : 0);
+    pieces.push_back(Pattern(n, static_cast<uint8_t>(index * 13 + i)));
+  }
+  return MakeFrame(static_cast<uint16_t>(FrameType::kPush), static_cast<uint64_t>(index), "frame " + std::to_string(index),
+                   std::move(pieces));
+}
+
+void ExpectSameFrame(const OutFrame& sent, const InFrame& got) {
+  EXPECT_EQ(got.header.request_id, sent.request_id);
+  EXPECT_EQ(got.control, sent.control);
+  std::string data;
+  for (const ByteSpan& s : sent.data) data.append(static_cast<const char*>(s.data), s.size);
+  ASSERT_EQ(got.data_len, data.size());
+  EXPECT_TRUE(std::memcmp(got.data, data.data(), data.size()) == 0) << "data of frame " << sent.request_id;
+}
+
+// Sizes around the hashing steps, with one or many spans, sent both ways at
+// once (so each side's writes meet a full socket while it also reads).
+TEST(FrameSocket, FramesOfEverySizeArriveWholeAndInOrderBothWays) {
+  EventLoop loop(2);
+  auto [a_sock, b_sock] = ConnectedPair(loop);
+  auto a = std::make_shared<FrameSocket>(std::move(a_sock), FrameLimits{});
+  auto b = std::make_shared<FrameSocket>(std::move(b_sock), FrameLimits{});
+  Inbox at_a, at_b;
+  a->Start(at_a.OnFrame(), at_a.OnClose());
+  b->Start(at_b.OnFrame(), at_b.OnClose());
+  const std::vector<std::pair<size_t, int>> shapes = {
+      {0, 1},          {1, 1},           {1000, 3},           {(64 << 10) - 57, 1}, {(64 << 10) + 1, 2},
+      {(1 << 20), 1},  {(1 << 20) + 5, 7}, {(5 << 20) + 3, 40}, {100, 1},            {(256 << 10) * 3, 3}};
+  std::vector<OutFrame> sent;
+  for (size_t i = 0; i < shapes.size(); ++i) sent.push_back(NumberedFrame(static_cast<int>(i), shapes[i].first, shapes[i].second));
+  for (const OutFrame& f : sent) {
+    a->Send(f);
+    b->Send(f);
+  }
+  ASSERT_TRUE(at_b.WaitForFrames(sent.size())) << at_b.reason;
+  ASSERT_TRUE(at_a.WaitForFrames(sent.size())) << at_a.reason;
+  for (size_t i = 0; i < sent.size(); ++i) {
+    SCOPED_TRACE("frame " + std::to_string(i));
+    ExpectSameFrame(sent[i], at_b.frames[i]);
+    ExpectSameFrame(sent[i], at_a.frames[i]);
+  }
+  a->Close(Cancelled("test done"));
+  EXPECT_TRUE(at_a.WaitForClose());
+  EXPECT_TRUE(at_b.WaitForClose());
+}
+
+// A frame whose checksum another thread computes: written up to its held-back
+// tail at once, finished when the checksum arrives (before or after the
+// socket gets there).
+TEST(FrameSocket, AFrameWithAPendingChecksumIsFinishedWhenItArrives) {
+  EventLoop loop(1);
+  auto [a_sock, b_sock] = ConnectedPair(loop);
+  auto a = std::make_shared<FrameSocket>(std::move(a_sock), FrameLimits{});
+  auto b = std::make_shared<FrameSocket>(std::move(b_sock), FrameLimits{});
+  Inbox at_a, at_b;
+  a->Start(at_a.OnFrame(), at_a.OnClose());
+  b->Start(at_b.OnFrame(), at_b.OnClose());
+  std::vector<OutFrame> sent;
+  for (int i = 0; i < 4; ++i) {
+    OutFrame f = NumberedFrame(i, (3 << 20) + i * 1000, 1 + i);
+    auto pending = std::make_shared<PendingChecksum>();
+    f.pending_checksum = pending;
+    sent.push_back(f);
+    if (i % 2 == 0) pending->Set(f.Checksum());  // known before the write starts
+    a->Send(f);
+    if (i % 2 == 1) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // the write is waiting for it
+      pending->Set(f.Checksum());
+    }
+  }
+  ASSERT_TRUE(at_b.WaitForFrames(sent.size())) << at_b.reason;
+  for (size_t i = 0; i < sent.size(); ++i) ExpectSameFrame(sent[i], at_b.frames[i]);
+
+  // A wrong checksum is the receiver's DataLoss.
+  OutFrame bad = NumberedFrame(9, 1 << 20, 1);
+  bad.pending_checksum = std::make_shared<PendingChecksum>();
+  bad.pending_checksum->Set(bad.Checksum() + 1);
+  a->Send(bad);
+  ASSERT_TRUE(at_b.WaitForClose());
+  EXPECT_EQ(at_b.reason.code(), StatusCode::kDataLoss) << at_b.reason;
+  EXPECT_EQ(at_b.frames.size(), sent.size());
+}
+
+// Bytes written to a FrameSocket by a plain socket, and how it closed.
+Status CloseReasonAfterReceiving(const std::string& bytes, bool then_shutdown) {
+  EventLoop loop(1);
+  auto [raw, b_sock] = ConnectedPair(loop);
+  auto b = std::make_shared<FrameSocket>(std::move(b_sock), FrameLimits{});
+  Inbox at_b;
+  b->Start(at_b.OnFrame(), at_b.OnClose());
+  boost::system::error_code ec;
+  asio::write(raw, asio::buffer(bytes), ec);
+  if (then_shutdown) raw.shutdown(tcp::socket::shutdown_send, ec);
+  if (!at_b.WaitForClose()) return Internal("the socket did not close");
+  if (!at_b.frames.empty()) return Internal("a damaged frame was delivered");
+  return at_b.reason;
+}
+
+// Every byte of a frame bigger than one hashing step, damaged on the wire:
+// header, control, padding, data at the start, across steps and at the end,
+// and the trailer.
+TEST(FrameSocket, ADamagedByteAnywhereInAStreamedFrameClosesWithDataLoss) {
+  const OutFrame f = MakeFrame(static_cast<uint16_t>(FrameType::kPush), 9, "ctl", {Pattern(700000, 1), Pattern(5, 2)});
+  const std::string good = SerializeFrame(f);
+  const size_t data_at = kFrameHeaderBytes + 64;
+  for (size_t pos : {size_t{9}, size_t{33}, kFrameHeaderBytes + 1, kFrameHeaderBytes + 10, data_at, data_at + 65536,
+                     data_at + 300000, good.size() - kFrameTrailerBytes - 1, good.size() - 1}) {
+    std::string bad = good;
+    bad[pos] ^= 0x20;
+    Status s = CloseReasonAfterReceiving(bad, /*then_shutdown=*/false);
+    EXPECT_EQ(s.code(), StatusCode::kDataLoss) << "byte " << pos << ": " << s;
+  }
+}
+
+TEST(FrameSocket, AFrameCutShortClosesWithoutDelivering) {
+  const std::string good = SerializeFrame(NumberedFrame(1, 300000, 2));
+  for (size_t cut : {size_t{1}, kFrameHeaderBytes, kFrameHeaderBytes + 100, good.size() - 1}) {
+    Status s = CloseReasonAfterReceiving(good.substr(0, cut), /*then_shutdown=*/true);
+    EXPECT_EQ(s.code(), StatusCode::kUnavailable) << "cut at " << cut << ": " << s;
+  }
 }
 
 // --- Messages -----------------------------------------------------------------

@@ -172,12 +172,15 @@ Status FinalSnapshot(WorkerContext& w, const JobConfig& c, JobSummary* s) {
   return Status::OK();
 }
 
-// The chief's work once every worker has finished: the final snapshot and
+// The chief's work once every worker has finished: the final global step
+// (the workers' reports hold the value each pulled before its last push, so
+// in async mode the servers' count is the true one), the final snapshot and
 // the job's own metrics.
 Status AfterTraining(const JobConfig& c, const JobData& data, EventLoop& loop, const std::vector<Endpoint>& servers,
                      int num_workers, JobSummary* s) {
-  if (c.model.kind != "linear_regression" && c.snapshot.model_dir.empty()) return Status::OK();
   ASSIGN_OR_RETURN(auto w, Connect(c, data, loop, servers, 0, num_workers));
+  ASSIGN_OR_RETURN(Tensor step, w->session->Run(w->model.global_step));
+  s->global_step = step.data<int64_t>()[0];
   RETURN_IF_ERROR(FinalSnapshot(*w, c, s));
   if (c.model.kind != "linear_regression") return Status::OK();
   ASSIGN_OR_RETURN(Tensor weights, w->session->Run(w->model.weights));
