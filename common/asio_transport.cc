@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <spdlog/spdlog.h>
 
 #include "common/frame_socket.h"
 
@@ -38,9 +39,11 @@ struct PendingCall {
 // strand_ as their executor, so their handlers run there too.
 class AsioTransport::Channel : public std::enable_shared_from_this<Channel> {
  public:
-  Channel(asio::io_context& io, int index, Endpoint endpoint, const AsioTransportOptions& options)
+  Channel(asio::io_context& io, int index, Endpoint endpoint, const AsioTransportOptions& options,
+          std::shared_ptr<std::atomic<uint64_t>> reconnects)
       : io_(io), strand_(asio::make_strand(io)), index_(index), endpoint_(std::move(endpoint)), options_(options),
-        resolver_(strand_), retry_timer_(strand_), connect_timer_(strand_), backoff_(options.initial_backoff) {}
+        reconnects_(std::move(reconnects)), resolver_(strand_), retry_timer_(strand_), connect_timer_(strand_),
+        backoff_(options.initial_backoff) {}
 
   void Call(std::shared_ptr<PendingCall> call, Deadline deadline) {
     asio::post(strand_, [self = shared_from_this(), call = std::move(call), deadline]() mutable {
@@ -73,6 +76,9 @@ class AsioTransport::Channel : public std::enable_shared_from_this<Channel> {
   enum class State { kIdle, kConnecting, kConnected, kBackoff };
 
   std::string Name() const { return "server " + std::to_string(index_) + " (" + endpoint_.ToString() + ")"; }
+  static double SecondsSince(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+  }
 
   void Start(std::shared_ptr<PendingCall> call, Deadline deadline) {
     if (shutdown_) return call->done(Cancelled("transport shut down"));
@@ -136,6 +142,14 @@ class AsioTransport::Channel : public std::enable_shared_from_this<Channel> {
 
   void Connected() {
     connect_timer_.cancel();
+    if (ever_connected_) {
+      reconnects_->fetch_add(1);
+      if (lost_) {
+        spdlog::info("reconnected to {} after {:.1f} s", Name(), SecondsSince(lost_at_));
+      }
+    }
+    ever_connected_ = true;
+    lost_ = false;
     state_ = State::kConnected;
     backoff_ = options_.initial_backoff;
     socket_ = std::make_shared<FrameSocket>(std::move(*connecting_socket_), options_.limits);
@@ -158,6 +172,11 @@ class AsioTransport::Channel : public std::enable_shared_from_this<Channel> {
     connect_timer_.cancel();
     connecting_socket_.reset();
     last_error_ = reason;
+    if (lost_ && Clock::now() >= next_lost_log_) {
+      spdlog::warn("still waiting for {} ({:.0f} s since the connection was lost): {}", Name(), SecondsSince(lost_at_),
+                   reason.message());
+      next_lost_log_ = Clock::now() + std::chrono::seconds(5);
+    }
     state_ = State::kIdle;
     if (!pending_.empty()) ScheduleReconnect();
   }
@@ -167,6 +186,11 @@ class AsioTransport::Channel : public std::enable_shared_from_this<Channel> {
     socket_.reset();
     last_error_ = reason;
     state_ = State::kIdle;
+    lost_ = true;
+    lost_at_ = Clock::now();
+    next_lost_log_ = lost_at_ + std::chrono::seconds(5);
+    spdlog::warn("lost the connection to {}: {}; reconnecting (calls wait up to their deadline)", Name(),
+                 reason.message());
     for (auto& [id, call] : pending_) call->sent = false;
     if (!pending_.empty()) ScheduleReconnect();
   }
@@ -206,6 +230,7 @@ class AsioTransport::Channel : public std::enable_shared_from_this<Channel> {
   const int index_;
   const Endpoint endpoint_;
   const AsioTransportOptions options_;
+  const std::shared_ptr<std::atomic<uint64_t>> reconnects_;
 
   // On strand_ only.
   tcp::resolver resolver_;
@@ -218,12 +243,15 @@ class AsioTransport::Channel : public std::enable_shared_from_this<Channel> {
   bool shutdown_ = false;
   Status last_error_;
   std::chrono::milliseconds backoff_;
+  bool ever_connected_ = false;
+  bool lost_ = false;                   // a connection was lost and is not back
+  Clock::time_point lost_at_, next_lost_log_;
   std::map<uint64_t, std::shared_ptr<PendingCall>> pending_;
 };
 
 AsioTransport::AsioTransport(EventLoop& loop, std::vector<Endpoint> servers, AsioTransportOptions options) {
   for (size_t i = 0; i < servers.size(); ++i) {
-    channels_.push_back(std::make_shared<Channel>(loop.io(), static_cast<int>(i), servers[i], options));
+    channels_.push_back(std::make_shared<Channel>(loop.io(), static_cast<int>(i), servers[i], options, reconnects_));
   }
 }
 

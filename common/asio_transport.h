@@ -5,7 +5,9 @@
 // that fails (or cannot be opened) is retried with exponential backoff, and
 // calls not yet answered are re-sent on the new connection, until each call's
 // deadline. Re-sent pushes are de-duplicated by the server through their
-// (worker, sequence) id.
+// (worker, incarnation, sequence) id. A lost connection, the attempts to get
+// it back (every 5 s) and its return are logged, so a worker waiting for a
+// restarting server says so.
 //
 // Thread-safe. The EventLoop must outlive the transport; destroying the
 // transport fails calls still pending with Cancelled.
@@ -37,11 +39,14 @@ class AsioTransport : public Transport {
 
   int num_servers() const override { return static_cast<int>(channels_.size()); }
   void Call(int server, OutFrame frame, Deadline deadline, Callback done) override;
+  uint64_t reconnects() const override { return reconnects_->load(); }
 
  private:
   class Channel;
   std::vector<std::shared_ptr<Channel>> channels_;  // constant after construction
   std::atomic<uint64_t> next_request_id_{1};
+  // Shared with the channels, which may outlive this object briefly.
+  std::shared_ptr<std::atomic<uint64_t>> reconnects_ = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
 }  // namespace cairn

@@ -700,7 +700,9 @@ struct Writer {
   // A PushRequest's fields before its tensor count: worker, sequence,
   // train_step, step, learning_rate, global_step.
   Writer& PushHead(int32_t worker, uint64_t sequence) {
-    return Put<int32_t>(worker).Put<uint64_t>(sequence).Put<uint8_t>(0).Put<int64_t>(0).Put<float>(-1).Str("");
+    // incarnation 0 (not de-duplicated)
+    return Put<int32_t>(worker).Put<uint64_t>(0).Put<uint64_t>(sequence).Put<uint8_t>(0).Put<int64_t>(0).Put<float>(-1).Str(
+        "");
   }
 };
 
@@ -946,7 +948,8 @@ TEST(Messages, HugeClaimedCountsAreRejectedWithoutAllocating) {
   CreateRequest req = SampleCreate();
   req.mode.consistency = "sync";
   std::string bytes = EncodeMessage(req);
-  const size_t optimizer_bytes = 8 + 4 + 4 + 8;  // the mode: consistency, num_workers, sync_timeout_ms
+  // the mode: consistency, num_workers, sync_timeout_ms, missing_workers ("fail")
+  const size_t optimizer_bytes = 8 + 4 + 4 + 8 + 8 + 4;
   ASSERT_EQ(GetAt<uint64_t>(bytes, optimizer_bytes), 2u);
   std::string patched = bytes;
   PutAt<uint64_t>(patched, optimizer_bytes, huge);

@@ -84,10 +84,23 @@ struct HelloRequest {
   int32_t worker_id = -1;
   template <class A> void serialize(A& ar) { ar(worker_id); }
 };
+// Who the server is and where its state came from: a client that sees the
+// incarnation change knows the server process was restarted (and restored
+// itself from a snapshot, or came up empty); in sync mode, workers waiting
+// for a cluster-wide rollback wait until every server reports the same
+// restore_id with nothing staged.
 struct HelloReply {
   WireStatus status;
   int32_t server_index = 0;
-  template <class A> void serialize(A& ar) { ar(status, server_index); }
+  uint64_t incarnation = 0;     // random, fixed for the server process's life
+  uint64_t restore_id = 0;      // of the last restore applied (0: none)
+  int64_t restored_step = -1;   // that restore's snapshot step (-1: none)
+  int64_t sync_step = -1;       // sync mode: the step the next round applies (-1: not sync)
+  bool restore_staged = false;  // a restore is staged and not yet applied or discarded
+  uint64_t variables = 0;       // shards held
+  template <class A> void serialize(A& ar) {
+    ar(status, server_index, incarnation, restore_id, restored_step, sync_step, restore_staged, variables);
+  }
 };
 
 // Rows [row_begin, row_end) of a variable that the receiving server holds,
@@ -106,10 +119,15 @@ struct TrainingMode {
   std::string consistency = "async";  // async: apply on arrival; sync: one aggregated step per round
   int32_t num_workers = 1;            // sync: pushes per step
   int64_t sync_timeout_ms = 60000;    // sync: how long a step waits for its last worker
-  template <class A> void save(A& ar) const { ar(consistency, num_workers, sync_timeout_ms); }
+  // sync: what a step does when a worker misses that deadline. "fail": the
+  // step fails, naming the missing workers; "continue": it applies the
+  // workers that arrived, and the missing ones are left out of later steps.
+  std::string missing_workers = "fail";
+  template <class A> void save(A& ar) const { ar(consistency, num_workers, sync_timeout_ms, missing_workers); }
   template <class A> void load(A& ar) {
     LoadString(ar, consistency, 16, "consistency");
     ar(num_workers, sync_timeout_ms);
+    LoadString(ar, missing_workers, 16, "missing_workers");
   }
   bool operator==(const TrainingMode&) const = default;
 };
@@ -139,19 +157,22 @@ struct PullReply {
   template <class A> void load(A& ar) { ar(status); LoadVector(ar, tensors, wire::kMaxEntries, "pulled tensor"); }
 };
 
+// (worker_id, incarnation, sequence) names a push: a retried push repeats
+// it, and the server applies it once (ps/push_log.h). incarnation 0 opts out.
 struct PushRequest {
   int32_t worker_id = -1;
-  uint64_t sequence = 0;      // per worker; a retried push repeats its sequence
+  uint64_t incarnation = 0;   // random per client process
+  uint64_t sequence = 0;      // per client; a retried push repeats its sequence
   bool train_step = false;    // a Minimize step: counted in global_step; in sync mode, waits for every worker
   int64_t step = 0;           // sync: the step this push belongs to
   float learning_rate = -1;   // >= 0: use instead of the optimizer's configured rate
   std::string global_step;    // an int64 variable to count this step in ("" for none)
   std::vector<TensorDesc> grads;  // gradients, assigns and assign-adds
   template <class A> void save(A& ar) const {
-    ar(worker_id, sequence, train_step, step, learning_rate, global_step, grads);
+    ar(worker_id, incarnation, sequence, train_step, step, learning_rate, global_step, grads);
   }
   template <class A> void load(A& ar) {
-    ar(worker_id, sequence);
+    ar(worker_id, incarnation, sequence);
     LoadBool(ar, train_step, "train_step");
     ar(step, learning_rate);
     LoadString(ar, global_step, wire::kMaxName, "global_step");
@@ -224,8 +245,9 @@ struct SnapshotRestoreRequest {
   std::vector<std::string> saved_names;
   bool slots = true;          // restore optimizer slots too (they must match)
   int64_t sync_step = -1;     // >= 0: the sync step the next round applies
+  uint64_t restore_id = 0;    // names this restore cluster-wide (HelloReply::restore_id)
   template <class A> void save(A& ar) const {
-    ar(static_cast<uint8_t>(phase), model_dir, step, variables, saved_names, slots, sync_step);
+    ar(static_cast<uint8_t>(phase), model_dir, step, variables, saved_names, slots, sync_step, restore_id);
   }
   template <class A> void load(A& ar) {
     uint8_t p = 0;
@@ -237,7 +259,7 @@ struct SnapshotRestoreRequest {
     LoadStrings(ar, variables, wire::kMaxEntries, "restore variable");
     LoadStrings(ar, saved_names, wire::kMaxEntries, "saved variable");
     LoadBool(ar, slots, "slots");
-    ar(sync_step);
+    ar(sync_step, restore_id);
   }
 };
 

@@ -31,6 +31,10 @@ class Transport {
   // server `server`, and calls `done` once with the reply or an error.
   // `done` runs on a transport thread: it must not block.
   virtual void Call(int server, OutFrame frame, Deadline deadline, Callback done) = 0;
+
+  // Connections opened to servers after a lost one, over the transport's
+  // life: a change tells a client to ask whether a server restarted.
+  virtual uint64_t reconnects() const { return 0; }
 };
 
 // Sends every (server, frame) at once and waits for all replies (or errors),

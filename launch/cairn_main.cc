@@ -2,7 +2,7 @@
 //
 //   cairn train JOB.yaml [--local] [--servers S] [--workers W] [--summary F] ...
 //   mpirun -np N cairn train JOB.yaml --servers S
-//   cairn server --cluster CLUSTER.yaml --index I                 (standalone mode)
+//   cairn server --cluster CLUSTER.yaml --index I [--model-dir D] (standalone mode)
 //   cairn worker --cluster CLUSTER.yaml --index J JOB.yaml [...]
 //   cairn snapshots|inspect|export DIR ...
 //   cairn bench pushpull [...]
@@ -31,6 +31,7 @@ struct TrainFlags {
   std::optional<std::string> bind, advertise, consistency;
   std::string summary_path;
   std::optional<std::string> model_dir;
+  std::string server_model_dir;  // cairn server --model-dir
   bool fresh = false;
   std::optional<int64_t> snapshot_every_steps;
   std::optional<double> snapshot_every_secs;
@@ -77,6 +78,9 @@ void AddStandaloneCommands(CLI::App& app, TrainFlags& server, TrainFlags& worker
   s->add_option("--cluster", server.cluster_path, "Cluster file (YAML: servers, workers)")->required();
   s->add_option("--index", server.index, "This server's index in the cluster file")->required();
   s->add_option("--io-threads", server.io_threads, "Network and handler threads")->default_val(1);
+  s->add_option("--model-dir", server.server_model_dir,
+                "Restore this server's shards from the newest committed snapshot here before serving "
+                "(restarting a server of a running job)");
   CLI::App* w = app.add_subcommand("worker", "Run one worker of a standalone cluster (worker 0 is the chief)");
   AddJobOptions(w, worker);
   w->add_option("--cluster", worker.cluster_path, "Cluster file (YAML: servers, workers)")->required();
@@ -133,7 +137,7 @@ int RunServer(const TrainFlags& f) {
   StatusOr<ClusterSpec> cluster = LoadClusterFile(f.cluster_path, &bind);
   if (!cluster.ok()) return Fail(cluster.status());
   spdlog::set_pattern(fmt::format("[%H:%M:%S.%e] [server {}] [%l] %v", f.index));
-  Status s = RunServerProcess(*cluster, f.index, bind, f.io_threads);
+  Status s = RunServerProcess(*cluster, f.index, bind, f.io_threads, f.server_model_dir);
   return s.ok() ? 0 : Fail(s);
 }
 

@@ -136,6 +136,8 @@ Status ParseRoot(const YAML::Node& root, JobConfig* c) {
   RETURN_IF_ERROR(cl.Get("workers", &c->cluster.workers));
   RETURN_IF_ERROR(cl.Get("consistency", &c->cluster.consistency));
   RETURN_IF_ERROR(cl.Get("sync_timeout_ms", &c->cluster.sync_timeout_ms));
+  RETURN_IF_ERROR(cl.Get("missing_workers", &c->cluster.missing_workers));
+  RETURN_IF_ERROR(cl.Get("max_recoveries", &c->cluster.max_recoveries));
   RETURN_IF_ERROR(cl.Get("bind", &c->cluster.bind));
   RETURN_IF_ERROR(cl.Get("advertise", &c->cluster.advertise));
   RETURN_IF_ERROR(cl.Get("split_threshold_bytes", &c->cluster.split_threshold_bytes));
@@ -204,6 +206,13 @@ Status ValidateJobConfig(const JobConfig& c) {
   RETURN_IF_ERROR(Positive("cluster.timeout_ms", static_cast<double>(c.cluster.timeout_ms)));
   if (c.cluster.io_threads < 1 || c.cluster.io_threads > 64) return InvalidArgument("cluster.io_threads: must be in [1, 64]");
   RETURN_IF_ERROR(Positive("cluster.sync_timeout_ms", static_cast<double>(c.cluster.sync_timeout_ms)));
+  if (c.cluster.missing_workers != "fail" && c.cluster.missing_workers != "continue") {
+    return InvalidArgument("cluster.missing_workers: unknown policy '" + c.cluster.missing_workers +
+                           "' (fail, continue)");
+  }
+  if (c.cluster.max_recoveries < 0) {
+    return InvalidArgument("cluster.max_recoveries: must be >= 0, got " + std::to_string(c.cluster.max_recoveries));
+  }
   if (c.cluster.consistency == "sync" && c.cluster.timeout_ms <= c.cluster.sync_timeout_ms) {
     // A push waits for the slowest worker; its deadline must outlast the step's.
     return InvalidArgument("cluster.timeout_ms: in sync mode it must exceed cluster.sync_timeout_ms (" +

@@ -61,6 +61,7 @@ SessionOptions JobSessionOptions(const JobConfig& c, int num_workers) {
   o.mode.consistency = c.cluster.consistency;
   o.mode.num_workers = num_workers;
   o.mode.sync_timeout_ms = c.cluster.sync_timeout_ms;
+  o.mode.missing_workers = c.cluster.missing_workers;
   return o;
 }
 
@@ -137,6 +138,8 @@ TrainerOptions JobTrainerOptions(const JobConfig& c, int worker, int num_workers
   o.schedule = c.schedule;
   o.snapshot_every_steps = c.snapshot.every_steps;
   o.snapshot_every_secs = c.snapshot.every_secs;
+  o.max_recoveries = c.cluster.max_recoveries;
+  o.recovery_timeout = std::chrono::milliseconds(c.cluster.timeout_ms);
   return o;
 }
 
@@ -153,6 +156,7 @@ StatusOr<WorkerReport> RunWorker(const JobConfig& c, const JobData& data, EventL
   Trainer trainer(w->session.get(), &w->model, &data.train, worker == 0 && data.test.examples ? &data.test : nullptr,
                   JobTrainerOptions(c, worker, num_workers));
   trainer.set_saver(w->saver.get());
+  trainer.set_client(w->client.get());
   return trainer.Run(worker == 0 ? Trainer::ProgressFn(LogProgress) : Trainer::ProgressFn());
 }
 
@@ -446,7 +450,8 @@ StatusOr<ClusterSpec> LoadClusterFile(const std::string& path, std::string* bind
   return spec;
 }
 
-Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string& bind, int io_threads) {
+Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string& bind, int io_threads,
+                        const std::string& model_dir) {
   if (index < 0 || index >= cluster.num_servers()) {
     return InvalidArgument("--index " + std::to_string(index) + ": the cluster has servers 0.." +
                            std::to_string(cluster.num_servers() - 1));
@@ -460,7 +465,13 @@ Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   const Endpoint& me = cluster.servers[index];
   EventLoop loop(io_threads);
-  ASSIGN_OR_RETURN(auto server, Server::Start(loop, ServerOptions{index, bind.empty() ? me.host : bind, me.port, {}}));
+  ServerOptions options;
+  options.index = index;
+  options.bind_address = bind.empty() ? me.host : bind;
+  options.port = me.port;
+  options.restore_dir = model_dir;
+  options.num_servers = cluster.num_servers();
+  ASSIGN_OR_RETURN(auto server, Server::Start(loop, options));
   spdlog::info("server {} of {} listening on {}", index, cluster.num_servers(), server->endpoint().ToString());
   int signal = 0;
   sigwait(&stop, &signal);

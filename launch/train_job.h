@@ -55,8 +55,12 @@ StatusOr<JobSummary> RunMpiJob(const JobConfig& config, MpiContext& mpi);
 //   bind: 0.0.0.0               # optional: where servers listen (default: their host)
 StatusOr<ClusterSpec> LoadClusterFile(const std::string& path, std::string* bind = nullptr);
 
-// Serves as server `index` until SIGINT or SIGTERM.
-Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string& bind, int io_threads);
+// Serves as server `index` until SIGINT or SIGTERM. With a `model_dir`
+// holding a committed snapshot, the server first restores its shards from
+// the newest one (a restarted server picks up where that snapshot was; see
+// ServerOptions::restore_dir).
+Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string& bind, int io_threads,
+                        const std::string& model_dir = "");
 
 // Trains as worker `index` of the cluster (worker 0 is the chief: it
 // restores, snapshots, and returns the summary; others return an empty one).

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -17,6 +18,7 @@
 #include "common/frame_socket.h"
 #include "common/messages.h"
 #include "ps/model_dir.h"
+#include "ps/push_log.h"
 #include "ps/shard_store.h"
 #include "ps/snapshot_store.h"
 #include "ps/sync_steps.h"
@@ -31,6 +33,14 @@ using Clock = std::chrono::steady_clock;
 constexpr uint64_t kDataAlignment = 64;
 uint64_t AlignUp(uint64_t n) { return (n + kDataAlignment - 1) / kDataAlignment * kDataAlignment; }
 const uint8_t kPad[kDataAlignment] = {};
+
+// A random non-zero id (server incarnations, restore ids).
+uint64_t RandomId() {
+  std::random_device rd;
+  uint64_t id = 0;
+  while (id == 0) id = (uint64_t{rd()} << 32) ^ rd();
+  return id;
+}
 
 OutFrame Reply(const InFrame& request, std::string control) {
   OutFrame reply;
@@ -48,7 +58,59 @@ class Server::Core : public std::enable_shared_from_this<Core> {
       : loop_(loop),
         options_(std::move(options)),
         acceptor_(asio::make_strand(loop.io())),
-        accept_timer_(acceptor_.get_executor()) {}
+        accept_timer_(acceptor_.get_executor()),
+        incarnation_(RandomId()) {}
+
+  // Loads this server's shards from the newest committed snapshot in
+  // options_.restore_dir, as that snapshot placed them (before Listen, so no
+  // request sees a half-restored server).
+  Status RestoreOnStart() {
+    const std::string& dir = options_.restore_dir;
+    if (dir.empty()) return Status::OK();
+    const std::string me = "server " + std::to_string(options_.index);
+    if (Status s = CheckModelDir(dir); !s.ok()) {
+      if (s.code() != StatusCode::kNotFound) return s.WithContext(me + " restoring on start");
+      spdlog::info("{}: no model directory {} yet: starting empty", me, dir);
+      return Status::OK();
+    }
+    StatusOr<int64_t> latest = LatestCommittedStep(dir);
+    if (!latest.ok()) {
+      if (latest.status().code() != StatusCode::kNotFound) return latest.status().WithContext(me + " restoring on start");
+      spdlog::info("{}: no committed snapshot in {}: starting empty", me, dir);
+      return Status::OK();
+    }
+    const auto start = Clock::now();
+    ASSIGN_OR_RETURN(SnapshotManifest m, ReadManifest(dir, *latest));
+    if (m.num_servers != options_.num_servers) {
+      return FailedPrecondition(me + " cannot restore its shards from snapshot " + std::to_string(m.step) + " in " +
+                                dir + ": it was written by " + std::to_string(m.num_servers) +
+                                " servers and this cluster has " + std::to_string(options_.num_servers) +
+                                " (restart the whole job to restore onto a different server count)");
+    }
+    RETURN_IF_ERROR(SetMode(m.mode));
+    SnapshotRestoreRequest req;
+    req.model_dir = dir;
+    req.step = m.step;
+    req.restore_id = RandomId();
+    if (m.mode.consistency == "sync") req.sync_step = m.global_step;
+    for (const ManifestShard& ms : m.shards) {
+      if (ms.server != options_.index) continue;
+      const ManifestVariable* mv = m.FindVariable(ms.variable);
+      if (!mv) return DataLoss("snapshot " + std::to_string(m.step) + " places unknown variable '" + ms.variable + "'");
+      RETURN_IF_ERROR(store_.Create(ShardDecl{mv->spec, ms.row_begin, ms.row_end, m.optimizer}));
+      req.variables.push_back(ms.variable);
+      req.saved_names.push_back(ms.variable);
+    }
+    std::vector<ShardCopy> copies;
+    SnapshotRestoreReply out;
+    RETURN_IF_ERROR(ReadRestore(req, &copies, &out));
+    RETURN_IF_ERROR(store_.Import(copies));
+    ApplyRestored(req);
+    spdlog::info("{}: restored {} shard(s), {:.1f} MiB from snapshot {} in {} (global step {}) in {:.2f} s", me,
+                 out.shards, out.bytes / 1048576.0, m.step, dir, m.global_step,
+                 std::chrono::duration<double>(Clock::now() - start).count());
+    return Status::OK();
+  }
 
   Status Listen() {
     boost::system::error_code ec;
@@ -81,6 +143,9 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     s.variables = store_.size();
     s.snapshots_written = snapshots_written_.load();
     s.restores = restores_.load();
+    s.duplicate_pushes = duplicate_pushes_.load();
+    std::lock_guard<std::mutex> lock(snapshot_mu_);
+    s.restored_step = restored_step_;
     return s;
   }
 
@@ -211,7 +276,21 @@ class Server::Core : public std::enable_shared_from_this<Core> {
   Status HandleHello(const InFrame& frame, OutFrame* reply) {
     HelloRequest req;
     RETURN_IF_ERROR(DecodeMessage(frame.control, &req, "Hello"));
-    *reply = Reply(frame, EncodeMessage(HelloReply{WireStatus{}, options_.index}));
+    HelloReply out;
+    out.server_index = options_.index;
+    out.incarnation = incarnation_;
+    out.variables = store_.size();
+    {
+      std::lock_guard<std::mutex> lock(snapshot_mu_);
+      out.restore_id = restore_id_;
+      out.restored_step = restored_step_;
+      out.restore_staged = staged_ != nullptr;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (sync_) out.sync_step = sync_->step();
+    }
+    *reply = Reply(frame, EncodeMessage(out));
     return Status::OK();
   }
 
@@ -228,6 +307,9 @@ class Server::Core : public std::enable_shared_from_this<Core> {
   Status SetMode(const TrainingMode& mode) {
     if (mode.consistency != "async" && mode.consistency != "sync") {
       return InvalidArgument("unknown consistency '" + mode.consistency + "' (async or sync)");
+    }
+    if (mode.missing_workers != "fail" && mode.missing_workers != "continue") {
+      return InvalidArgument("unknown missing_workers '" + mode.missing_workers + "' (fail or continue)");
     }
     if (mode.num_workers < 1 || mode.num_workers > 65536 || mode.sync_timeout_ms < 1) {
       return InvalidArgument("training mode needs 1..65536 workers and a positive sync timeout");
@@ -276,6 +358,24 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     std::vector<Tensor> values;
     Status s = DecodePush(frame, &req, &values);
     if (!s.ok()) return reply(s);
+    // A re-sent push (its first reply was lost with a connection) is
+    // answered with the first copy's result instead of being applied again.
+    const PushKey key{req.worker_id, req.incarnation, req.sequence};
+    Status earlier;
+    switch (push_log_.Begin(key, reply, &earlier)) {
+      case PushLog::Verdict::kDone:
+        ++duplicate_pushes_;
+        return reply(earlier);
+      case PushLog::Verdict::kWaiting:
+        ++duplicate_pushes_;
+        return;  // push_log_ answers it when the first copy is done
+      case PushLog::Verdict::kApply:
+        reply = [this, self = shared_from_this(), key, reply = std::move(reply)](const Status& st) {
+          push_log_.Finish(key, st);
+          reply(st);
+        };
+        break;
+    }
     std::shared_ptr<SyncSteps> sync;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -473,19 +573,30 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     RETURN_IF_ERROR(store_.Import(staged->copies));
     out = staged->reply;
     out.seconds += std::chrono::duration<double>(Clock::now() - start).count();
-    if (staged->request.sync_step >= 0) {
+    ApplyRestored(staged->request);
+    spdlog::info("server {}: restored {} shard(s), {:.1f} MiB from snapshot {} in {:.2f} s", options_.index,
+                 out.shards, out.bytes / 1048576.0, req.step, out.seconds);
+    *reply = Reply(frame, EncodeMessage(out));
+    return Status::OK();
+  }
+
+  // After a restore's shards are in: the sync round continues at the
+  // snapshot's step, and Hello reports the restore.
+  void ApplyRestored(const SnapshotRestoreRequest& req) {
+    if (req.sync_step >= 0) {
       std::shared_ptr<SyncSteps> sync;
       {
         std::lock_guard<std::mutex> lock(mu_);
         sync = sync_;
       }
-      if (sync) sync->Reset(staged->request.sync_step);
+      if (sync) sync->Reset(req.sync_step);
+    }
+    {
+      std::lock_guard<std::mutex> lock(snapshot_mu_);
+      restore_id_ = req.restore_id;
+      restored_step_ = req.step;
     }
     ++restores_;
-    spdlog::info("server {}: restored {} shard(s), {:.1f} MiB from snapshot {} in {:.2f} s", options_.index,
-                 out.shards, out.bytes / 1048576.0, req.step, out.seconds);
-    *reply = Reply(frame, EncodeMessage(out));
-    return Status::OK();
   }
 
   struct StagedRestore {
@@ -605,17 +716,22 @@ class Server::Core : public std::enable_shared_from_this<Core> {
   std::shared_ptr<SyncSteps> sync_;                        // guarded by mu_; set in sync mode
   std::set<std::shared_ptr<FrameSocket>> connections_;    // guarded by mu_
 
-  std::mutex snapshot_mu_;
+  mutable std::mutex snapshot_mu_;
   std::shared_ptr<SnapshotJob> job_;   // guarded by snapshot_mu_: the latest snapshot
   std::thread writer_;                 // guarded by snapshot_mu_: writes job_
   std::unique_ptr<StagedRestore> staged_;  // guarded by snapshot_mu_: read, not yet applied
+  uint64_t restore_id_ = 0;                // guarded by snapshot_mu_: of the last restore applied
+  int64_t restored_step_ = -1;             // guarded by snapshot_mu_
+  const uint64_t incarnation_;             // random, for this process's life
+  PushLog push_log_;                       // thread-safe
 
   std::atomic<uint64_t> pushes_applied_{0}, pulls_served_{0}, frames_rejected_{0}, requests_failed_{0},
-      connections_accepted_{0}, snapshots_written_{0}, restores_{0};
+      connections_accepted_{0}, snapshots_written_{0}, restores_{0}, duplicate_pushes_{0};
 };
 
 StatusOr<std::unique_ptr<Server>> Server::Start(EventLoop& loop, ServerOptions options) {
   auto core = std::make_shared<Core>(loop, std::move(options));
+  RETURN_IF_ERROR(core->RestoreOnStart());
   RETURN_IF_ERROR(core->Listen());
   return std::unique_ptr<Server>(new Server(std::move(core)));
 }

@@ -14,6 +14,9 @@
 // this server holds from a committed snapshot, whatever the number of
 // servers that wrote it, and replaces them only if every one read cleanly.
 //
+// Pushes are applied once: a push re-sent after a lost reply (same worker,
+// client incarnation and sequence) gets the first copy's answer.
+//
 // Thread-safe. Handlers run on the EventLoop's threads; the EventLoop must
 // outlive the Server.
 #pragma once
@@ -37,6 +40,13 @@ struct ServerOptions {
   uint16_t port = 0;                      // 0: an ephemeral port chosen by the OS
   FrameLimits limits;                     // default: 4 MiB control, 1 GiB data per frame
   SnapshotWriteOptions snapshot;          // how snapshot databases are written
+  // Restart recovery. If set and the directory holds a committed snapshot,
+  // Start loads this server's shards from the newest one (as that snapshot
+  // placed them on server `index` of `num_servers`) before it accepts a
+  // connection; in sync mode the next round is the snapshot's step. A
+  // missing directory or one without a committed snapshot starts empty.
+  std::string restore_dir;
+  int num_servers = 0;                    // the cluster's server count (required with restore_dir)
 };
 
 struct ServerStats {
@@ -48,11 +58,15 @@ struct ServerStats {
   uint64_t variables = 0;
   uint64_t snapshots_written = 0;   // databases synced
   uint64_t restores = 0;            // restores completed
+  uint64_t duplicate_pushes = 0;    // retried pushes answered without applying them again
+  int64_t restored_step = -1;       // the snapshot step of the last restore (-1: none)
 };
 
 class Server {
  public:
-  // Binds and starts accepting. Unavailable if the address cannot be bound.
+  // Restores (see ServerOptions::restore_dir), binds and starts accepting.
+  // Unavailable if the address cannot be bound; the restore's error if the
+  // newest committed snapshot cannot be loaded.
   static StatusOr<std::unique_ptr<Server>> Start(EventLoop& loop, ServerOptions options);
   ~Server();  // Stop()
 

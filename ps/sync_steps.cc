@@ -21,6 +21,7 @@ void SyncSteps::Reset(int64_t step) {
     std::lock_guard<std::mutex> lock(mu_);
     old = step_;
     step_ = step;
+    ++resets_;
     waiting.swap(arrived_);
     if (timer_) timer_->cancel();
   }
@@ -33,10 +34,12 @@ void SyncSteps::Reset(int64_t step) {
 std::string SyncSteps::Missing() const {
   std::string out;
   for (int w = 0; w < mode_.num_workers; ++w) {
-    if (!arrived_.count(w)) out += (out.empty() ? "" : ", ") + std::to_string(w);
+    if (!arrived_.count(w) && !dropped_.count(w)) out += (out.empty() ? "" : ", ") + std::to_string(w);
   }
   return out;
 }
+
+int SyncSteps::Expected() const { return mode_.num_workers - static_cast<int>(dropped_.size()); }
 
 Status SyncSteps::Admit(const PushRequest& r) const {
   const int worker = r.worker_id;
@@ -44,11 +47,21 @@ Status SyncSteps::Admit(const PushRequest& r) const {
     return InvalidArgument("worker id " + std::to_string(worker) + " is outside this sync job's " +
                            std::to_string(mode_.num_workers) + " workers");
   }
+  if (dropped_.count(worker)) {
+    return FailedPrecondition("worker " + std::to_string(worker) + " was dropped from this sync job after it missed a "
+                              "step's deadline (missing_workers: continue); it cannot rejoin");
+  }
+  if (r.step != step_ && resets_ > 0) {
+    return Aborted("server " + std::to_string(server_index_) + " was restored and continues at step " +
+                   std::to_string(step_) + "; worker " + std::to_string(worker) + "'s push for step " +
+                   std::to_string(r.step) + " was rolled back");
+  }
   if (r.step != step_) {
     return FailedPrecondition("worker " + std::to_string(worker) + " pushed step " + std::to_string(r.step) +
                               " but server " + std::to_string(server_index_) + " is at step " + std::to_string(step_));
   }
-  if (arrived_.count(worker)) {
+  auto it = arrived_.find(worker);
+  if (it != arrived_.end() && it->second.request.incarnation == r.incarnation) {
     return FailedPrecondition("worker " + std::to_string(worker) + " pushed step " + std::to_string(step_) + " twice");
   }
   return Status::OK();
@@ -58,6 +71,7 @@ void SyncSteps::Arrive(Arrival a) {
   std::map<int, Arrival> complete;
   int64_t step = 0;
   Status error;
+  Reply superseded;
   {
     std::lock_guard<std::mutex> lock(mu_);
     error = Admit(a.request);
@@ -69,8 +83,15 @@ void SyncSteps::Arrive(Arrival a) {
         });
       }
       const int worker = a.request.worker_id;
+      // A restarted worker (a new incarnation) redoes the step it died in:
+      // its push replaces the dead process's, whose reply has nowhere to go.
+      auto old = arrived_.find(worker);
+      if (old != arrived_.end()) {
+        superseded = std::move(old->second.reply);
+        arrived_.erase(old);
+      }
       arrived_.emplace(worker, std::move(a));
-      if (static_cast<int>(arrived_.size()) == mode_.num_workers) {
+      if (static_cast<int>(arrived_.size()) == Expected()) {
         complete.swap(arrived_);
         step = step_++;
         timer_->cancel();
@@ -79,6 +100,7 @@ void SyncSteps::Arrive(Arrival a) {
   }
   // Replies go out without the lock held: they send on sockets.
   if (!error.ok()) return a.reply(error);
+  if (superseded) superseded(Aborted("superseded by a push from a restarted incarnation of the same worker"));
   if (!complete.empty()) Complete(std::move(complete), step);
 }
 
@@ -121,11 +143,24 @@ void SyncSteps::Complete(std::map<int, Arrival> round, int64_t step) {
 void SyncSteps::Expire(int64_t step) {
   std::map<int, Arrival> waiting;
   std::string missing;
+  const bool drop = mode_.missing_workers == "continue";
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (step != step_ || arrived_.empty()) return;
     missing = Missing();
     waiting.swap(arrived_);
+    if (drop) {
+      for (int w = 0; w < mode_.num_workers; ++w) {
+        if (!waiting.count(w)) dropped_.insert(w);
+      }
+      ++step_;
+    }
+  }
+  if (drop) {
+    spdlog::warn("server {}: sync step {}: worker(s) {} did not push within {} ms; continuing without them with {} "
+                 "worker(s)",
+                 server_index_, step, missing, mode_.sync_timeout_ms, waiting.size());
+    return Complete(std::move(waiting), step);
   }
   Status error = DeadlineExceeded("sync step " + std::to_string(step) + " on server " + std::to_string(server_index_) +
                                   ": worker(s) " + missing + " did not push within " +

@@ -8,9 +8,16 @@
 // then every waiting push is answered. Workers block in their push until
 // then, which is what releases the next step's pulls.
 //
-// If the step is not complete `timeout` after its first push arrived, every
-// waiting push fails with a DeadlineExceeded naming the missing workers, and
-// the step is not applied.
+// If the step is not complete `timeout` after its first push arrived, then
+// with mode.missing_workers "fail" every waiting push fails with a
+// DeadlineExceeded naming the missing workers, and the step is not applied;
+// with "continue" the step is applied with the workers that arrived (the
+// mean over them), and the missing ones are dropped: later steps do not wait
+// for them, and a push from a dropped worker is refused.
+//
+// After Reset (a restore), a push for any other step than the restored one
+// fails with Aborted: the cluster rolled back, and the worker must resume
+// from the snapshot's position.
 //
 // Thread-safe.
 #pragma once
@@ -19,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -61,6 +69,7 @@ class SyncSteps : public std::enable_shared_from_this<SyncSteps> {
   void Complete(std::map<int, Arrival> round, int64_t step);
   void Expire(int64_t step);
   std::string Missing() const;  // requires mu_
+  int Expected() const;         // requires mu_: pushes a round needs
 
   // Constant after construction.
   boost::asio::io_context& io_;
@@ -70,6 +79,8 @@ class SyncSteps : public std::enable_shared_from_this<SyncSteps> {
 
   mutable std::mutex mu_;
   int64_t step_ = 0;                              // guarded by mu_
+  int64_t resets_ = 0;                            // guarded by mu_
+  std::set<int> dropped_;                         // guarded by mu_: workers left out ("continue")
   std::map<int, Arrival> arrived_;                // guarded by mu_; by worker id
   std::unique_ptr<boost::asio::steady_timer> timer_;  // guarded by mu_
 };

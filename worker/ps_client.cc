@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <random>
+#include <thread>
+
+#include <spdlog/spdlog.h>
 
 namespace cairn {
 namespace {
@@ -35,7 +39,11 @@ Status DecodeReply(const StatusOr<InFrame>& reply, M* out, const char* name) {
 
 }  // namespace
 
-PsClient::PsClient(Transport* transport, PsClientOptions options) : transport_(transport), options_(options) {}
+PsClient::PsClient(Transport* transport, PsClientOptions options) : transport_(transport), options_(options) {
+  incarnation_ = options_.incarnation;
+  std::random_device rd;
+  while (incarnation_ == 0) incarnation_ = (uint64_t{rd()} << 32) ^ rd();
+}
 
 Status PsClient::CheckCreated(const char* what) const {
   if (!placement_) return FailedPrecondition(std::string(what) + " before the variables were created (Create)");
@@ -180,6 +188,7 @@ Status PsClient::Push(const PushBatch& batch) {
   std::vector<int> servers;
   for (auto& [server, p] : per_server) {
     p.req.worker_id = options_.worker_id;
+    p.req.incarnation = incarnation_;
     p.req.sequence = sequence;
     p.req.train_step = batch.train_step;
     p.req.step = step;
@@ -210,6 +219,47 @@ StatusOr<StatsReply> PsClient::Stats(int server) {
   Status st = DecodeReply(replies[0], &r, "Stats");
   if (!st.ok()) return st.WithContext(ServerContext(FrameType::kStats, server));
   return r;
+}
+
+StatusOr<std::vector<HelloReply>> PsClient::Hello() {
+  std::vector<HelloReply> out;
+  RETURN_IF_ERROR(CallEveryServer<HelloReply>(FrameType::kHello, HelloRequest{options_.worker_id}, NextDeadline(),
+                                              [&](const HelloReply& r) { out.push_back(r); }));
+  return out;
+}
+
+StatusOr<std::vector<PsClient::ServerRestart>> PsClient::CheckForRestarts() {
+  std::lock_guard<std::mutex> lock(restarts_mu_);
+  const uint64_t reconnects = transport_->reconnects();
+  if (!incarnations_.empty() && reconnects == seen_reconnects_) return std::vector<ServerRestart>{};
+  ASSIGN_OR_RETURN(std::vector<HelloReply> hellos, Hello());
+  seen_reconnects_ = reconnects;
+  std::vector<ServerRestart> restarts;
+  const bool first = incarnations_.empty();
+  incarnations_.resize(hellos.size(), 0);
+  for (size_t i = 0; i < hellos.size(); ++i) {
+    if (!first && incarnations_[i] != hellos[i].incarnation) {
+      restarts.push_back(ServerRestart{static_cast<int>(i), hellos[i].restored_step, hellos[i].variables});
+    }
+    incarnations_[i] = hellos[i].incarnation;
+  }
+  return restarts;
+}
+
+StatusOr<int64_t> PsClient::WaitForRollback(Deadline deadline) {
+  while (true) {
+    ASSIGN_OR_RETURN(std::vector<HelloReply> hellos, Hello());
+    bool agreed = !hellos.empty() && hellos[0].restore_id != 0;
+    for (const HelloReply& h : hellos) {
+      agreed = agreed && h.restore_id == hellos[0].restore_id && !h.restore_staged;
+    }
+    if (agreed) return hellos[0].restored_step;
+    if (Clock::now() >= deadline) {
+      return DeadlineExceeded("worker " + std::to_string(options_.worker_id) +
+                              " waited for the chief to roll every server back to one snapshot, in vain");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 }
 
 // Sends `request` to every server; each reply is decoded into a Reply and

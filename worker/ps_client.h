@@ -14,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +32,7 @@ struct PsClientOptions {
   int32_t worker_id = 0;                      // stamped on pushes
   std::chrono::milliseconds timeout{30000};   // deadline of each call
   PlacementOptions placement;                 // how variables are spread over servers
+  uint64_t incarnation = 0;                   // stamped on pushes; 0: a random one per client
 };
 
 class PsClient : public VariableStore {
@@ -45,6 +47,25 @@ class PsClient : public VariableStore {
 
   // The server's counters.
   StatusOr<StatsReply> Stats(int server);
+
+  // Who each server is (incarnation) and what it last restored.
+  StatusOr<std::vector<HelloReply>> Hello();
+
+  // A server process that is not the one this client first talked to.
+  struct ServerRestart {
+    int server = 0;
+    int64_t restored_step = -1;  // the snapshot it restored on start (-1: it came up empty)
+    uint64_t variables = 0;      // shards it holds
+  };
+  // Servers that restarted since the last call (the first call only records
+  // who they are). Asks them (Hello) only if the transport reconnected since.
+  StatusOr<std::vector<ServerRestart>> CheckForRestarts();
+
+  // Sync-mode recovery: waits until every server has applied the same
+  // restore (equal, non-zero restore ids, nothing staged), i.e. the chief's
+  // cluster-wide rollback is done, or fails at `deadline`. Returns that
+  // restore's snapshot step.
+  StatusOr<int64_t> WaitForRollback(Deadline deadline);
   int num_servers() const { return transport_->num_servers(); }
 
   // Snapshots (see ps/server.h), sent to every server at once. The replies'
@@ -74,7 +95,11 @@ class PsClient : public VariableStore {
   const PsClientOptions options_;
   std::optional<Placement> placement_;  // set by Create
   TrainingMode mode_;                   // set by Create
+  uint64_t incarnation_ = 0;            // constant after construction
   std::atomic<uint64_t> next_sequence_{1};
+  std::mutex restarts_mu_;
+  std::vector<uint64_t> incarnations_;   // guarded by restarts_mu_; by server, 0: unknown
+  uint64_t seen_reconnects_ = 0;         // guarded by restarts_mu_
   std::atomic<int64_t> next_step_{0};
 };
 

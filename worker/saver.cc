@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <random>
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -301,6 +302,9 @@ StatusOr<RestoreResult> Saver::Restore(const RestoreOptions& o) {
   req.model_dir = options_.model_dir;
   req.step = step;
   req.slots = o.slots;
+  // Names this restore on every server, so workers can tell when all have it.
+  std::random_device rd;
+  while (req.restore_id == 0) req.restore_id = (uint64_t{rd()} << 32) ^ rd();
   bool restores_global_step = false;
   for (const auto& [current, saved] : pairs) {
     req.variables.push_back(current);

@@ -28,7 +28,31 @@ Trainer::Trainer(Session* session, const Model* model, const Dataset* train, con
                  TrainerOptions options)
     : session_(session), model_(model), train_(train), test_(test), options_(std::move(options)) {}
 
+// A chief that restarted while the servers kept training (or that finds
+// every server restored from the same snapshot on its own) rejoins: it must
+// not roll a live cluster back. It restores when the model was never
+// prepared (fresh servers, as a re-run of the job has) or the servers'
+// states disagree.
+StatusOr<bool> Trainer::ClusterIsLive() {
+  if (!client_) return false;
+  ASSIGN_OR_RETURN(Tensor ready, session_->Run(model_->chief_ready));
+  if (Scalar64(ready) != 1) return false;
+  ASSIGN_OR_RETURN(std::vector<HelloReply> hellos, client_->Hello());
+  bool never_restored = true, same_snapshot = true;
+  for (const HelloReply& h : hellos) {
+    never_restored = never_restored && h.restore_id == 0;
+    same_snapshot = same_snapshot && h.restore_id != 0 && h.restored_step == hellos[0].restored_step;
+  }
+  return never_restored || same_snapshot;
+}
+
 Status Trainer::PrepareAsChief(WorkerReport* report) {
+  ASSIGN_OR_RETURN(bool live, ClusterIsLive());
+  if (live) {
+    spdlog::info("[chief] the servers hold a prepared model (they kept training, or restored it themselves): "
+                 "rejoining without a restore");
+    return Status::OK();
+  }
   if (saver_ && options_.restore) {
     const std::string& dir = saver_->options().model_dir;
     StatusOr<int64_t> latest = CheckModelDir(dir).ok() ? LatestCommittedStep(dir) : StatusOr<int64_t>(NotFound(""));
@@ -149,6 +173,72 @@ Status Trainer::StartSnapshot(int64_t global_step, WorkerReport* report) {
   return Status::OK();
 }
 
+Status Trainer::NoteServerRestarts(int64_t global_step) {
+  if (!client_) return Status::OK();
+  ASSIGN_OR_RETURN(std::vector<PsClient::ServerRestart> restarts, client_->CheckForRestarts());
+  const bool sync = session_->options().mode.consistency == "sync";
+  for (const PsClient::ServerRestart& r : restarts) {
+    if (r.restored_step < 0) {
+      spdlog::error("worker {}: server {} restarted with no snapshot to restore from (it holds {} shard(s))",
+                    options_.worker, r.server, r.variables);
+    } else if (sync) {
+      spdlog::warn("worker {}: server {} restarted from snapshot {}: the cluster rolls back to that step",
+                   options_.worker, r.server, r.restored_step);
+    } else {
+      spdlog::warn("worker {}: server {} restarted from snapshot {}: its shards lost the updates of the last {} "
+                   "global step(s); training goes on",
+                   options_.worker, r.server, r.restored_step, std::max<int64_t>(0, global_step - r.restored_step));
+    }
+  }
+  return Status::OK();
+}
+
+// Sync mode: the chief restores every server to the newest committed
+// snapshot (a restarted server already holds it; the others must go back to
+// it, or their shards would be ahead of its); the other workers wait until
+// every server reports that restore. Then each continues from its own
+// position in that snapshot, so the run goes on exactly as if resumed.
+Status Trainer::Recover(const Status& why, ShardIterator* it, int64_t* step, int64_t* global_step,
+                        WorkerReport* report) {
+  const auto start = std::chrono::steady_clock::now();
+  const int w = options_.worker;
+  ++report->recoveries;
+  spdlog::warn("worker {}: step {} was aborted ({}); recovering (attempt {} of {})", w, *step + 1, why.message(),
+               report->recoveries, options_.max_recoveries);
+  if (Status s = NoteServerRestarts(*global_step); !s.ok()) spdlog::warn("worker {}: {}", w, s.ToString());
+  int64_t snapshot = -1;
+  if (chief()) {
+    if (!saver_) {
+      return FailedPrecondition("the cluster must roll back to a snapshot (" + why.message() +
+                                ") but this job has no model_dir to restore from");
+    }
+    if (snapshot_.valid()) {  // one in flight when the server went down: it does not matter now
+      StatusOr<SnapshotStats> done = snapshot_.get();
+      if (done.ok()) ++report->snapshots;
+      else spdlog::warn("[chief] the snapshot in flight failed: {}", done.status().ToString());
+    }
+    StatusOr<RestoreResult> restored = saver_->Restore();
+    if (!restored.ok()) return restored.status().WithContext("rolling the cluster back after: " + why.message());
+    snapshot = restored->step;
+    last_snapshot_step_ = restored->step;
+    current_rate_ = -1;  // assign the schedule's rate again
+    spdlog::warn("[chief] rolled every server back from global step {} to snapshot {}", *global_step, snapshot);
+  } else {
+    ASSIGN_OR_RETURN(snapshot, client_->WaitForRollback(std::chrono::steady_clock::now() + options_.recovery_timeout));
+  }
+  const int64_t before = *step;
+  it->Seek(DataPosition{0, 0});
+  int64_t first_step = 0;
+  RETURN_IF_ERROR(Resume(it, &first_step, global_step));
+  *step = first_step;
+  report->steps_rolled_back += std::max<int64_t>(0, before - first_step);
+  spdlog::warn("worker {}: recovered in {:.2f} s from snapshot {}: continuing after step {} (global step {}); {} of "
+               "this worker's steps are redone",
+               w, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), snapshot,
+               first_step, *global_step, std::max<int64_t>(0, before - first_step));
+  return Status::OK();
+}
+
 StatusOr<std::pair<double, double>> Trainer::Evaluate(const Dataset& data) {
   const int64_t batch = 2000;
   const int64_t f = data.features;
@@ -200,14 +290,35 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
   Tensor x, y;
   std::vector<Output> fetches = {model_->loss, model_->train_op, model_->global_step};
   if (!model_->worker_state.empty()) fetches.push_back(model_->set_worker_state.at(options_.worker));
+  const bool sync = session_->options().mode.consistency == "sync";
+  RETURN_IF_ERROR(NoteServerRestarts(global_step));  // learns who the servers are
   for (int64_t step = first_step; step < total; ++step) {
     if (chief()) RETURN_IF_ERROR(UpdateLearningRate(global_step));
     it.Next(&x, &y);
     FeedMap feeds{{model_->x, x}, {model_->y, y}};
     // The state after this step travels in the step's own push.
     if (!model_->worker_state.empty()) feeds.emplace(model_->new_worker_state, StateAfter(step + 1, it.position()));
-    ASSIGN_OR_RETURN(auto out, session_->Run(fetches, feeds));
+    StatusOr<std::vector<Tensor>> ran = session_->Run(fetches, feeds);
+    if (!ran.ok()) {
+      Status error = ran.status();
+      if (sync && client_ && error.code() == StatusCode::kAborted && report.recoveries < options_.max_recoveries) {
+        RETURN_IF_ERROR(Recover(error, &it, &step, &global_step, &report));
+        --step;  // the loop's ++step brings it back to the resumed step
+        continue;
+      }
+      // A server that restarted empty explains an unknown variable, say.
+      if (client_) {
+        StatusOr<std::vector<PsClient::ServerRestart>> restarts = client_->CheckForRestarts();
+        if (restarts.ok() && !restarts->empty()) {
+          error = error.WithContext("server " + std::to_string(restarts->front().server) + " restarted" +
+                                    (restarts->front().restored_step < 0 ? " with no snapshot to restore from" : ""));
+        }
+      }
+      return error;
+    }
+    const std::vector<Tensor>& out = *ran;
     global_step = Scalar64(out[2]) + 1;  // pulled before this step was applied
+    if (client_) RETURN_IF_ERROR(NoteServerRestarts(global_step));
     if (chief() && SnapshotDue(global_step)) RETURN_IF_ERROR(StartSnapshot(global_step, &report));
     window_loss += out[0].data<float>()[0];
     ++window_steps;

@@ -16,6 +16,7 @@
 #include "common/status.h"
 #include "worker/dataset.h"
 #include "worker/model.h"
+#include "worker/ps_client.h"
 #include "worker/saver.h"
 #include "worker/session.h"
 
@@ -45,6 +46,14 @@ struct TrainerOptions {
   bool restore = true;
   int64_t snapshot_every_steps = 0;
   double snapshot_every_secs = 0;
+  // Recovery (with a PsClient, set_client): in sync mode, a step aborted
+  // because a server restarted from a snapshot (or the chief rolled the
+  // cluster back) makes the chief restore every server to the newest
+  // committed snapshot and every worker continue from its position there,
+  // at most max_recoveries times per run; others wait up to
+  // recovery_timeout for the rollback.
+  int max_recoveries = 10;
+  std::chrono::milliseconds recovery_timeout{300000};
 };
 
 struct TrainProgress {
@@ -69,6 +78,8 @@ struct WorkerReport {
   double start_time = 0;      // wall clock (seconds since the epoch)
   double end_time = 0;
   int64_t resumed_from = -1;  // the snapshot step this run continued from (-1: none)
+  int64_t recoveries = 0;     // rollbacks to a snapshot during the run (sync mode)
+  int64_t steps_rolled_back = 0;  // this worker's steps redone after them
   int64_t snapshots = 0;      // snapshots committed (chief)
   double snapshot_stall_seconds = 0;  // training time spent copying shards for them
 };
@@ -82,6 +93,8 @@ class Trainer {
 
   // The chief's Saver (borrowed; may be null: no snapshots, no resume).
   void set_saver(Saver* saver) { saver_ = saver; }
+  // The session's PsClient (borrowed; may be null: no server recovery).
+  void set_client(PsClient* client) { client_ = client; }
 
   // Prepares (chief: restores the newest snapshot, or computes the
   // normalization statistics) or waits for the chief (others), resumes this
@@ -94,6 +107,7 @@ class Trainer {
  private:
   bool chief() const { return options_.worker == 0; }
   Status PrepareAsChief(WorkerReport* report);
+  StatusOr<bool> ClusterIsLive();
   Status WaitForChief();
   Status UpdateLearningRate(int64_t global_step);
   // The position this worker left off at, from its state variable.
@@ -102,6 +116,12 @@ class Trainer {
   bool SnapshotDue(int64_t global_step) const;
   Status StartSnapshot(int64_t global_step, WorkerReport* report);
   Status FinishSnapshot(WorkerReport* report);  // waits for the one in flight, if any
+  // After `why` (an Aborted step): the cluster back at one snapshot and this
+  // worker at its position there.
+  Status Recover(const Status& why, ShardIterator* it, int64_t* step, int64_t* global_step, WorkerReport* report);
+  // Logs servers that restarted since the last check; in async mode, the
+  // steps their shards lost.
+  Status NoteServerRestarts(int64_t global_step);
 
   Session* const session_;
   const Model* const model_;
@@ -110,6 +130,7 @@ class Trainer {
   const TrainerOptions options_;
   double current_rate_ = -1;
   Saver* saver_ = nullptr;
+  PsClient* client_ = nullptr;
   std::future<StatusOr<SnapshotStats>> snapshot_;  // the chief's Finish in flight
   int64_t last_snapshot_step_ = -1;
   std::chrono::steady_clock::time_point last_snapshot_time_;
