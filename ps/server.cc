@@ -2,12 +2,14 @@
 
 #include <cmath>
 #include <filesystem>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <set>
 #include <thread>
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -157,11 +159,19 @@ class Server::Core : public std::enable_shared_from_this<Core> {
       stopped_ = true;
       connections.swap(connections_);
     }
-    asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
+    // The port is free once Stop returns (a replacement may bind it at
+    // once). The close runs on the acceptor's strand; if no loop thread gets
+    // to it within 5 s (Stop called from the only one, say), it still
+    // happens, just later.
+    auto closed = std::make_shared<std::promise<void>>();
+    std::future<void> done = closed->get_future();
+    asio::dispatch(acceptor_.get_executor(), [self = shared_from_this(), closed] {
       boost::system::error_code ignored;
       self->acceptor_.close(ignored);
       self->accept_timer_.cancel();
+      closed->set_value();
     });
+    done.wait_for(std::chrono::seconds(5));
     for (auto& c : connections) c->Close(Cancelled("server stopping"));
     std::thread writer;
     {
@@ -267,7 +277,6 @@ class Server::Core : public std::enable_shared_from_this<Core> {
       InFrame stub;
       stub.header = header;
       OutFrame reply = status.ok() ? Reply(stub, EncodeMessage(StatusReply{})) : self->ErrorReply(*c, stub, status);
-      if (status.ok()) ++self->pushes_applied_;
       reply.Seal();
       c->Send(std::move(reply));
     };
@@ -371,6 +380,7 @@ class Server::Core : public std::enable_shared_from_this<Core> {
         return;  // push_log_ answers it when the first copy is done
       case PushLog::Verdict::kApply:
         reply = [this, self = shared_from_this(), key, reply = std::move(reply)](const Status& st) {
+          if (st.ok()) ++pushes_applied_;  // here, so that answers to retries do not count
           push_log_.Finish(key, st);
           reply(st);
         };
@@ -596,6 +606,10 @@ class Server::Core : public std::enable_shared_from_this<Core> {
       restore_id_ = req.restore_id;
       restored_step_ = req.step;
     }
+    // A push retried from before the restore is applied to the restored
+    // state, not answered from the log of a state that is gone.
+    push_log_.Clear(Aborted("server " + std::to_string(options_.index) + " restored snapshot " +
+                            std::to_string(req.step) + " while this push was applied"));
     ++restores_;
   }
 

@@ -2,6 +2,7 @@
 // that send what no Cairn client would.
 #include "ps/server.h"
 
+#include <future>
 #include <random>
 #include <thread>
 
@@ -268,6 +269,187 @@ TEST_F(ServerTest, ManyRandomlyCorruptedFramesNeverStopTheServer) {
     EXPECT_TRUE(raw.WaitForClose(milliseconds(5000))) << "frame " << i;
   }
   ExpectHealthy();
+}
+
+// --- Pushes are applied once --------------------------------------------------
+
+// A push of `grad` to "w" named (worker, incarnation, sequence), as a client
+// sends it: the same OutFrame may be handed to the transport more than once.
+OutFrame PushFrame(int32_t worker, uint64_t incarnation, uint64_t sequence, const std::vector<float>& grad,
+                   bool train_step = false, int64_t step = 0) {
+  PushRequest req;
+  req.worker_id = worker;
+  req.incarnation = incarnation;
+  req.sequence = sequence;
+  req.train_step = train_step;
+  req.step = step;
+  const uint64_t bytes = grad.size() * sizeof(float);
+  req.grads = {TensorDesc{"w", DType::kFloat32, {static_cast<int64_t>(grad.size())}, 0, 0, bytes}};
+  auto data = std::make_shared<std::vector<float>>(grad);
+  OutFrame f;
+  f.type = static_cast<uint16_t>(FrameType::kPush);
+  f.control = EncodeMessage(req);
+  f.data.push_back(ByteSpan{data->data(), bytes});
+  f.keepalive.push_back(data);
+  return f;
+}
+
+// Sends `frame` to server 0 over `transport` and returns the status of the reply.
+Status SendPush(Transport& transport, const OutFrame& frame) {
+  std::vector<std::pair<int, OutFrame>> calls;
+  calls.emplace_back(0, frame);
+  auto replies = CallAll(transport, std::move(calls), DeadlineAfter(milliseconds(5000)));
+  if (!replies[0].ok()) return replies[0].status().WithContext("transport");
+  StatusReply reply;
+  Status decoded = DecodeMessage(replies[0]->control, &reply, "reply");
+  if (!decoded.ok()) return decoded.WithContext("reply");
+  return reply.status.ToStatus();
+}
+
+std::vector<float> Floats(const Tensor& t) {
+  return std::vector<float>(t.data<float>(), t.data<float>() + t.num_elements());
+}
+
+TEST_F(ServerTest, APushResentWithTheSameKeyIsAppliedOnceAndEveryCopyGetsOk) {
+  StartServers(1);
+  auto client = Client({Spec("w", {4}, InitKind::kZeros)}, {}, Sgd(0.5));
+  const OutFrame push = PushFrame(/*worker=*/3, /*incarnation=*/0xABCDEF, /*sequence=*/1, {1, 2, 3, 4});
+
+  // The identical frame twice on one connection, then once more on another
+  // connection (a client that lost its reply and reconnected).
+  EXPECT_TRUE(SendPush(*transport_, push).ok());
+  EXPECT_TRUE(SendPush(*transport_, push).ok());
+  AsioTransport second(loop_, endpoints_);
+  EXPECT_TRUE(SendPush(second, push).ok());
+
+  auto v = client->Pull({"w"});
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(Floats(v->at("w")), (std::vector<float>{-0.5f, -1.0f, -1.5f, -2.0f}));
+  ServerStats stats = servers_[0]->stats();
+  EXPECT_EQ(stats.duplicate_pushes, 2u);
+
+  // The next sequence number of the same client is a new push.
+  EXPECT_TRUE(SendPush(*transport_, PushFrame(3, 0xABCDEF, 2, {1, 2, 3, 4})).ok());
+  v = client->Pull({"w"});
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(Floats(v->at("w")), (std::vector<float>{-1.0f, -2.0f, -3.0f, -4.0f}));
+  EXPECT_EQ(servers_[0]->stats().duplicate_pushes, 2u);
+}
+
+// Only the applied copy counts in pushes_applied, not the answers to its
+// retries.
+TEST_F(ServerTest, ARetriedPushCountsAsAppliedOnce) {
+  StartServers(1);
+  auto client = Client({Spec("w", {4}, InitKind::kZeros)}, {}, Sgd(0.5));
+  const uint64_t before = servers_[0]->stats().pushes_applied;
+  const OutFrame push = PushFrame(3, 0xABCDEF, 1, {1, 2, 3, 4});
+  ASSERT_TRUE(SendPush(*transport_, push).ok());
+  ASSERT_TRUE(SendPush(*transport_, push).ok());
+  ServerStats stats = servers_[0]->stats();
+  EXPECT_EQ(stats.duplicate_pushes, 1u);
+  EXPECT_EQ(stats.pushes_applied - before, 1u) << "a duplicate answered from the push log is counted as applied";
+}
+
+TEST_F(ServerTest, TheSameSequenceFromAnotherIncarnationOrWorkerIsAnotherPush) {
+  StartServers(1);
+  auto client = Client({Spec("w", {4}, InitKind::kZeros)}, {}, Sgd(0.5));
+  ASSERT_TRUE(SendPush(*transport_, PushFrame(3, 100, 1, {1, 1, 1, 1})).ok());
+  ASSERT_TRUE(SendPush(*transport_, PushFrame(3, 200, 1, {1, 1, 1, 1})).ok());  // a restarted process
+  ASSERT_TRUE(SendPush(*transport_, PushFrame(4, 100, 1, {1, 1, 1, 1})).ok());  // another worker
+  auto v = client->Pull({"w"});
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(Floats(v->at("w")), (std::vector<float>(4, -1.5f)));
+  EXPECT_EQ(servers_[0]->stats().duplicate_pushes, 0u);
+}
+
+TEST_F(ServerTest, IncarnationZeroIsNeverDeduplicated) {
+  StartServers(1);
+  auto client = Client({Spec("w", {4}, InitKind::kZeros)}, {}, Sgd(0.5));
+  const OutFrame legacy = PushFrame(3, /*incarnation=*/0, /*sequence=*/7, {1, 1, 1, 1});
+  ASSERT_TRUE(SendPush(*transport_, legacy).ok());
+  ASSERT_TRUE(SendPush(*transport_, legacy).ok());
+  AsioTransport second(loop_, endpoints_);
+  ASSERT_TRUE(SendPush(second, legacy).ok());
+  auto v = client->Pull({"w"});
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(Floats(v->at("w")), (std::vector<float>(4, -1.5f)));  // three updates
+  EXPECT_EQ(servers_[0]->stats().duplicate_pushes, 0u);
+}
+
+TEST_F(ServerTest, ARetryOfASyncPushStillWaitingForItsStepGetsTheStepsResult) {
+  StartServers(1);
+  TrainingMode sync;
+  sync.consistency = "sync";
+  sync.num_workers = 2;
+  sync.sync_timeout_ms = 20000;
+  PsClientOptions o;
+  o.timeout = milliseconds(20000);
+  o.worker_id = 1;
+  PsClient w1(transport_.get(), o);
+  ASSERT_TRUE(w1.Create({Spec("w", {4}, InitKind::kZeros)}, Sgd(0.5), sync).ok());
+
+  // Worker 0's step-0 push waits for worker 1; its retry, on another
+  // connection, arrives while the first copy waits.
+  const OutFrame push = PushFrame(0, 0x5EED, 1, {1, 1, 1, 1}, /*train_step=*/true, /*step=*/0);
+  AsioTransport second(loop_, endpoints_);
+  std::promise<Status> first, retry;
+  std::thread t1([&] { first.set_value(SendPush(*transport_, push)); });
+  std::thread t2([&] { retry.set_value(SendPush(second, push)); });
+  const auto deadline = Clock::now() + milliseconds(10000);
+  while (servers_[0]->stats().duplicate_pushes < 1 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(5));  // polling: the retry has no other visible effect
+  }
+  ASSERT_EQ(servers_[0]->stats().duplicate_pushes, 1u);
+
+  PushBatch batch;
+  batch.gradients["w"] = Tensor::FromVector({4}, {3, 3, 3, 3});
+  batch.train_step = true;
+  EXPECT_TRUE(w1.Push(batch).ok());
+  t1.join();
+  t2.join();
+  Status a = first.get_future().get(), b = retry.get_future().get();
+  EXPECT_TRUE(a.ok()) << a;
+  EXPECT_TRUE(b.ok()) << b;
+  auto v = w1.Pull({"w"});
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(Floats(v->at("w")), (std::vector<float>(4, -1.0f)));  // once: -0.5 * mean(1, 3)
+}
+
+TEST(ServerHello, ReportsANonZeroIncarnationThatDiffersBetweenServers) {
+  EventLoop loop(2);
+  std::vector<std::unique_ptr<Server>> servers;
+  std::vector<Endpoint> endpoints;
+  for (int i = 0; i < 2; ++i) {
+    ServerOptions o;
+    o.index = i;
+    auto s = Server::Start(loop, o);
+    ASSERT_TRUE(s.ok()) << s.status();
+    endpoints.push_back((*s)->endpoint());
+    servers.push_back(std::move(*s));
+  }
+  AsioTransport transport(loop, endpoints);
+  PsClient client(&transport, PsClientOptions{});
+  auto hellos = client.Hello();
+  ASSERT_TRUE(hellos.ok()) << hellos.status();
+  ASSERT_EQ(hellos->size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    const HelloReply& h = (*hellos)[i];
+    EXPECT_EQ(h.server_index, i);
+    EXPECT_NE(h.incarnation, 0u);
+    EXPECT_EQ(h.restore_id, 0u);
+    EXPECT_EQ(h.restored_step, -1);
+    EXPECT_EQ(h.sync_step, -1);
+    EXPECT_FALSE(h.restore_staged);
+  }
+  EXPECT_NE((*hellos)[0].incarnation, (*hellos)[1].incarnation);
+  // Fixed for the process's life.
+  auto again = client.Hello();
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)[0].incarnation, (*hellos)[0].incarnation);
+  // And a first CheckForRestarts only learns who the servers are.
+  auto restarts = client.CheckForRestarts();
+  ASSERT_TRUE(restarts.ok()) << restarts.status();
+  EXPECT_TRUE(restarts->empty());
 }
 
 TEST(ClientWithoutServer, FailsWithAClearErrorWithinItsDeadline) {

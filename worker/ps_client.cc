@@ -54,6 +54,7 @@ Status PsClient::Create(const std::vector<VariableSpec>& specs, const OptimizerS
                         const TrainingMode& mode) {
   ASSIGN_OR_RETURN(Placement placement, Placement::Compute(specs, transport_->num_servers(), options_.placement));
   std::vector<std::pair<int, OutFrame>> calls;
+  std::vector<std::string> creates;
   for (int s = 0; s < placement.num_servers(); ++s) {
     CreateRequest req;
     req.mode = mode;
@@ -64,6 +65,7 @@ Status PsClient::Create(const std::vector<VariableSpec>& specs, const OptimizerS
     OutFrame f;
     f.type = static_cast<uint16_t>(FrameType::kCreateVariables);
     f.control = EncodeMessage(req);
+    creates.push_back(f.control);
     calls.emplace_back(s, std::move(f));
   }
   auto replies = CallAll(*transport_, std::move(calls), NextDeadline());
@@ -75,6 +77,8 @@ Status PsClient::Create(const std::vector<VariableSpec>& specs, const OptimizerS
   placement_ = std::move(placement);
   mode_ = mode;
   next_step_ = 0;
+  std::lock_guard<std::mutex> lock(restarts_mu_);
+  creates_ = std::move(creates);
   return Status::OK();
 }
 
@@ -242,6 +246,24 @@ StatusOr<std::vector<PsClient::ServerRestart>> PsClient::CheckForRestarts() {
       restarts.push_back(ServerRestart{static_cast<int>(i), hellos[i].restored_step, hellos[i].variables});
     }
     incarnations_[i] = hellos[i].incarnation;
+  }
+  // A restarted server holds what its snapshot had; declaring the variables
+  // again (idempotent) adds those a snapshot leaves out, at their initial
+  // values.
+  std::vector<std::pair<int, OutFrame>> calls;
+  for (const ServerRestart& r : restarts) {
+    if (static_cast<size_t>(r.server) >= creates_.size()) continue;
+    OutFrame f;
+    f.type = static_cast<uint16_t>(FrameType::kCreateVariables);
+    f.control = creates_[r.server];
+    calls.emplace_back(r.server, std::move(f));
+  }
+  auto replies = CallAll(*transport_, std::move(calls), NextDeadline());
+  for (size_t i = 0; i < replies.size(); ++i) {
+    StatusReply reply;
+    Status st = DecodeReply(replies[i], &reply, "CreateVariables");
+    if (!st.ok()) return st.WithContext("declaring the variables again on restarted server " +
+                                        std::to_string(restarts[i].server));
   }
   return restarts;
 }

@@ -58,7 +58,8 @@ class PsClient : public VariableStore {
     uint64_t variables = 0;      // shards it holds
   };
   // Servers that restarted since the last call (the first call only records
-  // who they are). Asks them (Hello) only if the transport reconnected since.
+  // who they are), each declared the variables again (a snapshot leaves
+  // some out). Asks them (Hello) only if the transport reconnected since.
   StatusOr<std::vector<ServerRestart>> CheckForRestarts();
 
   // Sync-mode recovery: waits until every server has applied the same
@@ -100,6 +101,7 @@ class PsClient : public VariableStore {
   std::mutex restarts_mu_;
   std::vector<uint64_t> incarnations_;   // guarded by restarts_mu_; by server, 0: unknown
   uint64_t seen_reconnects_ = 0;         // guarded by restarts_mu_
+  std::vector<std::string> creates_;     // guarded by restarts_mu_: each server's CreateRequest, encoded
   std::atomic<int64_t> next_step_{0};
 };
 

@@ -152,10 +152,19 @@ bool Trainer::SnapshotDue(int64_t global_step) const {
              options_.snapshot_every_secs;
 }
 
+// A periodic snapshot that fails (a server restarted while writing it, say)
+// costs only that snapshot: the newest committed one still stands, and the
+// next one tries again. The final snapshot, taken after training, does fail
+// the job.
 Status Trainer::FinishSnapshot(WorkerReport* report) {
   if (!snapshot_.valid()) return Status::OK();
   StatusOr<SnapshotStats> done = snapshot_.get();
-  if (!done.ok()) return done.status().WithContext("snapshot");
+  if (!done.ok()) {
+    ++report->snapshots_failed;
+    spdlog::error("[chief] snapshot {} failed: {}; training goes on, and the next snapshot tries again",
+                  last_snapshot_step_, done.status().ToString());
+    return Status::OK();
+  }
   ++report->snapshots;
   return Status::OK();
 }
@@ -165,7 +174,13 @@ Status Trainer::FinishSnapshot(WorkerReport* report) {
 Status Trainer::StartSnapshot(int64_t global_step, WorkerReport* report) {
   RETURN_IF_ERROR(FinishSnapshot(report));
   const auto start = std::chrono::steady_clock::now();
-  RETURN_IF_ERROR(saver_->Begin(global_step));
+  if (Status begun = saver_->Begin(global_step); !begun.ok()) {
+    ++report->snapshots_failed;
+    spdlog::error("[chief] snapshot {} failed to start: {}; training goes on", global_step, begun.ToString());
+    last_snapshot_step_ = global_step;  // not again at once
+    last_snapshot_time_ = std::chrono::steady_clock::now();
+    return Status::OK();
+  }
   report->snapshot_stall_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   last_snapshot_step_ = global_step;
   last_snapshot_time_ = std::chrono::steady_clock::now();
@@ -177,6 +192,9 @@ Status Trainer::NoteServerRestarts(int64_t global_step) {
   if (!client_) return Status::OK();
   ASSIGN_OR_RETURN(std::vector<PsClient::ServerRestart> restarts, client_->CheckForRestarts());
   const bool sync = session_->options().mode.consistency == "sync";
+  // Snapshots leave the start-up handshake out, so a restarted server lost
+  // it: say again that the model is ready, for workers that start later.
+  if (chief() && !restarts.empty()) RETURN_IF_ERROR(session_->Run(model_->set_chief_ready).status());
   for (const PsClient::ServerRestart& r : restarts) {
     if (r.restored_step < 0) {
       spdlog::error("worker {}: server {} restarted with no snapshot to restore from (it holds {} shard(s))",
@@ -212,16 +230,14 @@ Status Trainer::Recover(const Status& why, ShardIterator* it, int64_t* step, int
       return FailedPrecondition("the cluster must roll back to a snapshot (" + why.message() +
                                 ") but this job has no model_dir to restore from");
     }
-    if (snapshot_.valid()) {  // one in flight when the server went down: it does not matter now
-      StatusOr<SnapshotStats> done = snapshot_.get();
-      if (done.ok()) ++report->snapshots;
-      else spdlog::warn("[chief] the snapshot in flight failed: {}", done.status().ToString());
-    }
+    RETURN_IF_ERROR(FinishSnapshot(report));  // one in flight when the server went down: it may have failed
     StatusOr<RestoreResult> restored = saver_->Restore();
     if (!restored.ok()) return restored.status().WithContext("rolling the cluster back after: " + why.message());
     snapshot = restored->step;
     last_snapshot_step_ = restored->step;
     current_rate_ = -1;  // assign the schedule's rate again
+    // Snapshots leave the start-up handshake out; a restarted server lost it.
+    RETURN_IF_ERROR(session_->Run(model_->set_chief_ready).status());
     spdlog::warn("[chief] rolled every server back from global step {} to snapshot {}", *global_step, snapshot);
   } else {
     ASSIGN_OR_RETURN(snapshot, client_->WaitForRollback(std::chrono::steady_clock::now() + options_.recovery_timeout));

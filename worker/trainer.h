@@ -81,6 +81,7 @@ struct WorkerReport {
   int64_t recoveries = 0;     // rollbacks to a snapshot during the run (sync mode)
   int64_t steps_rolled_back = 0;  // this worker's steps redone after them
   int64_t snapshots = 0;      // snapshots committed (chief)
+  int64_t snapshots_failed = 0;  // periodic snapshots that failed (training went on)
   double snapshot_stall_seconds = 0;  // training time spent copying shards for them
 };
 
