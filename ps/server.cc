@@ -440,6 +440,19 @@ class Server::Core : public std::enable_shared_from_this<Core> {
       return FailedPrecondition("server " + std::to_string(options_.index) + " is still writing snapshot " +
                                 std::to_string(job_->step));
     }
+    {
+      // In sync mode every server is at exactly the snapshot's step while
+      // the chief prepares it (the next round needs the chief's push). A
+      // server at another step restarted from an older snapshot (and got
+      // this request re-sent after reconnecting): its shards must not be
+      // saved under this step's name.
+      std::lock_guard<std::mutex> mode_lock(mu_);
+      if (sync_ && sync_->step() != req.step) {
+        return FailedPrecondition("server " + std::to_string(options_.index) + " is at sync step " +
+                                  std::to_string(sync_->step()) + ", not at snapshot " + std::to_string(req.step) +
+                                  "'s (was it restarted?)");
+      }
+    }
     const std::string db_path = ServerDbPath(req.model_dir, req.step, options_.index);
     RETURN_IF_ERROR(ClearStaleDatabase(req.model_dir, req.step, db_path));
     const auto start = Clock::now();

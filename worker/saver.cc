@@ -145,6 +145,12 @@ StatusOr<SnapshotStats> Saver::Finish() {
   StatusOr<std::vector<WorkerState>> workers = ReadWorkerStates(step, &m.global_step);
   if (!workers.ok()) return fail(workers.status());
   m.workers = std::move(*workers);
+  if (m.mode.consistency == "sync" && m.global_step != step) {
+    // A server that restarted while this snapshot was prepared copied an
+    // older state: the servers' shards are not one step.
+    return fail(DataLoss("the servers' global_step reads " + std::to_string(m.global_step) + " in snapshot " +
+                         std::to_string(step) + ": a server restarted while it was taken"));
+  }
   const std::set<std::string> saved(saved_.begin(), saved_.end());
   for (const VariableSpec& spec : specs_) {
     if (!saved.count(spec.name)) continue;

@@ -190,6 +190,10 @@ Status Trainer::StartSnapshot(int64_t global_step, WorkerReport* report) {
 
 Status Trainer::NoteServerRestarts(int64_t global_step) {
   if (!client_) return Status::OK();
+  // The highest step seen before this check: the step that noticed a restart
+  // may already have pulled a restored (lower) global_step.
+  const int64_t seen_before = highest_global_step_;
+  highest_global_step_ = std::max(highest_global_step_, global_step);
   ASSIGN_OR_RETURN(std::vector<PsClient::ServerRestart> restarts, client_->CheckForRestarts());
   const bool sync = session_->options().mode.consistency == "sync";
   // Snapshots leave the start-up handshake out, so a restarted server lost
@@ -203,9 +207,10 @@ Status Trainer::NoteServerRestarts(int64_t global_step) {
       spdlog::warn("worker {}: server {} restarted from snapshot {}: the cluster rolls back to that step",
                    options_.worker, r.server, r.restored_step);
     } else {
-      spdlog::warn("worker {}: server {} restarted from snapshot {}: its shards lost the updates of the last {} "
-                   "global step(s); training goes on",
-                   options_.worker, r.server, r.restored_step, std::max<int64_t>(0, global_step - r.restored_step));
+      spdlog::warn("worker {}: server {} restarted from snapshot {}: its shards lost the updates of about {} "
+                   "global step(s) (this worker saw global step {} before); training goes on",
+                   options_.worker, r.server, r.restored_step,
+                   std::max<int64_t>(0, seen_before - r.restored_step), seen_before);
     }
   }
   return Status::OK();

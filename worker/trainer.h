@@ -134,6 +134,7 @@ class Trainer {
   PsClient* client_ = nullptr;
   std::future<StatusOr<SnapshotStats>> snapshot_;  // the chief's Finish in flight
   int64_t last_snapshot_step_ = -1;
+  int64_t highest_global_step_ = 0;  // the most this worker has seen (for loss reports)
   std::chrono::steady_clock::time_point last_snapshot_time_;
 };
 
