@@ -37,27 +37,9 @@ const char* const kServerPoints[] = {"server.after_copy", "server.before_write",
 const char* const kChiefPoints[] = {"chief.after_prepare", "chief.before_commit", "manifest.before_rename",
                                     "chief.after_commit", "retention.after_manifests_removed"};
 
-uint16_t FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+using testing::FreePort;
+using testing::ReadFile;
+using testing::WriteFile;
 
 // Every committed snapshot whole: each server's database complete, each
 // shard copied for the manifest's step, every part readable (checksums).
