@@ -18,11 +18,6 @@ using asio::ip::tcp;
 
 namespace {
 
-// A request with at least this much data is hashed on the calling thread
-// while the I/O thread writes it (see PendingChecksum); a smaller one is
-// hashed by the I/O thread as it writes, which costs less than the hand-off.
-constexpr uint64_t kParallelChecksumBytes = uint64_t{256} << 10;
-
 struct PendingCall {
   uint64_t id = 0;
   OutFrame frame;
@@ -268,6 +263,8 @@ void AsioTransport::Call(int server, OutFrame frame, Deadline deadline, Callback
   call->id = next_request_id_.fetch_add(1);
   frame.request_id = call->id;
   frame.Seal();
+  // A large request is hashed here while the I/O thread writes it; a smaller
+  // one by the I/O thread as it writes (see kParallelChecksumBytes).
   std::shared_ptr<PendingChecksum> checksum;
   if (frame.data_len() >= kParallelChecksumBytes) {
     checksum = std::make_shared<PendingChecksum>();

@@ -109,7 +109,8 @@ struct ByteSpan {
 
 // A trailer checksum that one thread computes while another writes the frame
 // (AsioTransport hashes a large request on the calling thread while the I/O
-// thread writes its bytes). Thread-safe.
+// thread writes its bytes; a server hashes a large pull reply off the
+// connection's strand). Thread-safe.
 class PendingChecksum {
  public:
   // Sets the checksum (once) and runs the waiting callback, if any, here.
@@ -125,6 +126,11 @@ class PendingChecksum {
   uint64_t checksum_ = 0;             // guarded by mu_
   std::function<void()> on_set_;      // guarded by mu_
 };
+
+// A frame with at least this much data is worth hashing on another thread
+// while it is written (PendingChecksum); a smaller one costs less to hash
+// where it is written than to hand off.
+constexpr uint64_t kParallelChecksumBytes = uint64_t{256} << 10;
 
 // A frame ready to send: header bytes, control, padding, then data spans
 // (kept alive by `keepalive`). The trailer checksum is computed by whoever

@@ -144,6 +144,8 @@ void FrameSocket::WriteNext() {
   out_pending_ = f.pending_checksum;
   if (out_pending_) {
     // Nothing to hash here: everything but the held-back tail is writable.
+    // (Even when the checksum is known already: one write of the whole frame
+    // was measured slower for a 1 MiB push than the bulk and then the tail.)
     out_writable_ = std::max<uint64_t>(kFrameHeaderBytes, out_total_ - kFrameTrailerBytes - kHoldBack);
   } else {
     // Hashed whole, then written in as few system calls as the socket

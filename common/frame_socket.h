@@ -7,7 +7,8 @@
 // frame at a time with scatter/gather (no copy of tensor bytes), hashed for
 // its trailer just before it is written. A frame with a pending checksum
 // (OutFrame::pending_checksum) is not hashed here: its bytes are written
-// while another thread hashes them, all but the last 64 KiB at once, and
+// while another thread hashes them (or, with a single loop thread, before a
+// handler queued after the send does), all but the last 64 KiB at once, and
 // those with the trailer once the checksum is set.
 //
 // Threading: every handler runs on the socket's executor, which must be a

@@ -246,7 +246,7 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     switch (static_cast<FrameType>(type)) {
       case FrameType::kHello: status = HandleHello(frame, &reply); break;
       case FrameType::kCreateVariables: status = HandleCreate(frame, &reply); break;
-      case FrameType::kPull: status = HandlePull(frame, &reply); break;
+      case FrameType::kPull: return HandlePull(conn, frame);
       case FrameType::kPush: return HandlePush(conn, std::move(frame));
       case FrameType::kStats: status = HandleStats(frame, &reply); break;
       case FrameType::kSnapshotPrepare: status = HandleSnapshotPrepare(frame, &reply); break;
@@ -335,7 +335,28 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     return Status::OK();
   }
 
-  Status HandlePull(const InFrame& frame, OutFrame* reply) {
+  // Sends the reply itself, so that a large one is hashed after the send is
+  // queued: the hash job, posted after it, runs off the connection's strand
+  // while the strand writes all but the reply's tail (held back until the
+  // PendingChecksum is set). With one loop thread the job runs once that bulk
+  // is written, while the peer reads it; with more, the two run at once.
+  // Either way no pass over the values comes before the first write.
+  void HandlePull(const std::shared_ptr<FrameSocket>& conn, const InFrame& frame) {
+    OutFrame reply;
+    Status status = FillPullReply(frame, &reply);
+    if (!status.ok()) reply = ErrorReply(*conn, frame, status);
+    reply.Seal();
+    if (reply.data_len() < kParallelChecksumBytes) return conn->Send(std::move(reply));
+    auto checksum = std::make_shared<PendingChecksum>();
+    reply.pending_checksum = checksum;
+    // Shares the values' buffers (keepalive), which nothing writes (ReadShared).
+    auto sealed = std::make_shared<const OutFrame>(reply);
+    conn->Send(std::move(reply));
+    asio::post(loop_.io(), [checksum, sealed] { checksum->Set(sealed->Checksum()); });
+  }
+
+  // The reply's values are the shards' own buffers, not copies (ReadShared).
+  Status FillPullReply(const InFrame& frame, OutFrame* reply) {
     PullRequest req;
     RETURN_IF_ERROR(DecodeMessage(frame.control, &req, "Pull"));
     PullReply out;
@@ -343,7 +364,7 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     uint64_t offset = 0;
     for (const std::string& name : req.names) {
       ShardInfo info;
-      ASSIGN_OR_RETURN(Tensor value, store_.Read(name, &info));
+      ASSIGN_OR_RETURN(Tensor value, store_.ReadShared(name, &info));
       out.tensors.push_back(TensorDesc{name, value.dtype(), value.shape(), info.row_begin, offset, value.byte_size()});
       offset = AlignUp(offset + value.byte_size());
       values.push_back(std::move(value));

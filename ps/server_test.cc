@@ -132,6 +132,39 @@ TEST_F(ServerTest, RowSplitVariableIsReassembledAndUpdatedAcrossThreeServers) {
   }
 }
 
+// Pulls big enough to be hashed off the connection's strand, and answered
+// from the shards' own buffers, while pushes update those shards: every pull
+// is one whole state of each variable (all elements alike), and the last
+// pull sees every push.
+TEST_F(ServerTest, LargePullsAreWholeAndRightWhilePushesUpdateTheValues) {
+  StartServers(1);
+  const VariableSpec big = Spec("big", {1024, 256}, InitKind::kZeros);  // 1 MiB
+  const VariableSpec small = Spec("small", {3}, InitKind::kZeros);
+  auto client = Client({small, big}, {}, Sgd(1.0));
+  constexpr int kPushes = 40;
+  std::thread pusher([&] {
+    PushBatch batch;
+    batch.gradients["big"] = Tensor(DType::kFloat32, big.shape);
+    batch.gradients["big"].flat().setConstant(1.0f);
+    batch.gradients["small"] = Tensor::FromVector({3}, {1, 1, 1});
+    for (int i = 0; i < kPushes; ++i) ASSERT_TRUE(client->Push(batch).ok());
+  });
+  for (int i = 0; i < kPushes; ++i) {
+    auto values = client->Pull({"small", "big"});
+    ASSERT_TRUE(values.ok()) << values.status();
+    const Tensor& b = (*values)["big"];
+    ASSERT_EQ(b.shape(), big.shape);
+    const float first = b.data<float>()[0];
+    for (int64_t k = 0; k < b.num_elements(); ++k) ASSERT_EQ(b.data<float>()[k], first) << k;
+  }
+  pusher.join();
+  auto last = client->Pull({"small", "big"});
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_TRUE((*last)["small"].BitEqual(Tensor::FromVector({3}, {-kPushes, -kPushes, -kPushes})));
+  EXPECT_FLOAT_EQ((*last)["big"].data<float>()[big.shape[0] * big.shape[1] - 1], -kPushes);
+  EXPECT_EQ(servers_[0]->stats().frames_rejected, 0u);
+}
+
 TEST_F(ServerTest, ConflictingCreateIsAnErrorNamingBothSpecs) {
   StartServers(1);
   Client({Spec("w", {4})});

@@ -1,6 +1,7 @@
 #include "ps/shard_store.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 namespace cairn {
@@ -80,6 +81,27 @@ StatusOr<Tensor> ShardStore::Read(const std::string& name, ShardInfo* info) cons
   return shard->values.Clone();
 }
 
+StatusOr<Tensor> ShardStore::ReadShared(const std::string& name, ShardInfo* info) const {
+  ASSIGN_OR_RETURN(Shard * shard, Find(name));
+  if (info) *info = shard->info;
+  std::lock_guard<std::mutex> lock(shard->mu);
+  return shard->values;  // shares the buffer: see WritableValues
+}
+
+// References to a shard's buffer are only ever added under shard.mu (by
+// ReadShared), so a count of one, read under it, stays one: no reader is
+// left, and none can come while the lock is held. A reader drops its
+// reference from any thread, after its last read of the bytes; that drop is
+// a release, and the acquire fence orders those reads before our writes.
+Tensor& ShardStore::WritableValues(Shard& shard) {
+  if (shard.values.owner().use_count() > 1) {
+    shard.values = shard.values.Clone();  // the readers keep the old buffer
+  } else {
+    std::atomic_thread_fence(std::memory_order_acquire);
+  }
+  return shard.values;
+}
+
 Status ShardStore::CheckUpdate(const std::string& name, UpdateKind kind, const Tensor& value) const {
   ASSIGN_OR_RETURN(Shard * shard, Find(name));
   return CheckUpdateOf(*shard, kind, value);
@@ -109,7 +131,7 @@ Status ShardStore::Apply(const std::string& name, UpdateKind kind, const Tensor&
   ASSIGN_OR_RETURN(Shard * shard, Find(name));
   RETURN_IF_ERROR(CheckUpdateOf(*shard, kind, value));
   std::lock_guard<std::mutex> lock(shard->mu);
-  Tensor& v = shard->values;
+  Tensor& v = WritableValues(*shard);
   switch (kind) {
     case UpdateKind::kGradient: {
       std::vector<Optimizer::Vec> slots;
@@ -136,8 +158,8 @@ bool ShardStore::CountStep(const std::string& name) {
   StatusOr<Shard*> shard = Find(name);
   if (!shard.ok()) return false;
   std::lock_guard<std::mutex> lock((*shard)->mu);
-  Tensor& v = (*shard)->values;
-  if (v.dtype() != DType::kInt64 || v.num_elements() != 1) return false;
+  if ((*shard)->values.dtype() != DType::kInt64 || (*shard)->values.num_elements() != 1) return false;
+  Tensor& v = WritableValues(**shard);
   ++v.data<int64_t>()[0];
   return true;
 }
@@ -203,7 +225,8 @@ Status ShardStore::Import(const std::vector<ShardCopy>& copies) {
   for (size_t i = 0; i < copies.size(); ++i) {
     Shard* shard = targets[i];
     std::lock_guard<std::mutex> lock(shard->mu);
-    std::memcpy(shard->values.raw(), copies[i].values.raw(), shard->values.byte_size());
+    Tensor& values = WritableValues(*shard);
+    std::memcpy(values.raw(), copies[i].values.raw(), values.byte_size());
     for (size_t k = 0; k < copies[i].slots.size(); ++k) {
       std::memcpy(shard->slots[k].raw(), copies[i].slots[k].raw(), shard->slots[k].byte_size());
     }

@@ -2,8 +2,10 @@
 //
 // A shard is rows [row_begin, row_end) of one variable, with its optimizer's
 // slots (named "<variable>/<Optimizer>/<slot>"). Each shard has its own
-// mutex; reads copy under it and updates apply under it, so a pull never sees
-// half an update. No lock is held across I/O: callers get copies.
+// mutex; reads take the values under it and updates apply under it, so a pull
+// never sees half an update. No lock is held across I/O: callers get copies,
+// or (ReadShared) the shard's buffer itself, which the shard then copies
+// before it next writes, for as long as a reader holds it.
 //
 // Thread-safe.
 #pragma once
@@ -53,6 +55,13 @@ class ShardStore {
 
   // A copy of the shard's values, taken under its lock.
   StatusOr<Tensor> Read(const std::string& name, ShardInfo* info = nullptr) const;
+  // The shard's values as of now, without a copy: the tensor shares the
+  // shard's buffer, and while any such tensor (or a view of its buffer) is
+  // alive, an update writes the shard's new values into a fresh buffer
+  // instead (copy on write). So the bytes never change under the reader,
+  // who must not write them either. For a pull, whose reply is written out
+  // and dropped long before the next update comes, this saves the copy.
+  StatusOr<Tensor> ReadShared(const std::string& name, ShardInfo* info = nullptr) const;
 
   // Checks that `value` fits an update of `kind` to shard `name`: it exists,
   // the shape and dtype match, and gradients go to trainable float32 shards.
@@ -93,9 +102,14 @@ class ShardStore {
     std::unique_ptr<Optimizer> optimizer;  // constant after creation
     std::vector<SlotDef> slot_defs;        // constant after creation
     mutable std::mutex mu;
-    Tensor values;               // guarded by mu
+    // Guarded by mu. Its buffer may be shared with readers (ReadShared):
+    // write it only through WritableValues.
+    Tensor values;
     std::vector<Tensor> slots;   // guarded by mu
   };
+
+  // shard.values, ready to be written in place; shard.mu must be held.
+  static Tensor& WritableValues(Shard& shard);
 
   StatusOr<Shard*> Find(const std::string& name) const;
   static Status CheckUpdateOf(const Shard& shard, UpdateKind kind, const Tensor& value);

@@ -1,5 +1,6 @@
 #include "ps/shard_store.h"
 
+#include <atomic>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -101,6 +102,77 @@ TEST(ShardStore, ConcurrentUpdatesAreEachAppliedOnce) {
   for (auto& t : threads) t.join();
   Tensor w = *store.Read("w");
   for (int i = 0; i < 64; ++i) EXPECT_FLOAT_EQ(w.data<float>()[i], -1000.0f);
+}
+
+// ReadShared lends the shard's buffer: every kind of update then writes the
+// shard's new values elsewhere, and what the reader holds stays as it was.
+TEST(ShardStore, SharedReadsNeverChangeUnderTheReader) {
+  ShardStore store;
+  ASSERT_TRUE(store.Create(ShardDecl{Spec("w", {3}, InitKind::kConstant), 0, 3, Sgd(1.0)}).ok());
+  VariableSpec step{"step", {}, DType::kInt64, {}, false};
+  ASSERT_TRUE(store.Create(ShardDecl{step, 0, 1, Sgd(1.0)}).ok());
+  const Tensor initial = *store.ReadShared("w");
+  ASSERT_TRUE(store.Apply("w", UpdateKind::kGradient, Tensor::FromVector({3}, {1, 1, 1})).ok());
+  const Tensor after_gradient = *store.ReadShared("w");
+  ASSERT_TRUE(store.Apply("w", UpdateKind::kAssign, Tensor::FromVector({3}, {7, 8, 9})).ok());
+  const Tensor after_assign = *store.ReadShared("w");
+  ASSERT_TRUE(store.Apply("w", UpdateKind::kAssignAdd, Tensor::FromVector({3}, {1, 1, 1})).ok());
+  ShardCopy restored = *store.Describe("w");
+  restored.values = Tensor::FromVector({3}, {5, 5, 5});
+  const Tensor before_import = *store.ReadShared("w");
+  ASSERT_TRUE(store.Import({restored}).ok());
+  const Tensor step_before = *store.ReadShared("step");
+  ASSERT_TRUE(store.CountStep("step"));
+
+  EXPECT_TRUE(initial.BitEqual(Tensor::FromVector({3}, {2, 2, 2})));
+  EXPECT_TRUE(after_gradient.BitEqual(Tensor::FromVector({3}, {1, 1, 1})));
+  EXPECT_TRUE(after_assign.BitEqual(Tensor::FromVector({3}, {7, 8, 9})));
+  EXPECT_TRUE(before_import.BitEqual(Tensor::FromVector({3}, {8, 9, 10})));
+  EXPECT_TRUE(store.ReadShared("w")->BitEqual(Tensor::FromVector({3}, {5, 5, 5})));
+  EXPECT_EQ(step_before.data<int64_t>()[0], 0);
+  EXPECT_EQ(store.ReadShared("step")->data<int64_t>()[0], 1);
+}
+
+// The copy on write is only for buffers still lent: once the reader has let
+// go, the next update writes in place, as without ReadShared.
+TEST(ShardStore, UpdatesAfterTheSharedReaderIsGoneWriteInPlace) {
+  ShardStore store;
+  ASSERT_TRUE(store.Create(ShardDecl{Spec("w", {3}, InitKind::kConstant), 0, 3, Sgd(1.0)}).ok());
+  const void* buffer = store.ReadShared("w")->raw();
+  ASSERT_TRUE(store.Apply("w", UpdateKind::kGradient, Tensor::FromVector({3}, {1, 1, 1})).ok());
+  Tensor t = *store.ReadShared("w");
+  EXPECT_EQ(t.raw(), buffer);
+  EXPECT_FLOAT_EQ(t.data<float>()[0], 1.0f);
+}
+
+// Readers on other threads hold shared values while updates go on: each
+// reader sees one whole update (every element alike), and the same values for
+// as long as it holds them.
+TEST(ShardStore, SharedReadsAreWholeUpdatesWhileUpdatesRun) {
+  ShardStore store;
+  ASSERT_TRUE(store.Create(ShardDecl{Spec("w", {1 << 16}), 0, 1 << 16, Sgd(1.0)}).ok());
+  std::atomic<bool> done{false};
+  std::thread writer([&] {
+    Tensor g(DType::kFloat32, {1 << 16});
+    g.flat().setConstant(1.0f);
+    for (int i = 0; i < 1000; ++i) ASSERT_TRUE(store.Apply("w", UpdateKind::kGradient, g).ok());
+    done = true;
+  });
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&] {
+      while (!done) {
+        Tensor t = *store.ReadShared("w");
+        const float first = t.data<float>()[0];
+        for (int pass = 0; pass < 2; ++pass) {
+          for (int64_t i = 0; i < t.num_elements(); ++i) ASSERT_EQ(t.data<float>()[i], first) << i;
+        }
+      }
+    });
+  }
+  writer.join();
+  for (auto& t : readers) t.join();
+  EXPECT_FLOAT_EQ(store.ReadShared("w")->data<float>()[0], -1000.0f);
 }
 
 }  // namespace
