@@ -21,13 +21,15 @@ function(cairn_library name)
   target_link_libraries(${name} PUBLIC ${ARG_DEPS})
 endfunction()
 
-# cairn_test(NAME SRCS a_test.cc DEPS x [LABELS l1 l2] [TIMEOUT s])
+# cairn_test(NAME SRCS a_test.cc DEPS x [LABEL l] [TIMEOUT s])
+# One label: gtest_discover_tests writes properties as a flat list, where a
+# second label would be read as a property name (and TIMEOUT lost).
 # One gtest binary per call; each TEST is registered with ctest on its own.
 function(cairn_test name)
   if(NOT CAIRN_BUILD_TESTS)
     return()
   endif()
-  cmake_parse_arguments(ARG "" "TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "TIMEOUT;LABEL" "SRCS;DEPS" ${ARGN})
   add_executable(${name} ${ARG_SRCS})
   target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR})
   target_compile_options(${name} PRIVATE ${CAIRN_WARNINGS})
@@ -37,6 +39,6 @@ function(cairn_test name)
   endif()
   include(GoogleTest)
   gtest_discover_tests(${name}
-    PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
+    PROPERTIES LABELS "${ARG_LABEL}" TIMEOUT ${ARG_TIMEOUT}
     DISCOVERY_TIMEOUT 60)
 endfunction()
