@@ -61,6 +61,7 @@ struct SnapshotBenchOptions {
   int rounds = 3;
   std::string dir;               // a fresh directory is made (and removed) inside it; "" for /tmp
   std::string json_path;         // "" for none
+  bool reuse_copy_buffers = true;  // ServerOptions::reuse_copy_buffers
 };
 
 // ---- Where the bytes go: the machine and the disk ----
@@ -132,6 +133,7 @@ class BenchJob {
     for (int i = 0; i < o.servers; ++i) {
       ServerOptions so;
       so.index = i;
+      so.reuse_copy_buffers = o.reuse_copy_buffers;
       ASSIGN_OR_RETURN(auto server, Server::Start(job->server_loop_, so));
       endpoints.push_back(server->endpoint());
       job->servers_.push_back(std::move(server));
@@ -439,17 +441,20 @@ constexpr char kNotes[] =
     "  memcpy-fresh: one thread copies the same bytes into a new mmap (first touch of every page, as a copy that\n"
     "  allocates its destination may pay); memcpy-touched: between two buffers already touched. Medians of 3.\n"
     "write: the slowest server's WriteServerSnapshot (xxh3, SST file, fsync, ingest); e2e: Begin to committed\n"
-    "  manifest. raw: MeasureRawRocksDb of each server's bytes, one thread per server at once (the slowest).\n"
+    "  manifest. raw: MeasureRawRocksDb of each server's bytes, one thread per server at once (the slowest);\n"
+    "  its read goes into a buffer touched before its clock starts.\n"
     "restore: Saver::Restore onto a fresh cluster (new servers; not timed: their start and variable init);\n"
     "  server: a second restore by PsClient::SnapshotRestore, the slowest server's own time. Reads come from the\n"
     "  page cache (the data was just written), in both restore and raw. faults: minor faults of this process.\n"
-    "round 1 is the process's first snapshot and restore: every page they allocate is new; later rounds reuse\n"
-    "  some memory the allocator got back. GB/s = 1e9 value+slot bytes per second, all servers.\n";
+    "round 1 is the process's first snapshot and restore: every page they allocate is new (2 MiB huge pages\n"
+    "  for blocks >= 4 MiB); later snapshots copy into the previous one's buffers (ServerOptions::\n"
+    "  reuse_copy_buffers, unless --no-reuse-copy-buffers). GB/s = 1e9 value+slot bytes per second, all servers.\n";
 
 nlohmann::json ToJson(const SnapshotBenchOptions& o, const MachineNote& m, const std::vector<RoundResult>& rounds) {
   nlohmann::json j;
   j["options"] = {{"servers", o.servers},  {"param_mib", o.param_mib}, {"optimizer", o.optimizer},
-                  {"rounds", o.rounds},    {"variables", kVariables},  {"chunk_bytes", kChunkBytes}};
+                  {"rounds", o.rounds},    {"variables", kVariables},  {"chunk_bytes", kChunkBytes},
+                  {"reuse_copy_buffers", o.reuse_copy_buffers}};
   j["machine"] = {{"cores", m.cores}, {"cpu", m.cpu},          {"work_dir", m.work_dir},
                   {"device", m.device}, {"fs_type", m.fs_type}, {"mount_point", m.mount_point}};
   j["rounds"] = nlohmann::json::array();
@@ -497,8 +502,9 @@ Status RunBench(const SnapshotBenchOptions& o) {
     rounds.push_back(r);
   }
   const uint64_t bytes = rounds.empty() ? 0 : rounds[0].bytes;
-  fmt::print("\nsnapshot of {} MiB ({} MiB parameters + {} slots), {} server(s), {} round(s)\n\n",
-             bytes / kMiB, o.param_mib, o.optimizer, o.servers, o.rounds);
+  fmt::print("\nsnapshot of {} MiB ({} MiB parameters + {} slots), {} server(s), {} round(s){}\n\n",
+             bytes / kMiB, o.param_mib, o.optimizer, o.servers, o.rounds,
+             o.reuse_copy_buffers ? "" : ", copy buffers not reused");
   fmt::print("{}", FormatTable("stall", kStall, rounds));
   fmt::print("{}", FormatTable("write", kWrite, rounds));
   fmt::print("{}", FormatTable("restore", kRestore, rounds));
@@ -522,6 +528,8 @@ void AddSnapshotBench(CLI::App& bench) {
   c->add_option("--rounds", "Rounds of snapshot, raw baseline and restore; medians are reported")->default_val(3);
   c->add_option("--dir", "Directory for the data (a fresh directory inside it is removed after; default /tmp)");
   c->add_option("--json", "Also write every figure as JSON to this file");
+  c->add_flag("--no-reuse-copy-buffers")
+      ->description("Servers allocate every snapshot's copies anew (as before they were reused)");
 }
 
 int RunSnapshotBench(CLI::App& bench) {
@@ -534,6 +542,7 @@ int RunSnapshotBench(CLI::App& bench) {
   o.rounds = c.get_option("--rounds")->as<int>();
   o.dir = c.get_option("--dir")->as<std::string>();
   o.json_path = c.get_option("--json")->as<std::string>();
+  o.reuse_copy_buffers = c.get_option("--no-reuse-copy-buffers")->count() == 0;
   if (o.servers < 1 || o.param_mib < 1 || o.rounds < 1) {
     spdlog::error("bench snapshot: --servers, --param-mib and --rounds must be >= 1");
     return 1;

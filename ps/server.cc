@@ -477,7 +477,9 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     const std::string db_path = ServerDbPath(req.model_dir, req.step, options_.index);
     RETURN_IF_ERROR(ClearStaleDatabase(req.model_dir, req.step, db_path));
     const auto start = Clock::now();
-    auto copies = std::make_shared<std::vector<ShardCopy>>(store_.Export(req.names));
+    // job_ is done, so its writer has handed its copies back (or freed them).
+    auto copies = std::make_shared<std::vector<ShardCopy>>(store_.Export(req.names, std::move(spare_copies_)));
+    spare_copies_.clear();
     CrashPoint("server.after_copy");
     SnapshotPrepareReply out;
     out.copy_seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -493,7 +495,13 @@ class Server::Core : public std::enable_shared_from_this<Core> {
       SnapshotIoStats io;
       CrashPoint("server.before_write");
       Status s = WriteServerSnapshot(db_path, job->step, *copies, self->options_.snapshot, &io);
-      copies->clear();  // free the copy before anyone is told
+      if (self->options_.reuse_copy_buffers) {
+        // Written: the next Export may overwrite them. Handed back before the
+        // job is done, which is what lets the next prepare start.
+        std::lock_guard<std::mutex> lock(self->snapshot_mu_);
+        self->spare_copies_ = std::move(*copies);
+      }
+      copies->clear();  // free the copy (if not kept) before anyone is told
       CrashPoint("server.after_write");
       self->FinishSnapshot(job, s, io);
     });
@@ -767,6 +775,7 @@ class Server::Core : public std::enable_shared_from_this<Core> {
   mutable std::mutex snapshot_mu_;
   std::shared_ptr<SnapshotJob> job_;   // guarded by snapshot_mu_: the latest snapshot
   std::thread writer_;                 // guarded by snapshot_mu_: writes job_
+  std::vector<ShardCopy> spare_copies_;  // guarded by snapshot_mu_: a written job's copies, for the next Export
   std::unique_ptr<StagedRestore> staged_;  // guarded by snapshot_mu_: read, not yet applied
   uint64_t restore_id_ = 0;                // guarded by snapshot_mu_: of the last restore applied
   int64_t restored_step_ = -1;             // guarded by snapshot_mu_

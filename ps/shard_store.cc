@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <deque>
+#include <utility>
 
 namespace cairn {
 
@@ -164,7 +166,48 @@ bool ShardStore::CountStep(const std::string& name) {
   return true;
 }
 
-std::vector<ShardCopy> ShardStore::Export(const std::vector<std::string>& names) const {
+namespace {
+
+// Tensors handed back to Export, by dtype and shape.
+class SpareTensors {
+ public:
+  explicit SpareTensors(std::vector<ShardCopy> copies) {
+    for (ShardCopy& c : copies) {
+      Keep(std::move(c.values));
+      for (Tensor& s : c.slots) Keep(std::move(s));
+    }
+  }
+
+  // A tensor of `dtype` and `shape` for Export to overwrite: a spare one if
+  // there is one, else a new, uninitialized one.
+  Tensor Take(DType dtype, const Shape& shape) {
+    auto it = spare_.find({dtype, shape});
+    if (it == spare_.end() || it->second.empty()) return Tensor::Uninitialized(dtype, shape);
+    // First in, first out: with unchanged shards every buffer gets its old role back.
+    Tensor t = std::move(it->second.front());
+    it->second.pop_front();
+    return t;
+  }
+
+ private:
+  void Keep(Tensor t) {
+    // Sole owner: no other Tensor views these bytes, and none can start to,
+    // since this one is ours. Anything shared is dropped, not overwritten.
+    if (t.raw() == nullptr || t.owner().use_count() != 1) return;
+    const Shape shape = t.shape();
+    spare_[{t.dtype(), shape}].push_back(std::move(t));
+  }
+
+  std::map<std::pair<DType, Shape>, std::deque<Tensor>> spare_;
+};
+
+void CopyInto(const Tensor& from, Tensor* to) {
+  if (from.byte_size() > 0) std::memcpy(to->raw(), from.raw(), from.byte_size());
+}
+
+}  // namespace
+
+std::vector<ShardCopy> ShardStore::Export(const std::vector<std::string>& names, std::vector<ShardCopy> reuse) const {
   std::vector<Shard*> chosen;
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
@@ -178,15 +221,26 @@ std::vector<ShardCopy> ShardStore::Export(const std::vector<std::string>& names)
     }
   }
   std::sort(chosen.begin(), chosen.end(), [](Shard* a, Shard* b) { return a->info.spec.name < b->info.spec.name; });
+  // Destinations are chosen before the cut (shapes are constant after
+  // creation): the updates held off wait for the copying alone.
+  SpareTensors spare(std::move(reuse));
   std::vector<ShardCopy> copies;
   copies.reserve(chosen.size());
-  std::unique_lock<std::shared_mutex> cut(update_mu_);
   for (Shard* shard : chosen) {
     ShardCopy c{shard->info, shard->optimizer_spec, shard->slot_defs, {}, {}};
-    std::lock_guard<std::mutex> lock(shard->mu);
-    c.values = shard->values.Clone();
-    for (const Tensor& slot : shard->slots) c.slots.push_back(slot.Clone());
+    c.values = spare.Take(shard->info.spec.dtype, shard->info.shape());
+    for (const SlotDef& def : shard->slot_defs) {
+      c.slots.push_back(spare.Take(DType::kFloat32, def.scalar ? Shape{1} : shard->info.shape()));
+    }
     copies.push_back(std::move(c));
+  }
+  std::unique_lock<std::shared_mutex> cut(update_mu_);
+  for (size_t i = 0; i < chosen.size(); ++i) {
+    Shard* shard = chosen[i];
+    ShardCopy& c = copies[i];
+    std::lock_guard<std::mutex> lock(shard->mu);
+    CopyInto(shard->values, &c.values);
+    for (size_t k = 0; k < shard->slots.size(); ++k) CopyInto(shard->slots[k], &c.slots[k]);
   }
   return copies;
 }

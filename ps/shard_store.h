@@ -86,7 +86,14 @@ class ShardStore {
   // Copies of the named shards this store holds (every shard if `names` is
   // empty; names held elsewhere are skipped), with their optimizer slots,
   // taken as one consistent cut (see BeginUpdate). Sorted by name.
-  std::vector<ShardCopy> Export(const std::vector<std::string>& names) const;
+  //
+  // `reuse`: copies the caller is done with (an earlier Export's, written
+  // out). Their buffers are overwritten in place where a tensor of the same
+  // dtype and shape is needed, so a snapshot does not first-touch fresh
+  // memory; anything else is allocated. A tensor whose buffer is shared
+  // (another Tensor still views it) is never overwritten, only dropped, so a
+  // copy still in use cannot change under its user.
+  std::vector<ShardCopy> Export(const std::vector<std::string>& names, std::vector<ShardCopy> reuse = {}) const;
   // The shard's description without its values (values and slots empty).
   StatusOr<ShardCopy> Describe(const std::string& name) const;
   // Replaces shards' values and slots (a restore) as one cut. Each copy's

@@ -1,6 +1,7 @@
 #include "ps/shard_store.h"
 
 #include <atomic>
+#include <algorithm>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -173,6 +174,97 @@ TEST(ShardStore, SharedReadsAreWholeUpdatesWhileUpdatesRun) {
   writer.join();
   for (auto& t : readers) t.join();
   EXPECT_FLOAT_EQ(store.ReadShared("w")->data<float>()[0], -1000.0f);
+}
+
+OptimizerSpec Adam(double lr) {
+  OptimizerSpec o;
+  o.kind = "adam";  // per-element slots m, v and scalar beta powers
+  o.learning_rate = lr;
+  return o;
+}
+
+// A store with two Adam shards of different shapes, and a gradient step for each.
+void MakeAdamStore(ShardStore* store) {
+  ASSERT_TRUE(store->Create(ShardDecl{Spec("a", {16, 4}, InitKind::kGlorotUniform), 0, 16, Adam(0.1)}).ok());
+  ASSERT_TRUE(store->Create(ShardDecl{Spec("b", {10}, InitKind::kConstant), 2, 9, Adam(0.1)}).ok());
+}
+void Step(ShardStore* store, float g) {
+  Tensor ga(DType::kFloat32, {16, 4}), gb(DType::kFloat32, {7});
+  ga.flat().setConstant(g);
+  gb.flat().setConstant(-g);
+  ASSERT_TRUE(store->Apply("a", UpdateKind::kGradient, ga).ok());
+  ASSERT_TRUE(store->Apply("b", UpdateKind::kGradient, gb).ok());
+}
+
+void ExpectSameCopies(const std::vector<ShardCopy>& got, const std::vector<ShardCopy>& want) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].info.spec.name, want[i].info.spec.name);
+    EXPECT_TRUE(got[i].values.BitEqual(want[i].values)) << got[i].info.spec.name;
+    ASSERT_EQ(got[i].slots.size(), want[i].slots.size());
+    for (size_t k = 0; k < got[i].slots.size(); ++k) {
+      EXPECT_TRUE(got[i].slots[k].BitEqual(want[i].slots[k])) << got[i].info.spec.name << " slot " << k;
+    }
+  }
+}
+
+std::vector<const void*> Buffers(const std::vector<ShardCopy>& copies) {
+  std::vector<const void*> out;
+  for (const ShardCopy& c : copies) {
+    out.push_back(c.values.raw());
+    for (const Tensor& s : c.slots) out.push_back(s.raw());
+  }
+  return out;
+}
+
+TEST(ShardStore, ExportIntoReusedBuffersCopiesTheCurrentValuesBitForBit) {
+  ShardStore store;
+  MakeAdamStore(&store);
+  Step(&store, 0.5f);
+  std::vector<ShardCopy> first = store.Export({});
+  const std::vector<ShardCopy> first_held = store.Export({});  // fresh buffers: what `first` was
+  const std::vector<const void*> first_buffers = Buffers(first);
+  Step(&store, -0.25f);  // values and every slot change
+
+  std::vector<ShardCopy> second = store.Export({}, std::move(first));
+  ExpectSameCopies(second, store.Export({}));
+  EXPECT_EQ(Buffers(second), first_buffers) << "every buffer fits and is free, so every one is reused";
+  EXPECT_FALSE(second[0].values.BitEqual(first_held[0].values)) << "the step did not change 'a'";
+}
+
+TEST(ShardStore, ExportNeverOverwritesACopyStillInUse) {
+  ShardStore store;
+  MakeAdamStore(&store);
+  std::vector<ShardCopy> first = store.Export({});
+  // Someone still reads the first copy of 'a' (a view sharing its buffer).
+  const Tensor in_use = first[0].values;
+  const Tensor in_use_was = in_use.Clone();
+  const void* m_buffer = first[0].slots[0].raw();
+  Step(&store, 0.5f);
+
+  std::vector<ShardCopy> second = store.Export({}, std::move(first));
+  ExpectSameCopies(second, store.Export({}));
+  EXPECT_NE(second[0].values.raw(), in_use.raw());
+  EXPECT_TRUE(in_use.BitEqual(in_use_was)) << "a copy in use changed under its user";
+  const std::vector<const void*> reused = Buffers(second);
+  EXPECT_EQ(std::count(reused.begin(), reused.end(), m_buffer), 1) << "the free buffers beside it are still reused";
+}
+
+TEST(ShardStore, ExportAllocatesWhatReusedCopiesDoNotFit) {
+  ShardStore store;
+  MakeAdamStore(&store);
+  ShardStore other;  // same names, other shapes
+  ASSERT_TRUE(other.Create(ShardDecl{Spec("a", {8, 4}), 0, 8, Adam(0.1)}).ok());
+  ASSERT_TRUE(other.Create(ShardDecl{Spec("b", {10}, InitKind::kConstant, false), 0, 10, Adam(0.1)}).ok());
+  std::vector<ShardCopy> misfits = other.Export({});
+  Step(&store, 0.5f);
+
+  std::vector<ShardCopy> only_b = store.Export({"b"}, std::move(misfits));
+  ASSERT_EQ(only_b.size(), 1u);
+  ExpectSameCopies(only_b, store.Export({"b"}));
+  // A subset handed back is reused where it fits; the rest is allocated.
+  std::vector<ShardCopy> all = store.Export({}, std::move(only_b));
+  ExpectSameCopies(all, store.Export({}));
 }
 
 }  // namespace
