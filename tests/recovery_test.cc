@@ -39,29 +39,13 @@
 #include "worker/saver.h"
 #include "worker/session.h"
 #include "worker/trainer.h"
+#include "tests/status_matchers.h"
 
 namespace cairn {
 namespace {
 
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
-
-#define ASSERT_OK(expr)                          \
-  do {                                           \
-    const Status _s = StatusOf(expr);            \
-    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s; \
-  } while (0)
-#define EXPECT_OK(expr)                          \
-  do {                                           \
-    const Status _s = StatusOf(expr);            \
-    EXPECT_TRUE(_s.ok()) << #expr << ": " << _s; \
-  } while (0)
-
-Status StatusOf(const Status& s) { return s; }
-template <class T>
-Status StatusOf(const StatusOr<T>& s) {
-  return s.status();
-}
 
 bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
