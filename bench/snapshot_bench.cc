@@ -234,7 +234,7 @@ struct RoundResult {
   // The restore, onto a fresh cluster.
   double restore_seconds = 0;      // Saver::Restore
   uint64_t restore_faults = 0;
-  double restore_server_seconds = 0;  // a second restore by PsClient::SnapshotRestore: the slowest server
+  double rollback_seconds = 0;     // Saver::Restore of the same snapshot onto the live (original) cluster
   double other_cores = 0;          // other processes' CPU use during Begin..Finish (noise)
 
   double stall_over_memcpy_fresh() const { return Ratio(begin_seconds, memcpy_fresh); }
@@ -243,7 +243,7 @@ struct RoundResult {
   double end_to_end_gbps() const { return Gbps(bytes, total_seconds); }
   double raw_write_gbps() const { return Gbps(bytes, raw_write_seconds); }
   double restore_gbps() const { return Gbps(bytes, restore_seconds); }
-  double restore_server_gbps() const { return Gbps(bytes, restore_server_seconds); }
+  double rollback_gbps() const { return Gbps(bytes, rollback_seconds); }
   double raw_read_gbps() const { return Gbps(bytes, raw_read_seconds); }
   double write_over_raw() const { return Ratio(write_gbps(), raw_write_gbps()); }
   double restore_over_raw() const { return Ratio(restore_gbps(), raw_read_gbps()); }
@@ -315,9 +315,11 @@ Status Snapshot(BenchJob& job, RoundResult* r) {
   return Status::OK();
 }
 
-// Restores the round's snapshot onto a fresh cluster, checks one variable
-// against the original, then restores again through the client alone for
-// the servers' own time.
+// Restores the round's snapshot onto a fresh cluster (whose shards hold
+// only their initial values, so the servers read into them in place) and
+// checks one variable against the original; then rolls the original
+// cluster, whose shards have been trained, back to the same snapshot (read
+// into staging buffers, then applied), as a sync job's recovery does.
 Status Restore(const SnapshotBenchOptions& o, const std::string& model_dir, BenchJob& original, RoundResult* r) {
   ASSIGN_OR_RETURN(std::unique_ptr<BenchJob> fresh, BenchJob::Start(o, model_dir));
   RestoreOptions ro;
@@ -333,13 +335,8 @@ Status Restore(const SnapshotBenchOptions& o, const std::string& model_dir, Benc
   ASSIGN_OR_RETURN(Tensor got, fresh->PullFirstVariable());
   if (!got.BitEqual(want)) return DataLoss("the restored variable differs from the saved one");
 
-  SnapshotRestoreRequest req;
-  req.model_dir = model_dir;
-  req.step = r->step;
-  req.variables = fresh->saver().saved_variables();
-  req.saved_names = req.variables;
-  ASSIGN_OR_RETURN(SnapshotRestoreReply again, fresh->client().SnapshotRestore(req));
-  r->restore_server_seconds = again.seconds;
+  ASSIGN_OR_RETURN(RestoreResult rolled_back, original.saver().Restore(ro));
+  r->rollback_seconds = rolled_back.seconds;
   return Status::OK();
 }
 
@@ -391,7 +388,7 @@ const std::vector<Column> kWrite = {
 const std::vector<Column> kRestore = {
     {"restore s", "restore_seconds", [](Round r) -> double { return r.restore_seconds; }, 1, 3},
     {"restore GB/s", "restore_gbps", [](Round r) -> double { return r.restore_gbps(); }, 1, 3},
-    {"server GB/s", "restore_server_gbps", [](Round r) -> double { return r.restore_server_gbps(); }, 1, 3},
+    {"rollback GB/s", "rollback_gbps", [](Round r) -> double { return r.rollback_gbps(); }, 1, 3},
     {"raw read GB/s", "raw_read_gbps", [](Round r) -> double { return r.raw_read_gbps(); }, 1, 3},
     {"restore/raw", "restore_over_raw", [](Round r) -> double { return r.restore_over_raw(); }, 1, 2},
     {"faults", "restore_minor_faults", [](Round r) -> double { return r.restore_faults; }, 1, 0},
@@ -443,9 +440,10 @@ constexpr char kNotes[] =
     "write: the slowest server's WriteServerSnapshot (xxh3, SST file, fsync, ingest); e2e: Begin to committed\n"
     "  manifest. raw: MeasureRawRocksDb of each server's bytes, one thread per server at once (the slowest);\n"
     "  its read goes into a buffer touched before its clock starts.\n"
-    "restore: Saver::Restore onto a fresh cluster (new servers; not timed: their start and variable init);\n"
-    "  server: a second restore by PsClient::SnapshotRestore, the slowest server's own time. Reads come from the\n"
-    "  page cache (the data was just written), in both restore and raw. faults: minor faults of this process.\n"
+    "restore: Saver::Restore onto a fresh cluster (new servers; not timed: their start and variable init),\n"
+    "  whose shards hold only initial values: read in place. rollback: Saver::Restore of the same snapshot onto\n"
+    "  the trained original cluster: staged (into the last snapshot's copy buffers), then applied. Reads come\n"
+    "  from the page cache (the data was just written), in restore, rollback and raw. faults: this process's.\n"
     "round 1 is the process's first snapshot and restore: every page they allocate is new (2 MiB huge pages\n"
     "  for blocks >= 4 MiB); later snapshots copy into the previous one's buffers (ServerOptions::\n"
     "  reuse_copy_buffers, unless --no-reuse-copy-buffers). GB/s = 1e9 value+slot bytes per second, all servers.\n";
@@ -463,7 +461,7 @@ nlohmann::json ToJson(const SnapshotBenchOptions& o, const MachineNote& m, const
                       {"bytes", r.bytes},
                       {"raw_write_seconds", r.raw_write_seconds},
                       {"raw_read_seconds", r.raw_read_seconds},
-                      {"restore_server_seconds", r.restore_server_seconds}};
+                      {"rollback_seconds", r.rollback_seconds}};
     for (const auto* table : {&kStall, &kWrite, &kRestore}) {
       for (const Column& c : *table) jr[c.key] = c.get(r);
     }

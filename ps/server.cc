@@ -7,6 +7,7 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <utility>
 #include <thread>
 
 #include <boost/asio/dispatch.hpp>
@@ -103,13 +104,12 @@ class Server::Core : public std::enable_shared_from_this<Core> {
       req.variables.push_back(ms.variable);
       req.saved_names.push_back(ms.variable);
     }
-    std::vector<ShardCopy> copies;
-    SnapshotRestoreReply out;
-    RETURN_IF_ERROR(ReadRestore(req, &copies, &out));
-    RETURN_IF_ERROR(store_.Import(copies));
-    ApplyRestored(req);
+    StagedRestore restore;
+    restore.request = req;
+    RETURN_IF_ERROR(ReadRestore(&restore));
+    RETURN_IF_ERROR(ApplyStaged(&restore));
     spdlog::info("{}: restored {} shard(s), {:.1f} MiB from snapshot {} in {} (global step {}) in {:.2f} s", me,
-                 out.shards, out.bytes / 1048576.0, m.step, dir, m.global_step,
+                 restore.reply.shards, restore.reply.bytes / 1048576.0, m.step, dir, m.global_step,
                  std::chrono::duration<double>(Clock::now() - start).count());
     return Status::OK();
   }
@@ -597,20 +597,23 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     const auto start = Clock::now();
     SnapshotRestoreReply out;
     if (req.phase == RestorePhase::kDiscard) {
-      std::lock_guard<std::mutex> lock(snapshot_mu_);
-      staged_.reset();
+      std::unique_ptr<StagedRestore> staged;
+      {
+        std::lock_guard<std::mutex> lock(snapshot_mu_);
+        staged.swap(staged_);
+      }
+      if (staged) DropStaged(staged.get());
       *reply = Reply(frame, EncodeMessage(out));
       return Status::OK();
     }
     if (req.phase == RestorePhase::kStage) {
       auto staged = std::make_unique<StagedRestore>();
       staged->request = req;
-      RETURN_IF_ERROR(ReadRestore(req, &staged->copies, &out));
-      out.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-      staged->reply = out;
+      RETURN_IF_ERROR(ReadRestore(staged.get()));
+      staged->reply.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+      *reply = Reply(frame, EncodeMessage(staged->reply));
       std::lock_guard<std::mutex> lock(snapshot_mu_);
       staged_ = std::move(staged);
-      *reply = Reply(frame, EncodeMessage(out));
       return Status::OK();
     }
     std::unique_ptr<StagedRestore> staged;
@@ -622,12 +625,11 @@ class Server::Core : public std::enable_shared_from_this<Core> {
       return FailedPrecondition("server " + std::to_string(options_.index) + " has no staged restore of snapshot " +
                                 std::to_string(req.step) + " to apply (was it restarted?)");
     }
-    RETURN_IF_ERROR(store_.Import(staged->copies));
+    RETURN_IF_ERROR(ApplyStaged(staged.get()));
     out = staged->reply;
     out.seconds += std::chrono::duration<double>(Clock::now() - start).count();
-    ApplyRestored(staged->request);
-    spdlog::info("server {}: restored {} shard(s), {:.1f} MiB from snapshot {} in {:.2f} s", options_.index,
-                 out.shards, out.bytes / 1048576.0, req.step, out.seconds);
+    spdlog::info("server {}: restored {} shard(s) ({} in place), {:.1f} MiB from snapshot {} in {:.2f} s",
+                 options_.index, out.shards, staged->in_place.size(), out.bytes / 1048576.0, req.step, out.seconds);
     *reply = Reply(frame, EncodeMessage(out));
     return Status::OK();
   }
@@ -655,15 +657,31 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     ++restores_;
   }
 
+  // A restore read and checked, not yet applied.
   struct StagedRestore {
     SnapshotRestoreRequest request;
-    std::vector<ShardCopy> copies;
-    SnapshotRestoreReply reply;
+    std::vector<ShardCopy> copies;      // read into staging buffers, for Import
+    std::vector<std::string> in_place;  // read straight into initial shards (ShardStore::FillInitial)
+    SnapshotRestoreReply reply;         // shards and bytes of both
   };
 
-  // Reads every shard this server holds among req.variables from the
-  // snapshot into `copies`, verifying every checksum.
-  Status ReadRestore(const SnapshotRestoreRequest& req, std::vector<ShardCopy>* staged, SnapshotRestoreReply* out) {
+  Status ApplyStaged(StagedRestore* staged) {
+    if (Status s = store_.Import(staged->copies); !s.ok()) {
+      DropStaged(staged);
+      return s;
+    }
+    KeepStagingBuffers(staged);
+    ApplyRestored(staged->request);
+    return Status::OK();
+  }
+
+  // Reads every shard this server holds among the request's variables from
+  // the snapshot, verifying every checksum: shards that hold only their
+  // initial values are read in place, the others into staged copies. On an
+  // error nothing has changed.
+  Status ReadRestore(StagedRestore* staged) {
+    const SnapshotRestoreRequest& req = staged->request;
+    SnapshotRestoreReply* out = &staged->reply;
     ASSIGN_OR_RETURN(SnapshotManifest manifest, ReadManifest(req.model_dir, req.step));
     std::map<int, std::unique_ptr<SnapshotDb>> dbs;  // opened as needed
     auto db_of = [&](int server) -> StatusOr<SnapshotDb*> {
@@ -676,7 +694,8 @@ class Server::Core : public std::enable_shared_from_this<Core> {
       }
       return dbs.emplace(server, std::move(db)).first->second.get();
     };
-    std::vector<ShardCopy> copies;
+    // Checked whole before anything is read: which shards, and that they fit.
+    std::map<std::string, std::string> saved_name_of;  // this server's shards only
     for (size_t i = 0; i < req.variables.size(); ++i) {
       const std::string& name = req.variables[i];
       const std::string& saved = req.saved_names[i];
@@ -690,16 +709,15 @@ class Server::Core : public std::enable_shared_from_this<Core> {
                                " but the snapshot's '" + saved + "' is " + DTypeName(mv->spec.dtype) +
                                ShapeString(mv->spec.shape));
       }
-      const bool with_slots = req.slots && !c.slot_defs.empty();
-      if (with_slots) RETURN_IF_ERROR(CheckSlotsMatch(name, c, *mv));
-      c.values = Tensor::Uninitialized(spec.dtype, c.info.shape());
-      if (with_slots) {
-        for (const SlotDef& d : c.slot_defs) {
-          c.slots.push_back(Tensor::Uninitialized(DType::kFloat32, d.scalar ? Shape{1} : c.info.shape()));
-        }
-      }
-      // Gather the rows this shard owns from every saved shard that overlaps.
+      if (req.slots && !c.slot_defs.empty()) RETURN_IF_ERROR(CheckSlotsMatch(name, c, *mv));
+      saved_name_of[name] = saved;
+    }
+    // Gathers the rows shard c owns, from every saved shard that overlaps,
+    // into c.values and c.slots (if any).
+    auto read_into = [&](ShardCopy& c) -> Status {
+      const std::string& saved = saved_name_of.at(c.info.spec.name);
       const int64_t begin = c.info.row_begin, end = c.info.row_end;
+      const uint64_t row_bytes = c.info.spec.row_bytes();
       int64_t covered = 0;
       bool scalars_read = false;
       for (const ManifestShard& ms : manifest.shards) {
@@ -707,7 +725,6 @@ class Server::Core : public std::enable_shared_from_this<Core> {
         const int64_t lo = std::max(begin, ms.row_begin), hi = std::min(end, ms.row_end);
         if (lo >= hi) continue;
         ASSIGN_OR_RETURN(SnapshotDb * db, db_of(ms.server));
-        const uint64_t row_bytes = spec.row_bytes();
         RETURN_IF_ERROR(db->ReadRows(saved, 0, lo, hi, static_cast<char*>(c.values.raw()) + (lo - begin) * row_bytes,
                                      (hi - lo) * row_bytes));
         for (size_t k = 0; k < c.slots.size(); ++k) {
@@ -730,12 +747,48 @@ class Server::Core : public std::enable_shared_from_this<Core> {
                         "': its manifest and databases do not cover the variable");
       }
       out->bytes += c.values.byte_size();
-      for (const Tensor& s : c.slots) out->bytes += s.byte_size();
-      copies.push_back(std::move(c));
+      for (const Tensor& slot : c.slots) out->bytes += slot.byte_size();
+      return Status::OK();
+    };
+    std::vector<std::string> names;
+    for (const auto& [name, saved] : saved_name_of) names.push_back(name);
+    ASSIGN_OR_RETURN(staged->in_place, store_.FillInitial(names, req.slots, read_into));
+    const std::set<std::string> in_place(staged->in_place.begin(), staged->in_place.end());
+    std::vector<std::string> rest;
+    for (const std::string& name : names) {
+      if (!in_place.count(name)) rest.push_back(name);
     }
-    out->shards = copies.size();
-    *staged = std::move(copies);
+    // Staged into the last snapshot's copy buffers where they fit: memory
+    // already touched, like the shards'.
+    staged->copies = store_.AllocateCopies(rest, req.slots, TakeSpareCopies());
+    for (ShardCopy& c : staged->copies) {
+      if (Status s = read_into(c); !s.ok()) {
+        DropStaged(staged);
+        return s;
+      }
+    }
+    out->shards = names.size();
     return Status::OK();
+  }
+
+  std::vector<ShardCopy> TakeSpareCopies() {
+    std::lock_guard<std::mutex> lock(snapshot_mu_);
+    return std::exchange(spare_copies_, {});
+  }
+
+  // Undoes a restore that is not applied: shards filled in place are
+  // initialized again, and the staging buffers are kept for reuse.
+  void DropStaged(StagedRestore* staged) {
+    store_.Reinitialize(staged->in_place);
+    staged->in_place.clear();
+    KeepStagingBuffers(staged);
+  }
+
+  void KeepStagingBuffers(StagedRestore* staged) {
+    if (!options_.reuse_copy_buffers) return staged->copies.clear();
+    std::lock_guard<std::mutex> lock(snapshot_mu_);
+    if (spare_copies_.empty()) spare_copies_ = std::move(staged->copies);
+    staged->copies.clear();
   }
 
   static Status CheckSlotsMatch(const std::string& name, const ShardCopy& c, const ManifestVariable& saved) {

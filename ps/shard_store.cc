@@ -53,18 +53,22 @@ Status ShardStore::Create(const ShardDecl& decl) {
     ASSIGN_OR_RETURN(shard->optimizer, Optimizer::Create(decl.optimizer));
     shard->slot_defs = shard->optimizer->Slots();
   }
-  shard->values = Tensor(spec.dtype, shard->info.shape());
-  InitializeRows(spec, decl.row_begin, &shard->values);
+  shard->values = Tensor::Uninitialized(spec.dtype, shard->info.shape());
   for (const SlotDef& def : shard->slot_defs) {
-    Tensor slot(DType::kFloat32, def.scalar ? Shape{1} : shard->info.shape());
-    slot.flat().setConstant(def.initial);
-    shard->slots.push_back(std::move(slot));
+    shard->slots.push_back(Tensor::Uninitialized(DType::kFloat32, def.scalar ? Shape{1} : shard->info.shape()));
   }
+  Initialize(*shard);
   std::unique_lock<std::shared_mutex> lock(mu_);
   auto it = shards_.find(spec.name);
   if (it != shards_.end()) return CheckConflict(*it->second, decl);  // created meanwhile
   shards_.emplace(spec.name, std::move(shard));
   return Status::OK();
+}
+
+void ShardStore::Initialize(Shard& shard) {
+  InitializeRows(shard.info.spec, shard.info.row_begin, &shard.values);
+  for (size_t k = 0; k < shard.slots.size(); ++k) shard.slots[k].flat().setConstant(shard.slot_defs[k].initial);
+  shard.initial = true;
 }
 
 StatusOr<ShardStore::Shard*> ShardStore::Find(const std::string& name) const {
@@ -96,6 +100,7 @@ StatusOr<Tensor> ShardStore::ReadShared(const std::string& name, ShardInfo* info
 // reference from any thread, after its last read of the bytes; that drop is
 // a release, and the acquire fence orders those reads before our writes.
 Tensor& ShardStore::WritableValues(Shard& shard) {
+  shard.initial = false;
   if (shard.values.owner().use_count() > 1) {
     shard.values = shard.values.Clone();  // the readers keep the old buffer
   } else {
@@ -207,7 +212,7 @@ void CopyInto(const Tensor& from, Tensor* to) {
 
 }  // namespace
 
-std::vector<ShardCopy> ShardStore::Export(const std::vector<std::string>& names, std::vector<ShardCopy> reuse) const {
+std::vector<ShardStore::Shard*> ShardStore::Choose(const std::vector<std::string>& names) const {
   std::vector<Shard*> chosen;
   {
     std::shared_lock<std::shared_mutex> lock(mu_);
@@ -216,24 +221,47 @@ std::vector<ShardCopy> ShardStore::Export(const std::vector<std::string>& names,
     } else {
       for (const std::string& name : names) {
         auto it = shards_.find(name);
-        if (it != shards_.end()) chosen.push_back(it->second.get());
+        if (it != shards_.end() && std::find(chosen.begin(), chosen.end(), it->second.get()) == chosen.end()) {
+          chosen.push_back(it->second.get());
+        }
       }
     }
   }
   std::sort(chosen.begin(), chosen.end(), [](Shard* a, Shard* b) { return a->info.spec.name < b->info.spec.name; });
-  // Destinations are chosen before the cut (shapes are constant after
-  // creation): the updates held off wait for the copying alone.
+  return chosen;
+}
+
+// Shapes, slot definitions and optimizers are constant after creation, so
+// this needs no shard lock.
+std::vector<ShardCopy> ShardStore::Allocate(const std::vector<Shard*>& shards, bool with_slots,
+                                            std::vector<ShardCopy> reuse) {
   SpareTensors spare(std::move(reuse));
   std::vector<ShardCopy> copies;
-  copies.reserve(chosen.size());
-  for (Shard* shard : chosen) {
+  copies.reserve(shards.size());
+  for (Shard* shard : shards) {
     ShardCopy c{shard->info, shard->optimizer_spec, shard->slot_defs, {}, {}};
     c.values = spare.Take(shard->info.spec.dtype, shard->info.shape());
-    for (const SlotDef& def : shard->slot_defs) {
-      c.slots.push_back(spare.Take(DType::kFloat32, def.scalar ? Shape{1} : shard->info.shape()));
+    if (with_slots) {
+      for (const SlotDef& def : shard->slot_defs) {
+        c.slots.push_back(spare.Take(DType::kFloat32, def.scalar ? Shape{1} : shard->info.shape()));
+      }
     }
     copies.push_back(std::move(c));
   }
+  return copies;
+}
+
+std::vector<ShardCopy> ShardStore::AllocateCopies(const std::vector<std::string>& names, bool with_slots,
+                                                  std::vector<ShardCopy> reuse) const {
+  if (names.empty()) return {};  // Choose would take an empty list as "every shard"
+  return Allocate(Choose(names), with_slots, std::move(reuse));
+}
+
+std::vector<ShardCopy> ShardStore::Export(const std::vector<std::string>& names, std::vector<ShardCopy> reuse) const {
+  const std::vector<Shard*> chosen = Choose(names);
+  // Destinations are chosen before the cut: the updates held off wait for
+  // the copying alone.
+  std::vector<ShardCopy> copies = Allocate(chosen, /*with_slots=*/true, std::move(reuse));
   std::unique_lock<std::shared_mutex> cut(update_mu_);
   for (size_t i = 0; i < chosen.size(); ++i) {
     Shard* shard = chosen[i];
@@ -286,6 +314,48 @@ Status ShardStore::Import(const std::vector<ShardCopy>& copies) {
     }
   }
   return Status::OK();
+}
+
+StatusOr<std::vector<std::string>> ShardStore::FillInitial(const std::vector<std::string>& names, bool with_slots,
+                                                           const std::function<Status(ShardCopy&)>& fill) {
+  if (names.empty()) return std::vector<std::string>{};  // Choose would take it as "every shard"
+  const std::vector<Shard*> candidates = Choose(names);
+  std::unique_lock<std::shared_mutex> cut(update_mu_);
+  // Every filled shard stays locked until the whole restore is in (or
+  // undone). Nothing else takes two shard locks, so this cannot deadlock.
+  std::vector<std::unique_lock<std::mutex>> held;
+  std::vector<Shard*> filled;
+  for (Shard* shard : candidates) {
+    std::unique_lock<std::mutex> lock(shard->mu);
+    if (!shard->initial) continue;
+    held.push_back(std::move(lock));
+    filled.push_back(shard);
+    ShardCopy target{shard->info, shard->optimizer_spec, shard->slot_defs, WritableValues(*shard), {}};
+    if (with_slots) target.slots = shard->slots;  // shares their buffers: fill writes the shard's own
+    Status s = fill(target);
+    if (!s.ok()) {
+      target = {};  // drops its references, so the buffers are the shards' alone again
+      for (Shard* f : filled) {
+        WritableValues(*f);
+        Initialize(*f);
+      }
+      return s;
+    }
+  }
+  std::vector<std::string> out;
+  for (Shard* shard : filled) out.push_back(shard->info.spec.name);
+  return out;
+}
+
+void ShardStore::Reinitialize(const std::vector<std::string>& names) {
+  std::unique_lock<std::shared_mutex> cut(update_mu_);
+  for (const std::string& name : names) {
+    StatusOr<Shard*> shard = Find(name);
+    if (!shard.ok()) continue;
+    std::lock_guard<std::mutex> lock((*shard)->mu);
+    WritableValues(**shard);
+    Initialize(**shard);
+  }
 }
 
 size_t ShardStore::size() const {

@@ -10,6 +10,7 @@
 // Thread-safe.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -96,11 +97,38 @@ class ShardStore {
   std::vector<ShardCopy> Export(const std::vector<std::string>& names, std::vector<ShardCopy> reuse = {}) const;
   // The shard's description without its values (values and slots empty).
   StatusOr<ShardCopy> Describe(const std::string& name) const;
+  // Descriptions of the named shards this store holds (names held elsewhere
+  // are skipped), each with buffers for its values and (if `with_slots`)
+  // slots, to be filled by the caller: taken from `reuse` as Export takes
+  // them, else uninitialized. Sorted by name.
+  std::vector<ShardCopy> AllocateCopies(const std::vector<std::string>& names, bool with_slots,
+                                        std::vector<ShardCopy> reuse = {}) const;
   // Replaces shards' values and slots (a restore) as one cut. Each copy's
   // values must have its shard's shape and dtype; its slots are either
   // empty (kept as they are) or exactly the shard's slots. Checked whole
   // before anything is replaced.
   Status Import(const std::vector<ShardCopy>& copies);
+
+  // A restore written straight into the shards, for shards that hold
+  // nothing but what Create put in (never updated since): a restore onto a
+  // fresh cluster or into a restarted server, which then needs neither a
+  // staging copy nor its first touch of new memory.
+  //
+  // For each of `names` that this store holds and that is still initial,
+  // calls `fill` with a ShardCopy whose values (and slots, if `with_slots`)
+  // are the shard's own tensors, for `fill` to overwrite. The names filled
+  // are returned; the others (updated since creation, or held elsewhere) are
+  // left for the caller to stage and Import. `fill` runs under the cut
+  // (updates wait) and the shard's lock (a pull of it waits): the one place
+  // the store holds a lock across I/O, because a pull must not see half a
+  // restore. If `fill` fails, every shard this call filled is initialized
+  // again, which gives the same bytes Create gave, and the error is returned:
+  // a failed restore changes nothing.
+  StatusOr<std::vector<std::string>> FillInitial(const std::vector<std::string>& names, bool with_slots,
+                                                 const std::function<Status(ShardCopy&)>& fill);
+  // Initializes shards again as Create did (names held elsewhere are
+  // skipped): undoes a FillInitial whose restore is not applied after all.
+  void Reinitialize(const std::vector<std::string>& names);
 
  private:
   struct Shard {
@@ -113,12 +141,23 @@ class ShardStore {
     // write it only through WritableValues.
     Tensor values;
     std::vector<Tensor> slots;   // guarded by mu
+    bool initial = true;         // guarded by mu: holds only what Create (or Reinitialize) put in
   };
 
+  // Writes the shard's initial values and slots; shard.mu must be held (or
+  // the shard not yet shared).
+  static void Initialize(Shard& shard);
+
   // shard.values, ready to be written in place; shard.mu must be held.
+  // Every write of a shard's values or slots goes through it, so it also
+  // marks the shard as no longer initial.
   static Tensor& WritableValues(Shard& shard);
 
   StatusOr<Shard*> Find(const std::string& name) const;
+  // The named shards (every shard if `names` is empty), sorted by name.
+  std::vector<Shard*> Choose(const std::vector<std::string>& names) const;
+  static std::vector<ShardCopy> Allocate(const std::vector<Shard*>& shards, bool with_slots,
+                                         std::vector<ShardCopy> reuse);
   static Status CheckUpdateOf(const Shard& shard, UpdateKind kind, const Tensor& value);
   static Status CheckConflict(const Shard& existing, const ShardDecl& decl);
 

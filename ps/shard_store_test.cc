@@ -267,5 +267,75 @@ TEST(ShardStore, ExportAllocatesWhatReusedCopiesDoNotFit) {
   ExpectSameCopies(all, store.Export({}));
 }
 
+// Fills every part of `c` with `v` (a restore's stand-in).
+Status FillWith(ShardCopy& c, float v) {
+  c.values.flat().setConstant(v);
+  for (Tensor& s : c.slots) s.flat().setConstant(v);
+  return Status::OK();
+}
+
+TEST(ShardStore, FillInitialWritesInPlaceIntoShardsNeverUpdated) {
+  ShardStore store;
+  MakeAdamStore(&store);
+  const void* a_buffer = store.ReadShared("a")->raw();  // dropped at once: no reader holds it
+  Tensor gb(DType::kFloat32, {7});
+  gb.flat().setConstant(1.0f);
+  ASSERT_TRUE(store.Apply("b", UpdateKind::kGradient, gb).ok());  // 'b' is no longer initial
+  const std::vector<ShardCopy> b_before = store.Export({"b"});
+
+  StatusOr<std::vector<std::string>> filled =
+      store.FillInitial({"a", "b", "elsewhere"}, /*with_slots=*/true, [](ShardCopy& c) { return FillWith(c, 7.0f); });
+  ASSERT_TRUE(filled.ok()) << filled.status();
+  EXPECT_EQ(*filled, (std::vector<std::string>{"a"}));
+  const std::vector<ShardCopy> a = store.Export({"a"});
+  EXPECT_EQ(a[0].values.data<float>()[0], 7.0f);
+  for (const Tensor& slot : a[0].slots) EXPECT_EQ(slot.data<float>()[0], 7.0f);
+  EXPECT_EQ(store.ReadShared("a")->raw(), a_buffer) << "filled in place, not into a new buffer";
+  ExpectSameCopies(store.Export({"b"}), b_before);
+  // Filled, 'a' holds restored values: a second fill must stage it instead.
+  filled = store.FillInitial({"a"}, true, [](ShardCopy& c) { return FillWith(c, 8.0f); });
+  ASSERT_TRUE(filled.ok());
+  EXPECT_TRUE(filled->empty());
+}
+
+TEST(ShardStore, AFailedFillLeavesEveryShardWithTheBytesCreateGaveIt) {
+  ShardStore store, fresh;
+  MakeAdamStore(&store);
+  MakeAdamStore(&fresh);
+  const Tensor reader = *store.ReadShared("a");  // a pull still writing its reply
+  int calls = 0;
+  StatusOr<std::vector<std::string>> filled = store.FillInitial({"a", "b"}, true, [&](ShardCopy& c) {
+    (void)FillWith(c, 9.0f);  // half a restore, then the read fails
+    return ++calls == 2 ? DataLoss("chunk 0 fails its checksum") : Status::OK();
+  });
+  EXPECT_EQ(filled.status().code(), StatusCode::kDataLoss);
+  EXPECT_EQ(calls, 2);
+  ExpectSameCopies(store.Export({}), fresh.Export({}));
+  EXPECT_TRUE(reader.BitEqual(*fresh.Read("a"))) << "a value the reader holds changed under it";
+  // Both are initial again: a retried restore fills them in place.
+  filled = store.FillInitial({"a", "b"}, true, [](ShardCopy& c) { return FillWith(c, 1.0f); });
+  ASSERT_TRUE(filled.ok());
+  EXPECT_EQ(filled->size(), 2u);
+}
+
+TEST(ShardStore, ReinitializeUndoesAFillAndFillWithoutSlotsKeepsThem) {
+  ShardStore store, fresh;
+  MakeAdamStore(&store);
+  MakeAdamStore(&fresh);
+  ASSERT_TRUE(store.FillInitial({"a"}, /*with_slots=*/false, [](ShardCopy& c) {
+                     EXPECT_TRUE(c.slots.empty());
+                     return FillWith(c, 5.0f);
+                   }).ok());
+  const std::vector<ShardCopy> a = store.Export({"a"});
+  EXPECT_EQ(a[0].values.data<float>()[0], 5.0f);
+  const std::vector<ShardCopy> want = fresh.Export({"a"});
+  ASSERT_EQ(a[0].slots.size(), want[0].slots.size());
+  for (size_t k = 0; k < a[0].slots.size(); ++k) {
+    EXPECT_TRUE(a[0].slots[k].BitEqual(want[0].slots[k])) << "slot " << k << " changed without with_slots";
+  }
+  store.Reinitialize({"a", "elsewhere"});
+  ExpectSameCopies(store.Export({}), fresh.Export({}));
+}
+
 }  // namespace
 }  // namespace cairn

@@ -19,7 +19,6 @@
 #include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 
-#define XXH_STATIC_LINKING_ONLY  // XXH3_state_t on the stack
 #include <xxhash.h>
 // libxxhash's runtime-dispatched (AVX2 where the CPU has it) XXH3, as in frame.cc.
 #include <xxh_x86dispatch.h>
@@ -526,19 +525,14 @@ Status WriteServerSnapshot(const std::string& db_path, int64_t step, const std::
 
 namespace {
 
-// Hashes all of `chunk` and copies its bytes [from, to) to `out`, a piece at
-// a time so the copy reads what the hash just brought into cache.
+// Hashes all of `chunk` and copies its bytes [from, to) to `out`. One pass
+// each, not interleaved in cache-sized pieces: a large memcpy writes with
+// non-temporal stores, which measured faster here (restore of 288 MiB: 5.7-6.7
+// GB/s against 5.0-5.5 GB/s with 128 KiB pieces, bench snapshot).
 uint64_t HashAndCopy(const rocksdb::Slice& chunk, uint64_t from, uint64_t to, char* out) {
-  constexpr uint64_t kPiece = 128 << 10;
-  XXH3_state_t state;
-  XXH3_64bits_reset(&state);
-  for (uint64_t begin = 0; begin < chunk.size(); begin += kPiece) {
-    const uint64_t end = std::min<uint64_t>(begin + kPiece, chunk.size());
-    XXH3_64bits_update(&state, chunk.data() + begin, end - begin);
-    const uint64_t copy_begin = std::max(begin, from), copy_end = std::min(end, to);
-    if (copy_begin < copy_end) std::memcpy(out + (copy_begin - from), chunk.data() + copy_begin, copy_end - copy_begin);
-  }
-  return XXH3_64bits_digest(&state);
+  const uint64_t hash = XXH3_64bits(chunk.data(), chunk.size());
+  if (from < to) std::memcpy(out, chunk.data() + from, to - from);
+  return hash;
 }
 
 class RocksSnapshotDb final : public SnapshotDb {

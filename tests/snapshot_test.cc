@@ -824,6 +824,17 @@ class SnapshotCorruptionTest : public SnapshotTest {
     return 0;
   }
 
+  // Flips a byte in the first chunk of `variable`'s values in `dir`.
+  void FlipFirstChunk(const std::string& dir, const std::string& variable) {
+    const std::string key = "data/" + variable + "/0000/00000000";
+    Tamper(ServerDbPath(dir, 3, ServerOf(dir, variable)), [&](rocksdb::DB* db) {
+      std::string value;
+      ASSERT_TRUE(db->Get({}, key, &value).ok()) << key;
+      value[0] ^= 0x10;
+      ASSERT_TRUE(db->Put({}, key, value).ok());
+    });
+  }
+
   Status RestoreFrom(const std::string& dir) {
     auto saver = target_->NewSaver(dir);
     if (!saver.ok()) return saver.status();
@@ -846,26 +857,44 @@ class SnapshotCorruptionTest : public SnapshotTest {
 // part fails to read, no server changes anything.
 TEST_F(SnapshotCorruptionTest, AFailedRestoreLeavesEveryServerAsItWas) {
   const std::string dir = Copy("flipped");
-  const int server = ServerOf(dir, "output/b");
-  Tamper(ServerDbPath(dir, 3, server), [](rocksdb::DB* db) {
-    std::string value;
-    ASSERT_TRUE(db->Get({}, "data/output/b/0000/00000000", &value).ok());
-    value[0] ^= 0x10;
-    ASSERT_TRUE(db->Put({}, "data/output/b/0000/00000000", value).ok());
-  });
+  FlipFirstChunk(dir, "output/b");
   ASSERT_FALSE(RestoreFrom(dir).ok());
   ExpectNothingRestored();
 }
 
+// The target's shards hold only their initial values, so the servers read
+// into them in place: after a failure they hold the initial values again.
+// Here the normalization statistics have been assigned (so they are staged,
+// not read in place) and one of them is damaged: the shards read in place
+// before it, on its server and on the other, go back to their initial values.
+TEST_F(SnapshotCorruptionTest, AFailedRestoreUndoesTheShardsItReadInPlace) {
+  ASSERT_OK(target_->SetNormalization());
+  before_ = target_->Values();
+  const std::string dir = Copy("flipped");
+  FlipFirstChunk(dir, "normalize/mean");
+  const Status s = RestoreFrom(dir);
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss) << s;
+  EXPECT_TRUE(Contains(s.message(), "normalize/mean")) << s;
+  ExpectNothingRestored();
+}
+
+// A trained cluster (a rollback, as a sync job's recovery does) is staged
+// whole: a failure replaces nothing.
+TEST_F(SnapshotCorruptionTest, AFailedRollbackOfATrainedClusterChangesNothing) {
+  Train(*target_, 0, 2);
+  before_ = target_->Values();
+  const std::string dir = Copy("flipped");
+  FlipFirstChunk(dir, "output/b");
+  EXPECT_EQ(RestoreFrom(dir).code(), StatusCode::kDataLoss);
+  ExpectNothingRestored();
+  // And the same rollback from the intact snapshot applies.
+  ASSERT_OK(RestoreFrom(Dir("model")));
+  ExpectSameValues(source_->Values(), target_->Values(), Names(source_->Values()));
+}
+
 TEST_F(SnapshotCorruptionTest, AFlippedByteIsDataLossNamingTheVariable) {
   const std::string dir = Copy("flipped");
-  const int server = ServerOf(dir, "output/b");
-  Tamper(ServerDbPath(dir, 3, server), [](rocksdb::DB* db) {
-    std::string value;
-    ASSERT_TRUE(db->Get({}, "data/output/b/0000/00000000", &value).ok());
-    value[0] ^= 0x10;
-    ASSERT_TRUE(db->Put({}, "data/output/b/0000/00000000", value).ok());
-  });
+  FlipFirstChunk(dir, "output/b");
   const Status s = RestoreFrom(dir);
   EXPECT_EQ(s.code(), StatusCode::kDataLoss) << s;
   EXPECT_TRUE(Contains(s.message(), "output/b")) << s;
