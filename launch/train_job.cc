@@ -30,6 +30,15 @@
 namespace cairn {
 namespace {
 
+JobSummary NewSummary(const JobConfig& c, const std::string& mode, int servers, int workers) {
+  JobSummary s;
+  s.job = c.name;
+  s.mode = mode;
+  s.servers = servers;
+  s.workers = workers;
+  return s;
+}
+
 // What a process loads once and its worker threads share, read-only.
 struct JobData {
   Dataset train;
@@ -317,7 +326,7 @@ StatusOr<JobSummary> RunLocalJob(const JobConfig& c) {
     if (!results[w].ok()) return results[w].status().WithContext("worker " + std::to_string(w));
     reports.push_back(*results[w]);
   }
-  JobSummary s{c.name, "local", c.cluster.servers, workers};
+  JobSummary s = NewSummary(c, "local", c.cluster.servers, workers);
   Summarize(reports, wall, &s);
   RETURN_IF_ERROR(AfterTraining(c, *data, loop, endpoints, workers, &s));
   return s;
@@ -335,7 +344,7 @@ StatusOr<JobSummary> RunInProcessJob(const JobConfig& c) {
   Trainer trainer(session.get(), &model, &data->train, data->test.examples ? &data->test : nullptr,
                   JobTrainerOptions(c, 0, 1));
   ASSIGN_OR_RETURN(WorkerReport report, trainer.Run(LogProgress));
-  JobSummary s{c.name, "in-process", 0, 1};
+  JobSummary s = NewSummary(c, "in-process", 0, 1);
   Summarize({report}, std::chrono::duration<double>(Clock::now() - start).count(), &s);
   return s;
 }
@@ -358,8 +367,10 @@ StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi) {
   std::string my_endpoint;
   Status local_error;
   if (is_server) {
-    StatusOr<std::unique_ptr<Server>> started =
-        Server::Start(loop, ServerOptions{mpi.rank(), c.cluster.bind, 0, {}});
+    ServerOptions options;
+    options.index = mpi.rank();
+    options.bind_address = c.cluster.bind;
+    StatusOr<std::unique_ptr<Server>> started = Server::Start(loop, options);
     if (started.ok()) {
       server = std::move(*started);
       my_endpoint = AdvertisedHost(c.cluster) + ":" + std::to_string(server->endpoint().port);
@@ -373,7 +384,9 @@ StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi) {
   ASSIGN_OR_RETURN(std::vector<std::string> all, mpi.AllgatherStrings(my_endpoint));
   std::vector<Endpoint> endpoints;
   for (int r = 0; r < servers; ++r) {
-    if (!all[r].empty() && all[r][0] == '!') return Unavailable("server rank " + std::to_string(r) + ": " + all[r].substr(1));
+    if (!all[r].empty() && all[r][0] == '!') {
+      return Unavailable("server rank " + std::to_string(r) + ": " + all[r].substr(1));
+    }
     ASSIGN_OR_RETURN(Endpoint e, ParseEndpoint(all[r]));
     endpoints.push_back(e);
   }
@@ -390,7 +403,7 @@ StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi) {
   ASSIGN_OR_RETURN(std::vector<std::string> reports_text, mpi.AllgatherStrings(report_text));
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
 
-  JobSummary s{c.name, "mpirun", servers, workers};
+  JobSummary s = NewSummary(c, "mpirun", servers, workers);
   Status result;
   std::vector<WorkerReport> reports;
   for (int r = servers; r < mpi.size(); ++r) {
@@ -500,7 +513,7 @@ StatusOr<JobSummary> RunWorkerProcess(const JobConfig& config, const ClusterSpec
   const auto start = Clock::now();
   ASSIGN_OR_RETURN(WorkerReport report, RunWorker(c, *data, loop, cluster.servers, index, cluster.num_workers));
   if (index != 0) return JobSummary{};
-  JobSummary s{c.name, "standalone", cluster.num_servers(), cluster.num_workers};
+  JobSummary s = NewSummary(c, "standalone", cluster.num_servers(), cluster.num_workers);
   Summarize({report}, std::chrono::duration<double>(Clock::now() - start).count(), &s);
   RETURN_IF_ERROR(AfterTraining(c, *data, loop, cluster.servers, cluster.num_workers, &s));
   return s;

@@ -15,7 +15,7 @@ namespace cairn {
 
 struct JobSummary {
   std::string job;
-  std::string mode;  // "local" or "mpirun"
+  std::string mode;  // "local", "in-process", "mpirun" or "standalone"
   int servers = 0;
   int workers = 0;
   int64_t global_step = 0;   // steps applied across all workers
