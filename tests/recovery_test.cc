@@ -39,6 +39,8 @@
 #include "worker/saver.h"
 #include "worker/session.h"
 #include "worker/trainer.h"
+#include "tests/snapshot_compare.h"
+#include "tests/toy_classification.h"
 #include "tests/status_matchers.h"
 
 namespace cairn {
@@ -347,29 +349,11 @@ using ShardContents = std::map<std::tuple<std::string, int, int64_t>, std::strin
 // Every shard of a committed snapshot, with the server that wrote it.
 ShardContents ReadShards(const std::string& dir, int64_t step, std::map<std::pair<std::string, int64_t>, int>* servers) {
   ShardContents out;
-  StatusOr<SnapshotManifest> m = ReadManifest(dir, step);
-  EXPECT_TRUE(m.ok()) << m.status();
-  if (!m.ok()) return out;
-  std::map<int, std::unique_ptr<SnapshotDb>> dbs;
-  for (const ManifestShard& ms : m->shards) {
-    std::unique_ptr<SnapshotDb>& db = dbs[ms.server];
-    if (!db) {
-      StatusOr<std::unique_ptr<SnapshotDb>> opened = OpenSnapshotDb(ServerDbPath(dir, step, ms.server));
-      EXPECT_TRUE(opened.ok()) << opened.status();
-      if (!opened.ok()) return {};
-      db = std::move(*opened);
-    }
-    const ShardRecord* record = db->Find(ms.variable);
-    EXPECT_NE(record, nullptr) << ms.variable;
-    if (!record) continue;
+  testing::ForEachShardPart(dir, step, [&](const SnapshotManifest&, const ManifestShard& ms, const ShardRecord&,
+                                           int part, const Tensor& bytes) {
     if (servers) (*servers)[{ms.variable, ms.row_begin}] = ms.server;
-    for (int p = 0; p < static_cast<int>(record->part_bytes.size()); ++p) {
-      StatusOr<Tensor> part = db->ReadPart(ms.variable, p);
-      EXPECT_TRUE(part.ok()) << part.status();
-      if (!part.ok()) continue;
-      out[{ms.variable, p, ms.row_begin}] = std::string(static_cast<const char*>(part->raw()), part->byte_size());
-    }
-  }
+    out[{ms.variable, part, ms.row_begin}] = std::string(static_cast<const char*>(bytes.raw()), bytes.byte_size());
+  });
   return out;
 }
 
@@ -703,21 +687,6 @@ TEST_F(RestoreOnStartTest, TheChiefsRestartCheckDeclaresWhatTheSnapshotLeftOut) 
 
 // --- A sync job survives a server restart ---------------------------------------------
 
-// A fixed classification problem: 3 classes in 8 features.
-Dataset MakeData(int64_t examples, uint64_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0, 1);
-  Dataset d;
-  d.examples = examples;
-  d.features = 8;
-  for (int64_t i = 0; i < examples; ++i) {
-    const int64_t label = i % 3;
-    for (int j = 0; j < 8; ++j) d.x.push_back(normal(rng) + (j % 3 == label ? 1.5f : 0.0f));
-    d.labels.push_back(label);
-  }
-  return d;
-}
-
 constexpr int kJobWorkers = 2;
 constexpr int64_t kJobSteps = 30;        // per worker; 16 a epoch, so the job crosses an epoch
 constexpr int64_t kSnapshotEvery = 5;
@@ -813,7 +782,7 @@ JobResult RunSyncJob(const std::string& model_dir, bool restart_server) {
     endpoints.push_back((*s)->endpoint());
     servers.push_back(std::move(*s));
   }
-  const Dataset data = MakeData(512, 3);
+  const Dataset data = testing::ToyClassification(512, 3);
 
   // Runs on the chief's thread between its steps: the other worker is then
   // inside its next step, waiting for the chief.

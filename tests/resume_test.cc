@@ -49,6 +49,7 @@
 #include "launch/snapshot_tools.h"
 #include "ps/model_dir.h"
 #include "ps/snapshot_store.h"
+#include "tests/snapshot_compare.h"
 #include "tests/subprocess.h"
 
 namespace cairn {
@@ -415,58 +416,18 @@ using AttemptFactory = std::function<std::unique_ptr<Attempt>(const std::string&
 
 // ---- Comparing snapshots ----
 
-// "" if equal; otherwise where the first difference is.
-std::string FirstDifference(const Tensor& a, const Tensor& b) {
-  if (a.dtype() != b.dtype()) return std::string("dtype ") + DTypeName(a.dtype()) + " vs " + DTypeName(b.dtype());
-  if (a.shape() != b.shape()) return "shape differs";
-  if (std::memcmp(a.raw(), b.raw(), a.byte_size()) == 0) return "";
-  const size_t width = a.byte_size() / std::max<int64_t>(1, a.num_elements());
-  int64_t first = -1, count = 0;
-  for (int64_t i = 0; i < a.num_elements(); ++i) {
-    if (std::memcmp(static_cast<const char*>(a.raw()) + i * width, static_cast<const char*>(b.raw()) + i * width,
-                    width) != 0) {
-      if (first < 0) first = i;
-      ++count;
-    }
-  }
-  std::ostringstream out;
-  out << count << " of " << a.num_elements() << " elements differ, first at " << first;
-  if (a.dtype() == DType::kFloat32) out << ": " << a.data<float>()[first] << " vs " << b.data<float>()[first];
-  if (a.dtype() == DType::kInt64) out << ": " << a.data<int64_t>()[first] << " vs " << b.data<int64_t>()[first];
-  return out.str();
-}
-
 // Every difference between step `step` of model directories `a` and `b`:
-// the manifest, every variable and slot as ReadSnapshot reassembles it, and
-// every part of every shard record of every server's database (which also
-// covers per-shard scalar slots, of which ReadSnapshot reports the first).
-std::vector<std::string> SnapshotDifferences(const std::string& a, const std::string& b, int64_t step) {
-  std::vector<std::string> diffs;
-  SnapshotManifest ma, mb;
-  StatusOr<std::vector<SnapshotTensor>> ta = ReadSnapshot(a, step, "", &ma);
-  StatusOr<std::vector<SnapshotTensor>> tb = ReadSnapshot(b, step, "", &mb);
+// the manifest and every part of every shard record of every server's
+// database (testing::SnapshotDifferences), and every variable and slot as
+// ReadSnapshot reassembles it.
+std::vector<std::string> AllDifferences(const std::string& a, const std::string& b, int64_t step) {
+  std::vector<std::string> diffs = testing::SnapshotDifferences(a, b, step);
+  StatusOr<std::vector<SnapshotTensor>> ta = ReadSnapshot(a, step, "", nullptr);
+  StatusOr<std::vector<SnapshotTensor>> tb = ReadSnapshot(b, step, "", nullptr);
   if (!ta.ok() || !tb.ok()) {
-    return {"cannot read step " + std::to_string(step) + ": " + ta.status().ToString() + " / " +
-            tb.status().ToString()};
-  }
-  if (ma.step != mb.step) diffs.push_back("manifest step");
-  if (ma.global_step != mb.global_step) {
-    diffs.push_back("global_step " + std::to_string(ma.global_step) + " vs " + std::to_string(mb.global_step));
-  }
-  if (ma.num_servers != mb.num_servers) diffs.push_back("num_servers");
-  for (size_t w = 0; w < std::max(ma.workers.size(), mb.workers.size()); ++w) {
-    if (w >= ma.workers.size() || w >= mb.workers.size()) {
-      diffs.push_back("worker count in manifest");
-      break;
-    }
-    const WorkerState& x = ma.workers[w];
-    const WorkerState& y = mb.workers[w];
-    if (x.steps != y.steps || x.epoch != y.epoch || x.step_in_epoch != y.step_in_epoch || x.seed != y.seed) {
-      diffs.push_back("worker " + std::to_string(w) + " position (steps " + std::to_string(x.steps) + " vs " +
-                      std::to_string(y.steps) + ", epoch " + std::to_string(x.epoch) + " vs " +
-                      std::to_string(y.epoch) + ", batch " + std::to_string(x.step_in_epoch) + " vs " +
-                      std::to_string(y.step_in_epoch) + ")");
-    }
+    diffs.push_back("cannot read step " + std::to_string(step) + ": " + ta.status().ToString() + " / " +
+                    tb.status().ToString());
+    return diffs;
   }
   std::map<std::string, const SnapshotTensor*> by_name;
   for (const SnapshotTensor& t : *tb) by_name[t.name] = &t;
@@ -477,43 +438,12 @@ std::vector<std::string> SnapshotDifferences(const std::string& a, const std::st
       continue;
     }
     if (t.slot_of != it->second->slot_of || t.trainable != it->second->trainable) diffs.push_back(t.name + ": kind");
-    if (std::string d = FirstDifference(t.value, it->second->value); !d.empty()) diffs.push_back(t.name + ": " + d);
+    if (std::string d = testing::FirstDifference(t.value, it->second->value); !d.empty()) {
+      diffs.push_back(t.name + ": " + d);
+    }
     by_name.erase(it);
   }
   for (const auto& [name, t] : by_name) diffs.push_back(name + ": missing in " + a);
-
-  for (int s = 0; s < ma.num_servers && s < mb.num_servers; ++s) {
-    StatusOr<std::unique_ptr<SnapshotDb>> da = OpenSnapshotDb(ServerDbPath(a, step, s));
-    StatusOr<std::unique_ptr<SnapshotDb>> db = OpenSnapshotDb(ServerDbPath(b, step, s));
-    if (!da.ok() || !db.ok()) {
-      diffs.push_back("server " + std::to_string(s) + " database: " + da.status().ToString() + " / " +
-                      db.status().ToString());
-      continue;
-    }
-    for (const ShardRecord& r : (*da)->shards()) {
-      const ShardRecord* other = (*db)->Find(r.info.spec.name);
-      if (!other || other->part_bytes != r.part_bytes) {
-        diffs.push_back("server " + std::to_string(s) + " shard " + r.info.spec.name + ": layout");
-        continue;
-      }
-      for (size_t part = 0; part < r.part_bytes.size(); ++part) {
-        StatusOr<Tensor> pa = (*da)->ReadPart(r.info.spec.name, static_cast<int>(part));
-        StatusOr<Tensor> pb = (*db)->ReadPart(r.info.spec.name, static_cast<int>(part));
-        if (!pa.ok() || !pb.ok()) {
-          diffs.push_back("server " + std::to_string(s) + " shard " + r.info.spec.name + " part " +
-                          std::to_string(part) + ": unreadable");
-          continue;
-        }
-        if (std::string d = FirstDifference(*pa, *pb); !d.empty()) {
-          diffs.push_back("server " + std::to_string(s) + " shard " + r.info.spec.name + " part " +
-                          std::to_string(part) + ": " + d);
-        }
-      }
-    }
-    if ((*da)->shards().size() != (*db)->shards().size()) {
-      diffs.push_back("server " + std::to_string(s) + ": shard count");
-    }
-  }
   return diffs;
 }
 
@@ -547,7 +477,7 @@ void ExpectSameSnapshots(const std::string& a, const std::string& b) {
   ASSERT_FALSE(common.empty());
   std::vector<int64_t> bad;
   for (int64_t step : common) {
-    std::vector<std::string> diffs = SnapshotDifferences(a, b, step);
+    std::vector<std::string> diffs = AllDifferences(a, b, step);
     if (diffs.empty()) continue;
     if (bad.empty() || step == sa.back()) {
       ADD_FAILURE() << "snapshot " << step << " differs from the uninterrupted run's (" << diffs.size()

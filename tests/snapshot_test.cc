@@ -36,6 +36,7 @@
 #include "worker/model.h"
 #include "worker/ps_client.h"
 #include "worker/session.h"
+#include "tests/snapshot_compare.h"
 #include "tests/status_matchers.h"
 
 namespace cairn {
@@ -244,45 +245,22 @@ using SnapshotContents = std::map<std::pair<std::string, int>, std::string>;
 
 SnapshotContents ReadContents(const std::string& dir, int64_t step) {
   SnapshotContents out;
-  StatusOr<SnapshotManifest> m = ReadManifest(dir, step);
-  EXPECT_TRUE(m.ok()) << m.status();
-  if (!m.ok()) return out;
-  std::map<int, std::unique_ptr<SnapshotDb>> dbs;
-  for (const ManifestShard& ms : m->shards) {
-    std::unique_ptr<SnapshotDb>& db = dbs[ms.server];
-    if (!db) {
-      StatusOr<std::unique_ptr<SnapshotDb>> opened = OpenSnapshotDb(ServerDbPath(dir, step, ms.server));
-      EXPECT_TRUE(opened.ok()) << opened.status();
-      if (!opened.ok()) return {};
-      db = std::move(*opened);
-      EXPECT_EQ(db->step(), step);
+  testing::ForEachShardPart(dir, step, [&](const SnapshotManifest& m, const ManifestShard& ms,
+                                           const ShardRecord& record, int p, const Tensor& part) {
+    const ManifestVariable* mv = m.FindVariable(ms.variable);
+    ASSERT_NE(mv, nullptr) << ms.variable;
+    const std::string bytes(static_cast<const char*>(part.raw()), part.byte_size());
+    std::string& whole = out[{ms.variable, p}];
+    if (p > 0 && record.slot_defs[p - 1].scalar) {
+      if (whole.empty()) whole = bytes;
+      EXPECT_EQ(whole, bytes) << ms.variable << " scalar slot " << p << " differs between shards";
+      return;
     }
-    const ShardRecord* record = db->Find(ms.variable);
-    EXPECT_NE(record, nullptr) << ms.variable << " on server " << ms.server;
-    if (!record) continue;
-    EXPECT_EQ(record->step, step) << ms.variable;
-    EXPECT_EQ(record->info.row_begin, ms.row_begin) << ms.variable;
-    EXPECT_EQ(record->info.row_end, ms.row_end) << ms.variable;
-    const ManifestVariable* mv = m->FindVariable(ms.variable);
-    EXPECT_NE(mv, nullptr) << ms.variable;
-    if (!mv) continue;
-    for (int p = 0; p < static_cast<int>(record->part_bytes.size()); ++p) {
-      StatusOr<Tensor> part = db->ReadPart(ms.variable, p);
-      EXPECT_TRUE(part.ok()) << part.status();
-      if (!part.ok()) continue;
-      const std::string bytes(static_cast<const char*>(part->raw()), part->byte_size());
-      std::string& whole = out[{ms.variable, p}];
-      if (p > 0 && record->slot_defs[p - 1].scalar) {
-        if (whole.empty()) whole = bytes;
-        EXPECT_EQ(whole, bytes) << ms.variable << " scalar slot " << p << " differs between shards";
-        continue;
-      }
-      const int64_t rows = ms.row_end - ms.row_begin;
-      const size_t row_bytes = rows == 0 ? 0 : bytes.size() / rows;
-      whole.resize(static_cast<size_t>(mv->spec.rows()) * row_bytes);
-      std::memcpy(whole.data() + ms.row_begin * row_bytes, bytes.data(), bytes.size());
-    }
-  }
+    const int64_t rows = ms.row_end - ms.row_begin;
+    const size_t row_bytes = rows == 0 ? 0 : bytes.size() / rows;
+    whole.resize(static_cast<size_t>(mv->spec.rows()) * row_bytes);
+    std::memcpy(whole.data() + ms.row_begin * row_bytes, bytes.data(), bytes.size());
+  });
   return out;
 }
 

@@ -44,6 +44,7 @@
 
 #include "ps/model_dir.h"
 #include "ps/snapshot_store.h"
+#include "tests/snapshot_compare.h"
 #include "tests/subprocess.h"
 
 namespace cairn {
@@ -64,6 +65,7 @@ double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(
 
 using testing::FreePort;
 using testing::ReadFile;
+using testing::SnapshotDifferences;
 using testing::WriteFile;
 
 bool Contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
@@ -221,93 +223,6 @@ class StandaloneJob {
 };
 
 // ---- Comparing final snapshots ----
-
-// "" if equal; otherwise where the first difference is.
-std::string FirstDifference(const Tensor& a, const Tensor& b) {
-  if (a.dtype() != b.dtype()) return std::string("dtype ") + DTypeName(a.dtype()) + " vs " + DTypeName(b.dtype());
-  if (a.shape() != b.shape()) return "shape differs";
-  if (std::memcmp(a.raw(), b.raw(), a.byte_size()) == 0) return "";
-  const size_t width = a.byte_size() / std::max<int64_t>(1, a.num_elements());
-  int64_t first = -1, count = 0;
-  for (int64_t i = 0; i < a.num_elements(); ++i) {
-    if (std::memcmp(static_cast<const char*>(a.raw()) + i * width, static_cast<const char*>(b.raw()) + i * width,
-                    width) != 0) {
-      if (first < 0) first = i;
-      ++count;
-    }
-  }
-  std::ostringstream out;
-  out << count << " of " << a.num_elements() << " elements differ, first at " << first;
-  if (a.dtype() == DType::kFloat32) out << ": " << a.data<float>()[first] << " vs " << b.data<float>()[first];
-  if (a.dtype() == DType::kInt64) out << ": " << a.data<int64_t>()[first] << " vs " << b.data<int64_t>()[first];
-  return out.str();
-}
-
-// Every difference between snapshot `step` of model directories `a` and
-// `b`: the manifest (step, global step, every worker's data position) and
-// every part (values and each optimizer slot) of every shard of every
-// server's database. Also counts the parts compared.
-std::vector<std::string> SnapshotDifferences(const std::string& a, const std::string& b, int64_t step,
-                                             int* parts_compared) {
-  std::vector<std::string> diffs;
-  StatusOr<SnapshotManifest> ma = ReadManifest(a, step);
-  StatusOr<SnapshotManifest> mb = ReadManifest(b, step);
-  if (!ma.ok() || !mb.ok()) {
-    return {"cannot read manifest " + std::to_string(step) + ": " + ma.status().ToString() + " / " +
-            mb.status().ToString()};
-  }
-  if (ma->global_step != mb->global_step) {
-    diffs.push_back("global_step " + std::to_string(ma->global_step) + " vs " + std::to_string(mb->global_step));
-  }
-  if (ma->num_servers != mb->num_servers) diffs.push_back("num_servers");
-  if (ma->workers.size() != mb->workers.size()) diffs.push_back("worker count in manifest");
-  for (size_t w = 0; w < std::min(ma->workers.size(), mb->workers.size()); ++w) {
-    const WorkerState& x = ma->workers[w];
-    const WorkerState& y = mb->workers[w];
-    if (x.steps != y.steps || x.epoch != y.epoch || x.step_in_epoch != y.step_in_epoch || x.seed != y.seed) {
-      diffs.push_back("worker " + std::to_string(w) + " position: steps " + std::to_string(x.steps) + " vs " +
-                      std::to_string(y.steps));
-    }
-  }
-  for (int s = 0; s < ma->num_servers && s < mb->num_servers; ++s) {
-    StatusOr<std::unique_ptr<SnapshotDb>> da = OpenSnapshotDb(ServerDbPath(a, step, s));
-    StatusOr<std::unique_ptr<SnapshotDb>> db = OpenSnapshotDb(ServerDbPath(b, step, s));
-    if (!da.ok() || !db.ok()) {
-      diffs.push_back("server " + std::to_string(s) + " database: " + da.status().ToString() + " / " +
-                      db.status().ToString());
-      continue;
-    }
-    std::map<std::string, const ShardRecord*> in_b;
-    for (const ShardRecord& r : (*db)->shards()) in_b[r.info.spec.name] = &r;
-    for (const ShardRecord& r : (*da)->shards()) {
-      const std::string& name = r.info.spec.name;
-      auto it = in_b.find(name);
-      if (it == in_b.end()) {
-        diffs.push_back("server " + std::to_string(s) + " " + name + ": missing in " + b);
-        continue;
-      }
-      if (r.part_bytes != it->second->part_bytes || r.info.row_begin != it->second->info.row_begin ||
-          r.info.row_end != it->second->info.row_end) {
-        diffs.push_back("server " + std::to_string(s) + " " + name + ": layout differs");
-      }
-      in_b.erase(it);
-      for (size_t part = 0; part < r.part_bytes.size(); ++part) {
-        StatusOr<Tensor> ta = (*da)->ReadPart(name, static_cast<int>(part));
-        StatusOr<Tensor> tb = (*db)->ReadPart(name, static_cast<int>(part));
-        const std::string what = "server " + std::to_string(s) + " " + name +
-                                 (part == 0 ? "" : " slot " + r.slot_defs[part - 1].name);
-        if (!ta.ok() || !tb.ok()) {
-          diffs.push_back(what + ": " + ta.status().ToString() + " / " + tb.status().ToString());
-          continue;
-        }
-        if (std::string d = FirstDifference(*ta, *tb); !d.empty()) diffs.push_back(what + ": " + d);
-        ++*parts_compared;
-      }
-    }
-    for (const auto& [name, r] : in_b) diffs.push_back("server " + std::to_string(s) + " " + name + ": missing in " + a);
-  }
-  return diffs;
-}
 
 // ---- Jobs ----
 

@@ -1,6 +1,5 @@
 // Synchronous and asynchronous training across real servers on loopback:
 // determinism, the meaning of a sync step, and a missing worker.
-#include <random>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -11,25 +10,17 @@
 #include "worker/model.h"
 #include "worker/ps_client.h"
 #include "worker/session.h"
+#include "tests/toy_classification.h"
 
 namespace cairn {
 namespace {
 
 using std::chrono::milliseconds;
 
-// A small fixed classification problem: 3 classes in 8 features.
-Dataset MakeData(int64_t examples, uint64_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0, 1);
-  Dataset d;
-  d.examples = examples;
-  d.features = 8;
-  for (int64_t i = 0; i < examples; ++i) {
-    const int64_t label = i % 3;
-    for (int j = 0; j < 8; ++j) d.x.push_back(normal(rng) + (j % 3 == label ? 1.5f : 0.0f));
-    d.labels.push_back(label);
-  }
-  return d;
+LocalClusterOptions Servers(int n) {
+  LocalClusterOptions o;
+  o.servers = n;
+  return o;
 }
 
 // One worker: its own transport, client, graph and session.
@@ -95,9 +86,9 @@ void Batch(const Dataset& d, int64_t first, int64_t n, Tensor* x, Tensor* y) {
 // Trains 2 sync workers for `steps` steps on fresh servers; returns the weights.
 std::map<std::string, Tensor> TrainSync(int servers, int steps) {
   EventLoop loop(2);
-  auto cluster = LocalCluster::Start(loop, LocalClusterOptions{servers});
+  auto cluster = LocalCluster::Start(loop, Servers(servers));
   EXPECT_TRUE(cluster.ok());
-  const Dataset data = MakeData(512, 3);
+  const Dataset data = testing::ToyClassification(512, 3);
   std::vector<std::unique_ptr<Worker>> workers;
   for (int w = 0; w < 2; ++w) workers.push_back(std::make_unique<Worker>(loop, (*cluster)->endpoints(), w, 2, "sync"));
   std::vector<std::thread> threads;
@@ -125,7 +116,7 @@ TEST(SyncTraining, TwoRunsWithFixedSeedsGiveBitIdenticalWeights) {
 }
 
 TEST(SyncTraining, AStepEqualsOneWorkerGivenBothBatches) {
-  const Dataset data = MakeData(64, 5);
+  const Dataset data = testing::ToyClassification(64, 5);
   Tensor x0, y0, x1, y1, both_x, both_y;
   Batch(data, 0, 16, &x0, &y0);
   Batch(data, 16, 16, &x1, &y1);
@@ -134,7 +125,7 @@ TEST(SyncTraining, AStepEqualsOneWorkerGivenBothBatches) {
   std::map<std::string, Tensor> sync_values, single_values;
   {
     EventLoop loop(2);
-    auto cluster = LocalCluster::Start(loop, LocalClusterOptions{2});
+    auto cluster = LocalCluster::Start(loop, Servers(2));
     ASSERT_TRUE(cluster.ok());
     Worker w0(loop, (*cluster)->endpoints(), 0, 2, "sync"), w1(loop, (*cluster)->endpoints(), 1, 2, "sync");
     std::thread t([&] { ASSERT_TRUE(w1.Step(x1, y1).ok()); });
@@ -144,7 +135,7 @@ TEST(SyncTraining, AStepEqualsOneWorkerGivenBothBatches) {
   }
   {
     EventLoop loop(2);
-    auto cluster = LocalCluster::Start(loop, LocalClusterOptions{2});
+    auto cluster = LocalCluster::Start(loop, Servers(2));
     ASSERT_TRUE(cluster.ok());
     Worker single(loop, (*cluster)->endpoints(), 0, 1, "sync");
     ASSERT_TRUE(single.Step(both_x, both_y).ok());
@@ -162,10 +153,10 @@ TEST(SyncTraining, AStepEqualsOneWorkerGivenBothBatches) {
 
 TEST(SyncTraining, AMissingWorkerIsNamedInAnErrorInsteadOfAHang) {
   EventLoop loop(2);
-  auto cluster = LocalCluster::Start(loop, LocalClusterOptions{2});
+  auto cluster = LocalCluster::Start(loop, Servers(2));
   ASSERT_TRUE(cluster.ok());
   Worker w0(loop, (*cluster)->endpoints(), 0, 2, "sync", /*sync_timeout_ms=*/300);
-  const Dataset data = MakeData(32, 1);
+  const Dataset data = testing::ToyClassification(32, 1);
   Tensor x, y;
   Batch(data, 0, 16, &x, &y);
   const auto start = Clock::now();
@@ -177,10 +168,10 @@ TEST(SyncTraining, AMissingWorkerIsNamedInAnErrorInsteadOfAHang) {
 
 TEST(AsyncTraining, GlobalStepCountsEveryWorkersSteps) {
   EventLoop loop(2);
-  auto cluster = LocalCluster::Start(loop, LocalClusterOptions{2});
+  auto cluster = LocalCluster::Start(loop, Servers(2));
   ASSERT_TRUE(cluster.ok());
   Worker w0(loop, (*cluster)->endpoints(), 0, 2, "async"), w1(loop, (*cluster)->endpoints(), 1, 2, "async");
-  const Dataset data = MakeData(64, 2);
+  const Dataset data = testing::ToyClassification(64, 2);
   Tensor x, y;
   Batch(data, 0, 16, &x, &y);
   for (int s = 0; s < 5; ++s) {
@@ -192,7 +183,7 @@ TEST(AsyncTraining, GlobalStepCountsEveryWorkersSteps) {
 
 TEST(Training, MixingSyncAndAsyncWorkersOnOneServerIsRefused) {
   EventLoop loop(2);
-  auto cluster = LocalCluster::Start(loop, LocalClusterOptions{1});
+  auto cluster = LocalCluster::Start(loop, Servers(1));
   ASSERT_TRUE(cluster.ok());
   Worker w0(loop, (*cluster)->endpoints(), 0, 2, "sync");
   auto transport = std::make_unique<AsioTransport>(loop, (*cluster)->endpoints());
