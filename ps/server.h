@@ -49,7 +49,8 @@ struct ServerOptions {
   int num_servers = 0;                    // the cluster's server count (required with restore_dir)
   // Keeps a snapshot's shard copies once written and copies the next
   // snapshot into them, so a snapshot stalls pushes for a memcpy rather than
-  // for first-touching fresh memory (page faults: 10-25x slower in a VM).
+  // for first-touching fresh memory (page faults: 10-25x slower in a VM). A
+  // restore onto trained shards (a rollback) stages into the same buffers.
   // Costs one resident copy of the shards between snapshots.
   bool reuse_copy_buffers = true;
 };
