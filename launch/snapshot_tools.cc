@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <system_error>
@@ -195,26 +196,44 @@ Status UnknownVariable(const SnapshotManifest& m, const std::string& only) {
   return NotFound("no variable '" + only + "'" + hint);
 }
 
-StatusOr<std::vector<SnapshotTensor>> ReadCommitted(const std::string& model_dir, int64_t step,
-                                                    const std::string& only, SnapshotManifest* manifest) {
+// Reads committed snapshot `step` of `model_dir` one variable at a time
+// (every variable, or just `only`), handing `visit` each variable with its
+// slots, so at most one variable is in memory. `manifest` is set before the
+// first visit.
+using VariableVisitor = std::function<Status(std::vector<SnapshotTensor> variable_and_slots)>;
+Status VisitCommitted(const std::string& model_dir, int64_t step, const std::string& only, SnapshotManifest* manifest,
+                      const VariableVisitor& visit) {
   StatusOr<SnapshotManifest> read = ReadManifest(model_dir, step);
   if (!read.ok()) {
     if (read.status().code() == StatusCode::kNotFound) return NotCommitted(model_dir, step, read.status());
     return read.status();
   }
-  const SnapshotManifest& m = *read;
+  *manifest = std::move(*read);
+  const SnapshotManifest& m = *manifest;
   for (const ManifestShard& s : m.shards) {
     if (!m.FindVariable(s.variable)) return DataLoss("the manifest lists a shard of '" + s.variable + "', which it does not declare");
   }
   if (!only.empty() && !m.FindVariable(only)) return UnknownVariable(m, only);
   ServerDbs dbs(model_dir, m);
-  std::vector<SnapshotTensor> tensors;
   for (const ManifestVariable& v : m.variables) {  // sorted by name
     if (!only.empty() && v.spec.name != only) continue;
+    std::vector<SnapshotTensor> tensors;
     RETURN_IF_ERROR(ReadVariable(m, v, dbs, &tensors));
+    RETURN_IF_ERROR(visit(std::move(tensors)));
   }
-  if (manifest) *manifest = std::move(*read);
-  return tensors;
+  return Status::OK();
+}
+
+// VisitCommitted of `step` (-1: the newest), after checking the directory;
+// errors say which snapshot.
+Status VisitSnapshot(const std::string& model_dir, int64_t step, const std::string& only, SnapshotManifest* manifest,
+                     const VariableVisitor& visit) {
+  RETURN_IF_ERROR(CheckModelDir(model_dir));
+  if (step < -1) return InvalidArgument("no snapshot step " + std::to_string(step) + ": steps are >= 0 (-1: the newest)");
+  if (step == -1) {
+    ASSIGN_OR_RETURN(step, LatestCommittedStep(model_dir));
+  }
+  return VisitCommitted(model_dir, step, only, manifest, visit).WithContext("snapshot " + std::to_string(step));
 }
 
 // ---- Formatting ----
@@ -247,7 +266,7 @@ struct TensorStats {
   bool has_values() const { return elements > nan_count; }
 };
 
-TensorStats Summarize(const Tensor& t) {
+TensorStats StatsOf(const Tensor& t) {
   TensorStats s;
   s.elements = t.num_elements();
   if (s.elements == 0) return s;
@@ -283,6 +302,21 @@ TensorStats Summarize(const Tensor& t) {
   return s;
 }
 
+// What inspect shows of one tensor: what it is and its statistics, not its
+// values (so inspect holds one variable's values at a time).
+struct TensorSummary {
+  std::string name;
+  std::string slot_of;
+  bool trainable = false;
+  DType dtype = DType::kFloat32;
+  Shape shape;
+  TensorStats stats;
+};
+
+TensorSummary Summarize(const SnapshotTensor& t) {
+  return {t.name, t.slot_of, t.trainable, t.value.dtype(), t.value.shape(), StatsOf(t.value)};
+}
+
 std::string StatText(const TensorStats& s, double v, int64_t integer) {
   if (!s.has_values()) return "-";
   return s.integer ? std::to_string(integer) : fmt::format("{:.6g}", v);
@@ -294,11 +328,11 @@ Json JsonNumber(const TensorStats& s, double v) {
   return v;
 }
 
-Json TensorJson(const SnapshotTensor& t) {
-  const TensorStats s = Summarize(t.value);
+Json TensorJson(const TensorSummary& t) {
+  const TensorStats& s = t.stats;
   Json j = {{"name", t.name},
-            {"dtype", DTypeName(t.value.dtype())},
-            {"shape", t.value.shape()},
+            {"dtype", DTypeName(t.dtype)},
+            {"shape", t.shape},
             {"trainable", t.trainable},
             {"slot_of", t.slot_of.empty() ? Json(nullptr) : Json(t.slot_of)},
             {"elements", s.elements},
@@ -332,22 +366,21 @@ Json ManifestJson(const std::string& model_dir, const SnapshotManifest& m) {
           {"workers", workers}};
 }
 
-void PrintTensorTable(const std::vector<SnapshotTensor>& tensors) {
+void PrintTensorTable(const std::vector<TensorSummary>& tensors) {
   size_t name_w = 4, shape_w = 5, slot_w = 7;
-  for (const SnapshotTensor& t : tensors) {
+  for (const TensorSummary& t : tensors) {
     name_w = std::max(name_w, t.name.size());
-    shape_w = std::max(shape_w, ShapeString(t.value.shape()).size());
+    shape_w = std::max(shape_w, ShapeString(t.shape).size());
     slot_w = std::max(slot_w, t.slot_of.size());
   }
   fmt::print("{:<{}}  {:<7}  {:<{}}  {:<9}  {:<{}}  {:>12}  {:>12}  {:>12}\n", "name", name_w, "dtype", "shape",
              shape_w, "trainable", "slot of", slot_w, "min", "max", "mean");
-  for (const SnapshotTensor& t : tensors) {
-    const TensorStats s = Summarize(t.value);
+  for (const TensorSummary& t : tensors) {
+    const TensorStats& s = t.stats;
     std::string mean = s.has_values() ? fmt::format("{:.6g}", s.mean) : "-";
-    fmt::print("{:<{}}  {:<7}  {:<{}}  {:<9}  {:<{}}  {:>12}  {:>12}  {:>12}{}\n", t.name, name_w,
-               DTypeName(t.value.dtype()), ShapeString(t.value.shape()), shape_w, t.trainable ? "yes" : "no",
-               t.slot_of.empty() ? "-" : t.slot_of, slot_w, StatText(s, s.min, s.int_min),
-               StatText(s, s.max, s.int_max), mean,
+    fmt::print("{:<{}}  {:<7}  {:<{}}  {:<9}  {:<{}}  {:>12}  {:>12}  {:>12}{}\n", t.name, name_w, DTypeName(t.dtype),
+               ShapeString(t.shape), shape_w, t.trainable ? "yes" : "no", t.slot_of.empty() ? "-" : t.slot_of, slot_w,
+               StatText(s, s.min, s.int_min), StatText(s, s.max, s.int_max), mean,
                s.nan_count ? fmt::format("  ({} NaN of {})", s.nan_count, s.elements) : "");
   }
 }
@@ -426,13 +459,19 @@ int RunSnapshots(const CLI::App& c) {
 int RunInspect(const CLI::App& c) {
   const std::string dir = DirOf(c);
   SnapshotManifest m;
-  StatusOr<std::vector<SnapshotTensor>> tensors =
-      ReadSnapshot(dir, c.get_option("--step")->as<int64_t>(), c.get_option("--var")->as<std::string>(), &m);
-  if (!tensors.ok()) return Fail("inspect", tensors.status());
+  // Summaries only: one variable's values are in memory at a time. Nothing
+  // is printed until every variable has been read and checked.
+  std::vector<TensorSummary> tensors;
+  Status read = VisitSnapshot(dir, c.get_option("--step")->as<int64_t>(), c.get_option("--var")->as<std::string>(),
+                              &m, [&](std::vector<SnapshotTensor> variable) {
+                                for (const SnapshotTensor& t : variable) tensors.push_back(Summarize(t));
+                                return Status::OK();
+                              });
+  if (!read.ok()) return Fail("inspect", read);
   if (JsonFlag(c)) {
     Json j = ManifestJson(dir, m);
     j["tensors"] = Json::array();
-    for (const SnapshotTensor& t : *tensors) j["tensors"].push_back(TensorJson(t));
+    for (const TensorSummary& t : tensors) j["tensors"].push_back(TensorJson(t));
     fmt::print("{}\n", j.dump(2));
     return 0;
   }
@@ -440,7 +479,7 @@ int RunInspect(const CLI::App& c) {
              "{} ({} bytes)\n\n",
              m.step, dir, m.global_step, m.num_servers, LocalTime(m.created), m.optimizer.kind,
              m.optimizer.learning_rate, m.mode.consistency, FormatBytes(m.bytes), m.bytes);
-  PrintTensorTable(*tensors);
+  PrintTensorTable(tensors);
   PrintManifestTail(m);
   return 0;
 }
@@ -477,13 +516,13 @@ int RunExport(const CLI::App& c) {
 
 StatusOr<std::vector<SnapshotTensor>> ReadSnapshot(const std::string& model_dir, int64_t step, const std::string& only,
                                                    SnapshotManifest* manifest) {
-  RETURN_IF_ERROR(CheckModelDir(model_dir));
-  if (step < -1) return InvalidArgument("no snapshot step " + std::to_string(step) + ": steps are >= 0 (-1: the newest)");
-  if (step == -1) {
-    ASSIGN_OR_RETURN(step, LatestCommittedStep(model_dir));
-  }
-  StatusOr<std::vector<SnapshotTensor>> tensors = ReadCommitted(model_dir, step, only, manifest);
-  if (!tensors.ok()) return tensors.status().WithContext("snapshot " + std::to_string(step));
+  SnapshotManifest m;
+  std::vector<SnapshotTensor> tensors;
+  RETURN_IF_ERROR(VisitSnapshot(model_dir, step, only, &m, [&](std::vector<SnapshotTensor> variable) {
+    for (SnapshotTensor& t : variable) tensors.push_back(std::move(t));
+    return Status::OK();
+  }));
+  if (manifest) *manifest = std::move(m);
   return tensors;
 }
 
