@@ -76,7 +76,6 @@ std::string NpyHeader(const Tensor& t) {
 }
 
 struct Member {
-  const Tensor* value = nullptr;
   std::string file_name;     // the array's name + ".npy"
   std::string npy_header;
   uint64_t size = 0;         // npy_header plus the tensor's bytes (stored: compressed = uncompressed)
@@ -239,15 +238,16 @@ class OutputFile {
   uint64_t offset_ = 0;
 };
 
-// Writes one member (local header, .npy header, data) at the file's end,
-// computing the CRC on the way, then patches the CRC into the local header.
-Status WriteMember(OutputFile& out, Member& m) {
+// Writes one member (local header, .npy header, `value`'s bytes) at the
+// file's end, computing the CRC on the way, then patches the CRC into the
+// local header.
+Status WriteMember(OutputFile& out, const Tensor& value, Member& m) {
   m.offset = out.offset();
   RETURN_IF_ERROR(out.Append(LocalHeader(m)));
   uLong crc = crc32_z(0, reinterpret_cast<const Bytef*>(m.npy_header.data()), m.npy_header.size());
   RETURN_IF_ERROR(out.Append(m.npy_header));
-  const char* data = static_cast<const char*>(m.value->raw());
-  for (size_t done = 0, total = m.value->byte_size(); done < total;) {
+  const char* data = static_cast<const char*>(value.raw());
+  for (size_t done = 0, total = value.byte_size(); done < total;) {
     const size_t n = std::min(kCrcChunk, total - done);
     crc = crc32_z(crc, reinterpret_cast<const Bytef*>(data + done), n);
     RETURN_IF_ERROR(out.Append(data + done, n));
@@ -257,59 +257,85 @@ Status WriteMember(OutputFile& out, Member& m) {
   return out.Patch32(m.offset + kLocalCrcOffset, m.crc);
 }
 
-Status WriteArchive(OutputFile& out, std::vector<Member>& members, uint64_t zip64_limit) {
-  for (Member& m : members) RETURN_IF_ERROR(WriteMember(out, m));
-  const uint64_t cd_offset = out.offset();
-  std::string cd;
-  for (const Member& m : members) cd += CentralHeader(m, zip64_limit);
-  RETURN_IF_ERROR(out.Append(cd));
-  return out.Append(EndRecords(members.size(), cd_offset, cd.size(), zip64_limit));
-}
-
-StatusOr<std::vector<Member>> PlanMembers(const std::string& path, const std::vector<NpzArray>& arrays,
-                                          uint64_t zip64_limit) {
-  std::vector<Member> members;
-  std::set<std::string> names;
-  for (const NpzArray& a : arrays) {
-    if (a.name.empty()) return InvalidArgument("npz export to '" + path + "': an array has an empty name");
-    if (!names.insert(a.name).second) {
-      return InvalidArgument("npz export to '" + path + "': array name '" + a.name + "' appears twice");
-    }
-    if (a.name.size() + 4 > 0xFFFF) {
-      return InvalidArgument("npz export to '" + path + "': array name '" + a.name.substr(0, 64) +
-                             "...' is longer than a zip file name may be");
-    }
-    if (Descr(a.value.dtype()) == nullptr) {
-      return InvalidArgument("npz export to '" + path + "': array '" + a.name + "' has an unsupported dtype");
-    }
-    Member m;
-    m.value = &a.value;
-    m.file_name = a.name + ".npy";
-    m.npy_header = NpyHeader(a.value);
-    m.size = m.npy_header.size() + a.value.byte_size();
-    m.zip64_sizes = m.size >= zip64_limit;
-    members.push_back(std::move(m));
-  }
-  return members;
-}
-
 }  // namespace
+
+struct NpzWriter::State {
+  State(std::string path, std::string tmp, int fd, uint64_t zip64_limit)
+      : path(std::move(path)), tmp(std::move(tmp)), out(fd, this->tmp), zip64_limit(zip64_limit) {}
+
+  const std::string path;
+  const std::string tmp;
+  OutputFile out;
+  const uint64_t zip64_limit;
+  std::vector<Member> members;  // written so far
+  std::set<std::string> names;
+  bool finished = false;
+  Status failed;  // the first write error: the archive cannot be completed after it
+};
+
+NpzWriter::NpzWriter(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+NpzWriter::~NpzWriter() {
+  if (!state_->finished) ::unlink(state_->tmp.c_str());
+}
+
+Status NpzWriter::Add(const NpzArray& a) {
+  State& st = *state_;
+  if (st.finished) return FailedPrecondition("npz export to '" + st.path + "': the archive is already finished");
+  RETURN_IF_ERROR(st.failed);
+  const std::string where = "npz export to '" + st.path + "': ";
+  if (a.name.empty()) return InvalidArgument(where + "an array has an empty name");
+  if (st.names.count(a.name)) return InvalidArgument(where + "array name '" + a.name + "' appears twice");
+  if (a.name.size() + 4 > 0xFFFF) {
+    return InvalidArgument(where + "array name '" + a.name.substr(0, 64) + "...' is longer than a zip file name may be");
+  }
+  if (Descr(a.value.dtype()) == nullptr) return InvalidArgument(where + "array '" + a.name + "' has an unsupported dtype");
+  Member m;
+  m.file_name = a.name + ".npy";
+  m.npy_header = NpyHeader(a.value);
+  m.size = m.npy_header.size() + a.value.byte_size();
+  m.zip64_sizes = m.size >= st.zip64_limit;
+  if (Status s = WriteMember(st.out, a.value, m); !s.ok()) return st.failed = s;
+  st.names.insert(a.name);
+  st.members.push_back(std::move(m));
+  return Status::OK();
+}
+
+Status NpzWriter::Finish() {
+  State& st = *state_;
+  if (st.finished) return FailedPrecondition("npz export to '" + st.path + "': the archive is already finished");
+  RETURN_IF_ERROR(st.failed);
+  const uint64_t cd_offset = st.out.offset();
+  std::string cd;
+  for (const Member& m : st.members) cd += CentralHeader(m, st.zip64_limit);
+  Status s = st.out.Append(cd);
+  if (s.ok()) s = st.out.Append(EndRecords(st.members.size(), cd_offset, cd.size(), st.zip64_limit));
+  if (s.ok()) s = st.out.SyncAndClose();
+  if (s.ok() && ::rename(st.tmp.c_str(), st.path.c_str()) != 0) {
+    s = ErrnoStatus(errno, "cannot rename '" + st.tmp + "' to '" + st.path + "'");
+  }
+  if (!s.ok()) return st.failed = s;
+  st.finished = true;
+  return Status::OK();
+}
+
+StatusOr<std::unique_ptr<NpzWriter>> NpzWriter::Create(const std::string& path) {
+  return npz_internal::CreateNpzWriter(path, kZip32Limit);
+}
 
 namespace npz_internal {
 
-Status WriteNpz(const std::string& path, const std::vector<NpzArray>& arrays, uint64_t zip64_limit) {
-  ASSIGN_OR_RETURN(std::vector<Member> members, PlanMembers(path, arrays, zip64_limit));
+StatusOr<std::unique_ptr<NpzWriter>> CreateNpzWriter(const std::string& path, uint64_t zip64_limit) {
   const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus(errno, "cannot create '" + tmp + "'");
-  OutputFile out(fd, tmp);
-  Status s = WriteArchive(out, members, zip64_limit);
-  if (s.ok()) s = out.SyncAndClose();
-  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) {
-    s = ErrnoStatus(errno, "cannot rename '" + tmp + "' to '" + path + "'");
-  }
-  if (!s.ok()) ::unlink(tmp.c_str());
-  return s;
+  return std::unique_ptr<NpzWriter>(new NpzWriter(std::make_unique<NpzWriter::State>(path, tmp, fd, zip64_limit)));
+}
+
+Status WriteNpz(const std::string& path, const std::vector<NpzArray>& arrays, uint64_t zip64_limit) {
+  ASSIGN_OR_RETURN(std::unique_ptr<NpzWriter> writer, CreateNpzWriter(path, zip64_limit));
+  for (const NpzArray& a : arrays) RETURN_IF_ERROR(writer->Add(a));
+  return writer->Finish();
 }
 
 }  // namespace npz_internal

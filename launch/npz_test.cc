@@ -282,6 +282,36 @@ TEST_F(NpzTest, ReplacesAnExistingFileAndLeavesNoTemporary) {
   EXPECT_EQ(names, std::vector<std::string>{"model.npz"});
 }
 
+TEST_F(NpzTest, AWriterAppearsAtItsPathOnlyWhenFinished) {
+  const std::string path = dir_ + "/model.npz";
+  const std::vector<NpzArray> arrays = TestArrays();
+  StatusOr<std::unique_ptr<NpzWriter>> writer = NpzWriter::Create(path);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  for (const NpzArray& a : arrays) {
+    ASSERT_EQ((*writer)->Add(a), Status::OK());
+    EXPECT_FALSE(fs::exists(path)) << "a partial archive is visible after adding '" << a.name << "'";
+  }
+  // A bad array is refused without spoiling the archive.
+  EXPECT_EQ((*writer)->Add({arrays[0].name, arrays[0].value}).code(), StatusCode::kInvalidArgument);
+  ASSERT_EQ((*writer)->Finish(), Status::OK());
+  ExpectWellFormed(path, arrays, /*want_zip64=*/false);
+  ExpectNumpyReads(path, arrays);
+  EXPECT_EQ((*writer)->Add({"late", Tensor(DType::kFloat32, {1})}).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ((*writer)->Finish().code(), StatusCode::kFailedPrecondition);
+  writer->reset();
+  ExpectWellFormed(path, arrays, /*want_zip64=*/false);  // a finished archive outlives its writer
+}
+
+TEST_F(NpzTest, AWriterDroppedBeforeFinishLeavesNothingBehind) {
+  const std::string path = dir_ + "/model.npz";
+  {
+    StatusOr<std::unique_ptr<NpzWriter>> writer = NpzWriter::Create(path);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    for (const NpzArray& a : TestArrays()) ASSERT_EQ((*writer)->Add(a), Status::OK());
+  }  // an export that failed while reading its next variable
+  EXPECT_TRUE(fs::is_empty(dir_));
+}
+
 TEST_F(NpzTest, UnwritablePathIsAnErrorNamingIt) {
   const std::string path = dir_ + "/no/such/dir/model.npz";
   const Status s = WriteNpz(path, TestArrays());

@@ -493,21 +493,28 @@ int RunExport(const CLI::App& c) {
   if (!fs::is_directory(parent, ec)) {
     return Fail("export", NotFound("--out '" + out + "': no directory '" + parent.string() + "'"));
   }
+  // One variable (with its slots) in memory at a time, written as it is
+  // read; the archive appears at `out` only once every variable is in.
+  StatusOr<std::unique_ptr<NpzWriter>> writer = NpzWriter::Create(out);
+  if (!writer.ok()) return Fail("export", writer.status().WithContext("writing '" + out + "'"));
   SnapshotManifest m;
-  StatusOr<std::vector<SnapshotTensor>> tensors = ReadSnapshot(dir, c.get_option("--step")->as<int64_t>(), "", &m);
-  if (!tensors.ok()) return Fail("export", tensors.status());
-  std::vector<NpzArray> arrays;
-  size_t variables = 0;
-  for (SnapshotTensor& t : *tensors) {
-    variables += t.slot_of.empty();
-    arrays.push_back({t.name, std::move(t.value)});
-  }
-  tensors->clear();
-  Status written = WriteNpz(out, arrays);
+  size_t arrays = 0, variables = 0;
+  Status read = VisitSnapshot(dir, c.get_option("--step")->as<int64_t>(), "", &m,
+                              [&](std::vector<SnapshotTensor> variable) -> Status {
+                                for (SnapshotTensor& t : variable) {
+                                  RETURN_IF_ERROR((*writer)->Add({t.name, std::move(t.value)})
+                                                      .WithContext("writing '" + out + "'"));
+                                  ++arrays;
+                                  variables += t.slot_of.empty();
+                                }
+                                return Status::OK();
+                              });
+  if (!read.ok()) return Fail("export", read);
+  Status written = (*writer)->Finish();
   if (!written.ok()) return Fail("export", written.WithContext("writing '" + out + "'"));
   const uintmax_t bytes = fs::file_size(out, ec);
   fmt::print("exported snapshot {} (global step {}) to '{}': {} arrays ({} variables, {} slots), {}\n", m.step,
-             m.global_step, out, arrays.size(), variables, arrays.size() - variables,
+             m.global_step, out, arrays, variables, arrays - variables,
              ec ? std::string("size unknown") : FormatBytes(bytes));
   return 0;
 }

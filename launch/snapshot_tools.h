@@ -6,9 +6,11 @@
 //                                                        min/max/mean
 //   cairn export DIR [--step N] --out FILE.npz           every variable and slot as a NumPy archive
 //
-// A missing, foreign or corrupted directory, a truncated value or a manifest
-// naming databases that are not there is an error naming what is wrong
-// (exit code 1), never a crash and never a partial result.
+// inspect and export read one variable (with its slots) at a time, so their
+// memory is bounded by the largest variable, not the model. A missing,
+// foreign or corrupted directory, a truncated value or a manifest naming
+// databases that are not there is an error naming what is wrong (exit code
+// 1), never a crash and never a partial result.
 #pragma once
 
 #include <map>
