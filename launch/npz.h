@@ -42,7 +42,8 @@ class NpzWriter {
   NpzWriter& operator=(const NpzWriter&) = delete;
 
   // Appends `array`. InvalidArgument (and nothing written) for an empty,
-  // repeated or over-long name or an unsupported dtype.
+  // repeated or over-long name or an unsupported dtype. A write error is
+  // returned by this call and by every later one: the archive is lost.
   Status Add(const NpzArray& array);
   // Completes the archive at `path`. Nothing may be added after it.
   Status Finish();
