@@ -435,6 +435,7 @@ class Server::Core : public std::enable_shared_from_this<Core> {
       RETURN_IF_ERROR(store_.CheckUpdate(d.name, d.update, t));
       values->push_back(std::move(t));
     }
+    if (req->train_step && !req->global_step.empty()) RETURN_IF_ERROR(store_.CheckCountable(req->global_step));
     if (std::isnan(req->learning_rate) || req->learning_rate > 1e6) {
       return InvalidArgument("push learning rate " + std::to_string(req->learning_rate) + " is outside [0, 1e6]");
     }
@@ -455,8 +456,14 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     SnapshotPrepareRequest req;
     RETURN_IF_ERROR(DecodeMessage(frame.control, &req, "SnapshotPrepare"));
     if (req.step < 0) return InvalidArgument("snapshot step " + std::to_string(req.step) + " is negative");
+    std::lock_guard<std::mutex> restoring(restore_mu_);  // no restore phase runs during the copy
     std::lock_guard<std::mutex> lock(snapshot_mu_);
     if (stopped()) return Cancelled("server stopping");
+    if (staged_ && !staged_->in_place.empty()) {
+      return FailedPrecondition("server " + std::to_string(options_.index) + " has a restore of snapshot " +
+                                std::to_string(staged_->request.step) +
+                                " staged, not yet applied: snapshot after it is applied or discarded");
+    }
     if (job_ && !job_->done) {
       return FailedPrecondition("server " + std::to_string(options_.index) + " is still writing snapshot " +
                                 std::to_string(job_->step));
@@ -595,19 +602,18 @@ class Server::Core : public std::enable_shared_from_this<Core> {
                              std::to_string(req.saved_names.size()) + " saved names");
     }
     const auto start = Clock::now();
-    SnapshotRestoreReply out;
+    // One restore phase at a time, and none during a snapshot's copy: a
+    // discard waits for a stage still reading, then undoes it.
+    std::lock_guard<std::mutex> restoring(restore_mu_);
+    std::unique_ptr<StagedRestore> staged = TakeStaged();
     if (req.phase == RestorePhase::kDiscard) {
-      std::unique_ptr<StagedRestore> staged;
-      {
-        std::lock_guard<std::mutex> lock(snapshot_mu_);
-        staged.swap(staged_);
-      }
       if (staged) DropStaged(staged.get());
-      *reply = Reply(frame, EncodeMessage(out));
+      *reply = Reply(frame, EncodeMessage(SnapshotRestoreReply{}));
       return Status::OK();
     }
     if (req.phase == RestorePhase::kStage) {
-      auto staged = std::make_unique<StagedRestore>();
+      if (staged) DropStaged(staged.get());  // a stage that was never applied (its chief gone, say)
+      staged = std::make_unique<StagedRestore>();
       staged->request = req;
       RETURN_IF_ERROR(ReadRestore(staged.get()));
       staged->reply.seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -616,17 +622,13 @@ class Server::Core : public std::enable_shared_from_this<Core> {
       staged_ = std::move(staged);
       return Status::OK();
     }
-    std::unique_ptr<StagedRestore> staged;
-    {
-      std::lock_guard<std::mutex> lock(snapshot_mu_);
-      staged.swap(staged_);
-    }
     if (!staged || staged->request.step != req.step || staged->request.model_dir != req.model_dir) {
+      if (staged) DropStaged(staged.get());
       return FailedPrecondition("server " + std::to_string(options_.index) + " has no staged restore of snapshot " +
                                 std::to_string(req.step) + " to apply (was it restarted?)");
     }
     RETURN_IF_ERROR(ApplyStaged(staged.get()));
-    out = staged->reply;
+    SnapshotRestoreReply out = staged->reply;
     out.seconds += std::chrono::duration<double>(Clock::now() - start).count();
     spdlog::info("server {}: restored {} shard(s) ({} in place), {:.1f} MiB from snapshot {} in {:.2f} s",
                  options_.index, out.shards, staged->in_place.size(), out.bytes / 1048576.0, req.step, out.seconds);
@@ -665,11 +667,17 @@ class Server::Core : public std::enable_shared_from_this<Core> {
     SnapshotRestoreReply reply;         // shards and bytes of both
   };
 
+  std::unique_ptr<StagedRestore> TakeStaged() {
+    std::lock_guard<std::mutex> lock(snapshot_mu_);
+    return std::move(staged_);
+  }
+
   Status ApplyStaged(StagedRestore* staged) {
     if (Status s = store_.Import(staged->copies); !s.ok()) {
       DropStaged(staged);
       return s;
     }
+    store_.FinishRestore(staged->in_place, /*keep=*/true);
     KeepStagingBuffers(staged);
     ApplyRestored(staged->request);
     return Status::OK();
@@ -759,8 +767,12 @@ class Server::Core : public std::enable_shared_from_this<Core> {
       if (!in_place.count(name)) rest.push_back(name);
     }
     // Staged into the last snapshot's copy buffers where they fit: memory
-    // already touched, like the shards'.
-    staged->copies = store_.AllocateCopies(rest, req.slots, TakeSpareCopies());
+    // already touched, like the shards'. The buffers not needed stay spare.
+    if (!rest.empty()) {
+      std::vector<ShardCopy> unused;
+      staged->copies = store_.AllocateCopies(rest, req.slots, TakeSpareCopies(), &unused);
+      KeepSpareCopies(std::move(unused));
+    }
     for (ShardCopy& c : staged->copies) {
       if (Status s = read_into(c); !s.ok()) {
         DropStaged(staged);
@@ -779,16 +791,19 @@ class Server::Core : public std::enable_shared_from_this<Core> {
   // Undoes a restore that is not applied: shards filled in place are
   // initialized again, and the staging buffers are kept for reuse.
   void DropStaged(StagedRestore* staged) {
-    store_.Reinitialize(staged->in_place);
+    store_.FinishRestore(staged->in_place, /*keep=*/false);
     staged->in_place.clear();
     KeepStagingBuffers(staged);
   }
 
-  void KeepStagingBuffers(StagedRestore* staged) {
-    if (!options_.reuse_copy_buffers) return staged->copies.clear();
+  void KeepStagingBuffers(StagedRestore* staged) { KeepSpareCopies(std::exchange(staged->copies, {})); }
+
+  // Keeps `copies` as spare buffers for the next snapshot or restore, beside
+  // any already kept.
+  void KeepSpareCopies(std::vector<ShardCopy> copies) {
+    if (!options_.reuse_copy_buffers || copies.empty()) return;
     std::lock_guard<std::mutex> lock(snapshot_mu_);
-    if (spare_copies_.empty()) spare_copies_ = std::move(staged->copies);
-    staged->copies.clear();
+    for (ShardCopy& c : copies) spare_copies_.push_back(std::move(c));
   }
 
   static Status CheckSlotsMatch(const std::string& name, const ShardCopy& c, const ManifestVariable& saved) {
@@ -825,6 +840,7 @@ class Server::Core : public std::enable_shared_from_this<Core> {
   std::shared_ptr<SyncSteps> sync_;                        // guarded by mu_; set in sync mode
   std::set<std::shared_ptr<FrameSocket>> connections_;    // guarded by mu_
 
+  std::mutex restore_mu_;  // held through each restore phase and a snapshot's copy; before snapshot_mu_
   mutable std::mutex snapshot_mu_;
   std::shared_ptr<SnapshotJob> job_;   // guarded by snapshot_mu_: the latest snapshot
   std::thread writer_;                 // guarded by snapshot_mu_: writes job_

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstring>
 #include <deque>
+#include <set>
 #include <utility>
 
 namespace cairn {
@@ -80,10 +81,18 @@ StatusOr<ShardStore::Shard*> ShardStore::Find(const std::string& name) const {
 
 bool ShardStore::Holds(const std::string& name) const { return Find(name).ok(); }
 
+Status ShardStore::CheckNotRestoring(const Shard& shard) {
+  if (!shard.restoring) return Status::OK();
+  return FailedPrecondition("variable '" + shard.info.spec.name +
+                            "' is being restored from a snapshot: it takes no reads or updates until the restore "
+                            "is applied or discarded");
+}
+
 StatusOr<Tensor> ShardStore::Read(const std::string& name, ShardInfo* info) const {
   ASSIGN_OR_RETURN(Shard * shard, Find(name));
   if (info) *info = shard->info;
   std::lock_guard<std::mutex> lock(shard->mu);
+  RETURN_IF_ERROR(CheckNotRestoring(*shard));
   return shard->values.Clone();
 }
 
@@ -91,6 +100,7 @@ StatusOr<Tensor> ShardStore::ReadShared(const std::string& name, ShardInfo* info
   ASSIGN_OR_RETURN(Shard * shard, Find(name));
   if (info) *info = shard->info;
   std::lock_guard<std::mutex> lock(shard->mu);
+  RETURN_IF_ERROR(CheckNotRestoring(*shard));
   return shard->values;  // shares the buffer: see WritableValues
 }
 
@@ -111,6 +121,10 @@ Tensor& ShardStore::WritableValues(Shard& shard) {
 
 Status ShardStore::CheckUpdate(const std::string& name, UpdateKind kind, const Tensor& value) const {
   ASSIGN_OR_RETURN(Shard * shard, Find(name));
+  {
+    std::lock_guard<std::mutex> lock(shard->mu);
+    RETURN_IF_ERROR(CheckNotRestoring(*shard));
+  }
   return CheckUpdateOf(*shard, kind, value);
 }
 
@@ -138,6 +152,7 @@ Status ShardStore::Apply(const std::string& name, UpdateKind kind, const Tensor&
   ASSIGN_OR_RETURN(Shard * shard, Find(name));
   RETURN_IF_ERROR(CheckUpdateOf(*shard, kind, value));
   std::lock_guard<std::mutex> lock(shard->mu);
+  RETURN_IF_ERROR(CheckNotRestoring(*shard));
   Tensor& v = WritableValues(*shard);
   switch (kind) {
     case UpdateKind::kGradient: {
@@ -165,6 +180,7 @@ bool ShardStore::CountStep(const std::string& name) {
   StatusOr<Shard*> shard = Find(name);
   if (!shard.ok()) return false;
   std::lock_guard<std::mutex> lock((*shard)->mu);
+  if ((*shard)->restoring) return false;
   if ((*shard)->values.dtype() != DType::kInt64 || (*shard)->values.num_elements() != 1) return false;
   Tensor& v = WritableValues(**shard);
   ++v.data<int64_t>()[0];
@@ -194,6 +210,21 @@ class SpareTensors {
     return t;
   }
 
+  // The tensors nobody took, as copies holding one tensor each (which is
+  // all a later SpareTensors looks at).
+  std::vector<ShardCopy> Leftovers() {
+    std::vector<ShardCopy> out;
+    for (auto& [key, tensors] : spare_) {
+      for (Tensor& t : tensors) {
+        ShardCopy c;
+        c.values = std::move(t);
+        out.push_back(std::move(c));
+      }
+    }
+    spare_.clear();
+    return out;
+  }
+
  private:
   void Keep(Tensor t) {
     // Sole owner: no other Tensor views these bytes, and none can start to,
@@ -219,11 +250,10 @@ std::vector<ShardStore::Shard*> ShardStore::Choose(const std::vector<std::string
     if (names.empty()) {
       for (const auto& [name, shard] : shards_) chosen.push_back(shard.get());
     } else {
+      std::set<Shard*> seen;
       for (const std::string& name : names) {
         auto it = shards_.find(name);
-        if (it != shards_.end() && std::find(chosen.begin(), chosen.end(), it->second.get()) == chosen.end()) {
-          chosen.push_back(it->second.get());
-        }
+        if (it != shards_.end() && seen.insert(it->second.get()).second) chosen.push_back(it->second.get());
       }
     }
   }
@@ -234,7 +264,7 @@ std::vector<ShardStore::Shard*> ShardStore::Choose(const std::vector<std::string
 // Shapes, slot definitions and optimizers are constant after creation, so
 // this needs no shard lock.
 std::vector<ShardCopy> ShardStore::Allocate(const std::vector<Shard*>& shards, bool with_slots,
-                                            std::vector<ShardCopy> reuse) {
+                                            std::vector<ShardCopy> reuse, std::vector<ShardCopy>* unused) {
   SpareTensors spare(std::move(reuse));
   std::vector<ShardCopy> copies;
   copies.reserve(shards.size());
@@ -248,13 +278,17 @@ std::vector<ShardCopy> ShardStore::Allocate(const std::vector<Shard*>& shards, b
     }
     copies.push_back(std::move(c));
   }
+  if (unused) *unused = spare.Leftovers();
   return copies;
 }
 
 std::vector<ShardCopy> ShardStore::AllocateCopies(const std::vector<std::string>& names, bool with_slots,
-                                                  std::vector<ShardCopy> reuse) const {
-  if (names.empty()) return {};  // Choose would take an empty list as "every shard"
-  return Allocate(Choose(names), with_slots, std::move(reuse));
+                                                  std::vector<ShardCopy> reuse, std::vector<ShardCopy>* unused) const {
+  if (names.empty()) {  // Choose would take an empty list as "every shard"
+    if (unused) *unused = std::move(reuse);
+    return {};
+  }
+  return Allocate(Choose(names), with_slots, std::move(reuse), unused);
 }
 
 std::vector<ShardCopy> ShardStore::Export(const std::vector<std::string>& names, std::vector<ShardCopy> reuse) const {
@@ -333,8 +367,8 @@ StatusOr<std::vector<std::string>> ShardStore::FillInitial(const std::vector<std
     ShardCopy target{shard->info, shard->optimizer_spec, shard->slot_defs, WritableValues(*shard), {}};
     if (with_slots) target.slots = shard->slots;  // shares their buffers: fill writes the shard's own
     Status s = fill(target);
+    target = {};  // drops its references, so the buffers are the shard's alone again
     if (!s.ok()) {
-      target = {};  // drops its references, so the buffers are the shards' alone again
       for (Shard* f : filled) {
         WritableValues(*f);
         Initialize(*f);
@@ -342,20 +376,31 @@ StatusOr<std::vector<std::string>> ShardStore::FillInitial(const std::vector<std
       return s;
     }
   }
+  for (Shard* shard : filled) shard->restoring = true;  // their locks are still held
   std::vector<std::string> out;
   for (Shard* shard : filled) out.push_back(shard->info.spec.name);
   return out;
 }
 
-void ShardStore::Reinitialize(const std::vector<std::string>& names) {
+void ShardStore::FinishRestore(const std::vector<std::string>& names, bool keep) {
   std::unique_lock<std::shared_mutex> cut(update_mu_);
   for (const std::string& name : names) {
     StatusOr<Shard*> shard = Find(name);
     if (!shard.ok()) continue;
     std::lock_guard<std::mutex> lock((*shard)->mu);
-    WritableValues(**shard);
-    Initialize(**shard);
+    if (!keep) {
+      WritableValues(**shard);
+      Initialize(**shard);
+    }
+    (*shard)->restoring = false;
   }
+}
+
+Status ShardStore::CheckCountable(const std::string& name) const {
+  StatusOr<Shard*> shard = Find(name);
+  if (!shard.ok()) return Status::OK();  // held elsewhere
+  std::lock_guard<std::mutex> lock((*shard)->mu);
+  return CheckNotRestoring(**shard);
 }
 
 size_t ShardStore::size() const {

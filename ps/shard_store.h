@@ -3,9 +3,10 @@
 // A shard is rows [row_begin, row_end) of one variable, with its optimizer's
 // slots (named "<variable>/<Optimizer>/<slot>"). Each shard has its own
 // mutex; reads take the values under it and updates apply under it, so a pull
-// never sees half an update. No lock is held across I/O: callers get copies,
-// or (ReadShared) the shard's buffer itself, which the shard then copies
-// before it next writes, for as long as a reader holds it.
+// never sees half an update. No lock is held across I/O (except by
+// FillInitial, below): callers get copies, or (ReadShared) the shard's buffer
+// itself, which the shard then copies before it next writes, for as long as
+// a reader holds it.
 //
 // Thread-safe.
 #pragma once
@@ -72,8 +73,11 @@ class ShardStore {
   Status Apply(const std::string& name, UpdateKind kind, const Tensor& value, float lr = -1);
 
   // Adds one to the int64 scalar variable `name`. False if this store does
-  // not hold it (another server does).
+  // not hold it (another server does), or it is restoring (see FillInitial;
+  // CheckCountable tells beforehand).
   bool CountStep(const std::string& name);
+  // OK unless this store holds `name` and it is restoring.
+  Status CheckCountable(const std::string& name) const;
   bool Holds(const std::string& name) const;
 
   size_t size() const;
@@ -101,8 +105,10 @@ class ShardStore {
   // are skipped), each with buffers for its values and (if `with_slots`)
   // slots, to be filled by the caller: taken from `reuse` as Export takes
   // them, else uninitialized. Sorted by name.
+  // What `reuse` held and no copy took is handed back in `unused`, if given.
   std::vector<ShardCopy> AllocateCopies(const std::vector<std::string>& names, bool with_slots,
-                                        std::vector<ShardCopy> reuse = {}) const;
+                                        std::vector<ShardCopy> reuse = {},
+                                        std::vector<ShardCopy>* unused = nullptr) const;
   // Replaces shards' values and slots (a restore) as one cut. Each copy's
   // values must have its shard's shape and dtype; its slots are either
   // empty (kept as they are) or exactly the shard's slots. Checked whole
@@ -120,15 +126,20 @@ class ShardStore {
   // are returned; the others (updated since creation, or held elsewhere) are
   // left for the caller to stage and Import. `fill` runs under the cut
   // (updates wait) and the shard's lock (a pull of it waits): the one place
-  // the store holds a lock across I/O, because a pull must not see half a
-  // restore. If `fill` fails, every shard this call filled is initialized
-  // again, which gives the same bytes Create gave, and the error is returned:
-  // a failed restore changes nothing.
+  // the store holds a lock across I/O.
+  //
+  // A filled shard is *restoring* until FinishRestore: it refuses reads and
+  // updates (FailedPrecondition naming it), so nobody sees or changes a
+  // restore that may yet be discarded. If `fill` fails, every shard this
+  // call filled is initialized again, which gives the same bytes Create
+  // gave, and the error is returned: a failed restore changes nothing.
   StatusOr<std::vector<std::string>> FillInitial(const std::vector<std::string>& names, bool with_slots,
                                                  const std::function<Status(ShardCopy&)>& fill);
-  // Initializes shards again as Create did (names held elsewhere are
-  // skipped): undoes a FillInitial whose restore is not applied after all.
-  void Reinitialize(const std::vector<std::string>& names);
+  // Ends a FillInitial restore of `names` (names held elsewhere are
+  // skipped): `keep` makes the restored values the shards' own; otherwise
+  // they are initialized again as Create did. Either way the shards take
+  // reads and updates again.
+  void FinishRestore(const std::vector<std::string>& names, bool keep);
 
  private:
   struct Shard {
@@ -141,8 +152,12 @@ class ShardStore {
     // write it only through WritableValues.
     Tensor values;
     std::vector<Tensor> slots;   // guarded by mu
-    bool initial = true;         // guarded by mu: holds only what Create (or Reinitialize) put in
+    bool initial = true;         // guarded by mu: holds only what Create (or FinishRestore) put in
+    bool restoring = false;      // guarded by mu: filled by FillInitial, not yet finished
   };
+
+  // FailedPrecondition if the shard is restoring; shard.mu must be held.
+  static Status CheckNotRestoring(const Shard& shard);
 
   // Writes the shard's initial values and slots; shard.mu must be held (or
   // the shard not yet shared).
@@ -156,8 +171,10 @@ class ShardStore {
   StatusOr<Shard*> Find(const std::string& name) const;
   // The named shards (every shard if `names` is empty), sorted by name.
   std::vector<Shard*> Choose(const std::vector<std::string>& names) const;
+  // Copies of `shards` with buffers from `reuse` where they fit; what
+  // `reuse` held and no copy took goes to `unused`, if given.
   static std::vector<ShardCopy> Allocate(const std::vector<Shard*>& shards, bool with_slots,
-                                         std::vector<ShardCopy> reuse);
+                                         std::vector<ShardCopy> reuse, std::vector<ShardCopy>* unused = nullptr);
   static Status CheckUpdateOf(const Shard& shard, UpdateKind kind, const Tensor& value);
   static Status CheckConflict(const Shard& existing, const ShardDecl& decl);
 

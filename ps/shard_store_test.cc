@@ -287,12 +287,25 @@ TEST(ShardStore, FillInitialWritesInPlaceIntoShardsNeverUpdated) {
       store.FillInitial({"a", "b", "elsewhere"}, /*with_slots=*/true, [](ShardCopy& c) { return FillWith(c, 7.0f); });
   ASSERT_TRUE(filled.ok()) << filled.status();
   EXPECT_EQ(*filled, (std::vector<std::string>{"a"}));
-  const std::vector<ShardCopy> a = store.Export({"a"});
-  EXPECT_EQ(a[0].values.data<float>()[0], 7.0f);
-  for (const Tensor& slot : a[0].slots) EXPECT_EQ(slot.data<float>()[0], 7.0f);
-  EXPECT_EQ(store.ReadShared("a")->raw(), a_buffer) << "filled in place, not into a new buffer";
   ExpectSameCopies(store.Export({"b"}), b_before);
-  // Filled, 'a' holds restored values: a second fill must stage it instead.
+
+  // Until the restore is finished, 'a' takes no reads or updates.
+  Tensor ga(DType::kFloat32, {16, 4});
+  for (const Status& s : {store.ReadShared("a").status(), store.Read("a").status(),
+                          store.CheckUpdate("a", UpdateKind::kGradient, ga),
+                          store.Apply("a", UpdateKind::kGradient, ga)}) {
+    EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s;
+    EXPECT_NE(s.message().find("'a' is being restored"), std::string::npos) << s;
+  }
+  EXPECT_TRUE(store.ReadShared("b").ok()) << "only the filled shard is fenced";
+
+  store.FinishRestore({"a"}, /*keep=*/true);
+  StatusOr<Tensor> a = store.ReadShared("a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->data<float>()[0], 7.0f);
+  EXPECT_EQ(a->raw(), a_buffer) << "filled in place, not into a new buffer";
+  for (const Tensor& slot : store.Export({"a"})[0].slots) EXPECT_EQ(slot.data<float>()[0], 7.0f);
+  // Restored, 'a' is no longer initial: a second restore must stage it.
   filled = store.FillInitial({"a"}, true, [](ShardCopy& c) { return FillWith(c, 8.0f); });
   ASSERT_TRUE(filled.ok());
   EXPECT_TRUE(filled->empty());
@@ -312,13 +325,14 @@ TEST(ShardStore, AFailedFillLeavesEveryShardWithTheBytesCreateGaveIt) {
   EXPECT_EQ(calls, 2);
   ExpectSameCopies(store.Export({}), fresh.Export({}));
   EXPECT_TRUE(reader.BitEqual(*fresh.Read("a"))) << "a value the reader holds changed under it";
+  EXPECT_TRUE(store.ReadShared("a").ok()) << "a failed fill leaves nothing fenced";
   // Both are initial again: a retried restore fills them in place.
   filled = store.FillInitial({"a", "b"}, true, [](ShardCopy& c) { return FillWith(c, 1.0f); });
   ASSERT_TRUE(filled.ok());
   EXPECT_EQ(filled->size(), 2u);
 }
 
-TEST(ShardStore, ReinitializeUndoesAFillAndFillWithoutSlotsKeepsThem) {
+TEST(ShardStore, AFillThatIsNotKeptIsUndoneAndAFillWithoutSlotsKeepsThem) {
   ShardStore store, fresh;
   MakeAdamStore(&store);
   MakeAdamStore(&fresh);
@@ -333,8 +347,9 @@ TEST(ShardStore, ReinitializeUndoesAFillAndFillWithoutSlotsKeepsThem) {
   for (size_t k = 0; k < a[0].slots.size(); ++k) {
     EXPECT_TRUE(a[0].slots[k].BitEqual(want[0].slots[k])) << "slot " << k << " changed without with_slots";
   }
-  store.Reinitialize({"a", "elsewhere"});
+  store.FinishRestore({"a", "elsewhere"}, /*keep=*/false);
   ExpectSameCopies(store.Export({}), fresh.Export({}));
+  EXPECT_TRUE(store.ReadShared("a").ok());
 }
 
 }  // namespace

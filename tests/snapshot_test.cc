@@ -756,6 +756,47 @@ TEST_F(SnapshotCorruptionTest, AFailedRollbackOfATrainedClusterChangesNothing) {
   ExpectSameValues(source_->Values(), target_->Values(), Names(source_->Values()));
 }
 
+// The phases of a restore, as Saver::Restore sends them to every server.
+SnapshotRestoreRequest Phase(RestorePhase phase, const std::string& dir, const std::vector<std::string>& names) {
+  SnapshotRestoreRequest req;
+  req.phase = phase;
+  req.model_dir = dir;
+  req.step = 3;
+  req.variables = names;
+  req.saved_names = names;
+  return req;
+}
+
+// Between stage and apply, the shards a stage read in place take no reads,
+// updates or snapshots, so nobody sees or changes a restore that may still be
+// discarded; a discard gives back the initial values, and a second stage
+// replaces one that was never applied.
+TEST_F(SnapshotCorruptionTest, AStagedRestoreIsFencedUntilAppliedOrDiscarded) {
+  auto saver = target_->NewSaver(Dir("model"));
+  ASSERT_OK(saver);
+  const std::vector<std::string> names = (*saver)->saved_variables();
+  PsClient& client = target_->client();
+  ASSERT_OK(client.SnapshotRestore(Phase(RestorePhase::kStage, Dir("model"), names)));
+  StatusOr<std::map<std::string, Tensor>> pulled = client.Pull({"dense_0/W"});
+  EXPECT_EQ(pulled.status().code(), StatusCode::kFailedPrecondition) << pulled.status();
+  EXPECT_TRUE(Contains(pulled.status().message(), "is being restored")) << pulled.status();
+  auto other = target_->NewSaver(Dir("other"));
+  ASSERT_OK(other);
+  const Status snapshot = (*other)->Save(9).status();
+  EXPECT_EQ(snapshot.code(), StatusCode::kFailedPrecondition) << snapshot;
+  EXPECT_TRUE(Contains(snapshot.message(), "staged")) << snapshot;
+
+  ASSERT_OK(client.SnapshotRestore(Phase(RestorePhase::kDiscard, Dir("model"), {})));
+  ExpectNothingRestored();
+
+  ASSERT_OK(client.SnapshotRestore(Phase(RestorePhase::kStage, Dir("model"), names)));
+  ASSERT_OK(client.SnapshotRestore(Phase(RestorePhase::kStage, Dir("model"), names)));  // replaces the first
+  ASSERT_OK(client.SnapshotRestore(Phase(RestorePhase::kApply, Dir("model"), {})));
+  ExpectSameValues(source_->Values(), target_->Values(), names);
+  ASSERT_OK(client.SnapshotRestore(Phase(RestorePhase::kDiscard, Dir("model"), {})));  // nothing staged: nothing to do
+  ExpectSameValues(source_->Values(), target_->Values(), names);
+}
+
 TEST_F(SnapshotCorruptionTest, AFlippedByteIsDataLossNamingTheVariable) {
   const std::string dir = Copy("flipped");
   FlipFirstChunk(dir, "output/b");
