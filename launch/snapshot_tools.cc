@@ -494,23 +494,29 @@ int RunExport(const CLI::App& c) {
     return Fail("export", NotFound("--out '" + out + "': no directory '" + parent.string() + "'"));
   }
   // One variable (with its slots) in memory at a time, written as it is
-  // read; the archive appears at `out` only once every variable is in.
-  StatusOr<std::unique_ptr<NpzWriter>> writer = NpzWriter::Create(out);
-  if (!writer.ok()) return Fail("export", writer.status().WithContext("writing '" + out + "'"));
+  // read; the archive appears at `out` only once every variable is in. The
+  // writer (and its temporary file) comes once the snapshot has been found.
+  std::unique_ptr<NpzWriter> writer;
+  auto open = [&]() -> Status {
+    if (writer) return Status::OK();
+    ASSIGN_OR_RETURN(writer, NpzWriter::Create(out));
+    return Status::OK();
+  };
   SnapshotManifest m;
   size_t arrays = 0, variables = 0;
   Status read = VisitSnapshot(dir, c.get_option("--step")->as<int64_t>(), "", &m,
                               [&](std::vector<SnapshotTensor> variable) -> Status {
+                                RETURN_IF_ERROR(open());
                                 for (SnapshotTensor& t : variable) {
-                                  RETURN_IF_ERROR((*writer)->Add({t.name, std::move(t.value)})
-                                                      .WithContext("writing '" + out + "'"));
+                                  RETURN_IF_ERROR(writer->Add({t.name, std::move(t.value)}));
                                   ++arrays;
                                   variables += t.slot_of.empty();
                                 }
                                 return Status::OK();
                               });
   if (!read.ok()) return Fail("export", read);
-  Status written = (*writer)->Finish();
+  Status written = open();
+  if (written.ok()) written = writer->Finish();
   if (!written.ok()) return Fail("export", written.WithContext("writing '" + out + "'"));
   const uintmax_t bytes = fs::file_size(out, ec);
   fmt::print("exported snapshot {} (global step {}) to '{}': {} arrays ({} variables, {} slots), {}\n", m.step,
