@@ -10,6 +10,7 @@
 
 #include "common/asio_transport.h"
 #include "common/messages.h"
+#include "tests/push_frame.h"
 #include "tests/raw_socket.h"
 #include "worker/ps_client.h"
 
@@ -316,15 +317,7 @@ OutFrame PushFrame(int32_t worker, uint64_t incarnation, uint64_t sequence, cons
   req.sequence = sequence;
   req.train_step = train_step;
   req.step = step;
-  const uint64_t bytes = grad.size() * sizeof(float);
-  req.grads = {TensorDesc{"w", DType::kFloat32, {static_cast<int64_t>(grad.size())}, 0, 0, bytes}};
-  auto data = std::make_shared<std::vector<float>>(grad);
-  OutFrame f;
-  f.type = static_cast<uint16_t>(FrameType::kPush);
-  f.control = EncodeMessage(req);
-  f.data.push_back(ByteSpan{data->data(), bytes});
-  f.keepalive.push_back(data);
-  return f;
+  return testing::PushOfW(req, grad);
 }
 
 // Sends `frame` to server 0 over `transport` and returns the status of the reply.

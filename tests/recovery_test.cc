@@ -38,6 +38,7 @@
 #include "worker/saver.h"
 #include "worker/session.h"
 #include "worker/trainer.h"
+#include "tests/push_frame.h"
 #include "tests/snapshot_compare.h"
 #include "tests/toy_classification.h"
 #include "tests/status_matchers.h"
@@ -242,14 +243,7 @@ OutFrame PushFrame(int32_t worker, uint64_t incarnation, uint64_t sequence, int6
   req.train_step = true;
   req.step = step;
   req.global_step = "global_step";
-  req.grads = {TensorDesc{"w", DType::kFloat32, {4}, 0, 0, 4 * sizeof(float)}};
-  auto data = std::make_shared<std::vector<float>>(4, g);
-  OutFrame f;
-  f.type = static_cast<uint16_t>(FrameType::kPush);
-  f.control = EncodeMessage(req);
-  f.data.push_back(ByteSpan{data->data(), 4 * sizeof(float)});
-  f.keepalive.push_back(data);
-  return f;
+  return testing::PushOfW(req, std::vector<float>(4, g));
 }
 
 Status ReplyStatus(const StatusOr<InFrame>& reply) {
