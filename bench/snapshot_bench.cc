@@ -23,7 +23,7 @@
 #include "common/asio_transport.h"
 #include "common/event_loop.h"
 #include "ps/server.h"
-#include "ps/snapshot_store.h"
+#include "bench/raw_rocksdb.h"
 #include "worker/graph.h"
 #include "worker/ps_client.h"
 #include "worker/saver.h"

@@ -3,46 +3,29 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <string>
 
 namespace cairn {
-namespace {
 
-struct Target {
-  std::string name;  // "" when no crash is armed
-  long hit = 1;      // die on this hit
-};
-
-const Target& Armed() {
-  static const Target target = [] {
-    Target t;
-    const char* env = std::getenv("CAIRN_CRASH_AT");
-    if (!env || !*env) return t;
-    std::string spec = env;
-    const size_t colon = spec.rfind(':');
-    if (colon != std::string::npos) {
-      t.hit = std::max(1L, std::strtol(spec.c_str() + colon + 1, nullptr, 10));
-      spec.resize(colon);
+StatusOr<std::shared_ptr<const CrashPoints>> CrashPoints::Parse(const std::string& spec) {
+  std::string name = spec;
+  long hit = 1;
+  const size_t colon = spec.rfind(':');
+  if (colon != std::string::npos) {
+    char* end = nullptr;
+    hit = std::strtol(spec.c_str() + colon + 1, &end, 10);
+    if (end == spec.c_str() + colon + 1 || *end != '\0' || hit < 1) {
+      return InvalidArgument("crash point '" + spec + "': expected NAME or NAME:N with N >= 1");
     }
-    t.name = spec;
-    return t;
-  }();
-  return target;
+    name.resize(colon);
+  }
+  return std::shared_ptr<const CrashPoints>(new CrashPoints(std::move(name), hit));
 }
 
-std::atomic<long> hits{0};
-
-}  // namespace
-
-void CrashPoint(const char* name) {
-  const Target& t = Armed();
-  if (t.name.empty() || t.name != name) return;
-  if (hits.fetch_add(1) + 1 < t.hit) return;
+void CrashPoints::Reach(const char* name) const {
+  if (name_.empty() || name_ != name) return;
+  if (hits_.fetch_add(1) + 1 < hit_) return;
   // Say where, unbuffered, so a test can tell which point it hit.
   char line[256];
   const int n = std::snprintf(line, sizeof(line), "cairn: crash point %s reached: SIGKILL\n", name);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/optimizer_spec.h"
 #include "common/status.h"
 #include "common/tensor.h"
 #include "common/variable_spec.h"
@@ -58,27 +59,6 @@ struct TensorDesc {
 Status ValidateTensorDesc(const TensorDesc& desc, uint64_t data_len);
 // A tensor viewing the desc's bytes of a received frame (no copy).
 Tensor ViewTensor(const TensorDesc& desc, const std::shared_ptr<uint8_t>& payload, uint8_t* data);
-
-struct OptimizerSpec {
-  std::string kind = "sgd";  // sgd | momentum | adagrad | adam | ftrl
-  double learning_rate = 0.01;
-  double momentum = 0.9;
-  bool nesterov = false;
-  double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-7;
-  double initial_accumulator = 0.1;
-  double l1 = 0.0, l2 = 0.0, lr_power = -0.5;
-
-  template <class A> void save(A& ar) const {
-    ar(kind, learning_rate, momentum, nesterov, beta1, beta2, epsilon, initial_accumulator, l1, l2, lr_power);
-  }
-  template <class A> void load(A& ar) {
-    LoadString(ar, kind, 32, "optimizer kind");
-    ar(learning_rate, momentum);
-    LoadBool(ar, nesterov, "nesterov");
-    ar(beta1, beta2, epsilon, initial_accumulator, l1, l2, lr_power);
-  }
-  bool operator==(const OptimizerSpec&) const = default;
-};
 
 struct HelloRequest {
   int32_t worker_id = -1;
@@ -199,11 +179,31 @@ struct SnapshotPrepareRequest {
   int64_t step = 0;
   std::string model_dir;
   std::vector<std::string> names;  // the variables to save; every one this server holds must exist
-  template <class A> void save(A& ar) const { ar(step, model_dir, names); }
+  // Small int64 variables (global_step, the workers' positions) whose rows
+  // the reply carries as copied: the chief writes them into the manifest,
+  // so it agrees with the weights, without reading any server's database.
+  std::vector<std::string> report;
+  template <class A> void save(A& ar) const { ar(step, model_dir, names, report); }
   template <class A> void load(A& ar) {
     ar(step);
     LoadString(ar, model_dir, wire::kMaxMessageText, "model directory");
     LoadStrings(ar, names, wire::kMaxEntries, "snapshot variable");
+    LoadStrings(ar, report, wire::kMaxEntries, "reported variable");
+  }
+};
+
+// Rows [row_begin, row_begin + values.size() / row_elements) of a reported
+// int64 variable, as one server copied them.
+struct ReportedRows {
+  std::string name;
+  int64_t row_begin = 0;
+  std::vector<int64_t> values;
+  static constexpr size_t kMaxValues = 64;  // reported variables are counters and positions
+  template <class A> void save(A& ar) const { ar(name, row_begin, values); }
+  template <class A> void load(A& ar) {
+    LoadString(ar, name, wire::kMaxName, "reported variable");
+    ar(row_begin);
+    LoadVector(ar, values, kMaxValues, "reported value");
   }
 };
 
@@ -212,7 +212,12 @@ struct SnapshotPrepareReply {
   uint64_t shards = 0;        // shards copied (those of `names` this server holds)
   uint64_t bytes = 0;         // value and slot bytes copied
   double copy_seconds = 0;    // how long pushes were held off
-  template <class A> void serialize(A& ar) { ar(status, shards, bytes, copy_seconds); }
+  std::vector<ReportedRows> reported;  // of the request's `report` this server holds
+  template <class A> void save(A& ar) const { ar(status, shards, bytes, copy_seconds, reported); }
+  template <class A> void load(A& ar) {
+    ar(status, shards, bytes, copy_seconds);
+    LoadVector(ar, reported, wire::kMaxEntries, "reported rows");
+  }
 };
 
 struct SnapshotWaitRequest {

@@ -7,6 +7,8 @@
 //   cairn snapshots|inspect|export DIR ...
 //   cairn bench pushpull [...]
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <optional>
 
 #include <CLI/CLI.hpp>
@@ -87,8 +89,19 @@ void AddStandaloneCommands(CLI::App& app, TrainFlags& server, TrainFlags& worker
   w->add_option("--index", worker.index, "This worker's index")->required();
 }
 
+// The crash-safety tests arm a crash point through the environment; this,
+// the command's edge, is the one place that reads it.
+StatusOr<std::shared_ptr<const CrashPoints>> CrashPointsFromEnvironment() {
+  const char* spec = std::getenv("CAIRN_CRASH_AT");
+  if (!spec || !*spec) return std::shared_ptr<const CrashPoints>();
+  StatusOr<std::shared_ptr<const CrashPoints>> points = CrashPoints::Parse(spec);
+  if (!points.ok()) return points.status().WithContext("CAIRN_CRASH_AT");
+  return points;
+}
+
 StatusOr<JobConfig> ConfigWithFlags(const TrainFlags& f) {
   ASSIGN_OR_RETURN(JobConfig c, LoadJobConfig(f.job_path));
+  ASSIGN_OR_RETURN(c.snapshot.crash_points, CrashPointsFromEnvironment());
   if (f.servers) c.cluster.servers = *f.servers;
   if (f.workers) c.cluster.workers = *f.workers;
   if (f.max_steps) c.train.max_steps = *f.max_steps;
@@ -137,7 +150,9 @@ int RunServer(const TrainFlags& f) {
   StatusOr<ClusterSpec> cluster = LoadClusterFile(f.cluster_path, &bind);
   if (!cluster.ok()) return Fail(cluster.status());
   spdlog::set_pattern(fmt::format("[%H:%M:%S.%e] [server {}] [%l] %v", f.index));
-  Status s = RunServerProcess(*cluster, f.index, bind, f.io_threads, f.server_model_dir);
+  StatusOr<std::shared_ptr<const CrashPoints>> crash = CrashPointsFromEnvironment();
+  if (!crash.ok()) return Fail(crash.status());
+  Status s = RunServerProcess(*cluster, f.index, bind, f.io_threads, f.server_model_dir, crash->get());
   return s.ok() ? 0 : Fail(s);
 }
 

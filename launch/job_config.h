@@ -6,9 +6,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "common/messages.h"
+#include "common/crash_point.h"
 #include "common/status.h"
 #include "worker/model.h"
 #include "worker/trainer.h"
@@ -64,6 +66,9 @@ struct SnapshotConfig {
   int max_to_keep = 5;          // 0: keep all
   double keep_every_n_hours = 0;
   bool fresh = false;           // start over: remove the directory's snapshots first (--fresh)
+  // Not from the job file: armed by the command's edge (CAIRN_CRASH_AT) for
+  // the crash-safety tests; null arms nothing.
+  std::shared_ptr<const CrashPoints> crash_points;
 };
 
 struct JobConfig {

@@ -9,6 +9,7 @@ StatusOr<std::unique_ptr<LocalCluster>> LocalCluster::Start(EventLoop& loop, con
     so.index = i;
     so.bind_address = options.bind_address;
     so.limits = options.limits;
+    so.snapshot = options.snapshot;
     ASSIGN_OR_RETURN(auto server, Server::Start(loop, so));
     cluster->servers_.push_back(std::move(server));
   }

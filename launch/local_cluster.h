@@ -17,6 +17,7 @@ struct LocalClusterOptions {
   int servers = 1;
   std::string bind_address = "127.0.0.1";
   FrameLimits limits;
+  SnapshotWriteOptions snapshot;  // each server's (file system, crash points)
 };
 
 class LocalCluster {

@@ -16,7 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include "launch/npz.h"
-#include "ps/snapshot_store.h"
+#include "common/snapshot/snapshot_reader.h"
 
 namespace cairn {
 namespace {
@@ -32,153 +32,22 @@ std::string SlotName(const ManifestVariable& v, const std::string& slot) {
   return v.spec.name + "/" + v.optimizer + "/" + slot;
 }
 
-std::string RowsString(int64_t begin, int64_t end) {
-  return "[" + std::to_string(begin) + ", " + std::to_string(end) + ")";
-}
-
-// Opens each server's database once, on first use.
-class ServerDbs {
- public:
-  ServerDbs(const std::string& model_dir, const SnapshotManifest& manifest)
-      : model_dir_(model_dir), manifest_(manifest) {}
-
-  StatusOr<SnapshotDb*> Get(int server) {
-    if (server < 0 || server >= manifest_.num_servers) {
-      return DataLoss("the manifest names server " + std::to_string(server) + " of a snapshot of " +
-                      std::to_string(manifest_.num_servers) + " servers");
-    }
-    auto it = dbs_.find(server);
-    if (it != dbs_.end()) return it->second.get();
-    const std::string path = ServerDbPath(model_dir_, manifest_.step, server);
-    ASSIGN_OR_RETURN(std::unique_ptr<SnapshotDb> db, OpenSnapshotDb(path));
-    if (db->step() != manifest_.step) {
-      return DataLoss("'" + path + "' holds step " + std::to_string(db->step()) + ", not " +
-                      std::to_string(manifest_.step));
-    }
-    return dbs_.emplace(server, std::move(db)).first->second.get();
-  }
-
- private:
-  const std::string& model_dir_;
-  const SnapshotManifest& manifest_;
-  std::map<int, std::unique_ptr<SnapshotDb>> dbs_;
-};
-
-// The manifest's shards of `v`, by first row, checked to hold every row
-// exactly once: a gap or an overlap would leave bytes unread or read twice.
-StatusOr<std::vector<const ManifestShard*>> ShardsOf(const SnapshotManifest& m, const ManifestVariable& v) {
-  const std::string& name = v.spec.name;
-  std::vector<const ManifestShard*> shards;
-  for (const ManifestShard& s : m.shards) {
-    if (s.variable == name) shards.push_back(&s);
-  }
-  std::sort(shards.begin(), shards.end(),
-            [](const ManifestShard* a, const ManifestShard* b) { return a->row_begin < b->row_begin; });
-  int64_t next = 0;
-  for (const ManifestShard* s : shards) {
-    if (s->row_end < s->row_begin) {
-      return DataLoss("the manifest gives '" + name + "' a shard of rows " + RowsString(s->row_begin, s->row_end));
-    }
-    if (s->row_begin < next) {
-      return DataLoss("rows " + RowsString(s->row_begin, std::min(next, s->row_end)) + " of '" + name +
-                      "' are in more than one shard of the manifest");
-    }
-    if (s->row_begin > next) {
-      return DataLoss("rows " + RowsString(next, s->row_begin) + " of '" + name + "' are in no shard of the manifest");
-    }
-    next = s->row_end;
-  }
-  if (next < v.spec.rows()) {
-    return DataLoss("rows " + RowsString(next, v.spec.rows()) + " of '" + name + "' are in no shard of the manifest");
-  }
-  if (next > v.spec.rows()) {
-    return DataLoss("the manifest's shards of '" + name + "' run to row " + std::to_string(next) + " of " +
-                    std::to_string(v.spec.rows()));
-  }
-  const bool scalar_slot = std::find(v.scalar_slots.begin(), v.scalar_slots.end(), true) != v.scalar_slots.end();
-  if (shards.empty() && scalar_slot) return DataLoss("the manifest lists no shard of '" + name + "'");
-  return shards;
-}
-
-// Checks that the database's record of a shard is the one the manifest describes.
-Status CheckRecord(const ShardRecord* r, const ManifestVariable& v, const ManifestShard& s) {
-  const VariableSpec& spec = v.spec;
-  const std::string where = "server " + std::to_string(s.server) + "'s database";
-  if (!r) {
-    return DataLoss(where + " has no shard '" + spec.name + "' (the manifest puts rows " +
-                    RowsString(s.row_begin, s.row_end) + " there)");
-  }
-  const VariableSpec& saved = r->info.spec;
-  if (saved.shape != spec.shape || saved.dtype != spec.dtype) {
-    return DataLoss(where + " holds '" + spec.name + "' as " + DTypeName(saved.dtype) + ShapeString(saved.shape) +
-                    ", the manifest says " + DTypeName(spec.dtype) + ShapeString(spec.shape));
-  }
-  if (s.row_begin < r->info.row_begin || s.row_end > r->info.row_end) {
-    return DataLoss(where + " holds rows " + RowsString(r->info.row_begin, r->info.row_end) + " of '" + spec.name +
-                    "', the manifest puts rows " + RowsString(s.row_begin, s.row_end) + " there");
-  }
-  bool same_slots = r->slot_defs.size() == v.slots.size();
-  for (size_t k = 0; same_slots && k < v.slots.size(); ++k) {
-    same_slots = r->slot_defs[k].name == v.slots[k] && r->slot_defs[k].scalar == v.scalar_slots[k];
-  }
-  if (!same_slots) {
-    return DataLoss(where + " holds '" + spec.name + "' with " + std::to_string(r->slot_defs.size()) +
-                    " slot(s) other than the manifest's " + std::to_string(v.slots.size()));
-  }
-  return Status::OK();
-}
-
 char* Bytes(Tensor& t) { return static_cast<char*>(t.raw()); }
 
-// Reads variable `v` and its slots; appends them to `out`, the variable
-// first, then its slots by name.
-Status ReadVariable(const SnapshotManifest& m, const ManifestVariable& v, ServerDbs& dbs,
-                    std::vector<SnapshotTensor>* out) {
+// Reads variable `v` and its slots through `reader`; appends them to `out`,
+// the variable first, then its slots by name.
+Status ReadVariable(SnapshotReader& reader, const ManifestVariable& v, std::vector<SnapshotTensor>* out) {
   const VariableSpec& spec = v.spec;
-  if (v.scalar_slots.size() != v.slots.size()) {
-    return DataLoss("the manifest lists " + std::to_string(v.slots.size()) + " slots of '" + spec.name + "' but " +
-                    std::to_string(v.scalar_slots.size()) + " scalar flags");
-  }
-  ASSIGN_OR_RETURN(std::vector<const ManifestShard*> shards, ShardsOf(m, v));
-  // Every byte is overwritten: ShardsOf has checked that the shards cover every row once.
-  Tensor value = Tensor::Uninitialized(spec.dtype, spec.shape);
-  std::vector<Tensor> slots;
-  for (bool scalar : v.scalar_slots) slots.push_back(Tensor::Uninitialized(DType::kFloat32, scalar ? Shape{1} : spec.shape));
-  const uint64_t row_bytes = spec.row_bytes();
-  const uint64_t slot_row_bytes = (spec.rows() == 0 ? 0 : spec.num_elements() / spec.rows()) * sizeof(float);
-  for (size_t i = 0; i < shards.size(); ++i) {
-    const ManifestShard& s = *shards[i];
-    ASSIGN_OR_RETURN(SnapshotDb * db, dbs.Get(s.server));
-    RETURN_IF_ERROR(CheckRecord(db->Find(spec.name), v, s));
-    const uint64_t rows = static_cast<uint64_t>(s.row_end - s.row_begin);
-    RETURN_IF_ERROR(db->ReadRows(spec.name, 0, s.row_begin, s.row_end, Bytes(value) + s.row_begin * row_bytes,
-                                 rows * row_bytes));
-    for (size_t k = 0; k < slots.size(); ++k) {
-      const int part = static_cast<int>(1 + k);
-      if (v.scalar_slots[k]) {
-        // The same on every shard of a variable (Adam's beta powers): the first one's does.
-        if (i == 0) RETURN_IF_ERROR(db->ReadRows(spec.name, part, 0, 0, slots[k].raw(), slots[k].byte_size()));
-        continue;
-      }
-      RETURN_IF_ERROR(db->ReadRows(spec.name, part, s.row_begin, s.row_end,
-                                   Bytes(slots[k]) + s.row_begin * slot_row_bytes, rows * slot_row_bytes));
-    }
-  }
+  ASSIGN_OR_RETURN(Tensor value, reader.ReadPart(spec.name, 0));
   out->push_back({spec.name, "", spec.trainable, std::move(value)});
   const size_t first_slot = out->size();
-  for (size_t k = 0; k < slots.size(); ++k) out->push_back({SlotName(v, v.slots[k]), spec.name, false, std::move(slots[k])});
+  for (size_t k = 0; k < v.slots.size(); ++k) {
+    ASSIGN_OR_RETURN(Tensor slot, reader.ReadPart(spec.name, static_cast<int>(1 + k)));
+    out->push_back({SlotName(v, v.slots[k]), spec.name, false, std::move(slot)});
+  }
   std::sort(out->begin() + first_slot, out->end(),
             [](const SnapshotTensor& a, const SnapshotTensor& b) { return a.name < b.name; });
   return Status::OK();
-}
-
-// NotFound for a step that is not committed; a step whose directory exists
-// without a manifest is a save that never finished, and says so.
-Status NotCommitted(const std::string& model_dir, int64_t step, const Status& not_found) {
-  std::error_code ec;
-  if (!fs::exists(SnapshotDirPath(model_dir, step), ec)) return not_found;
-  return FailedPrecondition("not committed: '" + SnapshotDirPath(model_dir, step) +
-                            "' is there but has no manifest (a save that never finished, or one in progress)");
 }
 
 Status UnknownVariable(const SnapshotManifest& m, const std::string& only) {
@@ -201,39 +70,27 @@ Status UnknownVariable(const SnapshotManifest& m, const std::string& only) {
 // slots, so at most one variable is in memory. `manifest` is set before the
 // first visit.
 using VariableVisitor = std::function<Status(std::vector<SnapshotTensor> variable_and_slots)>;
-Status VisitCommitted(const std::string& model_dir, int64_t step, const std::string& only, SnapshotManifest* manifest,
-                      const VariableVisitor& visit) {
-  StatusOr<SnapshotManifest> read = ReadManifest(model_dir, step);
-  if (!read.ok()) {
-    if (read.status().code() == StatusCode::kNotFound) return NotCommitted(model_dir, step, read.status());
-    return read.status();
-  }
-  *manifest = std::move(*read);
-  const SnapshotManifest& m = *manifest;
-  for (const ManifestShard& s : m.shards) {
-    if (!m.FindVariable(s.variable)) return DataLoss("the manifest lists a shard of '" + s.variable + "', which it does not declare");
-  }
-  if (!only.empty() && !m.FindVariable(only)) return UnknownVariable(m, only);
-  ServerDbs dbs(model_dir, m);
-  for (const ManifestVariable& v : m.variables) {  // sorted by name
-    if (!only.empty() && v.spec.name != only) continue;
-    std::vector<SnapshotTensor> tensors;
-    RETURN_IF_ERROR(ReadVariable(m, v, dbs, &tensors));
-    RETURN_IF_ERROR(visit(std::move(tensors)));
-  }
-  return Status::OK();
-}
-
-// VisitCommitted of `step` (-1: the newest), after checking the directory;
-// errors say which snapshot.
 Status VisitSnapshot(const std::string& model_dir, int64_t step, const std::string& only, SnapshotManifest* manifest,
                      const VariableVisitor& visit) {
-  RETURN_IF_ERROR(CheckModelDir(model_dir));
   if (step < -1) return InvalidArgument("no snapshot step " + std::to_string(step) + ": steps are >= 0 (-1: the newest)");
+  RETURN_IF_ERROR(CheckModelDir(model_dir));
   if (step == -1) {
     ASSIGN_OR_RETURN(step, LatestCommittedStep(model_dir));
   }
-  return VisitCommitted(model_dir, step, only, manifest, visit).WithContext("snapshot " + std::to_string(step));
+  auto visit_all = [&]() -> Status {
+    ASSIGN_OR_RETURN(std::unique_ptr<SnapshotReader> reader, SnapshotReader::Open(model_dir, step));
+    *manifest = reader->manifest();
+    const SnapshotManifest& m = *manifest;
+    if (!only.empty() && !m.FindVariable(only)) return UnknownVariable(m, only);
+    for (const ManifestVariable& v : m.variables) {  // sorted by name
+      if (!only.empty() && v.spec.name != only) continue;
+      std::vector<SnapshotTensor> tensors;
+      RETURN_IF_ERROR(ReadVariable(*reader, v, &tensors));
+      RETURN_IF_ERROR(visit(std::move(tensors)));
+    }
+    return Status::OK();
+  };
+  return visit_all().WithContext("snapshot " + std::to_string(step));
 }
 
 // ---- Formatting ----

@@ -21,7 +21,7 @@
 
 #include "common/status.h"
 #include "common/tensor.h"
-#include "ps/model_dir.h"
+#include "common/snapshot/model_dir.h"
 
 namespace cairn {
 

@@ -18,7 +18,7 @@
 #include "common/asio_transport.h"
 #include "common/event_loop.h"
 #include "launch/local_cluster.h"
-#include "ps/model_dir.h"
+#include "common/snapshot/model_dir.h"
 #include "ps/server.h"
 #include "worker/in_process_store.h"
 #include "worker/ps_client.h"
@@ -92,12 +92,21 @@ struct WorkerContext {
   std::unique_ptr<Saver> saver;  // the chief's, when the job has a model directory
 };
 
+LocalClusterOptions JobClusterOptions(const JobConfig& c) {
+  LocalClusterOptions o;
+  o.servers = c.cluster.servers;
+  o.bind_address = c.cluster.bind;
+  o.snapshot.env.crash = c.snapshot.crash_points.get();
+  return o;
+}
+
 SaverOptions JobSaverOptions(const JobConfig& c) {
   SaverOptions o;
   o.model_dir = c.snapshot.model_dir;
   o.retention.max_to_keep = c.snapshot.max_to_keep;
   o.retention.keep_every_n_hours = c.snapshot.keep_every_n_hours;
   o.job_config = c.text;
+  o.env.crash = c.snapshot.crash_points.get();
   return o;
 }
 
@@ -303,7 +312,7 @@ Status WriteSummary(const JobSummary& summary, const std::string& path) {
 StatusOr<JobSummary> RunLocalJob(const JobConfig& c) {
   ASSIGN_OR_RETURN(std::unique_ptr<JobData> data, LoadJobData(c));
   EventLoop loop(c.cluster.io_threads);
-  ASSIGN_OR_RETURN(auto cluster, LocalCluster::Start(loop, LocalClusterOptions{c.cluster.servers, c.cluster.bind, {}}));
+  ASSIGN_OR_RETURN(auto cluster, LocalCluster::Start(loop, JobClusterOptions(c)));
   const std::vector<Endpoint> endpoints = cluster->endpoints();
   std::string listing;
   for (const Endpoint& e : endpoints) listing += " " + e.ToString();
@@ -370,6 +379,7 @@ StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi) {
     ServerOptions options;
     options.index = mpi.rank();
     options.bind_address = c.cluster.bind;
+    options.snapshot.env.crash = c.snapshot.crash_points.get();
     StatusOr<std::unique_ptr<Server>> started = Server::Start(loop, options);
     if (started.ok()) {
       server = std::move(*started);
@@ -464,7 +474,7 @@ StatusOr<ClusterSpec> LoadClusterFile(const std::string& path, std::string* bind
 }
 
 Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string& bind, int io_threads,
-                        const std::string& model_dir) {
+                        const std::string& model_dir, const CrashPoints* crash_points) {
   if (index < 0 || index >= cluster.num_servers()) {
     return InvalidArgument("--index " + std::to_string(index) + ": the cluster has servers 0.." +
                            std::to_string(cluster.num_servers() - 1));
@@ -484,6 +494,7 @@ Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string
   options.port = me.port;
   options.restore_dir = model_dir;
   options.num_servers = cluster.num_servers();
+  options.snapshot.env.crash = crash_points;
   ASSIGN_OR_RETURN(auto server, Server::Start(loop, options));
   spdlog::info("server {} of {} listening on {}", index, cluster.num_servers(), server->endpoint().ToString());
   int signal = 0;

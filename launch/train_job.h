@@ -59,8 +59,9 @@ StatusOr<ClusterSpec> LoadClusterFile(const std::string& path, std::string* bind
 // holding a committed snapshot, the server first restores its shards from
 // the newest one (a restarted server picks up where that snapshot was; see
 // ServerOptions::restore_dir).
+// `crash_points` (may be null) arm the crash-safety tests' points.
 Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string& bind, int io_threads,
-                        const std::string& model_dir = "");
+                        const std::string& model_dir = "", const CrashPoints* crash_points = nullptr);
 
 // Trains as worker `index` of the cluster (worker 0 is the chief: it
 // restores, snapshots, and returns the summary; others return an empty one).

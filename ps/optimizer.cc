@@ -13,8 +13,6 @@ namespace {
 
 class Sgd final : public Optimizer {
  public:
-  const char* Name() const override { return "SGD"; }
-  std::vector<SlotDef> Slots() const override { return {}; }
   void Apply(Vec var, ConstVec grad, std::vector<Vec>&, float lr) const override { var -= lr * grad; }
 };
 
@@ -23,8 +21,6 @@ class Sgd final : public Optimizer {
 class Momentum final : public Optimizer {
  public:
   Momentum(float momentum, bool nesterov) : momentum_(momentum), nesterov_(nesterov) {}
-  const char* Name() const override { return "Momentum"; }
-  std::vector<SlotDef> Slots() const override { return {{"momentum", false, 0.0f}}; }
   void Apply(Vec var, ConstVec grad, std::vector<Vec>& slots, float lr) const override {
     assert(slots.size() == 1);
     auto accum = slots[0].array();
@@ -45,8 +41,6 @@ class Momentum final : public Optimizer {
 class Adagrad final : public Optimizer {
  public:
   explicit Adagrad(float initial_accumulator) : initial_accumulator_(initial_accumulator) {}
-  const char* Name() const override { return "Adagrad"; }
-  std::vector<SlotDef> Slots() const override { return {{"accumulator", false, initial_accumulator_}}; }
   void Apply(Vec var, ConstVec grad, std::vector<Vec>& slots, float lr) const override {
     assert(slots.size() == 1);
     auto accum = slots[0].array();
@@ -65,10 +59,6 @@ class Adagrad final : public Optimizer {
 class Adam final : public Optimizer {
  public:
   Adam(float beta1, float beta2, float epsilon) : beta1_(beta1), beta2_(beta2), epsilon_(epsilon) {}
-  const char* Name() const override { return "Adam"; }
-  std::vector<SlotDef> Slots() const override {
-    return {{"m", false, 0.0f}, {"v", false, 0.0f}, {"beta1_power", true, beta1_}, {"beta2_power", true, beta2_}};
-  }
   void Apply(Vec var, ConstVec grad, std::vector<Vec>& slots, float lr) const override {
     assert(slots.size() == 4 && slots[2].size() == 1 && slots[3].size() == 1);
     auto m = slots[0].array();
@@ -100,10 +90,6 @@ class Ftrl final : public Optimizer {
  public:
   Ftrl(float initial_accumulator, float l1, float l2, float lr_power)
       : initial_accumulator_(initial_accumulator), l1_(l1), l2_(l2), lr_power_(lr_power) {}
-  const char* Name() const override { return "Ftrl"; }
-  std::vector<SlotDef> Slots() const override {
-    return {{"accumulator", false, initial_accumulator_}, {"linear", false, 0.0f}};
-  }
   void Apply(Vec var, ConstVec grad, std::vector<Vec>& slots, float lr) const override {
     assert(slots.size() == 2);
     if (lr_power_ == -0.5f) {
@@ -198,6 +184,7 @@ StatusOr<std::unique_ptr<Optimizer>> Optimizer::Create(const OptimizerSpec& spec
   } else {
     optimizer = std::make_unique<Sgd>();  // Validate() accepted the kind
   }
+  ASSIGN_OR_RETURN(optimizer->table_, SlotTableOf(spec));
   return optimizer;
 }
 

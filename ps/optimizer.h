@@ -14,16 +14,10 @@
 
 #include <Eigen/Core>
 
-#include "common/messages.h"
+#include "common/optimizer_spec.h"
 #include "common/status.h"
 
 namespace cairn {
-
-struct SlotDef {
-  std::string name;      // "m", "v", "momentum", "accumulator", "linear", "beta1_power", ...
-  bool scalar = false;   // one value per shard ([1]) instead of one per element
-  float initial = 0.0f;  // initial value of every element
-};
 
 class Optimizer {
  public:
@@ -35,13 +29,17 @@ class Optimizer {
   static StatusOr<std::unique_ptr<Optimizer>> Create(const OptimizerSpec& spec);
   virtual ~Optimizer() = default;
 
-  // "SGD", "Momentum", "Adagrad", "Adam" or "Ftrl": the middle part of slot names.
-  virtual const char* Name() const = 0;
+  // "SGD", "Momentum", "Adagrad", "Adam" or "Ftrl": the middle part of slot
+  // names. From the slot table (common/optimizer_spec.h), like Slots().
+  const char* Name() const { return table_.name.c_str(); }
   // The slots this optimizer keeps per shard, in the order Apply receives them.
-  virtual std::vector<SlotDef> Slots() const = 0;
+  const std::vector<SlotDef>& Slots() const { return table_.slots; }
   // Applies one update with learning rate `lr` to `var` given `grad` (same
   // size). `slots` are Slots().size() buffers: var's size, or 1 for scalars.
   virtual void Apply(Vec var, ConstVec grad, std::vector<Vec>& slots, float lr) const = 0;
+
+ private:
+  SlotTable table_;  // set by Create
 };
 
 }  // namespace cairn

@@ -1,27 +1,27 @@
 // Server: a parameter server. Accepts connections from workers, creates the
-// shards they declare, serves pulls, and applies pushed gradients.
+// shards they declare, serves pulls, applies pushed gradients, and writes
+// and restores its part of cluster snapshots.
+//
+// A server is a few parts, each owning its state and one mutex; the lock
+// order is the call order between them:
+//   Connections     accept, read frames, hand requests to Dispatch   ps/connections.h
+//   DataPath        create, pull, push (sync rounds, push log)       ps/data_path.h
+//   SnapshotWriter  the cut, then the database write on its thread   ps/snapshot_writer.h
+//   Restorer        stage / apply / discard on its thread            ps/restorer.h
+// and they reach variables only through the Table (ps/table.h; today the
+// dense ShardStore). Disk work never runs on an event-loop thread, nor
+// under a lock a push needs.
 //
 // Every frame is checked before use. A frame that is not a well-formed Cairn
 // frame (bad magic, oversized, bad checksum, truncated) closes that one
 // connection with a logged reason; a well-formed request with bad contents
-// (unknown variable, wrong shape, malformed message) gets an error reply.
-// Either way every other connection is served on.
-//
-// Snapshots: SnapshotPrepare copies the requested shards as one consistent
-// cut (pushes wait for the copy, nothing else) and answers; a background
-// thread then writes them to this server's database for that step, and
-// SnapshotWait answers when it is synced. SnapshotRestore loads the shards
-// this server holds from a committed snapshot, whatever the number of
-// servers that wrote it, and replaces them only if every one read cleanly.
-//
-// Pushes are applied once: a push re-sent after a lost reply (same worker,
-// client incarnation and sequence) gets the first copy's answer.
+// (unknown variable, wrong shape or rows, malformed message) gets an error
+// reply. Either way every other connection is served on.
 //
 // Thread-safe. Handlers run on the EventLoop's threads; the EventLoop must
 // outlive the Server.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -29,8 +29,8 @@
 #include "common/cluster_spec.h"
 #include "common/event_loop.h"
 #include "common/frame.h"
+#include "common/snapshot/snapshot_db.h"
 #include "common/status.h"
-#include "ps/snapshot_store.h"
 
 namespace cairn {
 
@@ -39,7 +39,7 @@ struct ServerOptions {
   std::string bind_address = "127.0.0.1"; // address to listen on
   uint16_t port = 0;                      // 0: an ephemeral port chosen by the OS
   FrameLimits limits;                     // default: 4 MiB control, 1 GiB data per frame
-  SnapshotWriteOptions snapshot;          // how snapshot databases are written
+  SnapshotWriteOptions snapshot;          // how snapshot databases are written (file system, crash points)
   // Restart recovery. If set and the directory holds a committed snapshot,
   // Start loads this server's shards from the newest one (as that snapshot
   // placed them on server `index` of `num_servers`) before it accepts a
@@ -80,13 +80,14 @@ class Server {
   Endpoint endpoint() const;
   ServerStats stats() const;
   // Stops accepting, closes every connection, and waits for a snapshot
-  // write in progress to finish. Idempotent.
+  // write or restore phase in progress to finish. Idempotent.
   void Stop();
 
  private:
-  class Core;
-  explicit Server(std::shared_ptr<Core> core);
-  std::shared_ptr<Core> core_;
+  class Parts;
+  explicit Server(std::shared_ptr<Parts> parts);
+  // Shared with the requests being dispatched, so the parts outlive them.
+  std::shared_ptr<Parts> parts_;
 };
 
 }  // namespace cairn

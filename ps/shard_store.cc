@@ -9,12 +9,6 @@
 
 namespace cairn {
 
-Shape ShardInfo::shape() const {
-  Shape s = spec.shape;
-  if (!s.empty()) s[0] = row_end - row_begin;
-  return s;
-}
-
 Status ShardStore::CheckConflict(const Shard& s, const ShardDecl& decl) {
   const bool trainable = decl.spec.trainable;
   if (s.info.spec == decl.spec && s.info.row_begin == decl.row_begin && s.info.row_end == decl.row_end &&
@@ -119,8 +113,14 @@ Tensor& ShardStore::WritableValues(Shard& shard) {
   return shard.values;
 }
 
-Status ShardStore::CheckUpdate(const std::string& name, UpdateKind kind, const Tensor& value) const {
+Status ShardStore::CheckUpdate(const std::string& name, UpdateKind kind, int64_t row_begin,
+                               const Tensor& value) const {
   ASSIGN_OR_RETURN(Shard * shard, Find(name));
+  if (row_begin != shard->info.row_begin) {
+    return InvalidArgument(std::string(UpdateKindName(kind)) + " for '" + name + "' starts at row " +
+                           std::to_string(row_begin) + " but this server's shard is rows [" +
+                           std::to_string(shard->info.row_begin) + ", " + std::to_string(shard->info.row_end) + ")");
+  }
   {
     std::lock_guard<std::mutex> lock(shard->mu);
     RETURN_IF_ERROR(CheckNotRestoring(*shard));
@@ -291,11 +291,11 @@ std::vector<ShardCopy> ShardStore::AllocateCopies(const std::vector<std::string>
   return Allocate(Choose(names), with_slots, std::move(reuse), unused);
 }
 
-std::vector<ShardCopy> ShardStore::Export(const std::vector<std::string>& names, std::vector<ShardCopy> reuse) const {
+std::vector<ShardCopy> ShardStore::Export(const std::vector<std::string>& names, ExportOptions options) const {
   const std::vector<Shard*> chosen = Choose(names);
   // Destinations are chosen before the cut: the updates held off wait for
   // the copying alone.
-  std::vector<ShardCopy> copies = Allocate(chosen, /*with_slots=*/true, std::move(reuse));
+  std::vector<ShardCopy> copies = Allocate(chosen, /*with_slots=*/true, std::move(options.reuse));
   std::unique_lock<std::shared_mutex> cut(update_mu_);
   for (size_t i = 0; i < chosen.size(); ++i) {
     Shard* shard = chosen[i];

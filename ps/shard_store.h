@@ -1,4 +1,5 @@
-// ShardStore: the shards one server holds, and the updates applied to them.
+// ShardStore: the shards one server holds, and the updates applied to them:
+// the dense row-block Table (ps/table.h).
 //
 // A shard is rows [row_begin, row_end) of one variable, with its optimizer's
 // slots (named "<variable>/<Optimizer>/<slot>"). Each shard has its own
@@ -22,29 +23,13 @@
 #include "common/messages.h"
 #include "common/status.h"
 #include "common/tensor.h"
+#include "common/snapshot/shard_copy.h"
 #include "ps/optimizer.h"
+#include "ps/table.h"
 
 namespace cairn {
 
-struct ShardInfo {
-  VariableSpec spec;
-  int64_t row_begin = 0;
-  int64_t row_end = 0;
-  Shape shape() const;  // the shard's own shape: spec.shape with rows() rows
-};
-
-// A copy of one shard with its optimizer state, as a snapshot saves it and a
-// restore puts it back. slots[i] belongs to slot_defs[i]; per-element slots
-// have the shard's shape, scalar slots shape [1].
-struct ShardCopy {
-  ShardInfo info;
-  OptimizerSpec optimizer;          // meaningful for trainable shards only
-  std::vector<SlotDef> slot_defs;   // empty for non-trainable shards
-  Tensor values;
-  std::vector<Tensor> slots;
-};
-
-class ShardStore {
+class ShardStore final : public Table {
  public:
   ShardStore() = default;
   ShardStore(const ShardStore&) = delete;
@@ -53,7 +38,7 @@ class ShardStore {
   // Creates and initializes a shard. Creating the same shard again is OK (its
   // values are kept); a different spec, row range or optimizer under the same
   // name is AlreadyExists naming both.
-  Status Create(const ShardDecl& decl);
+  Status Create(const ShardDecl& decl) override;
 
   // A copy of the shard's values, taken under its lock.
   StatusOr<Tensor> Read(const std::string& name, ShardInfo* info = nullptr) const;
@@ -64,43 +49,46 @@ class ShardStore {
   // who must not write them either. For a pull, whose reply is written out
   // and dropped long before the next update comes, this saves the copy.
   StatusOr<Tensor> ReadShared(const std::string& name, ShardInfo* info = nullptr) const;
+  StatusOr<Tensor> Pull(const std::string& name, ShardInfo* info = nullptr) const override {
+    return ReadShared(name, info);
+  }
 
   // Checks that `value` fits an update of `kind` to shard `name`: it exists,
-  // the shape and dtype match, and gradients go to trainable float32 shards.
-  Status CheckUpdate(const std::string& name, UpdateKind kind, const Tensor& value) const;
+  // `row_begin` is the shard's, the shape and dtype match, and gradients go
+  // to trainable float32 shards.
+  Status CheckUpdate(const std::string& name, UpdateKind kind, int64_t row_begin, const Tensor& value) const override;
   // Applies one update (checked as CheckUpdate). For gradients, `lr` >= 0
   // replaces the optimizer's configured learning rate.
-  Status Apply(const std::string& name, UpdateKind kind, const Tensor& value, float lr = -1);
+  Status Apply(const std::string& name, UpdateKind kind, const Tensor& value, float lr = -1) override;
 
   // Adds one to the int64 scalar variable `name`. False if this store does
   // not hold it (another server does), or it is restoring (see FillInitial;
   // CheckCountable tells beforehand).
-  bool CountStep(const std::string& name);
+  bool CountStep(const std::string& name) override;
   // OK unless this store holds `name` and it is restoring.
-  Status CheckCountable(const std::string& name) const;
-  bool Holds(const std::string& name) const;
+  Status CheckCountable(const std::string& name) const override;
+  bool Holds(const std::string& name) const override;
 
-  size_t size() const;
+  size_t size() const override;
 
   // Updates that touch several shards (one push, one sync step) run inside
   // an UpdateScope; Export waits for them and holds new ones off, so a
   // snapshot never sees half a push. Scopes run concurrently with each other.
-  using UpdateScope = std::shared_lock<std::shared_mutex>;
-  UpdateScope BeginUpdate() const { return UpdateScope(update_mu_); }
+  UpdateScope BeginUpdate() const override { return UpdateScope(update_mu_); }
 
   // Copies of the named shards this store holds (every shard if `names` is
   // empty; names held elsewhere are skipped), with their optimizer slots,
   // taken as one consistent cut (see BeginUpdate). Sorted by name.
   //
-  // `reuse`: copies the caller is done with (an earlier Export's, written
+  // `options.reuse`: copies the caller is done with (an earlier Export's, written
   // out). Their buffers are overwritten in place where a tensor of the same
   // dtype and shape is needed, so a snapshot does not first-touch fresh
   // memory; anything else is allocated. A tensor whose buffer is shared
   // (another Tensor still views it) is never overwritten, only dropped, so a
   // copy still in use cannot change under its user.
-  std::vector<ShardCopy> Export(const std::vector<std::string>& names, std::vector<ShardCopy> reuse = {}) const;
+  std::vector<ShardCopy> Export(const std::vector<std::string>& names, ExportOptions options = {}) const override;
   // The shard's description without its values (values and slots empty).
-  StatusOr<ShardCopy> Describe(const std::string& name) const;
+  StatusOr<ShardCopy> Describe(const std::string& name) const override;
   // Descriptions of the named shards this store holds (names held elsewhere
   // are skipped), each with buffers for its values and (if `with_slots`)
   // slots, to be filled by the caller: taken from `reuse` as Export takes
@@ -108,12 +96,12 @@ class ShardStore {
   // What `reuse` held and no copy took is handed back in `unused`, if given.
   std::vector<ShardCopy> AllocateCopies(const std::vector<std::string>& names, bool with_slots,
                                         std::vector<ShardCopy> reuse = {},
-                                        std::vector<ShardCopy>* unused = nullptr) const;
+                                        std::vector<ShardCopy>* unused = nullptr) const override;
   // Replaces shards' values and slots (a restore) as one cut. Each copy's
   // values must have its shard's shape and dtype; its slots are either
   // empty (kept as they are) or exactly the shard's slots. Checked whole
   // before anything is replaced.
-  Status Import(const std::vector<ShardCopy>& copies);
+  Status Import(const std::vector<ShardCopy>& copies) override;
 
   // A restore written straight into the shards, for shards that hold
   // nothing but what Create put in (never updated since): a restore onto a
@@ -134,12 +122,12 @@ class ShardStore {
   // call filled is initialized again, which gives the same bytes Create
   // gave, and the error is returned: a failed restore changes nothing.
   StatusOr<std::vector<std::string>> FillInitial(const std::vector<std::string>& names, bool with_slots,
-                                                 const std::function<Status(ShardCopy&)>& fill);
+                                                 const std::function<Status(ShardCopy&)>& fill) override;
   // Ends a FillInitial restore of `names` (names held elsewhere are
   // skipped): `keep` makes the restored values the shards' own; otherwise
   // they are initialized again as Create did. Either way the shards take
   // reads and updates again.
-  void FinishRestore(const std::vector<std::string>& names, bool keep);
+  void FinishRestore(const std::vector<std::string>& names, bool keep) override;
 
  private:
   struct Shard {

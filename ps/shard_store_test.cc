@@ -226,7 +226,7 @@ TEST(ShardStore, ExportIntoReusedBuffersCopiesTheCurrentValuesBitForBit) {
   const std::vector<const void*> first_buffers = Buffers(first);
   Step(&store, -0.25f);  // values and every slot change
 
-  std::vector<ShardCopy> second = store.Export({}, std::move(first));
+  std::vector<ShardCopy> second = store.Export({}, {std::move(first)});
   ExpectSameCopies(second, store.Export({}));
   EXPECT_EQ(Buffers(second), first_buffers) << "every buffer fits and is free, so every one is reused";
   EXPECT_FALSE(second[0].values.BitEqual(first_held[0].values)) << "the step did not change 'a'";
@@ -242,7 +242,7 @@ TEST(ShardStore, ExportNeverOverwritesACopyStillInUse) {
   const void* m_buffer = first[0].slots[0].raw();
   Step(&store, 0.5f);
 
-  std::vector<ShardCopy> second = store.Export({}, std::move(first));
+  std::vector<ShardCopy> second = store.Export({}, {std::move(first)});
   ExpectSameCopies(second, store.Export({}));
   EXPECT_NE(second[0].values.raw(), in_use.raw());
   EXPECT_TRUE(in_use.BitEqual(in_use_was)) << "a copy in use changed under its user";
@@ -259,11 +259,11 @@ TEST(ShardStore, ExportAllocatesWhatReusedCopiesDoNotFit) {
   std::vector<ShardCopy> misfits = other.Export({});
   Step(&store, 0.5f);
 
-  std::vector<ShardCopy> only_b = store.Export({"b"}, std::move(misfits));
+  std::vector<ShardCopy> only_b = store.Export({"b"}, {std::move(misfits)});
   ASSERT_EQ(only_b.size(), 1u);
   ExpectSameCopies(only_b, store.Export({"b"}));
   // A subset handed back is reused where it fits; the rest is allocated.
-  std::vector<ShardCopy> all = store.Export({}, std::move(only_b));
+  std::vector<ShardCopy> all = store.Export({}, {std::move(only_b)});
   ExpectSameCopies(all, store.Export({}));
 }
 
@@ -292,7 +292,7 @@ TEST(ShardStore, FillInitialWritesInPlaceIntoShardsNeverUpdated) {
   // Until the restore is finished, 'a' takes no reads or updates.
   Tensor ga(DType::kFloat32, {16, 4});
   for (const Status& s : {store.ReadShared("a").status(), store.Read("a").status(),
-                          store.CheckUpdate("a", UpdateKind::kGradient, ga),
+                          store.CheckUpdate("a", UpdateKind::kGradient, 0, ga),
                           store.Apply("a", UpdateKind::kGradient, ga)}) {
     EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s;
     EXPECT_NE(s.message().find("'a' is being restored"), std::string::npos) << s;

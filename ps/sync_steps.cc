@@ -6,7 +6,7 @@
 
 namespace cairn {
 
-SyncSteps::SyncSteps(boost::asio::io_context& io, ShardStore* store, TrainingMode mode, int server_index)
+SyncSteps::SyncSteps(boost::asio::io_context& io, Table* store, TrainingMode mode, int server_index)
     : io_(io), store_(store), mode_(std::move(mode)), server_index_(server_index) {}
 
 int64_t SyncSteps::step() const {
@@ -29,6 +29,16 @@ void SyncSteps::Reset(int64_t step) {
   Status aborted = Aborted("server " + std::to_string(server_index_) + " was restored to step " +
                            std::to_string(step) + " while this push waited for step " + std::to_string(old));
   for (auto& [worker, a] : waiting) a.reply(aborted);
+}
+
+void SyncSteps::Cancel(const Status& reason) {
+  std::map<int, Arrival> waiting;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    waiting.swap(arrived_);
+    if (timer_) timer_->cancel();
+  }
+  for (auto& [worker, a] : waiting) a.reply(reason);
 }
 
 std::string SyncSteps::Missing() const {
@@ -112,7 +122,7 @@ void SyncSteps::Complete(std::map<int, Arrival> round, int64_t step) {
   std::string global_step;
   Status status;
   {  // one update: a snapshot sees all of this step or none of it
-    ShardStore::UpdateScope update = store_->BeginUpdate();
+    Table::UpdateScope update = store_->BeginUpdate();
     for (auto& [worker, a] : round) {
       if (global_step.empty()) global_step = a.request.global_step;
       for (size_t i = 0; i < a.request.grads.size() && status.ok(); ++i) {

@@ -36,7 +36,7 @@
 #include "common/messages.h"
 #include "common/status.h"
 #include "common/tensor.h"
-#include "ps/shard_store.h"
+#include "ps/table.h"
 
 namespace cairn {
 
@@ -52,7 +52,7 @@ class SyncSteps : public std::enable_shared_from_this<SyncSteps> {
   };
 
   // `store` must outlive this object.
-  SyncSteps(boost::asio::io_context& io, ShardStore* store, TrainingMode mode, int server_index);
+  SyncSteps(boost::asio::io_context& io, Table* store, TrainingMode mode, int server_index);
 
   // Takes a push (already validated against the store). Replies through
   // arrival.reply, maybe later and on another thread.
@@ -63,6 +63,8 @@ class SyncSteps : public std::enable_shared_from_this<SyncSteps> {
   // Continues at `step` (after a restore): pushes waiting for the current
   // step fail with Aborted.
   void Reset(int64_t step);
+  // The server is going away: pushes waiting for a step fail with `reason`.
+  void Cancel(const Status& reason);
 
  private:
   Status Admit(const PushRequest& request) const;  // requires mu_
@@ -73,7 +75,7 @@ class SyncSteps : public std::enable_shared_from_this<SyncSteps> {
 
   // Constant after construction.
   boost::asio::io_context& io_;
-  ShardStore* const store_;
+  Table* const store_;
   const TrainingMode mode_;
   const int server_index_;
 

@@ -29,9 +29,9 @@
 
 #include "common/asio_transport.h"
 #include "common/messages.h"
-#include "ps/model_dir.h"
+#include "common/snapshot/model_dir.h"
 #include "ps/server.h"
-#include "ps/snapshot_store.h"
+#include "common/snapshot/snapshot_db.h"
 #include "worker/dataset.h"
 #include "worker/model.h"
 #include "worker/ps_client.h"

@@ -14,8 +14,9 @@
 #include <gtest/gtest.h>
 
 #include "common/tensor.h"
-#include "ps/model_dir.h"
-#include "ps/snapshot_store.h"
+#include "common/snapshot/model_dir.h"
+#include "common/snapshot/snapshot_db.h"
+#include "common/snapshot/snapshot_reader.h"
 
 namespace cairn::testing {
 
@@ -65,54 +66,44 @@ inline std::vector<std::string> ManifestDifferences(const SnapshotManifest& a, c
 
 // Every difference between snapshot `step` of model directories `a` and `b`:
 // the manifests (ManifestDifferences), and every part (values and each
-// optimizer slot, per-shard scalar slots included) of every shard record of
-// every server's database. `parts_compared`, if given, counts the parts.
+// optimizer slot) of every variable, each gathered across the servers
+// through SnapshotReader. `parts_compared`, if given, counts the parts.
 inline std::vector<std::string> SnapshotDifferences(const std::string& a, const std::string& b, int64_t step,
                                                     int* parts_compared = nullptr) {
-  StatusOr<SnapshotManifest> ma = ReadManifest(a, step);
-  StatusOr<SnapshotManifest> mb = ReadManifest(b, step);
-  if (!ma.ok() || !mb.ok()) {
-    return {"cannot read manifest " + std::to_string(step) + ": " + ma.status().ToString() + " / " +
-            mb.status().ToString()};
+  StatusOr<std::unique_ptr<SnapshotReader>> ra = SnapshotReader::Open(a, step);
+  StatusOr<std::unique_ptr<SnapshotReader>> rb = SnapshotReader::Open(b, step);
+  if (!ra.ok() || !rb.ok()) {
+    return {"cannot open snapshot " + std::to_string(step) + ": " + ra.status().ToString() + " / " +
+            rb.status().ToString()};
   }
-  std::vector<std::string> diffs = ManifestDifferences(*ma, *mb);
-  for (int s = 0; s < ma->num_servers && s < mb->num_servers; ++s) {
-    const std::string server = "server " + std::to_string(s) + " ";
-    StatusOr<std::unique_ptr<SnapshotDb>> da = OpenSnapshotDb(ServerDbPath(a, step, s));
-    StatusOr<std::unique_ptr<SnapshotDb>> db = OpenSnapshotDb(ServerDbPath(b, step, s));
-    if (!da.ok() || !db.ok()) {
-      diffs.push_back(server + "database: " + da.status().ToString() + " / " + db.status().ToString());
+  const SnapshotManifest& ma = (*ra)->manifest();
+  const SnapshotManifest& mb = (*rb)->manifest();
+  std::vector<std::string> diffs = ManifestDifferences(ma, mb);
+  for (const ManifestVariable& v : ma.variables) {
+    const std::string& name = v.spec.name;
+    const ManifestVariable* other = mb.FindVariable(name);
+    if (!other) {
+      diffs.push_back(name + ": missing in " + b);
       continue;
     }
-    std::map<std::string, const ShardRecord*> in_b;
-    for (const ShardRecord& r : (*db)->shards()) in_b[r.info.spec.name] = &r;
-    for (const ShardRecord& r : (*da)->shards()) {
-      const std::string& name = r.info.spec.name;
-      auto it = in_b.find(name);
-      if (it == in_b.end()) {
-        diffs.push_back(server + name + ": missing in " + b);
-        continue;
-      }
-      const ShardRecord& other = *it->second;
-      in_b.erase(it);
-      if (r.part_bytes != other.part_bytes || r.info.row_begin != other.info.row_begin ||
-          r.info.row_end != other.info.row_end) {
-        diffs.push_back(server + name + ": layout differs");
-        continue;
-      }
-      for (size_t part = 0; part < r.part_bytes.size(); ++part) {
-        const std::string what = server + name + (part == 0 ? "" : " slot " + r.slot_defs[part - 1].name);
-        StatusOr<Tensor> ta = (*da)->ReadPart(name, static_cast<int>(part));
-        StatusOr<Tensor> tb = (*db)->ReadPart(name, static_cast<int>(part));
-        if (!ta.ok() || !tb.ok()) {
-          diffs.push_back(what + ": " + ta.status().ToString() + " / " + tb.status().ToString());
-          continue;
-        }
-        if (std::string d = FirstDifference(*ta, *tb); !d.empty()) diffs.push_back(what + ": " + d);
-        if (parts_compared) ++*parts_compared;
-      }
+    if (other->slots != v.slots || other->spec.shape != v.spec.shape || other->spec.dtype != v.spec.dtype) {
+      diffs.push_back(name + ": layout differs");
+      continue;
     }
-    for (const auto& [name, r] : in_b) diffs.push_back(server + name + ": missing in " + a);
+    for (size_t part = 0; part <= v.slots.size(); ++part) {
+      const std::string what = name + (part == 0 ? "" : " slot " + v.slots[part - 1]);
+      StatusOr<Tensor> ta = (*ra)->ReadPart(name, static_cast<int>(part));
+      StatusOr<Tensor> tb = (*rb)->ReadPart(name, static_cast<int>(part));
+      if (!ta.ok() || !tb.ok()) {
+        diffs.push_back(what + ": " + ta.status().ToString() + " / " + tb.status().ToString());
+        continue;
+      }
+      if (std::string d = FirstDifference(*ta, *tb); !d.empty()) diffs.push_back(what + ": " + d);
+      if (parts_compared) ++*parts_compared;
+    }
+  }
+  for (const ManifestVariable& v : mb.variables) {
+    if (!ma.FindVariable(v.spec.name)) diffs.push_back(v.spec.name + ": missing in " + a);
   }
   return diffs;
 }

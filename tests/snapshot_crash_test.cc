@@ -21,8 +21,8 @@
 
 #include <gtest/gtest.h>
 
-#include "ps/model_dir.h"
-#include "ps/snapshot_store.h"
+#include "common/snapshot/model_dir.h"
+#include "common/snapshot/snapshot_db.h"
 #include "tests/subprocess.h"
 
 namespace cairn {

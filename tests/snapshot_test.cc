@@ -29,8 +29,8 @@
 #include <spdlog/spdlog.h>
 
 #include "launch/local_cluster.h"
-#include "ps/model_dir.h"
-#include "ps/snapshot_store.h"
+#include "common/snapshot/model_dir.h"
+#include "common/snapshot/snapshot_db.h"
 #include "worker/model.h"
 #include "worker/ps_client.h"
 #include "worker/session.h"
@@ -884,14 +884,14 @@ TEST_F(SnapshotTest, TheSaverKeepsTheNewestAndClearsOlderUncommittedSnapshots) {
   EXPECT_EQ(Listing(Dir("model")), (L{{4, true}, {5, true}}));
 
   // A snapshot written but never committed (the chief died before its manifest).
-  ASSERT_OK(w->client().SnapshotPrepare(6, Dir("model"), (*saver)->saved_variables()));
+  ASSERT_OK(w->client().SnapshotPrepare({6, Dir("model"), (*saver)->saved_variables(), {}}));
   ASSERT_OK(w->client().SnapshotWait(6));
   EXPECT_EQ(Listing(Dir("model")), (L{{4, true}, {5, true}, {6, false}}));
   ASSERT_OK((*saver)->Save(7));
   EXPECT_EQ(Listing(Dir("model")), (L{{5, true}, {7, true}}));
 
   // One newer than the newest commit may be in progress: it stays.
-  ASSERT_OK(w->client().SnapshotPrepare(9, Dir("model"), (*saver)->saved_variables()));
+  ASSERT_OK(w->client().SnapshotPrepare({9, Dir("model"), (*saver)->saved_variables(), {}}));
   ASSERT_OK(w->client().SnapshotWait(9));
   ASSERT_OK((*saver)->Save(8));
   EXPECT_EQ(Listing(Dir("model")), (L{{7, true}, {8, true}, {9, false}}));

@@ -18,7 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <rocksdb/db.h>
 
-#include "ps/snapshot_store.h"
+#include "common/snapshot/snapshot_db.h"
 #include "tests/subprocess.h"
 
 namespace cairn {

@@ -42,8 +42,8 @@
 
 #include <gtest/gtest.h>
 
-#include "ps/model_dir.h"
-#include "ps/snapshot_store.h"
+#include "common/snapshot/model_dir.h"
+#include "common/snapshot/snapshot_db.h"
 #include "tests/snapshot_compare.h"
 #include "tests/subprocess.h"
 

@@ -20,9 +20,9 @@ StatusOr<std::map<std::string, Tensor>> InProcessStore::Pull(const std::vector<s
 Status InProcessStore::Push(const PushBatch& batch) {
   ++pushes_;
   // Check everything before applying anything, as a server does.
-  for (const auto& [name, t] : batch.gradients) RETURN_IF_ERROR(store_.CheckUpdate(name, UpdateKind::kGradient, t));
-  for (const auto& [name, t] : batch.assigns) RETURN_IF_ERROR(store_.CheckUpdate(name, UpdateKind::kAssign, t));
-  for (const auto& [name, t] : batch.assign_adds) RETURN_IF_ERROR(store_.CheckUpdate(name, UpdateKind::kAssignAdd, t));
+  for (const auto& [name, t] : batch.gradients) RETURN_IF_ERROR(store_.CheckUpdate(name, UpdateKind::kGradient, 0, t));
+  for (const auto& [name, t] : batch.assigns) RETURN_IF_ERROR(store_.CheckUpdate(name, UpdateKind::kAssign, 0, t));
+  for (const auto& [name, t] : batch.assign_adds) RETURN_IF_ERROR(store_.CheckUpdate(name, UpdateKind::kAssignAdd, 0, t));
   for (const auto& [name, t] : batch.gradients) {
     RETURN_IF_ERROR(store_.Apply(name, UpdateKind::kGradient, t, batch.learning_rate));
   }

@@ -307,15 +307,14 @@ Status PsClient::CallEveryServer(FrameType type, const Request& request, Deadlin
   return Status::OK();
 }
 
-StatusOr<SnapshotPrepareReply> PsClient::SnapshotPrepare(int64_t step, const std::string& model_dir,
-                                                         const std::vector<std::string>& names) {
-  SnapshotPrepareRequest req{step, model_dir, names};
+StatusOr<SnapshotPrepareReply> PsClient::SnapshotPrepare(const SnapshotPrepareRequest& req) {
   SnapshotPrepareReply total;
   RETURN_IF_ERROR(CallEveryServer<SnapshotPrepareReply>(
       FrameType::kSnapshotPrepare, req, NextDeadline(), [&](const SnapshotPrepareReply& r) {
         total.shards += r.shards;
         total.bytes += r.bytes;
         total.copy_seconds = std::max(total.copy_seconds, r.copy_seconds);
+        total.reported.insert(total.reported.end(), r.reported.begin(), r.reported.end());
       }));
   return total;
 }

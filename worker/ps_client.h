@@ -71,9 +71,9 @@ class PsClient : public VariableStore {
 
   // Snapshots (see ps/server.h), sent to every server at once. The replies'
   // byte counts are summed and their times are the slowest server's.
-  // Prepare returns once every server has copied its shards of `names`.
-  StatusOr<SnapshotPrepareReply> SnapshotPrepare(int64_t step, const std::string& model_dir,
-                                                 const std::vector<std::string>& names);
+  // Prepare returns once every server has copied its shards of
+  // `request.names`; `reported` holds every server's reported rows.
+  StatusOr<SnapshotPrepareReply> SnapshotPrepare(const SnapshotPrepareRequest& request);
   // Returns once every server has synced its database for `step`.
   StatusOr<SnapshotWaitReply> SnapshotWait(int64_t step);
   // Every server loads its shards of `request.variables` from the snapshot.

@@ -7,9 +7,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "common/crash_point.h"
-#include "ps/optimizer.h"
-#include "ps/snapshot_store.h"
 #include "worker/model.h"
 
 namespace cairn {
@@ -43,9 +40,9 @@ struct SlotNames {
 StatusOr<SlotNames> SlotsOf(const VariableSpec& spec, const OptimizerSpec& optimizer) {
   SlotNames out;
   if (!spec.trainable) return out;
-  ASSIGN_OR_RETURN(std::unique_ptr<Optimizer> opt, Optimizer::Create(optimizer));
-  out.optimizer = opt->Name();
-  for (const SlotDef& d : opt->Slots()) {
+  ASSIGN_OR_RETURN(SlotTable table, SlotTableOf(optimizer));
+  out.optimizer = table.name;
+  for (const SlotDef& d : table.slots) {
     out.names.push_back(d.name);
     out.scalar.push_back(d.scalar);
   }
@@ -110,22 +107,30 @@ Status Saver::Begin(int64_t step) {
     return FailedPrecondition("snapshot " + std::to_string(pending_->step) + " is still being written");
   }
   if (step < 0) return InvalidArgument("snapshot step " + std::to_string(step) + " is negative");
-  RETURN_IF_ERROR(PrepareModelDir(options_.model_dir));
+  RETURN_IF_ERROR(PrepareModelDir(options_.model_dir, options_.env));
   Pending p;
   p.step = step;
   p.start = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(SnapshotPrepareReply prepared, client_->SnapshotPrepare(step, options_.model_dir, saved_));
+  SnapshotPrepareRequest req;
+  req.step = step;
+  req.model_dir = options_.model_dir;
+  req.names = saved_;
+  for (const std::string& name : saved_) {
+    if (name == kGlobalStep || StartsWith(name, kWorkerStatePrefix)) req.report.push_back(name);
+  }
+  ASSIGN_OR_RETURN(SnapshotPrepareReply prepared, client_->SnapshotPrepare(req));
   p.stats.step = step;
   p.stats.copy_seconds = prepared.copy_seconds;
   p.stats.bytes = prepared.bytes;
-  pending_ = p;
-  CrashPoint("chief.after_prepare");
+  p.reported = std::move(prepared.reported);
+  pending_ = std::move(p);
+  options_.env.Reach("chief.after_prepare");
   return Status::OK();
 }
 
 StatusOr<SnapshotStats> Saver::Finish() {
   if (!pending_) return FailedPrecondition("Finish without Begin");
-  Pending p = *pending_;
+  Pending p = std::move(*pending_);
   pending_.reset();
   const int64_t step = p.step;
   auto fail = [&](const Status& s) {
@@ -142,7 +147,7 @@ StatusOr<SnapshotStats> Saver::Finish() {
   m.num_servers = client_->num_servers();
   m.mode = session_->options().mode;
   m.optimizer = session_->options().optimizer;
-  StatusOr<std::vector<WorkerState>> workers = ReadWorkerStates(step, &m.global_step);
+  StatusOr<std::vector<WorkerState>> workers = WorkerStates(p.reported, &m.global_step);
   if (!workers.ok()) return fail(workers.status());
   m.workers = std::move(*workers);
   if (m.mode.consistency == "sync" && m.global_step != step) {
@@ -165,14 +170,14 @@ StatusOr<SnapshotStats> Saver::Finish() {
   m.job_config = options_.job_config;
   m.bytes = written->bytes;
   m.created = UnixSeconds();
-  CrashPoint("chief.before_commit");
-  Status committed = CommitManifest(options_.model_dir, m);
+  options_.env.Reach("chief.before_commit");
+  Status committed = CommitManifest(options_.model_dir, m, options_.env);
   if (!committed.ok()) return fail(committed);
   p.stats.total_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - p.start).count();
   spdlog::info("snapshot {} committed: {:.1f} MiB, training stalled {:.1f} ms for the copy, written in {:.2f} s",
                step, p.stats.bytes / 1048576.0, p.stats.copy_seconds * 1e3, p.stats.write_seconds);
-  CrashPoint("chief.after_commit");
-  StatusOr<std::vector<int64_t>> removed = ApplyRetention(options_.model_dir, options_.retention);
+  options_.env.Reach("chief.after_commit");
+  StatusOr<std::vector<int64_t>> removed = ApplyRetention(options_.model_dir, options_.retention, options_.env);
   if (!removed.ok()) spdlog::warn("snapshot retention: {}", removed.status().ToString());
   return p.stats;
 }
@@ -182,46 +187,37 @@ StatusOr<SnapshotStats> Saver::Save(int64_t step) {
   return Finish();
 }
 
-// The workers' states and global_step as the servers copied them: read back
-// from the databases just written, so the manifest agrees with the weights.
-StatusOr<std::vector<WorkerState>> Saver::ReadWorkerStates(int64_t step, int64_t* global_step) const {
-  std::map<int, std::unique_ptr<SnapshotDb>> dbs;
-  // The whole variable, from every server that holds rows of it (a small
-  // split_threshold_bytes splits even these).
-  auto read = [&](const std::string& name) -> StatusOr<Tensor> {
-    ASSIGN_OR_RETURN(VariableSpec spec, client_->placement().SpecOf(name));
-    ASSIGN_OR_RETURN(std::vector<ShardSlice> slices, client_->placement().SlicesOf(name));
-    Tensor t(spec.dtype, spec.shape);
-    for (const ShardSlice& s : slices) {
-      auto it = dbs.find(s.server);
-      if (it == dbs.end()) {
-        ASSIGN_OR_RETURN(auto db, OpenSnapshotDb(ServerDbPath(options_.model_dir, step, s.server)));
-        it = dbs.emplace(s.server, std::move(db)).first;
-      }
-      RETURN_IF_ERROR(it->second->ReadRows(name, 0, s.row_begin, s.row_end, static_cast<char*>(t.raw()) + s.row_begin * spec.row_bytes(),
-                                           s.rows() * spec.row_bytes()));
-    }
-    return t;
+// The workers' states and global_step as the servers copied them (their
+// prepare replies), so the manifest agrees with the weights. A variable
+// split across servers arrives in pieces, put back together by row.
+StatusOr<std::vector<WorkerState>> Saver::WorkerStates(const std::vector<ReportedRows>& reported,
+                                                       int64_t* global_step) {
+  std::map<std::string, std::map<int64_t, const std::vector<int64_t>*>> rows;  // name -> row_begin -> values
+  for (const ReportedRows& r : reported) rows[r.name][r.row_begin] = &r.values;
+  auto whole = [&](const std::string& name) {
+    std::vector<int64_t> v;
+    for (const auto& [row, values] : rows[name]) v.insert(v.end(), values->begin(), values->end());
+    return v;
   };
   std::vector<WorkerState> out;
-  for (const std::string& name : saved_) {
+  for (const auto& [name, pieces] : rows) {
+    const std::vector<int64_t> v = whole(name);
     if (name == kGlobalStep) {
-      ASSIGN_OR_RETURN(Tensor t, read(name));
-      if (t.dtype() == DType::kInt64 && t.num_elements() == 1) *global_step = t.data<int64_t>()[0];
-    } else if (StartsWith(name, kWorkerStatePrefix)) {
-      ASSIGN_OR_RETURN(Tensor t, read(name));
-      if (t.dtype() != DType::kInt64 || t.num_elements() != 4) {
-        return Internal("'" + name + "' is " + DTypeName(t.dtype()) + ShapeString(t.shape()) + ", not int64[4]");
-      }
-      const int64_t* v = t.data<int64_t>();
-      WorkerState w;
-      w.worker = std::stoi(name.substr(std::string(kWorkerStatePrefix).size()));
-      w.steps = v[0];
-      w.epoch = v[1];
-      w.step_in_epoch = v[2];
-      w.seed = static_cast<uint64_t>(v[3]);
-      out.push_back(w);
+      if (v.size() == 1) *global_step = v[0];
+      continue;
     }
+    if (!StartsWith(name, kWorkerStatePrefix)) continue;
+    if (v.size() != 4) {
+      return Internal("'" + name + "' came back from the servers with " + std::to_string(v.size()) +
+                      " values, not int64[4]");
+    }
+    WorkerState w;
+    w.worker = std::stoi(name.substr(std::string(kWorkerStatePrefix).size()));
+    w.steps = v[0];
+    w.epoch = v[1];
+    w.step_in_epoch = v[2];
+    w.seed = static_cast<uint64_t>(v[3]);
+    out.push_back(w);
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.worker < b.worker; });
   return out;

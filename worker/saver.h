@@ -1,13 +1,15 @@
 // Saver: cluster-wide snapshots of a session's global variables, and
 // restores from them.
 //
-// A snapshot is one step across every server (see ps/model_dir.h for the
-// layout and the commit rule):
+// A snapshot is one step across every server (see common/snapshot/model_dir.h
+// for the layout and the commit rule). The Saver talks to servers only over
+// the wire; it never opens a server's database:
 //   Begin(step)  every server copies its shards of the saved variables as
 //                one consistent cut, then writes them in the background.
 //                Training stalls only for this copy.
-//   Finish()     waits until every server has synced its database, reads the
-//                workers' positions back from it, commits the manifest
+//                Their replies carry global_step and the workers'
+//                positions as copied, for the manifest.
+//   Finish()     waits until every server has synced its database, commits the manifest
 //                (variables, placement, collections, worker states, job
 //                config), and applies retention.
 // Save(step) does both. Only the chief (one Saver per job) saves.
@@ -35,7 +37,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "ps/model_dir.h"
+#include "common/snapshot/model_dir.h"
 #include "worker/ps_client.h"
 #include "worker/session.h"
 
@@ -46,6 +48,7 @@ struct SaverOptions {
   std::vector<std::string> var_list;  // empty: every global variable
   RetentionOptions retention;         // max_to_keep 5 by default
   std::string job_config;             // stored in each manifest (the job file's text)
+  StorageEnv env;                     // manifest commits and retention go through it; crash points
 };
 
 struct SnapshotStats {
@@ -98,7 +101,8 @@ class Saver {
  private:
   Saver(Session* session, PsClient* client, SaverOptions options);
   Status Init();
-  StatusOr<std::vector<WorkerState>> ReadWorkerStates(int64_t step, int64_t* global_step) const;
+  static StatusOr<std::vector<WorkerState>> WorkerStates(const std::vector<ReportedRows>& reported,
+                                                         int64_t* global_step);
   Status Validate(const SnapshotManifest& m, const RestoreOptions& o,
                   std::vector<std::pair<std::string, std::string>>* pairs) const;
 
@@ -106,6 +110,7 @@ class Saver {
     int64_t step = 0;
     std::chrono::steady_clock::time_point start;
     SnapshotStats stats;
+    std::vector<ReportedRows> reported;  // global_step and worker states, as copied
   };
 
   Session* const session_;

@@ -1,4 +1,4 @@
-// Snapshot store: one server's part of one snapshot, in a RocksDB database of
+// Snapshot database: one server's part of one snapshot, in a RocksDB database of
 // its own (<model_dir>/snapshot-<step>/server-<index>.db, see model_dir.h).
 //
 // A database holds the shards one server copied for one step:
@@ -22,10 +22,10 @@
 #include <string>
 #include <vector>
 
-#include "common/messages.h"
+#include "common/snapshot/file_system.h"
+#include "common/snapshot/shard_copy.h"
 #include "common/status.h"
 #include "common/tensor.h"
-#include "ps/shard_store.h"
 
 namespace cairn {
 
@@ -44,7 +44,7 @@ struct ShardRecord {
 
 struct SnapshotWriteOptions {
   uint64_t chunk_bytes = uint64_t{4} << 20;  // a part is stored in chunks of this size
-  bool sync = true;                          // false only in benchmarks that measure the difference
+  StorageEnv env;                            // the file system written through, crash points
 };
 
 struct SnapshotIoStats {
@@ -82,12 +82,5 @@ class SnapshotDb {
 // DataLoss if it is not a complete snapshot database (no "done" record, or
 // records that do not decode).
 StatusOr<std::unique_ptr<SnapshotDb>> OpenSnapshotDb(const std::string& db_path);
-
-// Raw RocksDB throughput for the same bytes, the baseline the snapshot
-// benchmark compares against: writes `bytes` in `chunk_bytes` values with
-// the same database options and durability as WriteServerSnapshot, but
-// without records, checksums or copies; then reads them back.
-Status MeasureRawRocksDb(const std::string& db_path, uint64_t bytes, uint64_t chunk_bytes, SnapshotIoStats* write,
-                         SnapshotIoStats* read);
 
 }  // namespace cairn

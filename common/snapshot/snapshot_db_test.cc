@@ -1,4 +1,4 @@
-#include "ps/snapshot_store.h"
+#include "common/snapshot/snapshot_db.h"
 
 #include <stdlib.h>
 
@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 #include <rocksdb/db.h>
+
+#include "tests/fault_file_system.h"
 
 namespace cairn {
 namespace {
@@ -198,10 +200,12 @@ TEST_F(SnapshotStoreTest, LargeChunksRoundTripInPieces) {
   }
 }
 
-TEST_F(SnapshotStoreTest, UnsyncedWriteRoundTrips) {
+TEST_F(SnapshotStoreTest, UnsyncedWriteThroughAnotherFileSystemRoundTrips) {
   const std::vector<ShardCopy> shards = MakeShards();
+  FaultFileSystem no_sync;
+  no_sync.SkipSyncs(true);
   SnapshotWriteOptions options;
-  options.sync = false;
+  options.env.fs = &no_sync;
   ASSERT_TRUE(WriteServerSnapshot(DbPath(), 7, shards, options).ok());
   std::unique_ptr<SnapshotDb> db = OpenOk(DbPath());
   ASSERT_TRUE(db);
@@ -322,9 +326,11 @@ TEST_F(SnapshotStoreTest, RecordsThatDoNotAgreeAreDataLoss) {
 // Writes layer1/w in 20-byte chunks, changes one chunk with `change`, and
 // expects reads that touch it to fail naming the shard and part.
 void ExpectChunkDamageDetected(const std::string& path, const std::function<void(rocksdb::DB*)>& change) {
+  FaultFileSystem no_sync;  // durability is not what these tests check
+  no_sync.SkipSyncs(true);
   SnapshotWriteOptions options;
   options.chunk_bytes = 20;
-  options.sync = false;  // durability is not what these tests check
+  options.env.fs = &no_sync;
   ASSERT_TRUE(WriteServerSnapshot(path, 1, MakeShards(), options).ok());
   Tamper(path, change);
   std::unique_ptr<SnapshotDb> db = OpenOk(path);
@@ -362,14 +368,49 @@ TEST_F(SnapshotStoreTest, AMissingChunkIsDataLoss) {
   });
 }
 
-TEST_F(SnapshotStoreTest, RawBaselineMeasuresWritesAndReads) {
-  SnapshotIoStats write, read;
-  ASSERT_TRUE(MeasureRawRocksDb(DbPath(), (1 << 20) + 3, 64 << 10, &write, &read).ok());
-  EXPECT_EQ(write.bytes, (1u << 20) + 3);
-  EXPECT_EQ(read.bytes, (1u << 20) + 3);
-  EXPECT_GT(write.seconds, 0);
-  EXPECT_GT(read.seconds, 0);
-  EXPECT_EQ(MeasureRawRocksDb(DbPath(), 1 << 20, 64 << 10, &write, &read).code(), StatusCode::kAlreadyExists);
+// A write error of any kind (ENOSPC, EIO, a short write, a failed sync)
+// fails the snapshot with a clear error and leaves no database that opens:
+// a server never acknowledges such a snapshot, so it is never committed.
+void ExpectWriteFails(FaultFileSystem& fs, const std::string& path, const std::string& text) {
+  SnapshotWriteOptions options;
+  options.env.fs = &fs;
+  Status s = WriteServerSnapshot(path, 4, MakeShards(), options);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find(text), std::string::npos) << s;
+  EXPECT_GE(fs.faults_fired(), 1);
+  fs.Heal();
+  StatusOr<std::unique_ptr<SnapshotDb>> db = OpenSnapshotDb(path);
+  EXPECT_FALSE(db.ok()) << "a failed write left a database that opens";
+}
+
+TEST_F(SnapshotStoreTest, NoSpaceWhileWritingTheTableFailsTheSnapshot) {
+  FaultFileSystem fs;
+  fs.FailWrites({".sst", ENOSPC, 0, false});
+  ExpectWriteFails(fs, DbPath(), "No space left on device");
+}
+
+TEST_F(SnapshotStoreTest, AShortWriteWithAnIoErrorFailsTheSnapshot) {
+  FaultFileSystem fs;
+  fs.FailWrites({".sst", EIO, 0, true});
+  ExpectWriteFails(fs, DbPath(), "Input/output error");
+}
+
+TEST_F(SnapshotStoreTest, AFailedFsyncFailsTheSnapshot) {
+  FaultFileSystem fs;
+  fs.FailSyncs({"", EIO, 0, false});
+  ExpectWriteFails(fs, DbPath(), "cannot sync");
+}
+
+TEST_F(SnapshotStoreTest, AFailedSyncOfTheDoneRecordFailsTheSnapshot) {
+  // The data table syncs first; every later sync (the WAL holding "done",
+  // the directories) fails.
+  FaultFileSystem fs;
+  fs.FailSyncs({"", EIO, 1, false});
+  SnapshotWriteOptions options;
+  options.env.fs = &fs;
+  Status s = WriteServerSnapshot(DbPath(), 4, MakeShards(), options);
+  EXPECT_FALSE(s.ok());
+  EXPECT_GE(fs.faults_fired(), 1);
 }
 
 }  // namespace

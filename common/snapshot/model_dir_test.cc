@@ -1,4 +1,4 @@
-#include "ps/model_dir.h"
+#include "common/snapshot/model_dir.h"
 
 #include <unistd.h>
 

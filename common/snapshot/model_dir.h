@@ -11,9 +11,8 @@
 // either no manifest (the step was never committed and its directory is
 // garbage, removed by the next retention pass) or a whole one.
 //
-// The manifest is JSON followed by a line "xxh3 <16 hex digits>" over the
-// JSON bytes, so a truncated or edited manifest is DataLoss, never a
-// silently different model.
+// Every function that writes (Prepare, Commit, ApplyRetention) does its
+// file work through `env` (file_system.h), so tests can make it fail.
 #pragma once
 
 #include <cstdint>
@@ -21,53 +20,11 @@
 #include <string>
 #include <vector>
 
-#include "common/messages.h"
+#include "common/snapshot/file_system.h"
+#include "common/snapshot/manifest.h"
 #include "common/status.h"
-#include "common/variable_spec.h"
 
 namespace cairn {
-
-// One variable of a snapshot.
-struct ManifestVariable {
-  VariableSpec spec;
-  std::string optimizer;            // trainable: the optimizer's name ("Adam"); "" otherwise
-  std::vector<std::string> slots;   // slot names, in part order ("m", "v", ...)
-  std::vector<bool> scalar_slots;   // per slot: one value per shard instead of one per element
-};
-
-// Rows [row_begin, row_end) of `variable` are in server `server`'s database.
-struct ManifestShard {
-  std::string variable;
-  int64_t row_begin = 0;
-  int64_t row_end = 0;
-  int server = 0;
-};
-
-// Where one worker's training stood at the snapshot.
-struct WorkerState {
-  int worker = 0;
-  int64_t steps = 0;           // train steps this worker had run
-  int64_t epoch = 0;           // data position: completed epochs
-  int64_t step_in_epoch = 0;   //                batches into the current epoch
-  uint64_t seed = 0;           // shuffling seed; with (epoch, worker) it fixes the RNG state
-};
-
-struct SnapshotManifest {
-  int64_t step = 0;            // the snapshot's step (its name)
-  int64_t global_step = 0;     // global_step's value in the snapshot (equal to step in sync mode)
-  double created = 0;          // Unix seconds when committed
-  int num_servers = 0;
-  TrainingMode mode;
-  OptimizerSpec optimizer;
-  std::vector<ManifestVariable> variables;  // sorted by name
-  std::vector<ManifestShard> shards;
-  std::map<std::string, std::vector<std::string>> collections;  // collection -> variable names
-  std::vector<WorkerState> workers;                              // by worker index
-  std::string job_config;      // the job file's text (may be empty)
-  uint64_t bytes = 0;          // value and slot bytes across all databases
-
-  const ManifestVariable* FindVariable(const std::string& name) const;
-};
 
 // Paths.
 std::string SnapshotDirPath(const std::string& model_dir, int64_t step);
@@ -78,14 +35,14 @@ std::string ManifestPath(const std::string& model_dir, int64_t step);
 // if the directory is empty. FailedPrecondition if the directory holds
 // files but no marker (someone else's directory: Cairn will not write into
 // it).
-Status PrepareModelDir(const std::string& model_dir);
+Status PrepareModelDir(const std::string& model_dir, const StorageEnv& env = {});
 // For reading: NotFound if `model_dir` does not exist, FailedPrecondition if
 // it has no marker (not a Cairn model directory).
 Status CheckModelDir(const std::string& model_dir);
 
 // Commits `manifest` atomically (see above). AlreadyExists if that step is
 // committed already.
-Status CommitManifest(const std::string& model_dir, const SnapshotManifest& manifest);
+Status CommitManifest(const std::string& model_dir, const SnapshotManifest& manifest, const StorageEnv& env = {});
 // Reads and verifies a committed manifest. NotFound if step `step` was never
 // committed; DataLoss naming the file if it is truncated, corrupted or does
 // not decode.
@@ -116,6 +73,7 @@ std::vector<int64_t> StepsToRemove(const std::vector<SnapshotListing>& listing, 
 // Applies retention: removes the steps StepsToRemove names (manifest first,
 // then its directory), and every uncommitted snapshot directory older than
 // the newest committed step (left by a crash). Returns the steps removed.
-StatusOr<std::vector<int64_t>> ApplyRetention(const std::string& model_dir, const RetentionOptions& options);
+StatusOr<std::vector<int64_t>> ApplyRetention(const std::string& model_dir, const RetentionOptions& options,
+                                              const StorageEnv& env = {});
 
 }  // namespace cairn

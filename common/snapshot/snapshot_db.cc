@@ -1,4 +1,4 @@
-#include "ps/snapshot_store.h"
+#include "common/snapshot/snapshot_db.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -23,7 +23,7 @@
 // libxxhash's runtime-dispatched (AVX2 where the CPU has it) XXH3, as in frame.cc.
 #include <xxh_x86dispatch.h>
 
-#include "common/crash_point.h"
+#include "common/snapshot/rocks_db.h"
 #include "common/file_io.h"
 #include "common/wire_archive.h"
 
@@ -40,8 +40,6 @@ namespace {
 constexpr char kDoneKey[] = "done";
 constexpr char kMetaPrefix[] = "meta/";
 constexpr char kDataPrefix[] = "data/";
-constexpr char kRawPrefix[] = "raw/";
-constexpr char kBulkFileName[] = "bulk.sst.tmp";
 constexpr size_t kMaxSlots = 64;
 constexpr uint64_t kMaxPartBytes = uint64_t{1} << 48;
 
@@ -53,22 +51,9 @@ double SecondsSince(Clock::time_point start) {
 
 // ---- Errors and files ----
 
-Status FromRocks(const rocksdb::Status& s, const std::string& what) {
-  std::string message = what + ": " + s.ToString();
-  if (s.IsCorruption()) return DataLoss(std::move(message));
-  if (s.IsNotFound() || s.IsPathNotFound()) return NotFound(std::move(message));
-  if (s.IsNoSpace()) return FailedPrecondition(std::move(message));
-  if (s.IsInvalidArgument()) return InvalidArgument(std::move(message));
-  return Internal(std::move(message));
-}
 
 
 // Makes the entries of `dir` (a new database, a new file in it) durable.
-
-std::string ParentDir(const std::string& path) {
-  std::string parent = std::filesystem::path(path).parent_path().string();
-  return parent.empty() ? "." : parent;
-}
 
 // ---- Records ----
 
@@ -198,228 +183,7 @@ std::string PartEndKey(const std::string& shard, size_t part) {
   return kDataPrefix + shard + suffix;
 }
 
-std::string RawKey(uint64_t chunk) {
-  char key[32];
-  std::snprintf(key, sizeof key, "%s%016llx", kRawPrefix, static_cast<unsigned long long>(chunk));
-  return key;
-}
-
-// ---- Database options, shared by the snapshot and the raw baseline ----
-
-// Why these, and why the data goes in through one SST file (BulkWriter)
-// rather than memtables: measured on 256 MiB of random bits in 4 MiB values
-// (2-core VM), Put()s with the WAL off followed by a waited Flush reached
-// 0.10-0.25 GB/s (each byte copied into a WriteBatch, into the memtable
-// arena, then flushed by a background job competing for the 2 cores); an
-// SstFileWriter ingested with move_files 0.35-0.55 GB/s, about what the disk
-// takes with fsync. Memtable tuning (write_buffer_size,
-// max_write_buffer_number) is therefore moot: only the few-byte "done"
-// record passes through a memtable.
-// RocksDB's informational LOG files would otherwise be written into the
-// database directory, even by a read-only open (`cairn inspect` would change
-// the model directory); errors still reach the caller as Status.
-class SilentLogger : public rocksdb::Logger {
- public:
-  SilentLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::HEADER_LEVEL) {}
-  using rocksdb::Logger::Logv;
-  void Logv(const char*, va_list) override {}
-};
-
-rocksdb::Options DbOptions() {
-  rocksdb::Options options;
-  static const auto logger = std::make_shared<SilentLogger>();
-  options.info_log = logger;
-  // Float bits do not compress: compression would only cost CPU.
-  options.compression = rocksdb::kNoCompression;
-  options.bottommost_compression = rocksdb::kNoCompression;
-  // Written once, never updated: a compaction could only rewrite every byte.
-  options.disable_auto_compactions = true;
-  options.max_background_jobs = 2;  // nothing runs in the background anyway
-  rocksdb::BlockBasedTableOptions table;
-  // Every byte is read once, by one restore: a block cache would only add a copy.
-  table.no_block_cache = true;
-  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  return options;
-}
-
-// How chunks are read. RocksDB's own block checksums are not verified: every
-// chunk's XXH3 is, and checking both would hash each byte twice.
-rocksdb::ReadOptions ChunkReadOptions() {
-  rocksdb::ReadOptions read;
-  read.fill_cache = false;
-  read.verify_checksums = false;
-  return read;
-}
-
-// Records carry no checksum of their own: RocksDB's block checksum covers them.
-rocksdb::ReadOptions RecordReadOptions() {
-  rocksdb::ReadOptions read;
-  read.fill_cache = false;
-  read.verify_checksums = true;
-  return read;
-}
-
-StatusOr<std::unique_ptr<rocksdb::DB>> OpenReadOnly(const std::string& db_path) {
-  std::error_code ec;
-  if (!std::filesystem::exists(db_path, ec)) return NotFound("no snapshot database at '" + db_path + "'");
-  rocksdb::DB* db = nullptr;
-  const rocksdb::Status s = rocksdb::DB::OpenForReadOnly(DbOptions(), db_path, &db);
-  // The path exists: a file missing inside it (CURRENT, a table) means a
-  // database never finished or damaged since; other I/O errors stay what they are.
-  if (s.IsIOError() && !s.IsPathNotFound()) return FromRocks(s, "cannot open snapshot database '" + db_path + "'");
-  if (!s.ok()) return DataLoss("'" + db_path + "' is not a complete snapshot database: " + s.ToString());
-  return std::unique_ptr<rocksdb::DB>(db);
-}
-
 // ---- Writing ----
-
-// SnapshotWriteOptions::sync = false, for benchmarks that measure what
-// syncing costs: a file system on which every sync does nothing.
-class NoSyncFile : public rocksdb::FSWritableFileOwnerWrapper {
- public:
-  using FSWritableFileOwnerWrapper::FSWritableFileOwnerWrapper;
-  rocksdb::IOStatus Sync(const rocksdb::IOOptions&, rocksdb::IODebugContext*) override { return {}; }
-  rocksdb::IOStatus Fsync(const rocksdb::IOOptions&, rocksdb::IODebugContext*) override { return {}; }
-  rocksdb::IOStatus RangeSync(uint64_t, uint64_t, const rocksdb::IOOptions&, rocksdb::IODebugContext*) override {
-    return {};
-  }
-};
-
-class NoSyncDirectory : public rocksdb::FSDirectoryWrapper {
- public:
-  using FSDirectoryWrapper::FSDirectoryWrapper;
-  rocksdb::IOStatus Fsync(const rocksdb::IOOptions&, rocksdb::IODebugContext*) override { return {}; }
-  rocksdb::IOStatus FsyncWithDirOptions(const rocksdb::IOOptions&, rocksdb::IODebugContext*,
-                                        const rocksdb::DirFsyncOptions&) override {
-    return {};
-  }
-};
-
-class NoSyncFileSystem : public rocksdb::FileSystemWrapper {
- public:
-  using FileSystemWrapper::FileSystemWrapper;
-  static const char* kClassName() { return "CairnNoSyncFileSystem"; }
-  const char* Name() const override { return kClassName(); }
-
-  rocksdb::IOStatus NewWritableFile(const std::string& f, const rocksdb::FileOptions& options,
-                                    std::unique_ptr<rocksdb::FSWritableFile>* result,
-                                    rocksdb::IODebugContext* dbg) override {
-    return Wrap(target()->NewWritableFile(f, options, result, dbg), result);
-  }
-  rocksdb::IOStatus ReopenWritableFile(const std::string& f, const rocksdb::FileOptions& options,
-                                       std::unique_ptr<rocksdb::FSWritableFile>* result,
-                                       rocksdb::IODebugContext* dbg) override {
-    return Wrap(target()->ReopenWritableFile(f, options, result, dbg), result);
-  }
-  rocksdb::IOStatus NewDirectory(const std::string& name, const rocksdb::IOOptions& options,
-                                 std::unique_ptr<rocksdb::FSDirectory>* result,
-                                 rocksdb::IODebugContext* dbg) override {
-    rocksdb::IOStatus s = target()->NewDirectory(name, options, result, dbg);
-    if (s.ok()) *result = std::make_unique<NoSyncDirectory>(std::move(*result));
-    return s;
-  }
-
- private:
-  static rocksdb::IOStatus Wrap(rocksdb::IOStatus s, std::unique_ptr<rocksdb::FSWritableFile>* file) {
-    if (s.ok()) *file = std::make_unique<NoSyncFile>(std::move(*file));
-    return s;
-  }
-};
-
-// Writes a new database in one go. Put() takes keys in strictly increasing
-// order and appends them to one SST file; Commit() makes them durable, then
-// writes "done".
-//
-// Durability: SstFileWriter::Finish fdatasyncs the file; IngestExternalFile
-// (move_files) hard-links it into the database, syncs it again (no dirty
-// pages left: cheap) and adds it to the MANIFEST with a synced write, all or
-// nothing. Only then is "done" written, through the WAL with sync = true (one
-// small fdatasync). No byte is written twice: no WAL for the data, no memtable
-// flush, no compaction. Close() has nothing to flush (the WAL holds "done");
-// last, the database directory and its parent are fsynced, so every file
-// name and the new directory's own entry are durable too.
-class BulkWriter {
- public:
-  static StatusOr<std::unique_ptr<BulkWriter>> Create(const std::string& db_path, bool sync);
-
-  Status Put(const std::string& key, const rocksdb::Slice& value);
-  Status Commit(const std::string& done_value);
-
- private:
-  BulkWriter(const std::string& db_path, bool sync) : path_(db_path), sync_(sync) {}
-  Status Ingest();
-
-  const std::string path_;
-  const bool sync_;
-  std::unique_ptr<rocksdb::Env> env_;  // !sync_: the no-sync file system; outlives db_ and sst_
-  rocksdb::Options options_;
-  std::unique_ptr<rocksdb::DB> db_;
-  std::unique_ptr<rocksdb::SstFileWriter> sst_;  // opened by the first Put
-};
-
-StatusOr<std::unique_ptr<BulkWriter>> BulkWriter::Create(const std::string& db_path, bool sync) {
-  std::error_code ec;
-  if (std::filesystem::exists(db_path, ec)) return AlreadyExists("'" + db_path + "' already exists");
-  const std::string parent = ParentDir(db_path);
-  if (!std::filesystem::is_directory(parent, ec)) {
-    return NotFound("cannot create '" + db_path + "': no directory '" + parent + "'");
-  }
-  std::unique_ptr<BulkWriter> writer(new BulkWriter(db_path, sync));
-  writer->options_ = DbOptions();
-  writer->options_.create_if_missing = true;
-  writer->options_.error_if_exists = true;
-  if (!sync) {
-    writer->env_ = rocksdb::NewCompositeEnv(std::make_shared<NoSyncFileSystem>(rocksdb::FileSystem::Default()));
-    writer->options_.env = writer->env_.get();
-  }
-  rocksdb::DB* db = nullptr;
-  const rocksdb::Status s = rocksdb::DB::Open(writer->options_, db_path, &db);
-  if (!s.ok()) return FromRocks(s, "cannot create snapshot database '" + db_path + "'");
-  writer->db_.reset(db);
-  return writer;
-}
-
-Status BulkWriter::Put(const std::string& key, const rocksdb::Slice& value) {
-  if (!sst_) {
-    // Leaves the written pages cached: clean once synced, the kernel drops
-    // them as cheaply as the writer could. (Invalidating fadvises every MiB
-    // while the pages are still dirty, which made later reads hit the disk or
-    // not depending on timing.)
-    sst_ = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(options_), options_, nullptr,
-                                                     /*invalidate_page_cache=*/false);
-    const rocksdb::Status s = sst_->Open(path_ + "/" + kBulkFileName);
-    if (!s.ok()) return FromRocks(s, "cannot create a table in '" + path_ + "'");
-  }
-  const rocksdb::Status s = sst_->Put(key, value);
-  if (!s.ok()) return FromRocks(s, "cannot write '" + key + "' to '" + path_ + "'");
-  return Status::OK();
-}
-
-Status BulkWriter::Ingest() {
-  if (!sst_) return Status::OK();  // nothing was Put
-  rocksdb::Status s = sst_->Finish();
-  if (!s.ok()) return FromRocks(s, "cannot finish the table of '" + path_ + "'");
-  rocksdb::IngestExternalFileOptions ingest;
-  ingest.move_files = true;
-  s = db_->IngestExternalFile({path_ + "/" + kBulkFileName}, ingest);
-  if (!s.ok()) return FromRocks(s, "cannot ingest the table of '" + path_ + "'");
-  return Status::OK();
-}
-
-Status BulkWriter::Commit(const std::string& done_value) {
-  RETURN_IF_ERROR(Ingest());
-  CrashPoint("snapshot_db.before_done");
-  rocksdb::WriteOptions write;
-  write.sync = sync_;
-  rocksdb::Status s = db_->Put(write, kDoneKey, done_value);
-  if (!s.ok()) return FromRocks(s, "cannot write the done record of '" + path_ + "'");
-  s = db_->Close();
-  db_.reset();
-  if (!s.ok()) return FromRocks(s, "cannot close '" + path_ + "'");
-  if (!sync_) return Status::OK();
-  RETURN_IF_ERROR(SyncDir(path_));
-  return SyncDir(ParentDir(path_));
-}
 
 // One chunk of one part, in the order the table needs.
 struct Chunk {
@@ -504,7 +268,7 @@ Status WriteServerSnapshot(const std::string& db_path, int64_t step, const std::
     }
   }
 
-  ASSIGN_OR_RETURN(std::unique_ptr<BulkWriter> writer, BulkWriter::Create(db_path, options.sync));
+  ASSIGN_OR_RETURN(std::unique_ptr<BulkWriter> writer, BulkWriter::Create(db_path, options.env));
   // Keys sort as "data/..." < "done" < "meta/...": chunks first, then the
   // records holding their checksums; "done" follows in a later write.
   for (const Chunk& chunk : ListChunks(shards, records)) {
@@ -516,7 +280,7 @@ Status WriteServerSnapshot(const std::string& db_path, int64_t step, const std::
     RETURN_IF_ERROR(writer->Put(kMetaPrefix + record->info.spec.name, EncodeRecord(*record)));
     done.bytes += record->total_bytes();
   }
-  RETURN_IF_ERROR(writer->Commit(EncodeMessage(done)));
+  RETURN_IF_ERROR(writer->Commit(kDoneKey, EncodeMessage(done)));
   if (stats) *stats = {done.bytes, SecondsSince(start)};
   return Status::OK();
 }
@@ -702,58 +466,6 @@ Status RocksSnapshotDb::ReadBytes(const ShardRecord& record, int part, uint64_t 
 
 StatusOr<std::unique_ptr<SnapshotDb>> OpenSnapshotDb(const std::string& db_path) {
   return RocksSnapshotDb::Open(db_path);
-}
-
-// ---- Baseline ----
-
-Status MeasureRawRocksDb(const std::string& db_path, uint64_t bytes, uint64_t chunk_bytes, SnapshotIoStats* write,
-                         SnapshotIoStats* read) {
-  if (chunk_bytes == 0) return InvalidArgument("chunk_bytes must be positive");
-  // Incompressible, non-zero bytes (splitmix64), made before the clock starts.
-  std::unique_ptr<char[]> data(new char[bytes]);
-  uint64_t x = 0x9e3779b97f4a7c15;
-  for (uint64_t off = 0; off < bytes; off += 8) {
-    uint64_t z = (x += 0x9e3779b97f4a7c15);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
-    z = (z ^ (z >> 31)) | 1;
-    std::memcpy(data.get() + off, &z, std::min<uint64_t>(8, bytes - off));
-  }
-  const uint64_t chunks = (bytes + chunk_bytes - 1) / chunk_bytes;
-
-  Clock::time_point start = Clock::now();
-  {
-    ASSIGN_OR_RETURN(std::unique_ptr<BulkWriter> writer, BulkWriter::Create(db_path, /*sync=*/true));
-    for (uint64_t c = 0; c < chunks; ++c) {
-      const uint64_t offset = c * chunk_bytes;
-      RETURN_IF_ERROR(writer->Put(RawKey(c), rocksdb::Slice(data.get() + offset, std::min(chunk_bytes, bytes - offset))));
-    }
-    RETURN_IF_ERROR(writer->Commit("1"));
-  }
-  if (write) *write = {bytes, SecondsSince(start)};
-
-  // Read into memory touched before the clock starts, so the baseline
-  // measures RocksDB (the open and the reads), not first-touch page faults,
-  // which cost more than the reads in a VM. A restore that reads into fresh
-  // buffers is thereby judged against the best it could do.
-  std::unique_ptr<char[]> back(new char[bytes]);
-  std::memset(back.get(), 0, bytes);
-  start = Clock::now();
-  ASSIGN_OR_RETURN(std::unique_ptr<rocksdb::DB> db, OpenReadOnly(db_path));
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ChunkReadOptions()));
-  uint64_t got = 0;
-  for (it->Seek(kRawPrefix); it->Valid() && it->key().starts_with(kRawPrefix); it->Next()) {
-    const rocksdb::Slice value = it->value();
-    if (value.size() > bytes - got) break;
-    std::memcpy(back.get() + got, value.data(), value.size());
-    got += value.size();
-  }
-  if (!it->status().ok()) return FromRocks(it->status(), "reading '" + db_path + "'");
-  if (read) *read = {bytes, SecondsSince(start)};
-  if (got != bytes || std::memcmp(back.get(), data.get(), bytes) != 0) {
-    return DataLoss("'" + db_path + "' did not read back the " + std::to_string(bytes) + " bytes written");
-  }
-  return Status::OK();
 }
 
 }  // namespace cairn

@@ -1,0 +1,186 @@
+#include "ps/data_path.h"
+
+#include <cmath>
+#include <set>
+
+#include <boost/asio/post.hpp>
+
+namespace cairn {
+namespace {
+
+constexpr uint64_t kDataAlignment = 64;
+uint64_t AlignUp(uint64_t n) { return (n + kDataAlignment - 1) / kDataAlignment * kDataAlignment; }
+const uint8_t kPad[kDataAlignment] = {};
+
+}  // namespace
+
+DataPath::DataPath(EventLoop& loop, Table& table, int server_index, FrameLimits limits)
+    : loop_(loop), table_(table), index_(server_index), limits_(limits) {}
+
+DataPath::~DataPath() {
+  if (std::shared_ptr<SyncSteps> rounds = sync()) rounds->Cancel(Cancelled("server stopping"));
+}
+
+void DataPath::HandleCreate(const Request& r) {
+  CreateRequest req;
+  Status s = DecodeMessage(r.frame.control, &req, "CreateVariables");
+  if (s.ok()) s = SetMode(req.mode);
+  for (size_t i = 0; s.ok() && i < req.shards.size(); ++i) s = table_.Create(req.shards[i]);
+  r.respond.Finish(s);
+}
+
+Status DataPath::SetMode(const TrainingMode& mode) {
+  if (mode.consistency != "async" && mode.consistency != "sync") {
+    return InvalidArgument("unknown consistency '" + mode.consistency + "' (async or sync)");
+  }
+  if (mode.missing_workers != "fail" && mode.missing_workers != "continue") {
+    return InvalidArgument("unknown missing_workers '" + mode.missing_workers + "' (fail or continue)");
+  }
+  if (mode.num_workers < 1 || mode.num_workers > 65536 || mode.sync_timeout_ms < 1) {
+    return InvalidArgument("training mode needs 1..65536 workers and a positive sync timeout");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  if (mode_) {
+    if (*mode_ == mode) return Status::OK();
+    return FailedPrecondition("server " + std::to_string(index_) + " trains " + mode_->consistency + " with " +
+                              std::to_string(mode_->num_workers) + " workers; a client asked for " +
+                              mode.consistency + " with " + std::to_string(mode.num_workers));
+  }
+  mode_ = mode;
+  if (mode.consistency == "sync") sync_ = std::make_shared<SyncSteps>(loop_.io(), &table_, mode, index_);
+  return Status::OK();
+}
+
+std::shared_ptr<SyncSteps> DataPath::sync() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return sync_;
+}
+
+int64_t DataPath::sync_step() const {
+  std::shared_ptr<SyncSteps> s = sync();
+  return s ? s->step() : -1;
+}
+
+void DataPath::Restored(int64_t snapshot_step, int64_t sync_step) {
+  if (sync_step >= 0) {
+    if (std::shared_ptr<SyncSteps> s = sync()) s->Reset(sync_step);
+  }
+  push_log_.Clear(Aborted("server " + std::to_string(index_) + " restored snapshot " +
+                          std::to_string(snapshot_step) + " while this push was applied"));
+}
+
+// Sends the reply itself, so that a large one is hashed after the send is
+// queued: the hash job, posted after it, runs off the connection's strand
+// while the strand writes all but the reply's tail (held back until the
+// PendingChecksum is set). With one loop thread the job runs once that bulk
+// is written, while the peer reads it; with more, the two run at once.
+// Either way no pass over the values comes before the first write.
+void DataPath::HandlePull(const Request& r) {
+  OutFrame reply;
+  Status status = FillPullReply(r.frame, &reply);
+  if (!status.ok()) return r.respond.Fail(status);
+  reply.Seal();
+  if (reply.data_len() < kParallelChecksumBytes) return r.respond.Send(std::move(reply));
+  auto checksum = std::make_shared<PendingChecksum>();
+  reply.pending_checksum = checksum;
+  // Shares the values' buffers (keepalive), which nothing writes (Pull).
+  auto sealed = std::make_shared<const OutFrame>(reply);
+  r.respond.Send(std::move(reply));
+  boost::asio::post(loop_.io(), [checksum, sealed] { checksum->Set(sealed->Checksum()); });
+}
+
+// The reply's values are the table's own buffers, not copies (Pull).
+Status DataPath::FillPullReply(const InFrame& frame, OutFrame* reply) {
+  PullRequest req;
+  RETURN_IF_ERROR(DecodeMessage(frame.control, &req, "Pull"));
+  std::set<std::string> seen;
+  for (const std::string& name : req.names) {
+    if (!seen.insert(name).second) return InvalidArgument("pull names variable '" + name + "' more than once");
+  }
+  PullReply out;
+  std::vector<Tensor> values;
+  uint64_t offset = 0;
+  for (const std::string& name : req.names) {
+    ShardInfo info;
+    ASSIGN_OR_RETURN(Tensor value, table_.Pull(name, &info));
+    out.tensors.push_back(TensorDesc{name, value.dtype(), value.shape(), info.row_begin, offset, value.byte_size()});
+    offset = AlignUp(offset + value.byte_size());
+    if (offset > limits_.max_data_bytes) {
+      return OutOfRange("pull of " + std::to_string(req.names.size()) + " variables would reply with over " +
+                               std::to_string(limits_.max_data_bytes) + " bytes (the frame limit); pull fewer at once");
+    }
+    values.push_back(std::move(value));
+  }
+  *reply = ReplyTo(frame.header, EncodeMessage(out));
+  uint64_t written = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    const TensorDesc& d = out.tensors[i];
+    if (d.offset > written) reply->data.push_back(ByteSpan{kPad, d.offset - written});
+    reply->data.push_back(ByteSpan{values[i].raw(), values[i].byte_size()});
+    reply->keepalive.push_back(values[i].owner());
+    written = d.offset + d.bytes;
+  }
+  ++pulls_served_;
+  return Status::OK();
+}
+
+void DataPath::HandlePush(Request r) {
+  Responder respond = r.respond;
+  SyncSteps::Reply reply = [respond](const Status& s) { respond.Finish(s); };
+  PushRequest req;
+  std::vector<Tensor> values;
+  Status s = DecodePush(r.frame, &req, &values);
+  if (!s.ok()) return reply(s);
+  // A re-sent push (its first reply was lost with a connection) is
+  // answered with the first copy's result instead of being applied again.
+  const PushKey key{req.worker_id, req.incarnation, req.sequence};
+  Status earlier;
+  switch (push_log_.Begin(key, reply, &earlier)) {
+    case PushLog::Verdict::kDone:
+      ++duplicate_pushes_;
+      return reply(earlier);
+    case PushLog::Verdict::kWaiting:
+      ++duplicate_pushes_;
+      return;  // push_log_ answers it when the first copy is done
+    case PushLog::Verdict::kApply:
+      reply = [this, key, reply = std::move(reply)](const Status& st) {
+        if (st.ok()) ++pushes_applied_;  // here, so that answers to retries do not count
+        push_log_.Finish(key, st);
+        reply(st);
+      };
+      break;
+  }
+  std::shared_ptr<SyncSteps> rounds = sync();
+  if (req.train_step && rounds) {
+    return rounds->Arrive(SyncSteps::Arrival{std::move(req), std::move(values), std::move(reply)});
+  }
+  {
+    Table::UpdateScope update = table_.BeginUpdate();
+    for (size_t i = 0; i < values.size() && s.ok(); ++i) {
+      s = table_.Apply(req.grads[i].name, req.grads[i].update, values[i], req.learning_rate);
+    }
+    if (s.ok() && req.train_step && !req.global_step.empty()) table_.CountStep(req.global_step);
+  }
+  reply(s);
+}
+
+// Decodes a push and checks every tensor before any is applied: a push
+// applies whole or not at all.
+Status DataPath::DecodePush(const InFrame& frame, PushRequest* req, std::vector<Tensor>* values) {
+  RETURN_IF_ERROR(DecodeMessage(frame.control, req, "Push"));
+  std::set<std::string> seen;
+  for (const TensorDesc& d : req->grads) {
+    RETURN_IF_ERROR(ValidateTensorDesc(d, frame.data_len));
+    if (!seen.insert(d.name).second) return InvalidArgument("push names variable '" + d.name + "' more than once");
+    Tensor t = ViewTensor(d, frame.payload, frame.data);
+    RETURN_IF_ERROR(table_.CheckUpdate(d.name, d.update, d.row_begin, t));
+    values->push_back(std::move(t));
+  }
+  if (req->train_step && !req->global_step.empty()) RETURN_IF_ERROR(table_.CheckCountable(req->global_step));
+  if (std::isnan(req->learning_rate) || req->learning_rate > 1e6) {
+    return InvalidArgument("push learning rate " + std::to_string(req->learning_rate) + " is outside [0, 1e6]");
+  }
+  return Status::OK();
+}
+
+}  // namespace cairn

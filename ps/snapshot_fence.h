@@ -1,0 +1,53 @@
+// SnapshotFence: keeps a snapshot's copy and a restore apart. A snapshot
+// must not save shards a restore has half filled, and a restore must not
+// change shards while a copy reads them.
+//
+// The copy runs on an event-loop thread and must never wait for a restore
+// (which reads the disk): TryBeginCopy refuses instead. A restore phase runs
+// on the restore thread and may wait the few milliseconds a copy takes.
+// A restore counts as in progress from BeginRestore until EndRestore, which
+// Restorer calls only once no shard is left filled and unapplied.
+//
+// Thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <mutex>
+
+#include "common/status.h"
+
+namespace cairn {
+
+class SnapshotFence {
+ public:
+  // OK and a copy in progress, or FailedPrecondition if a restore is.
+  Status TryBeginCopy() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (restoring_) return FailedPrecondition("a restore is running or staged, not yet applied: snapshot after it is applied or discarded");
+    ++copies_;
+    return Status::OK();
+  }
+  void EndCopy() {
+    std::lock_guard<std::mutex> lock(mu_);
+    --copies_;
+    if (copies_ == 0) idle_.notify_all();
+  }
+  // Waits for copies in progress; new ones are refused until EndRestore.
+  void BeginRestore() {
+    std::unique_lock<std::mutex> lock(mu_);
+    restoring_ = true;
+    idle_.wait(lock, [&] { return copies_ == 0; });
+  }
+  void EndRestore() {
+    std::lock_guard<std::mutex> lock(mu_);
+    restoring_ = false;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable idle_;
+  int copies_ = 0;          // guarded by mu_
+  bool restoring_ = false;  // guarded by mu_
+};
+
+}  // namespace cairn

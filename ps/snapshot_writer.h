@@ -1,0 +1,72 @@
+// SnapshotWriter: a server's part of a cluster snapshot.
+//
+// Prepare (on the event loop) copies the requested shards from the table as
+// one consistent cut — pushes wait only for this memcpy — and answers; a
+// thread of the writer's own then does everything that touches the disk:
+// it clears a database left by an uncommitted attempt, writes this server's
+// database for the step (common/snapshot/snapshot_db.h) and syncs it. Wait
+// answers once that is done. One snapshot at a time.
+//
+// In sync mode every server is at exactly the snapshot's step while the
+// chief prepares it; a server at another step (restarted from an older
+// snapshot, the request re-sent after it reconnected) refuses, so its
+// shards are never saved under the wrong step's name.
+//
+// Thread-safe. Owns the current job and its thread, guarded by mu_.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "common/snapshot/snapshot_db.h"
+#include "ps/connections.h"
+#include "ps/copy_pool.h"
+#include "ps/snapshot_fence.h"
+#include "ps/table.h"
+
+namespace cairn {
+
+struct SnapshotWriterOptions {
+  int server_index = 0;
+  SnapshotWriteOptions write;  // chunking, the file system, crash points
+  // Sync mode: the step this server is at (-1 when not in sync mode).
+  std::function<int64_t()> sync_step = [] { return int64_t{-1}; };
+};
+
+class SnapshotWriter {
+ public:
+  // Everything borrowed must outlive this object.
+  SnapshotWriter(Table& table, CopyPool& pool, SnapshotFence& fence, SnapshotWriterOptions options);
+  ~SnapshotWriter();  // Stop()
+
+  void HandlePrepare(const Request& r);
+  void HandleWait(const Request& r);
+
+  // Waits for a write in progress. Later prepares are refused. Idempotent.
+  void Stop();
+  uint64_t snapshots_written() const;
+
+ private:
+  struct Job;
+  StatusOr<SnapshotPrepareReply> Prepare(const SnapshotPrepareRequest& req);
+  void Write(const std::shared_ptr<Job>& job, std::shared_ptr<std::vector<ShardCopy>> copies,
+             const std::string& model_dir);
+  void Finish(const std::shared_ptr<Job>& job, const Status& s, const SnapshotIoStats& io);
+
+  // Constant after construction.
+  Table& table_;
+  CopyPool& pool_;
+  SnapshotFence& fence_;
+  const SnapshotWriterOptions options_;
+
+  mutable std::mutex mu_;
+  bool stopped_ = false;           // guarded by mu_
+  std::shared_ptr<Job> job_;       // guarded by mu_: the latest snapshot
+  std::thread thread_;             // guarded by mu_: writes job_
+  uint64_t written_ = 0;           // guarded by mu_: databases synced
+};
+
+}  // namespace cairn
