@@ -17,7 +17,7 @@
 
 #include "common/asio_transport.h"
 #include "common/event_loop.h"
-#include "launch/local_cluster.h"
+#include "ps/local_cluster.h"
 #include "ps/model_dir.h"
 #include "ps/server.h"
 #include "worker/in_process_store.h"

@@ -28,7 +28,7 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
-#include "launch/local_cluster.h"
+#include "ps/local_cluster.h"
 #include "ps/model_dir.h"
 #include "ps/snapshot_store.h"
 #include "worker/model.h"
