@@ -36,6 +36,7 @@ JobSummary NewSummary(const JobConfig& c, const std::string& mode, int servers, 
   s.mode = mode;
   s.servers = servers;
   s.workers = workers;
+  s.batch_size = c.train.batch_size;
   return s;
 }
 
@@ -277,6 +278,7 @@ std::string JobSummary::ToJson() const {
                    {"mode", mode},
                    {"servers", servers},
                    {"workers", workers},
+                   {"batch_size", batch_size},
                    {"global_step", global_step},
                    {"final_loss", final_loss},
                    {"wall_seconds", wall_seconds},
