@@ -17,10 +17,10 @@
 
 #include "common/asio_transport.h"
 #include "common/event_loop.h"
+#include "ps/in_process_store.h"
 #include "ps/local_cluster.h"
 #include "ps/model_dir.h"
 #include "ps/server.h"
-#include "worker/in_process_store.h"
 #include "worker/ps_client.h"
 #include "worker/saver.h"
 #include "worker/session.h"

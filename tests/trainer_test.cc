@@ -1,3 +1,5 @@
+// Trainer (worker/trainer.h) training models over an InProcessStore: the
+// servers' ShardStore and optimizers in this process.
 #include "worker/trainer.h"
 
 #include <chrono>
@@ -10,9 +12,9 @@
 
 #include <gtest/gtest.h>
 
+#include "ps/in_process_store.h"
 #include "worker/dataset.h"
 #include "worker/graph.h"
-#include "worker/in_process_store.h"
 #include "worker/model.h"
 #include "worker/session.h"
 
