@@ -126,11 +126,14 @@ int RunPushPull(const CLI::App& c) {
 
 void AddTrainCommand(CLI::App& bench) {
   CLI::App* c = bench.add_subcommand(
-      "train", "Training throughput of a job: in one process with no servers, and on the local cluster with 1 and 2 workers");
+      "train", "Training throughput of a job: in one process with no servers, and on the local cluster with 1 and 2 workers "
+      "(each a `cairn train` run in a child process)");
   c->add_option("job", "Job file, e.g. launch/examples/fashion_mnist_mlp.yaml")->required();
   c->add_option("--steps", "Steps per worker in each measurement")->default_val(400);
   c->add_option("--servers", "Servers of the cluster runs")->default_val(2);
   c->add_option("--json", "Also write the results as JSON to this file");
+  c->add_option("--cairn", "The cairn binary whose `cairn train` is measured (default: this one)");
+  c->add_option("--timeout", "Seconds one `cairn train` run may take before it is killed")->default_val(600.0);
 }
 
 int RunTrain(const CLI::App& c) {
@@ -139,7 +142,10 @@ int RunTrain(const CLI::App& c) {
   o.steps = c.get_option("--steps")->as<int64_t>();
   o.servers = c.get_option("--servers")->as<int>();
   o.json_path = c.get_option("--json")->as<std::string>();
+  o.cairn_binary = c.get_option("--cairn")->as<std::string>();
+  o.timeout_seconds = c.get_option("--timeout")->as<double>();
   if (o.steps < 1 || o.servers < 1) return Fail(InvalidArgument("--steps and --servers must be >= 1"));
+  if (!(o.timeout_seconds > 0)) return Fail(InvalidArgument("--timeout must be > 0"));
   Status writable = CheckWritable(o.json_path);
   if (!writable.ok()) return Fail(writable.WithContext("--json"));
   StatusOr<TrainingBenchResult> r = RunTrainingBench(o);

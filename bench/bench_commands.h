@@ -4,6 +4,8 @@
 //                        [--seconds 2.0] [--warmup-seconds 0.3]
 //                        [--rounds 4] [--loop-threads 2] [--ops push,pull,pushpull]
 //                        [--json FILE]
+//   cairn bench train JOB [--steps 400] [--servers 2] [--json FILE]
+//                         [--cairn BINARY] [--timeout 600]
 //
 // The flags live on the CLI11 app itself (read back with Option::as), so no
 // state outlives a parse outside the app.

@@ -10,7 +10,7 @@
 #include "common/asio_transport.h"
 #include "common/event_loop.h"
 #include "common/placement.h"
-#include "launch/local_cluster.h"
+#include "ps/local_cluster.h"
 #include "worker/ps_client.h"
 
 namespace cairn {

@@ -1,14 +1,90 @@
 #include "bench/training_bench.h"
 
+#include <stdlib.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <memory>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "launch/job_config.h"
-#include "launch/train_job.h"
+#include "bench/child_process.h"
 
 namespace cairn {
+namespace {
+
+// A new directory under the system's temporary directory, removed with what
+// it holds on destruction.
+class ScratchDir {
+ public:
+  static StatusOr<std::unique_ptr<ScratchDir>> Create(const std::string& prefix) {
+    std::error_code ec;
+    std::string pattern = (std::filesystem::temp_directory_path(ec) / (prefix + "-XXXXXX")).string();
+    if (ec || mkdtemp(pattern.data()) == nullptr) {
+      return Unavailable("cannot create a temporary directory like '" + pattern + "'");
+    }
+    return std::unique_ptr<ScratchDir>(new ScratchDir(pattern));
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit ScratchDir(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
+
+// What one `cairn train` run reported in its summary.
+struct RunFigures {
+  int64_t batch_size = 0;
+  double examples_per_sec = 0;
+};
+
+StatusOr<RunFigures> ReadSummary(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return NotFound("the run left no summary at '" + path + "'");
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return DataLoss("summary '" + path + "' is not a JSON object");
+  const auto rate = j.find("examples_per_sec");
+  const auto batch = j.find("batch_size");
+  if (rate == j.end() || !rate->is_number() || batch == j.end() || !batch->is_number_integer()) {
+    return DataLoss("summary '" + path + "' lacks a numeric examples_per_sec or batch_size");
+  }
+  return RunFigures{batch->get<int64_t>(), rate->get<double>()};
+}
+
+StatusOr<std::string> ThisBinary() {
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return Unavailable("cannot find this program's binary (/proc/self/exe: " + ec.message() + "); pass --cairn");
+  return exe.string();
+}
+
+// One `cairn train JOB <mode_flags> ...` run of o.steps steps per worker.
+StatusOr<RunFigures> RunTrain(const TrainingBenchOptions& o, const std::string& cairn, const std::string& summary,
+                              const std::vector<std::string>& mode_flags) {
+  const std::string steps = std::to_string(o.steps);
+  std::vector<std::string> argv = {cairn, "train", o.job_path};
+  argv.insert(argv.end(), mode_flags.begin(), mode_flags.end());
+  // Bounded by --max-steps rather than epochs; one progress line. Evaluation
+  // is excluded from the throughput anyway: one test example keeps it short.
+  argv.insert(argv.end(), {"--max-steps", steps, "--epochs", "1000", "--log-every", steps, "--test-limit", "1",
+                           "--summary", summary});
+  std::error_code ec;
+  std::filesystem::remove(summary, ec);  // an earlier run's summary must not pass for this one's
+  const auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::duration<double>(o.timeout_seconds));
+  RETURN_IF_ERROR(RunChildProcess(argv, limit));
+  return ReadSummary(summary);
+}
+
+}  // namespace
 
 std::string TrainingBenchResult::ToJson() const {
   nlohmann::json j{{"batch_size", batch_size},
@@ -21,22 +97,25 @@ std::string TrainingBenchResult::ToJson() const {
 }
 
 StatusOr<TrainingBenchResult> RunTrainingBench(const TrainingBenchOptions& o) {
-  ASSIGN_OR_RETURN(JobConfig c, LoadJobConfig(o.job_path));
-  c.train.max_steps = o.steps;
-  c.train.epochs = 1000;  // bounded by max_steps
-  c.train.log_every_steps = o.steps;
-  c.cluster.servers = o.servers;
-  c.data.test_limit = 1;  // evaluation is excluded from throughput anyway; keep it short
+  if (!std::filesystem::is_regular_file(o.job_path)) return NotFound("job file '" + o.job_path + "' not found");
+  std::string cairn = o.cairn_binary;
+  if (cairn.empty()) {
+    ASSIGN_OR_RETURN(cairn, ThisBinary());
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<ScratchDir> scratch, ScratchDir::Create("cairn-bench-train"));
+  const std::string summary = scratch->path() + "/summary.json";
   TrainingBenchResult r;
-  r.batch_size = c.train.batch_size;
 
-  spdlog::info("bench train: in-process ceiling, {} steps", o.steps);
-  ASSIGN_OR_RETURN(JobSummary in_process, RunInProcessJob(c));
+  spdlog::info("bench train: in-process ceiling, {} steps (cairn train --in-process)", o.steps);
+  ASSIGN_OR_RETURN(RunFigures in_process, RunTrain(o, cairn, summary, {"--in-process"}));
+  r.batch_size = in_process.batch_size;
   r.in_process = in_process.examples_per_sec;
   for (int workers : {1, 2}) {
-    c.cluster.workers = workers;
-    spdlog::info("bench train: local cluster, {} server(s), {} worker(s), {} steps each", o.servers, workers, o.steps);
-    ASSIGN_OR_RETURN(JobSummary s, RunLocalJob(c));
+    spdlog::info("bench train: local cluster, {} server(s), {} worker(s), {} steps each (cairn train --local)",
+                 o.servers, workers, o.steps);
+    ASSIGN_OR_RETURN(RunFigures s, RunTrain(o, cairn, summary,
+                                            {"--local", "--servers", std::to_string(o.servers), "--workers",
+                                             std::to_string(workers)}));
     (workers == 1 ? r.one_worker : r.two_workers) = s.examples_per_sec;
   }
   std::printf("batch %lld: in-process %.0f examples/s | 1 worker %.0f (%.0f%%) | 2 workers %.0f (%.0f%%)\n",

@@ -1,6 +1,11 @@
 // `cairn bench train JOB`: the training throughput of a job on the local
 // cluster with 1 and with 2 workers, next to the same graph run in one
 // process with no server (the in-process ceiling).
+//
+// Each measurement is one run of the `cairn train` command as a child
+// process (`--in-process`, then `--local --workers 1` and `--workers 2`),
+// its figure read from the run's --summary file: the bench measures exactly
+// what a user runs.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +20,8 @@ struct TrainingBenchOptions {
   int64_t steps = 400;        // per worker, for each measurement
   int servers = 2;            // servers of the cluster runs
   std::string json_path;      // write the results here too ("" for none)
+  std::string cairn_binary;   // the `cairn` command to run ("": this process's own binary)
+  double timeout_seconds = 600;  // a run still going after this long is killed and the bench fails
 };
 
 struct TrainingBenchResult {
@@ -25,6 +32,8 @@ struct TrainingBenchResult {
   std::string ToJson() const;
 };
 
+// Fails if a run cannot be started, fails, outlives timeout_seconds, or
+// leaves no readable summary; the error quotes the end of the run's output.
 StatusOr<TrainingBenchResult> RunTrainingBench(const TrainingBenchOptions& options);
 
 }  // namespace cairn

@@ -28,7 +28,7 @@ struct TrainFlags {
   bool local = false;
   bool in_process = false;
   std::optional<int> servers, workers;
-  std::optional<int64_t> max_steps, epochs, log_every;
+  std::optional<int64_t> max_steps, epochs, log_every, test_limit;
   std::optional<uint64_t> seed;
   std::optional<std::string> bind, advertise, consistency;
   std::string summary_path;
@@ -50,6 +50,8 @@ void AddJobOptions(CLI::App* train, TrainFlags& f) {
   train->add_option("--epochs", f.epochs, "Epochs over the data (overrides train.epochs)");
   train->add_option("--seed", f.seed, "Shuffling seed (overrides train.seed)");
   train->add_option("--log-every", f.log_every, "Progress line every N steps (overrides train.log_every_steps)");
+  train->add_option("--test-limit", f.test_limit,
+                    "Evaluate on the first N test examples only (overrides data.test_limit; 0: all)");
   train->add_option("--consistency", f.consistency, "async or sync (overrides cluster.consistency)");
   train->add_option("--bind", f.bind, "Address servers listen on (overrides cluster.bind; 0.0.0.0 for multi-host)");
   train->add_option("--advertise", f.advertise, "Host name or address workers dial (overrides cluster.advertise)");
@@ -108,6 +110,7 @@ StatusOr<JobConfig> ConfigWithFlags(const TrainFlags& f) {
   if (f.epochs) c.train.epochs = *f.epochs;
   if (f.seed) c.train.seed = *f.seed;
   if (f.log_every) c.train.log_every_steps = *f.log_every;
+  if (f.test_limit) c.data.test_limit = *f.test_limit;
   if (f.consistency) c.cluster.consistency = *f.consistency;
   if (f.bind) c.cluster.bind = *f.bind;
   if (f.advertise) c.cluster.advertise = *f.advertise;

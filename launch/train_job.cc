@@ -17,10 +17,10 @@
 
 #include "common/asio_transport.h"
 #include "common/event_loop.h"
-#include "launch/local_cluster.h"
 #include "common/snapshot/model_dir.h"
+#include "ps/in_process_store.h"
+#include "ps/local_cluster.h"
 #include "ps/server.h"
-#include "worker/in_process_store.h"
 #include "worker/ps_client.h"
 #include "worker/saver.h"
 #include "worker/session.h"
@@ -36,6 +36,7 @@ JobSummary NewSummary(const JobConfig& c, const std::string& mode, int servers, 
   s.mode = mode;
   s.servers = servers;
   s.workers = workers;
+  s.batch_size = c.train.batch_size;
   return s;
 }
 
@@ -286,6 +287,7 @@ std::string JobSummary::ToJson() const {
                    {"mode", mode},
                    {"servers", servers},
                    {"workers", workers},
+                   {"batch_size", batch_size},
                    {"global_step", global_step},
                    {"final_loss", final_loss},
                    {"wall_seconds", wall_seconds},

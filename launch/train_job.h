@@ -18,6 +18,7 @@ struct JobSummary {
   std::string mode;  // "local", "in-process", "mpirun" or "standalone"
   int servers = 0;
   int workers = 0;
+  int64_t batch_size = 0;    // examples per step of one worker
   int64_t global_step = 0;   // steps applied across all workers
   double final_loss = 0;     // mean of the workers' last reported losses
   double wall_seconds = 0;

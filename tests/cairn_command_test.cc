@@ -127,7 +127,15 @@ TEST(CairnCommand, InProcessRunHasNoServers) {
   nlohmann::json s = ReadJson(summary);
   EXPECT_EQ(s["mode"], "in-process");
   EXPECT_EQ(s["servers"], 0);
+  EXPECT_EQ(s["batch_size"], 128);
   EXPECT_GT(s["examples_per_sec"].get<double>(), 0);
+}
+
+TEST(CairnCommand, TestLimitFlagOverridesTheJobsTestLimit) {
+  const std::string job = SubsetJob("testlimit", 1000, 200);
+  auto r = RunCommand({kCairn, "train", job, "--in-process", "--max-steps", "1", "--test-limit", "7"}, seconds(120));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("1000 training examples of 784 features, 7 test examples"), std::string::npos) << r.output;
 }
 
 TEST(CairnCommand, MissingDataFilesAreNamed) {

@@ -28,9 +28,9 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
-#include "launch/local_cluster.h"
 #include "common/snapshot/model_dir.h"
 #include "common/snapshot/snapshot_db.h"
+#include "ps/local_cluster.h"
 #include "worker/model.h"
 #include "worker/ps_client.h"
 #include "worker/session.h"

@@ -16,7 +16,7 @@
 #include "common/event_loop.h"
 #include "common/snapshot/model_dir.h"
 #include "common/snapshot/snapshot_reader.h"
-#include "launch/local_cluster.h"
+#include "ps/local_cluster.h"
 #include "tests/fault_file_system.h"
 #include "tests/status_matchers.h"
 #include "tests/test_worker.h"

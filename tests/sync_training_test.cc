@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "common/asio_transport.h"
-#include "launch/local_cluster.h"
+#include "ps/local_cluster.h"
 #include "worker/dataset.h"
 #include "worker/model.h"
 #include "worker/ps_client.h"

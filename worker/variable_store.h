@@ -1,7 +1,8 @@
 // VariableStore: where a Session's global variables live.
 //
-// PsClient keeps them on parameter servers; InProcessStore keeps them in
-// this process (the no-server ceiling the benchmarks compare against).
+// PsClient keeps them on parameter servers; InProcessStore
+// (ps/in_process_store.h) keeps them in this process, over the servers'
+// ShardStore (the no-server ceiling the benchmarks compare against).
 #pragma once
 
 #include <map>

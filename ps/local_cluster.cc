@@ -1,4 +1,4 @@
-#include "launch/local_cluster.h"
+#include "ps/local_cluster.h"
 
 namespace cairn {
 

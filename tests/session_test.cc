@@ -1,3 +1,6 @@
+// Session (worker/session.h) over an InProcessStore: the servers' ShardStore
+// and optimizers in this process, so that what a Run pushes is applied as a
+// server would apply it.
 #include "worker/session.h"
 
 #include <algorithm>
@@ -9,8 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include "ps/in_process_store.h"
 #include "worker/graph.h"
-#include "worker/in_process_store.h"
 
 namespace cairn {
 namespace {

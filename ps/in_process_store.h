@@ -1,7 +1,10 @@
 // InProcessStore: a VariableStore held in this process, with the same shard
 // store and optimizers as a server but no network. One worker only (sync
-// mode degenerates to async). Used by tests and as the no-server throughput
-// ceiling in benchmarks.
+// mode degenerates to async). Used by tests and by `cairn train
+// --in-process`, the no-server throughput ceiling.
+//
+// It lives beside ShardStore, which it is built on; of worker/ it needs only
+// the VariableStore interface (worker/variable_store.h, header only).
 //
 // Thread-safe.
 #pragma once

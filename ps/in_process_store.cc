@@ -1,4 +1,4 @@
-#include "worker/in_process_store.h"
+#include "ps/in_process_store.h"
 
 namespace cairn {
 
