@@ -746,7 +746,7 @@ PullReply SamplePullReply() {
 
 CreateRequest SampleCreate() {
   CreateRequest req;
-  req.mode.consistency = "sync";
+  req.mode.consistency = Consistency::kSync;
   req.mode.num_workers = 3;
   req.mode.sync_timeout_ms = 1234;
   ShardDecl a;
@@ -946,10 +946,10 @@ TEST(Messages, HugeClaimedCountsAreRejectedWithoutAllocating) {
 
   // CreateRequest: patch the encoded shard count, then the first spec's name length.
   CreateRequest req = SampleCreate();
-  req.mode.consistency = "sync";
+  req.mode.consistency = Consistency::kSync;
   std::string bytes = EncodeMessage(req);
-  // the mode: consistency, num_workers, sync_timeout_ms, missing_workers ("fail")
-  const size_t optimizer_bytes = 8 + 4 + 4 + 8 + 8 + 4;
+  // the mode: consistency (one byte), num_workers, sync_timeout_ms, missing_workers (one byte)
+  const size_t optimizer_bytes = 1 + 4 + 8 + 1;
   ASSERT_EQ(GetAt<uint64_t>(bytes, optimizer_bytes), 2u);
   std::string patched = bytes;
   PutAt<uint64_t>(patched, optimizer_bytes, huge);
@@ -961,10 +961,13 @@ TEST(Messages, HugeClaimedCountsAreRejectedWithoutAllocating) {
   // Any count past the bound, not just huge ones.
   PutAt<uint64_t>(patched, optimizer_bytes + 8, wire::kMaxName + 1);
   ExpectHugeCountRejected<CreateRequest>(patched, "spec name just over the bound");
-  // Consistency name over its 16-byte bound.
+  // A consistency that is neither async nor sync.
   patched = bytes;
-  PutAt<uint64_t>(patched, 0, huge);
-  ExpectHugeCountRejected<CreateRequest>(patched, "consistency");
+  PutAt<uint8_t>(patched, 0, 7);
+  CreateRequest decoded;
+  const Status bad_mode = DecodeMessage(patched, &decoded, "CreateVariables");
+  EXPECT_EQ(bad_mode.code(), StatusCode::kInvalidArgument) << bad_mode;
+  EXPECT_TRUE(Contains(bad_mode.message(), "consistency 7 is not async or sync")) << bad_mode;
   // Optimizer kind over its 32-byte bound.
   OptimizerSpec opt;
   std::string opt_bytes = EncodeMessage(opt);

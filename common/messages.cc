@@ -10,6 +10,21 @@ Status WireStatus::ToStatus() const {
   return Status(static_cast<StatusCode>(code), message);
 }
 
+const char* ConsistencyName(Consistency c) { return c == Consistency::kSync ? "sync" : "async"; }
+const char* MissingWorkersName(MissingWorkers m) { return m == MissingWorkers::kContinue ? "continue" : "fail"; }
+
+StatusOr<Consistency> ParseConsistency(const std::string& name) {
+  if (name == "async") return Consistency::kAsync;
+  if (name == "sync") return Consistency::kSync;
+  return InvalidArgument("unknown consistency '" + name + "' (async or sync)");
+}
+
+StatusOr<MissingWorkers> ParseMissingWorkers(const std::string& name) {
+  if (name == "fail") return MissingWorkers::kFail;
+  if (name == "continue") return MissingWorkers::kContinue;
+  return InvalidArgument("unknown missing_workers '" + name + "' (fail or continue)");
+}
+
 const char* UpdateKindName(UpdateKind kind) {
   switch (kind) {
     case UpdateKind::kGradient: return "gradient";

@@ -93,21 +93,40 @@ struct ShardDecl {
   template <class A> void serialize(A& ar) { ar(spec, row_begin, row_end, optimizer); }
 };
 
-// How a job's servers combine the workers' gradients. Fixed by the first
-// CreateVariables a server receives; a different mode later is an error.
+// How a job's servers combine the workers' gradients.
+enum class Consistency : uint8_t {
+  kAsync = 0,  // apply each push on arrival
+  kSync = 1,   // one aggregated step per round
+};
+// Sync mode: what a step does when a worker misses its deadline.
+enum class MissingWorkers : uint8_t {
+  kFail = 0,      // the step fails, naming the missing workers
+  kContinue = 1,  // the step applies the workers that arrived; the missing ones are left out of later steps
+};
+const char* ConsistencyName(Consistency c);         // "async", "sync"
+const char* MissingWorkersName(MissingWorkers m);   // "fail", "continue"
+// InvalidArgument naming the choices for anything else.
+StatusOr<Consistency> ParseConsistency(const std::string& name);
+StatusOr<MissingWorkers> ParseMissingWorkers(const std::string& name);
+
+// Fixed by the first CreateVariables a server receives; a different mode
+// later is an error.
 struct TrainingMode {
-  std::string consistency = "async";  // async: apply on arrival; sync: one aggregated step per round
+  Consistency consistency = Consistency::kAsync;
   int32_t num_workers = 1;            // sync: pushes per step
   int64_t sync_timeout_ms = 60000;    // sync: how long a step waits for its last worker
-  // sync: what a step does when a worker misses that deadline. "fail": the
-  // step fails, naming the missing workers; "continue": it applies the
-  // workers that arrived, and the missing ones are left out of later steps.
-  std::string missing_workers = "fail";
-  template <class A> void save(A& ar) const { ar(consistency, num_workers, sync_timeout_ms, missing_workers); }
+  MissingWorkers missing_workers = MissingWorkers::kFail;
+  bool sync() const { return consistency == Consistency::kSync; }
+  template <class A> void save(A& ar) const {
+    ar(static_cast<uint8_t>(consistency), num_workers, sync_timeout_ms, static_cast<uint8_t>(missing_workers));
+  }
   template <class A> void load(A& ar) {
-    LoadString(ar, consistency, 16, "consistency");
-    ar(num_workers, sync_timeout_ms);
-    LoadString(ar, missing_workers, 16, "missing_workers");
+    uint8_t c = 0, m = 0;
+    ar(c, num_workers, sync_timeout_ms, m);
+    if (c > 1) throw WireFormatError("consistency " + std::to_string(c) + " is not async or sync");
+    if (m > 1) throw WireFormatError("missing_workers " + std::to_string(m) + " is not fail or continue");
+    consistency = static_cast<Consistency>(c);
+    missing_workers = static_cast<MissingWorkers>(m);
   }
   bool operator==(const TrainingMode&) const = default;
 };

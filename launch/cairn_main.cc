@@ -111,7 +111,11 @@ StatusOr<JobConfig> ConfigWithFlags(const TrainFlags& f) {
   if (f.seed) c.train.seed = *f.seed;
   if (f.log_every) c.train.log_every_steps = *f.log_every;
   if (f.test_limit) c.data.test_limit = *f.test_limit;
-  if (f.consistency) c.cluster.consistency = *f.consistency;
+  if (f.consistency) {
+    StatusOr<Consistency> consistency = ParseConsistency(*f.consistency);
+    if (!consistency.ok()) return consistency.status().WithContext("--consistency");
+    c.cluster.consistency = *consistency;
+  }
   if (f.bind) c.cluster.bind = *f.bind;
   if (f.advertise) c.cluster.advertise = *f.advertise;
   if (f.model_dir) c.snapshot.model_dir = *f.model_dir;

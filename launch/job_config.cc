@@ -134,9 +134,17 @@ Status ParseRoot(const YAML::Node& root, JobConfig* c) {
   RETURN_IF_ERROR(cl.Check());
   RETURN_IF_ERROR(cl.Get("servers", &c->cluster.servers));
   RETURN_IF_ERROR(cl.Get("workers", &c->cluster.workers));
-  RETURN_IF_ERROR(cl.Get("consistency", &c->cluster.consistency));
+  std::string consistency = ConsistencyName(c->cluster.consistency);
+  RETURN_IF_ERROR(cl.Get("consistency", &consistency));
+  StatusOr<Consistency> parsed_consistency = ParseConsistency(consistency);
+  if (!parsed_consistency.ok()) return parsed_consistency.status().WithContext("cluster.consistency");
+  c->cluster.consistency = *parsed_consistency;
   RETURN_IF_ERROR(cl.Get("sync_timeout_ms", &c->cluster.sync_timeout_ms));
-  RETURN_IF_ERROR(cl.Get("missing_workers", &c->cluster.missing_workers));
+  std::string missing = MissingWorkersName(c->cluster.missing_workers);
+  RETURN_IF_ERROR(cl.Get("missing_workers", &missing));
+  StatusOr<MissingWorkers> parsed_missing = ParseMissingWorkers(missing);
+  if (!parsed_missing.ok()) return parsed_missing.status().WithContext("cluster.missing_workers");
+  c->cluster.missing_workers = *parsed_missing;
   RETURN_IF_ERROR(cl.Get("max_recoveries", &c->cluster.max_recoveries));
   RETURN_IF_ERROR(cl.Get("bind", &c->cluster.bind));
   RETURN_IF_ERROR(cl.Get("advertise", &c->cluster.advertise));
@@ -200,20 +208,13 @@ Status ValidateJobConfig(const JobConfig& c) {
   RETURN_IF_ERROR(Positive("optimizer.decay_steps", static_cast<double>(c.schedule.decay_steps)));
   if (c.cluster.servers < 1 || c.cluster.servers > 1024) return InvalidArgument("cluster.servers: must be in [1, 1024]");
   if (c.cluster.workers < 1 || c.cluster.workers > 1024) return InvalidArgument("cluster.workers: must be in [1, 1024]");
-  if (c.cluster.consistency != "async" && c.cluster.consistency != "sync") {
-    return InvalidArgument("cluster.consistency: unknown mode '" + c.cluster.consistency + "' (async, sync)");
-  }
   RETURN_IF_ERROR(Positive("cluster.timeout_ms", static_cast<double>(c.cluster.timeout_ms)));
   if (c.cluster.io_threads < 1 || c.cluster.io_threads > 64) return InvalidArgument("cluster.io_threads: must be in [1, 64]");
   RETURN_IF_ERROR(Positive("cluster.sync_timeout_ms", static_cast<double>(c.cluster.sync_timeout_ms)));
-  if (c.cluster.missing_workers != "fail" && c.cluster.missing_workers != "continue") {
-    return InvalidArgument("cluster.missing_workers: unknown policy '" + c.cluster.missing_workers +
-                           "' (fail, continue)");
-  }
   if (c.cluster.max_recoveries < 0) {
     return InvalidArgument("cluster.max_recoveries: must be >= 0, got " + std::to_string(c.cluster.max_recoveries));
   }
-  if (c.cluster.consistency == "sync" && c.cluster.timeout_ms <= c.cluster.sync_timeout_ms) {
+  if (c.cluster.consistency == Consistency::kSync && c.cluster.timeout_ms <= c.cluster.sync_timeout_ms) {
     // A push waits for the slowest worker; its deadline must outlast the step's.
     return InvalidArgument("cluster.timeout_ms: in sync mode it must exceed cluster.sync_timeout_ms (" +
                            std::to_string(c.cluster.sync_timeout_ms) + "), got " + std::to_string(c.cluster.timeout_ms));

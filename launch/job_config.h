@@ -41,9 +41,9 @@ struct TrainConfig {
 struct ClusterConfig {
   int servers = 1;
   int workers = 2;
-  std::string consistency = "async";  // async | sync
+  Consistency consistency = Consistency::kAsync;  // async | sync
   int64_t sync_timeout_ms = 60000;    // sync: how long a step waits for its slowest worker (< timeout_ms)
-  std::string missing_workers = "fail";  // sync, a worker past sync_timeout_ms: fail | continue without it
+  MissingWorkers missing_workers = MissingWorkers::kFail;  // sync, a worker past sync_timeout_ms: fail | continue
   int max_recoveries = 10;          // sync: rollbacks to a snapshot a worker makes before it gives up
   std::string bind = "127.0.0.1";   // address servers listen on
   std::string advertise;            // address workers dial; default: bind, or the host name for 0.0.0.0

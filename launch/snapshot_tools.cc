@@ -213,7 +213,7 @@ Json ManifestJson(const std::string& model_dir, const SnapshotManifest& m) {
           {"num_servers", m.num_servers},
           {"created", m.created},
           {"created_local", LocalTime(m.created)},
-          {"mode", {{"consistency", m.mode.consistency}, {"num_workers", m.mode.num_workers}}},
+          {"mode", {{"consistency", ConsistencyName(m.mode.consistency)}, {"num_workers", m.mode.num_workers}}},
           {"optimizer", {{"kind", o.kind}, {"learning_rate", o.learning_rate}, {"momentum", o.momentum},
                          {"nesterov", o.nesterov}, {"beta1", o.beta1}, {"beta2", o.beta2}, {"epsilon", o.epsilon},
                          {"initial_accumulator", o.initial_accumulator}, {"l1", o.l1}, {"l2", o.l2},
@@ -335,7 +335,7 @@ int RunInspect(const CLI::App& c) {
   fmt::print("snapshot {} of '{}': global step {}, {} server(s), created {}, optimizer {} (learning rate {:g}), {}, "
              "{} ({} bytes)\n\n",
              m.step, dir, m.global_step, m.num_servers, LocalTime(m.created), m.optimizer.kind,
-             m.optimizer.learning_rate, m.mode.consistency, FormatBytes(m.bytes), m.bytes);
+             m.optimizer.learning_rate, ConsistencyName(m.mode.consistency), FormatBytes(m.bytes), m.bytes);
   PrintTensorTable(tensors);
   PrintManifestTail(m);
   return 0;

@@ -320,7 +320,7 @@ StatusOr<JobSummary> RunLocalJob(const JobConfig& c) {
   for (const Endpoint& e : endpoints) listing += " " + e.ToString();
   const int workers = c.cluster.workers;
   spdlog::info("local cluster: {} server(s) on{}, {} worker(s), {} training, optimizer {}", c.cluster.servers, listing,
-               workers, c.cluster.consistency, c.optimizer.kind);
+               workers, ConsistencyName(c.cluster.consistency), c.optimizer.kind);
 
   RETURN_IF_ERROR(PrepareSnapshotDir(c));
   std::vector<StatusOr<WorkerReport>> results(workers, Status(Internal("worker did not run")));

@@ -30,24 +30,18 @@ void DataPath::HandleCreate(const Request& r) {
 }
 
 Status DataPath::SetMode(const TrainingMode& mode) {
-  if (mode.consistency != "async" && mode.consistency != "sync") {
-    return InvalidArgument("unknown consistency '" + mode.consistency + "' (async or sync)");
-  }
-  if (mode.missing_workers != "fail" && mode.missing_workers != "continue") {
-    return InvalidArgument("unknown missing_workers '" + mode.missing_workers + "' (fail or continue)");
-  }
   if (mode.num_workers < 1 || mode.num_workers > 65536 || mode.sync_timeout_ms < 1) {
     return InvalidArgument("training mode needs 1..65536 workers and a positive sync timeout");
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (mode_) {
     if (*mode_ == mode) return Status::OK();
-    return FailedPrecondition("server " + std::to_string(index_) + " trains " + mode_->consistency + " with " +
+    return FailedPrecondition("server " + std::to_string(index_) + " trains " + ConsistencyName(mode_->consistency) + " with " +
                               std::to_string(mode_->num_workers) + " workers; a client asked for " +
-                              mode.consistency + " with " + std::to_string(mode.num_workers));
+                              ConsistencyName(mode.consistency) + " with " + std::to_string(mode.num_workers));
   }
   mode_ = mode;
-  if (mode.consistency == "sync") sync_ = std::make_shared<SyncSteps>(loop_.io(), &table_, mode, index_);
+  if (mode.sync()) sync_ = std::make_shared<SyncSteps>(loop_.io(), &table_, mode, index_);
   return Status::OK();
 }
 

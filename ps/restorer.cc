@@ -188,7 +188,7 @@ Status Restorer::RestoreOnStart(const std::string& dir) {
   req.model_dir = dir;
   req.step = m.step;
   req.restore_id = RandomId();
-  if (m.mode.consistency == "sync") req.sync_step = m.global_step;
+  if (m.mode.sync()) req.sync_step = m.global_step;
   for (const ManifestShard& ms : m.shards) {
     if (ms.server != options_.server_index) continue;
     const ManifestVariable* mv = m.FindVariable(ms.variable);

@@ -405,7 +405,7 @@ TEST_F(ServerTest, IncarnationZeroIsNeverDeduplicated) {
 TEST_F(ServerTest, ARetryOfASyncPushStillWaitingForItsStepGetsTheStepsResult) {
   StartServers(1);
   TrainingMode sync;
-  sync.consistency = "sync";
+  sync.consistency = Consistency::kSync;
   sync.num_workers = 2;
   sync.sync_timeout_ms = 20000;
   PsClientOptions o;

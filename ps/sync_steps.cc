@@ -153,7 +153,7 @@ void SyncSteps::Complete(std::map<int, Arrival> round, int64_t step) {
 void SyncSteps::Expire(int64_t step) {
   std::map<int, Arrival> waiting;
   std::string missing;
-  const bool drop = mode_.missing_workers == "continue";
+  const bool drop = mode_.missing_workers == MissingWorkers::kContinue;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (step != step_ || arrived_.empty()) return;

@@ -9,7 +9,7 @@
 // then, which is what releases the next step's pulls.
 //
 // If the step is not complete `timeout` after its first push arrived, then
-// with mode.missing_workers "fail" every waiting push fails with a
+// with MissingWorkers::kFail every waiting push fails with a
 // DeadlineExceeded naming the missing workers, and the step is not applied;
 // with "continue" the step is applied with the workers that arrived (the
 // mean over them), and the missing ones are dropped: later steps do not wait

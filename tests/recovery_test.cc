@@ -108,10 +108,10 @@ OptimizerSpec Sgd(double lr) {
 
 TrainingMode SyncMode(int workers, int64_t timeout_ms, const std::string& missing) {
   TrainingMode m;
-  m.consistency = "sync";
+  m.consistency = Consistency::kSync;
   m.num_workers = workers;
   m.sync_timeout_ms = timeout_ms;
-  m.missing_workers = missing;
+  m.missing_workers = *ParseMissingWorkers(missing);
   return m;
 }
 

@@ -105,7 +105,7 @@ SessionOptions Options(const std::string& optimizer, const std::string& consiste
   SessionOptions o;
   o.optimizer.kind = optimizer;
   o.optimizer.learning_rate = 0.05;
-  o.mode.consistency = consistency;
+  o.mode.consistency = *ParseConsistency(consistency);
   o.mode.num_workers = workers;
   o.mode.sync_timeout_ms = 20000;
   return o;

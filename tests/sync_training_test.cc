@@ -44,7 +44,7 @@ struct Worker {
     SessionOptions so;
     so.optimizer.kind = "sgd";
     so.optimizer.learning_rate = 0.1;
-    so.mode.consistency = consistency;
+    so.mode.consistency = *ParseConsistency(consistency);
     so.mode.num_workers = num_workers;
     so.mode.sync_timeout_ms = sync_timeout_ms;
     auto created = Session::Create(&graph, client.get(), so);

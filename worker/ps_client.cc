@@ -178,7 +178,7 @@ Status PsClient::Push(const PushBatch& batch) {
   for (const auto& [name, t] : batch.assigns) RETURN_IF_ERROR(add(name, t, UpdateKind::kAssign));
   for (const auto& [name, t] : batch.assign_adds) RETURN_IF_ERROR(add(name, t, UpdateKind::kAssignAdd));
   if (batch.train_step) {
-    if (mode_.consistency == "sync") {
+    if (mode_.sync()) {
       // Every server counts one push per worker per step, even an empty one.
       for (int s = 0; s < placement.num_servers(); ++s) per_server[s];
     } else if (!batch.global_step.empty()) {

@@ -150,7 +150,7 @@ StatusOr<SnapshotStats> Saver::Finish() {
   StatusOr<std::vector<WorkerState>> workers = WorkerStates(p.reported, &m.global_step);
   if (!workers.ok()) return fail(workers.status());
   m.workers = std::move(*workers);
-  if (m.mode.consistency == "sync" && m.global_step != step) {
+  if (m.mode.sync() && m.global_step != step) {
     // A server that restarted while this snapshot was prepared copied an
     // older state: the servers' shards are not one step.
     return fail(DataLoss("the servers' global_step reads " + std::to_string(m.global_step) + " in snapshot " +
@@ -313,7 +313,7 @@ StatusOr<RestoreResult> Saver::Restore(const RestoreOptions& o) {
     req.saved_names.push_back(saved);
     restores_global_step |= current == kGlobalStep;
   }
-  if (restores_global_step && session_->options().mode.consistency == "sync") req.sync_step = m.global_step;
+  if (restores_global_step && session_->options().mode.sync()) req.sync_step = m.global_step;
   // Every server reads and verifies its part first; only if all succeed do
   // they replace their shards, so a failed restore changes nothing.
   StatusOr<SnapshotRestoreReply> staged = client_->SnapshotRestore(req);

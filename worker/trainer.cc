@@ -195,7 +195,7 @@ Status Trainer::NoteServerRestarts(int64_t global_step) {
   const int64_t seen_before = highest_global_step_;
   highest_global_step_ = std::max(highest_global_step_, global_step);
   ASSIGN_OR_RETURN(std::vector<PsClient::ServerRestart> restarts, client_->CheckForRestarts());
-  const bool sync = session_->options().mode.consistency == "sync";
+  const bool sync = session_->options().mode.sync();
   // Snapshots leave the start-up handshake out, so a restarted server lost
   // it: say again that the model is ready, for workers that start later.
   if (chief() && !restarts.empty()) RETURN_IF_ERROR(session_->Run(model_->set_chief_ready).status());
@@ -311,7 +311,7 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
   Tensor x, y;
   std::vector<Output> fetches = {model_->loss, model_->train_op, model_->global_step};
   if (!model_->worker_state.empty()) fetches.push_back(model_->set_worker_state.at(options_.worker));
-  const bool sync = session_->options().mode.consistency == "sync";
+  const bool sync = session_->options().mode.sync();
   RETURN_IF_ERROR(NoteServerRestarts(global_step));  // learns who the servers are
   for (int64_t step = first_step; step < total; ++step) {
     if (chief()) RETURN_IF_ERROR(UpdateLearningRate(global_step));

@@ -65,7 +65,7 @@ Json EncodeManifest(const SnapshotManifest& m) {
   j["global_step"] = m.global_step;
   j["created"] = EncodeDouble(m.created);
   j["num_servers"] = m.num_servers;
-  j["mode"] = {{"consistency", m.mode.consistency},
+  j["mode"] = {{"consistency", ConsistencyName(m.mode.consistency)},
                {"num_workers", m.mode.num_workers},
                {"sync_timeout_ms", m.mode.sync_timeout_ms}};
   j["optimizer"] = EncodeOptimizer(m.optimizer);
@@ -293,7 +293,9 @@ SnapshotManifest DecodeManifest(Decoder& d, const Json& json) {
   m.created = d.Double(Member(root, "created"));
   m.num_servers = d.Int32(Member(root, "num_servers"));
   const Node mode = Member(root, "mode");
-  m.mode.consistency = d.String(Member(mode, "consistency"));
+  const Node consistency = Member(mode, "consistency");
+  StatusOr<Consistency> parsed_consistency = ParseConsistency(d.String(consistency));
+  if (d.Expect(consistency, parsed_consistency.ok(), "async or sync")) m.mode.consistency = *parsed_consistency;
   m.mode.num_workers = d.Int32(Member(mode, "num_workers"));
   m.mode.sync_timeout_ms = d.Int(Member(mode, "sync_timeout_ms"));
   m.optimizer = DecodeOptimizer(d, Member(root, "optimizer"));

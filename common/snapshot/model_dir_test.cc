@@ -47,7 +47,7 @@ SnapshotManifest FullManifest(int64_t step) {
   m.global_step = step + 3;
   m.created = 1700000000.123456789;
   m.num_servers = 3;
-  m.mode = TrainingMode{"sync", 4, 1234};
+  m.mode = TrainingMode{Consistency::kSync, 4, 1234};
   m.optimizer.kind = "adam";
   m.optimizer.learning_rate = 0.001;
   m.optimizer.momentum = 0.5;
