@@ -512,8 +512,11 @@ TEST(DecodeFrame, RandomBytesBehindAValidMagicVersionAndTypeNeverDecode) {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-// What one FrameSocket received, and how it closed.
-struct Inbox {
+// What one FrameSocket received, and how it closed. Shared with the
+// socket's handlers, which hold it: a handler may still run on a loop thread
+// while the test that made the Inbox returns (a socket closing when its peer
+// goes, say), so the Inbox must not die with the test's stack frame.
+struct Inbox : std::enable_shared_from_this<Inbox> {
   std::mutex mu;
   std::condition_variable cv;
   std::vector<InFrame> frames;
@@ -521,18 +524,18 @@ struct Inbox {
   Status reason;
 
   FrameSocket::FrameHandler OnFrame() {
-    return [this](InFrame f) {
-      std::lock_guard<std::mutex> lock(mu);
-      frames.push_back(std::move(f));
-      cv.notify_all();
+    return [self = shared_from_this()](InFrame f) {
+      std::lock_guard<std::mutex> lock(self->mu);
+      self->frames.push_back(std::move(f));
+      self->cv.notify_all();
     };
   }
   FrameSocket::CloseHandler OnClose() {
-    return [this](const Status& s) {
-      std::lock_guard<std::mutex> lock(mu);
-      closed = true;
-      reason = s;
-      cv.notify_all();
+    return [self = shared_from_this()](const Status& s) {
+      std::lock_guard<std::mutex> lock(self->mu);
+      self->closed = true;
+      self->reason = s;
+      self->cv.notify_all();
     };
   }
   bool WaitForFrames(size_t n) {
@@ -583,9 +586,9 @@ TEST(FrameSocket, FramesOfEverySizeArriveWholeAndInOrderBothWays) {
   auto [a_sock, b_sock] = ConnectedPair(loop);
   auto a = std::make_shared<FrameSocket>(std::move(a_sock), FrameLimits{});
   auto b = std::make_shared<FrameSocket>(std::move(b_sock), FrameLimits{});
-  Inbox at_a, at_b;
-  a->Start(at_a.OnFrame(), at_a.OnClose());
-  b->Start(at_b.OnFrame(), at_b.OnClose());
+  auto at_a = std::make_shared<Inbox>(), at_b = std::make_shared<Inbox>();
+  a->Start(at_a->OnFrame(), at_a->OnClose());
+  b->Start(at_b->OnFrame(), at_b->OnClose());
   const std::vector<std::pair<size_t, int>> shapes = {
       {0, 1},          {1, 1},           {1000, 3},           {(64 << 10) - 57, 1}, {(64 << 10) + 1, 2},
       {(1 << 20), 1},  {(1 << 20) + 5, 7}, {(5 << 20) + 3, 40}, {100, 1},            {(256 << 10) * 3, 3}};
@@ -595,16 +598,16 @@ TEST(FrameSocket, FramesOfEverySizeArriveWholeAndInOrderBothWays) {
     a->Send(f);
     b->Send(f);
   }
-  ASSERT_TRUE(at_b.WaitForFrames(sent.size())) << at_b.reason;
-  ASSERT_TRUE(at_a.WaitForFrames(sent.size())) << at_a.reason;
+  ASSERT_TRUE(at_b->WaitForFrames(sent.size())) << at_b->reason;
+  ASSERT_TRUE(at_a->WaitForFrames(sent.size())) << at_a->reason;
   for (size_t i = 0; i < sent.size(); ++i) {
     SCOPED_TRACE("frame " + std::to_string(i));
-    ExpectSameFrame(sent[i], at_b.frames[i]);
-    ExpectSameFrame(sent[i], at_a.frames[i]);
+    ExpectSameFrame(sent[i], at_b->frames[i]);
+    ExpectSameFrame(sent[i], at_a->frames[i]);
   }
   a->Close(Cancelled("test done"));
-  EXPECT_TRUE(at_a.WaitForClose());
-  EXPECT_TRUE(at_b.WaitForClose());
+  EXPECT_TRUE(at_a->WaitForClose());
+  EXPECT_TRUE(at_b->WaitForClose());
 }
 
 // A frame whose checksum another thread computes: written up to its held-back
@@ -615,9 +618,9 @@ TEST(FrameSocket, AFrameWithAPendingChecksumIsFinishedWhenItArrives) {
   auto [a_sock, b_sock] = ConnectedPair(loop);
   auto a = std::make_shared<FrameSocket>(std::move(a_sock), FrameLimits{});
   auto b = std::make_shared<FrameSocket>(std::move(b_sock), FrameLimits{});
-  Inbox at_a, at_b;
-  a->Start(at_a.OnFrame(), at_a.OnClose());
-  b->Start(at_b.OnFrame(), at_b.OnClose());
+  auto at_a = std::make_shared<Inbox>(), at_b = std::make_shared<Inbox>();
+  a->Start(at_a->OnFrame(), at_a->OnClose());
+  b->Start(at_b->OnFrame(), at_b->OnClose());
   std::vector<OutFrame> sent;
   for (int i = 0; i < 4; ++i) {
     OutFrame f = NumberedFrame(i, (3 << 20) + i * 1000, 1 + i);
@@ -631,17 +634,17 @@ TEST(FrameSocket, AFrameWithAPendingChecksumIsFinishedWhenItArrives) {
       pending->Set(f.Checksum());
     }
   }
-  ASSERT_TRUE(at_b.WaitForFrames(sent.size())) << at_b.reason;
-  for (size_t i = 0; i < sent.size(); ++i) ExpectSameFrame(sent[i], at_b.frames[i]);
+  ASSERT_TRUE(at_b->WaitForFrames(sent.size())) << at_b->reason;
+  for (size_t i = 0; i < sent.size(); ++i) ExpectSameFrame(sent[i], at_b->frames[i]);
 
   // A wrong checksum is the receiver's DataLoss.
   OutFrame bad = NumberedFrame(9, 1 << 20, 1);
   bad.pending_checksum = std::make_shared<PendingChecksum>();
   bad.pending_checksum->Set(bad.Checksum() + 1);
   a->Send(bad);
-  ASSERT_TRUE(at_b.WaitForClose());
-  EXPECT_EQ(at_b.reason.code(), StatusCode::kDataLoss) << at_b.reason;
-  EXPECT_EQ(at_b.frames.size(), sent.size());
+  ASSERT_TRUE(at_b->WaitForClose());
+  EXPECT_EQ(at_b->reason.code(), StatusCode::kDataLoss) << at_b->reason;
+  EXPECT_EQ(at_b->frames.size(), sent.size());
 }
 
 // Bytes written to a FrameSocket by a plain socket, and how it closed.
@@ -649,14 +652,14 @@ Status CloseReasonAfterReceiving(const std::string& bytes, bool then_shutdown) {
   EventLoop loop(1);
   auto [raw, b_sock] = ConnectedPair(loop);
   auto b = std::make_shared<FrameSocket>(std::move(b_sock), FrameLimits{});
-  Inbox at_b;
-  b->Start(at_b.OnFrame(), at_b.OnClose());
+  auto at_b = std::make_shared<Inbox>();
+  b->Start(at_b->OnFrame(), at_b->OnClose());
   boost::system::error_code ec;
   asio::write(raw, asio::buffer(bytes), ec);
   if (then_shutdown) raw.shutdown(tcp::socket::shutdown_send, ec);
-  if (!at_b.WaitForClose()) return Internal("the socket did not close");
-  if (!at_b.frames.empty()) return Internal("a damaged frame was delivered");
-  return at_b.reason;
+  if (!at_b->WaitForClose()) return Internal("the socket did not close");
+  if (!at_b->frames.empty()) return Internal("a damaged frame was delivered");
+  return at_b->reason;
 }
 
 // Every byte of a frame bigger than one hashing step, damaged on the wire:

@@ -1,8 +1,8 @@
 // Transport: how a worker sends requests to parameter servers.
 //
 // One implementation speaks TCP through Asio (AsioTransport); tests wrap it to
-// inject faults. Every call has a deadline, and its callback runs exactly
-// once: with the reply frame, or with an error by the deadline.
+// inject faults (FaultTransport). Every call has a deadline, and its callback
+// runs exactly once: with the reply frame, or with an error by the deadline.
 #pragma once
 
 #include <chrono>

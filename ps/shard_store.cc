@@ -95,20 +95,38 @@ StatusOr<Tensor> ShardStore::ReadShared(const std::string& name, ShardInfo* info
   if (info) *info = shard->info;
   std::lock_guard<std::mutex> lock(shard->mu);
   RETURN_IF_ERROR(CheckNotRestoring(*shard));
-  return shard->values;  // shares the buffer: see WritableValues
+  return Lend(*shard);
 }
 
-// References to a shard's buffer are only ever added under shard.mu (by
-// ReadShared), so a count of one, read under it, stays one: no reader is
-// left, and none can come while the lock is held. A reader drops its
-// reference from any thread, after its last read of the bytes; that drop is
-// a release, and the acquire fence orders those reads before our writes.
+// A reader's view owns a lease rather than the buffer itself: the lease holds
+// the buffer and counts one reader of it, however often the view is copied
+// (a pull reply's frame, and the copy its checksum job hashes), until the
+// last copy goes. The count goes up under shard.mu, where WritableValues
+// reads it; it goes down on whatever thread drops the last copy, after that
+// thread's last read of the bytes, as a release that WritableValues' acquire
+// load pairs with.
+Tensor ShardStore::Lend(Shard& shard) {
+  std::shared_ptr<std::atomic<int64_t>> readers = shard.readers;
+  readers->fetch_add(1, std::memory_order_relaxed);  // ordered by shard.mu
+  std::shared_ptr<const void> lease(shard.values.raw(), [buffer = shard.values.owner(), readers](const void*) {
+    readers->fetch_sub(1, std::memory_order_release);
+  });
+  return Tensor::View(shard.values.dtype(), shard.values.shape(), std::move(lease), shard.values.raw());
+}
+
+// Readers are only ever added under shard.mu (Lend), so a count of zero,
+// read under it, stays zero while it is held. The acquire load reads the
+// last reader's release (every decrement is a read-modify-write, so it is
+// in each earlier reader's release sequence): all their reads of the bytes
+// happen before our writes. This was once use_count() on the buffer's
+// shared_ptr with an acquire fence: right by the C++ model, but invisible
+// to ThreadSanitizer, which does not model fences and reported the pull
+// checksum job's reads racing the next update.
 Tensor& ShardStore::WritableValues(Shard& shard) {
   shard.initial = false;
-  if (shard.values.owner().use_count() > 1) {
+  if (shard.readers->load(std::memory_order_acquire) > 0) {
     shard.values = shard.values.Clone();  // the readers keep the old buffer
-  } else {
-    std::atomic_thread_fence(std::memory_order_acquire);
+    shard.readers = std::make_shared<std::atomic<int64_t>>(0);  // and its count
   }
   return shard.values;
 }

@@ -12,6 +12,7 @@
 // Thread-safe.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -139,6 +140,10 @@ class ShardStore final : public Table {
     // Guarded by mu. Its buffer may be shared with readers (ReadShared):
     // write it only through WritableValues.
     Tensor values;
+    // Readers holding views of values' current buffer (see Lend); each new
+    // buffer gets a new count. The pointer is guarded by mu; the count is
+    // shared with the views, which may outlive the store.
+    std::shared_ptr<std::atomic<int64_t>> readers = std::make_shared<std::atomic<int64_t>>(0);
     std::vector<Tensor> slots;   // guarded by mu
     bool initial = true;         // guarded by mu: holds only what Create (or FinishRestore) put in
     bool restoring = false;      // guarded by mu: filled by FillInitial, not yet finished
@@ -150,6 +155,9 @@ class ShardStore final : public Table {
   // Writes the shard's initial values and slots; shard.mu must be held (or
   // the shard not yet shared).
   static void Initialize(Shard& shard);
+
+  // A view of shard.values for a reader (ReadShared); shard.mu must be held.
+  static Tensor Lend(Shard& shard);
 
   // shard.values, ready to be written in place; shard.mu must be held.
   // Every write of a shard's values or slots goes through it, so it also

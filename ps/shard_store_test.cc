@@ -304,7 +304,10 @@ TEST(ShardStore, FillInitialWritesInPlaceIntoShardsNeverUpdated) {
   ASSERT_TRUE(a.ok()) << a.status();
   EXPECT_EQ(a->data<float>()[0], 7.0f);
   EXPECT_EQ(a->raw(), a_buffer) << "filled in place, not into a new buffer";
-  for (const Tensor& slot : store.Export({"a"})[0].slots) EXPECT_EQ(slot.data<float>()[0], 7.0f);
+  // Held in a local: a range-for over a member of Export's temporary would
+  // iterate a destroyed vector (the temporary dies before the loop body).
+  const std::vector<ShardCopy> exported = store.Export({"a"});
+  for (const Tensor& slot : exported[0].slots) EXPECT_EQ(slot.data<float>()[0], 7.0f);
   // Restored, 'a' is no longer initial: a second restore must stage it.
   filled = store.FillInitial({"a"}, true, [](ShardCopy& c) { return FillWith(c, 8.0f); });
   ASSERT_TRUE(filled.ok());

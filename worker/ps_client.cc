@@ -203,7 +203,9 @@ Status PsClient::Push(const PushBatch& batch) {
     calls.emplace_back(server, std::move(p.frame));
     servers.push_back(server);
   }
-  auto replies = CallAll(*transport_, std::move(calls), NextDeadline());
+  const Deadline deadline = NextDeadline();
+  auto replies = CallAll(*transport_, calls, deadline);  // a copy: `calls` is kept for re-sends
+  ResendLostPushes(calls, deadline, &replies);
   for (size_t i = 0; i < replies.size(); ++i) {
     StatusReply r;
     Status st = DecodeReply(replies[i], &r, "Push");
@@ -211,6 +213,31 @@ Status PsClient::Push(const PushBatch& batch) {
   }
   if (batch.train_step) ++next_step_;
   return Status::OK();
+}
+
+// Unavailable from the transport (not a server's answer) says the request
+// may or may not have reached the server, as when a connection is lost with
+// it in flight. A push is safe to send again with the same key: the server's
+// push log applies it at most once and answers every copy alike. The waits
+// between tries only keep a transport that fails at once (a connection still
+// cut) from being called in a tight loop.
+void PsClient::ResendLostPushes(const std::vector<std::pair<int, OutFrame>>& calls, Deadline deadline,
+                                std::vector<StatusOr<InFrame>>* replies) {
+  std::chrono::milliseconds backoff{10};
+  while (true) {
+    std::vector<size_t> lost;
+    for (size_t i = 0; i < replies->size(); ++i) {
+      const StatusOr<InFrame>& r = (*replies)[i];
+      if (!r.ok() && r.status().code() == StatusCode::kUnavailable) lost.push_back(i);
+    }
+    if (lost.empty() || Clock::now() + backoff >= deadline) return;
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(500));
+    std::vector<std::pair<int, OutFrame>> again;
+    for (size_t i : lost) again.push_back(calls[i]);
+    std::vector<StatusOr<InFrame>> answers = CallAll(*transport_, std::move(again), deadline);
+    for (size_t k = 0; k < lost.size(); ++k) (*replies)[lost[k]] = std::move(answers[k]);
+  }
 }
 
 StatusOr<StatsReply> PsClient::Stats(int server) {

@@ -5,7 +5,11 @@
 // from every server that holds one and reassembles them; Push slices each
 // tensor by rows and sends each server its part. Requests to different
 // servers go out in parallel; each call waits at most options.timeout
-// (reconnecting and re-sending inside that time, see AsioTransport).
+// (reconnecting and re-sending inside that time, see AsioTransport). A push
+// whose call fails with Unavailable (a transport that reports a lost
+// connection instead of re-sending, such as FaultTransport in tests; never
+// AsioTransport) is sent again with the same (worker, incarnation, sequence)
+// until it is answered or that time is up; other calls report it.
 //
 // Create must finish before Pull or Push are called; after that, Pull and
 // Push are thread-safe as long as the Transport is.
@@ -89,6 +93,10 @@ class PsClient : public VariableStore {
  private:
   Deadline NextDeadline() const { return Clock::now() + options_.timeout; }
   Status CheckCreated(const char* what) const;
+  // Sends each push whose call failed with Unavailable again (calls[i] got
+  // (*replies)[i]) until it is answered or `deadline` is near.
+  void ResendLostPushes(const std::vector<std::pair<int, OutFrame>>& calls, Deadline deadline,
+                        std::vector<StatusOr<InFrame>>* replies);
   template <class Reply, class Request, class Merge>
   Status CallEveryServer(FrameType type, const Request& request, Deadline deadline, Merge merge);
 
