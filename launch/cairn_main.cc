@@ -41,12 +41,17 @@ struct TrainFlags {
   int io_threads = 1;
 };
 
+// CLI11 reads "-1" into an unsigned option as 2^64 - 1: refuse the sign.
+const CLI::Validator kNonNegative(
+    [](std::string& text) { return !text.empty() && text[0] == '-' ? "must be >= 0, got " + text : std::string(); },
+    "NONNEGATIVE");
+
 // Options `train` and `worker` share.
 void AddJobOptions(CLI::App* train, TrainFlags& f) {
   train->add_option("job", f.job_path, "Job file (YAML), e.g. launch/examples/linear_regression.yaml")->required();
   train->add_option("--max-steps", f.max_steps, "Stop each worker after N steps (overrides train.max_steps)");
   train->add_option("--epochs", f.epochs, "Epochs over the data (overrides train.epochs)");
-  train->add_option("--seed", f.seed, "Shuffling seed (overrides train.seed)");
+  train->add_option("--seed", f.seed, "Shuffling seed (overrides train.seed)")->check(kNonNegative);
   train->add_option("--log-every", f.log_every, "Progress line every N steps (overrides train.log_every_steps)");
   train->add_option("--consistency", f.consistency, "async or sync (overrides cluster.consistency)");
   train->add_option("--bind", f.bind, "Address servers listen on (overrides cluster.bind; 0.0.0.0 for multi-host)");
@@ -77,7 +82,9 @@ void AddStandaloneCommands(CLI::App& app, TrainFlags& server, TrainFlags& worker
   CLI::App* s = app.add_subcommand("server", "Run one parameter server of a standalone cluster until SIGINT/SIGTERM");
   s->add_option("--cluster", server.cluster_path, "Cluster file (YAML: servers, workers)")->required();
   s->add_option("--index", server.index, "This server's index in the cluster file")->required();
-  s->add_option("--io-threads", server.io_threads, "Network and handler threads")->default_val(1);
+  s->add_option("--io-threads", server.io_threads, "Network and handler threads")
+      ->default_val(1)
+      ->check(CLI::Range(1, 64));
   s->add_option("--model-dir", server.server_model_dir,
                 "Restore this server's shards from the newest committed snapshot here before serving "
                 "(restarting a server of a running job)");
@@ -185,23 +192,37 @@ int RunTrain(const TrainFlags& f, int* argc, char*** argv) {
   return 0;
 }
 
+int RunCommand(int argc, char** argv) {
+  CLI::App app{"Cairn: a parameter-server training system"};
+  app.require_subcommand(1);
+  TrainFlags train_flags;
+  AddTrainCommand(app, train_flags);
+  TrainFlags server_flags, worker_flags;
+  AddStandaloneCommands(app, server_flags, worker_flags);
+  AddBenchCommands(app);
+  AddSnapshotTools(app);
+  CLI11_PARSE(app, argc, argv);
+  if (app.got_subcommand("train")) return RunTrain(train_flags, &argc, &argv);
+  if (app.got_subcommand("server")) return RunServer(server_flags);
+  if (app.got_subcommand("worker")) return RunWorker(worker_flags);
+  if (int rc = RunSnapshotTools(app); rc >= 0) return rc;
+  return RunBenchCommands(app);
+}
+
 }  // namespace
 }  // namespace cairn
 
+// The command's edge: an exception no layer below turned into a Status
+// (an allocation that failed, say) ends the command with its message, not
+// with std::terminate.
 int main(int argc, char** argv) {
   spdlog::set_pattern("[%H:%M:%S.%e] [%l] %v");
-  CLI::App app{"Cairn: a parameter-server training system"};
-  app.require_subcommand(1);
-  cairn::TrainFlags train_flags;
-  cairn::AddTrainCommand(app, train_flags);
-  cairn::TrainFlags server_flags, worker_flags;
-  cairn::AddStandaloneCommands(app, server_flags, worker_flags);
-  cairn::AddBenchCommands(app);
-  cairn::AddSnapshotTools(app);
-  CLI11_PARSE(app, argc, argv);
-  if (app.got_subcommand("train")) return cairn::RunTrain(train_flags, &argc, &argv);
-  if (app.got_subcommand("server")) return cairn::RunServer(server_flags);
-  if (app.got_subcommand("worker")) return cairn::RunWorker(worker_flags);
-  if (int rc = cairn::RunSnapshotTools(app); rc >= 0) return rc;
-  return cairn::RunBenchCommands(app);
+  try {
+    return cairn::RunCommand(argc, argv);
+  } catch (const std::bad_alloc&) {
+    spdlog::error("out of memory (std::bad_alloc): the job needs more memory than this machine gives it");
+  } catch (const std::exception& e) {
+    spdlog::error("unexpected error: {}", e.what());
+  }
+  return 1;
 }

@@ -262,6 +262,20 @@ StatusOr<WorkerReport> DecodeReport(const std::string& text) {
   return r;
 }
 
+// Worker threads and MPI ranks report an exception that escaped the layers
+// below (std::bad_alloc, say) as a Status: a thread that threw would end
+// the process, a rank that threw would leave the others waiting for it.
+template <class Fn>
+auto CatchExceptions(Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    return Internal("out of memory (std::bad_alloc)");
+  } catch (const std::exception& e) {
+    return Internal(std::string("unexpected exception: ") + e.what());
+  }
+}
+
 std::string AdvertisedHost(const ClusterConfig& c) {
   if (!c.advertise.empty()) return c.advertise;
   if (c.bind != "0.0.0.0" && c.bind != "::") return c.bind;
@@ -316,7 +330,8 @@ StatusOr<JobSummary> RunLocalJob(const JobConfig& c) {
   const auto start = Clock::now();
   std::vector<std::thread> threads;
   for (int w = 0; w < workers; ++w) {
-    threads.emplace_back([&, w] { results[w] = RunWorker(c, *data, loop, endpoints, w, workers); });
+    threads.emplace_back(
+        [&, w] { results[w] = CatchExceptions([&] { return RunWorker(c, *data, loop, endpoints, w, workers); }); });
   }
   for (auto& t : threads) t.join();
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
@@ -349,7 +364,9 @@ StatusOr<JobSummary> RunInProcessJob(const JobConfig& c) {
   return s;
 }
 
-StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi) {
+namespace {
+
+StatusOr<JobSummary> RunMpiRank(const JobConfig& c, MpiContext& mpi) {
   const int servers = c.cluster.servers;
   const int workers = mpi.size() - servers;
   if (workers < 1) {
@@ -429,6 +446,12 @@ StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi) {
   return chief ? s : JobSummary{};
 }
 
+}  // namespace
+
+StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi) {
+  return CatchExceptions([&] { return RunMpiRank(c, mpi); });
+}
+
 StatusOr<ClusterSpec> LoadClusterFile(const std::string& path, std::string* bind) {
   YAML::Node root;
   try {
@@ -468,6 +491,18 @@ Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string
   if (index < 0 || index >= cluster.num_servers()) {
     return InvalidArgument("--index " + std::to_string(index) + ": the cluster has servers 0.." +
                            std::to_string(cluster.num_servers() - 1));
+  }
+  if (io_threads < 1 || io_threads > 64) {
+    return InvalidArgument("--io-threads: must be in [1, 64], got " + std::to_string(io_threads));
+  }
+  if (!model_dir.empty()) {
+    // A mistyped directory must not start the server empty in silence.
+    std::error_code ec;
+    if (!std::filesystem::is_directory(model_dir, ec)) {
+      return NotFound("--model-dir '" + model_dir + "' does not exist or is not a directory (create it first, or " +
+                      "leave --model-dir out to start this server empty)");
+    }
+    RETURN_IF_ERROR(PrepareModelDir(model_dir).WithContext("--model-dir"));  // an empty directory becomes one
   }
   // Block the stop signals in every thread (the loop's inherit this mask);
   // this thread waits for them below.

@@ -158,6 +158,58 @@ TEST(CairnCommand, AMissingJobFileIsNamed) {
   EXPECT_NE(r.output.find("/nonexistent/job.yaml"), std::string::npos) << r.output;
 }
 
+TEST(CairnCommand, AHugeBatchSizeIsAnErrorNotACrash) {
+  const std::string job = TempPath("huge_batch.yaml");
+  std::ofstream(job) << "train:\n  batch_size: 100000000\n";
+  auto r = RunCommand({kCairn, "train", job, "--local"}, seconds(60));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("train.batch_size: at most 1048576"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("bad_alloc"), std::string::npos) << r.output;
+}
+
+TEST(CairnCommand, AnEmptyJobFileOrADirectoryIsAnErrorNamingIt) {
+  const std::string empty = TempPath("empty.yaml");
+  std::ofstream(empty).close();
+  auto r = RunCommand({kCairn, "train", empty, "--local"}, seconds(30));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find(empty + ": the job file is empty"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("done:"), std::string::npos) << r.output;
+  const std::string dir = std::string(CAIRN_SOURCE_DIR) + "/launch/examples";
+  r = RunCommand({kCairn, "train", dir, "--local"}, seconds(30));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("'" + dir + "' is a directory, not a job file"), std::string::npos) << r.output;
+}
+
+TEST(CairnCommand, ZeroThreadsANegativeSeedAndAZeroSplitThresholdAreErrors) {
+  auto r = RunCommand({kCairn, "train", kExample, "--local", "--seed", "-1"}, seconds(30));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("--seed"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("done:"), std::string::npos) << r.output;
+
+  const std::string job = TempPath("split0.yaml");
+  std::ofstream(job) << "cluster:\n  split_threshold_bytes: 0\n";
+  r = RunCommand({kCairn, "train", job, "--local"}, seconds(30));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("cluster.split_threshold_bytes: must be >= 1"), std::string::npos) << r.output;
+
+  const std::string cluster = TempPath("cluster.yaml");
+  std::ofstream(cluster) << "servers: [127.0.0.1:" << testing::FreePort() << "]\nworkers: 1\n";
+  r = RunCommand({kCairn, "server", "--cluster", cluster, "--index", "0", "--io-threads", "0"}, seconds(30));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("--io-threads"), std::string::npos) << r.output;
+}
+
+TEST(CairnCommand, AServerModelDirThatDoesNotExistIsAnError) {
+  const std::string cluster = TempPath("cluster_md.yaml");
+  std::ofstream(cluster) << "servers: [127.0.0.1:" << testing::FreePort() << "]\nworkers: 1\n";
+  const std::string missing = TempPath("no_such_model_dir");
+  // Without the check the server would serve (empty) until the time limit.
+  auto r = RunCommand({kCairn, "server", "--cluster", cluster, "--index", "0", "--model-dir", missing}, seconds(20));
+  EXPECT_FALSE(r.timed_out) << r.output;
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--model-dir '" + missing + "' does not exist"), std::string::npos) << r.output;
+}
+
 TEST(CairnCommand, ABadFlagIsRejected) {
   auto r = RunCommand({kCairn, "train", kExample, "--servers", "zero"}, seconds(30));
   EXPECT_NE(r.exit_code, 0);

@@ -115,6 +115,9 @@ class StandaloneJob {
                             std::to_string(FreePort()) + "]\nworkers: 2\n");
     job_ = dir + "/job.yaml";
     WriteFile(job_, job_yaml);
+    // Servers given --model-dir need the directory to exist (the chief would
+    // create it, but the servers may start first).
+    if (!model_dir.empty()) fs::create_directories(model_dir);
   }
 
   void StartAll() {
