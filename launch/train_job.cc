@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -135,8 +136,14 @@ StatusOr<std::unique_ptr<WorkerContext>> Connect(const JobConfig& c, const JobDa
   return w;
 }
 
-TrainerOptions JobTrainerOptions(const JobConfig& c, int worker, int num_workers) {
+// What a job's trainers are told while they run (borrowed flags; null: never).
+struct TrainerSignals {
+  const std::atomic<bool>* abort = nullptr;  // another worker of this process failed
+};
+
+TrainerOptions JobTrainerOptions(const JobConfig& c, int worker, int num_workers, const TrainerSignals& signals = {}) {
   TrainerOptions o;
+  o.abort = signals.abort;
   o.worker = worker;
   o.num_workers = num_workers;
   o.batch_size = c.train.batch_size;
@@ -160,10 +167,11 @@ void LogProgress(const TrainProgress& p) {
 }
 
 StatusOr<WorkerReport> RunWorker(const JobConfig& c, const JobData& data, EventLoop& loop,
-                                 const std::vector<Endpoint>& servers, int worker, int num_workers) {
+                                 const std::vector<Endpoint>& servers, int worker, int num_workers,
+                                 const TrainerSignals& signals = {}) {
   ASSIGN_OR_RETURN(auto w, Connect(c, data, loop, servers, worker, num_workers));
   Trainer trainer(w->session.get(), &w->model, &data.train, worker == 0 && data.test.examples ? &data.test : nullptr,
-                  JobTrainerOptions(c, worker, num_workers));
+                  JobTrainerOptions(c, worker, num_workers, signals));
   trainer.set_saver(w->saver.get());
   trainer.set_client(w->client.get());
   return trainer.Run(worker == 0 ? Trainer::ProgressFn(LogProgress) : Trainer::ProgressFn());
@@ -327,20 +335,35 @@ StatusOr<JobSummary> RunLocalJob(const JobConfig& c) {
 
   RETURN_IF_ERROR(PrepareSnapshotDir(c));
   std::vector<StatusOr<WorkerReport>> results(workers, Status(Internal("worker did not run")));
+  // The first worker to fail ends the others' waits and training (they
+  // would wait for it, or train on for a job that has failed). The job's
+  // error is the chief's own (the others' often follow from it: "the chief
+  // failed to start"), else the first one's.
+  std::atomic<bool> abort{false};
+  std::mutex first_error_mu;
+  Status first_error;
+  TrainerSignals signals;
+  signals.abort = &abort;
   const auto start = Clock::now();
   std::vector<std::thread> threads;
   for (int w = 0; w < workers; ++w) {
-    threads.emplace_back(
-        [&, w] { results[w] = CatchExceptions([&] { return RunWorker(c, *data, loop, endpoints, w, workers); }); });
+    threads.emplace_back([&, w] {
+      results[w] = CatchExceptions([&] { return RunWorker(c, *data, loop, endpoints, w, workers, signals); });
+      if (results[w].ok()) return;
+      std::lock_guard<std::mutex> lock(first_error_mu);
+      if (first_error.ok()) first_error = results[w].status().WithContext("worker " + std::to_string(w));
+      abort = true;
+    });
   }
   for (auto& t : threads) t.join();
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
+  if (!results[0].ok() && results[0].status().code() != StatusCode::kCancelled) {
+    return results[0].status().WithContext("worker 0");
+  }
+  RETURN_IF_ERROR(first_error);
 
   std::vector<WorkerReport> reports;
-  for (int w = 0; w < workers; ++w) {
-    if (!results[w].ok()) return results[w].status().WithContext("worker " + std::to_string(w));
-    reports.push_back(*results[w]);
-  }
+  for (int w = 0; w < workers; ++w) reports.push_back(*results[w]);
   JobSummary s = NewSummary(c, "local", c.cluster.servers, workers);
   Summarize(reports, wall, &s);
   RETURN_IF_ERROR(AfterTraining(c, *data, loop, endpoints, workers, &s));

@@ -1,5 +1,6 @@
 // The `cairn` command as a user runs it: real processes, real TCP, real
 // mpirun. Each run is bounded in time.
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -128,6 +129,53 @@ TEST(CairnCommand, InProcessRunHasNoServers) {
   EXPECT_EQ(s["mode"], "in-process");
   EXPECT_EQ(s["servers"], 0);
   EXPECT_GT(s["examples_per_sec"].get<double>(), 0);
+}
+
+// A model directory holding a snapshot of the linear job with `features`
+// features, and a job file of that job with `other_features`: its restore
+// fails on the chief (shape mismatch).
+std::string MismatchedModelDir(const std::string& name, const std::string& job) {
+  const std::string dir = TempPath(name);
+  const std::string saved = TempPath(name + "_saved.yaml");
+  const auto linear = [](int features) {
+    return "model: {kind: linear_regression}\ndata: {kind: synthetic_linear, examples: 2000, features: " +
+           std::to_string(features) + "}\ntrain: {batch_size: 20, epochs: 1}\noptimizer: {kind: sgd}\n";
+  };
+  std::ofstream(saved) << linear(300);
+  std::ofstream(job) << linear(200);
+  auto r = RunCommand({kCairn, "train", saved, "--local", "--servers", "2", "--workers", "1", "--max-steps", "5",
+                       "--model-dir", dir},
+                      seconds(120));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return dir;
+}
+
+TEST(CairnCommand, ARestoreThatFailsOnTheChiefEndsALocalJobAtOnceWithItsMessage) {
+  const std::string job = TempPath("mismatch_local.yaml");
+  const std::string dir = MismatchedModelDir("mismatch_local", job);
+  const auto start = std::chrono::steady_clock::now();
+  // Without the chief's word, worker 1 would wait 300 s for it.
+  auto r = RunCommand({kCairn, "train", job, "--local", "--servers", "2", "--workers", "2", "--model-dir", dir},
+                      seconds(120));
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_FALSE(r.timed_out) << r.output;
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_LT(took, 30.0) << r.output;
+  EXPECT_NE(r.output.find("worker 0: resuming from " + dir), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("linear/w"), std::string::npos) << r.output;  // the mismatch, named
+}
+
+TEST(CairnCommand, ARestoreThatFailsOnTheChiefEndsAnMpirunJobAtOnceWithItsMessage) {
+  const std::string job = TempPath("mismatch_mpi.yaml");
+  const std::string dir = MismatchedModelDir("mismatch_mpi", job);
+  const auto start = std::chrono::steady_clock::now();
+  auto r = RunCommand(Mpirun(4, {kCairn, "train", job, "--servers", "2", "--model-dir", dir}), seconds(120));
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_FALSE(r.timed_out) << r.output;
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_LT(took, 60.0) << r.output;
+  EXPECT_NE(r.output.find("resuming from " + dir), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("linear/w"), std::string::npos) << r.output;
 }
 
 TEST(CairnCommand, MissingDataFilesAreNamed) {

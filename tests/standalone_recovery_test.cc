@@ -136,12 +136,14 @@ class StandaloneJob {
     }
     Start("server" + std::to_string(s), argv, env.empty() ? std::vector<std::string>{} : std::vector<std::string>{env});
   }
-  void StartWorker(int w) {
+  // `extra` arguments go after the job's.
+  void StartWorker(int w, const std::vector<std::string>& extra = {}) {
     std::vector<std::string> argv = {kCairn, "worker", "--cluster", cluster_, "--index", std::to_string(w), job_};
     if (!model_dir_.empty()) {
       argv.push_back("--model-dir");
       argv.push_back(model_dir_);
     }
+    argv.insert(argv.end(), extra.begin(), extra.end());
     Start("worker" + std::to_string(w), argv);
   }
 
@@ -257,6 +259,40 @@ class StandaloneRecoveryTest : public ::testing::Test {
   }
   std::string root_;
 };
+
+// ---- 0. Start-up ----
+
+// The chief's restore fails (the snapshot is of a model with other shapes):
+// the other worker, waiting for the chief, ends at once too, instead of
+// waiting out its 300 s for a chief that will never be ready.
+TEST_F(StandaloneRecoveryTest, ARestoreThatFailsOnTheChiefEndsTheOtherWorkerAtOnce) {
+  const std::string model_dir = root_ + "/M";
+  std::string saved = LinearAdamJob("async", 1, "", "");
+  WriteFile(root_ + "/saved.yaml", saved);
+  auto r = testing::RunCommand({kCairn, "train", root_ + "/saved.yaml", "--local", "--servers", "2", "--workers", "1",
+                                "--max-steps", "5", "--model-dir", model_dir},
+                               std::chrono::seconds(60));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::string yaml = saved;
+  yaml.replace(yaml.find("features: 300"), 13, "features: 200");
+  StandaloneJob job(root_ + "/run", yaml, "");
+  job.StartServer(0);
+  job.StartServer(1);
+  job.StartWorker(0, {"--model-dir", model_dir});
+  job.StartWorker(1);
+  ASSERT_TRUE(job.proc("worker0").WaitExit(kJobLimit)) << job.Dump();
+  const auto chief_done = Clock::now();
+  ASSERT_TRUE(job.proc("worker1").WaitExit(milliseconds(10000))) << "worker 1 still waits for a failed chief\n"
+                                                                  << job.Dump();
+  const double after = SecondsSince(chief_done);
+  EXPECT_FALSE(job.proc("worker0").exited_ok()) << job.Dump();
+  EXPECT_FALSE(job.proc("worker1").exited_ok()) << job.Dump();
+  EXPECT_TRUE(Contains(job.ChiefLog(), "'linear/w': float32[200, 1] in this model vs float32[300, 1]"))
+      << job.ChiefLog();
+  EXPECT_TRUE(Contains(job.Log("worker1"), "the chief (worker 0) failed to start")) << job.Log("worker1");
+  std::printf("chief restore failed: worker 1 ended %.3f s after the chief\n", after);
+  job.KillAll();
+}
 
 // ---- 1. Sync: a server killed and restarted ----
 

@@ -15,6 +15,15 @@ double WallSeconds() {
 
 int64_t Scalar64(const Tensor& t) { return t.data<int64_t>()[0]; }
 
+Tensor Int64Scalar(int64_t v) {
+  Tensor t(DType::kInt64, {});
+  t.data<int64_t>()[0] = v;
+  return t;
+}
+
+// How often a wait that is not over says what it waits for.
+constexpr std::chrono::seconds kWaitLogPeriod(5);
+
 }  // namespace
 
 double LearningRateSchedule::Rate(int64_t global_step) const {
@@ -36,7 +45,7 @@ Trainer::Trainer(Session* session, const Model* model, const Dataset* train, con
 StatusOr<bool> Trainer::ClusterIsLive() {
   if (!client_) return false;
   ASSIGN_OR_RETURN(Tensor ready, session_->Run(model_->chief_ready));
-  if (Scalar64(ready) != 1) return false;
+  if (Scalar64(ready) < ChiefWord::kReady) return false;  // starting, or a start-up that failed
   ASSIGN_OR_RETURN(std::vector<HelloReply> hellos, client_->Hello());
   bool never_restored = true, same_snapshot = true;
   for (const HelloReply& h : hellos) {
@@ -84,15 +93,43 @@ Status Trainer::PrepareAsChief(WorkerReport* report) {
   return session_->Run(model_->set_chief_ready).status();
 }
 
+void Trainer::PublishChiefFailure() {
+  Status told = session_->Run(model_->set_chief_word, {{model_->new_chief_word, Int64Scalar(ChiefWord::kFailed)}})
+                    .status();
+  if (!told.ok()) {
+    spdlog::warn("[chief] could not tell the other workers that start-up failed ({}); they wait for it up to {} ms",
+                 told.ToString(), options_.ready_timeout.count());
+  }
+}
+
+Status Trainer::Aborted() const {
+  return Cancelled("worker " + std::to_string(options_.worker) + " stopped: another worker of this job failed");
+}
+
 Status Trainer::WaitForChief() {
-  const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + options_.ready_timeout;
+  auto next_log = start + kWaitLogPeriod;
   while (true) {
     ASSIGN_OR_RETURN(Tensor ready, session_->Run(model_->chief_ready));
-    if (Scalar64(ready) == 1) return Status::OK();
-    if (std::chrono::steady_clock::now() > deadline) {
+    const int64_t word = Scalar64(ready);
+    if (word >= ChiefWord::kReady) return Status::OK();
+    if (word == ChiefWord::kFailed) {
+      return FailedPrecondition("worker " + std::to_string(options_.worker) +
+                                ": the chief (worker 0) failed to start the job (its log says why)");
+    }
+    if (aborted()) return Aborted();
+    const auto now = std::chrono::steady_clock::now();
+    if (now > deadline) {
       return DeadlineExceeded("worker " + std::to_string(options_.worker) + " waited " +
                               std::to_string(options_.ready_timeout.count()) +
                               " ms for the chief (worker 0) to prepare the model");
+    }
+    if (now >= next_log) {
+      spdlog::info("worker {}: waiting for the chief (worker 0) to finish start-up (restore or data statistics) "
+                   "... {:.0f} s",
+                   options_.worker, std::chrono::duration<double>(now - start).count());
+      next_log += kWaitLogPeriod;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -289,7 +326,14 @@ StatusOr<std::pair<double, double>> Trainer::Evaluate(const Dataset& data) {
 StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
   WorkerReport report;
   last_snapshot_time_ = std::chrono::steady_clock::now();
-  RETURN_IF_ERROR(chief() ? PrepareAsChief(&report) : WaitForChief());
+  if (chief()) {
+    if (Status prepared = PrepareAsChief(&report); !prepared.ok()) {
+      PublishChiefFailure();
+      return prepared;
+    }
+  } else {
+    RETURN_IF_ERROR(WaitForChief());
+  }
   ShardIterator it(train_, options_.worker, options_.num_workers, options_.batch_size, options_.seed);
   if (it.shard_size() == 0) {
     return InvalidArgument("worker " + std::to_string(options_.worker) + " has no training examples: " +
@@ -314,6 +358,7 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
   const bool sync = session_->options().mode.consistency == "sync";
   RETURN_IF_ERROR(NoteServerRestarts(global_step));  // learns who the servers are
   for (int64_t step = first_step; step < total; ++step) {
+    if (aborted()) return Aborted();
     if (chief()) RETURN_IF_ERROR(UpdateLearningRate(global_step));
     it.Next(&x, &y);
     FeedMap feeds{{model_->x, x}, {model_->y, y}};

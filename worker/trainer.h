@@ -7,6 +7,7 @@
 // accuracy at the end of every epoch.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -40,7 +41,16 @@ struct TrainerOptions {
   int64_t log_every = 100;          // progress every N steps (chief)
   uint64_t seed = 1;                // data shuffling
   LearningRateSchedule schedule;
-  std::chrono::milliseconds ready_timeout{300000};  // how long a worker waits for the chief
+  // How long a worker waits for the chief's start-up (logging every few
+  // seconds). A chief whose start-up fails says so through cairn/chief_ready
+  // (ChiefWord::kFailed) and the wait ends at once; this bounds a chief that
+  // died without a word.
+  std::chrono::milliseconds ready_timeout{300000};
+  // Set (from another thread) when another worker of this process failed
+  // (--local): the trainer gives up at its next step or wait check
+  // (Cancelled) instead of training on or waiting for a worker that is gone.
+  // Borrowed; may be null.
+  const std::atomic<bool>* abort = nullptr;
   // Chief, with a Saver (set_saver): resume from the newest committed
   // snapshot, and snapshot every N global steps and/or S seconds (0: off).
   bool restore = true;
@@ -108,8 +118,12 @@ class Trainer {
  private:
   bool chief() const { return options_.worker == 0; }
   Status PrepareAsChief(WorkerReport* report);
+  // After PrepareAsChief failed: tells the waiting workers (best effort).
+  void PublishChiefFailure();
   StatusOr<bool> ClusterIsLive();
   Status WaitForChief();
+  bool aborted() const { return options_.abort && options_.abort->load(); }
+  Status Aborted() const;
   Status UpdateLearningRate(int64_t global_step);
   // The position this worker left off at, from its state variable.
   Status Resume(ShardIterator* it, int64_t* first_step, int64_t* global_step);
