@@ -136,14 +136,17 @@ StatusOr<std::unique_ptr<WorkerContext>> Connect(const JobConfig& c, const JobDa
   return w;
 }
 
-// What a job's trainers are told while they run (borrowed flags; null: never).
-struct TrainerSignals {
+// How a launcher runs its workers' trainers (flags borrowed; null: never set).
+struct RunControl {
   const std::atomic<bool>* abort = nullptr;  // another worker of this process failed
+  bool wait_for_workers = false;             // the chief waits for every worker at the end (standalone)
 };
 
-TrainerOptions JobTrainerOptions(const JobConfig& c, int worker, int num_workers, const TrainerSignals& signals = {}) {
+TrainerOptions JobTrainerOptions(const JobConfig& c, int worker, int num_workers, const RunControl& control = {}) {
   TrainerOptions o;
-  o.abort = signals.abort;
+  o.abort = control.abort;
+  o.wait_for_workers = control.wait_for_workers;
+  o.worker_timeout = std::chrono::milliseconds(c.cluster.timeout_ms);
   o.worker = worker;
   o.num_workers = num_workers;
   o.batch_size = c.train.batch_size;
@@ -168,10 +171,10 @@ void LogProgress(const TrainProgress& p) {
 
 StatusOr<WorkerReport> RunWorker(const JobConfig& c, const JobData& data, EventLoop& loop,
                                  const std::vector<Endpoint>& servers, int worker, int num_workers,
-                                 const TrainerSignals& signals = {}) {
+                                 const RunControl& control = {}) {
   ASSIGN_OR_RETURN(auto w, Connect(c, data, loop, servers, worker, num_workers));
   Trainer trainer(w->session.get(), &w->model, &data.train, worker == 0 && data.test.examples ? &data.test : nullptr,
-                  JobTrainerOptions(c, worker, num_workers, signals));
+                  JobTrainerOptions(c, worker, num_workers, control));
   trainer.set_saver(w->saver.get());
   trainer.set_client(w->client.get());
   return trainer.Run(worker == 0 ? Trainer::ProgressFn(LogProgress) : Trainer::ProgressFn());
@@ -342,13 +345,13 @@ StatusOr<JobSummary> RunLocalJob(const JobConfig& c) {
   std::atomic<bool> abort{false};
   std::mutex first_error_mu;
   Status first_error;
-  TrainerSignals signals;
-  signals.abort = &abort;
+  RunControl control;
+  control.abort = &abort;
   const auto start = Clock::now();
   std::vector<std::thread> threads;
   for (int w = 0; w < workers; ++w) {
     threads.emplace_back([&, w] {
-      results[w] = CatchExceptions([&] { return RunWorker(c, *data, loop, endpoints, w, workers, signals); });
+      results[w] = CatchExceptions([&] { return RunWorker(c, *data, loop, endpoints, w, workers, control); });
       if (results[w].ok()) return;
       std::lock_guard<std::mutex> lock(first_error_mu);
       if (first_error.ok()) first_error = results[w].status().WithContext("worker " + std::to_string(w));
@@ -440,6 +443,7 @@ StatusOr<JobSummary> RunMpiRank(const JobConfig& c, MpiContext& mpi) {
     StatusOr<WorkerReport> r = RunWorker(c, *data, loop, endpoints, worker, workers);
     report_text = r.ok() ? EncodeReport(*r) : "!" + r.status().ToString();
   }
+  if (mpi.rank() == servers) spdlog::info("[chief] done with its steps: waiting for every rank to finish");
   ASSIGN_OR_RETURN(std::vector<std::string> reports_text, mpi.AllgatherStrings(report_text));
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
 
@@ -569,11 +573,21 @@ StatusOr<JobSummary> RunWorkerProcess(const JobConfig& config, const ClusterSpec
     return s;
   }());
   const auto start = Clock::now();
-  ASSIGN_OR_RETURN(WorkerReport report, RunWorker(c, *data, loop, cluster.servers, index, cluster.num_workers));
+  RunControl control;
+  control.wait_for_workers = true;  // nobody else waits for the other processes
+  ASSIGN_OR_RETURN(WorkerReport report,
+                   RunWorker(c, *data, loop, cluster.servers, index, cluster.num_workers, control));
   if (index != 0) return JobSummary{};
   JobSummary s = NewSummary(c, "standalone", cluster.num_servers(), cluster.num_workers);
   Summarize({report}, std::chrono::duration<double>(Clock::now() - start).count(), &s);
   RETURN_IF_ERROR(AfterTraining(c, *data, loop, cluster.servers, cluster.num_workers, &s));
+  // The chief's report counts its own examples; the servers' global step
+  // counts every worker's (one per push in async mode, one per round of
+  // every worker in sync mode).
+  const int64_t pushes = (s.global_step - report.start_global_step) *
+                         (c.cluster.consistency == "sync" ? cluster.num_workers : 1);
+  const double seconds = report.end_time - report.start_time;
+  if (pushes > 0 && seconds > 0) s.examples_per_sec = static_cast<double>(pushes * c.train.batch_size) / seconds;
   return s;
 }
 

@@ -294,6 +294,39 @@ TEST_F(StandaloneRecoveryTest, ARestoreThatFailsOnTheChiefEndsTheOtherWorkerAtOn
   job.KillAll();
 }
 
+// ---- 0b. The end of an async job ----
+
+// The chief's own steps end long before worker 1's (worker 1 starts only
+// once the chief is done): the chief waits for worker 1 to run its last
+// step, and its final snapshot and summary hold both workers' steps.
+TEST_F(StandaloneRecoveryTest, AsyncChiefWaitsForEveryWorkerBeforeItsFinalSnapshotAndSummary) {
+  const int64_t kStepsPerWorker = 100;  // 4000 examples / (2 workers x batch 20)
+  const std::string yaml = LinearAdamJob("async", 1, ", timeout_ms: 30000",
+                                         "snapshot: {every_steps: 0, every_secs: 0}\n");
+  StandaloneJob job(root_ + "/run", yaml, root_ + "/M");
+  job.StartServer(0);
+  job.StartServer(1);
+  job.StartWorker(0);
+  ASSERT_TRUE(job.WaitFor(
+      [&] { return Contains(job.ChiefLog(), "waiting for worker 1") || !job.proc("worker0").running(); }, kJobLimit))
+      << job.Dump();
+  ASSERT_TRUE(job.proc("worker0").running()) << "the chief ended without waiting for worker 1\n" << job.Dump();
+  EXPECT_TRUE(Contains(job.ChiefLog(), "waiting for worker 1 (step 0 of 100)")) << job.ChiefLog();
+  job.StartWorker(1);
+  ASSERT_TRUE(job.WaitWorkers(kJobLimit)) << job.Dump();
+  EXPECT_TRUE(job.proc("worker0").exited_ok()) << job.Dump();
+  EXPECT_TRUE(job.proc("worker1").exited_ok()) << job.Dump();
+  const std::string chief = job.ChiefLog();
+  EXPECT_EQ(FirstMatch(chief, "done: global step (\\d+)"), std::to_string(2 * kStepsPerWorker)) << chief;
+  ASSERT_EQ(LatestStep(job.model_dir()), 2 * kStepsPerWorker) << job.Dump();
+  StatusOr<SnapshotManifest> m = ReadManifest(job.model_dir(), 2 * kStepsPerWorker);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  ASSERT_EQ(m->workers.size(), 2u);
+  EXPECT_EQ(m->workers[0].steps, kStepsPerWorker);
+  EXPECT_EQ(m->workers[1].steps, kStepsPerWorker);
+  job.KillAll();
+}
+
 // ---- 1. Sync: a server killed and restarted ----
 
 // Runs the sync job uninterrupted into model directory A, then again into B

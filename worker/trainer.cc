@@ -135,6 +135,68 @@ Status Trainer::WaitForChief() {
   }
 }
 
+int Trainer::StateServer(int worker) const {
+  if (!client_) return -1;
+  StatusOr<std::vector<ShardSlice>> slices = client_->placement().SlicesOf(WorkerStateName(worker));
+  return slices.ok() && !slices->empty() ? slices->front().server : -1;
+}
+
+Status Trainer::WaitForWorkers(int64_t total) {
+  const int n = options_.num_workers;
+  if (model_->worker_state.size() < static_cast<size_t>(n)) return Status::OK();  // no states to read
+  std::vector<Output> states(model_->worker_state.begin() + 1, model_->worker_state.begin() + n);
+  const bool give_up_on_missing = session_->options().mode.missing_workers == "continue";
+  const auto start = std::chrono::steady_clock::now();
+  auto next_log = start;
+  // Per worker: the steps its state last said, and when that changed.
+  std::vector<int64_t> seen(n, -1);
+  std::vector<std::chrono::steady_clock::time_point> moved(n, start);
+  std::vector<bool> missing(n, false);
+  while (true) {
+    RETURN_IF_ERROR(NoteServerRestarts(highest_global_step_));
+    ASSIGN_OR_RETURN(std::vector<Tensor> out, session_->Run(states));
+    const auto now = std::chrono::steady_clock::now();
+    std::string waiting;
+    for (int w = 1; w < n; ++w) {
+      const int64_t steps = out[w - 1].data<int64_t>()[0];
+      if (steps != seen[w]) {
+        seen[w] = steps;
+        moved[w] = now;
+      }
+      if (steps >= total || missing[w]) continue;
+      if (const int server = StateServer(w); restarted_servers_.count(server)) {
+        spdlog::warn("[chief] not waiting for worker {} (its position says step {} of {}): server {}, which holds "
+                     "it, restarted during the run and lost the updates since its snapshot",
+                     w, steps, total, server);
+        missing[w] = true;
+        continue;
+      }
+      if (now - moved[w] > options_.worker_timeout) {
+        const std::string what = "worker " + std::to_string(w) + " made no progress for " +
+                                 std::to_string(options_.worker_timeout.count()) + " ms (at step " +
+                                 std::to_string(steps) + " of " + std::to_string(total) + ")";
+        if (!give_up_on_missing) {
+          return DeadlineExceeded("[chief] " + what + "; with cluster.missing_workers: continue the chief " +
+                                  "finishes without such a worker");
+        }
+        spdlog::warn("[chief] {}: finishing without its remaining steps (missing_workers: continue)", what);
+        missing[w] = true;
+        continue;
+      }
+      waiting += fmt::format("{}worker {} (step {} of {})", waiting.empty() ? "" : ", ", w, steps, total);
+    }
+    if (waiting.empty()) return Status::OK();
+    if (aborted()) return Aborted();
+    if (now >= next_log) {
+      const double waited = std::chrono::duration<double>(now - start).count();
+      spdlog::info("[chief] waiting for {} to finish before the final snapshot and summary{}", waiting,
+                   waited >= 1 ? fmt::format(" ... {:.0f} s", waited) : "");
+      next_log += kWaitLogPeriod;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 Status Trainer::UpdateLearningRate(int64_t global_step) {
   if (options_.schedule.kind == "constant" && current_rate_ >= 0) return Status::OK();
   const double rate = options_.schedule.Rate(global_step);
@@ -237,6 +299,7 @@ Status Trainer::NoteServerRestarts(int64_t global_step) {
   // it: say again that the model is ready, for workers that start later.
   if (chief() && !restarts.empty()) RETURN_IF_ERROR(session_->Run(model_->set_chief_ready).status());
   for (const PsClient::ServerRestart& r : restarts) {
+    restarted_servers_.insert(r.server);
     if (r.restored_step < 0) {
       spdlog::error("worker {}: server {} restarted with no snapshot to restore from (it holds {} shard(s))",
                     options_.worker, r.server, r.variables);
@@ -352,6 +415,7 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
   const auto start = std::chrono::steady_clock::now();
   report.start_time = WallSeconds();
   report.steps = first_step;
+  report.start_global_step = global_step;
   Tensor x, y;
   std::vector<Output> fetches = {model_->loss, model_->train_op, model_->global_step};
   if (!model_->worker_state.empty()) fetches.push_back(model_->set_worker_state.at(options_.worker));
@@ -413,6 +477,11 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
       report.eval_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
     }
     if (progress) progress(p);
+  }
+  if (chief() && options_.wait_for_workers && !sync && options_.num_workers > 1) {
+    const auto wait_start = std::chrono::steady_clock::now();
+    RETURN_IF_ERROR(WaitForWorkers(total));
+    report.wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
   }
   RETURN_IF_ERROR(FinishSnapshot(&report));
   report.global_step = global_step;

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <future>
+#include <set>
 #include <string>
 
 #include "common/status.h"
@@ -46,6 +47,21 @@ struct TrainerOptions {
   // (ChiefWord::kFailed) and the wait ends at once; this bounds a chief that
   // died without a word.
   std::chrono::milliseconds ready_timeout{300000};
+  // The chief, in async mode, once its own steps are done: wait until every
+  // other worker's state (cairn/worker_state/<i>) says it ran its last step,
+  // so that what follows (the final snapshot, the summary) holds every
+  // worker's work. For launchers that do not wait for the workers
+  // themselves (standalone processes; --local joins its threads and mpirun
+  // gathers the ranks' reports). In sync mode the chief's last round holds
+  // every live worker's last push, so there is nothing to wait for. A worker
+  // whose state does not move for worker_timeout is missing: with
+  // missing_workers "continue" the chief goes on without it, with "fail"
+  // the run fails naming it. A worker whose position lives on a server
+  // that restarted during the run (from a snapshot, losing the updates
+  // since, its position's among them) is not waited for: its state can no
+  // longer say whether it finished.
+  bool wait_for_workers = false;
+  std::chrono::milliseconds worker_timeout{300000};
   // Set (from another thread) when another worker of this process failed
   // (--local): the trainer gives up at its next step or wait check
   // (Cancelled) instead of training on or waiting for a worker that is gone.
@@ -93,6 +109,8 @@ struct WorkerReport {
   int64_t snapshots = 0;      // snapshots committed (chief)
   int64_t snapshots_failed = 0;  // periodic snapshots that failed (training went on)
   double snapshot_stall_seconds = 0;  // training time spent copying shards for them
+  int64_t start_global_step = 0;  // the global step this worker's training began at
+  double wait_seconds = 0;        // chief, wait_for_workers: spent waiting for the others at the end
 };
 
 class Trainer {
@@ -123,6 +141,9 @@ class Trainer {
   StatusOr<bool> ClusterIsLive();
   Status WaitForChief();
   bool aborted() const { return options_.abort && options_.abort->load(); }
+  // TrainerOptions::wait_for_workers: every worker has run `total` steps.
+  Status WaitForWorkers(int64_t total);
+  int StateServer(int worker) const;  // the server holding worker's state (-1: unknown)
   Status Aborted() const;
   Status UpdateLearningRate(int64_t global_step);
   // The position this worker left off at, from its state variable.
@@ -149,6 +170,7 @@ class Trainer {
   std::future<StatusOr<SnapshotStats>> snapshot_;  // the chief's Finish in flight
   int64_t last_snapshot_step_ = -1;
   int64_t highest_global_step_ = 0;  // the most this worker has seen (for loss reports)
+  std::set<int> restarted_servers_;  // servers that restarted during the run
   std::chrono::steady_clock::time_point last_snapshot_time_;
 };
 
