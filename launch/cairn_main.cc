@@ -6,6 +6,10 @@
 //   cairn worker --cluster CLUSTER.yaml --index J JOB.yaml [...]
 //   cairn snapshots|inspect|export DIR ...
 //   cairn bench pushpull [...]
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdio>
 #include <optional>
 
@@ -20,6 +24,50 @@
 
 namespace cairn {
 namespace {
+
+// SIGINT and SIGTERM while a job trains (train, worker): the first asks the
+// workers to stop at their next step boundary (the job then takes its final
+// snapshot and writes its summary, see RunLocalJob); a second ends the
+// process at once. Signals stop at this edge: the job gets only the flag.
+// A signal handler can reach only globals, and only lock-free atomics and
+// write(2) are safe in it.
+std::atomic<bool> g_stop{false};
+std::atomic<int> g_stop_signal{0};
+
+void Say(const char* text) { (void)!write(STDERR_FILENO, text, std::char_traits<char>::length(text)); }
+
+extern "C" void OnStopSignal(int signal) {
+  if (g_stop_signal.exchange(signal) != 0) {
+    Say("a second stop signal: exiting at once\n");
+    _exit(128 + signal);
+  }
+  g_stop.store(true);
+  Say(signal == SIGINT ? "SIGINT: stop requested: training stops at the next step boundary, then the final snapshot "
+                         "and the summary (a second signal exits at once)\n"
+                       : "SIGTERM: stop requested: training stops at the next step boundary, then the final snapshot "
+                         "and the summary (a second signal exits at once)\n");
+}
+
+void CatchStopSignals() {
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+// A job a signal stopped exits 128 + the signal (130 for SIGINT, 143 for
+// SIGTERM), as if the signal had ended it, after its final snapshot and
+// summary: it did not run to its end, and running it again continues it.
+int StoppedExitCode(const JobSummary& s) {
+  if (!s.stopped) return 0;
+  const int signal = g_stop_signal.load();
+  spdlog::warn("stopped by {} before the last step{}: exiting with code {}; the same command continues the job",
+               signal == SIGINT ? "SIGINT" : "SIGTERM",
+               s.last_snapshot >= 0 ? fmt::format(" (final snapshot {})", s.last_snapshot) : "", 128 + signal);
+  return 128 + signal;
+}
 
 struct TrainFlags {
   std::string job_path;
@@ -136,7 +184,7 @@ int WriteResult(const JobSummary& s, const std::string& summary_path) {
     Status w = WriteSummary(s, summary_path);
     if (!w.ok()) return Fail(w);
   }
-  return 0;
+  return StoppedExitCode(s);
 }
 
 int RunServer(const TrainFlags& f) {
@@ -154,9 +202,10 @@ int RunWorker(const TrainFlags& f) {
   StatusOr<JobConfig> config = ConfigWithFlags(f);
   if (!config.ok()) return Fail(config.status());
   spdlog::set_pattern(fmt::format("[%H:%M:%S.%e] [worker {}] [%l] %v", f.index));
-  StatusOr<JobSummary> s = RunWorkerProcess(*config, *cluster, f.index);
+  CatchStopSignals();
+  StatusOr<JobSummary> s = RunWorkerProcess(*config, *cluster, f.index, &g_stop);
   if (!s.ok()) return Fail(s.status());
-  return f.index == 0 ? WriteResult(*s, f.summary_path) : 0;
+  return f.index == 0 ? WriteResult(*s, f.summary_path) : StoppedExitCode(*s);
 }
 
 int RunTrain(const TrainFlags& f, int* argc, char*** argv) {
@@ -165,31 +214,22 @@ int RunTrain(const TrainFlags& f, int* argc, char*** argv) {
   const bool use_mpi = !f.local && !f.in_process && MpiContext::LaunchedByMpirun();
   if (!use_mpi) {
     if (!f.local && !f.in_process) spdlog::info("not started by mpirun: running the embedded local cluster (--local)");
-    StatusOr<JobSummary> s = f.in_process ? RunInProcessJob(*config) : RunLocalJob(*config);
+    CatchStopSignals();
+    StatusOr<JobSummary> s = f.in_process ? RunInProcessJob(*config, &g_stop) : RunLocalJob(*config, &g_stop);
     if (!s.ok()) return Fail(s.status());
-    PrintSummary(*s);
-    if (!f.summary_path.empty()) {
-      Status w = WriteSummary(*s, f.summary_path);
-      if (!w.ok()) return Fail(w);
-    }
-    return 0;
+    return WriteResult(*s, f.summary_path);
   }
   StatusOr<std::unique_ptr<MpiContext>> mpi = MpiContext::Init(argc, argv);
   if (!mpi.ok()) return Fail(mpi.status());
   spdlog::set_pattern(fmt::format("[%H:%M:%S.%e] [rank {}] [%l] %v", (*mpi)->rank()));
-  StatusOr<JobSummary> s = RunMpiJob(*config, **mpi);
+  CatchStopSignals();  // after MPI_Init, which may install handlers of its own
+  StatusOr<JobSummary> s = RunMpiJob(*config, **mpi, &g_stop);
   if (!s.ok()) {
     Fail(s.status());
     (*mpi)->Abort(1);  // one rank failed: end the job rather than hang the others
   }
-  if ((*mpi)->rank() == config->cluster.servers) {
-    PrintSummary(*s);
-    if (!f.summary_path.empty()) {
-      Status w = WriteSummary(*s, f.summary_path);
-      if (!w.ok()) return Fail(w);
-    }
-  }
-  return 0;
+  if ((*mpi)->rank() == config->cluster.servers) return WriteResult(*s, f.summary_path);
+  return StoppedExitCode(*s);
 }
 
 int RunCommand(int argc, char** argv) {

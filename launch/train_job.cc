@@ -138,12 +138,14 @@ StatusOr<std::unique_ptr<WorkerContext>> Connect(const JobConfig& c, const JobDa
 
 // How a launcher runs its workers' trainers (flags borrowed; null: never set).
 struct RunControl {
+  const std::atomic<bool>* stop = nullptr;   // stop at the next step boundary (a signal)
   const std::atomic<bool>* abort = nullptr;  // another worker of this process failed
   bool wait_for_workers = false;             // the chief waits for every worker at the end (standalone)
 };
 
 TrainerOptions JobTrainerOptions(const JobConfig& c, int worker, int num_workers, const RunControl& control = {}) {
   TrainerOptions o;
+  o.stop = control.stop;
   o.abort = control.abort;
   o.wait_for_workers = control.wait_for_workers;
   o.worker_timeout = std::chrono::milliseconds(c.cluster.timeout_ms);
@@ -232,6 +234,7 @@ void Summarize(const std::vector<WorkerReport>& reports, double wall, JobSummary
     s->resumed_from = std::max(s->resumed_from, r.resumed_from);
     s->snapshots += r.snapshots;
     s->snapshot_stall_seconds += r.snapshot_stall_seconds;
+    s->stopped = s->stopped || r.stopped;
   }
   const double train_seconds = last_end - first_start;
   s->final_loss = reports.empty() ? 0 : loss / reports.size();
@@ -244,7 +247,7 @@ std::string EncodeReport(const WorkerReport& r) {
   return nlohmann::json{{"steps", r.steps},     {"examples", r.examples}, {"global_step", r.global_step},
                         {"loss", r.final_loss}, {"accuracy", r.test_accuracy}, {"seconds", r.seconds},
                         {"start", r.start_time}, {"end", r.end_time}, {"resumed_from", r.resumed_from},
-                        {"snapshots", r.snapshots}, {"stall", r.snapshot_stall_seconds}}
+                        {"snapshots", r.snapshots}, {"stall", r.snapshot_stall_seconds}, {"stopped", r.stopped}}
       .dump();
 }
 
@@ -270,6 +273,7 @@ StatusOr<WorkerReport> DecodeReport(const std::string& text) {
   r.resumed_from = static_cast<int64_t>(NumberOr(j, "resumed_from", -1));
   r.snapshots = static_cast<int64_t>(NumberOr(j, "snapshots", 0));
   r.snapshot_stall_seconds = NumberOr(j, "stall", 0);
+  r.stopped = j.value("stopped", false);
   return r;
 }
 
@@ -314,6 +318,7 @@ std::string JobSummary::ToJson() const {
     j["snapshot_stall_seconds"] = snapshot_stall_seconds;
   }
   if (test_accuracy >= 0) j["test_accuracy"] = test_accuracy;
+  if (stopped) j["stopped"] = true;
   return j.dump(2);
 }
 
@@ -325,7 +330,7 @@ Status WriteSummary(const JobSummary& summary, const std::string& path) {
   return Status::OK();
 }
 
-StatusOr<JobSummary> RunLocalJob(const JobConfig& c) {
+StatusOr<JobSummary> RunLocalJob(const JobConfig& c, const std::atomic<bool>* stop) {
   ASSIGN_OR_RETURN(std::unique_ptr<JobData> data, LoadJobData(c));
   EventLoop loop(c.cluster.io_threads);
   ASSIGN_OR_RETURN(auto cluster, LocalCluster::Start(loop, LocalClusterOptions{c.cluster.servers, c.cluster.bind, {}}));
@@ -346,6 +351,7 @@ StatusOr<JobSummary> RunLocalJob(const JobConfig& c) {
   std::mutex first_error_mu;
   Status first_error;
   RunControl control;
+  control.stop = stop;
   control.abort = &abort;
   const auto start = Clock::now();
   std::vector<std::thread> threads;
@@ -373,7 +379,7 @@ StatusOr<JobSummary> RunLocalJob(const JobConfig& c) {
   return s;
 }
 
-StatusOr<JobSummary> RunInProcessJob(const JobConfig& c) {
+StatusOr<JobSummary> RunInProcessJob(const JobConfig& c, const std::atomic<bool>* stop) {
   ASSIGN_OR_RETURN(std::unique_ptr<JobData> data, LoadJobData(c));
   InProcessStore store;
   Graph graph;
@@ -382,8 +388,10 @@ StatusOr<JobSummary> RunInProcessJob(const JobConfig& c) {
   RETURN_IF_ERROR(session->Initialize());
   spdlog::info("in-process: no servers, one worker, optimizer {}", c.optimizer.kind);
   const auto start = Clock::now();
+  RunControl control;
+  control.stop = stop;
   Trainer trainer(session.get(), &model, &data->train, data->test.examples ? &data->test : nullptr,
-                  JobTrainerOptions(c, 0, 1));
+                  JobTrainerOptions(c, 0, 1, control));
   ASSIGN_OR_RETURN(WorkerReport report, trainer.Run(LogProgress));
   JobSummary s = NewSummary(c, "in-process", 0, 1);
   Summarize({report}, std::chrono::duration<double>(Clock::now() - start).count(), &s);
@@ -392,7 +400,7 @@ StatusOr<JobSummary> RunInProcessJob(const JobConfig& c) {
 
 namespace {
 
-StatusOr<JobSummary> RunMpiRank(const JobConfig& c, MpiContext& mpi) {
+StatusOr<JobSummary> RunMpiRank(const JobConfig& c, MpiContext& mpi, const std::atomic<bool>* stop) {
   const int servers = c.cluster.servers;
   const int workers = mpi.size() - servers;
   if (workers < 1) {
@@ -440,7 +448,9 @@ StatusOr<JobSummary> RunMpiRank(const JobConfig& c, MpiContext& mpi) {
   std::string report_text;
   if (!is_server) {
     const int worker = mpi.rank() - servers;
-    StatusOr<WorkerReport> r = RunWorker(c, *data, loop, endpoints, worker, workers);
+    RunControl control;
+    control.stop = stop;
+    StatusOr<WorkerReport> r = RunWorker(c, *data, loop, endpoints, worker, workers, control);
     report_text = r.ok() ? EncodeReport(*r) : "!" + r.status().ToString();
   }
   if (mpi.rank() == servers) spdlog::info("[chief] done with its steps: waiting for every rank to finish");
@@ -470,13 +480,16 @@ StatusOr<JobSummary> RunMpiRank(const JobConfig& c, MpiContext& mpi) {
   RETURN_IF_ERROR(mpi.Barrier());  // the chief has read the final weights
   if (server) server->Stop();
   RETURN_IF_ERROR(result);
-  return chief ? s : JobSummary{};
+  if (chief) return s;
+  JobSummary others;
+  for (const WorkerReport& r : reports) others.stopped = others.stopped || r.stopped;
+  return others;
 }
 
 }  // namespace
 
-StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi) {
-  return CatchExceptions([&] { return RunMpiRank(c, mpi); });
+StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi, const std::atomic<bool>* stop) {
+  return CatchExceptions([&] { return RunMpiRank(c, mpi, stop); });
 }
 
 StatusOr<ClusterSpec> LoadClusterFile(const std::string& path, std::string* bind) {
@@ -555,7 +568,8 @@ Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string
   return Status::OK();
 }
 
-StatusOr<JobSummary> RunWorkerProcess(const JobConfig& config, const ClusterSpec& cluster, int index) {
+StatusOr<JobSummary> RunWorkerProcess(const JobConfig& config, const ClusterSpec& cluster, int index,
+                                      const std::atomic<bool>* stop) {
   JobConfig c = config;
   c.cluster.servers = cluster.num_servers();
   c.cluster.workers = cluster.num_workers;
@@ -574,10 +588,15 @@ StatusOr<JobSummary> RunWorkerProcess(const JobConfig& config, const ClusterSpec
   }());
   const auto start = Clock::now();
   RunControl control;
+  control.stop = stop;
   control.wait_for_workers = true;  // nobody else waits for the other processes
   ASSIGN_OR_RETURN(WorkerReport report,
                    RunWorker(c, *data, loop, cluster.servers, index, cluster.num_workers, control));
-  if (index != 0) return JobSummary{};
+  if (index != 0) {
+    JobSummary mine;
+    mine.stopped = report.stopped;
+    return mine;
+  }
   JobSummary s = NewSummary(c, "standalone", cluster.num_servers(), cluster.num_workers);
   Summarize({report}, std::chrono::duration<double>(Clock::now() - start).count(), &s);
   RETURN_IF_ERROR(AfterTraining(c, *data, loop, cluster.servers, cluster.num_workers, &s));

@@ -1,6 +1,10 @@
 // The `cairn` command as a user runs it: real processes, real TCP, real
 // mpirun. Each run is bounded in time.
+#include <signal.h>
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -176,6 +180,85 @@ TEST(CairnCommand, ARestoreThatFailsOnTheChiefEndsAnMpirunJobAtOnceWithItsMessag
   EXPECT_LT(took, 60.0) << r.output;
   EXPECT_NE(r.output.find("resuming from " + dir), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("linear/w"), std::string::npos) << r.output;
+}
+
+// Polls `log` every 5 ms until it holds `text`; false after `limit`.
+bool WaitForLog(const std::string& log, const std::string& text, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (testing::ReadFile(log).find(text) == std::string::npos) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    usleep(5000);
+  }
+  return true;
+}
+
+std::string ManifestName(int64_t step) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "snapshot-%012lld.manifest", static_cast<long long>(step));
+  return name;
+}
+
+// A job that would train for minutes is stopped with `signal` once it
+// trains; it must end at a step boundary with a final snapshot at its last
+// global step and a summary that says it stopped, exiting 128 + signal.
+void StopWithSignal(const std::string& name, const std::string& job_file, const std::vector<std::string>& flags,
+                    int signal) {
+  const std::string model_dir = TempPath(name + "_model");
+  const std::string summary = TempPath(name + ".json");
+  const std::string log = TempPath(name + ".log");
+  std::vector<std::string> argv = {kCairn, "train", job_file, "--local", "--workers", "2", "--epochs", "1000",
+                                   "--model-dir", model_dir, "--summary", summary};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  testing::ChildProcess job(argv, {}, log);
+  ASSERT_TRUE(WaitForLog(log, "[chief] epoch", std::chrono::milliseconds(60000))) << testing::ReadFile(log);
+  job.Signal(signal);
+  ASSERT_TRUE(job.WaitExit(std::chrono::milliseconds(30000))) << "still running after the signal\n"
+                                                              << testing::ReadFile(log);
+  const std::string out = testing::ReadFile(log);
+  EXPECT_EQ(job.exit_code(), 128 + signal) << job.how() << "\n" << out;
+  EXPECT_NE(out.find("stop requested"), std::string::npos) << out;
+  EXPECT_NE(out.find("worker 1: stopped on request after step"), std::string::npos) << out;
+  ASSERT_TRUE(std::ifstream(summary).good()) << out;
+  nlohmann::json s = ReadJson(summary);
+  EXPECT_EQ(s["stopped"], true) << s.dump();
+  const int64_t step = s["global_step"].get<int64_t>();
+  EXPECT_GT(step, 0);
+  EXPECT_LT(step, 2 * 1000 * 500) << "the job ran to its end";
+  EXPECT_EQ(s["last_snapshot_step"], step) << s.dump();
+  EXPECT_TRUE(std::ifstream(model_dir + "/" + ManifestName(step)).good()) << "no final snapshot " << step;
+}
+
+TEST(CairnCommand, ASigintStopsALocalJobAtAStepBoundaryWithAFinalSnapshotAndSummary) {
+  StopWithSignal("sigint", kExample, {}, SIGINT);
+}
+
+// Sync rounds need every worker: both stop at the global step the chief
+// picked, well before a round could wait out sync_timeout_ms.
+TEST(CairnCommand, ASigtermStopsALocalSyncJobWithEveryWorkerAtOneStep) {
+  std::string yaml = testing::ReadFile(kExample);
+  const std::string timeout = "timeout_ms: 30000";
+  yaml.replace(yaml.find(timeout), timeout.size(), "timeout_ms: 90000");  // must exceed sync_timeout_ms (60 s)
+  const std::string job = TempPath("sigterm_sync.yaml");
+  testing::WriteFile(job, yaml);
+  StopWithSignal("sigterm_sync", job, {"--consistency", "sync"}, SIGTERM);
+}
+
+TEST(CairnCommand, ASecondSignalExitsAtOnce) {
+  // A worker whose servers never come up waits for them (cluster.timeout_ms)
+  // and cannot reach a step boundary: only the second signal ends it.
+  const std::string cluster = TempPath("second_signal_cluster.yaml");
+  std::ofstream(cluster) << "servers: [127.0.0.1:" << testing::FreePort() << "]\nworkers: 2\n";
+  const std::string log = TempPath("second_signal.log");
+  testing::ChildProcess worker({kCairn, "worker", "--cluster", cluster, "--index", "1", kExample}, {}, log);
+  ASSERT_TRUE(WaitForLog(log, "worker 1 of 2", std::chrono::milliseconds(60000))) << testing::ReadFile(log);
+  worker.Signal(SIGINT);
+  ASSERT_TRUE(WaitForLog(log, "stop requested", std::chrono::milliseconds(10000))) << testing::ReadFile(log);
+  EXPECT_TRUE(worker.running()) << worker.how();
+  worker.Signal(SIGINT);
+  ASSERT_TRUE(worker.WaitExit(std::chrono::milliseconds(10000))) << testing::ReadFile(log);
+  EXPECT_EQ(worker.exit_code(), 130) << worker.how();
+  EXPECT_NE(testing::ReadFile(log).find("a second stop signal: exiting at once"), std::string::npos)
+      << testing::ReadFile(log);
 }
 
 TEST(CairnCommand, MissingDataFilesAreNamed) {

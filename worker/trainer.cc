@@ -102,6 +102,33 @@ void Trainer::PublishChiefFailure() {
   }
 }
 
+Status Trainer::PublishReady() {
+  const int64_t word = stop_at_ >= 0 ? ChiefWord::kStopAt + stop_at_ : ChiefWord::kReady;
+  return session_->Run(model_->set_chief_word, {{model_->new_chief_word, Int64Scalar(word)}}).status();
+}
+
+// Sync: the chief is at the boundary after round g-1 (global_step g). No
+// other worker can have finished round g (it needs the chief's push), and
+// each reads the chief's word with its pull of round g+1 at the latest
+// (that pull follows round g, which follows this assignment). So every
+// worker still runs rounds g and g+1, and all stop at global step g + 2.
+StatusOr<bool> Trainer::StopDue(int64_t global_step, bool sync) {
+  if (!sync) return stop_requested();
+  if (stop_requested() && stop_at_ < 0) {
+    if (chief()) {
+      stop_at_ = global_step + 2;
+      RETURN_IF_ERROR(PublishReady());
+      spdlog::info("[chief] stop requested: every worker stops at global step {}", stop_at_);
+    } else if (!stop_noted_) {
+      stop_noted_ = true;
+      spdlog::info("worker {}: stop requested: in sync mode every worker stops at the global step the chief picks "
+                   "(a standalone job stops when its chief is signalled)",
+                   options_.worker);
+    }
+  }
+  return stop_at_ >= 0 && global_step >= stop_at_;
+}
+
 Status Trainer::Aborted() const {
   return Cancelled("worker " + std::to_string(options_.worker) + " stopped: another worker of this job failed");
 }
@@ -113,6 +140,7 @@ Status Trainer::WaitForChief() {
   while (true) {
     ASSIGN_OR_RETURN(Tensor ready, session_->Run(model_->chief_ready));
     const int64_t word = Scalar64(ready);
+    if (word >= ChiefWord::kStopAt) stop_at_ = word - ChiefWord::kStopAt;
     if (word >= ChiefWord::kReady) return Status::OK();
     if (word == ChiefWord::kFailed) {
       return FailedPrecondition("worker " + std::to_string(options_.worker) +
@@ -297,7 +325,7 @@ Status Trainer::NoteServerRestarts(int64_t global_step) {
   const bool sync = session_->options().mode.consistency == "sync";
   // Snapshots leave the start-up handshake out, so a restarted server lost
   // it: say again that the model is ready, for workers that start later.
-  if (chief() && !restarts.empty()) RETURN_IF_ERROR(session_->Run(model_->set_chief_ready).status());
+  if (chief() && !restarts.empty()) RETURN_IF_ERROR(PublishReady());
   for (const PsClient::ServerRestart& r : restarts) {
     restarted_servers_.insert(r.server);
     if (r.restored_step < 0) {
@@ -342,7 +370,7 @@ Status Trainer::Recover(const Status& why, ShardIterator* it, int64_t* step, int
     last_snapshot_step_ = restored->step;
     current_rate_ = -1;  // assign the schedule's rate again
     // Snapshots leave the start-up handshake out; a restarted server lost it.
-    RETURN_IF_ERROR(session_->Run(model_->set_chief_ready).status());
+    RETURN_IF_ERROR(PublishReady());
     spdlog::warn("[chief] rolled every server back from global step {} to snapshot {}", *global_step, snapshot);
   } else {
     ASSIGN_OR_RETURN(snapshot, client_->WaitForRollback(std::chrono::steady_clock::now() + options_.recovery_timeout));
@@ -420,9 +448,20 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
   std::vector<Output> fetches = {model_->loss, model_->train_op, model_->global_step};
   if (!model_->worker_state.empty()) fetches.push_back(model_->set_worker_state.at(options_.worker));
   const bool sync = session_->options().mode.consistency == "sync";
+  // Sync: every step also reads the chief's word, for a step to stop at.
+  const size_t word_fetch = fetches.size();
+  const bool read_word = sync && !chief();
+  if (read_word) fetches.push_back(model_->chief_ready);
   RETURN_IF_ERROR(NoteServerRestarts(global_step));  // learns who the servers are
   for (int64_t step = first_step; step < total; ++step) {
     if (aborted()) return Aborted();
+    ASSIGN_OR_RETURN(const bool stop, StopDue(global_step, sync));
+    if (stop) {
+      report.stopped = true;
+      spdlog::info("worker {}: stopped on request after step {} of {} (global step {})", options_.worker, step, total,
+                   global_step);
+      break;
+    }
     if (chief()) RETURN_IF_ERROR(UpdateLearningRate(global_step));
     it.Next(&x, &y);
     FeedMap feeds{{model_->x, x}, {model_->y, y}};
@@ -448,6 +487,9 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
     }
     const std::vector<Tensor>& out = *ran;
     global_step = Scalar64(out[2]) + 1;  // pulled before this step was applied
+    if (read_word && Scalar64(out[word_fetch]) >= ChiefWord::kStopAt) {
+      stop_at_ = Scalar64(out[word_fetch]) - ChiefWord::kStopAt;
+    }
     if (client_) RETURN_IF_ERROR(NoteServerRestarts(global_step));
     if (chief() && SnapshotDue(global_step)) RETURN_IF_ERROR(StartSnapshot(global_step, &report));
     window_loss += out[0].data<float>()[0];
@@ -478,7 +520,10 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
     }
     if (progress) progress(p);
   }
-  if (chief() && options_.wait_for_workers && !sync && options_.num_workers > 1) {
+  if (report.stopped && window_steps > 0) report.final_loss = window_loss / window_steps;
+  // A stopped chief does not wait: the other workers are stopping too (or,
+  // standalone, were not asked to: they finish on their own).
+  if (chief() && options_.wait_for_workers && !sync && options_.num_workers > 1 && !report.stopped) {
     const auto wait_start = std::chrono::steady_clock::now();
     RETURN_IF_ERROR(WaitForWorkers(total));
     report.wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();

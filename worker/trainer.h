@@ -62,6 +62,15 @@ struct TrainerOptions {
   // longer say whether it finished.
   bool wait_for_workers = false;
   std::chrono::milliseconds worker_timeout{300000};
+  // Set (from another thread; launch/ sets it on SIGINT or SIGTERM) to end
+  // training early: the trainer finishes the step in flight and returns its
+  // report with `stopped` set, as if its last step were done. In async mode
+  // each worker stops at its own next step boundary. In sync mode a round
+  // needs every worker, so the chief, on seeing the flag, picks the global
+  // step every worker stops at and says it through cairn/chief_ready
+  // (ChiefWord::kStopAt); the others stop there, not at their own flag.
+  // Borrowed; may be null.
+  const std::atomic<bool>* stop = nullptr;
   // Set (from another thread) when another worker of this process failed
   // (--local): the trainer gives up at its next step or wait check
   // (Cancelled) instead of training on or waiting for a worker that is gone.
@@ -109,6 +118,7 @@ struct WorkerReport {
   int64_t snapshots = 0;      // snapshots committed (chief)
   int64_t snapshots_failed = 0;  // periodic snapshots that failed (training went on)
   double snapshot_stall_seconds = 0;  // training time spent copying shards for them
+  bool stopped = false;           // a stop request (TrainerOptions::stop) ended training early
   int64_t start_global_step = 0;  // the global step this worker's training began at
   double wait_seconds = 0;        // chief, wait_for_workers: spent waiting for the others at the end
 };
@@ -141,6 +151,12 @@ class Trainer {
   StatusOr<bool> ClusterIsLive();
   Status WaitForChief();
   bool aborted() const { return options_.abort && options_.abort->load(); }
+  bool stop_requested() const { return options_.stop && options_.stop->load(); }
+  // At a step boundary: whether a stop request ends training here (the
+  // chief, in sync mode, also picks and publishes the step to stop at).
+  StatusOr<bool> StopDue(int64_t global_step, bool sync);
+  // cairn/chief_ready := ready (or ready, stopping at stop_at_).
+  Status PublishReady();
   // TrainerOptions::wait_for_workers: every worker has run `total` steps.
   Status WaitForWorkers(int64_t total);
   int StateServer(int worker) const;  // the server holding worker's state (-1: unknown)
@@ -171,6 +187,8 @@ class Trainer {
   int64_t last_snapshot_step_ = -1;
   int64_t highest_global_step_ = 0;  // the most this worker has seen (for loss reports)
   std::set<int> restarted_servers_;  // servers that restarted during the run
+  int64_t stop_at_ = -1;             // sync: the global step every worker stops at (-1: none)
+  bool stop_noted_ = false;          // a non-chief in sync mode said it saw its stop flag
   std::chrono::steady_clock::time_point last_snapshot_time_;
 };
 

@@ -375,6 +375,34 @@ TEST(Trainer, AWorkerWaitingForTheChiefStopsWhenTheJobIsAborted) {
   EXPECT_EQ(step->data<int64_t>()[0], 0);
 }
 
+TEST(Trainer, AStopRequestEndsTrainingAtTheNextStepBoundary) {
+  const Dataset train = TinyClassification(60);
+  ModelConfig config;
+  config.kind = "softmax_regression";
+  config.features = 4;
+  config.classes = 3;
+  Rig rig(config, Sgd(0.05), 0.05);
+  ASSERT_TRUE(rig.session);
+  std::atomic<bool> stop{false};
+  TrainerOptions options;
+  options.batch_size = 10;
+  options.epochs = 100;
+  options.log_every = 1;
+  options.stop = &stop;
+  Trainer trainer(rig.session.get(), &rig.model, &train, nullptr, options);
+  // Asked during step 3's report: step 3 is the last one.
+  StatusOr<WorkerReport> report = trainer.Run([&](const TrainProgress& p) {
+    if (p.step == 3) stop = true;
+  });
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->stopped);
+  EXPECT_EQ(report->steps, 3);
+  EXPECT_EQ(report->global_step, 3);
+  StatusOr<Tensor> step = rig.session->Run(rig.model.global_step);
+  ASSERT_TRUE(step.ok());
+  EXPECT_EQ(step->data<int64_t>()[0], 3);
+}
+
 TEST(Trainer, AWorkerWithNoTrainingExamplesIsInvalidArgument) {
   const Dataset train = TinyClassification(2);
   ModelConfig config;
