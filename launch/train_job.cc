@@ -75,6 +75,14 @@ SessionOptions JobSessionOptions(const JobConfig& c, int num_workers) {
   return o;
 }
 
+// A cluster as a cluster file describes it, compared between processes at
+// start-up (HelloRequest::cluster).
+std::string ClusterView(const std::vector<Endpoint>& servers, int num_workers) {
+  std::string view = "servers [";
+  for (size_t i = 0; i < servers.size(); ++i) view += (i ? ", " : "") + servers[i].ToString();
+  return view + "], " + std::to_string(num_workers) + " worker(s)";
+}
+
 PsClientOptions ClientOptions(const JobConfig& c, int worker) {
   PsClientOptions o;
   o.worker_id = worker;
@@ -124,7 +132,9 @@ StatusOr<std::unique_ptr<WorkerContext>> Connect(const JobConfig& c, const JobDa
                                                  const std::vector<Endpoint>& servers, int worker, int num_workers) {
   auto w = std::make_unique<WorkerContext>();
   w->transport = std::make_unique<AsioTransport>(loop, servers);
-  w->client = std::make_unique<PsClient>(w->transport.get(), ClientOptions(c, worker));
+  PsClientOptions client_options = ClientOptions(c, worker);
+  client_options.cluster = ClusterView(servers, num_workers);
+  w->client = std::make_unique<PsClient>(w->transport.get(), client_options);
   w->graph = std::make_unique<Graph>();
   ASSIGN_OR_RETURN(w->model, BuildModel(data.model, c.optimizer.learning_rate, w->graph.get()));
   RETURN_IF_ERROR(AddWorkerStates(num_workers, w->graph.get(), &w->model));
@@ -559,6 +569,7 @@ Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string
   options.port = me.port;
   options.restore_dir = model_dir;
   options.num_servers = cluster.num_servers();
+  options.cluster = ClusterView(cluster.servers, cluster.num_workers);
   ASSIGN_OR_RETURN(auto server, Server::Start(loop, options));
   spdlog::info("server {} of {} listening on {}", index, cluster.num_servers(), server->endpoint().ToString());
   int signal = 0;

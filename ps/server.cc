@@ -285,6 +285,11 @@ class Server::Core : public std::enable_shared_from_this<Core> {
   Status HandleHello(const InFrame& frame, OutFrame* reply) {
     HelloRequest req;
     RETURN_IF_ERROR(DecodeMessage(frame.control, &req, "Hello"));
+    // Cluster files that differ between processes (ServerOptions::cluster).
+    if (!options_.cluster.empty() && !req.cluster.empty() && req.cluster != options_.cluster) {
+      return FailedPrecondition("worker " + std::to_string(req.worker_id) + "'s cluster file says " + req.cluster +
+                                ", server " + std::to_string(options_.index) + "'s says " + options_.cluster);
+    }
     HelloReply out;
     out.server_index = options_.index;
     out.incarnation = incarnation_;

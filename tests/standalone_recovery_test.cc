@@ -136,9 +136,11 @@ class StandaloneJob {
     }
     Start("server" + std::to_string(s), argv, env.empty() ? std::vector<std::string>{} : std::vector<std::string>{env});
   }
-  // `extra` arguments go after the job's.
-  void StartWorker(int w, const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {kCairn, "worker", "--cluster", cluster_, "--index", std::to_string(w), job_};
+  // `extra` arguments go after the job's; `cluster` (if not empty) replaces
+  // the job's cluster file.
+  void StartWorker(int w, const std::vector<std::string>& extra = {}, const std::string& cluster = "") {
+    std::vector<std::string> argv = {kCairn, "worker", "--cluster", cluster.empty() ? cluster_ : cluster,
+                                     "--index", std::to_string(w), job_};
     if (!model_dir_.empty()) {
       argv.push_back("--model-dir");
       argv.push_back(model_dir_);
@@ -205,6 +207,7 @@ class StandaloneJob {
   }
 
   const std::string& model_dir() const { return model_dir_; }
+  const std::string& cluster_file() const { return cluster_; }
 
  private:
   struct Run {
@@ -291,6 +294,37 @@ TEST_F(StandaloneRecoveryTest, ARestoreThatFailsOnTheChiefEndsTheOtherWorkerAtOn
       << job.ChiefLog();
   EXPECT_TRUE(Contains(job.Log("worker1"), "the chief (worker 0) failed to start")) << job.Log("worker1");
   std::printf("chief restore failed: worker 1 ended %.3f s after the chief\n", after);
+  job.KillAll();
+}
+
+// Worker 1 reads a cluster file that lists the servers in the other order,
+// then one with another worker count: each time it stops at start-up with
+// an error naming both views, instead of waiting for a chief it looks for on
+// the wrong server.
+TEST_F(StandaloneRecoveryTest, AWorkerWithADifferentClusterFileIsRefusedNamingBothViews) {
+  StandaloneJob job(root_ + "/run", LinearAdamJob("async", 1, ", timeout_ms: 30000", ""), "");
+  const std::string cluster = ReadFile(job.cluster_file());
+  const std::regex kServers("servers: \\[(127\\.0\\.0\\.1:\\d+), (127\\.0\\.0\\.1:\\d+)\\]");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(cluster, m, kServers)) << cluster;
+  const std::string a = m[1], b = m[2];
+  job.StartServer(0);
+  job.StartServer(1);
+  job.StartWorker(0);
+  const std::string mine = "servers [" + a + ", " + b + "], 2 worker(s)";
+  const std::vector<std::pair<std::string, std::string>> others = {
+      {"servers: [" + b + ", " + a + "]\nworkers: 2\n", "servers [" + b + ", " + a + "], 2 worker(s)"},
+      {"servers: [" + a + ", " + b + "]\nworkers: 3\n", "servers [" + a + ", " + b + "], 3 worker(s)"}};
+  for (size_t i = 0; i < others.size(); ++i) {
+    const std::string file = root_ + "/other" + std::to_string(i) + ".yaml";
+    WriteFile(file, others[i].first);
+    job.StartWorker(1, {}, file);
+    ASSERT_TRUE(job.proc("worker1").WaitExit(milliseconds(20000))) << "worker 1 was not refused\n" << job.Dump();
+    const std::string log = job.Log("worker1");
+    EXPECT_FALSE(job.proc("worker1").exited_ok()) << log;
+    EXPECT_TRUE(Contains(log, "worker 1's cluster file says " + others[i].second)) << log;
+    EXPECT_TRUE(Contains(log, "'s says " + mine)) << log;
+  }
   job.KillAll();
 }
 
