@@ -181,6 +181,21 @@ void LogProgress(const TrainProgress& p) {
                p.examples_per_sec, acc);
 }
 
+// Every log_every steps on the other workers (the chief says more, above).
+void LogWorkerProgress(int worker, const TrainProgress& p) {
+  spdlog::info("worker {}: epoch {}/{}  step {}/{} ({:.0f}%)  loss {:.4f}  global step {}  {:.0f} examples/s", worker,
+               p.epoch, p.epochs, p.step, p.total_steps, 100.0 * p.step / p.total_steps, p.loss, p.global_step,
+               p.examples_per_sec);
+}
+
+// Each worker's own end, before the job's summary ("done: global step ...").
+void LogWorkerDone(int worker, const WorkerReport& r, int64_t batch_size) {
+  const double seconds = r.seconds - r.wait_seconds;  // the chief's wait for the others is not training
+  spdlog::info("worker {}: done: {} steps ({} in this run) in {:.2f} s, {:.0f} examples/s, final loss {:.4f}{}", worker,
+               r.steps, r.examples / batch_size, seconds, seconds > 0 ? r.examples / seconds : 0.0, r.final_loss,
+               r.stopped ? " (stopped on request)" : "");
+}
+
 StatusOr<WorkerReport> RunWorker(const JobConfig& c, const JobData& data, EventLoop& loop,
                                  const std::vector<Endpoint>& servers, int worker, int num_workers,
                                  const RunControl& control = {}) {
@@ -189,7 +204,11 @@ StatusOr<WorkerReport> RunWorker(const JobConfig& c, const JobData& data, EventL
                   JobTrainerOptions(c, worker, num_workers, control));
   trainer.set_saver(w->saver.get());
   trainer.set_client(w->client.get());
-  return trainer.Run(worker == 0 ? Trainer::ProgressFn(LogProgress) : Trainer::ProgressFn());
+  Trainer::ProgressFn progress = LogProgress;
+  if (worker != 0) progress = [worker](const TrainProgress& p) { LogWorkerProgress(worker, p); };
+  ASSIGN_OR_RETURN(WorkerReport report, trainer.Run(progress));
+  LogWorkerDone(worker, report, c.train.batch_size);
+  return report;
 }
 
 // After every worker has finished (chief): the final snapshot, unless the

@@ -66,6 +66,24 @@ TEST(CairnCommand, LocalExampleJobLearnsTheTrueWeights) {
   EXPECT_NE(r.output.find("loss"), std::string::npos);  // progress lines
 }
 
+TEST(CairnCommand, EveryWorkerLogsItsProgressAndADoneLine) {
+  auto r = RunCommand({kCairn, "train", kExample, "--local", "--workers", "3", "--max-steps", "200", "--log-every",
+                       "100"},
+                      seconds(120));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (int w = 1; w < 3; ++w) {
+    const std::string me = "worker " + std::to_string(w) + ": ";
+    EXPECT_NE(r.output.find(me + "epoch 1/2  step 100/200 (50%)  loss "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(me + "epoch 1/2  step 200/200 (100%)  loss "), std::string::npos) << r.output;
+  }
+  for (int w = 0; w < 3; ++w) {
+    EXPECT_NE(r.output.find("worker " + std::to_string(w) + ": done: 200 steps (200 in this run) in "),
+              std::string::npos)
+        << r.output;
+  }
+  EXPECT_NE(r.output.find("done: global step 600"), std::string::npos) << r.output;
+}
+
 TEST(CairnCommand, MpirunJobWithOneServerAndTwoWorkersLearnsTheTrueWeights) {
   const std::string summary = TempPath("mpi.json");
   auto r = RunCommand(Mpirun(3, {kCairn, "train", kExample, "--servers", "1", "--summary", summary}), seconds(300));

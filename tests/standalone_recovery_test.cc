@@ -358,6 +358,8 @@ TEST_F(StandaloneRecoveryTest, AsyncChiefWaitsForEveryWorkerBeforeItsFinalSnapsh
   ASSERT_EQ(m->workers.size(), 2u);
   EXPECT_EQ(m->workers[0].steps, kStepsPerWorker);
   EXPECT_EQ(m->workers[1].steps, kStepsPerWorker);
+  EXPECT_TRUE(Contains(job.Log("worker1"), "worker 1: epoch 1/1  step 100/100 (100%)")) << job.Log("worker1");
+  EXPECT_TRUE(Contains(job.Log("worker1"), "worker 1: done: 100 steps")) << job.Log("worker1");
   job.KillAll();
 }
 

@@ -39,7 +39,7 @@ struct TrainerOptions {
   int64_t batch_size = 64;
   int64_t epochs = 1;
   int64_t max_steps = 0;            // per worker; 0: no cap
-  int64_t log_every = 100;          // progress every N steps (chief)
+  int64_t log_every = 100;          // progress every N steps (and at the last; the chief also at epoch ends)
   uint64_t seed = 1;                // data shuffling
   LearningRateSchedule schedule;
   // How long a worker waits for the chief's start-up (logging every few
