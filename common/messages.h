@@ -62,7 +62,15 @@ Tensor ViewTensor(const TensorDesc& desc, const std::shared_ptr<uint8_t>& payloa
 
 struct HelloRequest {
   int32_t worker_id = -1;
-  template <class A> void serialize(A& ar) { ar(worker_id); }
+  // The worker's view of the cluster (its cluster file's servers, in order,
+  // and worker count, as text; empty: not checked). A server that has a view
+  // of its own (ServerOptions::cluster) refuses a different one, naming both.
+  std::string cluster;
+  template <class A> void save(A& ar) const { ar(worker_id, cluster); }
+  template <class A> void load(A& ar) {
+    ar(worker_id);
+    LoadString(ar, cluster, wire::kMaxMessageText, "cluster view");
+  }
 };
 // Who the server is and where its state came from: a client that sees the
 // incarnation change knows the server process was restarted (and restored

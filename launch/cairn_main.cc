@@ -6,6 +6,10 @@
 //   cairn worker --cluster CLUSTER.yaml --index J JOB.yaml [...]
 //   cairn snapshots|inspect|export DIR ...
 //   cairn bench pushpull [...]
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -22,6 +26,50 @@
 
 namespace cairn {
 namespace {
+
+// SIGINT and SIGTERM while a job trains (train, worker): the first asks the
+// workers to stop at their next step boundary (the job then takes its final
+// snapshot and writes its summary, see RunLocalJob); a second ends the
+// process at once. Signals stop at this edge: the job gets only the flag.
+// A signal handler can reach only globals, and only lock-free atomics and
+// write(2) are safe in it.
+std::atomic<bool> g_stop{false};
+std::atomic<int> g_stop_signal{0};
+
+void Say(const char* text) { (void)!write(STDERR_FILENO, text, std::char_traits<char>::length(text)); }
+
+extern "C" void OnStopSignal(int signal) {
+  if (g_stop_signal.exchange(signal) != 0) {
+    Say("a second stop signal: exiting at once\n");
+    _exit(128 + signal);
+  }
+  g_stop.store(true);
+  Say(signal == SIGINT ? "SIGINT: stop requested: training stops at the next step boundary, then the final snapshot "
+                         "and the summary (a second signal exits at once)\n"
+                       : "SIGTERM: stop requested: training stops at the next step boundary, then the final snapshot "
+                         "and the summary (a second signal exits at once)\n");
+}
+
+void CatchStopSignals() {
+  struct sigaction action = {};
+  action.sa_handler = OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+// A job a signal stopped exits 128 + the signal (130 for SIGINT, 143 for
+// SIGTERM), as if the signal had ended it, after its final snapshot and
+// summary: it did not run to its end, and running it again continues it.
+int StoppedExitCode(const JobSummary& s) {
+  if (!s.stopped) return 0;
+  const int signal = g_stop_signal.load();
+  spdlog::warn("stopped by {} before the last step{}: exiting with code {}; the same command continues the job",
+               signal == SIGINT ? "SIGINT" : "SIGTERM",
+               s.last_snapshot >= 0 ? fmt::format(" (final snapshot {})", s.last_snapshot) : "", 128 + signal);
+  return 128 + signal;
+}
 
 struct TrainFlags {
   std::string job_path;
@@ -43,12 +91,17 @@ struct TrainFlags {
   int io_threads = 1;
 };
 
+// CLI11 reads "-1" into an unsigned option as 2^64 - 1: refuse the sign.
+const CLI::Validator kNonNegative(
+    [](std::string& text) { return !text.empty() && text[0] == '-' ? "must be >= 0, got " + text : std::string(); },
+    "NONNEGATIVE");
+
 // Options `train` and `worker` share.
 void AddJobOptions(CLI::App* train, TrainFlags& f) {
   train->add_option("job", f.job_path, "Job file (YAML), e.g. launch/examples/linear_regression.yaml")->required();
   train->add_option("--max-steps", f.max_steps, "Stop each worker after N steps (overrides train.max_steps)");
   train->add_option("--epochs", f.epochs, "Epochs over the data (overrides train.epochs)");
-  train->add_option("--seed", f.seed, "Shuffling seed (overrides train.seed)");
+  train->add_option("--seed", f.seed, "Shuffling seed (overrides train.seed)")->check(kNonNegative);
   train->add_option("--log-every", f.log_every, "Progress line every N steps (overrides train.log_every_steps)");
   train->add_option("--test-limit", f.test_limit,
                     "Evaluate on the first N test examples only (overrides data.test_limit; 0: all)");
@@ -81,7 +134,9 @@ void AddStandaloneCommands(CLI::App& app, TrainFlags& server, TrainFlags& worker
   CLI::App* s = app.add_subcommand("server", "Run one parameter server of a standalone cluster until SIGINT/SIGTERM");
   s->add_option("--cluster", server.cluster_path, "Cluster file (YAML: servers, workers)")->required();
   s->add_option("--index", server.index, "This server's index in the cluster file")->required();
-  s->add_option("--io-threads", server.io_threads, "Network and handler threads")->default_val(1);
+  s->add_option("--io-threads", server.io_threads, "Network and handler threads")
+      ->default_val(1)
+      ->check(CLI::Range(1, 64));
   s->add_option("--model-dir", server.server_model_dir,
                 "Restore this server's shards from the newest committed snapshot here before serving "
                 "(restarting a server of a running job)");
@@ -149,7 +204,7 @@ int WriteResult(const JobSummary& s, const std::string& summary_path) {
     Status w = WriteSummary(s, summary_path);
     if (!w.ok()) return Fail(w);
   }
-  return 0;
+  return StoppedExitCode(s);
 }
 
 int RunServer(const TrainFlags& f) {
@@ -169,9 +224,10 @@ int RunWorker(const TrainFlags& f) {
   StatusOr<JobConfig> config = ConfigWithFlags(f);
   if (!config.ok()) return Fail(config.status());
   spdlog::set_pattern(fmt::format("[%H:%M:%S.%e] [worker {}] [%l] %v", f.index));
-  StatusOr<JobSummary> s = RunWorkerProcess(*config, *cluster, f.index);
+  CatchStopSignals();
+  StatusOr<JobSummary> s = RunWorkerProcess(*config, *cluster, f.index, &g_stop);
   if (!s.ok()) return Fail(s.status());
-  return f.index == 0 ? WriteResult(*s, f.summary_path) : 0;
+  return f.index == 0 ? WriteResult(*s, f.summary_path) : StoppedExitCode(*s);
 }
 
 int RunTrain(const TrainFlags& f, int* argc, char*** argv) {
@@ -180,50 +236,55 @@ int RunTrain(const TrainFlags& f, int* argc, char*** argv) {
   const bool use_mpi = !f.local && !f.in_process && MpiContext::LaunchedByMpirun();
   if (!use_mpi) {
     if (!f.local && !f.in_process) spdlog::info("not started by mpirun: running the embedded local cluster (--local)");
-    StatusOr<JobSummary> s = f.in_process ? RunInProcessJob(*config) : RunLocalJob(*config);
+    CatchStopSignals();
+    StatusOr<JobSummary> s = f.in_process ? RunInProcessJob(*config, &g_stop) : RunLocalJob(*config, &g_stop);
     if (!s.ok()) return Fail(s.status());
-    PrintSummary(*s);
-    if (!f.summary_path.empty()) {
-      Status w = WriteSummary(*s, f.summary_path);
-      if (!w.ok()) return Fail(w);
-    }
-    return 0;
+    return WriteResult(*s, f.summary_path);
   }
   StatusOr<std::unique_ptr<MpiContext>> mpi = MpiContext::Init(argc, argv);
   if (!mpi.ok()) return Fail(mpi.status());
   spdlog::set_pattern(fmt::format("[%H:%M:%S.%e] [rank {}] [%l] %v", (*mpi)->rank()));
-  StatusOr<JobSummary> s = RunMpiJob(*config, **mpi);
+  CatchStopSignals();  // after MPI_Init, which may install handlers of its own
+  StatusOr<JobSummary> s = RunMpiJob(*config, **mpi, &g_stop);
   if (!s.ok()) {
     Fail(s.status());
     (*mpi)->Abort(1);  // one rank failed: end the job rather than hang the others
   }
-  if ((*mpi)->rank() == config->cluster.servers) {
-    PrintSummary(*s);
-    if (!f.summary_path.empty()) {
-      Status w = WriteSummary(*s, f.summary_path);
-      if (!w.ok()) return Fail(w);
-    }
-  }
-  return 0;
+  if ((*mpi)->rank() == config->cluster.servers) return WriteResult(*s, f.summary_path);
+  return StoppedExitCode(*s);
+}
+
+int RunCommand(int argc, char** argv) {
+  CLI::App app{"Cairn: a parameter-server training system"};
+  app.require_subcommand(1);
+  TrainFlags train_flags;
+  AddTrainCommand(app, train_flags);
+  TrainFlags server_flags, worker_flags;
+  AddStandaloneCommands(app, server_flags, worker_flags);
+  AddBenchCommands(app);
+  AddSnapshotTools(app);
+  CLI11_PARSE(app, argc, argv);
+  if (app.got_subcommand("train")) return RunTrain(train_flags, &argc, &argv);
+  if (app.got_subcommand("server")) return RunServer(server_flags);
+  if (app.got_subcommand("worker")) return RunWorker(worker_flags);
+  if (int rc = RunSnapshotTools(app); rc >= 0) return rc;
+  return RunBenchCommands(app);
 }
 
 }  // namespace
 }  // namespace cairn
 
+// The command's edge: an exception no layer below turned into a Status
+// (an allocation that failed, say) ends the command with its message, not
+// with std::terminate.
 int main(int argc, char** argv) {
   spdlog::set_pattern("[%H:%M:%S.%e] [%l] %v");
-  CLI::App app{"Cairn: a parameter-server training system"};
-  app.require_subcommand(1);
-  cairn::TrainFlags train_flags;
-  cairn::AddTrainCommand(app, train_flags);
-  cairn::TrainFlags server_flags, worker_flags;
-  cairn::AddStandaloneCommands(app, server_flags, worker_flags);
-  cairn::AddBenchCommands(app);
-  cairn::AddSnapshotTools(app);
-  CLI11_PARSE(app, argc, argv);
-  if (app.got_subcommand("train")) return cairn::RunTrain(train_flags, &argc, &argv);
-  if (app.got_subcommand("server")) return cairn::RunServer(server_flags);
-  if (app.got_subcommand("worker")) return cairn::RunWorker(worker_flags);
-  if (int rc = cairn::RunSnapshotTools(app); rc >= 0) return rc;
-  return cairn::RunBenchCommands(app);
+  try {
+    return cairn::RunCommand(argc, argv);
+  } catch (const std::bad_alloc&) {
+    spdlog::error("out of memory (std::bad_alloc): the job needs more memory than this machine gives it");
+  } catch (const std::exception& e) {
+    spdlog::error("unexpected error: {}", e.what());
+  }
+  return 1;
 }

@@ -1,9 +1,11 @@
 #include "launch/job_config.h"
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <set>
-#include <vector>
 #include <sstream>
+#include <vector>
 
 #include <yaml-cpp/yaml.h>
 
@@ -55,6 +57,7 @@ class Section {
  private:
   template <typename T> static const char* TypeName() {
     if constexpr (std::is_same_v<T, bool>) return "true or false";
+    else if constexpr (std::is_unsigned_v<T>) return "a non-negative integer";
     else if constexpr (std::is_integral_v<T>) return "an integer";
     else if constexpr (std::is_floating_point_v<T>) return "a number";
     else if constexpr (std::is_same_v<T, std::vector<int64_t>>) return "a list of integers";
@@ -72,6 +75,63 @@ class Section {
 
 Status Positive(const std::string& field, double v) {
   if (!(v > 0)) return InvalidArgument(field + ": must be > 0, got " + std::to_string(v));
+  return Status::OK();
+}
+
+// Bounds on sizes, so that a mistyped one is an error naming its field
+// rather than an allocation that fails (std::bad_alloc) or overflows.
+constexpr int64_t kMaxBatchSize = int64_t{1} << 20;
+constexpr int64_t kMaxBatchValues = int64_t{1} << 28;   // one batch's widest layer: 1 GiB of float32
+constexpr int64_t kMaxLayerWeights = int64_t{1} << 28;  // one weight matrix: 1 GiB of float32
+constexpr int64_t kMaxExamples = 100000000;
+constexpr int64_t kMaxDataValues = int64_t{1} << 31;    // synthetic data in memory: 8 GiB of float32
+constexpr int64_t kMaxEpochs = 1000000;
+constexpr int64_t kMaxTimeoutMs = int64_t{24} * 3600 * 1000;  // a day: deadlines stay far from overflow
+constexpr int64_t kFashionMnistFeatures = 28 * 28;
+
+Status AtMost(const std::string& field, int64_t v, int64_t max, const std::string& why = "") {
+  if (v <= max) return Status::OK();
+  return InvalidArgument(field + ": at most " + std::to_string(max) + (why.empty() ? "" : " " + why) + ", got " +
+                         std::to_string(v));
+}
+
+// The widths of the model's layers, input first (features, hidden..., output).
+std::vector<int64_t> LayerWidths(const JobConfig& c) {
+  std::vector<int64_t> w = {c.data.kind == "synthetic_linear" ? c.data.features : kFashionMnistFeatures};
+  if (c.model.kind == "linear_regression") {
+    w.push_back(1);
+    return w;
+  }
+  if (c.model.kind == "mlp") w.insert(w.end(), c.model.hidden.begin(), c.model.hidden.end());
+  w.push_back(c.model.classes);
+  return w;
+}
+
+Status ValidateSizes(const JobConfig& c) {
+  RETURN_IF_ERROR(AtMost("data.examples", c.data.examples, kMaxExamples));
+  if (c.data.kind == "synthetic_linear" && c.data.examples > kMaxDataValues / c.data.features) {
+    return InvalidArgument("data.examples: " + std::to_string(c.data.examples) + " examples of " +
+                           std::to_string(c.data.features) + " features exceed " + std::to_string(kMaxDataValues) +
+                           " values (8 GiB) in memory");
+  }
+  const std::vector<int64_t> widths = LayerWidths(c);
+  for (size_t i = 0; i + 1 < widths.size(); ++i) {
+    if (widths[i] > kMaxLayerWeights / widths[i + 1]) {
+      return InvalidArgument("model: layer " + std::to_string(i) + " (" + std::to_string(widths[i]) + " x " +
+                             std::to_string(widths[i + 1]) + ") has more than " + std::to_string(kMaxLayerWeights) +
+                             " weights (1 GiB)");
+    }
+  }
+  RETURN_IF_ERROR(AtMost("train.batch_size", c.train.batch_size, kMaxBatchSize));
+  const int64_t widest = *std::max_element(widths.begin(), widths.end());
+  if (c.train.batch_size > kMaxBatchValues / widest) {
+    return InvalidArgument("train.batch_size: " + std::to_string(c.train.batch_size) + " examples x " +
+                           std::to_string(widest) + " values in the widest layer exceed " +
+                           std::to_string(kMaxBatchValues) + " values (1 GiB) per batch");
+  }
+  RETURN_IF_ERROR(AtMost("train.epochs", c.train.epochs, kMaxEpochs));
+  RETURN_IF_ERROR(AtMost("cluster.timeout_ms", c.cluster.timeout_ms, kMaxTimeoutMs, "(a day)"));
+  RETURN_IF_ERROR(AtMost("cluster.sync_timeout_ms", c.cluster.sync_timeout_ms, kMaxTimeoutMs, "(a day)"));
   return Status::OK();
 }
 
@@ -210,6 +270,10 @@ Status ValidateJobConfig(const JobConfig& c) {
   if (c.cluster.workers < 1 || c.cluster.workers > 1024) return InvalidArgument("cluster.workers: must be in [1, 1024]");
   RETURN_IF_ERROR(Positive("cluster.timeout_ms", static_cast<double>(c.cluster.timeout_ms)));
   if (c.cluster.io_threads < 1 || c.cluster.io_threads > 64) return InvalidArgument("cluster.io_threads: must be in [1, 64]");
+  if (c.cluster.split_threshold_bytes < 1) {
+    // 0 would split every variable with enough rows, biases included.
+    return InvalidArgument("cluster.split_threshold_bytes: must be >= 1 (variables above it are split by rows), got 0");
+  }
   RETURN_IF_ERROR(Positive("cluster.sync_timeout_ms", static_cast<double>(c.cluster.sync_timeout_ms)));
   if (c.cluster.max_recoveries < 0) {
     return InvalidArgument("cluster.max_recoveries: must be >= 0, got " + std::to_string(c.cluster.max_recoveries));
@@ -227,7 +291,7 @@ Status ValidateJobConfig(const JobConfig& c) {
     return InvalidArgument("data.examples: " + std::to_string(c.data.examples) + " examples cannot feed " +
                            std::to_string(c.cluster.workers) + " workers");
   }
-  return Status::OK();
+  return ValidateSizes(c);
 }
 
 StatusOr<JobConfig> ParseJobConfig(const std::string& text) {
@@ -237,6 +301,9 @@ StatusOr<JobConfig> ParseJobConfig(const std::string& text) {
   } catch (const YAML::Exception& e) {
     return InvalidArgument(std::string("job file is not valid YAML: ") + e.what());
   }
+  // An empty file (or one of comments only) is a mistake, not a request for
+  // the default job; `{}` asks for every default.
+  if (root.IsNull()) return InvalidArgument("the job file is empty (write {} for the default job)");
   JobConfig c;
   c.text = text;
   RETURN_IF_ERROR(ParseRoot(root, &c));
@@ -245,10 +312,15 @@ StatusOr<JobConfig> ParseJobConfig(const std::string& text) {
 }
 
 StatusOr<JobConfig> LoadJobConfig(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return InvalidArgument("'" + path + "' is a directory, not a job file (e.g. launch/examples/linear_regression.yaml)");
+  }
   std::ifstream in(path);
   if (!in) return NotFound("cannot open job file '" + path + "'");
   std::stringstream ss;
   ss << in.rdbuf();
+  if (in.bad()) return DataLoss("cannot read job file '" + path + "'");
   StatusOr<JobConfig> c = ParseJobConfig(ss.str());
   if (!c.ok()) return c.status().WithContext(path);
   return c;

@@ -34,7 +34,7 @@ struct TrainConfig {
   int64_t batch_size = 100;
   int64_t epochs = 2;
   int64_t max_steps = 0;          // per worker; 0: no cap
-  int64_t log_every_steps = 200;  // progress line period (chief)
+  int64_t log_every_steps = 200;  // progress line period (every worker)
   uint64_t seed = 1;
 };
 

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -75,6 +76,14 @@ SessionOptions JobSessionOptions(const JobConfig& c, int num_workers) {
   return o;
 }
 
+// A cluster as a cluster file describes it, compared between processes at
+// start-up (HelloRequest::cluster).
+std::string ClusterView(const std::vector<Endpoint>& servers, int num_workers) {
+  std::string view = "servers [";
+  for (size_t i = 0; i < servers.size(); ++i) view += (i ? ", " : "") + servers[i].ToString();
+  return view + "], " + std::to_string(num_workers) + " worker(s)";
+}
+
 PsClientOptions ClientOptions(const JobConfig& c, int worker) {
   PsClientOptions o;
   o.worker_id = worker;
@@ -133,7 +142,9 @@ StatusOr<std::unique_ptr<WorkerContext>> Connect(const JobConfig& c, const JobDa
                                                  const std::vector<Endpoint>& servers, int worker, int num_workers) {
   auto w = std::make_unique<WorkerContext>();
   w->transport = std::make_unique<AsioTransport>(loop, servers);
-  w->client = std::make_unique<PsClient>(w->transport.get(), ClientOptions(c, worker));
+  PsClientOptions client_options = ClientOptions(c, worker);
+  client_options.cluster = ClusterView(servers, num_workers);
+  w->client = std::make_unique<PsClient>(w->transport.get(), client_options);
   w->graph = std::make_unique<Graph>();
   ASSIGN_OR_RETURN(w->model, BuildModel(data.model, c.optimizer.learning_rate, w->graph.get()));
   RETURN_IF_ERROR(AddWorkerStates(num_workers, w->graph.get(), &w->model));
@@ -145,8 +156,19 @@ StatusOr<std::unique_ptr<WorkerContext>> Connect(const JobConfig& c, const JobDa
   return w;
 }
 
-TrainerOptions JobTrainerOptions(const JobConfig& c, int worker, int num_workers) {
+// How a launcher runs its workers' trainers (flags borrowed; null: never set).
+struct RunControl {
+  const std::atomic<bool>* stop = nullptr;   // stop at the next step boundary (a signal)
+  const std::atomic<bool>* abort = nullptr;  // another worker of this process failed
+  bool wait_for_workers = false;             // the chief waits for every worker at the end (standalone)
+};
+
+TrainerOptions JobTrainerOptions(const JobConfig& c, int worker, int num_workers, const RunControl& control = {}) {
   TrainerOptions o;
+  o.stop = control.stop;
+  o.abort = control.abort;
+  o.wait_for_workers = control.wait_for_workers;
+  o.worker_timeout = std::chrono::milliseconds(c.cluster.timeout_ms);
   o.worker = worker;
   o.num_workers = num_workers;
   o.batch_size = c.train.batch_size;
@@ -169,14 +191,34 @@ void LogProgress(const TrainProgress& p) {
                p.examples_per_sec, acc);
 }
 
+// Every log_every steps on the other workers (the chief says more, above).
+void LogWorkerProgress(int worker, const TrainProgress& p) {
+  spdlog::info("worker {}: epoch {}/{}  step {}/{} ({:.0f}%)  loss {:.4f}  global step {}  {:.0f} examples/s", worker,
+               p.epoch, p.epochs, p.step, p.total_steps, 100.0 * p.step / p.total_steps, p.loss, p.global_step,
+               p.examples_per_sec);
+}
+
+// Each worker's own end, before the job's summary ("done: global step ...").
+void LogWorkerDone(int worker, const WorkerReport& r, int64_t batch_size) {
+  const double seconds = r.seconds - r.wait_seconds;  // the chief's wait for the others is not training
+  spdlog::info("worker {}: done: {} steps ({} in this run) in {:.2f} s, {:.0f} examples/s, final loss {:.4f}{}", worker,
+               r.steps, r.examples / batch_size, seconds, seconds > 0 ? r.examples / seconds : 0.0, r.final_loss,
+               r.stopped ? " (stopped on request)" : "");
+}
+
 StatusOr<WorkerReport> RunWorker(const JobConfig& c, const JobData& data, EventLoop& loop,
-                                 const std::vector<Endpoint>& servers, int worker, int num_workers) {
+                                 const std::vector<Endpoint>& servers, int worker, int num_workers,
+                                 const RunControl& control = {}) {
   ASSIGN_OR_RETURN(auto w, Connect(c, data, loop, servers, worker, num_workers));
   Trainer trainer(w->session.get(), &w->model, &data.train, worker == 0 && data.test.examples ? &data.test : nullptr,
-                  JobTrainerOptions(c, worker, num_workers));
+                  JobTrainerOptions(c, worker, num_workers, control));
   trainer.set_saver(w->saver.get());
   trainer.set_client(w->client.get());
-  return trainer.Run(worker == 0 ? Trainer::ProgressFn(LogProgress) : Trainer::ProgressFn());
+  Trainer::ProgressFn progress = LogProgress;
+  if (worker != 0) progress = [worker](const TrainProgress& p) { LogWorkerProgress(worker, p); };
+  ASSIGN_OR_RETURN(WorkerReport report, trainer.Run(progress));
+  LogWorkerDone(worker, report, c.train.batch_size);
+  return report;
 }
 
 // After every worker has finished (chief): the final snapshot, unless the
@@ -231,6 +273,7 @@ void Summarize(const std::vector<WorkerReport>& reports, double wall, JobSummary
     s->resumed_from = std::max(s->resumed_from, r.resumed_from);
     s->snapshots += r.snapshots;
     s->snapshot_stall_seconds += r.snapshot_stall_seconds;
+    s->stopped = s->stopped || r.stopped;
   }
   const double train_seconds = last_end - first_start;
   s->final_loss = reports.empty() ? 0 : loss / reports.size();
@@ -243,7 +286,7 @@ std::string EncodeReport(const WorkerReport& r) {
   return nlohmann::json{{"steps", r.steps},     {"examples", r.examples}, {"global_step", r.global_step},
                         {"loss", r.final_loss}, {"accuracy", r.test_accuracy}, {"seconds", r.seconds},
                         {"start", r.start_time}, {"end", r.end_time}, {"resumed_from", r.resumed_from},
-                        {"snapshots", r.snapshots}, {"stall", r.snapshot_stall_seconds}}
+                        {"snapshots", r.snapshots}, {"stall", r.snapshot_stall_seconds}, {"stopped", r.stopped}}
       .dump();
 }
 
@@ -269,7 +312,22 @@ StatusOr<WorkerReport> DecodeReport(const std::string& text) {
   r.resumed_from = static_cast<int64_t>(NumberOr(j, "resumed_from", -1));
   r.snapshots = static_cast<int64_t>(NumberOr(j, "snapshots", 0));
   r.snapshot_stall_seconds = NumberOr(j, "stall", 0);
+  r.stopped = j.value("stopped", false);
   return r;
+}
+
+// Worker threads and MPI ranks report an exception that escaped the layers
+// below (std::bad_alloc, say) as a Status: a thread that threw would end
+// the process, a rank that threw would leave the others waiting for it.
+template <class Fn>
+auto CatchExceptions(Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    return Internal("out of memory (std::bad_alloc)");
+  } catch (const std::exception& e) {
+    return Internal(std::string("unexpected exception: ") + e.what());
+  }
 }
 
 std::string AdvertisedHost(const ClusterConfig& c) {
@@ -300,6 +358,7 @@ std::string JobSummary::ToJson() const {
     j["snapshot_stall_seconds"] = snapshot_stall_seconds;
   }
   if (test_accuracy >= 0) j["test_accuracy"] = test_accuracy;
+  if (stopped) j["stopped"] = true;
   return j.dump(2);
 }
 
@@ -311,7 +370,7 @@ Status WriteSummary(const JobSummary& summary, const std::string& path) {
   return Status::OK();
 }
 
-StatusOr<JobSummary> RunLocalJob(const JobConfig& c) {
+StatusOr<JobSummary> RunLocalJob(const JobConfig& c, const std::atomic<bool>* stop) {
   ASSIGN_OR_RETURN(std::unique_ptr<JobData> data, LoadJobData(c));
   EventLoop loop(c.cluster.io_threads);
   ASSIGN_OR_RETURN(auto cluster, LocalCluster::Start(loop, JobClusterOptions(c)));
@@ -324,26 +383,43 @@ StatusOr<JobSummary> RunLocalJob(const JobConfig& c) {
 
   RETURN_IF_ERROR(PrepareSnapshotDir(c));
   std::vector<StatusOr<WorkerReport>> results(workers, Status(Internal("worker did not run")));
+  // The first worker to fail ends the others' waits and training (they
+  // would wait for it, or train on for a job that has failed). The job's
+  // error is the chief's own (the others' often follow from it: "the chief
+  // failed to start"), else the first one's.
+  std::atomic<bool> abort{false};
+  std::mutex first_error_mu;
+  Status first_error;
+  RunControl control;
+  control.stop = stop;
+  control.abort = &abort;
   const auto start = Clock::now();
   std::vector<std::thread> threads;
   for (int w = 0; w < workers; ++w) {
-    threads.emplace_back([&, w] { results[w] = RunWorker(c, *data, loop, endpoints, w, workers); });
+    threads.emplace_back([&, w] {
+      results[w] = CatchExceptions([&] { return RunWorker(c, *data, loop, endpoints, w, workers, control); });
+      if (results[w].ok()) return;
+      std::lock_guard<std::mutex> lock(first_error_mu);
+      if (first_error.ok()) first_error = results[w].status().WithContext("worker " + std::to_string(w));
+      abort = true;
+    });
   }
   for (auto& t : threads) t.join();
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
+  if (!results[0].ok() && results[0].status().code() != StatusCode::kCancelled) {
+    return results[0].status().WithContext("worker 0");
+  }
+  RETURN_IF_ERROR(first_error);
 
   std::vector<WorkerReport> reports;
-  for (int w = 0; w < workers; ++w) {
-    if (!results[w].ok()) return results[w].status().WithContext("worker " + std::to_string(w));
-    reports.push_back(*results[w]);
-  }
+  for (int w = 0; w < workers; ++w) reports.push_back(*results[w]);
   JobSummary s = NewSummary(c, "local", c.cluster.servers, workers);
   Summarize(reports, wall, &s);
   RETURN_IF_ERROR(AfterTraining(c, *data, loop, endpoints, workers, &s));
   return s;
 }
 
-StatusOr<JobSummary> RunInProcessJob(const JobConfig& c) {
+StatusOr<JobSummary> RunInProcessJob(const JobConfig& c, const std::atomic<bool>* stop) {
   ASSIGN_OR_RETURN(std::unique_ptr<JobData> data, LoadJobData(c));
   InProcessStore store;
   Graph graph;
@@ -352,15 +428,19 @@ StatusOr<JobSummary> RunInProcessJob(const JobConfig& c) {
   RETURN_IF_ERROR(session->Initialize());
   spdlog::info("in-process: no servers, one worker, optimizer {}", c.optimizer.kind);
   const auto start = Clock::now();
+  RunControl control;
+  control.stop = stop;
   Trainer trainer(session.get(), &model, &data->train, data->test.examples ? &data->test : nullptr,
-                  JobTrainerOptions(c, 0, 1));
+                  JobTrainerOptions(c, 0, 1, control));
   ASSIGN_OR_RETURN(WorkerReport report, trainer.Run(LogProgress));
   JobSummary s = NewSummary(c, "in-process", 0, 1);
   Summarize({report}, std::chrono::duration<double>(Clock::now() - start).count(), &s);
   return s;
 }
 
-StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi) {
+namespace {
+
+StatusOr<JobSummary> RunMpiRank(const JobConfig& c, MpiContext& mpi, const std::atomic<bool>* stop) {
   const int servers = c.cluster.servers;
   const int workers = mpi.size() - servers;
   if (workers < 1) {
@@ -409,9 +489,12 @@ StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi) {
   std::string report_text;
   if (!is_server) {
     const int worker = mpi.rank() - servers;
-    StatusOr<WorkerReport> r = RunWorker(c, *data, loop, endpoints, worker, workers);
+    RunControl control;
+    control.stop = stop;
+    StatusOr<WorkerReport> r = RunWorker(c, *data, loop, endpoints, worker, workers, control);
     report_text = r.ok() ? EncodeReport(*r) : "!" + r.status().ToString();
   }
+  if (mpi.rank() == servers) spdlog::info("[chief] done with its steps: waiting for every rank to finish");
   ASSIGN_OR_RETURN(std::vector<std::string> reports_text, mpi.AllgatherStrings(report_text));
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
 
@@ -438,7 +521,16 @@ StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi) {
   RETURN_IF_ERROR(mpi.Barrier());  // the chief has read the final weights
   if (server) server->Stop();
   RETURN_IF_ERROR(result);
-  return chief ? s : JobSummary{};
+  if (chief) return s;
+  JobSummary others;
+  for (const WorkerReport& r : reports) others.stopped = others.stopped || r.stopped;
+  return others;
+}
+
+}  // namespace
+
+StatusOr<JobSummary> RunMpiJob(const JobConfig& c, MpiContext& mpi, const std::atomic<bool>* stop) {
+  return CatchExceptions([&] { return RunMpiRank(c, mpi, stop); });
 }
 
 StatusOr<ClusterSpec> LoadClusterFile(const std::string& path, std::string* bind) {
@@ -481,6 +573,18 @@ Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string
     return InvalidArgument("--index " + std::to_string(index) + ": the cluster has servers 0.." +
                            std::to_string(cluster.num_servers() - 1));
   }
+  if (io_threads < 1 || io_threads > 64) {
+    return InvalidArgument("--io-threads: must be in [1, 64], got " + std::to_string(io_threads));
+  }
+  if (!model_dir.empty()) {
+    // A mistyped directory must not start the server empty in silence.
+    std::error_code ec;
+    if (!std::filesystem::is_directory(model_dir, ec)) {
+      return NotFound("--model-dir '" + model_dir + "' does not exist or is not a directory (create it first, or " +
+                      "leave --model-dir out to start this server empty)");
+    }
+    RETURN_IF_ERROR(PrepareModelDir(model_dir).WithContext("--model-dir"));  // an empty directory becomes one
+  }
   // Block the stop signals in every thread (the loop's inherit this mask);
   // this thread waits for them below.
   sigset_t stop;
@@ -497,6 +601,7 @@ Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string
   options.restore_dir = model_dir;
   options.num_servers = cluster.num_servers();
   options.snapshot.env.crash = crash_points;
+  options.cluster = ClusterView(cluster.servers, cluster.num_workers);
   ASSIGN_OR_RETURN(auto server, Server::Start(loop, options));
   spdlog::info("server {} of {} listening on {}", index, cluster.num_servers(), server->endpoint().ToString());
   int signal = 0;
@@ -506,7 +611,8 @@ Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string
   return Status::OK();
 }
 
-StatusOr<JobSummary> RunWorkerProcess(const JobConfig& config, const ClusterSpec& cluster, int index) {
+StatusOr<JobSummary> RunWorkerProcess(const JobConfig& config, const ClusterSpec& cluster, int index,
+                                      const std::atomic<bool>* stop) {
   JobConfig c = config;
   c.cluster.servers = cluster.num_servers();
   c.cluster.workers = cluster.num_workers;
@@ -524,11 +630,26 @@ StatusOr<JobSummary> RunWorkerProcess(const JobConfig& config, const ClusterSpec
     return s;
   }());
   const auto start = Clock::now();
-  ASSIGN_OR_RETURN(WorkerReport report, RunWorker(c, *data, loop, cluster.servers, index, cluster.num_workers));
-  if (index != 0) return JobSummary{};
+  RunControl control;
+  control.stop = stop;
+  control.wait_for_workers = true;  // nobody else waits for the other processes
+  ASSIGN_OR_RETURN(WorkerReport report,
+                   RunWorker(c, *data, loop, cluster.servers, index, cluster.num_workers, control));
+  if (index != 0) {
+    JobSummary mine;
+    mine.stopped = report.stopped;
+    return mine;
+  }
   JobSummary s = NewSummary(c, "standalone", cluster.num_servers(), cluster.num_workers);
   Summarize({report}, std::chrono::duration<double>(Clock::now() - start).count(), &s);
   RETURN_IF_ERROR(AfterTraining(c, *data, loop, cluster.servers, cluster.num_workers, &s));
+  // The chief's report counts its own examples; the servers' global step
+  // counts every worker's (one per push in async mode, one per round of
+  // every worker in sync mode).
+  const int64_t pushes = (s.global_step - report.start_global_step) *
+                         (c.cluster.consistency == Consistency::kSync ? cluster.num_workers : 1);
+  const double seconds = report.end_time - report.start_time;
+  if (pushes > 0 && seconds > 0) s.examples_per_sec = static_cast<double>(pushes * c.train.batch_size) / seconds;
   return s;
 }
 

@@ -2,6 +2,7 @@
 // as threads of this process) or as one rank of an mpirun job.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <string>
 #include <vector>
@@ -28,6 +29,7 @@ struct JobSummary {
   int64_t snapshots = 0;      // snapshots committed by this run
   int64_t last_snapshot = -1; // the step of the final snapshot (-1: no model directory)
   double snapshot_stall_seconds = 0;  // training time spent copying shards for snapshots
+  bool stopped = false;       // a stop request (SIGINT/SIGTERM) ended training before its last step
   std::map<std::string, double> metrics;  // the job's own metrics
 
   std::string ToJson() const;
@@ -35,19 +37,25 @@ struct JobSummary {
 
 Status WriteSummary(const JobSummary& summary, const std::string& path);
 
+// Every Run*Job below takes `stop` (borrowed, may be null): once it is set
+// (by a signal handler, say: see cairn_main.cc), the workers stop training at
+// their next step boundary (TrainerOptions::stop), and the job ends as if
+// done: the final snapshot (with a model directory) and the summary, which
+// says `stopped`.
+
 // Starts config.cluster.servers servers and config.cluster.workers worker
 // threads in this process, trains, and returns the summary.
-StatusOr<JobSummary> RunLocalJob(const JobConfig& config);
+StatusOr<JobSummary> RunLocalJob(const JobConfig& config, const std::atomic<bool>* stop = nullptr);
 
 // The same job in one thread with no servers: variables, optimizers and
 // updates live in this process (InProcessStore). The ceiling that the
 // cluster's throughput is measured against. One worker.
-StatusOr<JobSummary> RunInProcessJob(const JobConfig& config);
+StatusOr<JobSummary> RunInProcessJob(const JobConfig& config, const std::atomic<bool>* stop = nullptr);
 
 // This rank's part of an mpirun job: ranks [0, servers) serve, the rest
 // train; rank `servers` (the chief) returns the summary, other ranks an
-// empty one.
-StatusOr<JobSummary> RunMpiJob(const JobConfig& config, MpiContext& mpi);
+// empty one (with `stopped` set as the chief's is).
+StatusOr<JobSummary> RunMpiJob(const JobConfig& config, MpiContext& mpi, const std::atomic<bool>* stop = nullptr);
 
 // Standalone mode: one process per server and per worker, started and
 // restarted independently, all reading the same cluster file:
@@ -65,7 +73,9 @@ Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string
                         const std::string& model_dir = "", const CrashPoints* crash_points = nullptr);
 
 // Trains as worker `index` of the cluster (worker 0 is the chief: it
-// restores, snapshots, and returns the summary; others return an empty one).
-StatusOr<JobSummary> RunWorkerProcess(const JobConfig& config, const ClusterSpec& cluster, int index);
+// restores, snapshots, and returns the summary; others return an empty one,
+// with `stopped` set if a stop request ended their training).
+StatusOr<JobSummary> RunWorkerProcess(const JobConfig& config, const ClusterSpec& cluster, int index,
+                                      const std::atomic<bool>* stop = nullptr);
 
 }  // namespace cairn

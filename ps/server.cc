@@ -108,6 +108,12 @@ class Server::Parts {
   void HandleHello(const Request& r) {
     HelloRequest req;
     if (Status s = DecodeMessage(r.frame.control, &req, "Hello"); !s.ok()) return r.respond.Fail(s);
+    // Cluster files that differ between processes (ServerOptions::cluster).
+    if (!options_.cluster.empty() && !req.cluster.empty() && req.cluster != options_.cluster) {
+      return r.respond.Fail(FailedPrecondition("worker " + std::to_string(req.worker_id) + "'s cluster file says " +
+                                               req.cluster + ", server " + std::to_string(options_.index) +
+                                               "'s says " + options_.cluster));
+    }
     const Restorer::Report restore = restorer_.report();
     HelloReply out;
     out.server_index = options_.index;

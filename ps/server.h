@@ -53,6 +53,11 @@ struct ServerOptions {
   // restore onto trained shards (a rollback) stages into the same buffers.
   // Costs one resident copy of the shards between snapshots.
   bool reuse_copy_buffers = true;
+  // Standalone start-up check: this server's view of the cluster (see
+  // HelloRequest::cluster; empty: not checked). A Hello with another view is
+  // refused, naming both: a worker whose cluster file lists the servers in
+  // another order, or another worker count, would use the wrong shards.
+  std::string cluster;
 };
 
 struct ServerStats {

@@ -1,5 +1,10 @@
 // The `cairn` command as a user runs it: real processes, real TCP, real
 // mpirun. Each run is bounded in time.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -59,6 +64,24 @@ TEST(CairnCommand, LocalExampleJobLearnsTheTrueWeights) {
   EXPECT_LT(s["final_loss"].get<double>(), 0.01);
   EXPECT_GT(s["examples_per_sec"].get<double>(), 0);
   EXPECT_NE(r.output.find("loss"), std::string::npos);  // progress lines
+}
+
+TEST(CairnCommand, EveryWorkerLogsItsProgressAndADoneLine) {
+  auto r = RunCommand({kCairn, "train", kExample, "--local", "--workers", "3", "--max-steps", "200", "--log-every",
+                       "100"},
+                      seconds(120));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (int w = 1; w < 3; ++w) {
+    const std::string me = "worker " + std::to_string(w) + ": ";
+    EXPECT_NE(r.output.find(me + "epoch 1/2  step 100/200 (50%)  loss "), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find(me + "epoch 1/2  step 200/200 (100%)  loss "), std::string::npos) << r.output;
+  }
+  for (int w = 0; w < 3; ++w) {
+    EXPECT_NE(r.output.find("worker " + std::to_string(w) + ": done: 200 steps (200 in this run) in "),
+              std::string::npos)
+        << r.output;
+  }
+  EXPECT_NE(r.output.find("done: global step 600"), std::string::npos) << r.output;
 }
 
 TEST(CairnCommand, MpirunJobWithOneServerAndTwoWorkersLearnsTheTrueWeights) {
@@ -138,6 +161,132 @@ TEST(CairnCommand, TestLimitFlagOverridesTheJobsTestLimit) {
   EXPECT_NE(r.output.find("1000 training examples of 784 features, 7 test examples"), std::string::npos) << r.output;
 }
 
+// A model directory holding a snapshot of the linear job with `features`
+// features, and a job file of that job with `other_features`: its restore
+// fails on the chief (shape mismatch).
+std::string MismatchedModelDir(const std::string& name, const std::string& job) {
+  const std::string dir = TempPath(name);
+  const std::string saved = TempPath(name + "_saved.yaml");
+  const auto linear = [](int features) {
+    return "model: {kind: linear_regression}\ndata: {kind: synthetic_linear, examples: 2000, features: " +
+           std::to_string(features) + "}\ntrain: {batch_size: 20, epochs: 1}\noptimizer: {kind: sgd}\n";
+  };
+  std::ofstream(saved) << linear(300);
+  std::ofstream(job) << linear(200);
+  auto r = RunCommand({kCairn, "train", saved, "--local", "--servers", "2", "--workers", "1", "--max-steps", "5",
+                       "--model-dir", dir},
+                      seconds(120));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  return dir;
+}
+
+TEST(CairnCommand, ARestoreThatFailsOnTheChiefEndsALocalJobAtOnceWithItsMessage) {
+  const std::string job = TempPath("mismatch_local.yaml");
+  const std::string dir = MismatchedModelDir("mismatch_local", job);
+  const auto start = std::chrono::steady_clock::now();
+  // Without the chief's word, worker 1 would wait 300 s for it.
+  auto r = RunCommand({kCairn, "train", job, "--local", "--servers", "2", "--workers", "2", "--model-dir", dir},
+                      seconds(120));
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_FALSE(r.timed_out) << r.output;
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_LT(took, 30.0) << r.output;
+  EXPECT_NE(r.output.find("worker 0: resuming from " + dir), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("linear/w"), std::string::npos) << r.output;  // the mismatch, named
+}
+
+TEST(CairnCommand, ARestoreThatFailsOnTheChiefEndsAnMpirunJobAtOnceWithItsMessage) {
+  const std::string job = TempPath("mismatch_mpi.yaml");
+  const std::string dir = MismatchedModelDir("mismatch_mpi", job);
+  const auto start = std::chrono::steady_clock::now();
+  auto r = RunCommand(Mpirun(4, {kCairn, "train", job, "--servers", "2", "--model-dir", dir}), seconds(120));
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_FALSE(r.timed_out) << r.output;
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_LT(took, 60.0) << r.output;
+  EXPECT_NE(r.output.find("resuming from " + dir), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("linear/w"), std::string::npos) << r.output;
+}
+
+// Polls `log` every 5 ms until it holds `text`; false after `limit`.
+bool WaitForLog(const std::string& log, const std::string& text, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (testing::ReadFile(log).find(text) == std::string::npos) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    usleep(5000);
+  }
+  return true;
+}
+
+std::string ManifestName(int64_t step) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "snapshot-%012lld.manifest", static_cast<long long>(step));
+  return name;
+}
+
+// A job that would train for minutes is stopped with `signal` once it
+// trains; it must end at a step boundary with a final snapshot at its last
+// global step and a summary that says it stopped, exiting 128 + signal.
+void StopWithSignal(const std::string& name, const std::string& job_file, const std::vector<std::string>& flags,
+                    int signal) {
+  const std::string model_dir = TempPath(name + "_model");
+  const std::string summary = TempPath(name + ".json");
+  const std::string log = TempPath(name + ".log");
+  std::vector<std::string> argv = {kCairn, "train", job_file, "--local", "--workers", "2", "--epochs", "1000",
+                                   "--model-dir", model_dir, "--summary", summary};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  testing::ChildProcess job(argv, {}, log);
+  ASSERT_TRUE(WaitForLog(log, "[chief] epoch", std::chrono::milliseconds(60000))) << testing::ReadFile(log);
+  job.Signal(signal);
+  ASSERT_TRUE(job.WaitExit(std::chrono::milliseconds(30000))) << "still running after the signal\n"
+                                                              << testing::ReadFile(log);
+  const std::string out = testing::ReadFile(log);
+  EXPECT_EQ(job.exit_code(), 128 + signal) << job.how() << "\n" << out;
+  EXPECT_NE(out.find("stop requested"), std::string::npos) << out;
+  EXPECT_NE(out.find("worker 1: stopped on request after step"), std::string::npos) << out;
+  ASSERT_TRUE(std::ifstream(summary).good()) << out;
+  nlohmann::json s = ReadJson(summary);
+  EXPECT_EQ(s["stopped"], true) << s.dump();
+  const int64_t step = s["global_step"].get<int64_t>();
+  EXPECT_GT(step, 0);
+  EXPECT_LT(step, 2 * 1000 * 500) << "the job ran to its end";
+  EXPECT_EQ(s["last_snapshot_step"], step) << s.dump();
+  EXPECT_TRUE(std::ifstream(model_dir + "/" + ManifestName(step)).good()) << "no final snapshot " << step;
+}
+
+TEST(CairnCommand, ASigintStopsALocalJobAtAStepBoundaryWithAFinalSnapshotAndSummary) {
+  StopWithSignal("sigint", kExample, {}, SIGINT);
+}
+
+// Sync rounds need every worker: both stop at the global step the chief
+// picked, well before a round could wait out sync_timeout_ms.
+TEST(CairnCommand, ASigtermStopsALocalSyncJobWithEveryWorkerAtOneStep) {
+  std::string yaml = testing::ReadFile(kExample);
+  const std::string timeout = "timeout_ms: 30000";
+  yaml.replace(yaml.find(timeout), timeout.size(), "timeout_ms: 90000");  // must exceed sync_timeout_ms (60 s)
+  const std::string job = TempPath("sigterm_sync.yaml");
+  testing::WriteFile(job, yaml);
+  StopWithSignal("sigterm_sync", job, {"--consistency", "sync"}, SIGTERM);
+}
+
+TEST(CairnCommand, ASecondSignalExitsAtOnce) {
+  // A worker whose servers never come up waits for them (cluster.timeout_ms)
+  // and cannot reach a step boundary: only the second signal ends it.
+  const std::string cluster = TempPath("second_signal_cluster.yaml");
+  std::ofstream(cluster) << "servers: [127.0.0.1:" << testing::FreePort() << "]\nworkers: 2\n";
+  const std::string log = TempPath("second_signal.log");
+  testing::ChildProcess worker({kCairn, "worker", "--cluster", cluster, "--index", "1", kExample}, {}, log);
+  ASSERT_TRUE(WaitForLog(log, "worker 1 of 2", std::chrono::milliseconds(60000))) << testing::ReadFile(log);
+  worker.Signal(SIGINT);
+  ASSERT_TRUE(WaitForLog(log, "stop requested", std::chrono::milliseconds(10000))) << testing::ReadFile(log);
+  EXPECT_TRUE(worker.running()) << worker.how();
+  worker.Signal(SIGINT);
+  ASSERT_TRUE(worker.WaitExit(std::chrono::milliseconds(10000))) << testing::ReadFile(log);
+  EXPECT_EQ(worker.exit_code(), 130) << worker.how();
+  EXPECT_NE(testing::ReadFile(log).find("a second stop signal: exiting at once"), std::string::npos)
+      << testing::ReadFile(log);
+}
+
 TEST(CairnCommand, MissingDataFilesAreNamed) {
   const std::string job = TempPath("nodata.yaml");
   std::ofstream(job) << "model: {kind: mlp}\ndata: {kind: fashion_mnist, dir: /nonexistent/fmnist}\n";
@@ -164,6 +313,58 @@ TEST(CairnCommand, AMissingJobFileIsNamed) {
   auto r = RunCommand({kCairn, "train", "/nonexistent/job.yaml", "--local"}, seconds(30));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("/nonexistent/job.yaml"), std::string::npos) << r.output;
+}
+
+TEST(CairnCommand, AHugeBatchSizeIsAnErrorNotACrash) {
+  const std::string job = TempPath("huge_batch.yaml");
+  std::ofstream(job) << "train:\n  batch_size: 100000000\n";
+  auto r = RunCommand({kCairn, "train", job, "--local"}, seconds(60));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("train.batch_size: at most 1048576"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("bad_alloc"), std::string::npos) << r.output;
+}
+
+TEST(CairnCommand, AnEmptyJobFileOrADirectoryIsAnErrorNamingIt) {
+  const std::string empty = TempPath("empty.yaml");
+  std::ofstream(empty).close();
+  auto r = RunCommand({kCairn, "train", empty, "--local"}, seconds(30));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find(empty + ": the job file is empty"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("done:"), std::string::npos) << r.output;
+  const std::string dir = std::string(CAIRN_SOURCE_DIR) + "/launch/examples";
+  r = RunCommand({kCairn, "train", dir, "--local"}, seconds(30));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("'" + dir + "' is a directory, not a job file"), std::string::npos) << r.output;
+}
+
+TEST(CairnCommand, ZeroThreadsANegativeSeedAndAZeroSplitThresholdAreErrors) {
+  auto r = RunCommand({kCairn, "train", kExample, "--local", "--seed", "-1"}, seconds(30));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("--seed"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("done:"), std::string::npos) << r.output;
+
+  const std::string job = TempPath("split0.yaml");
+  std::ofstream(job) << "cluster:\n  split_threshold_bytes: 0\n";
+  r = RunCommand({kCairn, "train", job, "--local"}, seconds(30));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("cluster.split_threshold_bytes: must be >= 1"), std::string::npos) << r.output;
+
+  const std::string cluster = TempPath("cluster.yaml");
+  std::ofstream(cluster) << "servers: [127.0.0.1:" << testing::FreePort() << "]\nworkers: 1\n";
+  r = RunCommand({kCairn, "server", "--cluster", cluster, "--index", "0", "--io-threads", "0"}, seconds(30));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("--io-threads"), std::string::npos) << r.output;
+}
+
+TEST(CairnCommand, AServerModelDirThatDoesNotExistIsAnError) {
+  const std::string cluster = TempPath("cluster_md.yaml");
+  std::ofstream(cluster) << "servers: [127.0.0.1:" << testing::FreePort() << "]\nworkers: 1\n";
+  const std::string missing = TempPath("no_such_model_dir");
+  // Without the check the server would serve (empty) until the time limit.
+  auto r = RunCommand({kCairn, "server", "--cluster", cluster, "--index", "0", "--model-dir", missing}, seconds(20));
+  EXPECT_FALSE(r.timed_out) << r.output;
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--model-dir '" + missing + "' does not exist"), std::string::npos) << r.output;
 }
 
 TEST(CairnCommand, ABadFlagIsRejected) {

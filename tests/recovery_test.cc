@@ -568,6 +568,56 @@ TEST(ServerStop, ThePortCanBeBoundAgainAsSoonAsStopReturns) {
   EXPECT_EQ(refused, 0) << refused << " of 50 restarts found the port still in use after Stop() returned";
 }
 
+// --- Start-up checks of the cluster --------------------------------------------
+
+// A worker that lists the servers in another order than their indices
+// (cluster files that differ, with no view to compare: the client checks the
+// index each server answers with) declares nothing and says so.
+TEST(ClusterCheck, AClientThatDialsTheServersInAnotherOrderIsRefusedBeforeDeclaringAnything) {
+  EventLoop loop(2);
+  std::vector<std::unique_ptr<Server>> servers;
+  for (int i = 0; i < 2; ++i) {
+    auto s = StartServer(loop, i, 2, 0, "");
+    ASSERT_OK(s);
+    servers.push_back(std::move(*s));
+  }
+  AsioTransport transport(loop, {servers[1]->endpoint(), servers[0]->endpoint()});
+  PsClientOptions o;
+  o.worker_id = 1;
+  o.timeout = milliseconds(10000);
+  PsClient client(&transport, o);
+  Status created = client.Create({FloatSpec("w", {4, 2})}, OptimizerSpec{}, TrainingMode{});
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.code(), StatusCode::kFailedPrecondition) << created;
+  EXPECT_NE(created.message().find("worker 1 dialed server 0 and reached server 1"), std::string::npos) << created;
+  EXPECT_EQ(servers[0]->stats().variables + servers[1]->stats().variables, 0u);
+}
+
+// A server with a view of the cluster refuses a Hello with another one.
+TEST(ClusterCheck, AServerRefusesAWorkerWhoseClusterViewDiffersNamingBoth) {
+  EventLoop loop(2);
+  ServerOptions so;
+  so.cluster = "servers [a:1], 2 worker(s)";
+  auto server = Server::Start(loop, so);
+  ASSERT_OK(server);
+  AsioTransport transport(loop, {(*server)->endpoint()});
+  PsClientOptions o;
+  o.worker_id = 1;
+  o.timeout = milliseconds(10000);
+  o.cluster = "servers [a:1], 3 worker(s)";
+  PsClient other(&transport, o);
+  StatusOr<std::vector<HelloReply>> hello = other.Hello();
+  ASSERT_FALSE(hello.ok());
+  EXPECT_EQ(hello.status().code(), StatusCode::kFailedPrecondition) << hello.status();
+  EXPECT_NE(hello.status().message().find("worker 1's cluster file says servers [a:1], 3 worker(s), server 0's "
+                                          "says servers [a:1], 2 worker(s)"),
+            std::string::npos)
+      << hello.status();
+  o.cluster = so.cluster;
+  PsClient same(&transport, o);
+  EXPECT_OK(same.Hello());
+}
+
 // Snapshots leave the start-up handshake "cairn/chief_ready" out, so a
 // server that restores itself on start does not hold it. The chief's restart
 // check (PsClient::CheckForRestarts, which Trainer runs after every step)

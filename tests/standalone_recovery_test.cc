@@ -115,6 +115,9 @@ class StandaloneJob {
                             std::to_string(FreePort()) + "]\nworkers: 2\n");
     job_ = dir + "/job.yaml";
     WriteFile(job_, job_yaml);
+    // Servers given --model-dir need the directory to exist (the chief would
+    // create it, but the servers may start first).
+    if (!model_dir.empty()) fs::create_directories(model_dir);
   }
 
   void StartAll() {
@@ -133,12 +136,16 @@ class StandaloneJob {
     }
     Start("server" + std::to_string(s), argv, env.empty() ? std::vector<std::string>{} : std::vector<std::string>{env});
   }
-  void StartWorker(int w) {
-    std::vector<std::string> argv = {kCairn, "worker", "--cluster", cluster_, "--index", std::to_string(w), job_};
+  // `extra` arguments go after the job's; `cluster` (if not empty) replaces
+  // the job's cluster file.
+  void StartWorker(int w, const std::vector<std::string>& extra = {}, const std::string& cluster = "") {
+    std::vector<std::string> argv = {kCairn, "worker", "--cluster", cluster.empty() ? cluster_ : cluster,
+                                     "--index", std::to_string(w), job_};
     if (!model_dir_.empty()) {
       argv.push_back("--model-dir");
       argv.push_back(model_dir_);
     }
+    argv.insert(argv.end(), extra.begin(), extra.end());
     Start("worker" + std::to_string(w), argv);
   }
 
@@ -200,6 +207,7 @@ class StandaloneJob {
   }
 
   const std::string& model_dir() const { return model_dir_; }
+  const std::string& cluster_file() const { return cluster_; }
 
  private:
   struct Run {
@@ -254,6 +262,106 @@ class StandaloneRecoveryTest : public ::testing::Test {
   }
   std::string root_;
 };
+
+// ---- 0. Start-up ----
+
+// The chief's restore fails (the snapshot is of a model with other shapes):
+// the other worker, waiting for the chief, ends at once too, instead of
+// waiting out its 300 s for a chief that will never be ready.
+TEST_F(StandaloneRecoveryTest, ARestoreThatFailsOnTheChiefEndsTheOtherWorkerAtOnce) {
+  const std::string model_dir = root_ + "/M";
+  std::string saved = LinearAdamJob("async", 1, "", "");
+  WriteFile(root_ + "/saved.yaml", saved);
+  auto r = testing::RunCommand({kCairn, "train", root_ + "/saved.yaml", "--local", "--servers", "2", "--workers", "1",
+                                "--max-steps", "5", "--model-dir", model_dir},
+                               std::chrono::seconds(60));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::string yaml = saved;
+  yaml.replace(yaml.find("features: 300"), 13, "features: 200");
+  StandaloneJob job(root_ + "/run", yaml, "");
+  job.StartServer(0);
+  job.StartServer(1);
+  job.StartWorker(0, {"--model-dir", model_dir});
+  job.StartWorker(1);
+  ASSERT_TRUE(job.proc("worker0").WaitExit(kJobLimit)) << job.Dump();
+  const auto chief_done = Clock::now();
+  ASSERT_TRUE(job.proc("worker1").WaitExit(milliseconds(10000))) << "worker 1 still waits for a failed chief\n"
+                                                                  << job.Dump();
+  const double after = SecondsSince(chief_done);
+  EXPECT_FALSE(job.proc("worker0").exited_ok()) << job.Dump();
+  EXPECT_FALSE(job.proc("worker1").exited_ok()) << job.Dump();
+  EXPECT_TRUE(Contains(job.ChiefLog(), "'linear/w': float32[200, 1] in this model vs float32[300, 1]"))
+      << job.ChiefLog();
+  EXPECT_TRUE(Contains(job.Log("worker1"), "the chief (worker 0) failed to start")) << job.Log("worker1");
+  std::printf("chief restore failed: worker 1 ended %.3f s after the chief\n", after);
+  job.KillAll();
+}
+
+// Worker 1 reads a cluster file that lists the servers in the other order,
+// then one with another worker count: each time it stops at start-up with
+// an error naming both views, instead of waiting for a chief it looks for on
+// the wrong server.
+TEST_F(StandaloneRecoveryTest, AWorkerWithADifferentClusterFileIsRefusedNamingBothViews) {
+  StandaloneJob job(root_ + "/run", LinearAdamJob("async", 1, ", timeout_ms: 30000", ""), "");
+  const std::string cluster = ReadFile(job.cluster_file());
+  const std::regex kServers("servers: \\[(127\\.0\\.0\\.1:\\d+), (127\\.0\\.0\\.1:\\d+)\\]");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(cluster, m, kServers)) << cluster;
+  const std::string a = m[1], b = m[2];
+  job.StartServer(0);
+  job.StartServer(1);
+  job.StartWorker(0);
+  const std::string mine = "servers [" + a + ", " + b + "], 2 worker(s)";
+  const std::vector<std::pair<std::string, std::string>> others = {
+      {"servers: [" + b + ", " + a + "]\nworkers: 2\n", "servers [" + b + ", " + a + "], 2 worker(s)"},
+      {"servers: [" + a + ", " + b + "]\nworkers: 3\n", "servers [" + a + ", " + b + "], 3 worker(s)"}};
+  for (size_t i = 0; i < others.size(); ++i) {
+    const std::string file = root_ + "/other" + std::to_string(i) + ".yaml";
+    WriteFile(file, others[i].first);
+    job.StartWorker(1, {}, file);
+    ASSERT_TRUE(job.proc("worker1").WaitExit(milliseconds(20000))) << "worker 1 was not refused\n" << job.Dump();
+    const std::string log = job.Log("worker1");
+    EXPECT_FALSE(job.proc("worker1").exited_ok()) << log;
+    EXPECT_TRUE(Contains(log, "worker 1's cluster file says " + others[i].second)) << log;
+    EXPECT_TRUE(Contains(log, "'s says " + mine)) << log;
+  }
+  job.KillAll();
+}
+
+// ---- 0b. The end of an async job ----
+
+// The chief's own steps end long before worker 1's (worker 1 starts only
+// once the chief is done): the chief waits for worker 1 to run its last
+// step, and its final snapshot and summary hold both workers' steps.
+TEST_F(StandaloneRecoveryTest, AsyncChiefWaitsForEveryWorkerBeforeItsFinalSnapshotAndSummary) {
+  const int64_t kStepsPerWorker = 100;  // 4000 examples / (2 workers x batch 20)
+  const std::string yaml = LinearAdamJob("async", 1, ", timeout_ms: 30000",
+                                         "snapshot: {every_steps: 0, every_secs: 0}\n");
+  StandaloneJob job(root_ + "/run", yaml, root_ + "/M");
+  job.StartServer(0);
+  job.StartServer(1);
+  job.StartWorker(0);
+  ASSERT_TRUE(job.WaitFor(
+      [&] { return Contains(job.ChiefLog(), "waiting for worker 1") || !job.proc("worker0").running(); }, kJobLimit))
+      << job.Dump();
+  ASSERT_TRUE(job.proc("worker0").running()) << "the chief ended without waiting for worker 1\n" << job.Dump();
+  EXPECT_TRUE(Contains(job.ChiefLog(), "waiting for worker 1 (step 0 of 100)")) << job.ChiefLog();
+  job.StartWorker(1);
+  ASSERT_TRUE(job.WaitWorkers(kJobLimit)) << job.Dump();
+  EXPECT_TRUE(job.proc("worker0").exited_ok()) << job.Dump();
+  EXPECT_TRUE(job.proc("worker1").exited_ok()) << job.Dump();
+  const std::string chief = job.ChiefLog();
+  EXPECT_EQ(FirstMatch(chief, "done: global step (\\d+)"), std::to_string(2 * kStepsPerWorker)) << chief;
+  ASSERT_EQ(LatestStep(job.model_dir()), 2 * kStepsPerWorker) << job.Dump();
+  StatusOr<SnapshotManifest> m = ReadManifest(job.model_dir(), 2 * kStepsPerWorker);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  ASSERT_EQ(m->workers.size(), 2u);
+  EXPECT_EQ(m->workers[0].steps, kStepsPerWorker);
+  EXPECT_EQ(m->workers[1].steps, kStepsPerWorker);
+  EXPECT_TRUE(Contains(job.Log("worker1"), "worker 1: epoch 1/1  step 100/100 (100%)")) << job.Log("worker1");
+  EXPECT_TRUE(Contains(job.Log("worker1"), "worker 1: done: 100 steps")) << job.Log("worker1");
+  job.KillAll();
+}
 
 // ---- 1. Sync: a server killed and restarted ----
 

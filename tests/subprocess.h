@@ -122,7 +122,13 @@ class ChildProcess {
     }
     return !reaped_;
   }
+  // Sends `signal` to the process (not its group).
+  void Signal(int signal) {
+    if (running()) kill(pid_, signal);
+  }
   bool killed_by_sigkill() const { return reaped_ && WIFSIGNALED(status_) && WTERMSIG(status_) == SIGKILL; }
+  // The exit code once the process exited (-1: running, or ended by a signal).
+  int exit_code() const { return reaped_ && WIFEXITED(status_) ? WEXITSTATUS(status_) : -1; }
   bool exited_ok() const { return reaped_ && WIFEXITED(status_) && WEXITSTATUS(status_) == 0; }
   std::string how() const {
     if (!reaped_) return "running";

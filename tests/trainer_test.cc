@@ -2,6 +2,7 @@
 // servers' ShardStore and optimizers in this process.
 #include "worker/trainer.h"
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -269,6 +270,91 @@ TEST(Trainer, AWorkerWaitsForTheChiefAndGivesUpAtItsDeadline) {
   report = worker.Run(nullptr);
   ASSERT_TRUE(report.ok()) << report.status();
   EXPECT_EQ(report->steps, 1);
+}
+
+TEST(Trainer, AWorkerLearnsAtOnceThatTheChiefsStartUpFailed) {
+  const Dataset train = TinyClassification(60);  // 4 features
+  ModelConfig config;
+  config.kind = "softmax_regression";
+  config.features = 3;  // the chief's statistics (4 features) do not fit: its start-up fails
+  config.classes = 3;
+  Rig rig(config, Sgd(0.05), 0.05);
+  ASSERT_TRUE(rig.session);
+  TrainerOptions options;
+  options.num_workers = 2;
+  options.batch_size = 10;
+  Trainer chief(rig.session.get(), &rig.model, &train, nullptr, options);
+  StatusOr<WorkerReport> failed = chief.Run(nullptr);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), StatusCode::kInvalidArgument) << failed.status();
+
+  options.worker = 1;
+  options.ready_timeout = std::chrono::milliseconds(20000);  // the wait it must not sit out
+  Trainer worker(rig.session.get(), &rig.model, &train, nullptr, options);
+  const auto start = std::chrono::steady_clock::now();
+  StatusOr<WorkerReport> report = worker.Run(nullptr);
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.status().code(), StatusCode::kFailedPrecondition) << report.status();
+  EXPECT_NE(report.status().message().find("the chief (worker 0) failed to start"), std::string::npos)
+      << report.status();
+  EXPECT_LT(waited, 5.0);
+}
+
+TEST(Trainer, AWorkerWaitingForTheChiefStopsWhenTheJobIsAborted) {
+  const Dataset train = TinyClassification(60);
+  ModelConfig config;
+  config.kind = "softmax_regression";
+  config.features = 4;
+  config.classes = 3;
+  Rig rig(config, Sgd(0.05), 0.05);
+  ASSERT_TRUE(rig.session);
+  std::atomic<bool> abort{true};  // another worker of the process failed
+  TrainerOptions options;
+  options.worker = 1;
+  options.num_workers = 2;
+  options.batch_size = 10;
+  options.ready_timeout = std::chrono::milliseconds(20000);
+  options.abort = &abort;
+  Trainer worker(rig.session.get(), &rig.model, &train, nullptr, options);
+  StatusOr<WorkerReport> report = worker.Run(nullptr);
+  ASSERT_FALSE(report.ok());
+  EXPECT_EQ(report.status().code(), StatusCode::kCancelled) << report.status();
+  // Once the chief is ready, an aborted job trains no step either.
+  ASSERT_TRUE(rig.session->Run(rig.model.set_chief_ready).ok());
+  report = worker.Run(nullptr);
+  EXPECT_EQ(report.status().code(), StatusCode::kCancelled) << report.status();
+  StatusOr<Tensor> step = rig.session->Run(rig.model.global_step);
+  ASSERT_TRUE(step.ok());
+  EXPECT_EQ(step->data<int64_t>()[0], 0);
+}
+
+TEST(Trainer, AStopRequestEndsTrainingAtTheNextStepBoundary) {
+  const Dataset train = TinyClassification(60);
+  ModelConfig config;
+  config.kind = "softmax_regression";
+  config.features = 4;
+  config.classes = 3;
+  Rig rig(config, Sgd(0.05), 0.05);
+  ASSERT_TRUE(rig.session);
+  std::atomic<bool> stop{false};
+  TrainerOptions options;
+  options.batch_size = 10;
+  options.epochs = 100;
+  options.log_every = 1;
+  options.stop = &stop;
+  Trainer trainer(rig.session.get(), &rig.model, &train, nullptr, options);
+  // Asked during step 3's report: step 3 is the last one.
+  StatusOr<WorkerReport> report = trainer.Run([&](const TrainProgress& p) {
+    if (p.step == 3) stop = true;
+  });
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_TRUE(report->stopped);
+  EXPECT_EQ(report->steps, 3);
+  EXPECT_EQ(report->global_step, 3);
+  StatusOr<Tensor> step = rig.session->Run(rig.model.global_step);
+  ASSERT_TRUE(step.ok());
+  EXPECT_EQ(step->data<int64_t>()[0], 3);
 }
 
 TEST(Trainer, AWorkerWithNoTrainingExamplesIsInvalidArgument) {

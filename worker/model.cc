@@ -42,6 +42,8 @@ void AddTrainingState(Graph* g, double learning_rate, Model* m) {
   Tensor one(DType::kInt64, {});
   one.data<int64_t>()[0] = 1;
   m->set_chief_ready = g->Assign(m->chief_ready, g->Constant("cairn/one", one), "cairn/set_chief_ready");
+  m->new_chief_word = g->Placeholder("cairn/new_chief_word", DType::kInt64, {});
+  m->set_chief_word = g->Assign(m->chief_ready, m->new_chief_word, "cairn/set_chief_word");
 
   VariableOptions step;
   step.name = "global_step";

@@ -40,8 +40,10 @@ struct Model {
   Output weights;         // linear_regression: w [features, 1]
   // Set to 1 by the chief once the servers hold what training needs (the
   // normalization statistics); other workers wait for it. Not part of the
-  // model's state: snapshots leave it out.
+  // model's state: snapshots leave it out. Its values are ChiefWord's;
+  // set_chief_word assigns the one fed to new_chief_word.
   Output chief_ready, set_chief_ready;
+  Output set_chief_word, new_chief_word;
   // Each worker's place in training, one int64 [4] variable per worker
   // (AddWorkerStates): steps run, epoch, step in epoch, shuffling seed.
   // Assigned with every train step, so a snapshot holds the positions that
@@ -50,6 +52,17 @@ struct Model {
   std::vector<Output> set_worker_state;  // Assign ops, fed new_worker_state
   Output new_worker_state;
   bool classifier = false;
+};
+
+// What the chief tells the other workers through cairn/chief_ready.
+struct ChiefWord {
+  static constexpr int64_t kStarting = 0;  // the initial value: start-up (restore, statistics) goes on
+  static constexpr int64_t kReady = 1;     // the servers hold the model: train
+  static constexpr int64_t kFailed = -1;   // start-up failed (the chief's log says why): give up at once
+  // kStopAt + G: ready, and a stop was requested: in sync mode every worker
+  // stops once the global step reaches G (one step for all, so that no round
+  // waits for a worker that has already stopped).
+  static constexpr int64_t kStopAt = 2;
 };
 
 // Variable name of worker `worker`'s state ("cairn/worker_state/<worker>").

@@ -52,6 +52,7 @@ Status PsClient::CheckCreated(const char* what) const {
 
 Status PsClient::Create(const std::vector<VariableSpec>& specs, const OptimizerSpec& optimizer,
                         const TrainingMode& mode) {
+  RETURN_IF_ERROR(Hello().status());  // the right servers, in the right order, before any shard is declared
   ASSIGN_OR_RETURN(Placement placement, Placement::Compute(specs, transport_->num_servers(), options_.placement));
   std::vector<std::pair<int, OutFrame>> calls;
   std::vector<std::string> creates;
@@ -254,8 +255,15 @@ StatusOr<StatsReply> PsClient::Stats(int server) {
 
 StatusOr<std::vector<HelloReply>> PsClient::Hello() {
   std::vector<HelloReply> out;
-  RETURN_IF_ERROR(CallEveryServer<HelloReply>(FrameType::kHello, HelloRequest{options_.worker_id}, NextDeadline(),
-                                              [&](const HelloReply& r) { out.push_back(r); }));
+  RETURN_IF_ERROR(CallEveryServer<HelloReply>(FrameType::kHello, HelloRequest{options_.worker_id, options_.cluster},
+                                              NextDeadline(), [&](const HelloReply& r) { out.push_back(r); }));
+  for (size_t s = 0; s < out.size(); ++s) {
+    if (out[s].server_index != static_cast<int32_t>(s)) {
+      return FailedPrecondition("worker " + std::to_string(options_.worker_id) + " dialed server " +
+                                std::to_string(s) + " and reached server " + std::to_string(out[s].server_index) +
+                                ": the workers and servers list the servers in different orders");
+    }
+  }
   return out;
 }
 

@@ -37,6 +37,9 @@ struct PsClientOptions {
   std::chrono::milliseconds timeout{30000};   // deadline of each call
   PlacementOptions placement;                 // how variables are spread over servers
   uint64_t incarnation = 0;                   // stamped on pushes; 0: a random one per client
+  // This worker's view of the cluster, sent with every Hello (see
+  // HelloRequest::cluster; empty: not checked by the servers).
+  std::string cluster = {};
 };
 
 class PsClient : public VariableStore {
@@ -44,6 +47,9 @@ class PsClient : public VariableStore {
   // `transport` is not owned and must outlive the client.
   PsClient(Transport* transport, PsClientOptions options = {});
 
+  // Says Hello to every server first: a server that refuses this worker's
+  // view of the cluster, or that is not the server of the index it was
+  // dialed as, is a FailedPrecondition naming the difference.
   Status Create(const std::vector<VariableSpec>& specs, const OptimizerSpec& optimizer,
                 const TrainingMode& mode) override;
   StatusOr<std::map<std::string, Tensor>> Pull(const std::vector<std::string>& names) override;
@@ -52,7 +58,9 @@ class PsClient : public VariableStore {
   // The server's counters.
   StatusOr<StatsReply> Stats(int server);
 
-  // Who each server is (incarnation) and what it last restored.
+  // Who each server is (incarnation) and what it last restored, by server
+  // index. FailedPrecondition if a server refuses this worker's view of the
+  // cluster or answers with another index than the one it was dialed as.
   StatusOr<std::vector<HelloReply>> Hello();
 
   // A server process that is not the one this client first talked to.

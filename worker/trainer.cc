@@ -15,6 +15,15 @@ double WallSeconds() {
 
 int64_t Scalar64(const Tensor& t) { return t.data<int64_t>()[0]; }
 
+Tensor Int64Scalar(int64_t v) {
+  Tensor t(DType::kInt64, {});
+  t.data<int64_t>()[0] = v;
+  return t;
+}
+
+// How often a wait that is not over says what it waits for.
+constexpr std::chrono::seconds kWaitLogPeriod(5);
+
 }  // namespace
 
 double LearningRateSchedule::Rate(int64_t global_step) const {
@@ -36,7 +45,7 @@ Trainer::Trainer(Session* session, const Model* model, const Dataset* train, con
 StatusOr<bool> Trainer::ClusterIsLive() {
   if (!client_) return false;
   ASSIGN_OR_RETURN(Tensor ready, session_->Run(model_->chief_ready));
-  if (Scalar64(ready) != 1) return false;
+  if (Scalar64(ready) < ChiefWord::kReady) return false;  // starting, or a start-up that failed
   ASSIGN_OR_RETURN(std::vector<HelloReply> hellos, client_->Hello());
   bool never_restored = true, same_snapshot = true;
   for (const HelloReply& h : hellos) {
@@ -84,15 +93,133 @@ Status Trainer::PrepareAsChief(WorkerReport* report) {
   return session_->Run(model_->set_chief_ready).status();
 }
 
+void Trainer::PublishChiefFailure() {
+  Status told = session_->Run(model_->set_chief_word, {{model_->new_chief_word, Int64Scalar(ChiefWord::kFailed)}})
+                    .status();
+  if (!told.ok()) {
+    spdlog::warn("[chief] could not tell the other workers that start-up failed ({}); they wait for it up to {} ms",
+                 told.ToString(), options_.ready_timeout.count());
+  }
+}
+
+Status Trainer::PublishReady() {
+  const int64_t word = stop_at_ >= 0 ? ChiefWord::kStopAt + stop_at_ : ChiefWord::kReady;
+  return session_->Run(model_->set_chief_word, {{model_->new_chief_word, Int64Scalar(word)}}).status();
+}
+
+// Sync: the chief is at the boundary after round g-1 (global_step g). No
+// other worker can have finished round g (it needs the chief's push), and
+// each reads the chief's word with its pull of round g+1 at the latest
+// (that pull follows round g, which follows this assignment). So every
+// worker still runs rounds g and g+1, and all stop at global step g + 2.
+StatusOr<bool> Trainer::StopDue(int64_t global_step, bool sync) {
+  if (!sync) return stop_requested();
+  if (stop_requested() && stop_at_ < 0) {
+    if (chief()) {
+      stop_at_ = global_step + 2;
+      RETURN_IF_ERROR(PublishReady());
+      spdlog::info("[chief] stop requested: every worker stops at global step {}", stop_at_);
+    } else if (!stop_noted_) {
+      stop_noted_ = true;
+      spdlog::info("worker {}: stop requested: in sync mode every worker stops at the global step the chief picks "
+                   "(a standalone job stops when its chief is signalled)",
+                   options_.worker);
+    }
+  }
+  return stop_at_ >= 0 && global_step >= stop_at_;
+}
+
+Status Trainer::Aborted() const {
+  return Cancelled("worker " + std::to_string(options_.worker) + " stopped: another worker of this job failed");
+}
+
 Status Trainer::WaitForChief() {
-  const auto deadline = std::chrono::steady_clock::now() + options_.ready_timeout;
+  const auto start = std::chrono::steady_clock::now();
+  const auto deadline = start + options_.ready_timeout;
+  auto next_log = start + kWaitLogPeriod;
   while (true) {
     ASSIGN_OR_RETURN(Tensor ready, session_->Run(model_->chief_ready));
-    if (Scalar64(ready) == 1) return Status::OK();
-    if (std::chrono::steady_clock::now() > deadline) {
+    const int64_t word = Scalar64(ready);
+    if (word >= ChiefWord::kStopAt) stop_at_ = word - ChiefWord::kStopAt;
+    if (word >= ChiefWord::kReady) return Status::OK();
+    if (word == ChiefWord::kFailed) {
+      return FailedPrecondition("worker " + std::to_string(options_.worker) +
+                                ": the chief (worker 0) failed to start the job (its log says why)");
+    }
+    if (aborted()) return Aborted();
+    const auto now = std::chrono::steady_clock::now();
+    if (now > deadline) {
       return DeadlineExceeded("worker " + std::to_string(options_.worker) + " waited " +
                               std::to_string(options_.ready_timeout.count()) +
                               " ms for the chief (worker 0) to prepare the model");
+    }
+    if (now >= next_log) {
+      spdlog::info("worker {}: waiting for the chief (worker 0) to finish start-up (restore or data statistics) "
+                   "... {:.0f} s",
+                   options_.worker, std::chrono::duration<double>(now - start).count());
+      next_log += kWaitLogPeriod;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+int Trainer::StateServer(int worker) const {
+  if (!client_) return -1;
+  StatusOr<std::vector<ShardSlice>> slices = client_->placement().SlicesOf(WorkerStateName(worker));
+  return slices.ok() && !slices->empty() ? slices->front().server : -1;
+}
+
+Status Trainer::WaitForWorkers(int64_t total) {
+  const int n = options_.num_workers;
+  if (model_->worker_state.size() < static_cast<size_t>(n)) return Status::OK();  // no states to read
+  std::vector<Output> states(model_->worker_state.begin() + 1, model_->worker_state.begin() + n);
+  const bool give_up_on_missing = session_->options().mode.missing_workers == MissingWorkers::kContinue;
+  const auto start = std::chrono::steady_clock::now();
+  auto next_log = start;
+  // Per worker: the steps its state last said, and when that changed.
+  std::vector<int64_t> seen(n, -1);
+  std::vector<std::chrono::steady_clock::time_point> moved(n, start);
+  std::vector<bool> missing(n, false);
+  while (true) {
+    RETURN_IF_ERROR(NoteServerRestarts(highest_global_step_));
+    ASSIGN_OR_RETURN(std::vector<Tensor> out, session_->Run(states));
+    const auto now = std::chrono::steady_clock::now();
+    std::string waiting;
+    for (int w = 1; w < n; ++w) {
+      const int64_t steps = out[w - 1].data<int64_t>()[0];
+      if (steps != seen[w]) {
+        seen[w] = steps;
+        moved[w] = now;
+      }
+      if (steps >= total || missing[w]) continue;
+      if (const int server = StateServer(w); restarted_servers_.count(server)) {
+        spdlog::warn("[chief] not waiting for worker {} (its position says step {} of {}): server {}, which holds "
+                     "it, restarted during the run and lost the updates since its snapshot",
+                     w, steps, total, server);
+        missing[w] = true;
+        continue;
+      }
+      if (now - moved[w] > options_.worker_timeout) {
+        const std::string what = "worker " + std::to_string(w) + " made no progress for " +
+                                 std::to_string(options_.worker_timeout.count()) + " ms (at step " +
+                                 std::to_string(steps) + " of " + std::to_string(total) + ")";
+        if (!give_up_on_missing) {
+          return DeadlineExceeded("[chief] " + what + "; with cluster.missing_workers: continue the chief " +
+                                  "finishes without such a worker");
+        }
+        spdlog::warn("[chief] {}: finishing without its remaining steps (missing_workers: continue)", what);
+        missing[w] = true;
+        continue;
+      }
+      waiting += fmt::format("{}worker {} (step {} of {})", waiting.empty() ? "" : ", ", w, steps, total);
+    }
+    if (waiting.empty()) return Status::OK();
+    if (aborted()) return Aborted();
+    if (now >= next_log) {
+      const double waited = std::chrono::duration<double>(now - start).count();
+      spdlog::info("[chief] waiting for {} to finish before the final snapshot and summary{}", waiting,
+                   waited >= 1 ? fmt::format(" ... {:.0f} s", waited) : "");
+      next_log += kWaitLogPeriod;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -198,8 +325,9 @@ Status Trainer::NoteServerRestarts(int64_t global_step) {
   const bool sync = session_->options().mode.sync();
   // Snapshots leave the start-up handshake out, so a restarted server lost
   // it: say again that the model is ready, for workers that start later.
-  if (chief() && !restarts.empty()) RETURN_IF_ERROR(session_->Run(model_->set_chief_ready).status());
+  if (chief() && !restarts.empty()) RETURN_IF_ERROR(PublishReady());
   for (const PsClient::ServerRestart& r : restarts) {
+    restarted_servers_.insert(r.server);
     if (r.restored_step < 0) {
       spdlog::error("worker {}: server {} restarted with no snapshot to restore from (it holds {} shard(s))",
                     options_.worker, r.server, r.variables);
@@ -242,7 +370,7 @@ Status Trainer::Recover(const Status& why, ShardIterator* it, int64_t* step, int
     last_snapshot_step_ = restored->step;
     current_rate_ = -1;  // assign the schedule's rate again
     // Snapshots leave the start-up handshake out; a restarted server lost it.
-    RETURN_IF_ERROR(session_->Run(model_->set_chief_ready).status());
+    RETURN_IF_ERROR(PublishReady());
     spdlog::warn("[chief] rolled every server back from global step {} to snapshot {}", *global_step, snapshot);
   } else {
     ASSIGN_OR_RETURN(snapshot, client_->WaitForRollback(std::chrono::steady_clock::now() + options_.recovery_timeout));
@@ -289,7 +417,14 @@ StatusOr<std::pair<double, double>> Trainer::Evaluate(const Dataset& data) {
 StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
   WorkerReport report;
   last_snapshot_time_ = std::chrono::steady_clock::now();
-  RETURN_IF_ERROR(chief() ? PrepareAsChief(&report) : WaitForChief());
+  if (chief()) {
+    if (Status prepared = PrepareAsChief(&report); !prepared.ok()) {
+      PublishChiefFailure();
+      return prepared;
+    }
+  } else {
+    RETURN_IF_ERROR(WaitForChief());
+  }
   ShardIterator it(train_, options_.worker, options_.num_workers, options_.batch_size, options_.seed);
   if (it.shard_size() == 0) {
     return InvalidArgument("worker " + std::to_string(options_.worker) + " has no training examples: " +
@@ -308,12 +443,25 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
   const auto start = std::chrono::steady_clock::now();
   report.start_time = WallSeconds();
   report.steps = first_step;
+  report.start_global_step = global_step;
   Tensor x, y;
   std::vector<Output> fetches = {model_->loss, model_->train_op, model_->global_step};
   if (!model_->worker_state.empty()) fetches.push_back(model_->set_worker_state.at(options_.worker));
   const bool sync = session_->options().mode.sync();
+  // Sync: every step also reads the chief's word, for a step to stop at.
+  const size_t word_fetch = fetches.size();
+  const bool read_word = sync && !chief();
+  if (read_word) fetches.push_back(model_->chief_ready);
   RETURN_IF_ERROR(NoteServerRestarts(global_step));  // learns who the servers are
   for (int64_t step = first_step; step < total; ++step) {
+    if (aborted()) return Aborted();
+    ASSIGN_OR_RETURN(const bool stop, StopDue(global_step, sync));
+    if (stop) {
+      report.stopped = true;
+      spdlog::info("worker {}: stopped on request after step {} of {} (global step {})", options_.worker, step, total,
+                   global_step);
+      break;
+    }
     if (chief()) RETURN_IF_ERROR(UpdateLearningRate(global_step));
     it.Next(&x, &y);
     FeedMap feeds{{model_->x, x}, {model_->y, y}};
@@ -339,6 +487,9 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
     }
     const std::vector<Tensor>& out = *ran;
     global_step = Scalar64(out[2]) + 1;  // pulled before this step was applied
+    if (read_word && Scalar64(out[word_fetch]) >= ChiefWord::kStopAt) {
+      stop_at_ = Scalar64(out[word_fetch]) - ChiefWord::kStopAt;
+    }
     if (client_) RETURN_IF_ERROR(NoteServerRestarts(global_step));
     if (chief() && SnapshotDue(global_step)) RETURN_IF_ERROR(StartSnapshot(global_step, &report));
     window_loss += out[0].data<float>()[0];
@@ -368,6 +519,14 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
       report.eval_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
     }
     if (progress) progress(p);
+  }
+  if (report.stopped && window_steps > 0) report.final_loss = window_loss / window_steps;
+  // A stopped chief does not wait: the other workers are stopping too (or,
+  // standalone, were not asked to: they finish on their own).
+  if (chief() && options_.wait_for_workers && !sync && options_.num_workers > 1 && !report.stopped) {
+    const auto wait_start = std::chrono::steady_clock::now();
+    RETURN_IF_ERROR(WaitForWorkers(total));
+    report.wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
   }
   RETURN_IF_ERROR(FinishSnapshot(&report));
   report.global_step = global_step;

@@ -7,10 +7,12 @@
 // accuracy at the end of every epoch.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <future>
+#include <set>
 #include <string>
 
 #include "common/status.h"
@@ -37,10 +39,43 @@ struct TrainerOptions {
   int64_t batch_size = 64;
   int64_t epochs = 1;
   int64_t max_steps = 0;            // per worker; 0: no cap
-  int64_t log_every = 100;          // progress every N steps (chief)
+  int64_t log_every = 100;          // progress every N steps (and at the last; the chief also at epoch ends)
   uint64_t seed = 1;                // data shuffling
   LearningRateSchedule schedule;
-  std::chrono::milliseconds ready_timeout{300000};  // how long a worker waits for the chief
+  // How long a worker waits for the chief's start-up (logging every few
+  // seconds). A chief whose start-up fails says so through cairn/chief_ready
+  // (ChiefWord::kFailed) and the wait ends at once; this bounds a chief that
+  // died without a word.
+  std::chrono::milliseconds ready_timeout{300000};
+  // The chief, in async mode, once its own steps are done: wait until every
+  // other worker's state (cairn/worker_state/<i>) says it ran its last step,
+  // so that what follows (the final snapshot, the summary) holds every
+  // worker's work. For launchers that do not wait for the workers
+  // themselves (standalone processes; --local joins its threads and mpirun
+  // gathers the ranks' reports). In sync mode the chief's last round holds
+  // every live worker's last push, so there is nothing to wait for. A worker
+  // whose state does not move for worker_timeout is missing: with
+  // missing_workers "continue" the chief goes on without it, with "fail"
+  // the run fails naming it. A worker whose position lives on a server
+  // that restarted during the run (from a snapshot, losing the updates
+  // since, its position's among them) is not waited for: its state can no
+  // longer say whether it finished.
+  bool wait_for_workers = false;
+  std::chrono::milliseconds worker_timeout{300000};
+  // Set (from another thread; launch/ sets it on SIGINT or SIGTERM) to end
+  // training early: the trainer finishes the step in flight and returns its
+  // report with `stopped` set, as if its last step were done. In async mode
+  // each worker stops at its own next step boundary. In sync mode a round
+  // needs every worker, so the chief, on seeing the flag, picks the global
+  // step every worker stops at and says it through cairn/chief_ready
+  // (ChiefWord::kStopAt); the others stop there, not at their own flag.
+  // Borrowed; may be null.
+  const std::atomic<bool>* stop = nullptr;
+  // Set (from another thread) when another worker of this process failed
+  // (--local): the trainer gives up at its next step or wait check
+  // (Cancelled) instead of training on or waiting for a worker that is gone.
+  // Borrowed; may be null.
+  const std::atomic<bool>* abort = nullptr;
   // Chief, with a Saver (set_saver): resume from the newest committed
   // snapshot, and snapshot every N global steps and/or S seconds (0: off).
   bool restore = true;
@@ -83,6 +118,9 @@ struct WorkerReport {
   int64_t snapshots = 0;      // snapshots committed (chief)
   int64_t snapshots_failed = 0;  // periodic snapshots that failed (training went on)
   double snapshot_stall_seconds = 0;  // training time spent copying shards for them
+  bool stopped = false;           // a stop request (TrainerOptions::stop) ended training early
+  int64_t start_global_step = 0;  // the global step this worker's training began at
+  double wait_seconds = 0;        // chief, wait_for_workers: spent waiting for the others at the end
 };
 
 class Trainer {
@@ -108,8 +146,21 @@ class Trainer {
  private:
   bool chief() const { return options_.worker == 0; }
   Status PrepareAsChief(WorkerReport* report);
+  // After PrepareAsChief failed: tells the waiting workers (best effort).
+  void PublishChiefFailure();
   StatusOr<bool> ClusterIsLive();
   Status WaitForChief();
+  bool aborted() const { return options_.abort && options_.abort->load(); }
+  bool stop_requested() const { return options_.stop && options_.stop->load(); }
+  // At a step boundary: whether a stop request ends training here (the
+  // chief, in sync mode, also picks and publishes the step to stop at).
+  StatusOr<bool> StopDue(int64_t global_step, bool sync);
+  // cairn/chief_ready := ready (or ready, stopping at stop_at_).
+  Status PublishReady();
+  // TrainerOptions::wait_for_workers: every worker has run `total` steps.
+  Status WaitForWorkers(int64_t total);
+  int StateServer(int worker) const;  // the server holding worker's state (-1: unknown)
+  Status Aborted() const;
   Status UpdateLearningRate(int64_t global_step);
   // The position this worker left off at, from its state variable.
   Status Resume(ShardIterator* it, int64_t* first_step, int64_t* global_step);
@@ -135,6 +186,9 @@ class Trainer {
   std::future<StatusOr<SnapshotStats>> snapshot_;  // the chief's Finish in flight
   int64_t last_snapshot_step_ = -1;
   int64_t highest_global_step_ = 0;  // the most this worker has seen (for loss reports)
+  std::set<int> restarted_servers_;  // servers that restarted during the run
+  int64_t stop_at_ = -1;             // sync: the global step every worker stops at (-1: none)
+  bool stop_noted_ = false;          // a non-chief in sync mode said it saw its stop flag
   std::chrono::steady_clock::time_point last_snapshot_time_;
 };
 
