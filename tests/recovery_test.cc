@@ -506,7 +506,7 @@ TEST_F(RestoreOnStartTest, AReplacedServerServesTheNewestSnapshotsShardsAndSlots
 TEST_F(RestoreOnStartTest, ADirectoryWithoutASnapshotStartsEmpty) {
   ASSERT_OK(PrepareModelDir(Dir("empty")));  // a model directory, never saved to
   for (const std::string& dir : {Dir("empty"), Dir("missing")}) {
-    auto s = StartServer(loop_, 1, 2, 0, dir);
+    auto s = StartServer(loop_, 0, 2, 0, dir);
     ASSERT_OK(s);
     EXPECT_EQ((*s)->stats().variables, 0u) << dir;
     EXPECT_EQ((*s)->stats().restored_step, -1) << dir;
