@@ -1,6 +1,12 @@
 # The one helper Cairn's folders use: cairn_library() and cairn_test().
 
 set(CAIRN_WARNINGS -Wall -Wextra -Wno-unused-parameter)
+if(CAIRN_THREAD_SAFETY)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "CAIRN_THREAD_SAFETY needs clang (-DCMAKE_CXX_COMPILER=clang++-14)")
+  endif()
+  list(APPEND CAIRN_WARNINGS -Wthread-safety -Werror=thread-safety)
+endif()
 set(CAIRN_SAN_FLAGS "")
 if(CAIRN_SANITIZE)
   set(CAIRN_SAN_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)

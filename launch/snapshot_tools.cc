@@ -32,8 +32,6 @@ std::string SlotName(const ManifestVariable& v, const std::string& slot) {
   return v.spec.name + "/" + v.optimizer + "/" + slot;
 }
 
-char* Bytes(Tensor& t) { return static_cast<char*>(t.raw()); }
-
 // Reads variable `v` and its slots through `reader`; appends them to `out`,
 // the variable first, then its slots by name.
 Status ReadVariable(SnapshotReader& reader, const ManifestVariable& v, std::vector<SnapshotTensor>* out) {

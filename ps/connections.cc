@@ -73,7 +73,7 @@ Status Connections::Listen(const std::string& bind_address, uint16_t port) {
 void Connections::Stop() {
   std::set<std::shared_ptr<FrameSocket>> open;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stopped_) return;
     stopped_ = true;
     open.swap(open_);
@@ -109,7 +109,7 @@ void Connections::Accept() {
 
 void Connections::AcceptAgain(std::chrono::milliseconds delay) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stopped_) return;
   }
   if (delay.count() == 0) return Accept();
@@ -122,7 +122,7 @@ void Connections::AcceptAgain(std::chrono::milliseconds delay) {
 void Connections::Adopt(tcp::socket socket) {
   auto conn = std::make_shared<FrameSocket>(std::move(socket), limits_);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stopped_) return;
     open_.insert(conn);
   }
@@ -147,7 +147,7 @@ void Connections::Closed(const std::shared_ptr<FrameSocket>& conn, const Status&
     ++stats_->frames_rejected;
     spdlog::warn("server {}: dropped connection: {}", index_, reason.message());
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   open_.erase(conn);
 }
 

@@ -24,6 +24,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "common/mutex.h"
 #include "common/cluster_spec.h"
 #include "common/event_loop.h"
 #include "common/frame.h"
@@ -106,9 +107,9 @@ class Connections : public std::enable_shared_from_this<Connections> {
   boost::asio::ip::tcp::acceptor acceptor_;     // on its strand
   boost::asio::steady_timer accept_timer_;      // on the acceptor's strand
 
-  std::mutex mu_;
-  bool stopped_ = false;                               // guarded by mu_
-  std::set<std::shared_ptr<FrameSocket>> open_;        // guarded by mu_
+  Mutex mu_;
+  bool stopped_ CAIRN_GUARDED_BY(mu_) = false;
+  std::set<std::shared_ptr<FrameSocket>> open_ CAIRN_GUARDED_BY(mu_);
 };
 
 }  // namespace cairn

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/snapshot/shard_copy.h"
 
 namespace cairn {
@@ -21,20 +22,20 @@ class CopyPool {
 
   // Every copy kept (the pool is empty afterwards).
   std::vector<ShardCopy> Take() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     return std::exchange(copies_, {});
   }
   // Keeps `copies` beside any already kept (or frees them).
   void Give(std::vector<ShardCopy> copies) {
     if (!keep_ || copies.empty()) return;
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (ShardCopy& c : copies) copies_.push_back(std::move(c));
   }
 
  private:
   const bool keep_;
-  std::mutex mu_;
-  std::vector<ShardCopy> copies_;  // guarded by mu_
+  Mutex mu_;
+  std::vector<ShardCopy> copies_ CAIRN_GUARDED_BY(mu_);
 };
 
 }  // namespace cairn

@@ -33,7 +33,7 @@ Status DataPath::SetMode(const TrainingMode& mode) {
   if (mode.num_workers < 1 || mode.num_workers > 65536 || mode.sync_timeout_ms < 1) {
     return InvalidArgument("training mode needs 1..65536 workers and a positive sync timeout");
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (mode_) {
     if (*mode_ == mode) return Status::OK();
     return FailedPrecondition("server " + std::to_string(index_) + " trains " + ConsistencyName(mode_->consistency) + " with " +
@@ -46,7 +46,7 @@ Status DataPath::SetMode(const TrainingMode& mode) {
 }
 
 std::shared_ptr<SyncSteps> DataPath::sync() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return sync_;
 }
 

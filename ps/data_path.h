@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 
+#include "common/mutex.h"
 #include "common/event_loop.h"
 #include "common/frame.h"
 #include "common/messages.h"
@@ -69,9 +70,9 @@ class DataPath {
   const FrameLimits limits_;
   PushLog push_log_;  // thread-safe
 
-  mutable std::mutex mu_;
-  std::optional<TrainingMode> mode_;   // guarded by mu_; set by the first create
-  std::shared_ptr<SyncSteps> sync_;    // guarded by mu_; set in sync mode
+  mutable Mutex mu_;
+  std::optional<TrainingMode> mode_ CAIRN_GUARDED_BY(mu_);  // set by the first create
+  std::shared_ptr<SyncSteps> sync_ CAIRN_GUARDED_BY(mu_);  // set in sync mode
 
   std::atomic<uint64_t> pushes_applied_{0}, pulls_served_{0}, duplicate_pushes_{0};
 };

@@ -24,7 +24,7 @@ PushLog::PushLog(Options options)
 
 PushLog::Verdict PushLog::Begin(const PushKey& key, Reply reply, Status* status) {
   if (!Tracked(key)) return Verdict::kApply;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Client& client = Touch({key.worker, key.incarnation});
   // In flight first: after Clear a sequence may be in flight below pruned_through.
   if (auto it = client.in_flight.find(key.sequence); it != client.in_flight.end()) {
@@ -44,7 +44,7 @@ void PushLog::Finish(const PushKey& key, const Status& status) {
   if (!Tracked(key)) return;
   std::vector<Reply> waiting;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     // Clients and sequences in flight are never evicted or cleared, so a
     // miss means Finish without a kApply: a bug in the caller.
     auto client = clients_.find({key.worker, key.incarnation});
@@ -66,7 +66,7 @@ void PushLog::Finish(const PushKey& key, const Status& status) {
 void PushLog::Clear(const Status& status) {
   std::vector<Reply> waiting;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     for (auto it = clients_.begin(); it != clients_.end();) {
       Client& client = it->second;
       for (auto& [sequence, replies] : client.in_flight) {

@@ -49,6 +49,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/status.h"
 
 namespace cairn {
@@ -119,9 +120,9 @@ class PushLog {
   const size_t window_;
   const size_t max_clients_;
 
-  std::mutex mu_;
-  std::map<ClientId, Client> clients_;  // guarded by mu_
-  std::list<ClientId> lru_;             // guarded by mu_; least recently seen first
+  Mutex mu_;
+  std::map<ClientId, Client> clients_ CAIRN_GUARDED_BY(mu_);
+  std::list<ClientId> lru_ CAIRN_GUARDED_BY(mu_);  // least recently seen first
 };
 
 }  // namespace cairn

@@ -58,7 +58,7 @@ Restorer::~Restorer() { Stop(); }
 
 void Restorer::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (stopped_) return;
     stopped_ = true;
     queue_.clear();
@@ -68,7 +68,7 @@ void Restorer::Stop() {
 }
 
 Restorer::Report Restorer::report() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return report_;
 }
 
@@ -76,8 +76,8 @@ void Restorer::Run() {
   for (;;) {
     std::function<void()> task;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      wake_.wait(lock, [&] { return stopped_ || !queue_.empty(); });
+      MutexLock lock(mu_);
+      lock.Wait(wake_, [&]() CAIRN_REQUIRES(mu_) { return stopped_ || !queue_.empty(); });
       if (stopped_) break;
       task = std::move(queue_.front());
       queue_.pop_front();
@@ -102,7 +102,7 @@ void Restorer::HandleRestore(Request r) {
     r.respond.Reply(EncodeMessage(*out));
   };
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (!stopped_) {
       queue_.push_back(std::move(task));
       wake_.notify_one();
@@ -114,7 +114,7 @@ void Restorer::HandleRestore(Request r) {
 
 void Restorer::SetStaged(std::unique_ptr<Staged> staged) {
   staged_ = std::move(staged);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   report_.staged = staged_ != nullptr;
 }
 
@@ -213,7 +213,7 @@ Status Restorer::Apply(Staged* staged) {
   pool_.Give(std::exchange(staged->copies, {}));
   const SnapshotRestoreRequest& req = staged->request;
   data_.Restored(req.step, req.sync_step);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   report_.restore_id = req.restore_id;
   report_.restored_step = req.step;
   ++report_.restores;

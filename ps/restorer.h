@@ -32,6 +32,7 @@
 #include <string>
 #include <thread>
 
+#include "common/mutex.h"
 #include "common/crash_point.h"
 #include "ps/connections.h"
 #include "ps/copy_pool.h"
@@ -89,11 +90,11 @@ class Restorer {
 
   std::unique_ptr<Staged> staged_;  // the restore thread's (or RestoreOnStart's, before it starts)
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   std::condition_variable wake_;
-  std::deque<std::function<void()>> queue_;  // guarded by mu_
-  bool stopped_ = false;                     // guarded by mu_
-  Report report_;                            // guarded by mu_
+  std::deque<std::function<void()>> queue_ CAIRN_GUARDED_BY(mu_);
+  bool stopped_ CAIRN_GUARDED_BY(mu_) = false;
+  Report report_ CAIRN_GUARDED_BY(mu_);
   std::thread thread_;                       // started by the constructor
 };
 

@@ -254,7 +254,7 @@ TEST_F(ServerTest, OversizedFrameIsRejectedFromItsHeader) {
 
 TEST_F(ServerTest, UnknownTypeBadVersionAndBadChecksumEachCloseTheirConnection) {
   StartServers(1);
-  std::string good = RawFrame(FrameType::kHello, EncodeMessage(HelloRequest{1}));
+  std::string good = RawFrame(FrameType::kHello, EncodeMessage(HelloRequest{1, {}}));
   std::vector<std::string> bad;
   std::string unknown = good;
   unknown[6] = 42;  // type
@@ -277,7 +277,7 @@ TEST_F(ServerTest, UnknownTypeBadVersionAndBadChecksumEachCloseTheirConnection) 
 
 TEST_F(ServerTest, TruncatedFrameFollowedByDisconnectLeavesTheServerServing) {
   StartServers(1);
-  std::string good = RawFrame(FrameType::kHello, EncodeMessage(HelloRequest{1}));
+  std::string good = RawFrame(FrameType::kHello, EncodeMessage(HelloRequest{1, {}}));
   for (size_t cut : {size_t{1}, size_t{20}, kFrameHeaderBytes, good.size() - 1}) {
     RawSocket raw(endpoints_[0].port);
     ASSERT_TRUE(raw.ok());
@@ -360,6 +360,73 @@ TEST_F(ServerTest, APushResentWithTheSameKeyIsAppliedOnceAndEveryCopyGetsOk) {
   ASSERT_TRUE(v.ok()) << v.status();
   EXPECT_EQ(Floats(v->at("w")), (std::vector<float>{-1.0f, -2.0f, -3.0f, -4.0f}));
   EXPECT_EQ(servers_[0]->stats().duplicate_pushes, 2u);
+}
+
+// --- Requests a client would not send: refused whole, nothing changed -------
+
+TEST_F(ServerTest, APushStartingOutsideTheShardsRowsIsRefusedAndChangesNothing) {
+  StartServers(1);
+  auto client = Client({Spec("w", {4}, InitKind::kZeros)}, {}, Sgd(0.5));
+  PushRequest req;
+  req.worker_id = 3;
+  Status s = SendPush(*transport_, testing::PushOfW(req, {1, 2, 3, 4}, /*row_begin=*/999999));
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("starts at row 999999"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("rows [0, 4)"), std::string::npos) << s;
+  auto v = client->Pull({"w"});
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(Floats(v->at("w")), (std::vector<float>(4, 0.0f)));
+}
+
+TEST_F(ServerTest, APushNamingAVariableTwiceIsRefusedWhole) {
+  StartServers(1);
+  auto client = Client({Spec("w", {4}, InitKind::kZeros)}, {}, Sgd(0.5));
+  PushRequest req;
+  req.worker_id = 3;
+  OutFrame push = testing::PushOfW(req, {1, 1, 1, 1});
+  // The same tensor named twice: the control's grads hold "w" twice, both
+  // pointing at the one data block.
+  ASSERT_TRUE(DecodeMessage(push.control, &req, "Push").ok());
+  req.grads.push_back(req.grads[0]);
+  push.control = EncodeMessage(req);
+  Status s = SendPush(*transport_, push);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("more than once"), std::string::npos) << s;
+  auto v = client->Pull({"w"});
+  ASSERT_TRUE(v.ok()) << v.status();
+  EXPECT_EQ(Floats(v->at("w")), (std::vector<float>(4, 0.0f))) << "half of a refused push was applied";
+}
+
+TEST_F(ServerTest, APullNamingAVariableTwiceIsRefused) {
+  StartServers(1);
+  auto client = Client({Spec("w", {4})});
+  PullRequest req;
+  req.names = {"w", "w"};
+  Status s = CallServer(static_cast<uint16_t>(FrameType::kPull), EncodeMessage(req));
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("more than once"), std::string::npos) << s;
+  ExpectHealthy();
+}
+
+TEST_F(ServerTest, APullWhoseReplyWouldPassTheFrameLimitIsOutOfRange) {
+  // A server whose frames carry at most 64 KiB of values: two 40 KiB
+  // variables fit one pull each, not both in one.
+  ServerOptions o;
+  o.limits.max_data_bytes = 64 << 10;
+  auto server = Server::Start(loop_, o);
+  ASSERT_TRUE(server.ok()) << server.status();
+  endpoints_.push_back((*server)->endpoint());
+  servers_.push_back(std::move(*server));
+  transport_ = std::make_unique<AsioTransport>(loop_, endpoints_);
+  auto client = Client({Spec("a", {10240}), Spec("b", {10240})});
+  ASSERT_TRUE(client->Pull({"a"}).ok());
+  ASSERT_TRUE(client->Pull({"b"}).ok());
+  PullRequest req;
+  req.names = {"a", "b"};
+  Status s = CallServer(static_cast<uint16_t>(FrameType::kPull), EncodeMessage(req));
+  EXPECT_EQ(s.code(), StatusCode::kOutOfRange) << s;
+  EXPECT_NE(s.message().find("pull fewer at once"), std::string::npos) << s;
+  ExpectHealthy();
 }
 
 // Only the applied copy counts in pushes_applied, not the answers to its

@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "common/mutex.h"
 #include "common/status.h"
 
 namespace cairn {
@@ -22,32 +23,32 @@ class SnapshotFence {
  public:
   // OK and a copy in progress, or FailedPrecondition if a restore is.
   Status TryBeginCopy() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (restoring_) return FailedPrecondition("a restore is running or staged, not yet applied: snapshot after it is applied or discarded");
     ++copies_;
     return Status::OK();
   }
   void EndCopy() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     --copies_;
     if (copies_ == 0) idle_.notify_all();
   }
   // Waits for copies in progress; new ones are refused until EndRestore.
   void BeginRestore() {
-    std::unique_lock<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     restoring_ = true;
-    idle_.wait(lock, [&] { return copies_ == 0; });
+    lock.Wait(idle_, [&]() CAIRN_REQUIRES(mu_) { return copies_ == 0; });
   }
   void EndRestore() {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     restoring_ = false;
   }
 
  private:
-  std::mutex mu_;
+  Mutex mu_;
   std::condition_variable idle_;
-  int copies_ = 0;          // guarded by mu_
-  bool restoring_ = false;  // guarded by mu_
+  int copies_ CAIRN_GUARDED_BY(mu_) = 0;
+  bool restoring_ CAIRN_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace cairn

@@ -34,10 +34,11 @@ std::vector<ReportedRows> Reported(const std::vector<ShardCopy>& copies, const s
 
 struct SnapshotWriter::Job {
   int64_t step = 0;
-  bool done = false;                           // guarded by mu_
-  Status status;                               // guarded by mu_
-  SnapshotIoStats io;                          // guarded by mu_
-  std::vector<std::function<void()>> waiters;  // guarded by mu_
+  // Guarded by the writer's mu_:
+  bool done = false;
+  Status status;
+  SnapshotIoStats io;
+  std::vector<std::function<void()>> waiters;
 };
 
 SnapshotWriter::SnapshotWriter(Table& table, CopyPool& pool, SnapshotFence& fence, SnapshotWriterOptions options)
@@ -48,7 +49,7 @@ SnapshotWriter::~SnapshotWriter() { Stop(); }
 void SnapshotWriter::Stop() {
   std::thread thread;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     stopped_ = true;
     thread.swap(thread_);
   }
@@ -56,7 +57,7 @@ void SnapshotWriter::Stop() {
 }
 
 uint64_t SnapshotWriter::snapshots_written() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return written_;
 }
 
@@ -78,7 +79,7 @@ StatusOr<SnapshotPrepareReply> SnapshotWriter::Prepare(const SnapshotPrepareRequ
     SnapshotFence& fence;
     ~EndCopy() { fence.EndCopy(); }
   } end_copy{fence_};
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   if (stopped_) return Cancelled("server stopping");
   if (job_ && !job_->done) {
     return FailedPrecondition(me + " is still writing snapshot " + std::to_string(job_->step));
@@ -147,7 +148,7 @@ void SnapshotWriter::Write(const std::shared_ptr<Job>& job, std::shared_ptr<std:
 void SnapshotWriter::Finish(const std::shared_ptr<Job>& job, const Status& s, const SnapshotIoStats& io) {
   std::vector<std::function<void()>> waiters;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     job->done = true;
     job->status = s;
     job->io = io;
@@ -172,20 +173,24 @@ void SnapshotWriter::HandleWait(const Request& r) {
   SnapshotWaitRequest req;
   Status s = DecodeMessage(r.frame.control, &req, "SnapshotWait");
   if (!s.ok()) return answer(SnapshotWaitReply{WireStatus::From(s)});
-  std::unique_lock<std::mutex> lock(mu_);
-  if (!job_ || job_->step != req.step) {
-    lock.unlock();
+  std::shared_ptr<Job> job;
+  {
+    MutexLock lock(mu_);
+    if (job_ && job_->step == req.step) job = job_;
+  }
+  if (!job) {
     return answer(SnapshotWaitReply{WireStatus::From(
         NotFound("server " + std::to_string(options_.server_index) + " has no snapshot " + std::to_string(req.step) +
                  " in progress (was it restarted?)"))});
   }
-  std::shared_ptr<Job> job = job_;
   auto ready = [job, answer] {
     // Runs with the job done; its fields no longer change.
     answer(SnapshotWaitReply{WireStatus::From(job->status), job->io.bytes, job->io.seconds});
   };
-  if (!job->done) return job->waiters.push_back(ready);
-  lock.unlock();
+  {
+    MutexLock lock(mu_);
+    if (!job->done) return job->waiters.push_back(ready);
+  }
   ready();
 }
 

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/mutex.h"
 #include "common/snapshot/snapshot_db.h"
 #include "ps/connections.h"
 #include "ps/copy_pool.h"
@@ -62,11 +63,11 @@ class SnapshotWriter {
   SnapshotFence& fence_;
   const SnapshotWriterOptions options_;
 
-  mutable std::mutex mu_;
-  bool stopped_ = false;           // guarded by mu_
-  std::shared_ptr<Job> job_;       // guarded by mu_: the latest snapshot
-  std::thread thread_;             // guarded by mu_: writes job_
-  uint64_t written_ = 0;           // guarded by mu_: databases synced
+  mutable Mutex mu_;
+  bool stopped_ CAIRN_GUARDED_BY(mu_) = false;
+  std::shared_ptr<Job> job_ CAIRN_GUARDED_BY(mu_);  // the latest snapshot
+  std::thread thread_ CAIRN_GUARDED_BY(mu_);  // writes job_
+  uint64_t written_ CAIRN_GUARDED_BY(mu_) = 0;  // databases synced
 };
 
 }  // namespace cairn

@@ -10,7 +10,7 @@ SyncSteps::SyncSteps(boost::asio::io_context& io, Table* store, TrainingMode mod
     : io_(io), store_(store), mode_(std::move(mode)), server_index_(server_index) {}
 
 int64_t SyncSteps::step() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return step_;
 }
 
@@ -18,7 +18,7 @@ void SyncSteps::Reset(int64_t step) {
   std::map<int, Arrival> waiting;
   int64_t old = 0;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     old = step_;
     step_ = step;
     ++resets_;
@@ -34,7 +34,7 @@ void SyncSteps::Reset(int64_t step) {
 void SyncSteps::Cancel(const Status& reason) {
   std::map<int, Arrival> waiting;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     waiting.swap(arrived_);
     if (timer_) timer_->cancel();
   }
@@ -83,7 +83,7 @@ void SyncSteps::Arrive(Arrival a) {
   Status error;
   Reply superseded;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     error = Admit(a.request);
     if (error.ok()) {
       if (arrived_.empty()) {
@@ -155,7 +155,7 @@ void SyncSteps::Expire(int64_t step) {
   std::string missing;
   const bool drop = mode_.missing_workers == MissingWorkers::kContinue;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     if (step != step_ || arrived_.empty()) return;
     missing = Missing();
     waiting.swap(arrived_);

@@ -33,6 +33,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "common/mutex.h"
 #include "common/messages.h"
 #include "common/status.h"
 #include "common/tensor.h"
@@ -79,12 +80,12 @@ class SyncSteps : public std::enable_shared_from_this<SyncSteps> {
   const TrainingMode mode_;
   const int server_index_;
 
-  mutable std::mutex mu_;
-  int64_t step_ = 0;                              // guarded by mu_
-  int64_t resets_ = 0;                            // guarded by mu_
-  std::set<int> dropped_;                         // guarded by mu_: workers left out ("continue")
-  std::map<int, Arrival> arrived_;                // guarded by mu_; by worker id
-  std::unique_ptr<boost::asio::steady_timer> timer_;  // guarded by mu_
+  mutable Mutex mu_;
+  int64_t step_ CAIRN_GUARDED_BY(mu_) = 0;
+  int64_t resets_ CAIRN_GUARDED_BY(mu_) = 0;
+  std::set<int> dropped_ CAIRN_GUARDED_BY(mu_);  // workers left out ("continue")
+  std::map<int, Arrival> arrived_ CAIRN_GUARDED_BY(mu_);  // by worker id
+  std::unique_ptr<boost::asio::steady_timer> timer_ CAIRN_GUARDED_BY(mu_);
 };
 
 }  // namespace cairn

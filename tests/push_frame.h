@@ -12,11 +12,12 @@
 namespace cairn::testing {
 
 // `req` (its worker, incarnation, sequence, step...) carrying `grad` as the
-// gradient of the float32 variable "w". The frame owns its data, so the same
-// OutFrame may be handed to a transport more than once.
-inline OutFrame PushOfW(PushRequest req, const std::vector<float>& grad) {
+// gradient of the float32 variable "w" (its rows from `row_begin`). The frame
+// owns its data, so the same OutFrame may be handed to a transport more than
+// once.
+inline OutFrame PushOfW(PushRequest req, const std::vector<float>& grad, int64_t row_begin = 0) {
   const uint64_t bytes = grad.size() * sizeof(float);
-  req.grads = {TensorDesc{"w", DType::kFloat32, {static_cast<int64_t>(grad.size())}, 0, 0, bytes}};
+  req.grads = {TensorDesc{"w", DType::kFloat32, {static_cast<int64_t>(grad.size())}, row_begin, 0, bytes}};
   auto data = std::make_shared<std::vector<float>>(grad);
   OutFrame f;
   f.type = static_cast<uint16_t>(FrameType::kPush);

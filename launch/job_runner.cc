@@ -1,0 +1,246 @@
+#include "launch/job_runner.h"
+
+#include <cmath>
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+#include "common/asio_transport.h"
+#include "common/snapshot/model_dir.h"
+#include "worker/ps_client.h"
+#include "worker/saver.h"
+
+namespace cairn::job {
+namespace {
+
+PsClientOptions ClientOptions(const JobConfig& c, int worker) {
+  PsClientOptions o;
+  o.worker_id = worker;
+  o.timeout = std::chrono::milliseconds(c.cluster.timeout_ms);
+  o.placement.split_threshold_bytes = c.cluster.split_threshold_bytes;
+  return o;
+}
+
+// A worker's connection to the cluster: transport, client, graph, session.
+struct WorkerContext {
+  std::unique_ptr<AsioTransport> transport;
+  std::unique_ptr<PsClient> client;
+  std::unique_ptr<Graph> graph;
+  Model model;
+  std::unique_ptr<Session> session;
+  std::unique_ptr<Saver> saver;  // the chief's, when the job has a model directory
+};
+
+SaverOptions JobSaverOptions(const JobConfig& c) {
+  SaverOptions o;
+  o.model_dir = c.snapshot.model_dir;
+  o.retention.max_to_keep = c.snapshot.max_to_keep;
+  o.retention.keep_every_n_hours = c.snapshot.keep_every_n_hours;
+  o.job_config = c.text;
+  o.env.crash = c.snapshot.crash_points.get();
+  return o;
+}
+
+StatusOr<std::unique_ptr<WorkerContext>> Connect(const JobConfig& c, const JobData& data, EventLoop& loop,
+                                                 const std::vector<Endpoint>& servers, int worker, int num_workers) {
+  auto w = std::make_unique<WorkerContext>();
+  w->transport = std::make_unique<AsioTransport>(loop, servers);
+  PsClientOptions client_options = ClientOptions(c, worker);
+  client_options.cluster = ClusterView(servers, num_workers);
+  w->client = std::make_unique<PsClient>(w->transport.get(), client_options);
+  w->graph = std::make_unique<Graph>();
+  ASSIGN_OR_RETURN(w->model, BuildModel(data.model, c.optimizer.learning_rate, w->graph.get()));
+  RETURN_IF_ERROR(AddWorkerStates(num_workers, w->graph.get(), &w->model));
+  ASSIGN_OR_RETURN(w->session, Session::Create(w->graph.get(), w->client.get(), JobSessionOptions(c, num_workers)));
+  RETURN_IF_ERROR(w->session->Initialize());
+  if (worker == 0 && !c.snapshot.model_dir.empty()) {
+    ASSIGN_OR_RETURN(w->saver, Saver::Create(w->session.get(), w->client.get(), JobSaverOptions(c)));
+  }
+  return w;
+}
+
+// Every log_every steps on the other workers (the chief says more, above).
+void LogWorkerProgress(int worker, const TrainProgress& p) {
+  spdlog::info("worker {}: epoch {}/{}  step {}/{} ({:.0f}%)  loss {:.4f}  global step {}  {:.0f} examples/s", worker,
+               p.epoch, p.epochs, p.step, p.total_steps, 100.0 * p.step / p.total_steps, p.loss, p.global_step,
+               p.examples_per_sec);
+}
+
+// Each worker's own end, before the job's summary ("done: global step ...").
+void LogWorkerDone(int worker, const WorkerReport& r, int64_t batch_size) {
+  const double seconds = r.seconds - r.wait_seconds;  // the chief's wait for the others is not training
+  spdlog::info("worker {}: done: {} steps ({} in this run) in {:.2f} s, {:.0f} examples/s, final loss {:.4f}{}", worker,
+               r.steps, r.examples / batch_size, seconds, seconds > 0 ? r.examples / seconds : 0.0, r.final_loss,
+               r.stopped ? " (stopped on request)" : "");
+}
+
+// After every worker has finished (chief): the final snapshot, unless the
+// last periodic one is already at the final step.
+Status FinalSnapshot(WorkerContext& w, const JobConfig& c, JobSummary* s) {
+  if (!w.saver) return Status::OK();
+  ASSIGN_OR_RETURN(Tensor step, w.session->Run(w.model.global_step));
+  const int64_t global_step = step.data<int64_t>()[0];
+  StatusOr<int64_t> latest = LatestCommittedStep(c.snapshot.model_dir);
+  if (!latest.ok() || *latest != global_step) {
+    ASSIGN_OR_RETURN(SnapshotStats stats, w.saver->Save(global_step));
+    s->snapshot_stall_seconds += stats.copy_seconds;
+    ++s->snapshots;
+  }
+  s->last_snapshot = global_step;
+  return Status::OK();
+}
+
+}  // namespace
+
+JobSummary NewSummary(const JobConfig& c, const std::string& mode, int servers, int workers) {
+  JobSummary s;
+  s.job = c.name;
+  s.mode = mode;
+  s.servers = servers;
+  s.workers = workers;
+  s.batch_size = c.train.batch_size;
+  return s;
+}
+
+StatusOr<std::unique_ptr<JobData>> LoadJobData(const JobConfig& c) {
+  auto d = std::make_unique<JobData>();
+  d->model = c.model;
+  if (c.data.kind == "synthetic_linear") {
+    SyntheticLinearOptions o{c.data.examples, c.data.features, c.data.noise_stddev, c.data.seed};
+    d->truth = MakeLinearTruth(o);
+    d->train = MakeLinearDataset(o, d->truth);
+  } else {
+    ASSIGN_OR_RETURN(d->train, LoadFashionMnist(c.data.dir, "train", c.data.train_limit));
+    ASSIGN_OR_RETURN(d->test, LoadFashionMnist(c.data.dir, "t10k", c.data.test_limit));
+  }
+  d->model.features = d->train.features;
+  spdlog::info("data: {} training examples of {} features{}", d->train.examples, d->train.features,
+               d->test.examples ? fmt::format(", {} test examples", d->test.examples) : "");
+  return d;
+}
+
+SessionOptions JobSessionOptions(const JobConfig& c, int num_workers) {
+  SessionOptions o;
+  o.optimizer = c.optimizer;
+  o.mode.consistency = c.cluster.consistency;
+  o.mode.num_workers = num_workers;
+  o.mode.sync_timeout_ms = c.cluster.sync_timeout_ms;
+  o.mode.missing_workers = c.cluster.missing_workers;
+  return o;
+}
+
+std::string ClusterView(const std::vector<Endpoint>& servers, int num_workers) {
+  std::string view = "servers [";
+  for (size_t i = 0; i < servers.size(); ++i) view += (i ? ", " : "") + servers[i].ToString();
+  return view + "], " + std::to_string(num_workers) + " worker(s)";
+}
+
+LocalClusterOptions JobClusterOptions(const JobConfig& c) {
+  LocalClusterOptions o;
+  o.servers = c.cluster.servers;
+  o.bind_address = c.cluster.bind;
+  o.snapshot.env.crash = c.snapshot.crash_points.get();
+  return o;
+}
+
+Status PrepareSnapshotDir(const JobConfig& c) {
+  const std::string& dir = c.snapshot.model_dir;
+  if (dir.empty()) return Status::OK();
+  if (c.snapshot.fresh && CheckModelDir(dir).ok()) {
+    ASSIGN_OR_RETURN(std::vector<SnapshotListing> old, ListSnapshots(dir));
+    for (const SnapshotListing& s : old) {
+      std::error_code ec;
+      std::filesystem::remove(ManifestPath(dir, s.step), ec);
+      std::filesystem::remove_all(SnapshotDirPath(dir, s.step), ec);
+      if (ec) return Unavailable("--fresh: cannot remove snapshot " + std::to_string(s.step) + ": " + ec.message());
+    }
+    spdlog::info("--fresh: removed {} snapshot(s) from {}", old.size(), dir);
+  }
+  return PrepareModelDir(dir);
+}
+
+TrainerOptions JobTrainerOptions(const JobConfig& c, int worker, int num_workers, const RunControl& control) {
+  TrainerOptions o;
+  o.stop = control.stop;
+  o.abort = control.abort;
+  o.wait_for_workers = control.wait_for_workers;
+  o.worker_timeout = std::chrono::milliseconds(c.cluster.timeout_ms);
+  o.worker = worker;
+  o.num_workers = num_workers;
+  o.batch_size = c.train.batch_size;
+  o.epochs = c.train.epochs;
+  o.max_steps = c.train.max_steps;
+  o.log_every = c.train.log_every_steps;
+  o.seed = c.train.seed;
+  o.schedule = c.schedule;
+  o.snapshot_every_steps = c.snapshot.every_steps;
+  o.snapshot_every_secs = c.snapshot.every_secs;
+  o.max_recoveries = c.cluster.max_recoveries;
+  o.recovery_timeout = std::chrono::milliseconds(c.cluster.timeout_ms);
+  return o;
+}
+
+void LogProgress(const TrainProgress& p) {
+  std::string acc = p.test_accuracy >= 0 ? fmt::format("  test accuracy {:.4f}", p.test_accuracy) : "";
+  spdlog::info("[chief] epoch {}/{}  step {}/{} ({:.0f}%)  loss {:.4f}  global step {}  {:.0f} examples/s{}", p.epoch,
+               p.epochs, p.step, p.total_steps, 100.0 * p.step / p.total_steps, p.loss, p.global_step,
+               p.examples_per_sec, acc);
+}
+
+StatusOr<WorkerReport> RunWorker(const JobConfig& c, const JobData& data, EventLoop& loop,
+                                 const std::vector<Endpoint>& servers, int worker, int num_workers,
+                                 const RunControl& control) {
+  ASSIGN_OR_RETURN(auto w, Connect(c, data, loop, servers, worker, num_workers));
+  Trainer trainer(w->session.get(), &w->model, &data.train, worker == 0 && data.test.examples ? &data.test : nullptr,
+                  JobTrainerOptions(c, worker, num_workers, control));
+  trainer.set_saver(w->saver.get());
+  trainer.set_client(w->client.get());
+  Trainer::ProgressFn progress = LogProgress;
+  if (worker != 0) progress = [worker](const TrainProgress& p) { LogWorkerProgress(worker, p); };
+  ASSIGN_OR_RETURN(WorkerReport report, trainer.Run(progress));
+  LogWorkerDone(worker, report, c.train.batch_size);
+  return report;
+}
+
+Status AfterTraining(const JobConfig& c, const JobData& data, EventLoop& loop, const std::vector<Endpoint>& servers,
+                     int num_workers, JobSummary* s) {
+  ASSIGN_OR_RETURN(auto w, Connect(c, data, loop, servers, 0, num_workers));
+  ASSIGN_OR_RETURN(Tensor step, w->session->Run(w->model.global_step));
+  s->global_step = step.data<int64_t>()[0];
+  RETURN_IF_ERROR(FinalSnapshot(*w, c, s));
+  if (c.model.kind != "linear_regression") return Status::OK();
+  ASSIGN_OR_RETURN(Tensor weights, w->session->Run(w->model.weights));
+  double dist = 0, norm = 0;
+  for (int64_t i = 0; i < weights.num_elements(); ++i) {
+    const double d = weights.data<float>()[i] - data.truth.w[i];
+    dist += d * d;
+    norm += static_cast<double>(data.truth.w[i]) * data.truth.w[i];
+  }
+  s->metrics["distance_to_true_weights"] = std::sqrt(dist);
+  s->metrics["relative_distance_to_true_weights"] = std::sqrt(dist / std::max(norm, 1e-24));
+  return Status::OK();
+}
+
+void Summarize(const std::vector<WorkerReport>& reports, double wall, JobSummary* s) {
+  int64_t examples = 0;
+  double loss = 0, first_start = 1e300, last_end = 0;
+  for (const WorkerReport& r : reports) {
+    s->global_step = std::max(s->global_step, r.global_step);
+    examples += r.examples;
+    loss += r.final_loss;
+    first_start = std::min(first_start, r.start_time);
+    last_end = std::max(last_end, r.end_time);
+    if (r.test_accuracy >= 0) s->test_accuracy = r.test_accuracy;
+    s->resumed_from = std::max(s->resumed_from, r.resumed_from);
+    s->snapshots += r.snapshots;
+    s->snapshot_stall_seconds += r.snapshot_stall_seconds;
+    s->stopped = s->stopped || r.stopped;
+  }
+  const double train_seconds = last_end - first_start;
+  s->final_loss = reports.empty() ? 0 : loss / reports.size();
+  s->wall_seconds = wall;
+  // Over the training loops only, not data loading or set-up.
+  s->examples_per_sec = train_seconds > 0 ? examples / train_seconds : 0;
+}
+
+}  // namespace cairn::job

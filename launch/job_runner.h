@@ -1,0 +1,89 @@
+// The pieces every launcher (local, in-process, mpirun, standalone) shares:
+// the job's data, a worker's run, the chief's work after training, and the
+// summary. Internal to launch/.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/cluster_spec.h"
+#include "common/event_loop.h"
+#include "common/status.h"
+#include "launch/job_config.h"
+#include "launch/train_job.h"
+#include "ps/local_cluster.h"
+#include "worker/dataset.h"
+#include "worker/session.h"
+#include "worker/synthetic_linear.h"
+#include "worker/trainer.h"
+
+namespace cairn::job {
+
+JobSummary NewSummary(const JobConfig& c, const std::string& mode, int servers, int workers);
+
+// What a process loads once and its worker threads share, read-only.
+struct JobData {
+  Dataset train;
+  Dataset test;               // empty for synthetic data
+  LinearTruth truth;          // synthetic_linear only
+  ModelConfig model;          // with features filled in from the data
+};
+
+StatusOr<std::unique_ptr<JobData>> LoadJobData(const JobConfig& c);
+
+SessionOptions JobSessionOptions(const JobConfig& c, int num_workers);
+
+// A cluster as a cluster file describes it, compared between processes at
+// start-up (HelloRequest::cluster).
+std::string ClusterView(const std::vector<Endpoint>& servers, int num_workers);
+
+LocalClusterOptions JobClusterOptions(const JobConfig& c);
+
+// Before any worker starts (chief only): the model directory exists and is
+// Cairn's; with --fresh, its snapshots are gone.
+Status PrepareSnapshotDir(const JobConfig& c);
+
+// How a launcher runs its workers' trainers (flags borrowed; null: never set).
+struct RunControl {
+  const std::atomic<bool>* stop = nullptr;   // stop at the next step boundary (a signal)
+  const std::atomic<bool>* abort = nullptr;  // another worker of this process failed
+  bool wait_for_workers = false;             // the chief waits for every worker at the end (standalone)
+};
+
+TrainerOptions JobTrainerOptions(const JobConfig& c, int worker, int num_workers, const RunControl& control = {});
+
+// The chief's progress line.
+void LogProgress(const TrainProgress& p);
+
+// Connects worker `worker` of `num_workers` to `servers` and trains it.
+StatusOr<WorkerReport> RunWorker(const JobConfig& c, const JobData& data, EventLoop& loop,
+                                 const std::vector<Endpoint>& servers, int worker, int num_workers,
+                                 const RunControl& control = {});
+
+// The chief's work once every worker has finished: the final global step
+// (the workers' reports hold the value each pulled before its last push, so
+// in async mode the servers' count is the true one), the final snapshot and
+// the job's own metrics.
+Status AfterTraining(const JobConfig& c, const JobData& data, EventLoop& loop, const std::vector<Endpoint>& servers,
+                     int num_workers, JobSummary* s);
+
+// The summary's figures from the workers' reports.
+void Summarize(const std::vector<WorkerReport>& reports, double wall, JobSummary* s);
+
+// Worker threads and MPI ranks report an exception that escaped the layers
+// below (std::bad_alloc, say) as a Status: a thread that threw would end
+// the process, a rank that threw would leave the others waiting for it.
+template <class Fn>
+auto CatchExceptions(Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    return Internal("out of memory (std::bad_alloc)");
+  } catch (const std::exception& e) {
+    return Internal(std::string("unexpected exception: ") + e.what());
+  }
+}
+
+}  // namespace cairn::job

@@ -1,0 +1,140 @@
+// Standalone mode: one process per server and per worker (train_job.h).
+#include <pthread.h>
+#include <signal.h>
+
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+#include <yaml-cpp/yaml.h>
+
+#include "common/event_loop.h"
+#include "common/snapshot/model_dir.h"
+#include "launch/job_runner.h"
+#include "launch/train_job.h"
+#include "ps/server.h"
+
+namespace cairn {
+
+using namespace job;  // NOLINT: the launchers' shared pieces
+
+StatusOr<ClusterSpec> LoadClusterFile(const std::string& path, std::string* bind) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument("cluster file '" + path + "': " + e.what());
+  }
+  auto bad = [&](const std::string& why) { return InvalidArgument("cluster file '" + path + "': " + why); };
+  if (!root.IsMap()) return bad("expected a map with 'servers' and 'workers'");
+  ClusterSpec spec;
+  for (const auto& kv : root) {
+    const std::string key = kv.first.as<std::string>("");
+    if (key != "servers" && key != "workers" && key != "bind") return bad("unknown key '" + key + "'");
+  }
+  const YAML::Node servers = root["servers"];
+  if (!servers || !servers.IsSequence() || servers.size() == 0) return bad("'servers' must be a non-empty list");
+  for (const YAML::Node& s : servers) {
+    if (!s.IsScalar()) return bad("each server is \"host:port\"");
+    StatusOr<Endpoint> e = ParseEndpoint(s.Scalar());
+    if (!e.ok()) return bad(e.status().message());
+    spec.servers.push_back(*e);
+  }
+  const YAML::Node workers = root["workers"];
+  if (!workers || !workers.IsScalar()) return bad("'workers' must be a number");
+  try {
+    spec.num_workers = workers.as<int>();
+  } catch (const YAML::Exception&) {
+    return bad("'workers' must be a number");
+  }
+  if (spec.num_workers < 1 || spec.num_workers > 1024) return bad("'workers' must be in [1, 1024]");
+  if (bind) *bind = root["bind"] ? root["bind"].as<std::string>("") : "";
+  return spec;
+}
+
+Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string& bind, int io_threads,
+                        const std::string& model_dir, const CrashPoints* crash_points) {
+  if (index < 0 || index >= cluster.num_servers()) {
+    return InvalidArgument("--index " + std::to_string(index) + ": the cluster has servers 0.." +
+                           std::to_string(cluster.num_servers() - 1));
+  }
+  if (io_threads < 1 || io_threads > 64) {
+    return InvalidArgument("--io-threads: must be in [1, 64], got " + std::to_string(io_threads));
+  }
+  if (!model_dir.empty()) {
+    // A mistyped directory must not start the server empty in silence.
+    std::error_code ec;
+    if (!std::filesystem::is_directory(model_dir, ec)) {
+      return NotFound("--model-dir '" + model_dir + "' does not exist or is not a directory (create it first, or " +
+                      "leave --model-dir out to start this server empty)");
+    }
+    RETURN_IF_ERROR(PrepareModelDir(model_dir).WithContext("--model-dir"));  // an empty directory becomes one
+  }
+  // Block the stop signals in every thread (the loop's inherit this mask);
+  // this thread waits for them below.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  const Endpoint& me = cluster.servers[index];
+  EventLoop loop(io_threads);
+  ServerOptions options;
+  options.index = index;
+  options.bind_address = bind.empty() ? me.host : bind;
+  options.port = me.port;
+  options.restore_dir = model_dir;
+  options.num_servers = cluster.num_servers();
+  options.snapshot.env.crash = crash_points;
+  options.cluster = ClusterView(cluster.servers, cluster.num_workers);
+  ASSIGN_OR_RETURN(auto server, Server::Start(loop, options));
+  spdlog::info("server {} of {} listening on {}", index, cluster.num_servers(), server->endpoint().ToString());
+  int signal = 0;
+  sigwait(&stop, &signal);
+  spdlog::info("server {}: {} received: stopping", index, signal == SIGINT ? "SIGINT" : "SIGTERM");
+  server->Stop();
+  return Status::OK();
+}
+
+StatusOr<JobSummary> RunWorkerProcess(const JobConfig& config, const ClusterSpec& cluster, int index,
+                                      const std::atomic<bool>* stop) {
+  JobConfig c = config;
+  c.cluster.servers = cluster.num_servers();
+  c.cluster.workers = cluster.num_workers;
+  RETURN_IF_ERROR(ValidateJobConfig(c).WithContext("with the cluster file's servers and workers"));
+  if (index < 0 || index >= cluster.num_workers) {
+    return InvalidArgument("--index " + std::to_string(index) + ": the cluster has workers 0.." +
+                           std::to_string(cluster.num_workers - 1));
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<JobData> data, LoadJobData(c));
+  if (index == 0) RETURN_IF_ERROR(PrepareSnapshotDir(c));
+  EventLoop loop(c.cluster.io_threads);
+  spdlog::info("worker {} of {}: servers{}", index, cluster.num_workers, [&] {
+    std::string s;
+    for (const Endpoint& e : cluster.servers) s += " " + e.ToString();
+    return s;
+  }());
+  const auto start = Clock::now();
+  RunControl control;
+  control.stop = stop;
+  control.wait_for_workers = true;  // nobody else waits for the other processes
+  ASSIGN_OR_RETURN(WorkerReport report,
+                   RunWorker(c, *data, loop, cluster.servers, index, cluster.num_workers, control));
+  if (index != 0) {
+    JobSummary mine;
+    mine.stopped = report.stopped;
+    return mine;
+  }
+  JobSummary s = NewSummary(c, "standalone", cluster.num_servers(), cluster.num_workers);
+  Summarize({report}, std::chrono::duration<double>(Clock::now() - start).count(), &s);
+  RETURN_IF_ERROR(AfterTraining(c, *data, loop, cluster.servers, cluster.num_workers, &s));
+  // The chief's report counts its own examples; the servers' global step
+  // counts every worker's (one per push in async mode, one per round of
+  // every worker in sync mode).
+  const int64_t pushes = (s.global_step - report.start_global_step) *
+                         (c.cluster.consistency == Consistency::kSync ? cluster.num_workers : 1);
+  const double seconds = report.end_time - report.start_time;
+  if (pushes > 0 && seconds > 0) s.examples_per_sec = static_cast<double>(pushes * c.train.batch_size) / seconds;
+  return s;
+}
+
+}  // namespace cairn
