@@ -19,11 +19,11 @@ for p in clang-14 libclang-rt-14-dev; do
 done
 generator=()
 if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
-targets=(common_test ps_test transport_fault_test recovery_test storage_fault_test)
+targets=(common_test ps_test transport_fault_test recovery_test storage_fault_test snapshot_test sync_training_test)
 cmake -S . -B "$dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
   -DCAIRN_TSAN=ON -DCAIRN_THREAD_SAFETY=ON
 cmake --build "$dir" -j "$(nproc)" --target "${targets[@]}"
-export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/launch/tsan.supp ${TSAN_OPTIONS:-}"
 for t in "${targets[@]}"; do
   echo "== $t (ThreadSanitizer)"
   "$dir/bin/$t" --gtest_brief=1

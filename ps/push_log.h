@@ -111,9 +111,9 @@ class PushLog {
   };
 
   static bool Tracked(const PushKey& key) { return key.incarnation != 0 && key.sequence != 0; }
-  Client& Touch(const ClientId& id);  // requires mu_
-  void EvictOne();                     // requires mu_
-  void Record(Client& client, uint64_t sequence, const Status& status);  // requires mu_
+  Client& Touch(const ClientId& id) CAIRN_REQUIRES(mu_);
+  void EvictOne() CAIRN_REQUIRES(mu_);
+  void Record(Client& client, uint64_t sequence, const Status& status) CAIRN_REQUIRES(mu_);
   static bool Lookup(const Client& client, uint64_t sequence, Status* status);
 
   // Constant after construction.

@@ -68,11 +68,11 @@ class SyncSteps : public std::enable_shared_from_this<SyncSteps> {
   void Cancel(const Status& reason);
 
  private:
-  Status Admit(const PushRequest& request) const;  // requires mu_
+  Status Admit(const PushRequest& request) const CAIRN_REQUIRES(mu_);
   void Complete(std::map<int, Arrival> round, int64_t step);
   void Expire(int64_t step);
-  std::string Missing() const;  // requires mu_
-  int Expected() const;         // requires mu_: pushes a round needs
+  std::string Missing() const CAIRN_REQUIRES(mu_);
+  int Expected() const CAIRN_REQUIRES(mu_);  // pushes a round needs
 
   // Constant after construction.
   boost::asio::io_context& io_;
