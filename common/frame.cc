@@ -28,7 +28,7 @@ static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "Cairn's wire format as
 }  // namespace
 
 bool IsKnownRequestType(uint16_t type) {
-  return type >= static_cast<uint16_t>(FrameType::kHello) && type <= static_cast<uint16_t>(FrameType::kSnapshotRestore);
+  return type >= static_cast<uint16_t>(FrameType::kHello) && type <= static_cast<uint16_t>(FrameType::kSparsePull);
 }
 
 const char* FrameTypeName(uint16_t type) {
@@ -41,6 +41,7 @@ const char* FrameTypeName(uint16_t type) {
     case 6: return "SnapshotPrepare";
     case 7: return "SnapshotWait";
     case 8: return "SnapshotRestore";
+    case 9: return "SparsePull";
   }
   return "Unknown";
 }

@@ -52,6 +52,7 @@ enum class FrameType : uint16_t {
   kSnapshotPrepare = 6,  // copy shards for a snapshot step; write them in the background
   kSnapshotWait = 7,     // answer when that step's database is synced (or failed)
   kSnapshotRestore = 8,  // load this server's shards from a committed snapshot
+  kSparsePull = 9,       // rows of sparse tables by id
   // A reply carries the request's type with this bit set.
   kReplyBit = 0x8000,
 };

@@ -204,9 +204,10 @@ TEST(Frame, TypeNamesAndKnownTypes) {
   EXPECT_STREQ(FrameTypeName(ReplyType(FrameType::kPush)), "Push");
   EXPECT_STREQ(FrameTypeName(0), "Unknown");
   EXPECT_STREQ(FrameTypeName(6), "SnapshotPrepare");
-  EXPECT_STREQ(FrameTypeName(9), "Unknown");
+  EXPECT_STREQ(FrameTypeName(9), "SparsePull");
+  EXPECT_STREQ(FrameTypeName(10), "Unknown");
   for (int t = 0; t < 0x10000; ++t) {
-    EXPECT_EQ(IsKnownRequestType(static_cast<uint16_t>(t)), t >= 1 && t <= 8) << t;
+    EXPECT_EQ(IsKnownRequestType(static_cast<uint16_t>(t)), t >= 1 && t <= 9) << t;
   }
 }
 
@@ -332,7 +333,7 @@ TEST(DecodeFrame, RejectsNonZeroPaddingBetweenControlAndData) {
 }
 
 TEST(DecodeFrame, RejectsUnknownTypes) {
-  for (uint16_t type : {uint16_t{0}, uint16_t{9}, uint16_t{0x7fff}, uint16_t{0x8000}, uint16_t{0x8009},
+  for (uint16_t type : {uint16_t{0}, uint16_t{10}, uint16_t{0x7fff}, uint16_t{0x8000}, uint16_t{0x800a},
                         uint16_t{0xffff}, uint16_t{0x4001}}) {
     // Sealed with a valid checksum: the type check alone must reject it.
     std::string bytes = SerializeFrame(MakeFrame(type, 1, "c", {"d"}));
@@ -341,7 +342,7 @@ TEST(DecodeFrame, RejectsUnknownTypes) {
     EXPECT_EQ(in.status().code(), StatusCode::kInvalidArgument) << in.status();
     EXPECT_TRUE(Contains(in.status().message(), "type")) << in.status();
   }
-  for (uint16_t type = 1; type <= 8; ++type) {
+  for (uint16_t type = 1; type <= 9; ++type) {
     EXPECT_TRUE(DecodeFrame(SerializeFrame(MakeFrame(type, 1, "c", {"d"})), FrameLimits{}).ok()) << type;
     EXPECT_TRUE(DecodeFrame(SerializeFrame(MakeFrame(type | 0x8000, 1, "c", {"d"})), FrameLimits{}).ok()) << type;
   }
@@ -864,6 +865,7 @@ TEST(Messages, WireLayoutMatchesTheHandWrittenEncoding) {
   w.PushHead(3, 9).Put<uint64_t>(1);
   w.Str("g").Put<uint8_t>(1).Put<uint64_t>(1).Put<int64_t>(2).Put<int64_t>(1).Put<uint64_t>(8).Put<uint64_t>(8);
   w.Put<uint8_t>(0);  // update kind: gradient
+  w.Put<uint64_t>(0);  // no sparse gradients
   EXPECT_EQ(EncodeMessage(push), w.out);
 
   PullRequest pull;
@@ -887,6 +889,64 @@ void ExpectEveryTruncationFails(const M& message, const char* type_name) {
     EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
     EXPECT_TRUE(Contains(s.message(), type_name)) << s;
   }
+}
+
+SparseDesc Sparse(const std::string& table, uint64_t count, int32_t dim, uint64_t ids_offset, uint64_t values_offset) {
+  SparseDesc d;
+  d.table = table;
+  d.count = count;
+  d.dim = dim;
+  d.ids_offset = ids_offset;
+  d.values_offset = values_offset;
+  return d;
+}
+
+TEST(Messages, SparseRequestsRoundTrip) {
+  PushRequest push = SamplePush();
+  push.sparse = {Sparse("emb/user", 3, 16, 64, 88), Sparse("emb/item", 1, 4, 280, 288)};
+  PushRequest back;
+  ASSERT_TRUE(DecodeMessage(EncodeMessage(push), &back, "PushRequest").ok());
+  ASSERT_EQ(back.sparse.size(), 2u);
+  EXPECT_EQ(back.sparse[1].table, "emb/item");
+  EXPECT_EQ(back.sparse[0].count, 3u);
+  EXPECT_EQ(back.sparse[0].dim, 16);
+  EXPECT_EQ(back.sparse[0].values_offset, 88u);
+  ExpectEveryTruncationFails(push, "PushRequest");
+
+  CreateRequest create = SampleCreate();
+  SparseTableDecl decl;
+  decl.spec.name = "emb/user";
+  decl.spec.dim = 16;
+  decl.spec.init.kind = InitKind::kNormal;
+  decl.optimizer.kind = "adagrad";
+  create.sparse_tables = {decl};
+  CreateRequest create_back;
+  ASSERT_TRUE(DecodeMessage(EncodeMessage(create), &create_back, "CreateRequest").ok());
+  ASSERT_EQ(create_back.sparse_tables.size(), 1u);
+  EXPECT_EQ(create_back.sparse_tables[0], decl);
+
+  SparsePullRequest pull;
+  pull.tables = {Sparse("emb/user", 5, 16, 0, 0)};
+  ExpectEveryTruncationFails(pull, "SparsePullRequest");
+}
+
+TEST(Messages, SparseDescsAreCheckedAgainstTheDataAndTheLimits) {
+  const uint64_t data = 3 * 8 + 3 * 4 * 4;  // 3 ids, 3 x 4 floats
+  EXPECT_TRUE(ValidateSparseDesc(Sparse("t", 3, 4, 0, 24), data, true).ok());
+  EXPECT_TRUE(ValidateSparseDesc(Sparse("t", 3, 4, 0, 9999), data, /*with_values=*/false).ok());
+  auto fails = [&](const SparseDesc& d, const char* says) {
+    Status s = ValidateSparseDesc(d, data, true);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << says;
+    EXPECT_TRUE(Contains(s.message(), says)) << s;
+    EXPECT_TRUE(Contains(s.message(), "sparse table 't'")) << s;
+  };
+  fails(Sparse("t", 4, 4, 0, 24), "values lie outside");      // one id more than the values hold
+  fails(Sparse("t", 10, 4, 0, 24), "ids lie outside");        // the ids run past the data
+  fails(Sparse("t", 3, 4, 4, 28), "misaligned");              // ids at a 4-byte offset
+  fails(Sparse("t", 3, 0, 0, 24), "dim 0 is outside");
+  fails(Sparse("t", 3, 5000, 0, 24), "dim 5000 is outside");
+  fails(Sparse("t", uint64_t{1} << 40, 4, 0, 24), "exceed the limit");  // a count whose byte size would overflow
+  fails(Sparse("t", 3, 4, UINT64_MAX - 7, 24), "ids lie outside");
 }
 
 TEST(Messages, DecodingAnyTruncationFails) {

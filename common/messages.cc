@@ -54,6 +54,32 @@ Status ValidateTensorDesc(const TensorDesc& d, uint64_t data_len) {
   return Status::OK();
 }
 
+Status ValidateSparseDesc(const SparseDesc& d, uint64_t data_len, bool with_values, const SparseLimits& limits) {
+  const std::string table = "sparse table '" + d.table + "'";
+  if (d.count > limits.max_ids_per_request) {
+    return InvalidArgument(table + ": " + std::to_string(d.count) + " ids exceed the limit of " +
+                           std::to_string(limits.max_ids_per_request) + " per request");
+  }
+  if (d.dim < 1 || d.dim > limits.max_dim) {
+    return InvalidArgument(table + ": dim " + std::to_string(d.dim) + " is outside [1, " +
+                           std::to_string(limits.max_dim) + "]");
+  }
+  const uint64_t id_bytes = d.count * sizeof(int64_t);
+  if (d.ids_offset > data_len || id_bytes > data_len - d.ids_offset) {
+    return InvalidArgument(table + ": " + std::to_string(d.count) + " ids lie outside the frame's data section");
+  }
+  if (d.ids_offset % sizeof(int64_t) != 0) return InvalidArgument(table + ": ids are misaligned");
+  if (with_values) {
+    const uint64_t value_bytes = d.count * static_cast<uint64_t>(d.dim) * sizeof(float);
+    if (d.values_offset > data_len || value_bytes > data_len - d.values_offset) {
+      return InvalidArgument(table + ": " + std::to_string(d.count) + " x " + std::to_string(d.dim) +
+                             " values lie outside the frame's data section");
+    }
+    if (d.values_offset % sizeof(float) != 0) return InvalidArgument(table + ": values are misaligned");
+  }
+  return Status::OK();
+}
+
 Tensor ViewTensor(const TensorDesc& desc, const std::shared_ptr<uint8_t>& payload, uint8_t* data) {
   return Tensor::View(desc.dtype, desc.shape, payload, data + desc.offset);
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/optimizer_spec.h"
+#include "common/sparse_spec.h"
 #include "common/status.h"
 #include "common/tensor.h"
 #include "common/variable_spec.h"
@@ -101,6 +102,37 @@ struct ShardDecl {
   template <class A> void serialize(A& ar) { ar(spec, row_begin, row_end, optimizer); }
 };
 
+// A sparse table every server holds its part of (the ids ServerOfId routes
+// to it), with the optimizer of its rows.
+struct SparseTableDecl {
+  SparseTableSpec spec;
+  OptimizerSpec optimizer;
+  template <class A> void serialize(A& ar) { ar(spec, optimizer); }
+  bool operator==(const SparseTableDecl&) const = default;
+};
+
+// One sparse table's part of a request or reply: `count` ids (int64) at
+// ids_offset of the data section and, where values travel (a push's
+// gradients, a pull's reply), count x dim float32 at values_offset. Rows
+// travel as raw floats, no per-row framing.
+struct SparseDesc {
+  std::string table;
+  uint64_t count = 0;
+  int32_t dim = 0;
+  uint64_t ids_offset = 0;
+  uint64_t values_offset = 0;
+  template <class A> void save(A& ar) const { ar(table, count, dim, ids_offset, values_offset); }
+  template <class A> void load(A& ar) {
+    LoadString(ar, table, wire::kMaxName, "sparse table name");
+    ar(count, dim, ids_offset, values_offset);
+  }
+};
+
+// Checks a desc against the data section and the limits: count and dim
+// bounded, ids (and, `with_values`, the values) inside [0, data_len) and
+// aligned. Errors name the table.
+Status ValidateSparseDesc(const SparseDesc& desc, uint64_t data_len, bool with_values, const SparseLimits& limits = {});
+
 // How a job's servers combine the workers' gradients.
 enum class Consistency : uint8_t {
   kAsync = 0,  // apply each push on arrival
@@ -142,8 +174,13 @@ struct TrainingMode {
 struct CreateRequest {
   TrainingMode mode;
   std::vector<ShardDecl> shards;
-  template <class A> void save(A& ar) const { ar(mode, shards); }
-  template <class A> void load(A& ar) { ar(mode); LoadVector(ar, shards, wire::kMaxEntries, "shard"); }
+  std::vector<SparseTableDecl> sparse_tables;
+  template <class A> void save(A& ar) const { ar(mode, shards, sparse_tables); }
+  template <class A> void load(A& ar) {
+    ar(mode);
+    LoadVector(ar, shards, wire::kMaxEntries, "shard");
+    LoadVector(ar, sparse_tables, wire::kMaxEntries, "sparse table");
+  }
 };
 
 struct StatusReply {
@@ -175,8 +212,11 @@ struct PushRequest {
   float learning_rate = -1;   // >= 0: use instead of the optimizer's configured rate
   std::string global_step;    // an int64 variable to count this step in ("" for none)
   std::vector<TensorDesc> grads;  // gradients, assigns and assign-adds
+  // Sparse gradients: one row per id, ids unique within a table (a worker
+  // sums repeated ids first). Applied with the dense ones, as one update.
+  std::vector<SparseDesc> sparse;
   template <class A> void save(A& ar) const {
-    ar(worker_id, incarnation, sequence, train_step, step, learning_rate, global_step, grads);
+    ar(worker_id, incarnation, sequence, train_step, step, learning_rate, global_step, grads, sparse);
   }
   template <class A> void load(A& ar) {
     ar(worker_id, incarnation, sequence);
@@ -184,7 +224,24 @@ struct PushRequest {
     ar(step, learning_rate);
     LoadString(ar, global_step, wire::kMaxName, "global_step");
     LoadVector(ar, grads, wire::kMaxEntries, "gradient");
+    LoadVector(ar, sparse, wire::kMaxEntries, "sparse gradient");
   }
+};
+
+// Rows of sparse tables by id (ids at each desc's ids_offset; values_offset
+// unused). The reply's descs give where each table's count x dim floats lie
+// in its data section, in the request's order.
+struct SparsePullRequest {
+  std::vector<SparseDesc> tables;
+  template <class A> void save(A& ar) const { ar(tables); }
+  template <class A> void load(A& ar) { LoadVector(ar, tables, wire::kMaxEntries, "sparse pull table"); }
+};
+
+struct SparsePullReply {
+  WireStatus status;
+  std::vector<SparseDesc> tables;
+  template <class A> void save(A& ar) const { ar(status, tables); }
+  template <class A> void load(A& ar) { ar(status); LoadVector(ar, tables, wire::kMaxEntries, "sparse pulled table"); }
 };
 
 struct StatsReply {

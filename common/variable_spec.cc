@@ -42,7 +42,9 @@ void FanInOut(const Shape& shape, double* fan_in, double* fan_out) {
   *fan_out = static_cast<double>(shape[1]) * receptive;
 }
 
-double InitialValue(const VariableSpec& spec, uint64_t index) {
+}  // namespace
+
+double InitialElement(const VariableSpec& spec, uint64_t index) {
   const InitializerSpec& in = spec.init;
   switch (in.kind) {
     case InitKind::kZeros: return 0.0;
@@ -66,6 +68,8 @@ double InitialValue(const VariableSpec& spec, uint64_t index) {
   }
   return 0.0;
 }
+
+namespace {
 
 bool IsPrintableName(const std::string& name) {
   for (unsigned char c : name) {
@@ -130,10 +134,10 @@ void InitializeRows(const VariableSpec& spec, int64_t row_begin, Tensor* out) {
   const int64_t n = out->num_elements();
   if (spec.dtype == DType::kInt64) {
     int64_t* p = out->data<int64_t>();
-    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<int64_t>(InitialValue(spec, first + i));
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<int64_t>(InitialElement(spec, first + i));
   } else {
     float* p = out->data<float>();
-    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(InitialValue(spec, first + i));
+    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<float>(InitialElement(spec, first + i));
   }
 }
 

@@ -79,4 +79,8 @@ Status ValidateSpec(const VariableSpec& spec, const SpecLimits& limits = {});
 // the spec's initial values. `out` must have the spec's dtype and row size.
 void InitializeRows(const VariableSpec& spec, int64_t row_begin, Tensor* out);
 
+// The initial value of element `index` (row-major) of the variable: a pure
+// function of (spec.init, spec.shape for the Glorot kinds, index).
+double InitialElement(const VariableSpec& spec, uint64_t index);
+
 }  // namespace cairn

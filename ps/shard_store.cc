@@ -54,6 +54,9 @@ Status ShardStore::Create(const ShardDecl& decl) {
   }
   Initialize(*shard);
   std::unique_lock<std::shared_mutex> lock(mu_);
+  if (sparse_.count(spec.name)) {
+    return AlreadyExists("'" + spec.name + "' is a sparse table here; it cannot also be a dense variable");
+  }
   auto it = shards_.find(spec.name);
   if (it != shards_.end()) return CheckConflict(*it->second, decl);  // created meanwhile
   shards_.emplace(spec.name, std::move(shard));
@@ -424,6 +427,46 @@ Status ShardStore::CheckCountable(const std::string& name) const {
 size_t ShardStore::size() const {
   std::shared_lock<std::shared_mutex> lock(mu_);
   return shards_.size();
+}
+
+Status ShardStore::CreateSparse(const SparseTableDecl& decl) {
+  auto conflict = [&](const SparseTable& t) -> Status {
+    if (t.spec() == decl.spec && t.optimizer_spec() == decl.optimizer) return Status::OK();
+    return AlreadyExists("sparse table '" + decl.spec.name + "' exists as " + t.spec().DebugString() + " with " +
+                         t.optimizer_spec().kind + "; asked for " + decl.spec.DebugString() + " with " +
+                         decl.optimizer.kind);
+  };
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    if (shards_.count(decl.spec.name)) {
+      return AlreadyExists("'" + decl.spec.name + "' is a dense variable here; it cannot also be a sparse table");
+    }
+    auto it = sparse_.find(decl.spec.name);
+    if (it != sparse_.end()) return conflict(*it->second);
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<SparseTable> table, SparseTable::Create(decl.spec, decl.optimizer));
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  if (shards_.count(decl.spec.name)) {
+    return AlreadyExists("'" + decl.spec.name + "' is a dense variable here; it cannot also be a sparse table");
+  }
+  auto it = sparse_.find(decl.spec.name);
+  if (it != sparse_.end()) return conflict(*it->second);  // created meanwhile
+  sparse_.emplace(decl.spec.name, std::move(table));
+  return Status::OK();
+}
+
+StatusOr<SparseTable*> ShardStore::FindSparse(const std::string& name) const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  auto it = sparse_.find(name);
+  if (it == sparse_.end()) return NotFound("sparse table '" + name + "' is not on this server");
+  return it->second.get();
+}
+
+std::vector<std::string> ShardStore::SparseNames() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::vector<std::string> names;
+  for (const auto& [name, table] : sparse_) names.push_back(name);
+  return names;
 }
 
 }  // namespace cairn

@@ -130,6 +130,10 @@ class ShardStore final : public Table {
   // reads and updates again.
   void FinishRestore(const std::vector<std::string>& names, bool keep) override;
 
+  Status CreateSparse(const SparseTableDecl& decl) override;
+  StatusOr<SparseTable*> FindSparse(const std::string& name) const override;
+  std::vector<std::string> SparseNames() const override;
+
  private:
   struct Shard {
     ShardInfo info;
@@ -177,6 +181,7 @@ class ShardStore final : public Table {
   mutable std::shared_mutex update_mu_;                   // shared: an update; exclusive: a cut
   mutable std::shared_mutex mu_;                          // guards the map, not the shards
   std::map<std::string, std::unique_ptr<Shard>> shards_;  // guarded by mu_
+  std::map<std::string, std::unique_ptr<SparseTable>> sparse_;  // guarded by mu_; never erased
 };
 
 }  // namespace cairn

@@ -27,6 +27,7 @@
 #include "common/snapshot/shard_copy.h"
 #include "common/status.h"
 #include "common/tensor.h"
+#include "ps/sparse_table.h"
 
 namespace cairn {
 
@@ -74,6 +75,17 @@ class Table {
   // OK unless this table holds `name` and cannot count it now.
   virtual Status CheckCountable(const std::string& name) const = 0;
   virtual UpdateScope BeginUpdate() const = 0;
+
+  // --- Sparse tables: this server's part of each (ps/sparse_table.h) ---
+  // Creates one. The same declaration again is OK (its rows are kept);
+  // another under the same name, or a dense variable's name, is
+  // AlreadyExists naming both.
+  virtual Status CreateSparse(const SparseTableDecl& decl) = 0;
+  // The table `name`, or NotFound naming it. Tables are never dropped: the
+  // pointer is valid as long as this Table. Updates of it run inside an
+  // UpdateScope, like every other update.
+  virtual StatusOr<SparseTable*> FindSparse(const std::string& name) const = 0;
+  virtual std::vector<std::string> SparseNames() const = 0;
 
   // --- Snapshots ---
   // Copies of the named shards held here (every shard if `names` is empty;

@@ -1,0 +1,330 @@
+#include "ps/sparse_table.h"
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <numeric>
+
+namespace cairn {
+namespace {
+
+constexpr uint32_t kRowsPerBlock = uint32_t{1} << 16;
+constexpr uint32_t kNoRow = UINT32_MAX;
+
+int64_t RecordId(const float* record) {
+  int64_t id;
+  std::memcpy(&id, record, sizeof(id));
+  return id;
+}
+
+// A set of ids seen in one request, to refuse repeats before anything
+// changes: open addressing over a scratch array reused per thread.
+bool HasRepeats(const int64_t* ids, size_t n) {
+  thread_local std::vector<int64_t> slots;
+  size_t cap = 16;
+  while (cap < 2 * n) cap *= 2;
+  slots.assign(cap, kReservedSparseId);
+  const size_t mask = cap - 1;
+  for (size_t i = 0; i < n; ++i) {
+    size_t at = MixId(ids[i]) & mask;
+    while (slots[at] != kReservedSparseId) {
+      if (slots[at] == ids[i]) return true;
+      at = (at + 1) & mask;
+    }
+    slots[at] = ids[i];
+  }
+  return false;
+}
+
+// A 64-byte-aligned float buffer that grows on demand (one per thread).
+class AlignedScratch {
+ public:
+  ~AlignedScratch() { Free(); }
+  float* Get(size_t floats) {
+    if (floats > size_) {
+      Free();
+      data_ = static_cast<float*>(::operator new[](floats * sizeof(float), std::align_val_t{64}));
+      size_ = floats;
+    }
+    return data_;
+  }
+
+ private:
+  void Free() {
+    if (data_) ::operator delete[](data_, std::align_val_t{64});
+    data_ = nullptr;
+    size_ = 0;
+  }
+  float* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace
+
+// id -> row: linear probing over parallel arrays (8-byte key, 4-byte row),
+// capacity a power of two, at most 70% full.
+class SparseTable::Index {
+ public:
+  Index() { Resize(1024); }
+
+  uint32_t Find(int64_t id) const {
+    size_t at = MixId(id) & mask_;
+    for (;;) {
+      if (keys_[at] == id) return rows_[at];
+      if (keys_[at] == kReservedSparseId) return kNoRow;
+      at = (at + 1) & mask_;
+    }
+  }
+  // `id` must not be present.
+  void Insert(int64_t id, uint32_t row) {
+    if ((size_ + 1) * 10 > keys_.size() * 7) Grow();
+    Place(id, row);
+    ++size_;
+  }
+  size_t capacity() const { return keys_.size(); }
+  void Clear() {
+    Resize(1024);
+    size_ = 0;
+  }
+
+ private:
+  void Resize(size_t cap) {
+    keys_.assign(cap, kReservedSparseId);
+    keys_.shrink_to_fit();
+    rows_.assign(cap, kNoRow);
+    rows_.shrink_to_fit();
+    mask_ = cap - 1;
+  }
+  void Place(int64_t id, uint32_t row) {
+    size_t at = MixId(id) & mask_;
+    while (keys_[at] != kReservedSparseId) at = (at + 1) & mask_;
+    keys_[at] = id;
+    rows_[at] = row;
+  }
+  void Grow() {
+    std::vector<int64_t> keys = std::move(keys_);
+    std::vector<uint32_t> rows = std::move(rows_);
+    Resize(keys.size() * 2);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (keys[i] != kReservedSparseId) Place(keys[i], rows[i]);
+    }
+  }
+
+  std::vector<int64_t> keys_;
+  std::vector<uint32_t> rows_;
+  size_t mask_ = 0;
+  size_t size_ = 0;
+};
+
+StatusOr<std::unique_ptr<SparseTable>> SparseTable::Create(const SparseTableSpec& spec,
+                                                             const OptimizerSpec& optimizer) {
+  RETURN_IF_ERROR(ValidateSparseSpec(spec));
+  StatusOr<std::unique_ptr<Optimizer>> opt = Optimizer::Create(optimizer);
+  if (!opt.ok()) return opt.status().WithContext("sparse table '" + spec.name + "'");
+  return std::unique_ptr<SparseTable>(new SparseTable(spec, optimizer, std::move(*opt)));
+}
+
+SparseTable::SparseTable(SparseTableSpec spec, OptimizerSpec optimizer_spec, std::unique_ptr<Optimizer> optimizer)
+    : spec_(std::move(spec)),
+      optimizer_spec_(std::move(optimizer_spec)),
+      optimizer_(std::move(optimizer)),
+      index_(std::make_unique<Index>()) {
+  int32_t at = 2 + spec_.dim;  // [id: 2 floats][values]
+  for (size_t s = 0; s < slots().size(); ++s) {
+    slot_offsets_.push_back(at);
+    at += SlotWidth(s);
+  }
+  stride_ = (at + 1) & ~1;
+  initial_record_.assign(stride_ - 2 - spec_.dim, 0.0f);
+  for (size_t s = 0; s < slots().size(); ++s) {
+    std::fill_n(initial_record_.begin() + (slot_offsets_[s] - 2 - spec_.dim), SlotWidth(s), slots()[s].initial);
+  }
+}
+
+SparseTable::~SparseTable() = default;
+
+std::string SparseTable::SlotName(size_t slot) const {
+  return spec_.name + "/" + optimizer_->Name() + "/" + slots()[slot].name;
+}
+
+int32_t SparseTable::SlotWidth(size_t slot) const { return slots()[slot].scalar ? 1 : spec_.dim; }
+
+float* SparseTable::Record(uint32_t row) const {
+  return blocks_[row / kRowsPerBlock].get() + static_cast<size_t>(row % kRowsPerBlock) * stride_;
+}
+
+uint32_t SparseTable::NewRow(int64_t id) {
+  const uint32_t row = rows_;
+  if (row % kRowsPerBlock == 0) {
+    // Not zero-filled: a record's memory is touched when its row is created.
+    blocks_.emplace_back(new float[static_cast<size_t>(kRowsPerBlock) * stride_]);
+  }
+  float* r = Record(row);
+  std::memcpy(r, &id, sizeof(id));
+  InitializeSparseRow(spec_, id, r + 2);
+  std::copy(initial_record_.begin(), initial_record_.end(), r + 2 + spec_.dim);
+  index_->Insert(id, row);
+  ++rows_;
+  return row;
+}
+
+Status SparseTable::Pull(const int64_t* ids, size_t n, float* out) const {
+  const size_t dim = spec_.dim;
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  for (size_t i = 0; i < n; ++i) {
+    if (ids[i] == kReservedSparseId) {
+      return InvalidArgument("pull of sparse table '" + spec_.name + "' names the reserved id -2^63");
+    }
+    const uint32_t row = index_->Find(ids[i]);
+    if (row == kNoRow) {
+      InitializeSparseRow(spec_, ids[i], out + i * dim);
+    } else {
+      std::memcpy(out + i * dim, Record(row) + 2, dim * sizeof(float));
+    }
+  }
+  return Status::OK();
+}
+
+Status SparseTable::ApplyGradients(const int64_t* ids, size_t n, const float* grads, float lr) {
+  const std::string table = "sparse table '" + spec_.name + "'";
+  if (!spec_.trainable) return FailedPrecondition(table + " is not trainable: it takes no gradients");
+  for (size_t i = 0; i < n; ++i) {
+    if (ids[i] == kReservedSparseId) return InvalidArgument("gradient for " + table + " names the reserved id -2^63");
+  }
+  if (HasRepeats(ids, n)) {
+    return InvalidArgument("gradient for " + table + " names an id more than once (sum repeated ids first)");
+  }
+  const float rate = lr >= 0 ? lr : static_cast<float>(optimizer_spec_.learning_rate);
+  const int32_t dim = spec_.dim;
+  // Each row is updated in a 64-byte-aligned scratch copy, not in place:
+  // Eigen's vectorized loops peel to the destination's alignment, so the
+  // same update of a row at another address (another block, another server
+  // after a re-routed restore) could round differently. In the scratch every
+  // row's update sees the same addresses, as a dense one-row variable's
+  // (64-byte-aligned buffers) would.
+  auto padded = [](int32_t n) { return (n + 15) & ~15; };  // floats, to a 64-byte boundary
+  std::vector<int32_t> at;  // scratch offset of each slot; the values at 0
+  int32_t next = padded(dim);
+  for (size_t s = 0; s < slots().size(); ++s) {
+    at.push_back(next);
+    next += padded(SlotWidth(s));
+  }
+  const int32_t grad_at = next;
+  thread_local AlignedScratch scratch;
+  float* work = scratch.Get(grad_at + padded(dim));
+  std::vector<Optimizer::Vec> slot_maps;
+  slot_maps.reserve(slots().size());
+  for (size_t s = 0; s < slots().size(); ++s) slot_maps.emplace_back(work + at[s], SlotWidth(s));
+  Optimizer::Vec values(work, dim);
+  Optimizer::ConstVec grad(work + grad_at, dim);
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t row = index_->Find(ids[i]);
+    if (row == kNoRow) row = NewRow(ids[i]);
+    float* r = Record(row);
+    std::memcpy(work, r + 2, dim * sizeof(float));
+    for (size_t s = 0; s < slot_maps.size(); ++s) {
+      std::memcpy(work + at[s], r + slot_offsets_[s], SlotWidth(s) * sizeof(float));
+    }
+    std::memcpy(work + grad_at, grads + i * dim, dim * sizeof(float));
+    optimizer_->Apply(values, grad, slot_maps, rate);
+    std::memcpy(r + 2, work, dim * sizeof(float));
+    for (size_t s = 0; s < slot_maps.size(); ++s) {
+      std::memcpy(r + slot_offsets_[s], work + at[s], SlotWidth(s) * sizeof(float));
+    }
+  }
+  return Status::OK();
+}
+
+int64_t SparseTable::rows() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  return rows_;
+}
+
+SparseTable::Memory SparseTable::memory() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  Memory m;
+  uint64_t per_row = sizeof(int64_t) + sizeof(float) * spec_.dim;
+  for (size_t s = 0; s < slots().size(); ++s) per_row += sizeof(float) * SlotWidth(s);
+  m.payload_bytes = per_row * rows_;
+  m.allocated_bytes = blocks_.size() * uint64_t{kRowsPerBlock} * stride_ * sizeof(float) +
+                      index_->capacity() * (sizeof(int64_t) + sizeof(uint32_t));
+  return m;
+}
+
+SparseRows SparseTable::Export() const {
+  std::vector<float> records;
+  uint32_t n = 0;
+  {
+    std::shared_lock<std::shared_mutex> lock(mu_);
+    n = rows_;
+    records.resize(static_cast<size_t>(n) * stride_);
+    for (uint32_t first = 0; first < n; first += kRowsPerBlock) {
+      const uint32_t count = std::min(kRowsPerBlock, n - first);
+      std::memcpy(records.data() + static_cast<size_t>(first) * stride_, blocks_[first / kRowsPerBlock].get(),
+                  static_cast<size_t>(count) * stride_ * sizeof(float));
+    }
+  }
+  std::vector<uint32_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  auto id_of = [&](uint32_t row) { return RecordId(records.data() + static_cast<size_t>(row) * stride_); };
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return id_of(a) < id_of(b); });
+  SparseRows out;
+  out.dim = spec_.dim;
+  out.ids.resize(n);
+  out.values.resize(static_cast<size_t>(n) * spec_.dim);
+  out.slots.resize(slots().size());
+  for (size_t s = 0; s < slots().size(); ++s) out.slots[s].resize(static_cast<size_t>(n) * SlotWidth(s));
+  for (uint32_t i = 0; i < n; ++i) {
+    const float* r = records.data() + static_cast<size_t>(order[i]) * stride_;
+    out.ids[i] = RecordId(r);
+    std::memcpy(out.values.data() + static_cast<size_t>(i) * spec_.dim, r + 2, spec_.dim * sizeof(float));
+    for (size_t s = 0; s < slots().size(); ++s) {
+      const int32_t w = SlotWidth(s);
+      std::memcpy(out.slots[s].data() + static_cast<size_t>(i) * w, r + slot_offsets_[s], w * sizeof(float));
+    }
+  }
+  return out;
+}
+
+void SparseTable::Clear() {
+  blocks_.clear();
+  index_->Clear();
+  rows_ = 0;
+}
+
+Status SparseTable::Import(const SparseRows& rows) {
+  const std::string table = "sparse table '" + spec_.name + "'";
+  const size_t n = rows.ids.size();
+  if (rows.dim != spec_.dim) {
+    return InvalidArgument(table + " has dim " + std::to_string(spec_.dim) + " but the rows have dim " +
+                           std::to_string(rows.dim));
+  }
+  if (rows.values.size() != n * spec_.dim) return InvalidArgument(table + ": values do not match the ids");
+  if (rows.slots.size() != slots().size()) {
+    return InvalidArgument(table + " keeps " + std::to_string(slots().size()) + " optimizer slot(s) but the rows have " +
+                           std::to_string(rows.slots.size()));
+  }
+  for (size_t s = 0; s < slots().size(); ++s) {
+    if (rows.slots[s].size() != n * SlotWidth(s)) return InvalidArgument(table + ": slot " + SlotName(s) + " does not match the ids");
+  }
+  if (n >= kNoRow) return InvalidArgument(table + ": too many rows for one server");
+  if (HasRepeats(rows.ids.data(), n)) return InvalidArgument(table + ": the rows name an id more than once");
+  for (int64_t id : rows.ids) {
+    if (id == kReservedSparseId) return InvalidArgument(table + ": the rows name the reserved id -2^63");
+  }
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  Clear();
+  for (size_t i = 0; i < n; ++i) {
+    float* r = Record(NewRow(rows.ids[i]));
+    std::memcpy(r + 2, rows.values.data() + i * spec_.dim, spec_.dim * sizeof(float));
+    for (size_t s = 0; s < slots().size(); ++s) {
+      const int32_t w = SlotWidth(s);
+      std::memcpy(r + slot_offsets_[s], rows.slots[s].data() + i * w, w * sizeof(float));
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace cairn
