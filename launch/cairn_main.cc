@@ -6,10 +6,12 @@
 //   cairn worker --cluster CLUSTER.yaml --index J JOB.yaml [...]
 //   cairn snapshots|inspect|export DIR ...
 //   cairn bench pushpull [...]
+//   cairn data synth-clicks --rows N [--seed S] [--split train|test] --out FILE.tsv
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -23,6 +25,8 @@
 #include "launch/mpi_context.h"
 #include "launch/snapshot_tools.h"
 #include "launch/train_job.h"
+#include "worker/criteo_tsv.h"
+#include "worker/synthetic_clicks.h"
 
 namespace cairn {
 namespace {
@@ -207,6 +211,52 @@ int WriteResult(const JobSummary& s, const std::string& summary_path) {
   return StoppedExitCode(s);
 }
 
+// `cairn data synth-clicks`: the synthetic click log (data.kind:
+// synthetic_clicks) as a Criteo TSV file, so other tools train and
+// evaluate on exactly the examples Cairn does.
+struct SynthClicksFlags {
+  int64_t rows = 0;
+  uint64_t seed = SyntheticClicksOptions().seed;
+  std::string split = "train";  // made a ClickSplit at once: see SplitOf
+  std::string out;
+};
+
+ClickSplit SplitOf(const SynthClicksFlags& f) { return f.split == "test" ? ClickSplit::kTest : ClickSplit::kTrain; }
+
+void AddDataCommands(CLI::App& app, SynthClicksFlags& f) {
+  CLI::App* data = app.add_subcommand("data", "Make training data");
+  data->require_subcommand(1);
+  CLI::App* synth = data->add_subcommand(
+      "synth-clicks", "Write the synthetic click log (data.kind: synthetic_clicks) in the Criteo TSV format");
+  synth->add_option("--rows", f.rows, "Examples to write: the split's first N")
+      ->required()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 61));
+  synth->add_option("--seed", f.seed, "The log's seed")->check(kNonNegative);
+  synth->add_option("--split", f.split, "train or test (the test split's examples are others)")
+      ->check(CLI::IsMember({"train", "test"}));
+  synth->add_option("--out", f.out, "TSV file to write (replaced whole, or left alone on failure)")->required();
+}
+
+int RunSynthClicks(const SynthClicksFlags& f) {
+  const ClickSplit split = SplitOf(f);
+  SyntheticClicksOptions options;
+  options.seed = f.seed;
+  (split == ClickSplit::kTrain ? options.rows : options.test_rows) = f.rows;
+  StatusOr<std::unique_ptr<SyntheticClicks>> clicks = SyntheticClicks::Create(options, split);
+  if (!clicks.ok()) return Fail(clicks.status());
+  const auto start = std::chrono::steady_clock::now();
+  if (Status s = WriteCriteoTsv(**clicks, 0, f.rows, f.out); !s.ok()) return Fail(s);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info("wrote {} {} examples (seed {}) to {} in {:.2f} s ({:.0f} examples/s)", f.rows, f.split, f.seed,
+               f.out, seconds, f.rows / seconds);
+  if (split == ClickSplit::kTest) {
+    StatusOr<double> bayes = BayesAuc(options);
+    if (!bayes.ok()) return Fail(bayes.status());
+    spdlog::info("Bayes AUC of these examples (the planted probabilities'): {:.4f}", *bayes);
+  }
+  return 0;
+}
+
 int RunServer(const TrainFlags& f) {
   std::string bind;
   StatusOr<ClusterSpec> cluster = LoadClusterFile(f.cluster_path, &bind);
@@ -263,10 +313,13 @@ int RunCommand(int argc, char** argv) {
   AddStandaloneCommands(app, server_flags, worker_flags);
   AddBenchCommands(app);
   AddSnapshotTools(app);
+  SynthClicksFlags synth_clicks_flags;
+  AddDataCommands(app, synth_clicks_flags);
   CLI11_PARSE(app, argc, argv);
   if (app.got_subcommand("train")) return RunTrain(train_flags, &argc, &argv);
   if (app.got_subcommand("server")) return RunServer(server_flags);
   if (app.got_subcommand("worker")) return RunWorker(worker_flags);
+  if (app.got_subcommand("data")) return RunSynthClicks(synth_clicks_flags);
   if (int rc = RunSnapshotTools(app); rc >= 0) return rc;
   return RunBenchCommands(app);
 }
