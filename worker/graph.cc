@@ -1,5 +1,7 @@
 #include "worker/graph.h"
 
+#include <algorithm>
+
 namespace cairn {
 namespace {
 
@@ -30,6 +32,11 @@ const char* OpTypeName(OpType op) {
     case OpType::kAssign: return "Assign";
     case OpType::kAssignAdd: return "AssignAdd";
     case OpType::kMinimize: return "Minimize";
+    case OpType::kSparseTable: return "SparseTable";
+    case OpType::kEmbeddingLookup: return "EmbeddingLookup";
+    case OpType::kEmbeddingBag: return "EmbeddingBag";
+    case OpType::kConcat: return "Concat";
+    case OpType::kReshape: return "Reshape";
   }
   return "Unknown";
 }
@@ -61,9 +68,14 @@ void Graph::Fail(const std::string& message) {
   if (status_.ok()) status_ = InvalidArgument(message);
 }
 
-bool Graph::Check(Output o, const char* what) {
+bool Graph::Check(Output o, const char* what, bool allow_table) {
   if (o.node < 0 || o.node >= num_nodes()) {
     Fail(std::string(what) + ": input is not a node of this graph");
+    return false;
+  }
+  if (!allow_table && nodes_[o.node].op == OpType::kSparseTable) {
+    Fail(std::string(what) + " of '" + nodes_[o.node].name +
+         "': a sparse table is read only through EmbeddingLookup or EmbeddingBag");
     return false;
   }
   return true;
@@ -121,6 +133,17 @@ Output Graph::Variable(const VariableOptions& options) {
   Status s = ValidateSpec(spec);
   if (!s.ok()) Fail(s.message());
   if (n.variable.trainable && options.dtype != DType::kFloat32) Fail("variable '" + options.name + "': only float32 variables can be trainable");
+  return Add(std::move(n));
+}
+
+Output Graph::SparseTable(const SparseTableOptions& options) {
+  Node n;
+  n.name = options.name;
+  n.op = OpType::kSparseTable;
+  n.shape = {-1, options.dim};
+  n.table = options;
+  Status s = ValidateSparseSpec(SparseTableSpec{options.name, options.dim, options.init, options.trainable});
+  if (!s.ok()) Fail(s.message());
   return Add(std::move(n));
 }
 
@@ -273,6 +296,129 @@ Output Graph::AssignOp(OpType op, Output variable, Output value, const std::stri
   return Add(std::move(n));
 }
 
+bool Graph::DependsOnEmbedding(int node) const {
+  std::vector<bool> seen(nodes_.size(), false);
+  std::vector<int> stack{node};
+  while (!stack.empty()) {
+    const int id = stack.back();
+    stack.pop_back();
+    if (seen[id]) continue;
+    seen[id] = true;
+    const OpType op = nodes_[id].op;
+    if (op == OpType::kEmbeddingLookup || op == OpType::kEmbeddingBag) return true;
+    for (int in : nodes_[id].inputs) stack.push_back(in);
+  }
+  return false;
+}
+
+Output Graph::Embedding(OpType op, Output table, Output ids, const std::string& name) {
+  Node n;
+  n.name = name;
+  n.op = op;
+  if (!Check(table, OpTypeName(op), /*allow_table=*/true) || !Check(ids, OpTypeName(op))) return Add(std::move(n));
+  n.inputs = {table.node, ids.node};
+  const Node& t = nodes_[table.node];
+  const Node& i = nodes_[ids.node];
+  const std::string what = std::string(OpTypeName(op)) + " of '" + t.name + "' by '" + i.name + "'";
+  if (t.op != OpType::kSparseTable) {
+    Fail(what + ": '" + t.name + "' is not a sparse table");
+    return Add(std::move(n));
+  }
+  if (i.dtype != DType::kInt64) Fail(what + ": ids must be int64, got " + DTypeName(i.dtype));
+  if (op == OpType::kEmbeddingBag && i.shape.size() != 2) {
+    Fail(what + ": ids must be [batch, bag], got " + ShapeString(i.shape));
+  }
+  if (DependsOnEmbedding(ids.node)) {
+    Fail(what + ": the ids depend on an embedding lookup (a Run pulls every table's rows before any lookup)");
+  }
+  if (op == OpType::kEmbeddingBag) {
+    n.shape = {i.shape.empty() ? -1 : i.shape[0], t.table.dim};
+  } else {
+    n.shape = i.shape;
+    n.shape.push_back(t.table.dim);
+  }
+  return Add(std::move(n));
+}
+
+Output Graph::EmbeddingLookup(Output table, Output ids, const std::string& name) {
+  return Embedding(OpType::kEmbeddingLookup, table, ids, name);
+}
+
+Output Graph::EmbeddingBag(Output table, Output ids, Combiner combiner, const std::string& name) {
+  Output out = Embedding(OpType::kEmbeddingBag, table, ids, name);
+  nodes_[out.node].combiner = combiner;
+  return out;
+}
+
+Output Graph::Concat(const std::vector<Output>& inputs, int axis, const std::string& name) {
+  Node n;
+  n.name = name;
+  n.op = OpType::kConcat;
+  if (inputs.empty()) {
+    Fail("Concat of no inputs");
+    return Add(std::move(n));
+  }
+  for (Output in : inputs) {
+    if (!Check(in, "Concat")) return Add(std::move(n));
+    n.inputs.push_back(in.node);
+  }
+  const Shape& first = nodes_[inputs[0].node].shape;
+  const int rank = static_cast<int>(first.size());
+  n.axis = axis < 0 ? axis + rank : axis;
+  if (n.axis < 0 || n.axis >= rank) {
+    Fail("Concat: axis " + std::to_string(axis) + " is outside the inputs' rank " + std::to_string(rank));
+    return Add(std::move(n));
+  }
+  n.shape = first;
+  n.shape[n.axis] = 0;
+  for (Output in : inputs) {
+    const Node& x = nodes_[in.node];
+    bool fits = x.dtype == DType::kFloat32 && x.shape.size() == first.size();
+    for (int d = 0; fits && d < rank; ++d) {
+      if (d != n.axis) fits = DimsCompatible(x.shape[d], n.shape[d]);
+      if (d != n.axis && n.shape[d] == -1) n.shape[d] = x.shape[d];
+    }
+    if (!fits) {
+      Fail("Concat of '" + nodes_[inputs[0].node].name + "' " + ShapeString(first) + " and '" + x.name + "' " +
+           DTypeName(x.dtype) + ShapeString(x.shape) + " along axis " + std::to_string(n.axis) +
+           ": needs float32 inputs equal in every other dimension");
+      return Add(std::move(n));
+    }
+    n.shape[n.axis] = (n.shape[n.axis] == -1 || x.shape[n.axis] == -1) ? -1 : n.shape[n.axis] + x.shape[n.axis];
+  }
+  return Add(std::move(n));
+}
+
+Output Graph::Reshape(Output x, Shape shape, const std::string& name) {
+  Node n;
+  n.name = name;
+  n.op = OpType::kReshape;
+  if (!Check(x, "Reshape")) return Add(std::move(n));
+  n.inputs = {x.node};
+  const Node& in = nodes_[x.node];
+  n.dtype = in.dtype;
+  int unknown = 0;
+  int64_t known = 1;
+  bool bad_dim = false;
+  for (int64_t d : shape) {
+    if (d == -1) ++unknown;
+    else if (d < 0) bad_dim = true;
+    else known *= d;
+  }
+  const bool in_known = std::all_of(in.shape.begin(), in.shape.end(), [](int64_t d) { return d >= 0; });
+  const std::string what = "Reshape of '" + in.name + "' " + ShapeString(in.shape) + " to " + ShapeString(shape);
+  if (bad_dim || unknown > 1) {
+    Fail(what + ": dimensions must be >= 0, with at most one -1");
+  } else if (in_known && unknown == 0 && NumElements(in.shape) != known) {
+    Fail(what + ": the element counts differ");
+  } else if (in_known && unknown == 1) {
+    if (known == 0 || NumElements(in.shape) % known != 0) Fail(what + ": the element count does not divide");
+    else std::replace(shape.begin(), shape.end(), int64_t{-1}, NumElements(in.shape) / known);
+  }
+  n.shape = std::move(shape);
+  return Add(std::move(n));
+}
+
 Output Graph::Minimize(Output loss, const MinimizeOptions& options, const std::string& name) {
   Node n;
   n.name = name;
@@ -284,8 +430,9 @@ Output Graph::Minimize(Output loss, const MinimizeOptions& options, const std::s
     if (!nodes_[loss.node].shape.empty()) Fail("Minimize: loss '" + nodes_[loss.node].name + "' must be a scalar");
   }
   for (Output v : options.var_list) {
-    if (Check(v, "Minimize var_list") && nodes_[v.node].op != OpType::kVariable) {
-      Fail("Minimize var_list: '" + nodes_[v.node].name + "' is not a variable");
+    if (Check(v, "Minimize var_list", /*allow_table=*/true) && nodes_[v.node].op != OpType::kVariable &&
+        nodes_[v.node].op != OpType::kSparseTable) {
+      Fail("Minimize var_list: '" + nodes_[v.node].name + "' is not a variable or a sparse table");
     }
   }
   if (options.global_step.valid() && Check(options.global_step, "Minimize global_step") &&
@@ -311,9 +458,24 @@ std::vector<VariableSpec> Graph::ServerVariables() const {
   return out;
 }
 
+std::vector<SparseTableSpec> Graph::SparseTables() const {
+  std::vector<SparseTableSpec> out;
+  for (const Node& n : nodes_) {
+    if (n.op != OpType::kSparseTable) continue;
+    out.push_back(SparseTableSpec{n.name, n.table.dim, n.table.init, n.table.trainable});
+  }
+  return out;
+}
+
 std::map<std::string, std::vector<std::string>> Graph::DeclaredCollections() const {
   std::map<std::string, std::vector<std::string>> out;
   for (const Node& n : nodes_) {
+    if (n.op == OpType::kSparseTable) {
+      out[collections::kGlobalVariables].push_back(n.name);
+      if (n.table.trainable) out[collections::kTrainableVariables].push_back(n.name);
+      for (const std::string& c : n.table.collections) out[c].push_back(n.name);
+      continue;
+    }
     if (n.op != OpType::kVariable) continue;
     if (n.variable.local) {
       out[collections::kLocalVariables].push_back(n.name);

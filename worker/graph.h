@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "common/sparse_spec.h"
 #include "common/status.h"
 #include "common/tensor.h"
 #include "common/variable_spec.h"
@@ -42,6 +43,8 @@ enum class OpType {
   kArgMax, kAccuracy,
   kAssign, kAssignAdd,
   kMinimize,
+  kSparseTable, kEmbeddingLookup, kEmbeddingBag,
+  kConcat, kReshape,
 };
 const char* OpTypeName(OpType op);
 
@@ -65,9 +68,26 @@ struct VariableOptions {
   std::vector<std::string> collections;
 };
 
+// An embedding table held by the servers: rows of `dim` floats keyed by
+// int64 id, each created on its first update (common/sparse_spec.h). A
+// graph reads it only through EmbeddingLookup and EmbeddingBag, and a
+// Session pulls and pushes only the rows of the ids those read.
+struct SparseTableOptions {
+  std::string name;
+  int32_t dim = 0;
+  // Per row, seeded by (init.seed, id); the Glorot kinds are refused.
+  InitializerSpec init;
+  bool trainable = true;
+  // Extra collections to join; GLOBAL/TRAINABLE_VARIABLES are implied.
+  std::vector<std::string> collections;
+};
+
+// How EmbeddingBag pools the rows of a bag's present ids.
+enum class Combiner { kSum, kMean };
+
 struct MinimizeOptions {
-  // Variables to update; empty means every trainable variable the loss
-  // depends on.
+  // Variables and sparse tables to update; empty means every trainable
+  // variable and table the loss depends on.
   std::vector<Output> var_list;
   // A scalar float node (usually a non-trainable "learning_rate" variable)
   // whose value is sent with each push; unset means the servers' configured
@@ -89,6 +109,9 @@ struct Node {
   Tensor value;                  // kConstant
   VariableOptions variable;      // kVariable
   MinimizeOptions minimize;      // kMinimize: inputs = {loss}
+  SparseTableOptions table;      // kSparseTable: shape [-1, dim]
+  Combiner combiner = Combiner::kSum;  // kEmbeddingBag: inputs = {table, ids}
+  int axis = 0;                  // kConcat, in [0, rank)
 };
 
 class Graph {
@@ -100,6 +123,10 @@ class Graph {
   Output Placeholder(const std::string& name, DType dtype, Shape shape);
   Output Constant(const std::string& name, Tensor value);
   Output Variable(const VariableOptions& options);
+  // A sparse table's node: an input of lookups and bags (any other use is a
+  // build error), a member of Minimize's var_list. An invalid spec is a
+  // build error naming the table.
+  Output SparseTable(const SparseTableOptions& options);
 
   Output MatMul(Output a, Output b, const std::string& name = "");
   // Elementwise, broadcasting a scalar or a vector over the rows of a matrix.
@@ -120,6 +147,23 @@ class Graph {
   Output ArgMax(Output x, const std::string& name = "");      // over the last dimension: int64
   // Fraction of rows whose arg-max equals the int64 label: a float scalar.
   Output Accuracy(Output logits, Output labels, const std::string& name = "");
+  // Rows of a sparse table: int64 ids of any shape [...] -> float32
+  // [..., dim]. Every id must be >= 0 (a negative one is a run-time
+  // InvalidArgument naming the node). The ids may not depend on another
+  // lookup or bag: a Run pulls every table's rows at once, before any
+  // lookup is computed. Differentiable w.r.t. the table's rows only.
+  Output EmbeddingLookup(Output table, Output ids, const std::string& name = "");
+  // Pooled rows: int64 ids [batch, bag] -> float32 [batch, dim], the sum or
+  // the mean of the rows of each bag's ids. A negative id is "no id"
+  // (padding, a missing value): skipped, never pulled; an empty bag pools
+  // to zeros, under either combiner. Otherwise as EmbeddingLookup.
+  Output EmbeddingBag(Output table, Output ids, Combiner combiner, const std::string& name = "");
+  // Float32 inputs of one rank, equal in every dimension but `axis` (which
+  // may be negative, counting from the end), joined along it.
+  Output Concat(const std::vector<Output>& inputs, int axis = 1, const std::string& name = "");
+  // The same elements in `shape`; one dimension may be -1, inferred from
+  // the element count at run time.
+  Output Reshape(Output x, Shape shape, const std::string& name = "");
   // Sets (adds to) a variable when run; the op's value is the new value.
   Output Assign(Output variable, Output value, const std::string& name = "");
   Output AssignAdd(Output variable, Output delta, const std::string& name = "");
@@ -135,7 +179,11 @@ class Graph {
 
   // Specs of every server-held (non-local) variable, in creation order.
   std::vector<VariableSpec> ServerVariables() const;
-  // Collections declared by the graph's variables: name → variable names.
+  // Specs of every sparse table, in creation order.
+  std::vector<SparseTableSpec> SparseTables() const;
+  // Collections declared by the graph's variables and sparse tables: name →
+  // variable and table names (tables are GLOBAL_VARIABLES, and
+  // TRAINABLE_VARIABLES when trainable, like server-held variables).
   std::map<std::string, std::vector<std::string>> DeclaredCollections() const;
 
  private:
@@ -143,7 +191,11 @@ class Graph {
   Output Binary(OpType op, Output a, Output b, const std::string& name);
   Output Unary(OpType op, Output x, const std::string& name);
   Output AssignOp(OpType op, Output variable, Output value, const std::string& name);
-  bool Check(Output o, const char* what);
+  Output Embedding(OpType op, Output table, Output ids, const std::string& name);
+  // False (recording an error) unless `o` is a node of this graph; with
+  // !allow_table, also unless it is something other than a sparse table.
+  bool Check(Output o, const char* what, bool allow_table = false);
+  bool DependsOnEmbedding(int node) const;
   void Fail(const std::string& message);
   std::string UniqueName(const std::string& name, OpType op);
 

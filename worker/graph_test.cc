@@ -38,6 +38,15 @@ class UnreachedStore : public VariableStore {
   Status Push(const PushBatch&) override { return Internal("the store was reached"); }
 };
 
+SparseTableOptions Table(const std::string& name, int32_t dim) {
+  SparseTableOptions o;
+  o.name = name;
+  o.dim = dim;
+  o.init.kind = InitKind::kUniform;
+  o.init.seed = 7;
+  return o;
+}
+
 // The graph's build error, and that a Session refuses the graph.
 void ExpectBuildError(const Graph& g, const std::vector<std::string>& named) {
   ASSERT_FALSE(g.status().ok());
@@ -414,12 +423,184 @@ TEST(GraphVariables, AGraphWithoutVariablesDeclaresNoCollections) {
   EXPECT_TRUE(g.ServerVariables().empty());
 }
 
+// --- Sparse tables and their lookups -----------------------------------------
+
+TEST(GraphSparseTables, SparseTablesListsEveryTableInCreationOrder) {
+  Graph g;
+  SparseTableOptions frozen = Table("emb/item", 4);
+  frozen.trainable = false;
+  frozen.init.kind = InitKind::kConstant;
+  frozen.init.value = 0.5;
+  g.SparseTable(Table("emb/user", 16));
+  g.Variable(Var("w", {2}));
+  g.SparseTable(frozen);
+  ASSERT_TRUE(g.status().ok()) << g.status();
+  const std::vector<SparseTableSpec> tables = g.SparseTables();
+  ASSERT_EQ(tables.size(), 2u);
+  EXPECT_EQ(tables[0], (SparseTableSpec{"emb/user", 16, Table("emb/user", 16).init, true}));
+  EXPECT_EQ(tables[1], (SparseTableSpec{"emb/item", 4, frozen.init, false}));
+  // Tables are not dense variables.
+  ASSERT_EQ(g.ServerVariables().size(), 1u);
+  EXPECT_EQ(g.ServerVariables()[0].name, "w");
+}
+
+TEST(GraphSparseTables, TablesJoinTheVariableCollectionsAndTheirOwn) {
+  Graph g;
+  SparseTableOptions user = Table("emb/user", 8);
+  user.collections = {"embeddings"};
+  SparseTableOptions frozen = Table("emb/frozen", 8);
+  frozen.trainable = false;
+  g.Variable(Var("w", {2}));
+  g.SparseTable(user);
+  g.SparseTable(frozen);
+  const auto c = g.DeclaredCollections();
+  EXPECT_EQ(c.at(collections::kGlobalVariables), (std::vector<std::string>{"w", "emb/user", "emb/frozen"}));
+  EXPECT_EQ(c.at(collections::kTrainableVariables), (std::vector<std::string>{"w", "emb/user"}));
+  EXPECT_EQ(c.at("embeddings"), (std::vector<std::string>{"emb/user"}));
+  EXPECT_FALSE(c.count(collections::kLocalVariables));
+}
+
+TEST(GraphSparseTables, LookupAndBagShapesEndInTheTablesDim) {
+  Graph g;
+  Output table = g.SparseTable(Table("emb", 8));
+  EXPECT_EQ(g.node(table).shape, (Shape{-1, 8}));
+  Output ids = g.Placeholder("ids", DType::kInt64, {-1});
+  Output slots = g.Placeholder("slots", DType::kInt64, {-1, 3});
+  EXPECT_EQ(g.node(g.EmbeddingLookup(table, ids)).shape, (Shape{-1, 8}));
+  EXPECT_EQ(g.node(g.EmbeddingLookup(table, slots)).shape, (Shape{-1, 3, 8}));
+  Output bag = g.EmbeddingBag(table, slots, Combiner::kMean, "bag");
+  EXPECT_EQ(g.node(bag).shape, (Shape{-1, 8}));
+  EXPECT_EQ(g.node(bag).combiner, Combiner::kMean);
+  EXPECT_EQ(g.node(bag).dtype, DType::kFloat32);
+  EXPECT_TRUE(g.status().ok()) << g.status();
+}
+
+TEST(GraphBuildErrors, AGlorotInitializedTableIsAnErrorNamingIt) {
+  Graph g;
+  SparseTableOptions o = Table("emb/user", 8);
+  o.init.kind = InitKind::kGlorotUniform;
+  g.SparseTable(o);
+  ExpectBuildError(g, {"'emb/user'", "glorot_uniform"});
+}
+
+TEST(GraphBuildErrors, ATableOfDimZeroIsAnErrorNamingIt) {
+  Graph g;
+  g.SparseTable(Table("emb/user", 0));
+  ExpectBuildError(g, {"'emb/user'", "dim"});
+}
+
+TEST(GraphBuildErrors, ATableUsedAsAnOrdinaryInputIsAnErrorNamingIt) {
+  Graph g;
+  Output table = g.SparseTable(Table("emb", 2));
+  g.MatMul(g.Placeholder("x", DType::kFloat32, {1, 1}), table);
+  ExpectBuildError(g, {"'emb'", "EmbeddingLookup"});
+
+  Graph h;
+  Output t = h.SparseTable(Table("emb", 2));
+  h.Assign(t, h.Constant("zeros", Tensor(DType::kFloat32, {1, 2})));
+  ExpectBuildError(h, {"'emb'"});
+}
+
+TEST(GraphBuildErrors, ALookupOfANonTableOrByNonInt64IdsNamesBoth) {
+  Graph g;
+  Output w = g.Variable(Var("w", {4, 2}));
+  g.EmbeddingLookup(w, g.Placeholder("ids", DType::kInt64, {-1}));
+  ExpectBuildError(g, {"'w'", "not a sparse table"});
+
+  Graph h;
+  Output table = h.SparseTable(Table("emb", 2));
+  h.EmbeddingLookup(table, h.Placeholder("fids", DType::kFloat32, {-1}));
+  ExpectBuildError(h, {"'emb'", "'fids'", "int64"});
+}
+
+TEST(GraphBuildErrors, ABagOfIdsThatAreNotAMatrixNamesThem) {
+  Graph g;
+  Output table = g.SparseTable(Table("emb", 2));
+  g.EmbeddingBag(table, g.Placeholder("ids", DType::kInt64, {-1}), Combiner::kSum);
+  ExpectBuildError(g, {"'ids'", "[batch, bag]"});
+}
+
+TEST(GraphBuildErrors, IdsThatDependOnALookupAreAnError) {
+  Graph g;
+  Output table = g.SparseTable(Table("emb", 3));
+  Output first = g.EmbeddingLookup(table, g.Placeholder("ids", DType::kInt64, {-1}), "first");
+  g.EmbeddingLookup(table, g.ArgMax(first, "picked"), "second");
+  ExpectBuildError(g, {"'picked'", "depend on an embedding lookup"});
+}
+
+TEST(GraphSparseTables, MinimizeVarListMayNameATable) {
+  Graph g;
+  Output table = g.SparseTable(Table("emb", 2));
+  Output e = g.EmbeddingLookup(table, g.Placeholder("ids", DType::kInt64, {-1}));
+  MinimizeOptions o;
+  o.var_list = {table};
+  g.Minimize(g.ReduceSum(e), o);
+  EXPECT_TRUE(g.status().ok()) << g.status();
+}
+
+// --- Concat and Reshape --------------------------------------------------------
+
+TEST(GraphShapes, ConcatAddsTheAxisAndKeepsAnUnknownBatch) {
+  Graph g;
+  Output a = g.Placeholder("a", DType::kFloat32, {-1, 16});
+  Output b = g.Placeholder("b", DType::kFloat32, {-1, 13});
+  EXPECT_EQ(g.node(g.Concat({a, a, b})).shape, (Shape{-1, 45}));
+  EXPECT_EQ(g.node(g.Concat({a, b}, -1)).shape, (Shape{-1, 29}));
+  EXPECT_EQ(g.node(g.Concat({a, a}, 0)).shape, (Shape{-1, 16}));
+  Output c = g.Placeholder("c", DType::kFloat32, {4, 2});
+  EXPECT_EQ(g.node(g.Concat({c, c}, 0)).shape, (Shape{8, 2}));
+  EXPECT_TRUE(g.status().ok()) << g.status();
+}
+
+TEST(GraphBuildErrors, ConcatOfMismatchedOrNonFloatInputsNamesThem) {
+  Graph g;
+  g.Concat({g.Placeholder("a", DType::kFloat32, {2, 3}), g.Placeholder("b", DType::kFloat32, {3, 3})}, 1);
+  ExpectBuildError(g, {"'a'", "'b'"});
+
+  Graph h;
+  h.Concat({h.Placeholder("a", DType::kFloat32, {2, 3}), h.Placeholder("ids", DType::kInt64, {2, 3})});
+  ExpectBuildError(h, {"'ids'", "float32"});
+
+  Graph k;
+  k.Concat({k.Placeholder("a", DType::kFloat32, {2, 3})}, 2);
+  ExpectBuildError(k, {"axis 2"});
+
+  Graph e;
+  e.Concat({});
+  ExpectBuildError(e, {"no inputs"});
+}
+
+TEST(GraphShapes, ReshapeInfersItsUnknownDimensionWhenTheInputIsKnown) {
+  Graph g;
+  Output x = g.Placeholder("x", DType::kFloat32, {2, 3});
+  EXPECT_EQ(g.node(g.Reshape(x, {3, -1})).shape, (Shape{3, 2}));
+  EXPECT_EQ(g.node(g.Reshape(x, {6})).shape, (Shape{6}));
+  Output batch = g.Placeholder("batch", DType::kFloat32, {-1, 1});
+  EXPECT_EQ(g.node(g.Reshape(batch, {-1})).shape, (Shape{-1}));
+  EXPECT_TRUE(g.status().ok()) << g.status();
+}
+
+TEST(GraphBuildErrors, ReshapeToAnotherElementCountOrTwoUnknownsIsAnError) {
+  Graph g;
+  g.Reshape(g.Placeholder("x", DType::kFloat32, {2, 3}), {4});
+  ExpectBuildError(g, {"'x'", "[4]"});
+
+  Graph h;
+  h.Reshape(h.Placeholder("x", DType::kFloat32, {-1, 3}), {-1, -1});
+  ExpectBuildError(h, {"'x'", "at most one -1"});
+}
+
 TEST(GraphOpNames, EveryOpTypeHasItsName) {
   EXPECT_STREQ(OpTypeName(OpType::kMatMul), "MatMul");
   EXPECT_STREQ(OpTypeName(OpType::kSparseSoftmaxCrossEntropyWithLogits), "SparseSoftmaxCrossEntropyWithLogits");
   EXPECT_STREQ(OpTypeName(OpType::kAssignAdd), "AssignAdd");
   EXPECT_STREQ(OpTypeName(OpType::kMinimize), "Minimize");
   EXPECT_STREQ(OpTypeName(OpType::kPlaceholder), "Placeholder");
+  EXPECT_STREQ(OpTypeName(OpType::kSparseTable), "SparseTable");
+  EXPECT_STREQ(OpTypeName(OpType::kEmbeddingLookup), "EmbeddingLookup");
+  EXPECT_STREQ(OpTypeName(OpType::kEmbeddingBag), "EmbeddingBag");
+  EXPECT_STREQ(OpTypeName(OpType::kConcat), "Concat");
+  EXPECT_STREQ(OpTypeName(OpType::kReshape), "Reshape");
 }
 
 }  // namespace

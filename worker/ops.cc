@@ -1,6 +1,8 @@
 #include "worker/ops.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 namespace cairn {
 namespace {
@@ -140,6 +142,112 @@ StatusOr<Tensor> ArgMaxForward(const Tensor& x) {
   return out;
 }
 
+// Concat's inputs and output viewed as [outer, width] matrices: input i is
+// columns [offsets[i], offsets[i] + widths[i]) of the output's rows.
+struct ConcatLayout {
+  Shape shape;  // the output's
+  int64_t outer = 1;
+  std::vector<int64_t> widths, offsets;
+  int64_t total = 0;
+};
+
+StatusOr<ConcatLayout> Layout(const Node& node, const std::vector<const Tensor*>& in) {
+  const Shape& first = in[0]->shape();
+  const size_t axis = static_cast<size_t>(node.axis);
+  ConcatLayout l;
+  l.shape = first;
+  l.shape[axis] = 0;
+  int64_t inner = 1;
+  for (size_t d = 0; d < first.size(); ++d) {
+    if (d < axis) l.outer *= first[d];
+    if (d > axis) inner *= first[d];
+  }
+  for (const Tensor* t : in) {
+    bool fits = t->rank() == static_cast<int>(first.size());
+    for (size_t d = 0; fits && d < first.size(); ++d) fits = d == axis || t->dim(d) == first[d];
+    if (!fits) {
+      return InvalidArgument("node '" + node.name + "': Concat of " + ShapeString(first) + " and " +
+                             ShapeString(t->shape()) + " along axis " + std::to_string(axis));
+    }
+    l.offsets.push_back(l.total);
+    l.widths.push_back(t->dim(axis) * inner);
+    l.total += l.widths.back();
+    l.shape[axis] += t->dim(axis);
+  }
+  return l;
+}
+
+StatusOr<Tensor> ConcatForward(const Node& node, const std::vector<const Tensor*>& in) {
+  ASSIGN_OR_RETURN(ConcatLayout l, Layout(node, in));
+  Tensor out = Tensor::Uninitialized(DType::kFloat32, l.shape);
+  float* po = out.data<float>();
+  for (int64_t o = 0; o < l.outer; ++o) {
+    for (size_t i = 0; i < in.size(); ++i) {
+      std::memcpy(po + o * l.total + l.offsets[i], in[i]->data<float>() + o * l.widths[i],
+                  l.widths[i] * sizeof(float));
+    }
+  }
+  return out;
+}
+
+Status ConcatBackward(const Node& node, const std::vector<const Tensor*>& in, const Tensor& g,
+                      std::vector<Tensor>* dx) {
+  ASSIGN_OR_RETURN(ConcatLayout l, Layout(node, in));
+  for (size_t i = 0; i < in.size(); ++i) {
+    Tensor gi = Tensor::Uninitialized(DType::kFloat32, in[i]->shape());
+    for (int64_t o = 0; o < l.outer; ++o) {
+      std::memcpy(gi.data<float>() + o * l.widths[i], g.data<float>() + o * l.total + l.offsets[i],
+                  l.widths[i] * sizeof(float));
+    }
+    Accumulate(gi, &(*dx)[i]);
+  }
+  return Status::OK();
+}
+
+// Node.shape with its -1 (if any) worked out from the input's element count.
+StatusOr<Shape> ReshapeTarget(const Node& node, const Tensor& x) {
+  Shape shape = node.shape;
+  int64_t known = 1;
+  for (int64_t d : shape) known *= d == -1 ? 1 : d;
+  auto unknown = std::find(shape.begin(), shape.end(), int64_t{-1});
+  if (unknown != shape.end() && known != 0 && x.num_elements() % known == 0) *unknown = x.num_elements() / known;
+  if (NumElements(shape) != x.num_elements() || std::count(shape.begin(), shape.end(), int64_t{-1}) != 0) {
+    return InvalidArgument("node '" + node.name + "': cannot reshape " + ShapeString(x.shape()) + " to " +
+                           ShapeString(node.shape));
+  }
+  return shape;
+}
+
+StatusOr<Tensor> ReshapeForward(const Node& node, const Tensor& x) {
+  ASSIGN_OR_RETURN(Shape shape, ReshapeTarget(node, x));
+  // A copy, not a view: the input may be a graph constant or a local
+  // variable, which a caller fetching this node must not reach.
+  Tensor out = Tensor::Uninitialized(x.dtype(), std::move(shape));
+  std::memcpy(out.raw(), x.raw(), x.byte_size());
+  return out;
+}
+
+// The row of `id` in table.ids (sorted), or -1.
+int64_t RowOf(const TableRows& table, int64_t id) {
+  const int64_t* begin = table.ids.data<int64_t>();
+  const int64_t* end = begin + table.ids.num_elements();
+  const int64_t* it = std::lower_bound(begin, end, id);
+  return it != end && *it == id ? it - begin : -1;
+}
+
+Status NotPulled(const Node& node, int64_t id) {
+  return Internal("node '" + node.name + "': id " + std::to_string(id) + " was not pulled for this Run");
+}
+
+// [batch, bag] ids of a bag as their batch and bag sizes.
+std::pair<int64_t, int64_t> BagShape(const Tensor& ids) {
+  return {ids.rank() == 2 ? ids.dim(0) : 0, ids.rank() == 2 ? ids.dim(1) : 0};
+}
+
+int64_t PresentIds(const int64_t* bag, int64_t size) {
+  return std::count_if(bag, bag + size, [](int64_t id) { return id >= 0; });
+}
+
 }  // namespace
 
 bool IsDifferentiable(OpType op) {
@@ -152,6 +260,7 @@ bool IsDifferentiable(OpType op) {
     case OpType::kPlaceholder:
     case OpType::kConstant:
     case OpType::kVariable:
+    case OpType::kSparseTable:
       return false;
     default:
       return true;
@@ -193,6 +302,8 @@ StatusOr<Tensor> ComputeForward(const Node& node, const std::vector<const Tensor
       return o;
     }
     case OpType::kArgMax: return ArgMaxForward(*in[0]);
+    case OpType::kConcat: return ConcatForward(node, in);
+    case OpType::kReshape: return ReshapeForward(node, *in[0]);
     case OpType::kAccuracy: {
       RETURN_IF_ERROR(CheckLabels(node, *in[0], *in[1]));
       ASSIGN_OR_RETURN(Tensor pred, ArgMaxForward(*in[0]));
@@ -299,8 +410,100 @@ Status ComputeBackward(const Node& node, const std::vector<const Tensor*>& in, c
       Accumulate(gx, &dx[0]);
       return Status::OK();
     }
+    case OpType::kConcat: return ConcatBackward(node, in, g, &dx);
+    case OpType::kReshape: {
+      Tensor gx = Tensor::Uninitialized(DType::kFloat32, in[0]->shape());
+      std::memcpy(gx.raw(), g.raw(), g.byte_size());
+      Accumulate(gx, &dx[0]);
+      return Status::OK();
+    }
     default:
       return Status::OK();  // not differentiable
+  }
+}
+
+Status AppendLookupIds(const Node& node, const Tensor& ids, std::vector<int64_t>* out) {
+  const int64_t* p = ids.data<int64_t>();
+  const int64_t n = ids.num_elements();
+  for (int64_t i = 0; i < n; ++i) {
+    if (p[i] >= 0) {
+      out->push_back(p[i]);
+    } else if (node.op == OpType::kEmbeddingLookup) {
+      return InvalidArgument("node '" + node.name + "': id " + std::to_string(p[i]) + " at position " +
+                             std::to_string(i) + " is negative (an EmbeddingBag skips negative ids, a lookup cannot)");
+    }
+  }
+  return Status::OK();
+}
+
+Tensor UniqueIds(std::vector<int64_t> ids) {
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  Tensor out = Tensor::Uninitialized(DType::kInt64, {static_cast<int64_t>(ids.size())});
+  std::copy(ids.begin(), ids.end(), out.data<int64_t>());
+  return out;
+}
+
+StatusOr<Tensor> EmbeddingForward(const Node& node, const TableRows& table, const Tensor& ids) {
+  const int64_t dim = node.shape.back();  // [..., dim] for a lookup, [batch, dim] for a bag
+  Eigen::Map<const RowMatrix> rows(table.rows.data<float>(), table.ids.num_elements(), dim);
+  const int64_t* p = ids.data<int64_t>();
+  if (node.op == OpType::kEmbeddingLookup) {
+    Shape shape = ids.shape();
+    shape.push_back(dim);
+    Tensor out = Tensor::Uninitialized(DType::kFloat32, std::move(shape));
+    Eigen::Map<RowMatrix> o(out.data<float>(), ids.num_elements(), dim);
+    for (int64_t i = 0; i < ids.num_elements(); ++i) {
+      const int64_t r = RowOf(table, p[i]);
+      if (r < 0) return NotPulled(node, p[i]);
+      o.row(i) = rows.row(r);
+    }
+    return out;
+  }
+  const auto [batch, bag] = BagShape(ids);
+  Tensor out(DType::kFloat32, {batch, dim});
+  Eigen::Map<RowMatrix> o(out.data<float>(), batch, dim);
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t k = 0; k < bag; ++k) {
+      const int64_t id = p[b * bag + k];
+      if (id < 0) continue;
+      const int64_t r = RowOf(table, id);
+      if (r < 0) return NotPulled(node, id);
+      o.row(b) += rows.row(r);
+    }
+    const int64_t present = PresentIds(p + b * bag, bag);
+    if (node.combiner == Combiner::kMean && present > 0) o.row(b) /= static_cast<float>(present);
+  }
+  return out;
+}
+
+void EmbeddingBackward(const Node& node, const TableRows& table, const Tensor& ids, const Tensor& grad,
+                       TableGradient* into) {
+  const int64_t dim = node.shape.back();  // [..., dim] for a lookup, [batch, dim] for a bag
+  Eigen::Map<RowMatrix> dr(into->rows.data<float>(), table.ids.num_elements(), dim);
+  const int64_t* p = ids.data<int64_t>();
+  // Rows come from the same table ids the forward pass read, so every id is there.
+  if (node.op == OpType::kEmbeddingLookup) {
+    Eigen::Map<const RowMatrix> g(grad.data<float>(), ids.num_elements(), dim);
+    for (int64_t i = 0; i < ids.num_elements(); ++i) {
+      const int64_t r = RowOf(table, p[i]);
+      dr.row(r) += g.row(i);
+      into->touched[r] = 1;
+    }
+    return;
+  }
+  const auto [batch, bag] = BagShape(ids);
+  Eigen::Map<const RowMatrix> g(grad.data<float>(), batch, dim);
+  for (int64_t b = 0; b < batch; ++b) {
+    const int64_t present = PresentIds(p + b * bag, bag);
+    const float scale = node.combiner == Combiner::kMean && present > 0 ? static_cast<float>(present) : 1.0f;
+    for (int64_t k = 0; k < bag; ++k) {
+      const int64_t id = p[b * bag + k];
+      if (id < 0) continue;
+      const int64_t r = RowOf(table, id);
+      dr.row(r) += g.row(b) / scale;
+      into->touched[r] = 1;
+    }
   }
 }
 

@@ -21,7 +21,45 @@ StatusOr<Tensor> ComputeForward(const Node& node, const std::vector<const Tensor
 Status ComputeBackward(const Node& node, const std::vector<const Tensor*>& inputs, const Tensor& output,
                        const Tensor& grad, std::vector<Tensor>* input_grads);
 
-// True if gradients flow through this op to its inputs.
+// True if gradients flow through this op to its inputs. EmbeddingLookup
+// and EmbeddingBag are differentiable, but not through ComputeForward and
+// ComputeBackward: their gradient goes to table rows (EmbeddingBackward).
 bool IsDifferentiable(OpType op);
+
+// --- Sparse tables -------------------------------------------------------------
+//
+// A Run reads each sparse table once: the ids of every lookup and bag of it
+// (AppendLookupIds), sorted and unique (UniqueIds), are pulled together;
+// lookups then gather from those rows, and their gradients are summed into
+// rows aligned with the same ids. Nothing is ever the size of the table.
+
+// One Run's rows of a sparse table.
+struct TableRows {
+  Tensor ids;   // int64 [u]: every id the Run's lookups of the table read, sorted, unique
+  Tensor rows;  // float32 [u, dim]: their values as pulled
+};
+
+// A sparse table's gradient over one Run's backward pass, aligned with its
+// TableRows::ids.
+struct TableGradient {
+  Tensor rows;                   // float32 [u, dim], summed over every lookup of the table
+  std::vector<uint8_t> touched;  // [u]: 1 for each row a differentiated lookup read
+};
+
+// Appends the ids an EmbeddingLookup or EmbeddingBag node reads (`ids`, the
+// value of its ids input) to *out. A bag's negative ids ("no id") are
+// skipped; a lookup's are InvalidArgument naming the node.
+Status AppendLookupIds(const Node& node, const Tensor& ids, std::vector<int64_t>* out);
+// `ids`, sorted and deduplicated, as an int64 tensor [u].
+Tensor UniqueIds(std::vector<int64_t> ids);
+
+// The value of an EmbeddingLookup or EmbeddingBag node: its ids' rows from
+// `table`, which must hold every id it reads (Internal otherwise).
+StatusOr<Tensor> EmbeddingForward(const Node& node, const TableRows& table, const Tensor& ids);
+// Given d(loss)/d(output), adds d(loss)/d(row) into `into` for each row the
+// node read, in the order of the ids (so repeated runs sum identically),
+// and marks those rows touched. `into` must be sized for `table`.
+void EmbeddingBackward(const Node& node, const TableRows& table, const Tensor& ids, const Tensor& grad,
+                       TableGradient* into);
 
 }  // namespace cairn

@@ -335,6 +335,42 @@ TEST(OpGradient, TwoLayerMlpMatchesFiniteDifferences) {
   check.ExpectGradientsMatchFiniteDifferences();
 }
 
+TEST(OpGradient, ConcatAlongTheLastAxisMatchesFiniteDifferences) {
+  GradientCheck check(23);
+  Graph& g = check.graph();
+  Output a = check.Input("a", RandomTensor(check.rng(), {3, 4}));
+  Output b = check.Input("b", RandomTensor(check.rng(), {3, 1}));
+  Output c = check.Input("c", RandomTensor(check.rng(), {3, 2}));
+  // Tanh after the join, so each input's gradient depends on where it lands.
+  Output y = g.Tanh(g.Concat({a, b, c}, /*axis=*/-1, "joined"));
+  ASSERT_EQ(g.node(y).shape, (Shape{3, 7}));
+  ASSERT_NO_FATAL_FAILURE(check.Finish(y));
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
+TEST(OpGradient, ConcatAlongAMiddleOrTheFirstAxisMatchesFiniteDifferences) {
+  GradientCheck check(24);
+  Graph& g = check.graph();
+  Output a = check.Input("a", RandomTensor(check.rng(), {2, 1, 3}));
+  Output b = check.Input("b", RandomTensor(check.rng(), {2, 2, 3}));
+  Output c = check.Input("c", RandomTensor(check.rng(), {1, 3, 3}));
+  Output middle = g.Concat({a, b}, 1);
+  Output first = g.Concat({middle, c}, 0);
+  ASSERT_EQ(g.node(first).shape, (Shape{3, 3, 3}));
+  ASSERT_NO_FATAL_FAILURE(check.Finish(g.Square(first)));
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
+TEST(OpGradient, ReshapeMatchesFiniteDifferences) {
+  GradientCheck check(25);
+  Graph& g = check.graph();
+  Output x = check.Input("x", RandomTensor(check.rng(), {4, 3}));
+  Output y = g.Softmax(g.Reshape(x, {-1, 6}));
+  ASSERT_EQ(g.node(y).shape, (Shape{2, 6}));
+  ASSERT_NO_FATAL_FAILURE(check.Finish(y));
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
 // --- Gradients of the binary ops, with every broadcast ----------------------
 
 struct BinaryCase {
@@ -500,6 +536,53 @@ TEST(OpForward, ReduceMeanAndReduceSumCoverEveryElement) {
   ExpectValues(Evaluate(g, g.ReduceMean(x)), {}, {4});
 }
 
+TEST(OpForward, ConcatJoinsRowsAlongTheAxis) {
+  Graph g;
+  Output a = g.Constant("a", Tensor::FromVector({2, 2}, {1, 2, 3, 4}));
+  Output b = g.Constant("b", Tensor::FromVector({2, 1}, {5, 6}));
+  ExpectValues(Evaluate(g, g.Concat({a, b})), {2, 3}, {1, 2, 5, 3, 4, 6});
+  ExpectValues(Evaluate(g, g.Concat({b, a}, -1)), {2, 3}, {5, 1, 2, 6, 3, 4});
+  ExpectValues(Evaluate(g, g.Concat({a, a}, 0)), {4, 2}, {1, 2, 3, 4, 1, 2, 3, 4});
+}
+
+TEST(OpForward, ConcatOfAnUnknownBatchTakesTheFedRows) {
+  Graph g;
+  Output x = g.Placeholder("x", DType::kFloat32, {-1, 1});
+  Output y = g.Placeholder("y", DType::kFloat32, {-1, 2});
+  Output joined = g.Concat({x, y}, 1, "joined");
+  EXPECT_EQ(g.node(joined).shape, (Shape{-1, 3}));
+  const Tensor rows = Tensor::FromVector({2, 2}, {3, 4, 5, 6});
+  ExpectValues(Evaluate(g, joined, {{x, Tensor::FromVector({2, 1}, {1, 2})}, {y, rows}}), {2, 3}, {1, 3, 4, 2, 5, 6});
+  // Batches of different sizes do not join.
+  StatusOr<Tensor> r = Evaluate(g, joined, {{x, Tensor::FromVector({1, 1}, {1})}, {y, rows}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("'joined'"), std::string::npos) << r.status();
+}
+
+TEST(OpForward, ReshapeKeepsTheElementsAndInfersItsUnknownDimension) {
+  Graph g;
+  Output x = g.Placeholder("x", DType::kFloat32, {-1, 1});
+  Output flat = g.Reshape(x, {-1}, "flat");
+  EXPECT_EQ(g.node(flat).shape, (Shape{-1}));
+  ExpectValues(Evaluate(g, flat, {{x, Tensor::FromVector({3, 1}, {1, 2, 3})}}), {3}, {1, 2, 3});
+  Output pairs = g.Reshape(x, {-1, 2}, "pairs");
+  StatusOr<Tensor> r = Evaluate(g, pairs, {{x, Tensor::FromVector({3, 1}, {1, 2, 3})}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("'pairs'"), std::string::npos) << r.status();
+}
+
+TEST(OpForward, ReshapeOfInt64IdsKeepsTheirDtype) {
+  Graph g;
+  Output r = g.Reshape(g.Constant("ids", Labels({10, 11, 12, 13})), {2, 2});
+  EXPECT_EQ(g.node(r).dtype, DType::kInt64);
+  StatusOr<Tensor> got = Evaluate(g, r);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->shape(), (Shape{2, 2}));
+  EXPECT_EQ(got->data<int64_t>()[3], 13);
+}
+
 TEST(OpForward, ArgMaxPicksEachRowsLargestColumn) {
   Graph g;
   Output x = g.Constant("x", Tensor::FromVector({3, 3}, {1, 5, 2, 7, 0, -1, -3, -2, 4}));
@@ -585,11 +668,12 @@ TEST(OpErrors, RuntimeShapeMismatchIsInvalidArgumentNamingTheNode) {
 TEST(OpDifferentiability, OnlyStatefulSourceAndIntegerOpsAreNotDifferentiable) {
   for (OpType op : {OpType::kMatMul, OpType::kAdd, OpType::kSub, OpType::kMul, OpType::kRelu, OpType::kSigmoid,
                     OpType::kTanh, OpType::kSoftmax, OpType::kSquare, OpType::kSparseSoftmaxCrossEntropyWithLogits,
-                    OpType::kSigmoidCrossEntropyWithLogits, OpType::kReduceMean, OpType::kReduceSum}) {
+                    OpType::kSigmoidCrossEntropyWithLogits, OpType::kReduceMean, OpType::kReduceSum,
+                    OpType::kEmbeddingLookup, OpType::kEmbeddingBag, OpType::kConcat, OpType::kReshape}) {
     EXPECT_TRUE(IsDifferentiable(op)) << OpTypeName(op);
   }
   for (OpType op : {OpType::kPlaceholder, OpType::kConstant, OpType::kVariable, OpType::kArgMax, OpType::kAccuracy,
-                    OpType::kAssign, OpType::kAssignAdd, OpType::kMinimize}) {
+                    OpType::kAssign, OpType::kAssignAdd, OpType::kMinimize, OpType::kSparseTable}) {
     EXPECT_FALSE(IsDifferentiable(op)) << OpTypeName(op);
   }
 }
