@@ -11,6 +11,7 @@
 #include "bench/pushpull_bench.h"
 #include "bench/pushpull_report.h"
 #include "bench/snapshot_bench.h"
+#include "bench/sparse_bench.h"
 #include "bench/training_bench.h"
 
 namespace cairn {
@@ -160,11 +161,13 @@ void AddBenchCommands(CLI::App& app) {
   AddPushPullCommand(*bench);
   AddTrainCommand(*bench);
   AddSnapshotBench(*bench);
+  AddSparseBench(*bench);
 }
 
 int RunBenchCommands(CLI::App& app) {
   CLI::App* bench = app.get_subcommand("bench");
   if (int rc = RunSnapshotBench(*bench); rc >= 0) return rc;
+  if (int rc = RunSparseBench(*bench); rc >= 0) return rc;
   if (bench->got_subcommand("pushpull")) return RunPushPull(*bench->get_subcommand("pushpull"));
   if (bench->got_subcommand("train")) return RunTrain(*bench->get_subcommand("train"));
   spdlog::error("no bench subcommand given");

@@ -1,9 +1,12 @@
 #include "ps/data_path.h"
 
 #include <cmath>
+#include <cstring>
 #include <set>
 
 #include <boost/asio/post.hpp>
+
+#include "common/aligned_buffer.h"
 
 namespace cairn {
 namespace {
@@ -26,6 +29,7 @@ void DataPath::HandleCreate(const Request& r) {
   Status s = DecodeMessage(r.frame.control, &req, "CreateVariables");
   if (s.ok()) s = SetMode(req.mode);
   for (size_t i = 0; s.ok() && i < req.shards.size(); ++i) s = table_.Create(req.shards[i]);
+  for (size_t i = 0; s.ok() && i < req.sparse_tables.size(); ++i) s = table_.CreateSparse(req.sparse_tables[i]);
   r.respond.Finish(s);
 }
 
@@ -118,12 +122,66 @@ Status DataPath::FillPullReply(const InFrame& frame, OutFrame* reply) {
   return Status::OK();
 }
 
+StatusOr<SparseTable*> DataPath::SparseTableOf(const SparseDesc& d) const {
+  StatusOr<SparseTable*> table = table_.FindSparse(d.table);
+  if (!table.ok()) return table.status().WithContext("server " + std::to_string(index_));
+  if ((*table)->spec().dim != d.dim) {
+    return InvalidArgument("sparse table '" + d.table + "' has dim " + std::to_string((*table)->spec().dim) +
+                           "; the request says " + std::to_string(d.dim));
+  }
+  return *table;
+}
+
+// The reply's values are written straight into one buffer, table after
+// table (64-byte aligned), in the request's order.
+void DataPath::HandleSparsePull(const Request& r) {
+  SparsePullRequest req;
+  Status s = DecodeMessage(r.frame.control, &req, "SparsePull");
+  if (!s.ok()) return r.respond.Fail(s);
+  SparsePullReply out;
+  std::vector<SparseTable*> tables;
+  uint64_t bytes = 0;
+  for (const SparseDesc& d : req.tables) {
+    s = ValidateSparseDesc(d, r.frame.data_len, /*with_values=*/false);
+    if (!s.ok()) return r.respond.Fail(s);
+    StatusOr<SparseTable*> table = SparseTableOf(d);
+    if (!table.ok()) return r.respond.Fail(table.status());
+    tables.push_back(*table);
+    SparseDesc reply = d;
+    reply.ids_offset = 0;
+    reply.values_offset = bytes;
+    out.tables.push_back(reply);
+    bytes = AlignUp(bytes + d.count * d.dim * sizeof(float));
+    if (bytes > limits_.max_data_bytes) {
+      return r.respond.Fail(OutOfRange("sparse pull would reply with over " + std::to_string(limits_.max_data_bytes) +
+                                       " bytes (the frame limit); pull fewer ids at once"));
+    }
+  }
+  std::shared_ptr<uint8_t> values = AllocateAlignedBuffer(bytes, /*zero=*/false);
+  for (size_t i = 0; i < req.tables.size(); ++i) {
+    const SparseDesc& d = req.tables[i];
+    s = tables[i]->Pull(reinterpret_cast<const int64_t*>(r.frame.data + d.ids_offset), d.count,
+                        reinterpret_cast<float*>(values.get() + out.tables[i].values_offset));
+    if (!s.ok()) return r.respond.Fail(s);
+    const uint64_t end = out.tables[i].values_offset + d.count * d.dim * sizeof(float);
+    const uint64_t next = i + 1 < out.tables.size() ? out.tables[i + 1].values_offset : bytes;
+    std::memset(values.get() + end, 0, next - end);  // the padding: no stale heap bytes on the wire
+  }
+  OutFrame reply = ReplyTo(r.frame.header, EncodeMessage(out));
+  if (bytes > 0) reply.data.push_back(ByteSpan{values.get(), bytes});
+  reply.keepalive.push_back(values);
+  reply.Seal();
+  ++pulls_served_;
+  r.respond.Send(std::move(reply));
+}
+
 void DataPath::HandlePush(Request r) {
   Responder respond = r.respond;
   SyncSteps::Reply reply = [respond](const Status& s) { respond.Finish(s); };
   PushRequest req;
   std::vector<Tensor> values;
-  Status s = DecodePush(r.frame, &req, &values);
+  std::vector<SparseGradient> sparse;
+  Status s = DecodePush(r.frame, &req, &values, &sparse);
   if (!s.ok()) return reply(s);
   // A re-sent push (its first reply was lost with a connection) is
   // answered with the first copy's result instead of being applied again.
@@ -146,12 +204,17 @@ void DataPath::HandlePush(Request r) {
   }
   std::shared_ptr<SyncSteps> rounds = sync();
   if (req.train_step && rounds) {
-    return rounds->Arrive(SyncSteps::Arrival{std::move(req), std::move(values), std::move(reply)});
+    return rounds->Arrive(
+        SyncSteps::Arrival{std::move(req), std::move(values), std::move(sparse), r.frame.payload, std::move(reply)});
   }
   {
     Table::UpdateScope update = table_.BeginUpdate();
     for (size_t i = 0; i < values.size() && s.ok(); ++i) {
       s = table_.Apply(req.grads[i].name, req.grads[i].update, values[i], req.learning_rate);
+    }
+    for (size_t i = 0; i < sparse.size() && s.ok(); ++i) {
+      const SparseGradient& g = sparse[i];
+      s = g.table->ApplyGradients(g.ids, g.count, g.values, req.learning_rate);
     }
     if (s.ok() && req.train_step && !req.global_step.empty()) table_.CountStep(req.global_step);
   }
@@ -160,7 +223,8 @@ void DataPath::HandlePush(Request r) {
 
 // Decodes a push and checks every tensor before any is applied: a push
 // applies whole or not at all.
-Status DataPath::DecodePush(const InFrame& frame, PushRequest* req, std::vector<Tensor>* values) {
+Status DataPath::DecodePush(const InFrame& frame, PushRequest* req, std::vector<Tensor>* values,
+                            std::vector<SparseGradient>* sparse) {
   RETURN_IF_ERROR(DecodeMessage(frame.control, req, "Push"));
   std::set<std::string> seen;
   for (const TensorDesc& d : req->grads) {
@@ -169,6 +233,18 @@ Status DataPath::DecodePush(const InFrame& frame, PushRequest* req, std::vector<
     Tensor t = ViewTensor(d, frame.payload, frame.data);
     RETURN_IF_ERROR(table_.CheckUpdate(d.name, d.update, d.row_begin, t));
     values->push_back(std::move(t));
+  }
+  std::set<std::string> tables;
+  for (const SparseDesc& d : req->sparse) {
+    RETURN_IF_ERROR(ValidateSparseDesc(d, frame.data_len, /*with_values=*/true));
+    if (!tables.insert(d.table).second) {
+      return InvalidArgument("push names sparse table '" + d.table + "' more than once");
+    }
+    ASSIGN_OR_RETURN(SparseTable * table, SparseTableOf(d));
+    const auto* ids = reinterpret_cast<const int64_t*>(frame.data + d.ids_offset);
+    RETURN_IF_ERROR(table->CheckGradients(ids, d.count));
+    sparse->push_back(
+        SparseGradient{table, ids, reinterpret_cast<const float*>(frame.data + d.values_offset), d.count});
   }
   if (req->train_step && !req->global_step.empty()) RETURN_IF_ERROR(table_.CheckCountable(req->global_step));
   if (std::isnan(req->learning_rate) || req->learning_rate > 1e6) {

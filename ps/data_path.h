@@ -43,6 +43,9 @@ class DataPath {
   void HandleCreate(const Request& r);
   void HandlePull(const Request& r);
   void HandlePush(Request r);
+  // Rows of sparse tables by id (SparsePullRequest): rows never updated
+  // come back with their initial values; nothing is created.
+  void HandleSparsePull(const Request& r);
 
   // The first CreateVariables (or a restore on start) fixes the training
   // mode; later ones must agree.
@@ -60,7 +63,10 @@ class DataPath {
 
  private:
   Status FillPullReply(const InFrame& frame, OutFrame* reply);
-  Status DecodePush(const InFrame& frame, PushRequest* req, std::vector<Tensor>* values);
+  Status DecodePush(const InFrame& frame, PushRequest* req, std::vector<Tensor>* values,
+                    std::vector<SparseGradient>* sparse);
+  // The table a desc names, with its dim checked.
+  StatusOr<SparseTable*> SparseTableOf(const SparseDesc& d) const;
   std::shared_ptr<SyncSteps> sync() const;
 
   // Constant after construction.

@@ -22,6 +22,8 @@ class InProcessStore : public VariableStore {
                 const TrainingMode& mode) override;
   StatusOr<std::map<std::string, Tensor>> Pull(const std::vector<std::string>& names) override;
   Status Push(const PushBatch& batch) override;
+  Status CreateSparse(const std::vector<SparseTableSpec>& tables, const OptimizerSpec& optimizer) override;
+  StatusOr<std::map<std::string, Tensor>> SparsePull(const std::map<std::string, Tensor>& ids) override;
 
   // Counts for tests.
   int64_t pulls() const { return pulls_; }

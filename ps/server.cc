@@ -97,6 +97,7 @@ class Server::Parts {
       case FrameType::kCreateVariables: return data_.HandleCreate(r);
       case FrameType::kPull: return data_.HandlePull(r);
       case FrameType::kPush: return data_.HandlePush(std::move(r));
+      case FrameType::kSparsePull: return data_.HandleSparsePull(r);
       case FrameType::kStats: return HandleStats(r);
       case FrameType::kSnapshotPrepare: return writer_.HandlePrepare(r);
       case FrameType::kSnapshotWait: return writer_.HandleWait(r);

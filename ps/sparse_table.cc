@@ -186,7 +186,7 @@ Status SparseTable::Pull(const int64_t* ids, size_t n, float* out) const {
   return Status::OK();
 }
 
-Status SparseTable::ApplyGradients(const int64_t* ids, size_t n, const float* grads, float lr) {
+Status SparseTable::CheckGradients(const int64_t* ids, size_t n) const {
   const std::string table = "sparse table '" + spec_.name + "'";
   if (!spec_.trainable) return FailedPrecondition(table + " is not trainable: it takes no gradients");
   for (size_t i = 0; i < n; ++i) {
@@ -195,6 +195,11 @@ Status SparseTable::ApplyGradients(const int64_t* ids, size_t n, const float* gr
   if (HasRepeats(ids, n)) {
     return InvalidArgument("gradient for " + table + " names an id more than once (sum repeated ids first)");
   }
+  return Status::OK();
+}
+
+Status SparseTable::ApplyGradients(const int64_t* ids, size_t n, const float* grads, float lr) {
+  RETURN_IF_ERROR(CheckGradients(ids, n));
   const float rate = lr >= 0 ? lr : static_cast<float>(optimizer_spec_.learning_rate);
   const int32_t dim = spec_.dim;
   // Each row is updated in a 64-byte-aligned scratch copy, not in place:

@@ -48,6 +48,16 @@ struct SparseRows {
   size_t size() const { return ids.size(); }
 };
 
+class SparseTable;
+
+// One table's rows of a push, viewing the request's bytes (not owned).
+struct SparseGradient {
+  SparseTable* table = nullptr;
+  const int64_t* ids = nullptr;
+  const float* values = nullptr;  // count x table->spec().dim
+  size_t count = 0;
+};
+
 class SparseTable {
  public:
   // InvalidArgument for a bad spec or optimizer, naming the field.
@@ -67,9 +77,12 @@ class SparseTable {
   Status Pull(const int64_t* ids, size_t n, float* out) const;
 
   // Applies one gradient row per id: grads[n * dim], ids unique. `lr` >= 0
-  // replaces the optimizer's configured rate. Checked whole (reserved or
-  // repeated ids, a non-trainable table) before any row changes.
+  // replaces the optimizer's configured rate. Checked whole (as
+  // CheckGradients) before any row changes.
   Status ApplyGradients(const int64_t* ids, size_t n, const float* grads, float lr = -1);
+  // OK if ApplyGradients would take these ids: the table is trainable, no
+  // id is reserved or repeated.
+  Status CheckGradients(const int64_t* ids, size_t n) const;
 
   // Rows held (touched at least once).
   int64_t rows() const;

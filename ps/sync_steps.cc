@@ -1,5 +1,7 @@
 #include "ps/sync_steps.h"
 
+#include <unordered_map>
+
 #include <chrono>
 
 #include <spdlog/spdlog.h>
@@ -114,6 +116,40 @@ void SyncSteps::Arrive(Arrival a) {
   if (!complete.empty()) Complete(std::move(complete), step);
 }
 
+// Each sparse table's rows summed per id in worker order (ids in order of
+// first appearance, worker by worker: the same pushes give the same bits),
+// scaled to the mean over the round's workers (a worker that did not touch
+// an id adds zero, as for a dense gradient), applied once.
+Status SyncSteps::ApplySparseMean(const std::map<int, Arrival>& round, float scale, float lr) {
+  struct Sum {
+    std::unordered_map<int64_t, size_t> row_of;
+    std::vector<int64_t> ids;
+    std::vector<float> values;
+  };
+  std::map<SparseTable*, Sum> sums;
+  for (const auto& [worker, a] : round) {
+    for (const SparseGradient& g : a.sparse) {
+      Sum& sum = sums[g.table];
+      const size_t dim = g.table->spec().dim;
+      for (size_t i = 0; i < g.count; ++i) {
+        auto [it, fresh] = sum.row_of.emplace(g.ids[i], sum.ids.size());
+        if (fresh) {
+          sum.ids.push_back(g.ids[i]);
+          sum.values.insert(sum.values.end(), g.values + i * dim, g.values + (i + 1) * dim);
+        } else {
+          float* row = sum.values.data() + it->second * dim;
+          for (size_t j = 0; j < dim; ++j) row[j] += g.values[i * dim + j];
+        }
+      }
+    }
+  }
+  for (auto& [table, sum] : sums) {
+    for (float& x : sum.values) x *= scale;
+    RETURN_IF_ERROR(table->ApplyGradients(sum.ids.data(), sum.ids.size(), sum.values.data(), lr));
+  }
+  return Status::OK();
+}
+
 void SyncSteps::Complete(std::map<int, Arrival> round, int64_t step) {
   // Sum every variable's gradients in worker order, then apply the mean once.
   std::map<std::string, Tensor> sums;
@@ -142,6 +178,7 @@ void SyncSteps::Complete(std::map<int, Arrival> round, int64_t step) {
       sum.flat() *= scale;
       status = store_->Apply(name, UpdateKind::kGradient, sum, lr);
     }
+    if (status.ok()) status = ApplySparseMean(round, scale, lr);
     if (status.ok() && !global_step.empty()) store_->CountStep(global_step);
   }
   if (!status.ok()) {

@@ -46,9 +46,12 @@ class SyncSteps : public std::enable_shared_from_this<SyncSteps> {
   using Reply = std::function<void(const Status&)>;
 
   // One worker's push for one step; `values[i]` is `request.grads[i]`'s tensor.
+  // `sparse[i]` is `request.sparse[i]`'s rows, viewing `payload`.
   struct Arrival {
     PushRequest request;
     std::vector<Tensor> values;
+    std::vector<SparseGradient> sparse;
+    std::shared_ptr<uint8_t> payload;  // keeps `sparse`'s bytes alive
     Reply reply;
   };
 
@@ -72,6 +75,7 @@ class SyncSteps : public std::enable_shared_from_this<SyncSteps> {
   void Complete(std::map<int, Arrival> round, int64_t step);
   void Expire(int64_t step);
   std::string Missing() const CAIRN_REQUIRES(mu_);
+  Status ApplySparseMean(const std::map<int, Arrival>& round, float scale, float lr);
   int Expected() const CAIRN_REQUIRES(mu_);  // pushes a round needs
 
   // Constant after construction.

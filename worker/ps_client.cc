@@ -178,6 +178,51 @@ Status PsClient::Push(const PushBatch& batch) {
   for (const auto& [name, t] : batch.gradients) RETURN_IF_ERROR(add(name, t, UpdateKind::kGradient));
   for (const auto& [name, t] : batch.assigns) RETURN_IF_ERROR(add(name, t, UpdateKind::kAssign));
   for (const auto& [name, t] : batch.assign_adds) RETURN_IF_ERROR(add(name, t, UpdateKind::kAssignAdd));
+  // Sparse rows: each server gets its ids and their rows, gathered into
+  // buffers of its own.
+  for (const auto& [name, update] : batch.sparse_gradients) {
+    ASSIGN_OR_RETURN(const int32_t dim, SparseDim(name));
+    const Tensor& ids = update.ids;
+    const int64_t n = ids.num_elements();
+    if (ids.dtype() != DType::kInt64 || ids.shape().size() != 1 || update.values.dtype() != DType::kFloat32 ||
+        update.values.shape() != Shape{n, static_cast<int64_t>(dim)}) {
+      return InvalidArgument("sparse gradient for '" + name + "' must be int64 ids [n] and float32 rows [n, " +
+                             std::to_string(dim) + "]; got ids " + DTypeName(ids.dtype()) + ShapeString(ids.shape()) +
+                             " and rows " + DTypeName(update.values.dtype()) + ShapeString(update.values.shape()));
+    }
+    const int num_servers = placement.num_servers();
+    std::vector<std::vector<int64_t>> server_ids(num_servers);
+    std::vector<std::vector<float>> server_rows(num_servers);
+    const int64_t* id = ids.data<int64_t>();
+    const float* row = update.values.data<float>();
+    for (int64_t i = 0; i < n; ++i) {
+      const int s = ServerOfId(id[i], num_servers);
+      server_ids[s].push_back(id[i]);
+      server_rows[s].insert(server_rows[s].end(), row + i * dim, row + (i + 1) * dim);
+    }
+    for (int s = 0; s < num_servers; ++s) {
+      if (server_ids[s].empty()) continue;
+      ServerPush& p = per_server[s];
+      auto ids_buf = std::make_shared<std::vector<int64_t>>(std::move(server_ids[s]));
+      auto rows_buf = std::make_shared<std::vector<float>>(std::move(server_rows[s]));
+      SparseDesc d;
+      d.table = name;
+      d.count = ids_buf->size();
+      d.dim = dim;
+      auto place = [&p](const void* ptr, uint64_t bytes) {  // appends bytes at the next aligned offset
+        const uint64_t aligned = AlignUp(p.offset);
+        if (aligned > p.offset) p.frame.data.push_back(ByteSpan{kPad, aligned - p.offset});
+        p.frame.data.push_back(ByteSpan{ptr, bytes});
+        p.offset = aligned + bytes;
+        return aligned;
+      };
+      d.ids_offset = place(ids_buf->data(), d.count * sizeof(int64_t));
+      d.values_offset = place(rows_buf->data(), d.count * dim * sizeof(float));
+      p.frame.keepalive.push_back(ids_buf);
+      p.frame.keepalive.push_back(rows_buf);
+      p.req.sparse.push_back(std::move(d));
+    }
+  }
   if (batch.train_step) {
     if (mode_.sync()) {
       // Every server counts one push per worker per step, even an empty one.
@@ -222,6 +267,136 @@ Status PsClient::Push(const PushBatch& batch) {
 // push log applies it at most once and answers every copy alike. The waits
 // between tries only keep a transport that fails at once (a connection still
 // cut) from being called in a tight loop.
+StatusOr<int32_t> PsClient::SparseDim(const std::string& name) const {
+  auto it = sparse_dims_.find(name);
+  if (it == sparse_dims_.end()) return NotFound("sparse table '" + name + "' was never declared (CreateSparse)");
+  return it->second;
+}
+
+Status PsClient::CreateSparse(const std::vector<SparseTableSpec>& tables, const OptimizerSpec& optimizer) {
+  RETURN_IF_ERROR(CheckCreated("CreateSparse"));
+  for (const SparseTableSpec& t : tables) RETURN_IF_ERROR(ValidateSparseSpec(t));
+  std::vector<std::pair<int, OutFrame>> calls;
+  std::vector<std::string> creates;
+  {
+    std::lock_guard<std::mutex> lock(restarts_mu_);
+    creates = creates_;
+  }
+  for (int s = 0; s < transport_->num_servers(); ++s) {
+    // What the server was told at Create, and these tables: a server that
+    // restarts is told both again (CheckForRestarts).
+    CreateRequest req;
+    if (static_cast<size_t>(s) < creates.size()) RETURN_IF_ERROR(DecodeMessage(creates[s], &req, "CreateRequest"));
+    req.mode = mode_;
+    for (const SparseTableSpec& t : tables) {
+      SparseTableDecl decl{t, optimizer};
+      if (std::find(req.sparse_tables.begin(), req.sparse_tables.end(), decl) == req.sparse_tables.end()) {
+        req.sparse_tables.push_back(decl);
+      }
+    }
+    OutFrame f;
+    f.type = static_cast<uint16_t>(FrameType::kCreateVariables);
+    f.control = EncodeMessage(req);
+    if (static_cast<size_t>(s) < creates.size()) creates[s] = f.control;
+    calls.emplace_back(s, std::move(f));
+  }
+  auto replies = CallAll(*transport_, std::move(calls), NextDeadline());
+  for (size_t s = 0; s < replies.size(); ++s) {
+    StatusReply r;
+    Status st = DecodeReply(replies[s], &r, "CreateVariables");
+    if (!st.ok()) return st.WithContext(ServerContext(FrameType::kCreateVariables, static_cast<int>(s)));
+  }
+  for (const SparseTableSpec& t : tables) sparse_dims_[t.name] = t.dim;
+  std::lock_guard<std::mutex> lock(restarts_mu_);
+  creates_ = std::move(creates);
+  return Status::OK();
+}
+
+StatusOr<std::map<std::string, Tensor>> PsClient::SparsePull(const std::map<std::string, Tensor>& ids) {
+  RETURN_IF_ERROR(CheckCreated("SparsePull"));
+  const int num_servers = transport_->num_servers();
+  struct TablePart {
+    std::string table;
+    int32_t dim = 0;
+    std::vector<int64_t> ids;
+    std::vector<int64_t> rows;  // where each id's row goes in the table's output
+  };
+  std::vector<std::vector<TablePart>> per_server(num_servers);
+  std::map<std::string, Tensor> out;
+  for (const auto& [name, t] : ids) {
+    ASSIGN_OR_RETURN(const int32_t dim, SparseDim(name));
+    if (t.dtype() != DType::kInt64 || t.shape().size() != 1) {
+      return InvalidArgument("sparse pull of '" + name + "' needs int64 ids [n], got " + DTypeName(t.dtype()) +
+                             ShapeString(t.shape()));
+    }
+    const int64_t n = t.num_elements();
+    out[name] = Tensor::Uninitialized(DType::kFloat32, {n, dim});
+    std::vector<TablePart*> parts(num_servers, nullptr);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t id = t.data<int64_t>()[i];
+      const int s = ServerOfId(id, num_servers);
+      if (!parts[s]) {
+        per_server[s].push_back(TablePart{name, dim, {}, {}});
+        parts[s] = &per_server[s].back();
+      }
+      parts[s]->ids.push_back(id);
+      parts[s]->rows.push_back(i);
+    }
+  }
+  std::vector<std::pair<int, OutFrame>> calls;
+  std::vector<int> servers;
+  for (int s = 0; s < num_servers; ++s) {
+    if (per_server[s].empty()) continue;
+    SparsePullRequest req;
+    OutFrame f;
+    uint64_t offset = 0;
+    for (const TablePart& part : per_server[s]) {
+      SparseDesc d;
+      d.table = part.table;
+      d.count = part.ids.size();
+      d.dim = part.dim;
+      const uint64_t aligned = AlignUp(offset);
+      if (aligned > offset) f.data.push_back(ByteSpan{kPad, aligned - offset});
+      d.ids_offset = aligned;
+      f.data.push_back(ByteSpan{part.ids.data(), d.count * sizeof(int64_t)});
+      offset = aligned + d.count * sizeof(int64_t);
+      req.tables.push_back(std::move(d));
+    }
+    f.type = static_cast<uint16_t>(FrameType::kSparsePull);
+    f.control = EncodeMessage(req);
+    calls.emplace_back(s, std::move(f));
+    servers.push_back(s);
+  }
+  // per_server's id buffers outlive the calls: CallAll returns after every reply.
+  auto replies = CallAll(*transport_, std::move(calls), NextDeadline());
+  for (size_t i = 0; i < replies.size(); ++i) {
+    const int s = servers[i];
+    SparsePullReply r;
+    Status st = DecodeReply(replies[i], &r, "SparsePull");
+    if (!st.ok()) return st.WithContext(ServerContext(FrameType::kSparsePull, s));
+    if (r.tables.size() != per_server[s].size()) {
+      return DataLoss("server " + std::to_string(s) + " answered a sparse pull of " +
+                      std::to_string(per_server[s].size()) + " table(s) with " + std::to_string(r.tables.size()));
+    }
+    for (size_t k = 0; k < r.tables.size(); ++k) {
+      const TablePart& part = per_server[s][k];
+      const SparseDesc& d = r.tables[k];
+      const uint64_t bytes = part.ids.size() * part.dim * sizeof(float);
+      if (d.table != part.table || d.count != part.ids.size() || d.dim != part.dim ||
+          d.values_offset > replies[i]->data_len || bytes > replies[i]->data_len - d.values_offset ||
+          d.values_offset % sizeof(float) != 0) {
+        return DataLoss("server " + std::to_string(s) + " sent bad rows for sparse table '" + part.table + "'");
+      }
+      const float* rows = reinterpret_cast<const float*>(replies[i]->data + d.values_offset);
+      float* dst = out[part.table].data<float>();
+      for (size_t j = 0; j < part.rows.size(); ++j) {
+        std::memcpy(dst + part.rows[j] * part.dim, rows + j * part.dim, part.dim * sizeof(float));
+      }
+    }
+  }
+  return out;
+}
+
 void PsClient::ResendLostPushes(const std::vector<std::pair<int, OutFrame>>& calls, Deadline deadline,
                                 std::vector<StatusOr<InFrame>>* replies) {
   std::chrono::milliseconds backoff{10};

@@ -54,6 +54,11 @@ class PsClient : public VariableStore {
                 const TrainingMode& mode) override;
   StatusOr<std::map<std::string, Tensor>> Pull(const std::vector<std::string>& names) override;
   Status Push(const PushBatch& batch) override;
+  // Every server holds a part of every sparse table (the ids ServerOfId
+  // routes to it); a pull or push sends each server only its ids, one
+  // request per server for every table at once.
+  Status CreateSparse(const std::vector<SparseTableSpec>& tables, const OptimizerSpec& optimizer) override;
+  StatusOr<std::map<std::string, Tensor>> SparsePull(const std::map<std::string, Tensor>& ids) override;
 
   // The server's counters.
   StatusOr<StatsReply> Stats(int server);
@@ -101,6 +106,8 @@ class PsClient : public VariableStore {
  private:
   Deadline NextDeadline() const { return Clock::now() + options_.timeout; }
   Status CheckCreated(const char* what) const;
+  // The dim of sparse table `name`, or NotFound if CreateSparse did not declare it.
+  StatusOr<int32_t> SparseDim(const std::string& name) const;
   // Sends each push whose call failed with Unavailable again (calls[i] got
   // (*replies)[i]) until it is answered or `deadline` is near.
   void ResendLostPushes(const std::vector<std::pair<int, OutFrame>>& calls, Deadline deadline,
@@ -119,6 +126,7 @@ class PsClient : public VariableStore {
   uint64_t seen_reconnects_ = 0;         // guarded by restarts_mu_
   std::vector<std::string> creates_;     // guarded by restarts_mu_: each server's CreateRequest, encoded
   std::atomic<int64_t> next_step_{0};
+  std::map<std::string, int32_t> sparse_dims_;  // set by CreateSparse: each table's dim
 };
 
 }  // namespace cairn

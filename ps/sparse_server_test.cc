@@ -1,0 +1,258 @@
+// Sparse tables through real servers on 127.0.0.1: PsClient's sparse pull
+// and push against a SparseTable computed in the test, and requests no
+// Cairn client would send.
+#include <future>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "common/asio_transport.h"
+#include "common/messages.h"
+#include "ps/server.h"
+#include "ps/sparse_table.h"
+#include "worker/ps_client.h"
+
+namespace cairn {
+namespace {
+
+using std::chrono::milliseconds;
+
+SparseTableSpec Table(const std::string& name, int32_t dim) {
+  SparseTableSpec s;
+  s.name = name;
+  s.dim = dim;
+  s.init.kind = InitKind::kUniform;
+  s.init.seed = 5;
+  return s;
+}
+
+OptimizerSpec Adagrad() {
+  OptimizerSpec o;
+  o.kind = "adagrad";
+  o.learning_rate = 0.1;
+  return o;
+}
+
+Tensor Ids(const std::vector<int64_t>& ids) {
+  Tensor t = Tensor::Uninitialized(DType::kInt64, {static_cast<int64_t>(ids.size())});
+  std::copy(ids.begin(), ids.end(), t.data<int64_t>());
+  return t;
+}
+
+std::vector<float> Floats(const Tensor& t) {
+  return std::vector<float>(t.data<float>(), t.data<float>() + t.num_elements());
+}
+
+class SparseServerTest : public ::testing::Test {
+ protected:
+  void StartServers(int n) {
+    for (int i = 0; i < n; ++i) {
+      ServerOptions o;
+      o.index = i;
+      auto s = Server::Start(loop_, o);
+      ASSERT_TRUE(s.ok()) << s.status();
+      endpoints_.push_back((*s)->endpoint());
+      servers_.push_back(std::move(*s));
+    }
+    transport_ = std::make_unique<AsioTransport>(loop_, endpoints_);
+  }
+
+  std::unique_ptr<PsClient> Client(int worker = 0, const TrainingMode& mode = {}) {
+    PsClientOptions o;
+    o.timeout = milliseconds(10000);
+    o.worker_id = worker;
+    auto client = std::make_unique<PsClient>(transport_.get(), o);
+    EXPECT_TRUE(client->Create({}, Adagrad(), mode).ok());
+    Status s = client->CreateSparse({Table("emb/user", 4), Table("emb/item", 3)}, Adagrad());
+    EXPECT_TRUE(s.ok()) << s;
+    return client;
+  }
+
+  // A frame of `type` with `control` and `data` to server 0; the reply's status.
+  Status Call(FrameType type, const std::string& control, const std::vector<int64_t>& data = {}) {
+    auto bytes = std::make_shared<std::vector<int64_t>>(data);
+    OutFrame f;
+    f.type = static_cast<uint16_t>(type);
+    f.control = control;
+    if (!bytes->empty()) f.data.push_back(ByteSpan{bytes->data(), bytes->size() * sizeof(int64_t)});
+    f.keepalive.push_back(bytes);
+    std::vector<std::pair<int, OutFrame>> calls;
+    calls.emplace_back(0, std::move(f));
+    auto replies = CallAll(*transport_, std::move(calls), DeadlineAfter(milliseconds(5000)));
+    if (!replies[0].ok()) return replies[0].status().WithContext("transport");
+    StatusReply reply;
+    Status decoded = DecodeMessage(replies[0]->control, &reply, "reply");
+    if (!decoded.ok()) return decoded.WithContext("reply");
+    return reply.status.ToStatus();
+  }
+
+  EventLoop loop_{2};
+  std::vector<std::unique_ptr<Server>> servers_;
+  std::vector<Endpoint> endpoints_;
+  std::unique_ptr<AsioTransport> transport_;
+};
+
+TEST_F(SparseServerTest, PullAndPushAcrossOneTwoAndThreeServersMatchOneTable) {
+  const std::vector<int64_t> ids = {7, -2, 1LL << 40, 123456789, 0, 31, 8};
+  std::vector<float> grad(ids.size() * 4);
+  for (size_t i = 0; i < grad.size(); ++i) grad[i] = 0.25f * static_cast<float>(i % 7) - 0.5f;
+  // The reference: one table holding every row, updated twice.
+  auto reference = SparseTable::Create(Table("emb/user", 4), Adagrad());
+  ASSERT_TRUE(reference.ok());
+  ASSERT_TRUE((*reference)->ApplyGradients(ids.data(), ids.size(), grad.data()).ok());
+  ASSERT_TRUE((*reference)->ApplyGradients(ids.data(), ids.size(), grad.data()).ok());
+  std::vector<float> expected(ids.size() * 4);
+  ASSERT_TRUE((*reference)->Pull(ids.data(), ids.size(), expected.data()).ok());
+
+  for (int servers : {1, 2, 3}) {
+    SCOPED_TRACE(std::to_string(servers) + " server(s)");
+    servers_.clear();
+    endpoints_.clear();
+    StartServers(servers);
+    auto client = Client();
+    // Before any update: the initial values, in the request's order, repeats included.
+    std::vector<int64_t> with_repeat = ids;
+    with_repeat.push_back(ids[0]);
+    auto first = client->SparsePull({{"emb/user", Ids(with_repeat)}});
+    ASSERT_TRUE(first.ok()) << first.status();
+    ASSERT_EQ(first->at("emb/user").shape(), (Shape{static_cast<int64_t>(with_repeat.size()), 4}));
+    for (size_t i = 0; i < with_repeat.size(); ++i) {
+      std::vector<float> row(4);
+      InitializeSparseRow(Table("emb/user", 4), with_repeat[i], row.data());
+      EXPECT_EQ(std::vector<float>(first->at("emb/user").data<float>() + 4 * i,
+                                   first->at("emb/user").data<float>() + 4 * i + 4),
+                row)
+          << "id " << with_repeat[i];
+    }
+    PushBatch batch;
+    batch.sparse_gradients["emb/user"] = SparseRowsUpdate{Ids(ids), Tensor::FromVector({7, 4}, grad)};
+    ASSERT_TRUE(client->Push(batch).ok());
+    ASSERT_TRUE(client->Push(batch).ok());
+    auto after = client->SparsePull({{"emb/user", Ids(ids)}, {"emb/item", Ids({7})}});
+    ASSERT_TRUE(after.ok()) << after.status();
+    EXPECT_EQ(Floats(after->at("emb/user")), expected);
+    std::vector<float> item(3);
+    InitializeSparseRow(Table("emb/item", 3), 7, item.data());
+    EXPECT_EQ(Floats(after->at("emb/item")), item) << "a table nobody pushed to is untouched";
+  }
+}
+
+TEST_F(SparseServerTest, ASyncStepAppliesTheMeanOfTheWorkersRowsOnce) {
+  StartServers(2);
+  TrainingMode sync;
+  sync.consistency = Consistency::kSync;
+  sync.num_workers = 2;
+  sync.sync_timeout_ms = 20000;
+  auto w0 = Client(0, sync);
+  auto w1 = Client(1, sync);
+  // Worker 0 touches ids 1, 2; worker 1 ids 2, 3 (dim 4).
+  PushBatch b0, b1;
+  b0.train_step = b1.train_step = true;
+  b0.sparse_gradients["emb/user"] = SparseRowsUpdate{Ids({1, 2}), Tensor::FromVector({2, 4}, {1, 1, 1, 1, 2, 2, 2, 2})};
+  b1.sparse_gradients["emb/user"] = SparseRowsUpdate{Ids({2, 3}), Tensor::FromVector({2, 4}, {4, 4, 4, 4, 6, 6, 6, 6})};
+  std::future<Status> p0 = std::async(std::launch::async, [&] { return w0->Push(b0); });
+  Status s1 = w1->Push(b1);
+  ASSERT_TRUE(s1.ok()) << s1;
+  ASSERT_TRUE(p0.get().ok());
+  // The reference: the mean over both workers (an absent id adds zero), once.
+  auto reference = SparseTable::Create(Table("emb/user", 4), Adagrad());
+  const std::vector<int64_t> ids = {1, 2, 3};
+  const std::vector<float> mean = {0.5f, 0.5f, 0.5f, 0.5f, 3, 3, 3, 3, 3, 3, 3, 3};
+  ASSERT_TRUE((*reference)->ApplyGradients(ids.data(), 3, mean.data()).ok());
+  std::vector<float> expected(12);
+  ASSERT_TRUE((*reference)->Pull(ids.data(), 3, expected.data()).ok());
+  auto got = w0->SparsePull({{"emb/user", Ids(ids)}});
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(Floats(got->at("emb/user")), expected);
+}
+
+// --- Requests no Cairn client would send ------------------------------------
+
+SparseDesc Desc(const std::string& table, uint64_t count, int32_t dim, uint64_t ids_offset = 0,
+                uint64_t values_offset = 0) {
+  SparseDesc d;
+  d.table = table;
+  d.count = count;
+  d.dim = dim;
+  d.ids_offset = ids_offset;
+  d.values_offset = values_offset;
+  return d;
+}
+
+TEST_F(SparseServerTest, BadSparsePullsGetErrorRepliesAndTheServerServesOn) {
+  StartServers(1);
+  auto client = Client();
+  auto pull = [&](SparseDesc d, const std::vector<int64_t>& ids) {
+    SparsePullRequest req;
+    req.tables = {d};
+    return Call(FrameType::kSparsePull, EncodeMessage(req), ids);
+  };
+  Status s = pull(Desc("emb/ghost", 1, 4), {1});
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s;
+  EXPECT_NE(s.message().find("emb/ghost"), std::string::npos) << s;
+  s = pull(Desc("emb/user", 1, 8), {1});
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("has dim 4; the request says 8"), std::string::npos) << s;
+  s = pull(Desc("emb/user", 5, 4), {1, 2});  // five ids claimed, two sent: a truncated id array
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("ids lie outside"), std::string::npos) << s;
+  s = pull(Desc("emb/user", SparseLimits{}.max_ids_per_request + 1, 4), {1});
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("exceed the limit"), std::string::npos) << s;
+  s = pull(Desc("emb/user", 1, 4), {kReservedSparseId});
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s;
+  // The server serves on.
+  auto ok = client->SparsePull({{"emb/user", Ids({1, 2})}});
+  EXPECT_TRUE(ok.ok()) << ok.status();
+}
+
+TEST_F(SparseServerTest, BadSparsePushesAreRefusedWholeAndChangeNothing) {
+  StartServers(1);
+  auto client = Client();
+  auto before = client->SparsePull({{"emb/user", Ids({1, 2})}});
+  ASSERT_TRUE(before.ok());
+  // ids {1, 2} then 2 x 4 floats (as int64 words: 4 words of float bits).
+  std::vector<int64_t> data = {1, 2, 0, 0, 0, 0};
+  auto push = [&](std::vector<SparseDesc> descs, std::vector<int64_t> bytes, std::vector<TensorDesc> dense = {}) {
+    PushRequest req;
+    req.worker_id = 0;
+    req.sparse = std::move(descs);
+    req.grads = std::move(dense);
+    return Call(FrameType::kPush, EncodeMessage(req), bytes);
+  };
+  Status s = push({Desc("emb/ghost", 2, 4, 0, 16)}, data);
+  EXPECT_EQ(s.code(), StatusCode::kNotFound) << s;
+  s = push({Desc("emb/user", 2, 3, 0, 16)}, data);
+  EXPECT_NE(s.message().find("has dim 4; the request says 3"), std::string::npos) << s;
+  s = push({Desc("emb/user", 2, 4, 0, 24)}, data);  // the values run past the data
+  EXPECT_NE(s.message().find("values lie outside"), std::string::npos) << s;
+  s = push({Desc("emb/user", 2, 4, 0, 16)}, {1, 1, 0, 0, 0, 0});  // id 1 twice
+  EXPECT_NE(s.message().find("more than once"), std::string::npos) << s;
+  s = push({Desc("emb/user", 2, 4, 0, 16), Desc("emb/user", 2, 4, 0, 16)}, data);
+  EXPECT_NE(s.message().find("names sparse table 'emb/user' more than once"), std::string::npos) << s;
+  // A good sparse part beside a bad dense one: nothing is applied.
+  TensorDesc bad_dense{"w/ghost", DType::kFloat32, {1}, 0, 0, 4, UpdateKind::kGradient};
+  s = push({Desc("emb/user", 2, 4, 0, 16)}, data, {bad_dense});
+  EXPECT_FALSE(s.ok());
+  auto after = client->SparsePull({{"emb/user", Ids({1, 2})}});
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(Floats(after->at("emb/user")), Floats(before->at("emb/user")));
+}
+
+TEST_F(SparseServerTest, ARedeclaredTableMustMatchAndADenseNameIsNotATable) {
+  StartServers(1);
+  auto client = Client();
+  SparseTableSpec other = Table("emb/user", 8);
+  Status s = client->CreateSparse({other}, Adagrad());
+  EXPECT_EQ(s.code(), StatusCode::kAlreadyExists) << s;
+  EXPECT_NE(s.message().find("emb/user dim 4"), std::string::npos) << s;
+  VariableSpec dense{"emb/item", {2, 3}, DType::kFloat32, {}, true};
+  PsClientOptions o;
+  PsClient second(transport_.get(), o);
+  s = second.Create({dense}, Adagrad(), TrainingMode{});
+  EXPECT_EQ(s.code(), StatusCode::kAlreadyExists) << s;
+  EXPECT_NE(s.message().find("is a sparse table here"), std::string::npos) << s;
+}
+
+}  // namespace
+}  // namespace cairn
