@@ -4,16 +4,22 @@
 #include "worker/session.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <memory>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "common/asio_transport.h"
+#include "common/event_loop.h"
 #include "ps/in_process_store.h"
+#include "ps/local_cluster.h"
 #include "worker/graph.h"
+#include "worker/ps_client.h"
 
 namespace cairn {
 namespace {
@@ -770,6 +776,223 @@ TEST(SessionInitialize, AConflictingDeclarationInTheStoreIsAnError) {
   Status s = NewSession(b, &store)->Initialize();
   EXPECT_FALSE(s.ok());
   EXPECT_TRUE(Contains(s.message(), "'w'")) << s;
+}
+
+// --- Sparse tables over the servers' tables -------------------------------------
+
+Tensor IdTensor(Shape shape, const std::vector<int64_t>& ids) {
+  Tensor t(DType::kInt64, std::move(shape));
+  std::copy(ids.begin(), ids.end(), t.data<int64_t>());
+  return t;
+}
+
+// Every row of `ids` in `table` as the store holds it.
+Tensor Rows(VariableStore& store, const std::string& table, const std::vector<int64_t>& ids) {
+  StatusOr<std::map<std::string, Tensor>> r =
+      store.SparsePull({{table, IdTensor({static_cast<int64_t>(ids.size())}, ids)}});
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? r->at(table) : Tensor();
+}
+
+SparseTableOptions UniformTable(const std::string& name, int32_t dim, uint64_t seed) {
+  SparseTableOptions o;
+  o.name = name;
+  o.dim = dim;
+  o.init.kind = InitKind::kUniform;
+  o.init.minval = -0.1;
+  o.init.maxval = 0.1;
+  o.init.seed = seed;
+  return o;
+}
+
+TEST(SessionSparse, SgdAtRateOneTakesEachTouchedRowsGradientOffIt) {
+  Graph g;
+  Output table = g.SparseTable(UniformTable("emb", 2, 4));
+  Output ids = g.Placeholder("ids", DType::kInt64, {2, 3});
+  Output weights = g.Constant("R", Tensor::FromVector({2, 2}, {1, 2, 3, 4}));
+  Output train = g.Minimize(g.ReduceSum(g.Mul(g.EmbeddingBag(table, ids, Combiner::kSum), weights)));
+  InProcessStore store;
+  auto session = NewSession(g, &store, Sgd(1.0));
+  ASSERT_TRUE(session->Initialize().ok());
+  const std::vector<int64_t> all{3, 5, 8, 100};
+  const Tensor before = Rows(store, "emb", all);
+  // Id 5 sits in both bags: its gradient is the sum of their weights.
+  ASSERT_TRUE(session->Run(train, {{ids, IdTensor({2, 3}, {3, 5, -1, 5, 8, 5})}}).ok());
+  const Tensor after = Rows(store, "emb", all);
+  const std::vector<float> grad{1, 2, 1 + 3 + 3, 2 + 4 + 4, 3, 4, 0, 0};  // rows 3, 5, 8, 100
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_EQ(after.data<float>()[i], before.data<float>()[i] - grad[i]) << "element " << i;
+  }
+  EXPECT_EQ(store.pushes(), 1);
+}
+
+// Click-like examples: a label from a planted logistic model over a bag of
+// `kSlots` ids (some missing), one user id, and two dense features.
+struct ClickExamples {
+  static constexpr int kSlots = 4;
+  static constexpr int64_t kVocab = 60;
+  Tensor bag, user, dense, labels;
+};
+
+ClickExamples MakeClicks(uint64_t seed, int64_t batch) {
+  std::mt19937_64 rng(seed);
+  auto uniform = [&rng] { return static_cast<double>(rng() >> 11) * (1.0 / 9007199254740992.0); };
+  // The planted weights are a fixed function of the id.
+  auto weight = [](int64_t id) { return 2.5 * std::sin(1.7 * static_cast<double>(id) + 0.3); };
+  ClickExamples c;
+  c.bag = Tensor(DType::kInt64, {batch, ClickExamples::kSlots});
+  c.user = Tensor(DType::kInt64, {batch});
+  c.dense = Tensor(DType::kFloat32, {batch, 2});
+  c.labels = Tensor(DType::kFloat32, {batch});
+  for (int64_t b = 0; b < batch; ++b) {
+    double logit = -0.4;
+    for (int k = 0; k < ClickExamples::kSlots; ++k) {
+      const int64_t id = uniform() < 0.2 ? -1 : static_cast<int64_t>(uniform() * ClickExamples::kVocab);
+      c.bag.data<int64_t>()[b * ClickExamples::kSlots + k] = id;
+      if (id >= 0) logit += weight(id);
+    }
+    const int64_t user = static_cast<int64_t>(uniform() * 20);
+    c.user.data<int64_t>()[b] = user;
+    logit += 0.5 * weight(user + 1000);
+    for (int j = 0; j < 2; ++j) {
+      const double x = 2 * uniform() - 1;
+      c.dense.data<float>()[b * 2 + j] = static_cast<float>(x);
+      logit += (j == 0 ? 1.0 : -0.5) * x;
+    }
+    c.labels.data<float>()[b] = uniform() < 1.0 / (1.0 + std::exp(-logit)) ? 1.0f : 0.0f;
+  }
+  return c;
+}
+
+// Logistic regression: a bag of dim-1 rows (the "wide" weights) plus a bias.
+struct WideModel {
+  WideModel() {
+    SparseTableOptions t;
+    t.name = "wide";
+    t.dim = 1;
+    table = g.SparseTable(t);
+    bag = g.Placeholder("bag", DType::kInt64, {-1, ClickExamples::kSlots});
+    labels = g.Placeholder("labels", DType::kFloat32, {-1});
+    Output bias = g.Variable(Var("bias", {1}));
+    Output logits = g.Reshape(g.Add(g.EmbeddingBag(table, bag, Combiner::kSum), bias), {-1}, "logits");
+    loss = g.ReduceMean(g.SigmoidCrossEntropyWithLogits(logits, labels), "loss");
+    train = g.Minimize(loss, {}, "train");
+  }
+  FeedMap Feeds(const ClickExamples& c) const { return {{bag, c.bag}, {labels, c.labels}}; }
+  Graph g;
+  Output table, bag, labels, loss, train;
+};
+
+SessionOptions Adagrad(double lr) {
+  SessionOptions o;
+  o.optimizer.kind = "adagrad";
+  o.optimizer.learning_rate = lr;
+  return o;
+}
+
+float LossOf(Session& s, Output loss, const FeedMap& feeds) {
+  StatusOr<Tensor> l = s.Run(loss, feeds);
+  EXPECT_TRUE(l.ok()) << l.status();
+  return l.ok() ? l->data<float>()[0] : NAN;
+}
+
+TEST(SessionSparse, LogisticRegressionOverAnEmbeddingBagLearnsThePlantedWeights) {
+  WideModel m;
+  InProcessStore store;
+  auto session = NewSession(m.g, &store, Adagrad(0.3));
+  ASSERT_TRUE(session->Initialize().ok());
+  const ClickExamples held_out = MakeClicks(999, 2000);
+  const float initial = LossOf(*session, m.loss, m.Feeds(held_out));
+  EXPECT_NEAR(initial, std::log(2.0f), 1e-6);  // zero rows and bias: p = 1/2
+  for (int step = 0; step < 300; ++step) {
+    ASSERT_TRUE(session->Run(m.train, m.Feeds(MakeClicks(step, 64))).ok()) << "step " << step;
+  }
+  const float trained = LossOf(*session, m.loss, m.Feeds(held_out));
+  EXPECT_LT(trained, 0.7f * initial) << "initial " << initial << ", trained " << trained;
+}
+
+// A small wide & deep model: [user embedding, item-bag mean, dense features]
+// through a hidden layer, plus the wide bag's sum, into one logit.
+struct WideAndDeepModel {
+  WideAndDeepModel() {
+    Output user_table = g.SparseTable(UniformTable("emb/user", 4, 11));
+    Output item_table = g.SparseTable(UniformTable("emb/item", 3, 12));
+    SparseTableOptions wide_options;
+    wide_options.name = "wide";
+    wide_options.dim = 1;
+    Output wide_table = g.SparseTable(wide_options);
+    bag = g.Placeholder("bag", DType::kInt64, {-1, ClickExamples::kSlots});
+    user = g.Placeholder("user", DType::kInt64, {-1});
+    dense = g.Placeholder("dense", DType::kFloat32, {-1, 2});
+    labels = g.Placeholder("labels", DType::kFloat32, {-1});
+    VariableOptions w1 = Var("deep/W1", {9, 8});
+    w1.init.kind = InitKind::kGlorotUniform;
+    w1.init.seed = 13;
+    VariableOptions w2 = Var("deep/W2", {8, 1});
+    w2.init.kind = InitKind::kGlorotUniform;
+    w2.init.seed = 14;
+    Output joined = g.Concat({g.EmbeddingLookup(user_table, user), g.EmbeddingBag(item_table, bag, Combiner::kMean),
+                              dense});
+    Output hidden = g.Relu(g.Add(g.MatMul(joined, g.Variable(w1)), g.Variable(Var("deep/b1", {8}))));
+    Output deep = g.Add(g.MatMul(hidden, g.Variable(w2)), g.Variable(Var("deep/b2", {1})));
+    Output logits = g.Reshape(g.Add(deep, g.EmbeddingBag(wide_table, bag, Combiner::kSum)), {-1});
+    loss = g.ReduceMean(g.SigmoidCrossEntropyWithLogits(logits, labels), "loss");
+    train = g.Minimize(loss, {}, "train");
+  }
+  FeedMap Feeds(const ClickExamples& c) const {
+    return {{bag, c.bag}, {user, c.user}, {dense, c.dense}, {labels, c.labels}};
+  }
+  Graph g;
+  Output bag, user, dense, labels, loss, train;
+};
+
+// Trains the wide & deep model for `steps` on `store`; its final loss on a
+// held-out batch.
+float TrainWideAndDeep(const WideAndDeepModel& m, VariableStore* store, int steps) {
+  auto session = NewSession(m.g, store, Adagrad(0.2));
+  EXPECT_TRUE(session->Initialize().ok());
+  for (int step = 0; step < steps; ++step) {
+    Status s = session->Run(m.train, m.Feeds(MakeClicks(step, 32))).status();
+    EXPECT_TRUE(s.ok()) << "step " << step << ": " << s;
+    if (!s.ok()) return NAN;
+  }
+  return LossOf(*session, m.loss, m.Feeds(MakeClicks(999, 1000)));
+}
+
+TEST(SessionSparse, WideAndDeepOverTwoServersEndsBitIdenticalToInProcess) {
+  const int kSteps = 60;
+  WideAndDeepModel m;
+  InProcessStore local;
+  const float local_loss = TrainWideAndDeep(m, &local, kSteps);
+
+  EventLoop loop(2);
+  LocalClusterOptions co;
+  co.servers = 2;
+  StatusOr<std::unique_ptr<LocalCluster>> cluster = LocalCluster::Start(loop, co);
+  ASSERT_TRUE(cluster.ok()) << cluster.status();
+  AsioTransport transport(loop, (*cluster)->endpoints());
+  PsClient client(&transport);
+  const float remote_loss = TrainWideAndDeep(m, &client, kSteps);
+  EXPECT_EQ(local_loss, remote_loss);
+
+  std::vector<int64_t> items, users;
+  for (int64_t id = 0; id < ClickExamples::kVocab; ++id) items.push_back(id);
+  for (int64_t id = 0; id < 20; ++id) users.push_back(id);
+  // The rows are spread over both servers.
+  std::set<int> servers;
+  for (int64_t id : items) servers.insert(ServerOfId(id, 2));
+  ASSERT_EQ(servers.size(), 2u);
+  for (const auto& [table, ids] : std::map<std::string, std::vector<int64_t>>{
+           {"emb/user", users}, {"emb/item", items}, {"wide", items}}) {
+    EXPECT_TRUE(Rows(local, table, ids).BitEqual(Rows(client, table, ids))) << table;
+  }
+  for (const std::string& name : {"deep/W1", "deep/b1", "deep/W2", "deep/b2"}) {
+    StatusOr<std::map<std::string, Tensor>> a = local.Pull({name}), b = client.Pull({name});
+    ASSERT_TRUE(a.ok() && b.ok()) << name;
+    EXPECT_TRUE(a->at(name).BitEqual(b->at(name))) << name;
+  }
+  // And training did something.
+  EXPECT_LT(local_loss, 0.9f * std::log(2.0f));
 }
 
 }  // namespace

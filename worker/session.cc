@@ -1,8 +1,9 @@
 #include "worker/session.h"
 
-#include "worker/saver.h"
+#include <algorithm>
 
 #include "worker/ops.h"
+#include "worker/saver.h"
 
 namespace cairn {
 namespace {
@@ -15,8 +16,27 @@ bool ShapeFits(const Shape& declared, const Shape& actual) {
   return true;
 }
 
-Status NeverInitialized(const std::string& name) {
-  return FailedPrecondition("variable '" + name +
+bool IsLookup(const Node& n) { return n.op == OpType::kEmbeddingLookup || n.op == OpType::kEmbeddingBag; }
+
+// The touched rows of a table's gradient, in id order: what a push carries.
+SparseRowsUpdate TouchedRows(const TableRows& table, const TableGradient& grad) {
+  const int64_t dim = table.rows.dim(1);
+  const int64_t touched = std::count(grad.touched.begin(), grad.touched.end(), uint8_t{1});
+  SparseRowsUpdate u{Tensor::Uninitialized(DType::kInt64, {touched}),
+                     Tensor::Uninitialized(DType::kFloat32, {touched, dim})};
+  int64_t k = 0;
+  for (size_t r = 0; r < grad.touched.size(); ++r) {
+    if (!grad.touched[r]) continue;
+    u.ids.data<int64_t>()[k] = table.ids.data<int64_t>()[r];
+    u.values.matrix().row(k) = grad.rows.matrix().row(r);
+    ++k;
+  }
+  return u;
+}
+
+Status NeverInitialized(const Node& n) {
+  const char* kind = n.op == OpType::kSparseTable ? "sparse table '" : "variable '";
+  return FailedPrecondition(kind + n.name +
                             "' was never initialized: call Session::Initialize (or restore a snapshot) first");
 }
 
@@ -34,6 +54,8 @@ Session::Session(const Graph* graph, VariableStore* store, SessionOptions option
 
 Status Session::Initialize() {
   RETURN_IF_ERROR(store_->Create(graph_->ServerVariables(), options_.optimizer, options_.mode));
+  const std::vector<SparseTableSpec> tables = graph_->SparseTables();
+  if (!tables.empty()) RETURN_IF_ERROR(store_->CreateSparse(tables, options_.optimizer));
   for (int id = 0; id < graph_->num_nodes(); ++id) {
     const Node& n = graph_->node(id);
     if (n.op != OpType::kVariable || !n.variable.local) continue;
@@ -118,19 +140,23 @@ StatusOr<std::vector<Tensor>> Session::Run(const std::vector<Output>& fetches, c
   for (Output f : fetches) {
     if (f.node < 0 || f.node >= graph_->num_nodes()) return InvalidArgument("a fetch names a node not in the graph");
     if (graph_->node(f).op == OpType::kMinimize) ++minimizes;
+    if (graph_->node(f).op == OpType::kSparseTable) {
+      return InvalidArgument("'" + graph_->node(f).name +
+                             "' is a sparse table, which has no value to fetch: fetch a lookup of it");
+    }
   }
   if (minimizes > 1) return InvalidArgument("one Run can run at most one Minimize op");
   RETURN_IF_ERROR(CheckFeeds(feeds));
   const std::vector<bool> needed = Needed(fetches);
 
-  std::vector<Tensor> values(graph_->num_nodes());
-  PushBatch batch;
-  RETURN_IF_ERROR(Evaluate(needed, feeds, &values, &batch));
+  RunState run;
+  run.values.resize(graph_->num_nodes());
+  RETURN_IF_ERROR(Evaluate(needed, feeds, &run));
   for (Output f : fetches) {
     const Node& n = graph_->node(f);
-    if (n.op == OpType::kMinimize) RETURN_IF_ERROR(Differentiate(n, needed, values, &batch));
+    if (n.op == OpType::kMinimize) RETURN_IF_ERROR(Differentiate(n, needed, &run));
   }
-  if (!batch.empty()) RETURN_IF_ERROR(store_->Push(batch));
+  if (!run.batch.empty()) RETURN_IF_ERROR(store_->Push(run.batch));
 
   std::vector<Tensor> out;
   for (Output f : fetches) {
@@ -138,54 +164,127 @@ StatusOr<std::vector<Tensor>> Session::Run(const std::vector<Output>& fetches, c
     // session: hand out copies, so a caller's writes cannot reach them.
     const Node& n = graph_->node(f);
     const bool shared = n.op == OpType::kConstant || (n.op == OpType::kVariable && n.variable.local);
-    out.push_back(shared ? values[f.node].Clone() : values[f.node]);
+    out.push_back(shared ? run.values[f.node].Clone() : run.values[f.node]);
   }
   return out;
 }
 
-Status Session::Evaluate(const std::vector<bool>& needed, const FeedMap& feeds, std::vector<Tensor>* values,
-                         PushBatch* batch) {
-  // Global variables first, in one Pull.
+std::vector<bool> Session::IdsNeeded(const std::vector<bool>& needed) const {
+  std::vector<bool> ids(graph_->num_nodes(), false);
+  std::vector<int> stack;
+  for (int id = 0; id < graph_->num_nodes(); ++id) {
+    if (needed[id] && IsLookup(graph_->node(id))) stack.push_back(graph_->node(id).inputs[1]);
+  }
+  while (!stack.empty()) {
+    const int id = stack.back();
+    stack.pop_back();
+    if (ids[id]) continue;
+    ids[id] = true;
+    for (int in : graph_->node(id).inputs) stack.push_back(in);
+  }
+  return ids;
+}
+
+Status Session::Evaluate(const std::vector<bool>& needed, const FeedMap& feeds, RunState* run) {
+  std::map<std::string, Tensor> pulled;
+  RETURN_IF_ERROR(PullDense(needed, &pulled));
+  // The lookups' ids first (the graph keeps them independent of any
+  // lookup), then every table's rows at once, then everything else. Both
+  // passes go in node order, which is a topological order.
+  const std::vector<bool> ids = IdsNeeded(needed);
+  for (int id = 0; id < graph_->num_nodes(); ++id) {
+    if (ids[id]) RETURN_IF_ERROR(EvaluateNode(graph_->node(id), feeds, pulled, run));
+  }
+  RETURN_IF_ERROR(PullSparse(needed, run));
+  for (int id = 0; id < graph_->num_nodes(); ++id) {
+    if (needed[id] && !ids[id]) RETURN_IF_ERROR(EvaluateNode(graph_->node(id), feeds, pulled, run));
+  }
+  return Status::OK();
+}
+
+Status Session::PullDense(const std::vector<bool>& needed, std::map<std::string, Tensor>* pulled) {
   std::vector<std::string> pull;
   for (int id = 0; id < graph_->num_nodes(); ++id) {
     const Node& n = graph_->node(id);
-    if (!needed[id] || n.op != OpType::kVariable) continue;
-    if (!initialized_) return NeverInitialized(n.name);
-    if (!n.variable.local) pull.push_back(n.name);
+    if (!needed[id] || (n.op != OpType::kVariable && n.op != OpType::kSparseTable)) continue;
+    if (!initialized_) return NeverInitialized(n);
+    if (n.op == OpType::kVariable && !n.variable.local) pull.push_back(n.name);
   }
-  std::map<std::string, Tensor> pulled;
-  if (!pull.empty()) {
-    StatusOr<std::map<std::string, Tensor>> r = store_->Pull(pull);
-    if (!r.ok()) {
-      if (r.status().code() == StatusCode::kNotFound) return r.status().WithContext("a variable was never initialized");
-      return r.status();
-    }
-    pulled = std::move(*r);
+  if (pull.empty()) return Status::OK();
+  StatusOr<std::map<std::string, Tensor>> r = store_->Pull(pull);
+  if (!r.ok()) {
+    if (r.status().code() == StatusCode::kNotFound) return r.status().WithContext("a variable was never initialized");
+    return r.status();
   }
+  *pulled = std::move(*r);
+  return Status::OK();
+}
+
+Status Session::PullSparse(const std::vector<bool>& needed, RunState* run) {
+  std::map<int, std::vector<int64_t>> ids;  // by table node
   for (int id = 0; id < graph_->num_nodes(); ++id) {
-    if (!needed[id]) continue;
     const Node& n = graph_->node(id);
-    Tensor& v = (*values)[id];
-    switch (n.op) {
-      case OpType::kPlaceholder: {
-        auto it = feeds.find(Output{id});
-        if (it == feeds.end()) return InvalidArgument("placeholder '" + n.name + "' must be fed");
-        v = it->second;
-        break;
-      }
-      case OpType::kConstant: v = n.value; break;
-      case OpType::kVariable: v = n.variable.local ? local_values_.at(id) : pulled.at(n.name); break;
-      case OpType::kMinimize: v = Tensor(); break;
-      case OpType::kAssign:
-      case OpType::kAssignAdd: RETURN_IF_ERROR(EvaluateAssign(n, values, batch)); break;
-      default: {
-        std::vector<const Tensor*> in;
-        for (int i : n.inputs) in.push_back(&(*values)[i]);
-        ASSIGN_OR_RETURN(v, ComputeForward(n, in));
-      }
+    if (!needed[id] || !IsLookup(n)) continue;
+    RETURN_IF_ERROR(AppendLookupIds(n, run->values[n.inputs[1]], &ids[n.inputs[0]]));
+  }
+  std::map<std::string, Tensor> request;
+  for (auto& [table, list] : ids) {
+    const Node& t = graph_->node(table);
+    TableRows& rows = run->tables[table];
+    rows.ids = UniqueIds(std::move(list));
+    rows.rows = Tensor(DType::kFloat32, {0, t.table.dim});
+    if (rows.ids.num_elements() > 0) request[t.name] = rows.ids;
+  }
+  if (request.empty()) return Status::OK();
+  StatusOr<std::map<std::string, Tensor>> r = store_->SparsePull(request);
+  if (!r.ok()) {
+    if (r.status().code() == StatusCode::kNotFound) {
+      return r.status().WithContext("a sparse table was never initialized");
     }
+    return r.status();
+  }
+  for (auto& [table, rows] : run->tables) {
+    const Node& t = graph_->node(table);
+    if (rows.ids.num_elements() == 0) continue;
+    auto it = r->find(t.name);
+    const Shape want{rows.ids.num_elements(), t.table.dim};
+    if (it == r->end() || it->second.dtype() != DType::kFloat32 || it->second.shape() != want) {
+      return Internal("sparse pull of '" + t.name + "' did not return float32 rows " + ShapeString(want));
+    }
+    rows.rows = it->second;
   }
   return Status::OK();
+}
+
+Status Session::EvaluateNode(const Node& n, const FeedMap& feeds, const std::map<std::string, Tensor>& pulled,
+                             RunState* run) {
+  std::vector<Tensor>& values = run->values;
+  Tensor& v = values[n.id];
+  switch (n.op) {
+    case OpType::kPlaceholder: {
+      auto it = feeds.find(Output{n.id});
+      if (it == feeds.end()) return InvalidArgument("placeholder '" + n.name + "' must be fed");
+      v = it->second;
+      return Status::OK();
+    }
+    case OpType::kConstant: v = n.value; return Status::OK();
+    case OpType::kVariable: v = n.variable.local ? local_values_.at(n.id) : pulled.at(n.name); return Status::OK();
+    case OpType::kSparseTable:  // read through run->tables by its lookups
+    case OpType::kMinimize: v = Tensor(); return Status::OK();
+    case OpType::kAssign:
+    case OpType::kAssignAdd: return EvaluateAssign(n, &values, &run->batch);
+    case OpType::kEmbeddingLookup:
+    case OpType::kEmbeddingBag: {
+      ASSIGN_OR_RETURN(v, EmbeddingForward(n, run->tables.at(n.inputs[0]), values[n.inputs[1]]));
+      return Status::OK();
+    }
+    default: {
+      std::vector<const Tensor*> in;
+      for (int i : n.inputs) in.push_back(&values[i]);
+      ASSIGN_OR_RETURN(v, ComputeForward(n, in));
+      return Status::OK();
+    }
+  }
 }
 
 Status Session::EvaluateAssign(const Node& n, std::vector<Tensor>* values, PushBatch* batch) {
@@ -231,58 +330,98 @@ Status Session::EvaluateAssign(const Node& n, std::vector<Tensor>* values, PushB
   return Status::OK();
 }
 
-Status Session::Differentiate(const Node& minimize, const std::vector<bool>& needed,
-                              const std::vector<Tensor>& values, PushBatch* batch) const {
+std::vector<bool> Session::UpdateSet(const Node& minimize) const {
   const int loss = minimize.inputs[0];
+  std::vector<bool> update(graph_->num_nodes(), false);
+  for (Output v : minimize.minimize.var_list) update[v.node] = true;
+  if (!minimize.minimize.var_list.empty()) return update;
+  for (int id = 0; id <= loss; ++id) {
+    const Node& n = graph_->node(id);
+    update[id] = (n.op == OpType::kVariable && n.variable.trainable && !n.variable.local) ||
+                 (n.op == OpType::kSparseTable && n.table.trainable);
+  }
+  return update;
+}
+
+Status Session::Differentiate(const Node& minimize, const std::vector<bool>& needed, RunState* run) const {
+  const int loss = minimize.inputs[0];
+  const std::vector<bool> update = UpdateSet(minimize);
+  // Gradients flow only along the nodes that lead to something updated: not
+  // into labels, features, ids or frozen branches.
+  std::vector<bool> leads(graph_->num_nodes(), false);
+  for (int id = 0; id <= loss; ++id) {
+    const Node& n = graph_->node(id);
+    if (IsLookup(n)) {
+      leads[id] = update[n.inputs[0]];
+    } else if (update[id]) {
+      leads[id] = n.op == OpType::kVariable;
+    } else if (IsDifferentiable(n.op)) {
+      leads[id] = std::any_of(n.inputs.begin(), n.inputs.end(), [&](int i) { return leads[i]; });
+    }
+  }
+  const std::vector<Tensor>& values = run->values;
   std::vector<Tensor> grads(graph_->num_nodes());
+  std::map<int, TableGradient> table_grads;  // by table node
   Tensor one(DType::kFloat32, {});
   one.data<float>()[0] = 1.0f;
   grads[loss] = one;
   for (int id = loss; id >= 0; --id) {
-    if (!needed[id] || grads[id].num_elements() == 0) continue;
+    if (!needed[id] || !leads[id] || grads[id].num_elements() == 0) continue;
     const Node& n = graph_->node(id);
+    if (IsLookup(n)) {
+      const TableRows& rows = run->tables.at(n.inputs[0]);
+      auto [it, fresh] = table_grads.try_emplace(n.inputs[0]);
+      if (fresh) {
+        it->second.rows = Tensor(DType::kFloat32, rows.rows.shape());
+        it->second.touched.assign(rows.ids.num_elements(), 0);
+      }
+      EmbeddingBackward(n, rows, values[n.inputs[1]], grads[id], &it->second);
+      continue;
+    }
     if (!IsDifferentiable(n.op)) continue;
     std::vector<const Tensor*> in;
     std::vector<Tensor> input_grads(n.inputs.size());
     for (int i : n.inputs) in.push_back(&values[i]);
     RETURN_IF_ERROR(ComputeBackward(n, in, values[id], grads[id], &input_grads));
     for (size_t k = 0; k < n.inputs.size(); ++k) {
-      if (input_grads[k].num_elements() == 0) continue;
+      if (input_grads[k].num_elements() == 0 || !leads[n.inputs[k]]) continue;
       Tensor& g = grads[n.inputs[k]];
       if (g.num_elements() == 0) g = std::move(input_grads[k]);
       else g.flat() += input_grads[k].flat();
     }
   }
-  std::vector<int> vars;
-  for (Output v : minimize.minimize.var_list) vars.push_back(v.node);
-  if (vars.empty()) {
-    for (int id = 0; id <= loss; ++id) {
-      const Node& n = graph_->node(id);
-      if (n.op == OpType::kVariable && n.variable.trainable && !n.variable.local) vars.push_back(id);
-    }
-  }
-  for (int id : vars) {
+  PushBatch* batch = &run->batch;
+  for (int id = 0; id < graph_->num_nodes(); ++id) {
     const Node& n = graph_->node(id);
-    if (grads[id].num_elements() == 0) continue;  // the loss does not depend on it
+    if (!update[id] || n.op != OpType::kVariable || grads[id].num_elements() == 0) continue;
     batch->gradients[n.name] = grads[id];
   }
-  if (batch->gradients.empty()) {
+  for (const auto& [table, grad] : table_grads) {
+    SparseRowsUpdate u = TouchedRows(run->tables.at(table), grad);
+    // A Run whose bags held no id reached the table but has no row to send.
+    if (u.ids.num_elements() > 0) batch->sparse_gradients[graph_->node(table).name] = std::move(u);
+  }
+  if (batch->gradients.empty() && table_grads.empty()) {
     return InvalidArgument("Minimize '" + minimize.name + "': no gradients reach any variable from loss '" +
                            graph_->node(loss).name + "'");
   }
   batch->train_step = true;
-  if (minimize.minimize.learning_rate.valid()) {
-    const Tensor& lr = values[minimize.minimize.learning_rate.node];
-    if (lr.dtype() != DType::kFloat32 || lr.num_elements() != 1) {
-      return InvalidArgument("Minimize '" + minimize.name + "': learning_rate must be a float32 scalar");
-    }
-    batch->learning_rate = lr.data<float>()[0];
-    if (!(batch->learning_rate >= 0)) {
-      return InvalidArgument("Minimize '" + minimize.name + "': learning rate " +
-                             std::to_string(batch->learning_rate) + " is negative");
-    }
-  }
+  RETURN_IF_ERROR(SetLearningRate(minimize, values, batch));
   if (minimize.minimize.global_step.valid()) batch->global_step = graph_->node(minimize.minimize.global_step).name;
+  return Status::OK();
+}
+
+Status Session::SetLearningRate(const Node& minimize, const std::vector<Tensor>& values, PushBatch* batch) const {
+  if (!minimize.minimize.learning_rate.valid()) return Status::OK();
+  const Tensor& lr = values[minimize.minimize.learning_rate.node];
+  if (lr.dtype() != DType::kFloat32 || lr.num_elements() != 1) {
+    return InvalidArgument("Minimize '" + minimize.name + "': learning_rate must be a float32 scalar");
+  }
+  batch->learning_rate = lr.data<float>()[0];
+  if (!(batch->learning_rate >= 0)) {
+    return InvalidArgument("Minimize '" + minimize.name + "': learning rate " +
+                           std::to_string(batch->learning_rate) + " is negative");
+  }
   return Status::OK();
 }
 

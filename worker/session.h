@@ -7,7 +7,15 @@
 // Run(fetches, feeds) pulls the global variables the fetches need (in one
 // Pull), evaluates the needed nodes, and, when a fetch is a Minimize op,
 // computes gradients by reverse-mode differentiation and pushes them (with
-// any Assign/AssignAdd of global variables) in one Push. Mistakes are errors
+// any Assign/AssignAdd of global variables) in one Push.
+//
+// Sparse tables: a Run first evaluates the ids of every needed
+// EmbeddingLookup and EmbeddingBag, then pulls, in one SparsePull for all
+// tables, each table's ids sorted and unique (a bag's negative ids left
+// out), and the lookups gather from those rows. A table's gradient is one
+// row per id a differentiated lookup of it read (each id once, in id order,
+// every lookup's share summed in a fixed order), sent in the same Push as
+// the dense gradients; nothing the size of the table is ever built. Mistakes are errors
 // naming the node: an unfed placeholder, a feed of the wrong dtype or shape,
 // a fetch that is not in the graph, a variable read before Initialize.
 //
@@ -29,6 +37,7 @@
 #include "common/status.h"
 #include "common/tensor.h"
 #include "worker/graph.h"
+#include "worker/ops.h"
 #include "worker/variable_store.h"
 
 namespace cairn {
@@ -50,8 +59,9 @@ class Session {
   static StatusOr<std::unique_ptr<Session>> Create(const Graph* graph, VariableStore* store,
                                                    SessionOptions options = {});
 
-  // Declares the global variables on the store (idempotent: every worker may
-  // call it; values already there are kept) and initializes local variables.
+  // Declares the global variables and the sparse tables on the store
+  // (idempotent: every worker may call it; values already there are kept)
+  // and initializes local variables.
   Status Initialize();
   bool initialized() const { return initialized_; }
 
@@ -77,13 +87,28 @@ class Session {
  private:
   Session(const Graph* graph, VariableStore* store, SessionOptions options);
 
+  // What one Run computes: every node's value, each sparse table's rows
+  // (by table node id), and the updates it pushes.
+  struct RunState {
+    std::vector<Tensor> values;
+    std::map<int, TableRows> tables;
+    PushBatch batch;
+  };
+
   Status CheckFeeds(const FeedMap& feeds) const;
   std::vector<bool> Needed(const std::vector<Output>& fetches) const;
-  Status Evaluate(const std::vector<bool>& needed, const FeedMap& feeds, std::vector<Tensor>* values,
-                  PushBatch* batch);
+  // The nodes the ids of the needed lookups and bags depend on.
+  std::vector<bool> IdsNeeded(const std::vector<bool>& needed) const;
+  Status Evaluate(const std::vector<bool>& needed, const FeedMap& feeds, RunState* run);
+  Status PullDense(const std::vector<bool>& needed, std::map<std::string, Tensor>* pulled);
+  Status PullSparse(const std::vector<bool>& needed, RunState* run);
+  Status EvaluateNode(const Node& node, const FeedMap& feeds, const std::map<std::string, Tensor>& pulled,
+                      RunState* run);
   Status EvaluateAssign(const Node& node, std::vector<Tensor>* values, PushBatch* batch);
-  Status Differentiate(const Node& minimize, const std::vector<bool>& needed, const std::vector<Tensor>& values,
-                       PushBatch* batch) const;
+  // The variables and tables `minimize` updates, marked by node id.
+  std::vector<bool> UpdateSet(const Node& minimize) const;
+  Status Differentiate(const Node& minimize, const std::vector<bool>& needed, RunState* run) const;
+  Status SetLearningRate(const Node& minimize, const std::vector<Tensor>& values, PushBatch* batch) const;
 
   const Graph* const graph_;
   VariableStore* const store_;
