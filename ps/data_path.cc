@@ -214,7 +214,7 @@ void DataPath::HandlePush(Request r) {
     }
     for (size_t i = 0; i < sparse.size() && s.ok(); ++i) {
       const SparseGradient& g = sparse[i];
-      s = g.table->ApplyGradients(g.ids, g.count, g.values, req.learning_rate);
+      g.table->ApplyCheckedGradients(g.ids, g.count, g.values, req.learning_rate);  // checked in DecodePush
     }
     if (s.ok() && req.train_step && !req.global_step.empty()) table_.CountStep(req.global_step);
   }

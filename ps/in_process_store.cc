@@ -41,7 +41,7 @@ Status InProcessStore::Push(const PushBatch& batch) {
   for (const auto& [name, t] : batch.assigns) RETURN_IF_ERROR(store_.Apply(name, UpdateKind::kAssign, t));
   for (const auto& [name, t] : batch.assign_adds) RETURN_IF_ERROR(store_.Apply(name, UpdateKind::kAssignAdd, t));
   for (const SparseGradient& g : sparse) {
-    RETURN_IF_ERROR(g.table->ApplyGradients(g.ids, g.count, g.values, batch.learning_rate));
+    g.table->ApplyCheckedGradients(g.ids, g.count, g.values, batch.learning_rate);  // checked above
   }
   if (batch.train_step && !batch.global_step.empty()) store_.CountStep(batch.global_step);
   return Status::OK();

@@ -68,6 +68,13 @@ class SparseTable::Index {
  public:
   Index() { Resize(1024); }
 
+  // Brings id's first probe slot toward the cache (lookups of a batch of
+  // random ids are cache misses, one after another, otherwise).
+  void Prefetch(int64_t id) const {
+    const size_t at = MixId(id) & mask_;
+    __builtin_prefetch(&keys_[at]);
+    __builtin_prefetch(&rows_[at]);
+  }
   uint32_t Find(int64_t id) const {
     size_t at = MixId(id) & mask_;
     for (;;) {
@@ -171,16 +178,30 @@ uint32_t SparseTable::NewRow(int64_t id) {
 
 Status SparseTable::Pull(const int64_t* ids, size_t n, float* out) const {
   const size_t dim = spec_.dim;
-  std::shared_lock<std::shared_mutex> lock(mu_);
   for (size_t i = 0; i < n; ++i) {
     if (ids[i] == kReservedSparseId) {
       return InvalidArgument("pull of sparse table '" + spec_.name + "' names the reserved id -2^63");
     }
-    const uint32_t row = index_->Find(ids[i]);
-    if (row == kNoRow) {
-      InitializeSparseRow(spec_, ids[i], out + i * dim);
-    } else {
-      std::memcpy(out + i * dim, Record(row) + 2, dim * sizeof(float));
+  }
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  // In blocks: the index slots of a block are prefetched, then its records,
+  // so the cache misses of random ids overlap instead of queueing.
+  constexpr size_t kBlock = 32;
+  uint32_t rows[kBlock];
+  for (size_t first = 0; first < n; first += kBlock) {
+    const size_t count = std::min(kBlock, n - first);
+    for (size_t k = 0; k < count; ++k) index_->Prefetch(ids[first + k]);
+    for (size_t k = 0; k < count; ++k) {
+      rows[k] = index_->Find(ids[first + k]);
+      if (rows[k] != kNoRow) __builtin_prefetch(Record(rows[k]) + 2);
+    }
+    for (size_t k = 0; k < count; ++k) {
+      float* dst = out + (first + k) * dim;
+      if (rows[k] == kNoRow) {
+        InitializeSparseRow(spec_, ids[first + k], dst);
+      } else {
+        std::memcpy(dst, Record(rows[k]) + 2, dim * sizeof(float));
+      }
     }
   }
   return Status::OK();
@@ -200,6 +221,11 @@ Status SparseTable::CheckGradients(const int64_t* ids, size_t n) const {
 
 Status SparseTable::ApplyGradients(const int64_t* ids, size_t n, const float* grads, float lr) {
   RETURN_IF_ERROR(CheckGradients(ids, n));
+  ApplyCheckedGradients(ids, n, grads, lr);
+  return Status::OK();
+}
+
+void SparseTable::ApplyCheckedGradients(const int64_t* ids, size_t n, const float* grads, float lr) {
   const float rate = lr >= 0 ? lr : static_cast<float>(optimizer_spec_.learning_rate);
   const int32_t dim = spec_.dim;
   // Each row is updated in a 64-byte-aligned scratch copy, not in place:
@@ -224,7 +250,10 @@ Status SparseTable::ApplyGradients(const int64_t* ids, size_t n, const float* gr
   Optimizer::Vec values(work, dim);
   Optimizer::ConstVec grad(work + grad_at, dim);
   std::unique_lock<std::shared_mutex> lock(mu_);
+  constexpr size_t kAhead = 16;  // index slots prefetched this many ids ahead
+  for (size_t i = 0; i < std::min(n, kAhead); ++i) index_->Prefetch(ids[i]);
   for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) index_->Prefetch(ids[i + kAhead]);
     uint32_t row = index_->Find(ids[i]);
     if (row == kNoRow) row = NewRow(ids[i]);
     float* r = Record(row);
@@ -239,7 +268,6 @@ Status SparseTable::ApplyGradients(const int64_t* ids, size_t n, const float* gr
       std::memcpy(r + slot_offsets_[s], work + at[s], SlotWidth(s) * sizeof(float));
     }
   }
-  return Status::OK();
 }
 
 int64_t SparseTable::rows() const {

@@ -83,6 +83,9 @@ class SparseTable {
   // OK if ApplyGradients would take these ids: the table is trainable, no
   // id is reserved or repeated.
   Status CheckGradients(const int64_t* ids, size_t n) const;
+  // ApplyGradients of ids that passed CheckGradients (a push checks every
+  // table before it applies any).
+  void ApplyCheckedGradients(const int64_t* ids, size_t n, const float* grads, float lr = -1);
 
   // Rows held (touched at least once).
   int64_t rows() const;

@@ -145,7 +145,7 @@ Status SyncSteps::ApplySparseMean(const std::map<int, Arrival>& round, float sca
   }
   for (auto& [table, sum] : sums) {
     for (float& x : sum.values) x *= scale;
-    RETURN_IF_ERROR(table->ApplyGradients(sum.ids.data(), sum.ids.size(), sum.values.data(), lr));
+    table->ApplyCheckedGradients(sum.ids.data(), sum.ids.size(), sum.values.data(), lr);  // unique ids; each push checked
   }
   return Status::OK();
 }
