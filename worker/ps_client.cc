@@ -45,6 +45,17 @@ PsClient::PsClient(Transport* transport, PsClientOptions options) : transport_(t
   while (incarnation_ == 0) incarnation_ = (uint64_t{rd()} << 32) ^ rd();
 }
 
+// One CreateVariables per server, calls[s] to server s; the first refusal, naming its server.
+Status PsClient::SendCreates(std::vector<std::pair<int, OutFrame>> calls) {
+  auto replies = CallAll(*transport_, std::move(calls), NextDeadline());
+  for (size_t s = 0; s < replies.size(); ++s) {
+    StatusReply r;
+    Status st = DecodeReply(replies[s], &r, "CreateVariables");
+    if (!st.ok()) return st.WithContext(ServerContext(FrameType::kCreateVariables, static_cast<int>(s)));
+  }
+  return Status::OK();
+}
+
 Status PsClient::CheckCreated(const char* what) const {
   if (!placement_) return FailedPrecondition(std::string(what) + " before the variables were created (Create)");
   return Status::OK();
@@ -69,12 +80,7 @@ Status PsClient::Create(const std::vector<VariableSpec>& specs, const OptimizerS
     creates.push_back(f.control);
     calls.emplace_back(s, std::move(f));
   }
-  auto replies = CallAll(*transport_, std::move(calls), NextDeadline());
-  for (size_t s = 0; s < replies.size(); ++s) {
-    StatusReply r;
-    Status st = DecodeReply(replies[s], &r, "CreateVariables");
-    if (!st.ok()) return st.WithContext(ServerContext(FrameType::kCreateVariables, static_cast<int>(s)));
-  }
+  RETURN_IF_ERROR(SendCreates(std::move(calls)));
   placement_ = std::move(placement);
   mode_ = mode;
   next_step_ = 0;
@@ -300,12 +306,7 @@ Status PsClient::CreateSparse(const std::vector<SparseTableSpec>& tables, const 
     if (static_cast<size_t>(s) < creates.size()) creates[s] = f.control;
     calls.emplace_back(s, std::move(f));
   }
-  auto replies = CallAll(*transport_, std::move(calls), NextDeadline());
-  for (size_t s = 0; s < replies.size(); ++s) {
-    StatusReply r;
-    Status st = DecodeReply(replies[s], &r, "CreateVariables");
-    if (!st.ok()) return st.WithContext(ServerContext(FrameType::kCreateVariables, static_cast<int>(s)));
-  }
+  RETURN_IF_ERROR(SendCreates(std::move(calls)));
   for (const SparseTableSpec& t : tables) sparse_dims_[t.name] = t.dim;
   std::lock_guard<std::mutex> lock(restarts_mu_);
   creates_ = std::move(creates);

@@ -106,6 +106,7 @@ class PsClient : public VariableStore {
  private:
   Deadline NextDeadline() const { return Clock::now() + options_.timeout; }
   Status CheckCreated(const char* what) const;
+  Status SendCreates(std::vector<std::pair<int, OutFrame>> calls);
   // The dim of sparse table `name`, or NotFound if CreateSparse did not declare it.
   StatusOr<int32_t> SparseDim(const std::string& name) const;
   // Sends each push whose call failed with Unavailable again (calls[i] got
