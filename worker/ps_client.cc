@@ -331,7 +331,6 @@ StatusOr<std::map<std::string, Tensor>> PsClient::SparsePull(const std::map<std:
                              ShapeString(t.shape()));
     }
     const int64_t n = t.num_elements();
-    out[name] = Tensor::Uninitialized(DType::kFloat32, {n, dim});
     std::vector<TablePart*> parts(num_servers, nullptr);
     for (int64_t i = 0; i < n; ++i) {
       const int64_t id = t.data<int64_t>()[i];
@@ -368,6 +367,9 @@ StatusOr<std::map<std::string, Tensor>> PsClient::SparsePull(const std::map<std:
     calls.emplace_back(s, std::move(f));
     servers.push_back(s);
   }
+  for (const auto& [name, t] : ids) {
+    if (t.num_elements() == 0) out[name] = Tensor::Uninitialized(DType::kFloat32, {0, sparse_dims_.at(name)});
+  }
   // per_server's id buffers outlive the calls: CallAll returns after every reply.
   auto replies = CallAll(*transport_, std::move(calls), NextDeadline());
   for (size_t i = 0; i < replies.size(); ++i) {
@@ -388,8 +390,18 @@ StatusOr<std::map<std::string, Tensor>> PsClient::SparsePull(const std::map<std:
           d.values_offset % sizeof(float) != 0) {
         return DataLoss("server " + std::to_string(s) + " sent bad rows for sparse table '" + part.table + "'");
       }
+      const int64_t n = ids.at(part.table).num_elements();
+      if (static_cast<int64_t>(part.rows.size()) == n) {
+        // Every id of the table went to this server, in order: the reply's
+        // rows are the answer, viewed in place (no copy).
+        out[part.table] = Tensor::View(DType::kFloat32, {n, part.dim}, replies[i]->payload,
+                                       replies[i]->data + d.values_offset);
+        continue;
+      }
       const float* rows = reinterpret_cast<const float*>(replies[i]->data + d.values_offset);
-      float* dst = out[part.table].data<float>();
+      Tensor& whole = out[part.table];
+      if (whole.num_elements() == 0) whole = Tensor::Uninitialized(DType::kFloat32, {n, part.dim});
+      float* dst = whole.data<float>();
       for (size_t j = 0; j < part.rows.size(); ++j) {
         std::memcpy(dst + part.rows[j] * part.dim, rows + j * part.dim, part.dim * sizeof(float));
       }
@@ -526,6 +538,7 @@ StatusOr<SnapshotPrepareReply> PsClient::SnapshotPrepare(const SnapshotPrepareRe
         total.bytes += r.bytes;
         total.copy_seconds = std::max(total.copy_seconds, r.copy_seconds);
         total.reported.insert(total.reported.end(), r.reported.begin(), r.reported.end());
+        total.sparse.insert(total.sparse.end(), r.sparse.begin(), r.sparse.end());
       }));
   return total;
 }
