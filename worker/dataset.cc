@@ -94,9 +94,16 @@ StatusOr<Dataset> LoadFashionMnist(const std::string& dir, const std::string& sp
 }
 
 ShardIterator::ShardIterator(const Dataset* data, int worker, int num_workers, int64_t batch_size, uint64_t seed)
+    : ShardIterator(data, data->examples, worker, num_workers, batch_size, seed) {}
+
+ShardIterator::ShardIterator(int64_t examples, int worker, int num_workers, int64_t batch_size, uint64_t seed)
+    : ShardIterator(nullptr, examples, worker, num_workers, batch_size, seed) {}
+
+ShardIterator::ShardIterator(const Dataset* data, int64_t examples, int worker, int num_workers, int64_t batch_size,
+                             uint64_t seed)
     : data_(data), batch_(batch_size), seed_(seed), worker_(worker) {
-  for (int64_t i = worker; i < data->examples; i += num_workers) mine_.push_back(i);
-  steps_per_epoch_ = std::max<int64_t>(1, data->examples / (static_cast<int64_t>(num_workers) * batch_size));
+  for (int64_t i = worker; i < examples; i += num_workers) mine_.push_back(i);
+  steps_per_epoch_ = std::max<int64_t>(1, examples / (static_cast<int64_t>(num_workers) * batch_size));
   order_ = mine_;
 }
 
@@ -112,28 +119,40 @@ void ShardIterator::Shuffle() {
   shuffled_epoch_ = position_.epoch;
 }
 
+void ShardIterator::NextIndices(std::vector<int64_t>* indices) {
+  if (shuffled_epoch_ != position_.epoch) Shuffle();
+  indices->resize(batch_);
+  const int64_t first = position_.step_in_epoch * batch_;
+  const int64_t size = static_cast<int64_t>(order_.size());
+  for (int64_t r = 0; r < batch_; ++r) (*indices)[r] = order_[(first + r) % size];
+  if (++position_.step_in_epoch == steps_per_epoch_) {
+    position_.step_in_epoch = 0;
+    ++position_.epoch;
+  }
+}
+
 void ShardIterator::Next(Tensor* x, Tensor* y) {
   if (mine_.empty()) {  // no examples for this worker: an all-zero batch, never a crash
     *x = Tensor(DType::kFloat32, {batch_, data_->features});
     *y = data_->classification() ? Tensor(DType::kInt64, {batch_}) : Tensor(DType::kFloat32, {batch_, 1});
     return;
   }
-  if (shuffled_epoch_ != position_.epoch) Shuffle();
-  const int64_t f = data_->features;
-  *x = Tensor(DType::kFloat32, {batch_, f});
-  if (data_->classification()) *y = Tensor(DType::kInt64, {batch_});
-  else *y = Tensor(DType::kFloat32, {batch_, 1});
-  const int64_t first = position_.step_in_epoch * batch_;
-  for (int64_t r = 0; r < batch_; ++r) {
-    // A shard smaller than a batch wraps around rather than running short.
-    const int64_t i = order_[(first + r) % order_.size()];
-    std::memcpy(x->data<float>() + r * f, data_->x.data() + i * f, f * sizeof(float));
-    if (data_->classification()) y->data<int64_t>()[r] = data_->labels[i];
-    else y->data<float>()[r] = data_->targets[i];
-  }
-  if (++position_.step_in_epoch == steps_per_epoch_) {
-    position_.step_in_epoch = 0;
-    ++position_.epoch;
+  std::vector<int64_t> indices;
+  NextIndices(&indices);
+  GatherRows(*data_, indices, x, y);
+}
+
+void GatherRows(const Dataset& data, std::span<const int64_t> indices, Tensor* x, Tensor* y) {
+  const int64_t f = data.features;
+  const int64_t n = static_cast<int64_t>(indices.size());
+  *x = Tensor(DType::kFloat32, {n, f});
+  if (data.classification()) *y = Tensor(DType::kInt64, {n});
+  else *y = Tensor(DType::kFloat32, {n, 1});
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t i = indices[r];
+    std::memcpy(x->data<float>() + r * f, data.x.data() + i * f, f * sizeof(float));
+    if (data.classification()) y->data<int64_t>()[r] = data.labels[i];
+    else y->data<float>()[r] = data.targets[i];
   }
 }
 

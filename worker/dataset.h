@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -44,9 +45,15 @@ struct DataPosition {
 // i % num_workers == worker, reshuffled each epoch from (seed, epoch,
 // worker). Every worker gets the same number of steps per epoch
 // (floor(examples / (num_workers * batch))), so sync workers stay in step.
+//
+// The iterator deals in indices; over a Dataset it also gathers the rows
+// (Next). Over any other source of `examples` examples (a click log,
+// worker/example_source.h) it gives the batch's indices (NextIndices) and
+// the source feeds them.
 class ShardIterator {
  public:
   ShardIterator(const Dataset* data, int worker, int num_workers, int64_t batch_size, uint64_t seed);
+  ShardIterator(int64_t examples, int worker, int num_workers, int64_t batch_size, uint64_t seed);
 
   int64_t steps_per_epoch() const { return steps_per_epoch_; }
   // This worker's examples; 0 when there are fewer examples than workers.
@@ -57,12 +64,18 @@ class ShardIterator {
 
   // The next batch: features [batch, features] and labels [batch] (int64)
   // or targets [batch, 1] (float). Advances the position.
+  // Only with the Dataset constructor.
   void Next(Tensor* x, Tensor* y);
+  // The next batch's example indices (batch_size of them; a shard smaller
+  // than a batch wraps around). Advances the position. Precondition:
+  // shard_size() > 0.
+  void NextIndices(std::vector<int64_t>* indices);
 
  private:
+  ShardIterator(const Dataset* data, int64_t examples, int worker, int num_workers, int64_t batch_size, uint64_t seed);
   void Shuffle();
 
-  const Dataset* const data_;
+  const Dataset* const data_;  // null: indices only
   const int64_t batch_;
   const uint64_t seed_;
   const int worker_;
@@ -72,6 +85,10 @@ class ShardIterator {
   DataPosition position_;
   int64_t shuffled_epoch_ = -1;
 };
+
+// Rows `indices` of `data`: features [n, features] and labels [n] (int64)
+// or targets [n, 1] (float).
+void GatherRows(const Dataset& data, std::span<const int64_t> indices, Tensor* x, Tensor* y);
 
 // Per-feature mean and 1/stddev over every example. The stddev is floored at
 // `min_stddev` so that a feature that is nearly constant in training (a

@@ -1,5 +1,7 @@
 #include "worker/model.h"
 
+#include "worker/click_data.h"
+
 namespace cairn {
 namespace {
 
@@ -71,7 +73,67 @@ void AddNormalization(Graph* g, int64_t features, Model* m) {
   m->set_inv_std = g->Assign(m->inv_std, m->new_inv_std, "normalize/set_inv_std");
 }
 
+// The wide (logistic) part of the click models: [-1, 1].
+Output WideLogit(Graph* g, const Model& m) {
+  SparseTableOptions table;
+  table.name = "click/wide";
+  table.dim = 1;
+  Output bag = g->EmbeddingBag(g->SparseTable(table), m.ids, Combiner::kSum, "click/wide/bag");
+  VariableOptions w;
+  w.name = "click/wide/dense_w";
+  w.shape = {kClickCounts, 1};
+  VariableOptions b;
+  b.name = "click/wide/b";
+  b.shape = {1};
+  return g->Add(g->Add(bag, g->MatMul(m.x, g->Variable(w))), g->Variable(b), "click/wide/logit");
+}
+
+// The deep part of click_wide_deep: [-1, 1].
+StatusOr<Output> DeepLogit(const ModelConfig& c, Graph* g, Model* m) {
+  if (c.embedding_dim < 1 || c.embedding_dim > 1024) return InvalidArgument("model.embedding_dim: must be in [1, 1024]");
+  AddNormalization(g, kClickCounts, m);
+  SparseTableOptions table;
+  table.name = "click/embedding";
+  table.dim = static_cast<int32_t>(c.embedding_dim);
+  table.init.kind = InitKind::kUniform;
+  table.init.minval = -0.05;
+  table.init.maxval = 0.05;
+  table.init.seed = c.seed;
+  // One bag of one id per (example, slot): a missing id's row is zeros.
+  Output rows = g->EmbeddingBag(g->SparseTable(table), g->Reshape(m->ids, {-1, 1}), Combiner::kSum, "click/embed");
+  Output embedded = g->Reshape(rows, {-1, kClickSlots * c.embedding_dim});
+  Output h = g->Concat({embedded, g->Mul(g->Sub(m->x, m->mean), m->inv_std, "normalized")}, 1, "click/deep/in");
+  int64_t width = kClickSlots * c.embedding_dim + kClickCounts;
+  for (size_t i = 0; i < c.hidden.size(); ++i) {
+    if (c.hidden[i] < 1) return InvalidArgument("model.hidden: layer sizes must be >= 1");
+    const std::string scope = "click/deep/dense_" + std::to_string(i);
+    h = Activation(g, c.activation, Dense(g, h, width, c.hidden[i], scope, c.seed + i), scope + "/out");
+    width = c.hidden[i];
+  }
+  return Dense(g, h, width, 1, "click/deep/output", c.seed + 1000);
+}
+
+Status BuildClickModel(const ModelConfig& c, Graph* g, Model* m) {
+  if (c.activation != "relu" && c.activation != "sigmoid" && c.activation != "tanh") {
+    return InvalidArgument("model.activation: unknown activation '" + c.activation + "' (relu, sigmoid, tanh)");
+  }
+  m->click = true;
+  m->x = g->Placeholder("dense", DType::kFloat32, {-1, kClickCounts});
+  m->ids = g->Placeholder("ids", DType::kInt64, {-1, kClickSlots});
+  m->y = g->Placeholder("labels", DType::kFloat32, {-1});
+  Output logit = WideLogit(g, *m);
+  if (c.kind == "click_wide_deep") {
+    ASSIGN_OR_RETURN(Output deep, DeepLogit(c, g, m));
+    logit = g->Add(logit, deep);
+  }
+  m->output = g->Reshape(logit, {-1}, "logits");
+  m->loss = g->ReduceMean(g->SigmoidCrossEntropyWithLogits(m->output, m->y), "loss");
+  return Status::OK();
+}
+
 }  // namespace
+
+bool IsClickModel(const std::string& kind) { return kind == "click_logistic" || kind == "click_wide_deep"; }
 
 std::string WorkerStateName(int worker) { return "cairn/worker_state/" + std::to_string(worker); }
 
@@ -94,8 +156,10 @@ StatusOr<Model> BuildModel(const ModelConfig& c, double learning_rate, Graph* g)
   if (c.features < 1 || c.classes < 2) return InvalidArgument("model needs features >= 1 and classes >= 2");
   Model m;
   AddTrainingState(g, learning_rate, &m);
-  m.x = g->Placeholder("x", DType::kFloat32, {-1, c.features});
-  if (c.kind == "linear_regression") {
+  if (IsClickModel(c.kind)) {
+    RETURN_IF_ERROR(BuildClickModel(c, g, &m));
+  } else if (c.kind == "linear_regression") {
+    m.x = g->Placeholder("x", DType::kFloat32, {-1, c.features});
     m.y = g->Placeholder("y", DType::kFloat32, {-1, 1});
     VariableOptions w;
     w.name = "linear/w";
@@ -112,6 +176,7 @@ StatusOr<Model> BuildModel(const ModelConfig& c, double learning_rate, Graph* g)
       return InvalidArgument("model.activation: unknown activation '" + c.activation + "' (relu, sigmoid, tanh)");
     }
     m.classifier = true;
+    m.x = g->Placeholder("x", DType::kFloat32, {-1, c.features});
     m.y = g->Placeholder("labels", DType::kInt64, {-1});
     AddNormalization(g, c.features, &m);
     Output h = g->Mul(g->Sub(m.x, m.mean), m.inv_std, "normalized");
@@ -128,7 +193,8 @@ StatusOr<Model> BuildModel(const ModelConfig& c, double learning_rate, Graph* g)
     m.loss = g->ReduceMean(g->SparseSoftmaxCrossEntropyWithLogits(m.output, m.y), "loss");
     m.accuracy = g->Accuracy(m.output, m.y, "accuracy");
   } else {
-    return InvalidArgument("model.kind: unknown model '" + c.kind + "' (linear_regression, softmax_regression, mlp)");
+    return InvalidArgument("model.kind: unknown model '" + c.kind +
+                           "' (linear_regression, softmax_regression, mlp, click_logistic, click_wide_deep)");
   }
   MinimizeOptions mo;
   mo.learning_rate = m.learning_rate;

@@ -2,6 +2,15 @@
 //   linear_regression   pred = x·w + b, loss = mean((pred - y)²) / 2
 //   softmax_regression  logits = norm(x)·W + b, sparse softmax cross-entropy
 //   mlp                 hidden layers act(h·W + b), then logits as above
+//   click_logistic      click logs (worker/click_examples.h): logit = the sum
+//                       over the 26 slots of a dim-1 row of one sparse table
+//                       "click/wide" (keyed by ClickTableId; missing ids
+//                       skipped) + the 13 log-count features · w + b;
+//                       sigmoid cross-entropy
+//   click_wide_deep     that logit (the wide part) + an MLP (hidden, act) over
+//                       [one embedding_dim row per slot of the table
+//                       "click/embedding" (a missing id: zeros), the
+//                       normalized log counts], to one output
 // Classifiers normalize their input with per-feature statistics held in
 // non-trainable variables ("normalize/mean", "normalize/inv_std") that the
 // chief assigns from the training data before training.
@@ -17,25 +26,31 @@
 namespace cairn {
 
 struct ModelConfig {
-  std::string kind = "linear_regression";  // linear_regression | softmax_regression | mlp
-  int64_t features = 784;
+  // linear_regression | softmax_regression | mlp | click_logistic | click_wide_deep
+  std::string kind = "linear_regression";
+  int64_t features = 784;                  // click models: kClickCounts
   int64_t classes = 10;                    // classifiers
   std::vector<int64_t> hidden = {256, 128};  // mlp
-  std::string activation = "relu";         // mlp: relu | sigmoid | tanh
+  std::string activation = "relu";         // mlp, click_wide_deep: relu | sigmoid | tanh
+  int64_t embedding_dim = 16;              // click_wide_deep: floats per slot's row
   uint64_t seed = 1;                       // weight initialization
 };
 
 // Handles to the nodes a trainer drives.
 struct Model {
-  Output x, y;            // placeholders: features [-1, features]; labels [-1] int64 or targets [-1, 1]
-  Output output;          // logits or predictions
+  // Placeholders: features [-1, features]; labels [-1] int64, targets
+  // [-1, 1], or (click models) clicks [-1] float.
+  Output x, y;
+  Output ids;             // click models: int64 [-1, kClickSlots] table ids, -1 for missing
+  Output output;          // logits ([-1] for the click models) or predictions
   Output loss;            // scalar
   Output accuracy;        // classifiers only
   Output train_op;
   Output global_step;     // int64 scalar, non-trainable
   Output learning_rate;   // float scalar, non-trainable; sent with every push
   Output set_learning_rate, new_learning_rate;  // Assign op and its placeholder
-  // Classifiers: the normalization statistics and the ops that set them.
+  // Classifiers and click_wide_deep: the normalization statistics and the
+  // ops that set them (unset for the other models).
   Output mean, inv_std, set_mean, set_inv_std, new_mean, new_inv_std;
   Output weights;         // linear_regression: w [features, 1]
   // Set to 1 by the chief once the servers hold what training needs (the
@@ -52,7 +67,11 @@ struct Model {
   std::vector<Output> set_worker_state;  // Assign ops, fed new_worker_state
   Output new_worker_state;
   bool classifier = false;
+  bool click = false;     // a click model: evaluated by AUC and log loss
 };
+
+// Whether `kind` names a click model (trained on click logs).
+bool IsClickModel(const std::string& kind);
 
 // What the chief tells the other workers through cairn/chief_ready.
 struct ChiefWord {

@@ -6,6 +6,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "worker/auc.h"
+
 namespace cairn {
 namespace {
 
@@ -34,6 +36,16 @@ double LearningRateSchedule::Rate(int64_t global_step) const {
 }
 
 Trainer::Trainer(Session* session, const Model* model, const Dataset* train, const Dataset* test,
+                 TrainerOptions options)
+    : owned_train_(std::make_unique<DatasetExamples>(train)),
+      owned_test_(test ? std::make_unique<DatasetExamples>(test) : nullptr),
+      session_(session),
+      model_(model),
+      train_(owned_train_.get()),
+      test_(owned_test_.get()),
+      options_(std::move(options)) {}
+
+Trainer::Trainer(Session* session, const Model* model, const ExampleSource* train, const ExampleSource* test,
                  TrainerOptions options)
     : session_(session), model_(model), train_(train), test_(test), options_(std::move(options)) {}
 
@@ -82,10 +94,10 @@ Status Trainer::PrepareAsChief(WorkerReport* report) {
     if (Status s = CheckModelDir(dir); !s.ok() && s.code() != StatusCode::kNotFound) return s;
     spdlog::info("[chief] no snapshot in {}: starting from step 0", dir);
   }
-  if (model_->classifier) {
+  if (model_->mean.valid()) {
     std::vector<float> mean, inv_std;
-    FeatureMoments(*train_, &mean, &inv_std);
-    const int64_t f = train_->features;
+    RETURN_IF_ERROR(train_->Moments(&mean, &inv_std));
+    const int64_t f = static_cast<int64_t>(mean.size());
     FeedMap feeds{{model_->new_mean, Tensor::FromVector({f}, mean)},
                   {model_->new_inv_std, Tensor::FromVector({f}, inv_std)}};
     RETURN_IF_ERROR(session_->Run({model_->set_mean, model_->set_inv_std}, feeds).status());
@@ -389,29 +401,40 @@ Status Trainer::Recover(const Status& why, ShardIterator* it, int64_t* step, int
 }
 
 StatusOr<std::pair<double, double>> Trainer::Evaluate(const Dataset& data) {
+  ASSIGN_OR_RETURN(Evaluation e, Evaluate(DatasetExamples(&data)));
+  return std::make_pair(std::max(0.0, e.accuracy), e.loss);
+}
+
+StatusOr<Evaluation> Trainer::Evaluate(const ExampleSource& data) {
   const int64_t batch = 2000;
-  const int64_t f = data.features;
   double correct = 0, loss = 0;
-  for (int64_t first = 0; first < data.examples; first += batch) {
-    const int64_t n = std::min(batch, data.examples - first);
-    Tensor x(DType::kFloat32, {n, f});
-    std::memcpy(x.raw(), data.x.data() + first * f, n * f * sizeof(float));
-    Tensor y;
-    if (data.classification()) {
-      y = Tensor(DType::kInt64, {n});
-      std::memcpy(y.raw(), data.labels.data() + first, n * sizeof(int64_t));
-    } else {
-      y = Tensor(DType::kFloat32, {n, 1});
-      std::memcpy(y.raw(), data.targets.data() + first, n * sizeof(float));
-    }
-    std::vector<Output> fetches = {model_->loss};
-    if (model_->classifier) fetches.push_back(model_->accuracy);
-    ASSIGN_OR_RETURN(auto out, session_->Run(fetches, {{model_->x, x}, {model_->y, y}}));
+  std::vector<float> scores, labels;  // click models: for the AUC
+  std::vector<int64_t> indices;
+  std::vector<Output> fetches = {model_->loss};
+  if (model_->classifier) fetches.push_back(model_->accuracy);
+  if (model_->click) fetches.push_back(model_->output);
+  for (int64_t first = 0; first < data.size(); first += batch) {
+    const int64_t n = std::min(batch, data.size() - first);
+    indices.resize(n);
+    for (int64_t r = 0; r < n; ++r) indices[r] = first + r;
+    FeedMap feeds;
+    RETURN_IF_ERROR(data.Feed(indices, *model_, &feeds));
+    ASSIGN_OR_RETURN(auto out, session_->Run(fetches, feeds));
     loss += out[0].data<float>()[0] * n;
     if (model_->classifier) correct += out[1].data<float>()[0] * n;
+    if (model_->click) {
+      const float* logits = out[1].data<float>();
+      const float* y = feeds.at(model_->y).data<float>();
+      scores.insert(scores.end(), logits, logits + n);
+      labels.insert(labels.end(), y, y + n);
+    }
   }
-  const double n = std::max<int64_t>(1, data.examples);
-  return std::make_pair(correct / n, loss / n);
+  const double n = std::max<int64_t>(1, data.size());
+  Evaluation e;
+  e.loss = loss / n;
+  if (model_->classifier) e.accuracy = correct / n;
+  if (model_->click) e.auc = Auc(scores, labels);
+  return e;
 }
 
 StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
@@ -425,10 +448,10 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
   } else {
     RETURN_IF_ERROR(WaitForChief());
   }
-  ShardIterator it(train_, options_.worker, options_.num_workers, options_.batch_size, options_.seed);
+  ShardIterator it(train_->size(), options_.worker, options_.num_workers, options_.batch_size, options_.seed);
   if (it.shard_size() == 0) {
     return InvalidArgument("worker " + std::to_string(options_.worker) + " has no training examples: " +
-                           std::to_string(train_->examples) + " examples for " +
+                           std::to_string(train_->size()) + " examples for " +
                            std::to_string(options_.num_workers) + " workers");
   }
   int64_t total = it.steps_per_epoch() * options_.epochs;
@@ -444,7 +467,7 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
   report.start_time = WallSeconds();
   report.steps = first_step;
   report.start_global_step = global_step;
-  Tensor x, y;
+  std::vector<int64_t> batch;
   std::vector<Output> fetches = {model_->loss, model_->train_op, model_->global_step};
   if (!model_->worker_state.empty()) fetches.push_back(model_->set_worker_state.at(options_.worker));
   const bool sync = session_->options().mode.sync();
@@ -463,8 +486,9 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
       break;
     }
     if (chief()) RETURN_IF_ERROR(UpdateLearningRate(global_step));
-    it.Next(&x, &y);
-    FeedMap feeds{{model_->x, x}, {model_->y, y}};
+    it.NextIndices(&batch);
+    FeedMap feeds;
+    RETURN_IF_ERROR(train_->Feed(batch, *model_, &feeds));
     // The state after this step travels in the step's own push.
     if (!model_->worker_state.empty()) feeds.emplace(model_->new_worker_state, StateAfter(step + 1, it.position()));
     StatusOr<std::vector<Tensor>> ran = session_->Run(fetches, feeds);
@@ -514,8 +538,12 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
     window_steps = 0;
     if (chief() && test_ && (epoch_end || step + 1 == total)) {
       const auto eval_start = std::chrono::steady_clock::now();
-      ASSIGN_OR_RETURN(auto eval, Evaluate(*test_));
-      p.test_accuracy = report.test_accuracy = eval.first;
+      ASSIGN_OR_RETURN(Evaluation eval, Evaluate(*test_));
+      p.test_accuracy = report.test_accuracy = eval.accuracy;
+      if (model_->click) {
+        p.test_auc = report.test_auc = eval.auc;
+        p.test_logloss = report.test_logloss = eval.loss;
+      }
       report.eval_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
     }
     if (progress) progress(p);

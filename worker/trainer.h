@@ -11,12 +11,14 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <future>
 #include <set>
 #include <string>
 
 #include "common/status.h"
 #include "worker/dataset.h"
+#include "worker/example_source.h"
 #include "worker/model.h"
 #include "worker/ps_client.h"
 #include "worker/saver.h"
@@ -99,7 +101,16 @@ struct TrainProgress {
   int64_t global_step = 0;   // steps applied across the cluster
   double loss = 0;           // mean over the steps since the last report
   double examples_per_sec = 0;
-  double test_accuracy = -1; // set on the chief's epoch-end reports
+  double test_accuracy = -1; // set on the chief's epoch-end reports (classifiers)
+  double test_auc = -1;      // likewise, click models
+  double test_logloss = -1;
+};
+
+// A model's figures over a test set.
+struct Evaluation {
+  double loss = 0;       // mean over the examples (click models: the log loss)
+  double accuracy = -1;  // classifiers
+  double auc = -1;       // click models
 };
 
 struct WorkerReport {
@@ -108,6 +119,8 @@ struct WorkerReport {
   int64_t global_step = 0;
   double final_loss = 0;      // mean over the last reporting window
   double test_accuracy = -1;  // chief with test data; -1 otherwise
+  double test_auc = -1;       // likewise, click models
+  double test_logloss = -1;
   double seconds = 0;         // the training loop, less test evaluation
   double eval_seconds = 0;    // spent evaluating on test data (chief)
   double start_time = 0;      // wall clock (seconds since the epoch)
@@ -129,6 +142,8 @@ class Trainer {
 
   // Borrows everything; `test` may be null (no evaluation).
   Trainer(Session* session, const Model* model, const Dataset* train, const Dataset* test, TrainerOptions options);
+  Trainer(Session* session, const Model* model, const ExampleSource* train, const ExampleSource* test,
+          TrainerOptions options);
 
   // The chief's Saver (borrowed; may be null: no snapshots, no resume).
   void set_saver(Saver* saver) { saver_ = saver; }
@@ -142,6 +157,9 @@ class Trainer {
 
   // Accuracy and mean loss over `data`, in batches, with the current weights.
   StatusOr<std::pair<double, double>> Evaluate(const Dataset& data);
+  // The model's figures over `data` (accuracy for classifiers, AUC for
+  // click models), in batches, with the current weights.
+  StatusOr<Evaluation> Evaluate(const ExampleSource& data);
 
  private:
   bool chief() const { return options_.worker == 0; }
@@ -175,10 +193,12 @@ class Trainer {
   // steps their shards lost.
   Status NoteServerRestarts(int64_t global_step);
 
+  // The Dataset constructor's adapters (null with the other).
+  std::unique_ptr<DatasetExamples> owned_train_, owned_test_;
   Session* const session_;
   const Model* const model_;
-  const Dataset* const train_;
-  const Dataset* const test_;
+  const ExampleSource* const train_;
+  const ExampleSource* const test_;
   const TrainerOptions options_;
   double current_rate_ = -1;
   Saver* saver_ = nullptr;
