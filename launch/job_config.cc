@@ -10,6 +10,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "ps/optimizer.h"
+#include "worker/click_data.h"
 
 namespace cairn {
 namespace {
@@ -31,6 +32,12 @@ class Section {
     YAML::Node v = node_[key];
     if (!v || v.IsNull()) return Status::OK();
     try {
+      if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+        if (v.IsScalar()) {  // one file needs no list
+          *out = {v.as<std::string>()};
+          return Status::OK();
+        }
+      }
       *out = v.as<T>();
     } catch (const YAML::Exception&) {
       return InvalidArgument(Field(key) + ": expected " + TypeName<T>() + ", got '" + Scalar(v) + "'");
@@ -61,6 +68,7 @@ class Section {
     else if constexpr (std::is_integral_v<T>) return "an integer";
     else if constexpr (std::is_floating_point_v<T>) return "a number";
     else if constexpr (std::is_same_v<T, std::vector<int64_t>>) return "a list of integers";
+    else if constexpr (std::is_same_v<T, std::vector<std::string>>) return "a list of strings";
     else return "a string";
   }
   static std::string Scalar(const YAML::Node& v) {
@@ -72,6 +80,12 @@ class Section {
   std::string path_;
   std::set<std::string> seen_;
 };
+
+std::string FormatNumber(double v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
 
 Status Positive(const std::string& field, double v) {
   if (!(v > 0)) return InvalidArgument(field + ": must be > 0, got " + std::to_string(v));
@@ -97,6 +111,13 @@ Status AtMost(const std::string& field, int64_t v, int64_t max, const std::strin
 
 // The widths of the model's layers, input first (features, hidden..., output).
 std::vector<int64_t> LayerWidths(const JobConfig& c) {
+  if (IsClickModel(c.model.kind)) {
+    if (c.model.kind == "click_logistic") return {kClickCounts, 1};
+    std::vector<int64_t> w = {kClickSlots * c.model.embedding_dim + kClickCounts};
+    w.insert(w.end(), c.model.hidden.begin(), c.model.hidden.end());
+    w.push_back(1);
+    return w;
+  }
   std::vector<int64_t> w = {c.data.kind == "synthetic_linear" ? c.data.features : kFashionMnistFeatures};
   if (c.model.kind == "linear_regression") {
     w.push_back(1);
@@ -147,6 +168,7 @@ Status ParseRoot(const YAML::Node& root, JobConfig* c) {
   RETURN_IF_ERROR(model.Get("activation", &c->model.activation));
   RETURN_IF_ERROR(model.Get("classes", &c->model.classes));
   RETURN_IF_ERROR(model.Get("seed", &c->model.seed));
+  RETURN_IF_ERROR(model.Get("embedding_dim", &c->model.embedding_dim));
   RETURN_IF_ERROR(model.RejectUnknown());
 
   Section data(top.Child("data"), "data");
@@ -159,6 +181,18 @@ Status ParseRoot(const YAML::Node& root, JobConfig* c) {
   RETURN_IF_ERROR(data.Get("dir", &c->data.dir));
   RETURN_IF_ERROR(data.Get("train_limit", &c->data.train_limit));
   RETURN_IF_ERROR(data.Get("test_limit", &c->data.test_limit));
+  RETURN_IF_ERROR(data.Get("rows", &c->data.rows));
+  RETURN_IF_ERROR(data.Get("test_rows", &c->data.test_rows));
+  RETURN_IF_ERROR(data.Get("vocab", &c->data.vocab));
+  RETURN_IF_ERROR(data.Get("vocab_min", &c->data.vocab_min));
+  RETURN_IF_ERROR(data.Get("vocab_max", &c->data.vocab_max));
+  RETURN_IF_ERROR(data.Get("zipf_exponent", &c->data.zipf_exponent));
+  RETURN_IF_ERROR(data.Get("int_missing", &c->data.int_missing));
+  RETURN_IF_ERROR(data.Get("cat_missing", &c->data.cat_missing));
+  RETURN_IF_ERROR(data.Get("click_rate", &c->data.click_rate));
+  RETURN_IF_ERROR(data.Get("paths", &c->data.paths));
+  RETURN_IF_ERROR(data.Get("test_paths", &c->data.test_paths));
+  RETURN_IF_ERROR(data.Get("skip_malformed", &c->data.skip_malformed));
   RETURN_IF_ERROR(data.RejectUnknown());
 
   Section train(top.Child("train"), "train");
@@ -225,20 +259,81 @@ Status ParseRoot(const YAML::Node& root, JobConfig* c) {
   return top.RejectUnknown();
 }
 
+bool IsClickData(const std::string& kind) { return kind == "synthetic_clicks" || kind == "criteo_tsv"; }
+
+Status InRange(const std::string& field, double v, double lo, double hi) {
+  if (v >= lo && v <= hi) return Status::OK();
+  return InvalidArgument(field + ": must be in [" + FormatNumber(lo) + ", " + FormatNumber(hi) + "], got " + FormatNumber(v));
+}
+
+Status ValidateSyntheticClicks(const DataConfig& d, int workers) {
+  constexpr int64_t kMaxVocab = 100000000;
+  RETURN_IF_ERROR(Positive("data.rows", static_cast<double>(d.rows)));
+  RETURN_IF_ERROR(AtMost("data.rows", d.rows, kMaxExamples));
+  if (d.rows < workers) {
+    return InvalidArgument("data.rows: " + std::to_string(d.rows) + " examples cannot feed " + std::to_string(workers) +
+                           " workers");
+  }
+  if (d.test_rows < 0) return InvalidArgument("data.test_rows: must be >= 0");
+  RETURN_IF_ERROR(AtMost("data.test_rows", d.test_rows, kMaxExamples));
+  if (!d.vocab.empty() && d.vocab.size() != static_cast<size_t>(kClickSlots)) {
+    return InvalidArgument("data.vocab: " + std::to_string(kClickSlots) + " sizes (one per slot, C1..C26), got " +
+                           std::to_string(d.vocab.size()));
+  }
+  for (size_t s = 0; s < d.vocab.size(); ++s) {
+    if (d.vocab[s] < 1 || d.vocab[s] > kMaxVocab) {
+      return InvalidArgument("data.vocab: slot C" + std::to_string(s + 1) + "'s size must be in [1, 100000000], got " +
+                             std::to_string(d.vocab[s]));
+    }
+  }
+  RETURN_IF_ERROR(InRange("data.vocab_min", static_cast<double>(d.vocab_min), 1, kMaxVocab));
+  RETURN_IF_ERROR(InRange("data.vocab_max", static_cast<double>(d.vocab_max), static_cast<double>(d.vocab_min),
+                          kMaxVocab));
+  if (!(d.zipf_exponent > 0) || d.zipf_exponent > 10) return InvalidArgument("data.zipf_exponent: must be in (0, 10]");
+  RETURN_IF_ERROR(InRange("data.int_missing", d.int_missing, 0, 1));
+  RETURN_IF_ERROR(InRange("data.cat_missing", d.cat_missing, 0, 1));
+  return InRange("data.click_rate", d.click_rate, 0.001, 0.999);
+}
+
+Status ValidateCriteoTsv(const DataConfig& d) {
+  if (d.paths.empty()) return InvalidArgument("data.paths: criteo_tsv needs one or more training files");
+  for (const auto* list : {&d.paths, &d.test_paths}) {
+    for (const std::string& p : *list) {
+      if (p.empty()) return InvalidArgument(std::string(list == &d.paths ? "data.paths" : "data.test_paths") +
+                                            ": an empty file name");
+    }
+  }
+  return Status::OK();
+}
+
+Status ValidateModelAndData(const JobConfig& c) {
+  const std::string& m = c.model.kind;
+  if (m != "linear_regression" && m != "softmax_regression" && m != "mlp" && !IsClickModel(m)) {
+    return InvalidArgument("model.kind: unknown model '" + m +
+                           "' (linear_regression, softmax_regression, mlp, click_logistic, click_wide_deep)");
+  }
+  const std::string& d = c.data.kind;
+  if (d != "synthetic_linear" && d != "fashion_mnist" && !IsClickData(d)) {
+    return InvalidArgument("data.kind: unknown data kind '" + d +
+                           "' (synthetic_linear, fashion_mnist, synthetic_clicks, criteo_tsv)");
+  }
+  if ((m == "linear_regression") != (d == "synthetic_linear") || IsClickModel(m) != IsClickData(d)) {
+    return InvalidArgument("model.kind: " + m + " cannot train on data.kind " + d +
+                           " (linear_regression goes with synthetic_linear, classifiers with fashion_mnist, "
+                           "click models with synthetic_clicks or criteo_tsv)");
+  }
+  if (c.model.embedding_dim < 1 || c.model.embedding_dim > 1024) {
+    return InvalidArgument("model.embedding_dim: must be in [1, 1024], got " + std::to_string(c.model.embedding_dim));
+  }
+  if (d == "synthetic_clicks") return ValidateSyntheticClicks(c.data, c.cluster.workers);
+  if (d == "criteo_tsv") return ValidateCriteoTsv(c.data);
+  return Status::OK();
+}
+
 }  // namespace
 
 Status ValidateJobConfig(const JobConfig& c) {
-  const std::string& m = c.model.kind;
-  if (m != "linear_regression" && m != "softmax_regression" && m != "mlp") {
-    return InvalidArgument("model.kind: unknown model '" + m + "' (linear_regression, softmax_regression, mlp)");
-  }
-  if (c.data.kind != "synthetic_linear" && c.data.kind != "fashion_mnist") {
-    return InvalidArgument("data.kind: unknown data kind '" + c.data.kind + "' (synthetic_linear, fashion_mnist)");
-  }
-  if ((m == "linear_regression") != (c.data.kind == "synthetic_linear")) {
-    return InvalidArgument("model.kind: " + m + " cannot train on data.kind " + c.data.kind +
-                           " (linear_regression goes with synthetic_linear, classifiers with fashion_mnist)");
-  }
+  RETURN_IF_ERROR(ValidateModelAndData(c));
   for (int64_t h : c.model.hidden) {
     if (h < 1 || h > 65536) return InvalidArgument("model.hidden: layer sizes must be in [1, 65536]");
   }

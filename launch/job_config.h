@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/messages.h"
 #include "common/crash_point.h"
@@ -18,16 +19,34 @@
 namespace cairn {
 
 struct DataConfig {
-  std::string kind = "synthetic_linear";  // synthetic_linear | fashion_mnist
+  // synthetic_linear | fashion_mnist | synthetic_clicks | criteo_tsv
+  std::string kind = "synthetic_linear";
   // synthetic_linear
   int64_t examples = 100000;
   int64_t features = 1000;
   double noise_stddev = 0.01;
-  uint64_t seed = 7;
+  uint64_t seed = 7;  // synthetic_linear, synthetic_clicks
   // fashion_mnist
   std::string dir = "/usr/share/datasets/fashion-mnist";
-  int64_t train_limit = 0;  // use only the first N training examples (0: all)
-  int64_t test_limit = 0;
+  // fashion_mnist, criteo_tsv: use only the first N training examples (0: all)
+  int64_t train_limit = 0;
+  int64_t test_limit = 0;  // likewise for test examples (synthetic_clicks too)
+  // synthetic_clicks (worker/synthetic_clicks.h; the defaults are
+  // SyntheticClicksOptions')
+  int64_t rows = 2000000;       // training examples
+  int64_t test_rows = 200000;   // test examples (0: no evaluation)
+  std::vector<int64_t> vocab;   // 26 per-slot sizes; empty: Criteo Kaggle's, clipped to [vocab_min, vocab_max]
+  int64_t vocab_min = 10;
+  int64_t vocab_max = 1000000;
+  double zipf_exponent = 1.1;
+  double int_missing = 0.20;
+  double cat_missing = 0.08;
+  double click_rate = 0.25;
+  // criteo_tsv (worker/criteo_tsv.h): training files, read in order as one
+  // log; test files likewise (none: no evaluation)
+  std::vector<std::string> paths;
+  std::vector<std::string> test_paths;
+  bool skip_malformed = false;
 };
 
 struct TrainConfig {

@@ -116,6 +116,80 @@ TEST(JobConfig, AZeroSplitThresholdOrANegativeSeedIsAnError) {
   ExpectErrorNaming("data: {seed: -1}", "data.seed");
 }
 
+TEST(JobConfig, SyntheticClicksFieldsAreRead) {
+  auto c = ParseJobConfig(R"(
+model: {kind: click_wide_deep, hidden: [32, 8], embedding_dim: 4}
+data: {kind: synthetic_clicks, seed: 5, rows: 1000, test_rows: 300, vocab_min: 2, vocab_max: 5000,
+       zipf_exponent: 1.3, int_missing: 0.1, cat_missing: 0.2, click_rate: 0.3}
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->model.kind, "click_wide_deep");
+  EXPECT_EQ(c->model.embedding_dim, 4);
+  EXPECT_EQ(c->data.seed, 5u);
+  EXPECT_EQ(c->data.rows, 1000);
+  EXPECT_EQ(c->data.test_rows, 300);
+  EXPECT_EQ(c->data.vocab_min, 2);
+  EXPECT_EQ(c->data.vocab_max, 5000);
+  EXPECT_DOUBLE_EQ(c->data.zipf_exponent, 1.3);
+  EXPECT_DOUBLE_EQ(c->data.int_missing, 0.1);
+  EXPECT_DOUBLE_EQ(c->data.cat_missing, 0.2);
+  EXPECT_DOUBLE_EQ(c->data.click_rate, 0.3);
+}
+
+TEST(JobConfig, SyntheticClicksDefaultToTwoMillionRows) {
+  auto c = ParseJobConfig("model: {kind: click_logistic}\ndata: {kind: synthetic_clicks}");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->data.rows, 2000000);
+  EXPECT_EQ(c->data.test_rows, 200000);
+  EXPECT_TRUE(c->data.vocab.empty());
+  EXPECT_EQ(c->model.embedding_dim, 16);
+}
+
+TEST(JobConfig, CriteoTsvTakesOneFileOrAList) {
+  auto one = ParseJobConfig("model: {kind: click_logistic}\ndata: {kind: criteo_tsv, paths: day_0.tsv}");
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(one->data.paths, std::vector<std::string>{"day_0.tsv"});
+  auto two = ParseJobConfig(
+      "model: {kind: click_logistic}\n"
+      "data: {kind: criteo_tsv, paths: [a.tsv, b.tsv.gz], test_paths: [c.tsv], skip_malformed: true}");
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_EQ(two->data.paths, (std::vector<std::string>{"a.tsv", "b.tsv.gz"}));
+  EXPECT_EQ(two->data.test_paths, std::vector<std::string>{"c.tsv"});
+  EXPECT_TRUE(two->data.skip_malformed);
+}
+
+TEST(JobConfig, ClickDataErrorsNameTheField) {
+  const std::string clicks = "model: {kind: click_logistic}\ndata: {kind: synthetic_clicks, ";
+  ExpectErrorNaming(clicks + "rows: 0}", "data.rows");
+  ExpectErrorNaming(clicks + "rows: 1}", "data.rows");  // fewer than the 2 workers
+  ExpectErrorNaming(clicks + "test_rows: -1}", "data.test_rows");
+  ExpectErrorNaming(clicks + "vocab: [10, 20]}", "data.vocab");
+  ExpectErrorNaming(clicks + "vocab_min: 0}", "data.vocab_min");
+  ExpectErrorNaming(clicks + "vocab_min: 100, vocab_max: 50}", "data.vocab_max");
+  ExpectErrorNaming(clicks + "zipf_exponent: 0}", "data.zipf_exponent");
+  ExpectErrorNaming(clicks + "int_missing: 1.5}", "data.int_missing");
+  ExpectErrorNaming(clicks + "cat_missing: -0.1}", "data.cat_missing");
+  ExpectErrorNaming(clicks + "click_rate: 1}", "data.click_rate");
+  ExpectErrorNaming("model: {kind: click_logistic}\ndata: {kind: criteo_tsv}", "data.paths");
+  ExpectErrorNaming("model: {kind: click_logistic}\ndata: {kind: criteo_tsv, paths: [a, '']}", "data.paths");
+  ExpectErrorNaming("model: {kind: click_logistic}\ndata: {kind: criteo_tsv, paths: {a: 1}}", "data.paths");
+  ExpectErrorNaming("model: {kind: click_logistic}", "model.kind");  // on synthetic_linear data
+  ExpectErrorNaming("model: {kind: mlp}\ndata: {kind: synthetic_clicks}", "model.kind");
+  ExpectErrorNaming("model: {kind: click_wide_deep, embedding_dim: 0}\ndata: {kind: synthetic_clicks}",
+                    "model.embedding_dim");
+  ExpectErrorNaming("model: {kind: click_wide_deep, hidden: [0]}\ndata: {kind: synthetic_clicks}", "model.hidden");
+  ExpectErrorNaming("data: {kind: clicks}", "data.kind");
+}
+
+TEST(JobConfig, TheClickExamplesParse) {
+  for (const char* name : {"click_logistic_ftrl.yaml", "click_wide_deep.yaml"}) {
+    auto c = LoadJobConfig(std::string(CAIRN_SOURCE_DIR) + "/launch/examples/" + name);
+    ASSERT_TRUE(c.ok()) << name << ": " << c.status();
+    EXPECT_EQ(c->data.rows, 2000000) << name;
+    EXPECT_EQ(c->train.epochs, 1) << name;
+  }
+}
+
 TEST(JobConfig, MissingFileIsNotFound) {
   EXPECT_EQ(LoadJobConfig("/nonexistent/job.yaml").status().code(), StatusCode::kNotFound);
 }

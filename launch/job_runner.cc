@@ -7,6 +7,8 @@
 
 #include "common/asio_transport.h"
 #include "common/snapshot/model_dir.h"
+#include "worker/click_examples.h"
+#include "worker/criteo_tsv.h"
 #include "worker/ps_client.h"
 #include "worker/saver.h"
 
@@ -102,9 +104,66 @@ JobSummary NewSummary(const JobConfig& c, const std::string& mode, int servers, 
   return s;
 }
 
+namespace {
+
+SyntheticClicksOptions ClickOptions(const DataConfig& d) {
+  SyntheticClicksOptions o;
+  o.seed = d.seed;
+  o.rows = d.rows;
+  o.test_rows = d.test_limit > 0 ? std::min(d.test_rows, d.test_limit) : d.test_rows;
+  o.vocab = d.vocab.empty() ? CriteoKaggleVocab(d.vocab_min, d.vocab_max) : d.vocab;
+  o.zipf_exponent = d.zipf_exponent;
+  o.int_missing = d.int_missing;
+  o.cat_missing = d.cat_missing;
+  o.click_rate = d.click_rate;
+  return o;
+}
+
+StatusOr<std::unique_ptr<ExampleSource>> OpenCriteo(const std::vector<std::string>& paths, const DataConfig& d,
+                                                    int64_t limit) {
+  CriteoTsvOptions o;
+  o.paths = paths;
+  o.skip_malformed = d.skip_malformed;
+  o.limit = limit;
+  ASSIGN_OR_RETURN(std::unique_ptr<CriteoTsv> log, CriteoTsv::Open(o));
+  if (log->skipped_lines() > 0) {
+    spdlog::warn("data: skipped {} malformed line(s) of {} (the first: {})", log->skipped_lines(), paths.front(),
+                 log->first_skipped().ToString());
+  }
+  return std::unique_ptr<ExampleSource>(std::make_unique<ClickExamples>(std::move(log)));
+}
+
+Status LoadClickData(const JobConfig& c, JobData* d) {
+  if (c.data.kind == "synthetic_clicks") {
+    d->clicks = ClickOptions(c.data);
+    ASSIGN_OR_RETURN(auto train, SyntheticClicks::Create(d->clicks, ClickSplit::kTrain));
+    d->train_examples = std::make_unique<ClickExamples>(std::move(train));
+    if (d->clicks.test_rows > 0) {
+      ASSIGN_OR_RETURN(auto test, SyntheticClicks::Create(d->clicks, ClickSplit::kTest));
+      d->test_examples = std::make_unique<ClickExamples>(std::move(test));
+    }
+  } else {
+    ASSIGN_OR_RETURN(d->train_examples, OpenCriteo(c.data.paths, c.data, c.data.train_limit));
+    if (!c.data.test_paths.empty()) {
+      ASSIGN_OR_RETURN(d->test_examples, OpenCriteo(c.data.test_paths, c.data, c.data.test_limit));
+    }
+  }
+  d->model.features = kClickCounts;
+  return Status::OK();
+}
+
+}  // namespace
+
 StatusOr<std::unique_ptr<JobData>> LoadJobData(const JobConfig& c) {
   auto d = std::make_unique<JobData>();
   d->model = c.model;
+  if (IsClickModel(c.model.kind)) {
+    RETURN_IF_ERROR(LoadClickData(c, d.get()));
+    const int64_t test = d->test_examples ? d->test_examples->size() : 0;
+    spdlog::info("data: {} click examples ({}){}", d->train_examples->size(), c.data.kind,
+                 test ? fmt::format(", {} test examples", test) : "");
+    return d;
+  }
   if (c.data.kind == "synthetic_linear") {
     SyntheticLinearOptions o{c.data.examples, c.data.features, c.data.noise_stddev, c.data.seed};
     d->truth = MakeLinearTruth(o);
@@ -114,9 +173,17 @@ StatusOr<std::unique_ptr<JobData>> LoadJobData(const JobConfig& c) {
     ASSIGN_OR_RETURN(d->test, LoadFashionMnist(c.data.dir, "t10k", c.data.test_limit));
   }
   d->model.features = d->train.features;
+  d->train_examples = std::make_unique<DatasetExamples>(&d->train);
+  if (d->test.examples) d->test_examples = std::make_unique<DatasetExamples>(&d->test);
   spdlog::info("data: {} training examples of {} features{}", d->train.examples, d->train.features,
                d->test.examples ? fmt::format(", {} test examples", d->test.examples) : "");
   return d;
+}
+
+Status AddDataMetrics(const JobConfig& c, const JobData& data, JobSummary* s) {
+  if (c.data.kind != "synthetic_clicks" || data.clicks.test_rows == 0) return Status::OK();
+  ASSIGN_OR_RETURN(s->metrics["bayes_auc"], BayesAuc(data.clicks));
+  return Status::OK();
 }
 
 SessionOptions JobSessionOptions(const JobConfig& c, int num_workers) {
@@ -182,6 +249,7 @@ TrainerOptions JobTrainerOptions(const JobConfig& c, int worker, int num_workers
 
 void LogProgress(const TrainProgress& p) {
   std::string acc = p.test_accuracy >= 0 ? fmt::format("  test accuracy {:.4f}", p.test_accuracy) : "";
+  if (p.test_auc >= 0) acc = fmt::format("  test auc {:.4f}  test logloss {:.4f}", p.test_auc, p.test_logloss);
   spdlog::info("[chief] epoch {}/{}  step {}/{} ({:.0f}%)  loss {:.4f}  global step {}  {:.0f} examples/s{}", p.epoch,
                p.epochs, p.step, p.total_steps, 100.0 * p.step / p.total_steps, p.loss, p.global_step,
                p.examples_per_sec, acc);
@@ -191,8 +259,8 @@ StatusOr<WorkerReport> RunWorker(const JobConfig& c, const JobData& data, EventL
                                  const std::vector<Endpoint>& servers, int worker, int num_workers,
                                  const RunControl& control) {
   ASSIGN_OR_RETURN(auto w, Connect(c, data, loop, servers, worker, num_workers));
-  Trainer trainer(w->session.get(), &w->model, &data.train, worker == 0 && data.test.examples ? &data.test : nullptr,
-                  JobTrainerOptions(c, worker, num_workers, control));
+  Trainer trainer(w->session.get(), &w->model, data.train_examples.get(),
+                  worker == 0 ? data.test_examples.get() : nullptr, JobTrainerOptions(c, worker, num_workers, control));
   trainer.set_saver(w->saver.get());
   trainer.set_client(w->client.get());
   Trainer::ProgressFn progress = LogProgress;
@@ -208,6 +276,7 @@ Status AfterTraining(const JobConfig& c, const JobData& data, EventLoop& loop, c
   ASSIGN_OR_RETURN(Tensor step, w->session->Run(w->model.global_step));
   s->global_step = step.data<int64_t>()[0];
   RETURN_IF_ERROR(FinalSnapshot(*w, c, s));
+  RETURN_IF_ERROR(AddDataMetrics(c, data, s));
   if (c.model.kind != "linear_regression") return Status::OK();
   ASSIGN_OR_RETURN(Tensor weights, w->session->Run(w->model.weights));
   double dist = 0, norm = 0;
@@ -231,6 +300,8 @@ void Summarize(const std::vector<WorkerReport>& reports, double wall, JobSummary
     first_start = std::min(first_start, r.start_time);
     last_end = std::max(last_end, r.end_time);
     if (r.test_accuracy >= 0) s->test_accuracy = r.test_accuracy;
+    if (r.test_auc >= 0) s->metrics["test_auc"] = r.test_auc;
+    if (r.test_logloss >= 0) s->metrics["test_logloss"] = r.test_logloss;
     s->resumed_from = std::max(s->resumed_from, r.resumed_from);
     s->snapshots += r.snapshots;
     s->snapshot_stall_seconds += r.snapshot_stall_seconds;

@@ -15,7 +15,9 @@
 #include "launch/train_job.h"
 #include "ps/local_cluster.h"
 #include "worker/dataset.h"
+#include "worker/example_source.h"
 #include "worker/session.h"
+#include "worker/synthetic_clicks.h"
 #include "worker/synthetic_linear.h"
 #include "worker/trainer.h"
 
@@ -25,10 +27,15 @@ JobSummary NewSummary(const JobConfig& c, const std::string& mode, int servers, 
 
 // What a process loads once and its worker threads share, read-only.
 struct JobData {
-  Dataset train;
-  Dataset test;               // empty for synthetic data
+  Dataset train;              // synthetic_linear, fashion_mnist
+  Dataset test;               // fashion_mnist
   LinearTruth truth;          // synthetic_linear only
+  SyntheticClicksOptions clicks;  // synthetic_clicks only: the log the job trains and evaluates on
   ModelConfig model;          // with features filled in from the data
+  // What the trainers read: adapters of train and test above, or click logs
+  // (worker/click_examples.h). test_examples is null without test data.
+  std::unique_ptr<ExampleSource> train_examples;
+  std::unique_ptr<ExampleSource> test_examples;
 };
 
 StatusOr<std::unique_ptr<JobData>> LoadJobData(const JobConfig& c);
@@ -68,6 +75,10 @@ StatusOr<WorkerReport> RunWorker(const JobConfig& c, const JobData& data, EventL
 // the job's own metrics.
 Status AfterTraining(const JobConfig& c, const JobData& data, EventLoop& loop, const std::vector<Endpoint>& servers,
                      int num_workers, JobSummary* s);
+
+// The data's own figures (synthetic_clicks: bayes_auc, the planted model's
+// AUC on the test examples the job evaluates on).
+Status AddDataMetrics(const JobConfig& c, const JobData& data, JobSummary* s);
 
 // The summary's figures from the workers' reports.
 void Summarize(const std::vector<WorkerReport>& reports, double wall, JobSummary* s);

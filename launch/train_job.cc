@@ -23,7 +23,8 @@ using namespace job;  // NOLINT: the launchers' shared pieces
 
 std::string EncodeReport(const WorkerReport& r) {
   return nlohmann::json{{"steps", r.steps},     {"examples", r.examples}, {"global_step", r.global_step},
-                        {"loss", r.final_loss}, {"accuracy", r.test_accuracy}, {"seconds", r.seconds},
+                        {"loss", r.final_loss}, {"accuracy", r.test_accuracy}, {"auc", r.test_auc},
+                        {"logloss", r.test_logloss}, {"seconds", r.seconds},
                         {"start", r.start_time}, {"end", r.end_time}, {"resumed_from", r.resumed_from},
                         {"snapshots", r.snapshots}, {"stall", r.snapshot_stall_seconds}, {"stopped", r.stopped}}
       .dump();
@@ -45,6 +46,8 @@ StatusOr<WorkerReport> DecodeReport(const std::string& text) {
   r.global_step = static_cast<int64_t>(NumberOr(j, "global_step", 0));
   r.final_loss = NumberOr(j, "loss", nan);
   r.test_accuracy = NumberOr(j, "accuracy", -1);
+  r.test_auc = NumberOr(j, "auc", -1);
+  r.test_logloss = NumberOr(j, "logloss", -1);
   r.seconds = NumberOr(j, "seconds", 0);
   r.start_time = NumberOr(j, "start", 0);
   r.end_time = NumberOr(j, "end", 0);
@@ -155,11 +158,12 @@ StatusOr<JobSummary> RunInProcessJob(const JobConfig& c, const std::atomic<bool>
   const auto start = Clock::now();
   RunControl control;
   control.stop = stop;
-  Trainer trainer(session.get(), &model, &data->train, data->test.examples ? &data->test : nullptr,
+  Trainer trainer(session.get(), &model, data->train_examples.get(), data->test_examples.get(),
                   JobTrainerOptions(c, 0, 1, control));
   ASSIGN_OR_RETURN(WorkerReport report, trainer.Run(LogProgress));
   JobSummary s = NewSummary(c, "in-process", 0, 1);
   Summarize({report}, std::chrono::duration<double>(Clock::now() - start).count(), &s);
+  RETURN_IF_ERROR(AddDataMetrics(c, *data, &s));
   return s;
 }
 
