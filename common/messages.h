@@ -291,16 +291,33 @@ struct ReportedRows {
   }
 };
 
+// How many rows of a sparse table one server copied into a snapshot.
+struct SparseRowCount {
+  std::string table;
+  int server = 0;
+  int64_t rows = 0;
+  template <class A> void save(A& ar) const { ar(table, server, rows); }
+  template <class A> void load(A& ar) {
+    LoadString(ar, table, wire::kMaxName, "sparse table name");
+    ar(server, rows);
+  }
+};
+
+// `names` may also name sparse tables: a server copies its part of each
+// sparse table among them (of every sparse table it holds if `names` is
+// empty) in the same cut as the dense shards, and reports its row counts.
 struct SnapshotPrepareReply {
   WireStatus status;
   uint64_t shards = 0;        // shards copied (those of `names` this server holds)
-  uint64_t bytes = 0;         // value and slot bytes copied
+  uint64_t bytes = 0;         // value and slot bytes copied (sparse ids, values and slots too)
   double copy_seconds = 0;    // how long pushes were held off
   std::vector<ReportedRows> reported;  // of the request's `report` this server holds
-  template <class A> void save(A& ar) const { ar(status, shards, bytes, copy_seconds, reported); }
+  std::vector<SparseRowCount> sparse;  // per sparse table copied
+  template <class A> void save(A& ar) const { ar(status, shards, bytes, copy_seconds, reported, sparse); }
   template <class A> void load(A& ar) {
     ar(status, shards, bytes, copy_seconds);
     LoadVector(ar, reported, wire::kMaxEntries, "reported rows");
+    LoadVector(ar, sparse, wire::kMaxEntries, "sparse row counts");
   }
 };
 
@@ -335,8 +352,12 @@ struct SnapshotRestoreRequest {
   bool slots = true;          // restore optimizer slots too (they must match)
   int64_t sync_step = -1;     // >= 0: the sync step the next round applies
   uint64_t restore_id = 0;    // names this restore cluster-wide (HelloReply::restore_id)
+  // The restoring cluster's server count: a sparse table's rows are
+  // re-routed by ServerOfId(id, num_servers). 0: the server's own option.
+  int32_t num_servers = 0;
   template <class A> void save(A& ar) const {
-    ar(static_cast<uint8_t>(phase), model_dir, step, variables, saved_names, slots, sync_step, restore_id);
+    ar(static_cast<uint8_t>(phase), model_dir, step, variables, saved_names, slots, sync_step, restore_id,
+       num_servers);
   }
   template <class A> void load(A& ar) {
     uint8_t p = 0;
@@ -348,7 +369,7 @@ struct SnapshotRestoreRequest {
     LoadStrings(ar, variables, wire::kMaxEntries, "restore variable");
     LoadStrings(ar, saved_names, wire::kMaxEntries, "saved variable");
     LoadBool(ar, slots, "slots");
-    ar(sync_step, restore_id);
+    ar(sync_step, restore_id, num_servers);
   }
 };
 

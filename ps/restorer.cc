@@ -48,6 +48,7 @@ struct Restorer::Staged {
   SnapshotRestoreRequest request;
   std::vector<ShardCopy> copies;      // read into staging buffers, for Import
   std::vector<std::string> in_place;  // read straight into initial shards (Table::FillInitial)
+  std::vector<SparseCopy> sparse;     // this server's rows of each restored sparse table, for ImportSparse
   SnapshotRestoreReply reply;         // shards and bytes of both
 };
 
@@ -188,6 +189,7 @@ Status Restorer::RestoreOnStart(const std::string& dir) {
   req.model_dir = dir;
   req.step = m.step;
   req.restore_id = RandomId();
+  req.num_servers = options_.num_servers;
   if (m.mode.sync()) req.sync_step = m.global_step;
   for (const ManifestShard& ms : m.shards) {
     if (ms.server != options_.server_index) continue;
@@ -197,6 +199,11 @@ Status Restorer::RestoreOnStart(const std::string& dir) {
     req.variables.push_back(ms.variable);
     req.saved_names.push_back(ms.variable);
   }
+  for (const ManifestSparseTable& t : m.sparse_tables) {
+    RETURN_IF_ERROR(table_.CreateSparse(SparseTableDecl{t.spec, m.optimizer}));
+    req.variables.push_back(t.spec.name);
+    req.saved_names.push_back(t.spec.name);
+  }
   RETURN_IF_ERROR(Read(&staged));
   RETURN_IF_ERROR(Apply(&staged));
   spdlog::info("{}: restored {} shard(s), {:.1f} MiB from snapshot {} in {} (global step {}) in {:.2f} s", me,
@@ -205,10 +212,17 @@ Status Restorer::RestoreOnStart(const std::string& dir) {
 }
 
 Status Restorer::Apply(Staged* staged) {
+  // Read checked every shape, so neither import fails in practice; the
+  // sparse tables, checked whole first, go in after the shards.
   if (Status s = table_.Import(staged->copies); !s.ok()) {
     Drop(staged);
     return s;
   }
+  if (Status s = table_.ImportSparse(staged->sparse); !s.ok()) {
+    Drop(staged);
+    return s;
+  }
+  staged->sparse.clear();
   table_.FinishRestore(staged->in_place, /*keep=*/true);
   pool_.Give(std::exchange(staged->copies, {}));
   const SnapshotRestoreRequest& req = staged->request;
@@ -225,6 +239,7 @@ Status Restorer::Apply(Staged* staged) {
 void Restorer::Drop(Staged* staged) {
   table_.FinishRestore(staged->in_place, /*keep=*/false);
   staged->in_place.clear();
+  staged->sparse.clear();
   pool_.Give(std::exchange(staged->copies, {}));
 }
 
@@ -291,7 +306,60 @@ Status Restorer::Read(Staged* staged) {
       return s;
     }
   }
-  out->shards = names.size();
+  if (Status s = ReadSparse(*reader, staged); !s.ok()) {
+    Drop(staged);
+    return s;
+  }
+  out->shards = names.size() + staged->sparse.size();
+  return Status::OK();
+}
+
+// The rows of each requested sparse table that this server holds in the
+// current cluster, gathered from every database of the snapshot.
+Status Restorer::ReadSparse(SnapshotReader& reader, Staged* staged) {
+  const SnapshotRestoreRequest& req = staged->request;
+  const int me = options_.server_index;
+  const int servers = req.num_servers > 0 ? req.num_servers : options_.num_servers;
+  for (size_t i = 0; i < req.variables.size(); ++i) {
+    StatusOr<SparseTable*> found = table_.FindSparse(req.variables[i]);
+    if (!found.ok()) continue;  // a dense variable, or not a table of this cluster
+    if (me < 0 || me >= servers) {
+      return InvalidArgument("server " + std::to_string(me) + " cannot route sparse table '" + req.variables[i] +
+                             "' among " + std::to_string(servers) + " servers: the restore names no server count");
+    }
+    const SparseTable& table = **found;
+    const std::string& name = req.variables[i];
+    const std::string& saved = req.saved_names[i];
+    const ManifestSparseTable* mt = reader.manifest().FindSparseTable(saved);
+    if (!mt) return NotFound("snapshot " + std::to_string(req.step) + " has no sparse table '" + saved + "'");
+    if (mt->spec.dim != table.spec().dim) {
+      return InvalidArgument("sparse table '" + name + "' has dim " + std::to_string(table.spec().dim) +
+                             " but the snapshot's '" + saved + "' has dim " + std::to_string(mt->spec.dim));
+    }
+    std::vector<std::string> mine;
+    for (const SlotDef& d : table.slots()) mine.push_back(d.name);
+    const bool with_slots = req.slots && !mine.empty();
+    if (with_slots && mine != mt->slots) {
+      return FailedPrecondition("sparse table '" + name + "' has optimizer slots " + Join(mine) +
+                                " but the snapshot's '" + saved + "' was saved with " + Join(mt->slots) +
+                                " (optimizer '" + mt->optimizer + "'); restore without slots to start them afresh");
+    }
+    ASSIGN_OR_RETURN(SparseCopy copy,
+                     reader.ReadSparse(saved, [&](int64_t id) { return ServerOfId(id, servers) == me; }));
+    copy.spec = table.spec();
+    copy.optimizer = table.optimizer_spec();
+    copy.slot_defs = table.slots();
+    if (!with_slots) {  // every row's slots start afresh
+      const size_t n = copy.rows.size();
+      copy.rows.slots.clear();
+      for (size_t k = 0; k < table.slots().size(); ++k) {
+        copy.rows.slots.emplace_back(n * table.SlotWidth(k), table.slots()[k].initial);
+      }
+    }
+    staged->reply.bytes += copy.rows.ids.size() * sizeof(int64_t) + copy.rows.values.size() * sizeof(float);
+    for (const std::vector<float>& slot : copy.rows.slots) staged->reply.bytes += slot.size() * sizeof(float);
+    staged->sparse.push_back(std::move(copy));
+  }
   return Status::OK();
 }
 

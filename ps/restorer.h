@@ -15,6 +15,14 @@
 // reading undoes it once it is done; a new stage, or an apply of another
 // step, undoes a stage that was never applied (its chief gone, say).
 //
+// Sparse tables: a request's variables may name sparse tables. kStage
+// reads, from every server database of the snapshot, the rows whose id
+// ServerOfId routes to this server in the current cluster (so a snapshot
+// of another server count is re-routed), with their slots (or the slots'
+// initial values when the request restores no slots), and holds them;
+// kApply replaces every row of the table with them (Table::ImportSparse);
+// kDiscard drops them and the table is as it was.
+//
 // RestoreOnStart loads the newest committed snapshot before the server
 // listens (a restarted standalone server), as that snapshot placed the
 // shards on this server.
@@ -39,6 +47,10 @@
 #include "ps/data_path.h"
 #include "ps/snapshot_fence.h"
 #include "ps/table.h"
+
+namespace cairn {
+class SnapshotReader;
+}
 
 namespace cairn {
 
@@ -77,6 +89,7 @@ class Restorer {
   void Run();  // the restore thread
   StatusOr<SnapshotRestoreReply> Phase(const SnapshotRestoreRequest& req);
   Status Read(Staged* staged);
+  Status ReadSparse(SnapshotReader& reader, Staged* staged);
   Status Apply(Staged* staged);
   void Drop(Staged* staged);
   void SetStaged(std::unique_ptr<Staged> staged);

@@ -312,20 +312,75 @@ std::vector<ShardCopy> ShardStore::AllocateCopies(const std::vector<std::string>
   return Allocate(Choose(names), with_slots, std::move(reuse), unused);
 }
 
-std::vector<ShardCopy> ShardStore::Export(const std::vector<std::string>& names, ExportOptions options) const {
+std::vector<ShardCopy> ShardStore::Export(const std::vector<std::string>& names, ExportOptions options,
+                                          std::vector<SparseCopy>* sparse) const {
   const std::vector<Shard*> chosen = Choose(names);
+  const std::vector<SparseTable*> tables = sparse ? ChooseSparse(names) : std::vector<SparseTable*>{};
   // Destinations are chosen before the cut: the updates held off wait for
   // the copying alone.
   std::vector<ShardCopy> copies = Allocate(chosen, /*with_slots=*/true, std::move(options.reuse));
-  std::unique_lock<std::shared_mutex> cut(update_mu_);
-  for (size_t i = 0; i < chosen.size(); ++i) {
-    Shard* shard = chosen[i];
-    ShardCopy& c = copies[i];
-    std::lock_guard<std::mutex> lock(shard->mu);
-    CopyInto(shard->values, &c.values);
-    for (size_t k = 0; k < shard->slots.size(); ++k) CopyInto(shard->slots[k], &c.slots[k]);
+  std::vector<SparseTable::Records> records(tables.size());
+  {
+    std::unique_lock<std::shared_mutex> cut(update_mu_);
+    for (size_t i = 0; i < chosen.size(); ++i) {
+      Shard* shard = chosen[i];
+      ShardCopy& c = copies[i];
+      std::lock_guard<std::mutex> lock(shard->mu);
+      CopyInto(shard->values, &c.values);
+      for (size_t k = 0; k < shard->slots.size(); ++k) CopyInto(shard->slots[k], &c.slots[k]);
+    }
+    for (size_t i = 0; i < tables.size(); ++i) records[i] = tables[i]->CopyRecords();
+  }
+  if (sparse) {
+    sparse->clear();
+    for (size_t i = 0; i < tables.size(); ++i) {
+      const SparseTable& t = *tables[i];
+      sparse->push_back(SparseCopy{t.spec(), t.optimizer_spec(), t.slots(), t.SortRecords(records[i])});
+      records[i] = {};  // the sorted rows take its place
+    }
   }
   return copies;
+}
+
+std::vector<SparseTable*> ShardStore::ChooseSparse(const std::vector<std::string>& names) const {
+  std::vector<SparseTable*> out;
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  if (names.empty()) {
+    for (const auto& [name, table] : sparse_) out.push_back(table.get());
+    return out;
+  }
+  std::vector<std::string> sorted(names);
+  std::sort(sorted.begin(), sorted.end());
+  sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+  for (const std::string& name : sorted) {
+    auto it = sparse_.find(name);
+    if (it != sparse_.end()) out.push_back(it->second.get());
+  }
+  return out;
+}
+
+Status ShardStore::ImportSparse(const std::vector<SparseCopy>& copies) {
+  std::vector<SparseTable*> targets;
+  for (const SparseCopy& c : copies) {
+    ASSIGN_OR_RETURN(SparseTable * table, FindSparse(c.spec.name));
+    const SparseRows& rows = c.rows;
+    const size_t n = rows.ids.size();
+    bool fits = rows.dim == table->spec().dim && rows.values.size() == n * rows.dim &&
+                rows.slots.size() == table->slots().size();
+    for (size_t k = 0; fits && k < rows.slots.size(); ++k) fits = rows.slots[k].size() == n * table->SlotWidth(k);
+    if (!fits) {
+      return InvalidArgument("restoring sparse table '" + c.spec.name + "': rows of dim " + std::to_string(rows.dim) +
+                             " with " + std::to_string(rows.slots.size()) + " slot(s) do not fit " +
+                             table->spec().DebugString() + " with " + std::to_string(table->slots().size()));
+    }
+    targets.push_back(table);
+  }
+  std::unique_lock<std::shared_mutex> cut(update_mu_);
+  for (size_t i = 0; i < copies.size(); ++i) {
+    // Checked above: Import fails only on ids a snapshot's checks already refused.
+    RETURN_IF_ERROR(targets[i]->Import(copies[i].rows));
+  }
+  return Status::OK();
 }
 
 StatusOr<ShardCopy> ShardStore::Describe(const std::string& name) const {

@@ -87,7 +87,8 @@ class ShardStore final : public Table {
   // memory; anything else is allocated. A tensor whose buffer is shared
   // (another Tensor still views it) is never overwritten, only dropped, so a
   // copy still in use cannot change under its user.
-  std::vector<ShardCopy> Export(const std::vector<std::string>& names, ExportOptions options = {}) const override;
+  std::vector<ShardCopy> Export(const std::vector<std::string>& names, ExportOptions options = {},
+                                std::vector<SparseCopy>* sparse = nullptr) const override;
   // The shard's description without its values (values and slots empty).
   StatusOr<ShardCopy> Describe(const std::string& name) const override;
   // Descriptions of the named shards this store holds (names held elsewhere
@@ -133,6 +134,7 @@ class ShardStore final : public Table {
   Status CreateSparse(const SparseTableDecl& decl) override;
   StatusOr<SparseTable*> FindSparse(const std::string& name) const override;
   std::vector<std::string> SparseNames() const override;
+  Status ImportSparse(const std::vector<SparseCopy>& tables) override;
 
  private:
   struct Shard {
@@ -169,6 +171,8 @@ class ShardStore final : public Table {
   static Tensor& WritableValues(Shard& shard);
 
   StatusOr<Shard*> Find(const std::string& name) const;
+  // The named sparse tables (every one if `names` is empty), sorted by name.
+  std::vector<SparseTable*> ChooseSparse(const std::vector<std::string>& names) const;
   // The named shards (every shard if `names` is empty), sorted by name.
   std::vector<Shard*> Choose(const std::vector<std::string>& names) const;
   // Copies of `shards` with buffers from `reuse` where they fit; what

@@ -93,7 +93,8 @@ StatusOr<SnapshotPrepareReply> SnapshotWriter::Prepare(const SnapshotPrepareRequ
   // job_ is done, so its thread has handed its copies back to the pool.
   ExportOptions cut;
   cut.reuse = pool_.Take();
-  auto copies = std::make_shared<std::vector<ShardCopy>>(table_.Export(req.names, std::move(cut)));
+  auto sparse = std::make_shared<std::vector<SparseCopy>>();
+  auto copies = std::make_shared<std::vector<ShardCopy>>(table_.Export(req.names, std::move(cut), sparse.get()));
   options_.write.env.Reach("server.after_copy");
   SnapshotPrepareReply out;
   out.copy_seconds = SecondsSince(start);
@@ -103,10 +104,15 @@ StatusOr<SnapshotPrepareReply> SnapshotWriter::Prepare(const SnapshotPrepareRequ
     for (const Tensor& t : c.slots) out.bytes += t.byte_size();
   }
   out.reported = Reported(*copies, req.report);
+  for (const SparseCopy& t : *sparse) {
+    out.sparse.push_back({t.spec.name, options_.server_index, static_cast<int64_t>(t.rows.size())});
+    out.bytes += t.rows.ids.size() * sizeof(int64_t) + t.rows.values.size() * sizeof(float);
+    for (const std::vector<float>& slot : t.rows.slots) out.bytes += slot.size() * sizeof(float);
+  }
   if (thread_.joinable()) thread_.join();  // finished: job_->done
   job_ = std::make_shared<Job>();
   job_->step = req.step;
-  thread_ = std::thread([this, job = job_, copies, dir = req.model_dir] { Write(job, copies, dir); });
+  thread_ = std::thread([this, job = job_, copies, sparse, dir = req.model_dir] { Write(job, copies, sparse, dir); });
   spdlog::info("{}: snapshot {}: copied {} shard(s), {:.1f} MiB in {:.1f} ms; writing in the background", me,
                req.step, out.shards, out.bytes / 1048576.0, out.copy_seconds * 1e3);
   return out;
@@ -114,7 +120,7 @@ StatusOr<SnapshotPrepareReply> SnapshotWriter::Prepare(const SnapshotPrepareRequ
 
 // On the writer's thread: everything that touches the disk.
 void SnapshotWriter::Write(const std::shared_ptr<Job>& job, std::shared_ptr<std::vector<ShardCopy>> copies,
-                           const std::string& model_dir) {
+                           std::shared_ptr<std::vector<SparseCopy>> sparse, const std::string& model_dir) {
   const StorageEnv& env = options_.write.env;
   const std::string db_path = ServerDbPath(model_dir, job->step, options_.server_index);
   SnapshotIoStats io;
@@ -131,7 +137,7 @@ void SnapshotWriter::Write(const std::shared_ptr<Job>& job, std::shared_ptr<std:
       spdlog::warn("server {}: removing {} left by an uncommitted attempt", options_.server_index, db_path);
       RETURN_IF_ERROR(env.file_system().RemoveAll(db_path));
     }
-    Status s = WriteServerSnapshot(db_path, job->step, *copies, options_.write, &io);
+    Status s = WriteServerSnapshot(db_path, job->step, *copies, *sparse, options_.write, &io);
     // A failed write leaves nothing that could pass for a database.
     if (!s.ok()) (void)env.file_system().RemoveAll(db_path);
     return s;
@@ -141,6 +147,7 @@ void SnapshotWriter::Write(const std::shared_ptr<Job>& job, std::shared_ptr<std:
   // is done, which is what lets the next prepare start.
   pool_.Give(std::move(*copies));
   copies->clear();
+  sparse->clear();
   env.Reach("server.after_write");
   Finish(job, s, io);
 }

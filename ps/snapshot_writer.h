@@ -1,7 +1,9 @@
 // SnapshotWriter: a server's part of a cluster snapshot.
 //
-// Prepare (on the event loop) copies the requested shards from the table as
-// one consistent cut — pushes wait only for this memcpy — and answers; a
+// Prepare (on the event loop) copies the requested shards, and this
+// server's part of the requested sparse tables, from the table as one
+// consistent cut — pushes wait only for this memcpy — and answers with the
+// sparse tables' row counts (the chief's manifest records them); a
 // thread of the writer's own then does everything that touches the disk:
 // it clears a database left by an uncommitted attempt, writes this server's
 // database for the step (common/snapshot/snapshot_db.h) and syncs it. Wait
@@ -54,7 +56,7 @@ class SnapshotWriter {
   struct Job;
   StatusOr<SnapshotPrepareReply> Prepare(const SnapshotPrepareRequest& req);
   void Write(const std::shared_ptr<Job>& job, std::shared_ptr<std::vector<ShardCopy>> copies,
-             const std::string& model_dir);
+             std::shared_ptr<std::vector<SparseCopy>> sparse, const std::string& model_dir);
   void Finish(const std::shared_ptr<Job>& job, const Status& s, const SnapshotIoStats& io);
 
   // Constant after construction.

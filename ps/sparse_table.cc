@@ -286,19 +286,25 @@ SparseTable::Memory SparseTable::memory() const {
   return m;
 }
 
-SparseRows SparseTable::Export() const {
-  std::vector<float> records;
-  uint32_t n = 0;
-  {
-    std::shared_lock<std::shared_mutex> lock(mu_);
-    n = rows_;
-    records.resize(static_cast<size_t>(n) * stride_);
-    for (uint32_t first = 0; first < n; first += kRowsPerBlock) {
-      const uint32_t count = std::min(kRowsPerBlock, n - first);
-      std::memcpy(records.data() + static_cast<size_t>(first) * stride_, blocks_[first / kRowsPerBlock].get(),
-                  static_cast<size_t>(count) * stride_ * sizeof(float));
-    }
+SparseTable::Records SparseTable::CopyRecords() const {
+  Records out;
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  const uint32_t n = rows_;
+  out.rows = n;
+  out.data.resize(static_cast<size_t>(n) * stride_);
+  for (uint32_t first = 0; first < n; first += kRowsPerBlock) {
+    const uint32_t count = std::min(kRowsPerBlock, n - first);
+    std::memcpy(out.data.data() + static_cast<size_t>(first) * stride_, blocks_[first / kRowsPerBlock].get(),
+                static_cast<size_t>(count) * stride_ * sizeof(float));
   }
+  return out;
+}
+
+SparseRows SparseTable::Export() const { return SortRecords(CopyRecords()); }
+
+SparseRows SparseTable::SortRecords(const Records& copied) const {
+  const std::vector<float>& records = copied.data;
+  const uint32_t n = copied.rows;
   std::vector<uint32_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   auto id_of = [&](uint32_t row) { return RecordId(records.data() + static_cast<size_t>(row) * stride_); };

@@ -32,21 +32,15 @@
 #include <vector>
 
 #include "common/optimizer_spec.h"
+#include "common/snapshot/shard_copy.h"
 #include "common/sparse_spec.h"
 #include "common/status.h"
 #include "ps/optimizer.h"
 
 namespace cairn {
 
-// Every row of a table (or of one server's part of it), sorted by id: what
-// a snapshot writes and a restore reads.
-struct SparseRows {
-  int32_t dim = 0;
-  std::vector<int64_t> ids;                // sorted, unique
-  std::vector<float> values;               // ids.size() x dim
-  std::vector<std::vector<float>> slots;   // per optimizer slot: ids.size() x its width (dim, or 1)
-  size_t size() const { return ids.size(); }
-};
+// SparseRows (every row of a table, sorted by id) lives with the snapshot
+// format: common/snapshot/shard_copy.h.
 
 class SparseTable;
 
@@ -98,6 +92,15 @@ class SparseTable {
   // Every row held, sorted by id. The lock is held only to copy the records;
   // sorting and splitting them runs after it is released.
   SparseRows Export() const;
+  // Export in two halves, so a snapshot cut holds updates off only for the
+  // copy: CopyRecords copies the records under the lock (memcpy of the
+  // blocks), SortRecords sorts and splits them into SparseRows without it.
+  struct Records {
+    std::vector<float> data;  // rows x stride, in creation order
+    uint32_t rows = 0;
+  };
+  Records CopyRecords() const;
+  SparseRows SortRecords(const Records& records) const;
   // Replaces every row with `rows` (dim and slot widths checked first).
   Status Import(const SparseRows& rows);
 

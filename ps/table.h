@@ -91,7 +91,13 @@ class Table {
   // Copies of the named shards held here (every shard if `names` is empty;
   // names held elsewhere are skipped), with their optimizer slots, as one
   // consistent cut. Sorted by name.
-  virtual std::vector<ShardCopy> Export(const std::vector<std::string>& names, ExportOptions options = {}) const = 0;
+  //
+  // With `sparse`, the same cut also copies this server's part of the
+  // sparse tables among `names` (every sparse table if `names` is empty)
+  // into it, sorted by name, each table's rows sorted by id. Only the
+  // records' memcpy runs under the cut; sorting them runs after it.
+  virtual std::vector<ShardCopy> Export(const std::vector<std::string>& names, ExportOptions options = {},
+                                        std::vector<SparseCopy>* sparse = nullptr) const = 0;
 
   // --- Restore ---
   // Buffers for the named shards held here, to be filled by the caller
@@ -111,6 +117,10 @@ class Table {
   // Ends a FillInitial restore: `keep` the restored values, or initialize
   // the shards again.
   virtual void FinishRestore(const std::vector<std::string>& names, bool keep) = 0;
+  // Replaces every row of each named sparse table with `tables[i].rows` (a
+  // restore), as one cut; every table and its rows' shapes are checked
+  // before any table changes.
+  virtual Status ImportSparse(const std::vector<SparseCopy>& tables) = 0;
 };
 
 }  // namespace cairn

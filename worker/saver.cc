@@ -65,21 +65,31 @@ StatusOr<std::unique_ptr<Saver>> Saver::Create(Session* session, PsClient* clien
 Status Saver::Init() {
   specs_ = session_->graph().ServerVariables();
   std::sort(specs_.begin(), specs_.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
-  std::set<std::string> all;
+  sparse_specs_ = session_->graph().SparseTables();
+  std::sort(sparse_specs_.begin(), sparse_specs_.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  std::set<std::string> all, tables;
   for (const VariableSpec& s : specs_) all.insert(s.name);
+  for (const SparseTableSpec& t : sparse_specs_) tables.insert(t.name);
   if (options_.var_list.empty()) {
     for (const VariableSpec& s : specs_) {
       if (s.name != kChiefReady) saved_.push_back(s.name);
     }
+    saved_sparse_.assign(tables.begin(), tables.end());
     return Status::OK();
   }
   std::vector<std::string> unknown;
   std::set<std::string> chosen;
   for (const std::string& name : options_.var_list) {
+    if (tables.count(name)) {
+      saved_sparse_.push_back(name);
+      continue;
+    }
     if (!all.count(name)) unknown.push_back(name);
     chosen.insert(name);
   }
-  if (!unknown.empty()) return NotFound("Saver var_list names no global variable " + Join(unknown));
+  if (!unknown.empty()) return NotFound("Saver var_list names no global variable or sparse table " + Join(unknown));
+  std::sort(saved_sparse_.begin(), saved_sparse_.end());
+  saved_sparse_.erase(std::unique(saved_sparse_.begin(), saved_sparse_.end()), saved_sparse_.end());
   saved_.assign(chosen.begin(), chosen.end());
   // Say what a narrowed save leaves behind: state users expect a snapshot to keep.
   std::vector<std::string> non_trainable, counters, slots_of;
@@ -115,6 +125,7 @@ Status Saver::Begin(int64_t step) {
   req.step = step;
   req.model_dir = options_.model_dir;
   req.names = saved_;
+  req.names.insert(req.names.end(), saved_sparse_.begin(), saved_sparse_.end());
   for (const std::string& name : saved_) {
     if (name == kGlobalStep || StartsWith(name, kWorkerStatePrefix)) req.report.push_back(name);
   }
@@ -123,6 +134,7 @@ Status Saver::Begin(int64_t step) {
   p.stats.copy_seconds = prepared.copy_seconds;
   p.stats.bytes = prepared.bytes;
   p.reported = std::move(prepared.reported);
+  p.sparse = std::move(prepared.sparse);
   pending_ = std::move(p);
   options_.env.Reach("chief.after_prepare");
   return Status::OK();
@@ -166,6 +178,9 @@ StatusOr<SnapshotStats> Saver::Finish() {
     if (!slices.ok()) return fail(slices.status());
     for (const ShardSlice& s : *slices) m.shards.push_back(ManifestShard{spec.name, s.row_begin, s.row_end, s.server});
   }
+  StatusOr<std::vector<ManifestSparseTable>> tables = SparseTablesOf(p.sparse, m.num_servers);
+  if (!tables.ok()) return fail(tables.status());
+  m.sparse_tables = std::move(*tables);
   for (const std::string& name : session_->CollectionNames()) m.collections[name] = session_->GetCollection(name);
   m.job_config = options_.job_config;
   m.bytes = written->bytes;
@@ -185,6 +200,43 @@ StatusOr<SnapshotStats> Saver::Finish() {
 StatusOr<SnapshotStats> Saver::Save(int64_t step) {
   RETURN_IF_ERROR(Begin(step));
   return Finish();
+}
+
+// The manifest's sparse tables: specs and slots from the graph, rows per
+// server from the prepare replies (every server reports every saved table).
+StatusOr<std::vector<ManifestSparseTable>> Saver::SparseTablesOf(const std::vector<SparseRowCount>& counts,
+                                                                 int num_servers) const {
+  std::vector<ManifestSparseTable> out;
+  for (const SparseTableSpec& spec : sparse_specs_) {
+    if (!std::binary_search(saved_sparse_.begin(), saved_sparse_.end(), spec.name)) continue;
+    ManifestSparseTable t;
+    t.spec = spec;
+    if (spec.trainable) {
+      ASSIGN_OR_RETURN(SlotTable slots, SlotTableOf(session_->options().optimizer));
+      t.optimizer = slots.name;
+      for (const SlotDef& d : slots.slots) {
+        t.slots.push_back(d.name);
+        t.scalar_slots.push_back(d.scalar);
+      }
+    }
+    t.rows_per_server.assign(num_servers, -1);
+    for (const SparseRowCount& c : counts) {
+      if (c.table != spec.name) continue;
+      if (c.server < 0 || c.server >= num_servers || t.rows_per_server[c.server] != -1 || c.rows < 0) {
+        return Internal("sparse table '" + spec.name + "': server " + std::to_string(c.server) +
+                        " reported its rows twice, or out of range");
+      }
+      t.rows_per_server[c.server] = c.rows;
+    }
+    for (int s = 0; s < num_servers; ++s) {
+      if (t.rows_per_server[s] < 0) {
+        return Internal("server " + std::to_string(s) + " copied no part of sparse table '" + spec.name +
+                        "' (was it declared there?)");
+      }
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
 }
 
 // The workers' states and global_step as the servers copied them (their
@@ -239,7 +291,12 @@ Status Saver::Validate(const SnapshotManifest& m, const RestoreOptions& o,
   }
   std::vector<std::string> problems;
   std::set<std::string> used;
+  RETURN_IF_ERROR(ValidateSparse(m, o, wanted, pairs, &problems));
   for (const std::string& current : wanted) {
+    if (std::binary_search(saved_sparse_.begin(), saved_sparse_.end(), current) ||
+        std::any_of(sparse_specs_.begin(), sparse_specs_.end(), [&](const auto& t) { return t.name == current; })) {
+      continue;  // ValidateSparse's
+    }
     auto mapped = o.name_map.find(current);
     const std::string saved = mapped == o.name_map.end() ? current : mapped->second;
     auto it = mine.find(current);
@@ -289,6 +346,53 @@ Status Saver::Validate(const SnapshotManifest& m, const RestoreOptions& o,
   return FailedPrecondition(text);
 }
 
+Status Saver::ValidateSparse(const SnapshotManifest& m, const RestoreOptions& o, const std::vector<std::string>& wanted,
+                             std::vector<std::pair<std::string, std::string>>* pairs,
+                             std::vector<std::string>* problems) const {
+  std::set<std::string> used;
+  for (const SparseTableSpec& spec : sparse_specs_) {
+    const std::string& current = spec.name;
+    const bool listed = o.partial ? std::find(wanted.begin(), wanted.end(), current) != wanted.end()
+                                  : std::binary_search(saved_sparse_.begin(), saved_sparse_.end(), current);
+    if (!listed) continue;
+    auto mapped = o.name_map.find(current);
+    const std::string saved = mapped == o.name_map.end() ? current : mapped->second;
+    const ManifestSparseTable* t = m.FindSparseTable(saved);
+    const std::string label = "sparse table '" + current + "'" + (saved != current ? " (from '" + saved + "')" : "");
+    if (!t) {
+      problems->push_back("missing: sparse table '" + saved + "' is not in the snapshot" +
+                          (saved != current ? " (wanted for '" + current + "')" : ""));
+      continue;
+    }
+    used.insert(saved);
+    if (t->spec.dim != spec.dim) {
+      problems->push_back(label + ": dim " + std::to_string(spec.dim) + " in this model vs " +
+                          std::to_string(t->spec.dim) + " in the snapshot");
+      continue;
+    }
+    if (o.slots && spec.trainable) {
+      ASSIGN_OR_RETURN(SlotTable slots, SlotTableOf(session_->options().optimizer));
+      std::vector<std::string> names;
+      for (const SlotDef& d : slots.slots) names.push_back(d.name);
+      if (!names.empty() && names != t->slots) {
+        problems->push_back(label + ": optimizer slots " + Join(names) + " (" + slots.name + ") in this model vs " +
+                            Join(t->slots) + " (" + (t->optimizer.empty() ? "none" : t->optimizer) +
+                            ") in the snapshot");
+        continue;
+      }
+    }
+    pairs->emplace_back(current, saved);
+  }
+  if (!o.partial) {
+    for (const ManifestSparseTable& t : m.sparse_tables) {
+      if (!used.count(t.spec.name)) {
+        problems->push_back("unexpected: sparse table '" + t.spec.name + "' is in the snapshot but not in this model");
+      }
+    }
+  }
+  return Status::OK();
+}
+
 StatusOr<RestoreResult> Saver::Restore(const RestoreOptions& o) {
   const auto start = std::chrono::steady_clock::now();
   RETURN_IF_ERROR(CheckModelDir(options_.model_dir));
@@ -304,6 +408,7 @@ StatusOr<RestoreResult> Saver::Restore(const RestoreOptions& o) {
   req.model_dir = options_.model_dir;
   req.step = step;
   req.slots = o.slots;
+  req.num_servers = client_->num_servers();
   // Names this restore on every server, so workers can tell when all have it.
   std::random_device rd;
   while (req.restore_id == 0) req.restore_id = (uint64_t{rd()} << 32) ^ rd();

@@ -17,7 +17,12 @@
 // What is saved: by default every global variable, trainable or not
 // (normalization statistics, learning_rate, global_step, the workers'
 // states), each with its optimizer slots; never "cairn/chief_ready".
-// options.var_list narrows it, and the Saver logs which non-trainable
+// Sparse tables (Graph::SparseTables) are saved with the variables, in the
+// same cut: each server its rows with their slots; the manifest records
+// each table's spec, optimizer slots and rows per server from the prepare
+// replies. A restore re-routes every row to the server ServerOfId names in
+// the restoring cluster.
+// options.var_list narrows it (it may name sparse tables), and the Saver logs which non-trainable
 // variables, slots and counters a narrowed save leaves out.
 //
 // Restore validates the snapshot against the graph and reports every
@@ -96,6 +101,8 @@ class Saver {
 
   // The variables a save includes.
   const std::vector<std::string>& saved_variables() const { return saved_; }
+  // The sparse tables a save includes, sorted.
+  const std::vector<std::string>& saved_sparse_tables() const { return saved_sparse_; }
   const SaverOptions& options() const { return options_; }
 
  private:
@@ -105,12 +112,19 @@ class Saver {
                                                          int64_t* global_step);
   Status Validate(const SnapshotManifest& m, const RestoreOptions& o,
                   std::vector<std::pair<std::string, std::string>>* pairs) const;
+  // Validate's part for sparse tables: appends (current, saved) pairs and problems.
+  Status ValidateSparse(const SnapshotManifest& m, const RestoreOptions& o, const std::vector<std::string>& wanted,
+                        std::vector<std::pair<std::string, std::string>>* pairs,
+                        std::vector<std::string>* problems) const;
+  StatusOr<std::vector<ManifestSparseTable>> SparseTablesOf(const std::vector<SparseRowCount>& counts,
+                                                            int num_servers) const;
 
   struct Pending {
     int64_t step = 0;
     std::chrono::steady_clock::time_point start;
     SnapshotStats stats;
     std::vector<ReportedRows> reported;  // global_step and worker states, as copied
+    std::vector<SparseRowCount> sparse;  // rows of each sparse table per server, as copied
   };
 
   Session* const session_;
@@ -118,6 +132,8 @@ class Saver {
   const SaverOptions options_;
   std::vector<std::string> saved_;        // sorted
   std::vector<VariableSpec> specs_;       // of every global variable, sorted by name
+  std::vector<SparseTableSpec> sparse_specs_;  // of every sparse table, sorted by name
+  std::vector<std::string> saved_sparse_;      // sorted
   std::optional<Pending> pending_;
 };
 

@@ -29,18 +29,32 @@ Json EncodeDouble(double v) {
   return v > 0 ? "inf" : "-inf";
 }
 
+Json EncodeInit(const InitializerSpec& init) {
+  return {{"kind", InitKindName(init.kind)}, {"value", EncodeDouble(init.value)},
+          {"minval", EncodeDouble(init.minval)}, {"maxval", EncodeDouble(init.maxval)},
+          {"mean", EncodeDouble(init.mean)}, {"stddev", EncodeDouble(init.stddev)},
+          {"seed", init.seed}};
+}
+
 Json EncodeSpec(const VariableSpec& spec) {
-  const InitializerSpec& init = spec.init;
   Json j;
   j["name"] = spec.name;
   j["shape"] = spec.shape;
   j["dtype"] = DTypeName(spec.dtype);
-  j["initializer"] = {{"kind", InitKindName(init.kind)}, {"value", EncodeDouble(init.value)},
-                      {"minval", EncodeDouble(init.minval)}, {"maxval", EncodeDouble(init.maxval)},
-                      {"mean", EncodeDouble(init.mean)}, {"stddev", EncodeDouble(init.stddev)},
-                      {"seed", init.seed}};
+  j["initializer"] = EncodeInit(spec.init);
   j["trainable"] = spec.trainable;
   return j;
+}
+
+Json EncodeSparseTable(const ManifestSparseTable& t) {
+  Json scalar_slots = Json::array();
+  for (bool s : t.scalar_slots) scalar_slots.push_back(s);
+  return {{"spec", {{"name", t.spec.name}, {"dim", t.spec.dim}, {"initializer", EncodeInit(t.spec.init)},
+                    {"trainable", t.spec.trainable}}},
+          {"optimizer", t.optimizer},
+          {"slots", t.slots},
+          {"scalar_slots", scalar_slots},
+          {"rows_per_server", t.rows_per_server}};
 }
 
 Json EncodeOptimizer(const OptimizerSpec& o) {
@@ -80,6 +94,11 @@ Json EncodeManifest(const SnapshotManifest& m) {
   for (const ManifestShard& s : m.shards) {
     j["shards"].push_back(
         {{"variable", s.variable}, {"row_begin", s.row_begin}, {"row_end", s.row_end}, {"server", s.server}});
+  }
+  // Written only when there are some, so a dense-only manifest reads as before.
+  if (!m.sparse_tables.empty()) {
+    j["sparse_tables"] = Json::array();
+    for (const ManifestSparseTable& t : m.sparse_tables) j["sparse_tables"].push_back(EncodeSparseTable(t));
   }
   j["collections"] = Json::object();
   for (const auto& [name, members] : m.collections) j["collections"][name] = members;
@@ -207,6 +226,20 @@ class Decoder {
   std::string error_;
 };
 
+InitializerSpec DecodeInit(Decoder& d, const Node& init) {
+  InitializerSpec out;
+  const Node kind = Member(init, "kind");
+  StatusOr<InitKind> parsed_kind = ParseInitKind(d.String(kind));
+  if (d.Expect(kind, parsed_kind.ok(), "an initializer kind")) out.kind = *parsed_kind;
+  out.value = d.Double(Member(init, "value"));
+  out.minval = d.Double(Member(init, "minval"));
+  out.maxval = d.Double(Member(init, "maxval"));
+  out.mean = d.Double(Member(init, "mean"));
+  out.stddev = d.Double(Member(init, "stddev"));
+  out.seed = d.Uint(Member(init, "seed"));
+  return out;
+}
+
 VariableSpec DecodeSpec(Decoder& d, const Node& n) {
   VariableSpec spec;
   spec.name = d.String(Member(n, "name"));
@@ -216,18 +249,27 @@ VariableSpec DecodeSpec(Decoder& d, const Node& n) {
   const Node dtype = Member(n, "dtype");
   StatusOr<DType> parsed_dtype = ParseDType(d.String(dtype));
   if (d.Expect(dtype, parsed_dtype.ok(), "a dtype")) spec.dtype = *parsed_dtype;
-  const Node init = Member(n, "initializer");
-  const Node kind = Member(init, "kind");
-  StatusOr<InitKind> parsed_kind = ParseInitKind(d.String(kind));
-  if (d.Expect(kind, parsed_kind.ok(), "an initializer kind")) spec.init.kind = *parsed_kind;
-  spec.init.value = d.Double(Member(init, "value"));
-  spec.init.minval = d.Double(Member(init, "minval"));
-  spec.init.maxval = d.Double(Member(init, "maxval"));
-  spec.init.mean = d.Double(Member(init, "mean"));
-  spec.init.stddev = d.Double(Member(init, "stddev"));
-  spec.init.seed = d.Uint(Member(init, "seed"));
+  spec.init = DecodeInit(d, Member(n, "initializer"));
   spec.trainable = d.Bool(Member(n, "trainable"));
   return spec;
+}
+
+ManifestSparseTable DecodeSparseTable(Decoder& d, const Node& n) {
+  ManifestSparseTable t;
+  const Node spec = Member(n, "spec");
+  t.spec.name = d.String(Member(spec, "name"));
+  t.spec.dim = d.Int32(Member(spec, "dim"));
+  t.spec.init = DecodeInit(d, Member(spec, "initializer"));
+  t.spec.trainable = d.Bool(Member(spec, "trainable"));
+  t.optimizer = d.String(Member(n, "optimizer"));
+  t.slots = d.Strings(Member(n, "slots"));
+  const Node scalar_slots = Member(n, "scalar_slots");
+  t.scalar_slots.resize(d.Size(scalar_slots));
+  for (size_t i = 0; i < t.scalar_slots.size(); ++i) t.scalar_slots[i] = d.Bool(Element(scalar_slots, i));
+  const Node rows = Member(n, "rows_per_server");
+  t.rows_per_server.resize(d.Size(rows));
+  for (size_t i = 0; i < t.rows_per_server.size(); ++i) t.rows_per_server[i] = d.Int(Element(rows, i), 0);
+  return t;
 }
 
 OptimizerSpec DecodeOptimizer(Decoder& d, const Node& n) {
@@ -265,6 +307,12 @@ void DecodeLists(Decoder& d, const Node& root, SnapshotManifest* m) {
     const Node s = Element(shards, i);
     m->shards.push_back({d.String(Member(s, "variable")), d.Int(Member(s, "row_begin")), d.Int(Member(s, "row_end")),
                          d.Int32(Member(s, "server"))});
+  }
+  const Node sparse = Member(root, "sparse_tables");
+  if (sparse.value != nullptr) {  // absent from manifests written before sparse tables
+    for (size_t i = 0, n = d.Size(sparse); i < n; ++i) {
+      m->sparse_tables.push_back(DecodeSparseTable(d, Element(sparse, i)));
+    }
   }
   const Node collections = Member(root, "collections");
   if (d.IsObject(collections)) {
@@ -306,6 +354,19 @@ SnapshotManifest DecodeManifest(Decoder& d, const Json& json) {
 }
 
 }  // namespace
+
+int64_t ManifestSparseTable::rows() const {
+  int64_t total = 0;
+  for (int64_t n : rows_per_server) total += n;
+  return total;
+}
+
+const ManifestSparseTable* SnapshotManifest::FindSparseTable(const std::string& name) const {
+  for (const ManifestSparseTable& t : sparse_tables) {
+    if (t.spec.name == name) return &t;
+  }
+  return nullptr;
+}
 
 const ManifestVariable* SnapshotManifest::FindVariable(const std::string& name) const {
   auto it = std::find_if(variables.begin(), variables.end(),

@@ -32,6 +32,19 @@ struct ManifestVariable {
   std::vector<bool> scalar_slots;   // per slot: one value per shard instead of one per element
 };
 
+// One sparse table of a snapshot: server s's database holds
+// rows_per_server[s] of its rows (the ids ServerOfId routed to s among the
+// snapshot's num_servers), as the servers reported them when they copied.
+struct ManifestSparseTable {
+  SparseTableSpec spec;
+  std::string optimizer;            // trainable: the optimizer's name; "" otherwise
+  std::vector<std::string> slots;   // slot names, in part order
+  std::vector<bool> scalar_slots;   // per slot: one value per row instead of dim
+  std::vector<int64_t> rows_per_server;
+
+  int64_t rows() const;
+};
+
 // Rows [row_begin, row_end) of `variable` are in server `server`'s database.
 struct ManifestShard {
   std::string variable;
@@ -58,12 +71,15 @@ struct SnapshotManifest {
   OptimizerSpec optimizer;
   std::vector<ManifestVariable> variables;  // sorted by name
   std::vector<ManifestShard> shards;
+  // Sorted by name. A manifest written before sparse tables has none.
+  std::vector<ManifestSparseTable> sparse_tables;
   std::map<std::string, std::vector<std::string>> collections;  // collection -> variable names
   std::vector<WorkerState> workers;                              // by worker index
   std::string job_config;      // the job file's text (may be empty)
   uint64_t bytes = 0;          // value and slot bytes across all databases
 
   const ManifestVariable* FindVariable(const std::string& name) const;
+  const ManifestSparseTable* FindSparseTable(const std::string& name) const;
 };
 
 // The manifest file's bytes. InvalidArgument if it cannot be encoded (a

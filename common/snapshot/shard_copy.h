@@ -1,12 +1,14 @@
 // ShardInfo and ShardCopy: what one server holds of a variable, and a copy
 // of it with its optimizer state — the unit a snapshot writes and a restore
-// puts back.
+// puts back. SparseRows and SparseCopy: the same for one server's part of a
+// sparse table (ps/sparse_table.h).
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "common/optimizer_spec.h"
+#include "common/sparse_spec.h"
 #include "common/tensor.h"
 #include "common/variable_spec.h"
 
@@ -35,5 +37,28 @@ struct ShardCopy {
   Tensor values;
   std::vector<Tensor> slots;
 };
+
+// Rows of a sparse table (or of one server's part of it), sorted by id:
+// what a snapshot writes and a restore reads.
+struct SparseRows {
+  int32_t dim = 0;
+  std::vector<int64_t> ids;                // sorted, unique
+  std::vector<float> values;               // ids.size() x dim
+  std::vector<std::vector<float>> slots;   // per optimizer slot: ids.size() x its width (dim, or 1)
+  size_t size() const { return ids.size(); }
+};
+
+// One server's part of a sparse table with its optimizer state. rows.slots[k]
+// belongs to slot_defs[k] and is one float per row for a scalar slot
+// (Adam's per-row beta powers), dim floats per row otherwise.
+struct SparseCopy {
+  SparseTableSpec spec;
+  OptimizerSpec optimizer;         // meaningful for trainable tables only
+  std::vector<SlotDef> slot_defs;  // short names, as in a ShardCopy ("accumulator")
+  SparseRows rows;
+};
+
+// Floats per row of slot `def` of a table of `dim`.
+inline int32_t SparseSlotWidth(const SlotDef& def, int32_t dim) { return def.scalar ? 1 : dim; }
 
 }  // namespace cairn

@@ -35,11 +35,19 @@ uint64_t ShardRecord::total_bytes() const {
   return total;
 }
 
+uint64_t SparseRecord::total_bytes() const {
+  uint64_t total = 0;
+  for (uint64_t bytes : part_bytes) total += bytes;
+  return total;
+}
+
 namespace {
 
 constexpr char kDoneKey[] = "done";
 constexpr char kMetaPrefix[] = "meta/";
 constexpr char kDataPrefix[] = "data/";
+constexpr char kSparsePrefix[] = "sparse/";
+constexpr char kSparseDataPrefix[] = "sdata/";
 constexpr size_t kMaxSlots = 64;
 constexpr uint64_t kMaxPartBytes = uint64_t{1} << 48;
 
@@ -96,6 +104,45 @@ struct RecordCodec {
 
 std::string EncodeRecord(const ShardRecord& record) {
   return EncodeMessage(RecordCodec{const_cast<ShardRecord*>(&record)});
+}
+
+struct SparseRecordCodec {
+  SparseRecord* record;
+
+  template <class A> void save(A& ar) const {
+    const SparseRecord& r = *record;
+    ar(r.spec, r.optimizer);
+    ar(cereal::make_size_tag(static_cast<cereal::size_type>(r.slot_defs.size())));
+    for (const SlotDef& def : r.slot_defs) ar(def.name, def.scalar, def.initial);
+    ar(r.step, r.rows, r.chunk_bytes, r.part_bytes, r.chunk_xxh3);
+  }
+  template <class A> void load(A& ar) {
+    SparseRecord& r = *record;
+    ar(r.spec, r.optimizer);
+    r.slot_defs.resize(LoadCount(ar, kMaxSlots, "slot"));
+    for (SlotDef& def : r.slot_defs) {
+      LoadString(ar, def.name, wire::kMaxName, "slot name");
+      LoadBool(ar, def.scalar, "slot scalar");
+      ar(def.initial);
+    }
+    ar(r.step, r.rows, r.chunk_bytes);
+    LoadVector(ar, r.part_bytes, kMaxSlots + 2, "part");
+    r.chunk_xxh3.resize(LoadCount(ar, kMaxSlots + 2, "checksummed part"));
+    for (auto& sums : r.chunk_xxh3) LoadVector(ar, sums, std::numeric_limits<size_t>::max(), "chunk checksum");
+  }
+};
+
+std::string EncodeSparseRecord(const SparseRecord& record) {
+  return EncodeMessage(SparseRecordCodec{const_cast<SparseRecord*>(&record)});
+}
+
+// Bytes of part `part` of a sparse table of `rows` rows: ids, values, slots.
+uint64_t SparsePartBytes(const SparseTableSpec& spec, const std::vector<SlotDef>& slot_defs, int64_t rows,
+                         size_t part) {
+  const uint64_t n = static_cast<uint64_t>(rows);
+  if (part == 0) return n * sizeof(int64_t);
+  if (part == 1) return n * static_cast<uint64_t>(spec.dim) * sizeof(float);
+  return n * static_cast<uint64_t>(SparseSlotWidth(slot_defs[part - 2], spec.dim)) * sizeof(float);
 }
 
 // What part `part` of a shard looks like in memory.
@@ -170,17 +217,50 @@ Status DecodeRecord(std::string_view bytes, ShardRecord* record) {
   return CheckRecord(*record);
 }
 
-std::string ChunkKey(const std::string& shard, size_t part, uint64_t chunk) {
+// Everything a reader of a sparse record relies on.
+Status CheckSparseRecord(const SparseRecord& r) {
+  const std::string where = "sparse table '" + r.spec.name + "': ";
+  Status s = ValidateSparseSpec(r.spec);
+  if (!s.ok()) return InvalidArgument(s.message());
+  if (r.chunk_bytes == 0) return InvalidArgument(where + "chunk_bytes is 0");
+  if (r.rows < 0 || static_cast<uint64_t>(r.rows) > kMaxPartBytes / sizeof(float) / static_cast<uint64_t>(r.spec.dim)) {
+    return InvalidArgument(where + std::to_string(r.rows) + " rows");
+  }
+  const size_t parts = 2 + r.slot_defs.size();
+  if (r.part_bytes.size() != parts || r.chunk_xxh3.size() != parts) {
+    return InvalidArgument(where + "expected " + std::to_string(parts) + " parts");
+  }
+  for (size_t p = 0; p < parts; ++p) {
+    const uint64_t expected = SparsePartBytes(r.spec, r.slot_defs, r.rows, p);
+    if (r.part_bytes[p] != expected) {
+      return InvalidArgument(where + "part " + std::to_string(p) + " is " + std::to_string(r.part_bytes[p]) +
+                             " bytes, " + std::to_string(r.rows) + " rows need " + std::to_string(expected));
+    }
+    if (r.chunk_xxh3[p].size() != ChunkCount(r.part_bytes[p], r.chunk_bytes)) {
+      return InvalidArgument(where + "part " + std::to_string(p) + " has " + std::to_string(r.chunk_xxh3[p].size()) +
+                             " chunk checksums");
+    }
+  }
+  return Status::OK();
+}
+
+Status DecodeSparseRecord(std::string_view bytes, SparseRecord* record) {
+  SparseRecordCodec codec{record};
+  RETURN_IF_ERROR(DecodeMessage(bytes, &codec, "sparse table record"));
+  return CheckSparseRecord(*record);
+}
+
+std::string ChunkKey(const std::string& shard, size_t part, uint64_t chunk, const char* prefix = kDataPrefix) {
   char suffix[32];
   std::snprintf(suffix, sizeof suffix, "/%04zu/%08llu", part, static_cast<unsigned long long>(chunk));
-  return kDataPrefix + shard + suffix;
+  return prefix + shard + suffix;
 }
 
 // Above every chunk key of the part ('0' follows the '/' before the chunk number).
-std::string PartEndKey(const std::string& shard, size_t part) {
+std::string PartEndKey(const std::string& shard, size_t part, const char* prefix = kDataPrefix) {
   char suffix[16];
   std::snprintf(suffix, sizeof suffix, "/%04zu0", part);
-  return kDataPrefix + shard + suffix;
+  return prefix + shard + suffix;
 }
 
 // ---- Writing ----
@@ -247,10 +327,98 @@ std::vector<Chunk> ListChunks(const std::vector<ShardCopy>& shards, std::vector<
   return chunks;
 }
 
+// The record of one sparse table's part, checksums still empty, and its
+// parts' bytes in part order.
+StatusOr<SparseRecord> PlanSparseRecord(int64_t step, const SparseCopy& copy, uint64_t chunk_bytes,
+                                        std::vector<std::pair<const char*, uint64_t>>* parts) {
+  const SparseRows& rows = copy.rows;
+  const std::string where = "sparse table '" + copy.spec.name + "'";
+  SparseRecord record;
+  record.spec = copy.spec;
+  record.optimizer = copy.optimizer;
+  record.slot_defs = copy.slot_defs;
+  record.step = step;
+  record.rows = static_cast<int64_t>(rows.ids.size());
+  record.chunk_bytes = chunk_bytes;
+  if (rows.dim != copy.spec.dim) return InvalidArgument(where + ": rows of dim " + std::to_string(rows.dim));
+  if (rows.slots.size() != copy.slot_defs.size()) {
+    return InvalidArgument(where + " has " + std::to_string(rows.slots.size()) + " slots for " +
+                           std::to_string(copy.slot_defs.size()) + " slot definitions");
+  }
+  if (!std::is_sorted(rows.ids.begin(), rows.ids.end()) ||
+      std::adjacent_find(rows.ids.begin(), rows.ids.end()) != rows.ids.end()) {
+    return InvalidArgument(where + ": ids are not sorted and unique");
+  }
+  parts->clear();
+  parts->emplace_back(reinterpret_cast<const char*>(rows.ids.data()), rows.ids.size() * sizeof(int64_t));
+  parts->emplace_back(reinterpret_cast<const char*>(rows.values.data()), rows.values.size() * sizeof(float));
+  for (const std::vector<float>& slot : rows.slots) {
+    parts->emplace_back(reinterpret_cast<const char*>(slot.data()), slot.size() * sizeof(float));
+  }
+  for (size_t p = 0; p < parts->size(); ++p) {
+    if ((*parts)[p].second != SparsePartBytes(copy.spec, copy.slot_defs, record.rows, p)) {
+      return InvalidArgument(where + ": part " + std::to_string(p) + " does not match its " +
+                             std::to_string(record.rows) + " ids");
+    }
+    record.part_bytes.push_back((*parts)[p].second);
+    record.chunk_xxh3.emplace_back(ChunkCount((*parts)[p].second, chunk_bytes));
+  }
+  SparseRecord decoded;
+  const Status s = DecodeSparseRecord(EncodeSparseRecord(record), &decoded);
+  if (!s.ok()) return InvalidArgument(where + " cannot be saved: " + s.message());
+  return record;
+}
+
+// Writes the sparse tables' chunks and then their records (keys after every
+// dense key but "done": "sdata/..." < "sparse/...").
+Status WriteSparse(BulkWriter& writer, int64_t step, const std::vector<SparseCopy>& sparse, uint64_t chunk_bytes,
+                   uint64_t* bytes) {
+  std::vector<const SparseCopy*> by_name;
+  for (const SparseCopy& c : sparse) by_name.push_back(&c);
+  std::sort(by_name.begin(), by_name.end(),
+            [](const SparseCopy* a, const SparseCopy* b) { return a->spec.name < b->spec.name; });
+  std::vector<SparseRecord> records;
+  std::vector<std::vector<std::pair<const char*, uint64_t>>> parts(by_name.size());
+  for (size_t i = 0; i < by_name.size(); ++i) {
+    if (i > 0 && by_name[i]->spec.name == by_name[i - 1]->spec.name) {
+      return InvalidArgument("sparse table '" + by_name[i]->spec.name + "' appears twice");
+    }
+    ASSIGN_OR_RETURN(SparseRecord record, PlanSparseRecord(step, *by_name[i], chunk_bytes, &parts[i]));
+    records.push_back(std::move(record));
+  }
+  std::vector<Chunk> chunks;
+  for (size_t i = 0; i < records.size(); ++i) {
+    SparseRecord& record = records[i];
+    for (size_t p = 0; p < parts[i].size(); ++p) {
+      for (uint64_t c = 0; c < record.chunk_xxh3[p].size(); ++c) {
+        const uint64_t offset = c * chunk_bytes;
+        chunks.push_back({ChunkKey(record.spec.name, p, c, kSparseDataPrefix), parts[i][p].first + offset,
+                          std::min(chunk_bytes, record.part_bytes[p] - offset), &record.chunk_xxh3[p][c]});
+      }
+    }
+  }
+  std::sort(chunks.begin(), chunks.end(), [](const Chunk& a, const Chunk& b) { return a.key < b.key; });
+  for (const Chunk& chunk : chunks) {
+    *chunk.xxh3 = XXH3_64bits(chunk.data, chunk.size);
+    RETURN_IF_ERROR(writer.Put(chunk.key, rocksdb::Slice(chunk.data, chunk.size)));
+  }
+  for (const SparseRecord& record : records) {
+    RETURN_IF_ERROR(writer.Put(kSparsePrefix + record.spec.name, EncodeSparseRecord(record)));
+    *bytes += record.total_bytes();
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 Status WriteServerSnapshot(const std::string& db_path, int64_t step, const std::vector<ShardCopy>& shards,
                            const SnapshotWriteOptions& options, SnapshotIoStats* stats) {
+  return WriteServerSnapshot(db_path, step, shards, {}, options, stats);
+}
+
+Status WriteServerSnapshot(const std::string& db_path, int64_t step, const std::vector<ShardCopy>& shards,
+                           const std::vector<SparseCopy>& sparse, const SnapshotWriteOptions& options,
+                           SnapshotIoStats* stats) {
   const Clock::time_point start = Clock::now();
   if (options.chunk_bytes == 0) return InvalidArgument("chunk_bytes must be positive");
   std::vector<ShardRecord> records;
@@ -280,8 +448,12 @@ Status WriteServerSnapshot(const std::string& db_path, int64_t step, const std::
     RETURN_IF_ERROR(writer->Put(kMetaPrefix + record->info.spec.name, EncodeRecord(*record)));
     done.bytes += record->total_bytes();
   }
+  // The done record counts the dense shards only, as before sparse tables:
+  // each sparse record is checked against the manifest's row counts instead.
+  uint64_t sparse_bytes = 0;
+  RETURN_IF_ERROR(WriteSparse(*writer, step, sparse, options.chunk_bytes, &sparse_bytes));
   RETURN_IF_ERROR(writer->Commit(kDoneKey, EncodeMessage(done)));
-  if (stats) *stats = {done.bytes, SecondsSince(start)};
+  if (stats) *stats = {done.bytes + sparse_bytes, SecondsSince(start)};
   return Status::OK();
 }
 
@@ -309,20 +481,35 @@ class RocksSnapshotDb final : public SnapshotDb {
   Status ReadRows(const std::string& shard, int part, int64_t row_begin, int64_t row_end, void* out,
                   uint64_t out_bytes) override;
   StatusOr<Tensor> ReadPart(const std::string& shard, int part) override;
+  const std::vector<SparseRecord>& sparse_tables() const override { return sparse_; }
+  const SparseRecord* FindSparse(const std::string& table) const override;
+  StatusOr<SparseCopy> ReadSparse(const std::string& table) override;
 
  private:
+  // One part's chunks: where they are and what they must hash to.
+  struct PartChunks {
+    const char* prefix;
+    const std::string& name;
+    int part;
+    uint64_t chunk_bytes;
+    uint64_t part_bytes;
+    const std::vector<uint64_t>& xxh3;
+    std::string what;  // "shard 'w'" or "sparse table 'emb'", for errors
+  };
+  Status LoadSparseRecords();
+  Status ReadChunks(const PartChunks& p, uint64_t begin, uint64_t size, char* out);
   RocksSnapshotDb(const std::string& path, std::unique_ptr<rocksdb::DB> db) : path_(path), db_(std::move(db)) {}
   Status LoadRecords();
   StatusOr<const ShardRecord*> FindPart(const std::string& shard, int part) const;
   // Copies bytes [begin, begin + size) of the part to `out`.
   Status ReadBytes(const ShardRecord& record, int part, uint64_t begin, uint64_t size, char* out);
-  Status PartLoss(const ShardRecord& record, int part, const std::string& what) const;
 
   // Constant after Open.
   const std::string path_;
   const std::unique_ptr<rocksdb::DB> db_;
   int64_t step_ = 0;
   std::vector<ShardRecord> shards_;  // sorted by name
+  std::vector<SparseRecord> sparse_;  // sorted by name
 };
 
 StatusOr<std::unique_ptr<SnapshotDb>> RocksSnapshotDb::Open(const std::string& db_path) {
@@ -366,7 +553,61 @@ Status RocksSnapshotDb::LoadRecords() {
                     " bytes, its done record says " + std::to_string(done.shards) + " of " +
                     std::to_string(done.bytes));
   }
+  return LoadSparseRecords();
+}
+
+Status RocksSnapshotDb::LoadSparseRecords() {
+  const std::string where = "snapshot database '" + path_ + "'";
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(RecordReadOptions()));
+  for (it->Seek(kSparsePrefix); it->Valid() && it->key().starts_with(kSparsePrefix); it->Next()) {
+    const std::string name = it->key().ToString().substr(std::strlen(kSparsePrefix));
+    SparseRecord record;
+    const Status decoded = DecodeSparseRecord(it->value().ToStringView(), &record);
+    if (!decoded.ok()) return DataLoss(where + ": record of sparse table '" + name + "': " + decoded.message());
+    if (record.spec.name != name || record.step != step_) {
+      return DataLoss(where + ": the record under sparse table '" + name + "' is of '" + record.spec.name +
+                      "' at step " + std::to_string(record.step));
+    }
+    sparse_.push_back(std::move(record));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), where + ": cannot read the sparse table records");
   return Status::OK();
+}
+
+const SparseRecord* RocksSnapshotDb::FindSparse(const std::string& table) const {
+  auto it = std::lower_bound(sparse_.begin(), sparse_.end(), table,
+                             [](const SparseRecord& r, const std::string& name) { return r.spec.name < name; });
+  return it != sparse_.end() && it->spec.name == table ? &*it : nullptr;
+}
+
+StatusOr<SparseCopy> RocksSnapshotDb::ReadSparse(const std::string& table) {
+  const SparseRecord* r = FindSparse(table);
+  if (!r) return NotFound("snapshot database '" + path_ + "' has no sparse table '" + table + "'");
+  SparseCopy copy;
+  copy.spec = r->spec;
+  copy.optimizer = r->optimizer;
+  copy.slot_defs = r->slot_defs;
+  SparseRows& rows = copy.rows;
+  rows.dim = r->spec.dim;
+  const size_t n = static_cast<size_t>(r->rows);
+  rows.ids.resize(n);
+  rows.values.resize(n * r->spec.dim);
+  rows.slots.resize(r->slot_defs.size());
+  for (size_t k = 0; k < rows.slots.size(); ++k) rows.slots[k].resize(n * SparseSlotWidth(r->slot_defs[k], rows.dim));
+  const std::string what = "sparse table '" + table + "'";
+  for (size_t p = 0; p < r->part_bytes.size(); ++p) {
+    char* out = p == 0 ? reinterpret_cast<char*>(rows.ids.data())
+                : p == 1 ? reinterpret_cast<char*>(rows.values.data())
+                         : reinterpret_cast<char*>(rows.slots[p - 2].data());
+    const PartChunks chunks{kSparseDataPrefix, r->spec.name, static_cast<int>(p), r->chunk_bytes, r->part_bytes[p],
+                            r->chunk_xxh3[p], what};
+    RETURN_IF_ERROR(ReadChunks(chunks, 0, r->part_bytes[p], out));
+  }
+  if (!std::is_sorted(rows.ids.begin(), rows.ids.end()) ||
+      std::adjacent_find(rows.ids.begin(), rows.ids.end()) != rows.ids.end()) {
+    return DataLoss("snapshot database '" + path_ + "', " + what + ": its ids are not sorted and unique");
+  }
+  return copy;
 }
 
 const ShardRecord* RocksSnapshotDb::Find(const std::string& shard) const {
@@ -383,11 +624,6 @@ StatusOr<const ShardRecord*> RocksSnapshotDb::FindPart(const std::string& shard,
                       std::to_string(record->part_bytes.size()) + ")");
   }
   return record;
-}
-
-Status RocksSnapshotDb::PartLoss(const ShardRecord& record, int part, const std::string& what) const {
-  return DataLoss("snapshot database '" + path_ + "', shard '" + record.info.spec.name + "' part " +
-                  std::to_string(part) + ": " + what);
 }
 
 Status RocksSnapshotDb::ReadRows(const std::string& shard, int part, int64_t row_begin, int64_t row_end, void* out,
@@ -426,17 +662,24 @@ StatusOr<Tensor> RocksSnapshotDb::ReadPart(const std::string& shard, int part) {
 }
 
 Status RocksSnapshotDb::ReadBytes(const ShardRecord& record, int part, uint64_t begin, uint64_t size, char* out) {
+  const PartChunks chunks{kDataPrefix, record.info.spec.name, part, record.chunk_bytes, record.part_bytes[part],
+                          record.chunk_xxh3[part], "shard '" + record.info.spec.name + "'"};
+  return ReadChunks(chunks, begin, size, out);
+}
+
+Status RocksSnapshotDb::ReadChunks(const PartChunks& p, uint64_t begin, uint64_t size, char* out) {
   if (size == 0) return Status::OK();
-  const std::string& name = record.info.spec.name;
-  const uint64_t part_bytes = record.part_bytes[part];
-  const uint64_t first = begin / record.chunk_bytes, last = (begin + size - 1) / record.chunk_bytes;
-  const std::string upper = PartEndKey(name, part);
+  auto loss = [&](const std::string& what) {
+    return DataLoss("snapshot database '" + path_ + "', " + p.what + " part " + std::to_string(p.part) + ": " + what);
+  };
+  const uint64_t first = begin / p.chunk_bytes, last = (begin + size - 1) / p.chunk_bytes;
+  const std::string upper = PartEndKey(p.name, p.part, p.prefix);
   rocksdb::ReadOptions read = ChunkReadOptions();
   rocksdb::Slice upper_slice(upper);
   read.iterate_upper_bound = &upper_slice;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read));
   for (uint64_t c = first; c <= last; ++c) {
-    const std::string key = ChunkKey(name, part, c);
+    const std::string key = ChunkKey(p.name, p.part, c, p.prefix);
     if (c == first) {
       it->Seek(key);
     } else {
@@ -445,18 +688,18 @@ Status RocksSnapshotDb::ReadBytes(const ShardRecord& record, int part, uint64_t 
       if (it->Valid() && it->key() != key) it->Seek(key);
     }
     if (!it->status().ok()) return FromRocks(it->status(), "snapshot database '" + path_ + "': reading " + key);
-    if (!it->Valid() || it->key() != key) return PartLoss(record, part, "chunk " + std::to_string(c) + " is missing");
-    const uint64_t chunk_begin = c * record.chunk_bytes;
-    const uint64_t expected = std::min(record.chunk_bytes, part_bytes - chunk_begin);
+    if (!it->Valid() || it->key() != key) return loss("chunk " + std::to_string(c) + " is missing");
+    const uint64_t chunk_begin = c * p.chunk_bytes;
+    const uint64_t expected = std::min(p.chunk_bytes, p.part_bytes - chunk_begin);
     const rocksdb::Slice value = it->value();
     if (value.size() != expected) {
-      return PartLoss(record, part, "chunk " + std::to_string(c) + " is " + std::to_string(value.size()) +
-                                        " bytes, expected " + std::to_string(expected));
+      return loss("chunk " + std::to_string(c) + " is " + std::to_string(value.size()) + " bytes, expected " +
+                  std::to_string(expected));
     }
     const uint64_t from = std::max(begin, chunk_begin) - chunk_begin;
     const uint64_t to = std::min(begin + size, chunk_begin + expected) - chunk_begin;
-    if (HashAndCopy(value, from, to, out + (chunk_begin + from - begin)) != record.chunk_xxh3[part][c]) {
-      return PartLoss(record, part, "chunk " + std::to_string(c) + " fails its checksum");
+    if (HashAndCopy(value, from, to, out + (chunk_begin + from - begin)) != p.xxh3[c]) {
+      return loss("chunk " + std::to_string(c) + " fails its checksum");
     }
   }
   return Status::OK();

@@ -5,7 +5,12 @@
 //   "meta/<shard>"                         ShardRecord (Cereal binary)
 //   "data/<shard>/<part:04>/<chunk:08>"    the part's raw bytes, chunk by chunk
 //   "done"                                 DoneRecord, written last
-// Part 0 is the shard's values and part 1 + i its slot i. Bytes are stored
+//   "sdata/<table>/<part:04>/<chunk:08>"   a sparse table's part, chunk by chunk
+//   "sparse/<table>"                       SparseRecord (Cereal binary)
+// Part 0 is the shard's values and part 1 + i its slot i. A sparse table's
+// part 0 is its sorted ids (int64), part 1 its values [rows, dim] and part
+// 2 + i its slot i [rows, width]. Databases written before sparse tables
+// existed simply have no "sparse/" records. Bytes are stored
 // exactly as they are in memory (float bits round-trip); every chunk carries
 // an XXH3-64 checksum in its ShardRecord, checked on every read.
 //
@@ -42,6 +47,20 @@ struct ShardRecord {
   uint64_t total_bytes() const;
 };
 
+// What a database says about this server's part of one sparse table.
+struct SparseRecord {
+  SparseTableSpec spec;
+  OptimizerSpec optimizer;
+  std::vector<SlotDef> slot_defs;
+  int64_t step = 0;
+  int64_t rows = 0;                    // ids this server held
+  uint64_t chunk_bytes = 0;
+  std::vector<uint64_t> part_bytes;    // 2 + slot_defs.size() entries: ids, values, slots
+  std::vector<std::vector<uint64_t>> chunk_xxh3;
+
+  uint64_t total_bytes() const;
+};
+
 struct SnapshotWriteOptions {
   uint64_t chunk_bytes = uint64_t{4} << 20;  // a part is stored in chunks of this size
   StorageEnv env;                            // the file system written through, crash points
@@ -55,6 +74,11 @@ struct SnapshotIoStats {
 // Writes `shards`, copied for `step`, into a new database at `db_path`
 // (its parent directory must exist; an existing database there is an
 // AlreadyExists error). Returns when the database is synced and closed.
+// `sparse`: this server's part of each sparse table (names unique, rows
+// sorted by id), written next to the shards; stats count their bytes too.
+Status WriteServerSnapshot(const std::string& db_path, int64_t step, const std::vector<ShardCopy>& shards,
+                           const std::vector<SparseCopy>& sparse, const SnapshotWriteOptions& options = {},
+                           SnapshotIoStats* stats = nullptr);
 Status WriteServerSnapshot(const std::string& db_path, int64_t step, const std::vector<ShardCopy>& shards,
                            const SnapshotWriteOptions& options = {}, SnapshotIoStats* stats = nullptr);
 
@@ -76,6 +100,14 @@ class SnapshotDb {
                           uint64_t out_bytes) = 0;
   // The whole part (its values or one slot) as a Tensor of the part's shape.
   virtual StatusOr<Tensor> ReadPart(const std::string& shard, int part) = 0;
+
+  // This server's parts of sparse tables, sorted by name.
+  virtual const std::vector<SparseRecord>& sparse_tables() const = 0;
+  virtual const SparseRecord* FindSparse(const std::string& table) const = 0;
+  // Every row of `table` in this database, every chunk's checksum verified
+  // (DataLoss naming the database, table and part otherwise); NotFound if
+  // the database has no such table.
+  virtual StatusOr<SparseCopy> ReadSparse(const std::string& table) = 0;
 };
 
 // Opens the database at `db_path` read-only. NotFound if there is none;

@@ -80,6 +80,13 @@ Status SnapshotReader::CheckManifest() const {
                       std::to_string(m.num_servers) + " servers");
     }
   }
+  for (const ManifestSparseTable& t : m.sparse_tables) {
+    if (t.scalar_slots.size() != t.slots.size() || t.rows_per_server.size() != static_cast<size_t>(m.num_servers)) {
+      return DataLoss("the manifest's sparse table '" + t.spec.name + "' lists " + std::to_string(t.slots.size()) +
+                      " slots, " + std::to_string(t.scalar_slots.size()) + " scalar flags and rows of " +
+                      std::to_string(t.rows_per_server.size()) + " servers (of " + std::to_string(m.num_servers) + ")");
+    }
+  }
   for (const ManifestVariable& v : m.variables) {
     if (v.scalar_slots.size() != v.slots.size()) {
       return DataLoss("the manifest lists " + std::to_string(v.slots.size()) + " slots of '" + v.spec.name +
@@ -189,6 +196,102 @@ StatusOr<Tensor> SnapshotReader::ReadPart(const std::string& variable, int part)
   const int64_t rows = scalar_slot ? 0 : v->spec.rows();
   RETURN_IF_ERROR(ReadRows(variable, part, 0, rows, t.raw(), t.byte_size()));
   return t;
+}
+
+namespace {
+
+// Checks that a database's record of a sparse table is the one the manifest describes.
+Status CheckSparseRecord(const SparseRecord* r, const ManifestSparseTable& t, int server) {
+  const std::string where = "server " + std::to_string(server) + "'s database";
+  const std::string name = "sparse table '" + t.spec.name + "'";
+  if (!r) {
+    return DataLoss(where + " has no " + name + " (the manifest puts " + std::to_string(t.rows_per_server[server]) +
+                    " rows there)");
+  }
+  if (r->spec.dim != t.spec.dim) {
+    return DataLoss(where + " holds " + name + " of dim " + std::to_string(r->spec.dim) + ", the manifest says " +
+                    std::to_string(t.spec.dim));
+  }
+  if (r->rows != t.rows_per_server[server]) {
+    return DataLoss(where + " holds " + std::to_string(r->rows) + " rows of " + name + ", the manifest says " +
+                    std::to_string(t.rows_per_server[server]));
+  }
+  bool same_slots = r->slot_defs.size() == t.slots.size();
+  for (size_t k = 0; same_slots && k < t.slots.size(); ++k) {
+    same_slots = r->slot_defs[k].name == t.slots[k] && r->slot_defs[k].scalar == t.scalar_slots[k];
+  }
+  if (!same_slots) {
+    return DataLoss(where + " holds " + name + " with " + std::to_string(r->slot_defs.size()) +
+                    " slot(s) other than the manifest's " + std::to_string(t.slots.size()));
+  }
+  return Status::OK();
+}
+
+// Appends the rows of `from` that `keep` accepts to `to`.
+void AppendRows(const SparseRows& from, const std::function<bool(int64_t)>& keep, SparseRows* to) {
+  const size_t dim = static_cast<size_t>(from.dim);
+  std::vector<size_t> widths;
+  for (const std::vector<float>& slot : from.slots) widths.push_back(from.ids.empty() ? 0 : slot.size() / from.ids.size());
+  for (size_t i = 0; i < from.ids.size(); ++i) {
+    if (keep && !keep(from.ids[i])) continue;
+    to->ids.push_back(from.ids[i]);
+    to->values.insert(to->values.end(), from.values.begin() + i * dim, from.values.begin() + (i + 1) * dim);
+    for (size_t k = 0; k < widths.size(); ++k) {
+      const auto begin = from.slots[k].begin() + i * widths[k];
+      to->slots[k].insert(to->slots[k].end(), begin, begin + widths[k]);
+    }
+  }
+}
+
+// `rows` sorted by id (each database's rows are sorted; several databases' are not).
+SparseRows SortedById(const SparseRows& rows) {
+  std::vector<size_t> order(rows.ids.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return rows.ids[a] < rows.ids[b]; });
+  SparseRows out;
+  out.dim = rows.dim;
+  out.slots.resize(rows.slots.size());
+  const size_t dim = static_cast<size_t>(rows.dim);
+  for (size_t i : order) {
+    out.ids.push_back(rows.ids[i]);
+    out.values.insert(out.values.end(), rows.values.begin() + i * dim, rows.values.begin() + (i + 1) * dim);
+    for (size_t k = 0; k < rows.slots.size(); ++k) {
+      const size_t w = rows.slots[k].size() / rows.ids.size();
+      out.slots[k].insert(out.slots[k].end(), rows.slots[k].begin() + i * w, rows.slots[k].begin() + (i + 1) * w);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+StatusOr<SparseCopy> SnapshotReader::ReadSparse(const std::string& table, const std::function<bool(int64_t)>& keep) {
+  const ManifestSparseTable* t = manifest_.FindSparseTable(table);
+  if (!t) return NotFound("snapshot " + std::to_string(manifest_.step) + " has no sparse table '" + table + "'");
+  SparseCopy out;
+  out.spec = t->spec;
+  out.optimizer = manifest_.optimizer;
+  for (size_t k = 0; k < t->slots.size(); ++k) out.slot_defs.push_back(SlotDef{t->slots[k], t->scalar_slots[k], 0});
+  out.rows.dim = t->spec.dim;
+  out.rows.slots.resize(t->slots.size());
+  size_t databases = 0;
+  for (int server = 0; server < manifest_.num_servers; ++server) {
+    if (t->rows_per_server[server] == 0) continue;
+    ASSIGN_OR_RETURN(SnapshotDb * db, Db(server));
+    const SparseRecord* r = db->FindSparse(table);
+    RETURN_IF_ERROR(CheckSparseRecord(r, *t, server));
+    out.slot_defs = r->slot_defs;  // with their initial values
+    out.optimizer = r->optimizer;
+    ASSIGN_OR_RETURN(SparseCopy part, db->ReadSparse(table));
+    AppendRows(part.rows, keep, &out.rows);
+    ++databases;
+  }
+  if (databases > 1) out.rows = SortedById(out.rows);
+  if (std::adjacent_find(out.rows.ids.begin(), out.rows.ids.end()) != out.rows.ids.end()) {
+    return DataLoss("snapshot " + std::to_string(manifest_.step) + ": more than one server's database holds a row of " +
+                    "sparse table '" + table + "'");
+  }
+  return out;
 }
 
 }  // namespace cairn

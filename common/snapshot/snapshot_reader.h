@@ -19,10 +19,18 @@
 // the same on every shard: Adam's beta powers) is read whole, with rows
 // [0, 0), from the variable's first shard.
 //
+// Sparse tables: ReadSparse gathers a table's rows from every server
+// database that holds some (the manifest's rows_per_server), checking each
+// database's record against the manifest (dim, slots, row count) and every
+// chunk; `keep` picks the ids wanted (a restoring server: those ServerOfId
+// routes to it now), so a restore onto another server count re-routes
+// every row.
+//
 // Not thread-safe. Databases are opened on first use and kept open.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -54,6 +62,11 @@ class SnapshotReader {
   // The whole part: values of the variable's shape and dtype, or one slot
   // (float32; [1] for a scalar slot).
   StatusOr<Tensor> ReadPart(const std::string& variable, int part);
+
+  // The rows of sparse table `table` whose ids `keep` accepts (every row if
+  // `keep` is empty), sorted by id, with the saved slots (slot_defs in the
+  // manifest's slot order). NotFound if the snapshot has no such table.
+  StatusOr<SparseCopy> ReadSparse(const std::string& table, const std::function<bool(int64_t)>& keep = {});
 
  private:
   SnapshotReader(std::string model_dir, SnapshotManifest manifest)
