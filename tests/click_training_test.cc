@@ -8,6 +8,8 @@
 
 #include "launch/job_config.h"
 #include "launch/train_job.h"
+#include "worker/criteo_tsv.h"
+#include "worker/synthetic_clicks.h"
 
 namespace cairn {
 namespace {
@@ -81,6 +83,28 @@ TEST(ClickTraining, AResumedJobContinuesFromItsDataPosition) {
   EXPECT_EQ(second->resumed_from, 80);
   EXPECT_EQ(second->global_step, 2 * 2 * (20000 / (2 * 128)));
   EXPECT_GT(second->metrics.at("test_auc"), 0.65);
+}
+
+TEST(ClickTraining, LogisticRegressionLearnsFromCriteoTsvFiles) {
+  SyntheticClicksOptions o;
+  o.rows = 20000;
+  o.test_rows = 5000;
+  const std::string train = testing::TempDir() + "/clicks_train.tsv", test = testing::TempDir() + "/clicks_test.tsv";
+  auto train_log = SyntheticClicks::Create(o, ClickSplit::kTrain);
+  auto test_log = SyntheticClicks::Create(o, ClickSplit::kTest);
+  ASSERT_TRUE(train_log.ok() && test_log.ok());
+  ASSERT_TRUE(WriteCriteoTsv(**train_log, 0, o.rows, train).ok());
+  ASSERT_TRUE(WriteCriteoTsv(**test_log, 0, o.test_rows, test).ok());
+  StatusOr<JobConfig> c = ParseJobConfig("model: {kind: click_logistic}\n"
+                                         "data: {kind: criteo_tsv, paths: " + train + ", test_paths: [" + test + "]}\n"
+                                         "train: {batch_size: 128, epochs: 2, log_every_steps: 1000}\n"
+                                         "optimizer: {kind: ftrl, learning_rate: 0.05}\n"
+                                         "cluster: {servers: 2, workers: 2}\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  StatusOr<JobSummary> s = RunLocalJob(*c);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_GT(s->metrics.at("test_auc"), 0.65);
+  EXPECT_EQ(s->metrics.count("bayes_auc"), 0u);  // only synthetic data knows its answer
 }
 
 }  // namespace
