@@ -26,6 +26,7 @@
 #include "common/snapshot/snapshot_db.h"
 #include "common/snapshot/snapshot_reader.h"
 #include "ps/local_cluster.h"
+#include "ps/server.h"
 #include "worker/session.h"
 #include "tests/status_matchers.h"
 #include "tests/test_worker.h"
@@ -322,6 +323,34 @@ TEST_P(SparseSnapshotTest, ADamagedSparseChunkIsDataLossAndChangesNothing) {
     }
     return ids.size();
   }());
+}
+
+// Standalone servers restarted with restore_dir bring their part of every
+// sparse table back before they listen: a worker that only declares the
+// tables pulls the snapshot's rows.
+TEST_P(SparseSnapshotTest, RestartedServersRestoreTheirSparseRowsOnStart) {
+  ASSERT_NO_FATAL_FAILURE(TrainAndSave());
+  std::vector<std::unique_ptr<Server>> servers;
+  std::vector<Endpoint> endpoints;
+  for (int i = 0; i < 2; ++i) {
+    ServerOptions o;
+    o.index = i;
+    o.num_servers = 2;
+    o.restore_dir = Dir("model");
+    auto started = Server::Start(loop_, o);
+    ASSERT_OK(started);
+    endpoints.push_back((*started)->endpoint());
+    servers.push_back(std::move(*started));
+  }
+  auto w = std::make_unique<Worker>(loop_, endpoints, Options(GetParam()));
+  ASSERT_TRUE(w->ready());
+  EXPECT_EQ(Pulled(*w, touched_), saved_);
+  auto saver = w->NewSaver(Dir("again"));
+  ASSERT_OK(saver);
+  ASSERT_OK((*saver)->Save(10));
+  for (const std::string& table : kTables) {
+    ExpectSameRows(Saved(Dir("model"), 10, table).rows, Saved(Dir("again"), 10, table).rows, table);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Optimizers, SparseSnapshotTest, ::testing::Values("adagrad", "adam"),

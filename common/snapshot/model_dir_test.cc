@@ -181,6 +181,41 @@ TEST_F(ModelDirTest, ManifestRoundTripsEveryField) {
   EXPECT_EQ(read->FindVariable("nope"), nullptr);
 }
 
+TEST_F(ModelDirTest, SparseTablesRoundTripAndADenseOnlyManifestHasNone) {
+  ASSERT_EQ(PrepareModelDir(dir_), Status::OK());
+  SnapshotManifest m = FullManifest(7);
+  ManifestSparseTable t;
+  t.spec.name = "emb/user";
+  t.spec.dim = 16;
+  t.spec.init.kind = InitKind::kNormal;
+  t.spec.init.stddev = 0.01;
+  t.spec.init.seed = 1ULL << 63;
+  t.optimizer = "Adam";
+  t.slots = {"m", "v", "beta1_power", "beta2_power"};
+  t.scalar_slots = {false, false, true, true};
+  t.rows_per_server = {3, 0, 1LL << 40};
+  m.sparse_tables.push_back(t);
+  ASSERT_EQ(CommitManifest(dir_, m), Status::OK());
+  ASSERT_EQ(CommitManifest(dir_, FullManifest(8)), Status::OK());
+  StatusOr<SnapshotManifest> read = ReadManifest(dir_, 7);
+  ASSERT_TRUE(read.ok()) << read.status();
+  ExpectManifestsEqual(*read, m);
+  ASSERT_EQ(read->sparse_tables.size(), 1u);
+  const ManifestSparseTable* got = read->FindSparseTable("emb/user");
+  ASSERT_NE(got, nullptr);
+  EXPECT_EQ(got->spec, t.spec);
+  EXPECT_EQ(got->optimizer, t.optimizer);
+  EXPECT_EQ(got->slots, t.slots);
+  EXPECT_EQ(got->scalar_slots, t.scalar_slots);
+  EXPECT_EQ(got->rows_per_server, t.rows_per_server);
+  EXPECT_EQ(got->rows(), 3 + (1LL << 40));
+  // Written as before sparse tables when there are none (no "sparse_tables" key).
+  EXPECT_EQ(ReadAll(ManifestPath(dir_, 8)).find("sparse_tables"), std::string::npos);
+  StatusOr<SnapshotManifest> dense = ReadManifest(dir_, 8);
+  ASSERT_TRUE(dense.ok()) << dense.status();
+  EXPECT_TRUE(dense->sparse_tables.empty());
+}
+
 TEST_F(ModelDirTest, ManifestEndsWithAnXxh3LineOverTheJson) {
   Commit(7);
   const std::string content = ReadAll(ManifestPath(dir_, 7));

@@ -234,6 +234,79 @@ TEST_F(SnapshotStoreTest, NamesThatExtendAnotherShardsNameDoNotMixTheirChunks) {
   ExpectRoundTrip(*db, shards);
 }
 
+// A server's part of an Adam-trained sparse table: 5 rows of dim 3 with
+// per-element m and v and per-row beta powers.
+SparseCopy MakeSparse(const std::string& name = "emb/user") {
+  SparseCopy c;
+  c.spec.name = name;
+  c.spec.dim = 3;
+  c.spec.init.kind = InitKind::kUniform;
+  c.optimizer.kind = "adam";
+  c.slot_defs = {{"m", false, 0}, {"v", false, 0}, {"beta1_power", true, 0.9f}, {"beta2_power", true, 0.999f}};
+  c.rows.dim = 3;
+  c.rows.ids = {-7, 0, 3, 1LL << 50, INT64_MAX};
+  for (size_t i = 0; i < 15; ++i) c.rows.values.push_back(0.1f * static_cast<float>(i) - 0.7f);
+  c.rows.slots = {std::vector<float>(15), std::vector<float>(15), std::vector<float>(5), std::vector<float>(5)};
+  for (size_t k = 0; k < 4; ++k) {
+    for (size_t i = 0; i < c.rows.slots[k].size(); ++i) c.rows.slots[k][i] = 1.0f / static_cast<float>(i + k + 1);
+  }
+  return c;
+}
+
+TEST_F(SnapshotStoreTest, SparseTablesRoundTripBitForBitBesideTheShards) {
+  const std::vector<ShardCopy> shards = MakeShards();
+  const std::vector<SparseCopy> sparse = {MakeSparse("emb/user"), MakeSparse("emb")};
+  SnapshotWriteOptions options;
+  options.chunk_bytes = 16;  // several chunks per part, the last one short
+  SnapshotIoStats stats;
+  ASSERT_TRUE(WriteServerSnapshot(DbPath(), 42, shards, sparse, options, &stats).ok());
+  EXPECT_EQ(stats.bytes, 3 * 196 + 4 + 120 + 4 + 8 + 2 * (5 * 8 + 15 * 4 * 3 + 5 * 4 * 2));
+  std::unique_ptr<SnapshotDb> db = OpenOk(DbPath());
+  ASSERT_TRUE(db);
+  ExpectRoundTrip(*db, shards);
+  ASSERT_EQ(db->sparse_tables().size(), 2u);
+  EXPECT_EQ(db->sparse_tables()[0].spec.name, "emb");
+  for (const SparseCopy& want : sparse) {
+    SCOPED_TRACE(want.spec.name);
+    const SparseRecord* r = db->FindSparse(want.spec.name);
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(r->spec, want.spec);
+    EXPECT_EQ(r->rows, 5);
+    EXPECT_EQ(r->slot_defs, want.slot_defs);
+    StatusOr<SparseCopy> got = db->ReadSparse(want.spec.name);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(got->rows.ids, want.rows.ids);
+    EXPECT_EQ(got->rows.values, want.rows.values);
+    EXPECT_EQ(got->rows.slots, want.rows.slots);
+  }
+  EXPECT_EQ(db->FindSparse("emb/u"), nullptr);
+  EXPECT_EQ(db->ReadSparse("nope").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(SnapshotStoreTest, ACorruptSparseChunkIsDataLossNamingTheTable) {
+  ASSERT_TRUE(WriteServerSnapshot(DbPath(), 1, MakeShards(), {MakeSparse()}).ok());
+  Tamper(DbPath(), [](rocksdb::DB* db) {
+    std::string value;
+    ASSERT_TRUE(db->Get({}, "sdata/emb/user/0003/00000000", &value).ok());
+    value[1] ^= 0x01;
+    ASSERT_TRUE(db->Put({}, "sdata/emb/user/0003/00000000", value).ok());
+  });
+  std::unique_ptr<SnapshotDb> db = OpenOk(DbPath());
+  ASSERT_TRUE(db);
+  ExpectDataLoss(db->ReadSparse("emb/user").status(), {"emb/user", "part 3", "checksum"});
+}
+
+TEST_F(SnapshotStoreTest, SparseRowsThatAreNotSortedOrDoNotMatchTheirIdsAreRefused) {
+  SparseCopy unsorted = MakeSparse();
+  std::swap(unsorted.rows.ids[0], unsorted.rows.ids[1]);
+  EXPECT_EQ(WriteServerSnapshot(DbPath("a.db"), 1, {}, {unsorted}).code(), StatusCode::kInvalidArgument);
+  SparseCopy short_slot = MakeSparse();
+  short_slot.rows.slots[2].pop_back();
+  EXPECT_EQ(WriteServerSnapshot(DbPath("b.db"), 1, {}, {short_slot}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(WriteServerSnapshot(DbPath("c.db"), 1, {}, {MakeSparse(), MakeSparse()}).code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST_F(SnapshotStoreTest, BadReadsAreRefused) {
   ASSERT_TRUE(WriteServerSnapshot(DbPath(), 1, MakeShards()).ok());
   std::unique_ptr<SnapshotDb> db = OpenOk(DbPath());
