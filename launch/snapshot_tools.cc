@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -37,11 +38,43 @@ std::string SlotName(const ManifestVariable& v, const std::string& slot) {
 Status ReadVariable(SnapshotReader& reader, const ManifestVariable& v, std::vector<SnapshotTensor>* out) {
   const VariableSpec& spec = v.spec;
   ASSIGN_OR_RETURN(Tensor value, reader.ReadPart(spec.name, 0));
-  out->push_back({spec.name, "", spec.trainable, std::move(value)});
+  out->push_back({spec.name, "", spec.trainable, std::move(value), ""});
   const size_t first_slot = out->size();
   for (size_t k = 0; k < v.slots.size(); ++k) {
     ASSIGN_OR_RETURN(Tensor slot, reader.ReadPart(spec.name, static_cast<int>(1 + k)));
-    out->push_back({SlotName(v, v.slots[k]), spec.name, false, std::move(slot)});
+    out->push_back({SlotName(v, v.slots[k]), spec.name, false, std::move(slot), ""});
+  }
+  std::sort(out->begin() + first_slot, out->end(),
+            [](const SnapshotTensor& a, const SnapshotTensor& b) { return a.name < b.name; });
+  return Status::OK();
+}
+
+std::string SlotName(const ManifestSparseTable& t, const std::string& slot) {
+  return t.spec.name + "/" + t.optimizer + "/" + slot;
+}
+
+template <class T>
+Tensor TensorOf(DType dtype, Shape shape, const std::vector<T>& values) {
+  Tensor t = Tensor::Uninitialized(dtype, std::move(shape));
+  if (!values.empty()) std::memcpy(t.raw(), values.data(), values.size() * sizeof(T));
+  return t;
+}
+
+// Reads every row of sparse table `t` through `reader`: "<table>/ids"
+// (int64 [n], sorted), "<table>/values" [n, dim] and each slot
+// "<table>/<Optimizer>/<slot>" [n, width], slots by name.
+Status ReadSparseTable(SnapshotReader& reader, const ManifestSparseTable& t, std::vector<SnapshotTensor>* out) {
+  ASSIGN_OR_RETURN(SparseCopy copy, reader.ReadSparse(t.spec.name));
+  const SparseRows& rows = copy.rows;
+  const int64_t n = static_cast<int64_t>(rows.ids.size());
+  const std::string& name = t.spec.name;
+  out->push_back({name + "/ids", "", false, TensorOf(DType::kInt64, {n}, rows.ids), name});
+  out->push_back({name + "/values", "", t.spec.trainable, TensorOf(DType::kFloat32, {n, t.spec.dim}, rows.values), name});
+  const size_t first_slot = out->size();
+  for (size_t k = 0; k < t.slots.size() && k < rows.slots.size(); ++k) {
+    const int64_t width = n == 0 ? SparseSlotWidth(copy.slot_defs[k], t.spec.dim) : rows.slots[k].size() / n;
+    out->push_back({SlotName(t, t.slots[k]), name + "/values", false, TensorOf(DType::kFloat32, {n, width}, rows.slots[k]),
+                    name});
   }
   std::sort(out->begin() + first_slot, out->end(),
             [](const SnapshotTensor& a, const SnapshotTensor& b) { return a.name < b.name; });
@@ -79,11 +112,17 @@ Status VisitSnapshot(const std::string& model_dir, int64_t step, const std::stri
     ASSIGN_OR_RETURN(std::unique_ptr<SnapshotReader> reader, SnapshotReader::Open(model_dir, step));
     *manifest = reader->manifest();
     const SnapshotManifest& m = *manifest;
-    if (!only.empty() && !m.FindVariable(only)) return UnknownVariable(m, only);
+    if (!only.empty() && !m.FindVariable(only) && !m.FindSparseTable(only)) return UnknownVariable(m, only);
     for (const ManifestVariable& v : m.variables) {  // sorted by name
       if (!only.empty() && v.spec.name != only) continue;
       std::vector<SnapshotTensor> tensors;
       RETURN_IF_ERROR(ReadVariable(*reader, v, &tensors));
+      RETURN_IF_ERROR(visit(std::move(tensors)));
+    }
+    for (const ManifestSparseTable& t : m.sparse_tables) {  // after the variables, one table at a time
+      if (!only.empty() && t.spec.name != only) continue;
+      std::vector<SnapshotTensor> tensors;
+      RETURN_IF_ERROR(ReadSparseTable(*reader, t, &tensors));
       RETURN_IF_ERROR(visit(std::move(tensors)));
     }
     return Status::OK();
@@ -240,6 +279,40 @@ void PrintTensorTable(const std::vector<TensorSummary>& tensors) {
   }
 }
 
+// What inspect shows of one sparse table besides its tensors.
+struct SparseSummary {
+  std::string name;
+  int32_t dim = 0;
+  int64_t rows = 0;
+  uint64_t bytes = 0;  // ids, values and slots
+  std::vector<int64_t> rows_per_server;
+  TensorStats values;
+};
+
+Json SparseJson(const SparseSummary& t) {
+  const TensorStats& s = t.values;
+  return {{"name", t.name},         {"dim", t.dim},
+          {"rows", t.rows},         {"bytes", t.bytes},
+          {"rows_per_server", t.rows_per_server},
+          {"min", JsonNumber(s, s.min)}, {"max", JsonNumber(s, s.max)}, {"mean", JsonNumber(s, s.mean)},
+          {"nan_count", s.nan_count}};
+}
+
+void PrintSparseTables(const std::vector<SparseSummary>& tables) {
+  if (tables.empty()) return;
+  size_t name_w = 4;
+  for (const SparseSummary& t : tables) name_w = std::max(name_w, t.name.size());
+  fmt::print("\nsparse tables:\n");
+  fmt::print("  {:<{}}  {:>5}  {:>12}  {:>12}  {:>12}  {:>12}  {:>12}  {}\n", "name", name_w, "dim", "rows", "bytes",
+             "min", "max", "mean", "rows per server");
+  for (const SparseSummary& t : tables) {
+    const TensorStats& s = t.values;
+    fmt::print("  {:<{}}  {:>5}  {:>12}  {:>12}  {:>12}  {:>12}  {:>12}  {}\n", t.name, name_w, t.dim, t.rows,
+               FormatBytes(t.bytes), StatText(s, s.min, 0), StatText(s, s.max, 0),
+               s.has_values() ? fmt::format("{:.6g}", s.mean) : "-", fmt::join(t.rows_per_server, " "));
+  }
+}
+
 void PrintManifestTail(const SnapshotManifest& m) {
   fmt::print("\ncollections:\n");
   if (m.collections.empty()) fmt::print("  (none)\n");
@@ -317,9 +390,20 @@ int RunInspect(const CLI::App& c) {
   // Summaries only: one variable's values are in memory at a time. Nothing
   // is printed until every variable has been read and checked.
   std::vector<TensorSummary> tensors;
+  std::vector<SparseSummary> tables;
   Status read = VisitSnapshot(dir, c.get_option("--step")->as<int64_t>(), c.get_option("--var")->as<std::string>(),
                               &m, [&](std::vector<SnapshotTensor> variable) {
                                 for (const SnapshotTensor& t : variable) tensors.push_back(Summarize(t));
+                                const ManifestSparseTable* table =
+                                    variable.empty() || variable[0].sparse_table.empty()
+                                        ? nullptr
+                                        : m.FindSparseTable(variable[0].sparse_table);
+                                if (table && variable.size() >= 2) {  // ids, values, slots
+                                  SparseSummary st{table->spec.name, table->spec.dim, table->rows(), 0,
+                                                   table->rows_per_server, StatsOf(variable[1].value)};
+                                  for (const SnapshotTensor& t : variable) st.bytes += t.value.byte_size();
+                                  tables.push_back(std::move(st));
+                                }
                                 return Status::OK();
                               });
   if (!read.ok()) return Fail("inspect", read);
@@ -327,6 +411,8 @@ int RunInspect(const CLI::App& c) {
     Json j = ManifestJson(dir, m);
     j["tensors"] = Json::array();
     for (const TensorSummary& t : tensors) j["tensors"].push_back(TensorJson(t));
+    j["sparse_tables"] = Json::array();
+    for (const SparseSummary& t : tables) j["sparse_tables"].push_back(SparseJson(t));
     fmt::print("{}\n", j.dump(2));
     return 0;
   }
@@ -335,6 +421,7 @@ int RunInspect(const CLI::App& c) {
              m.step, dir, m.global_step, m.num_servers, LocalTime(m.created), m.optimizer.kind,
              m.optimizer.learning_rate, ConsistencyName(m.mode.consistency), FormatBytes(m.bytes), m.bytes);
   PrintTensorTable(tensors);
+  PrintSparseTables(tables);
   PrintManifestTail(m);
   return 0;
 }

@@ -3,8 +3,11 @@
 //
 //   cairn snapshots DIR                                  every snapshot: step, time, size, committed or not
 //   cairn inspect DIR [--step N] [--var NAME]            variables, shapes, dtypes, trainable, slot-of,
-//                                                        min/max/mean
-//   cairn export DIR [--step N] --out FILE.npz           every variable and slot as a NumPy archive
+//                                                        min/max/mean; sparse tables' dim, rows, bytes,
+//                                                        value statistics and rows per server
+//   cairn export DIR [--step N] --out FILE.npz           every variable and slot as a NumPy archive, and
+//                                                        each sparse table as <table>/ids, <table>/values
+//                                                        and its slots
 //
 // inspect and export read one variable (with its slots) at a time, so their
 // memory is bounded by the largest variable, not the model. A missing,
@@ -32,6 +35,10 @@ struct SnapshotTensor {
   std::string slot_of;    // the variable a slot belongs to ("" for variables)
   bool trainable = false;
   Tensor value;
+  // Parts of a sparse table: "<table>/ids" (int64 [n], sorted),
+  // "<table>/values" ([n, dim]) and its slots "<table>/<Optimizer>/<slot>"
+  // ([n, dim] or [n, 1]) name the table here; "" for variables.
+  std::string sparse_table;
 };
 
 // Reads the committed snapshot `step` (-1: the newest) of `model_dir`:
