@@ -313,13 +313,13 @@ std::vector<ShardCopy> ShardStore::AllocateCopies(const std::vector<std::string>
 }
 
 std::vector<ShardCopy> ShardStore::Export(const std::vector<std::string>& names, ExportOptions options,
-                                          std::vector<SparseCopy>* sparse) const {
+                                          std::vector<SparseCut>* sparse) const {
   const std::vector<Shard*> chosen = Choose(names);
   const std::vector<SparseTable*> tables = sparse ? ChooseSparse(names) : std::vector<SparseTable*>{};
   // Destinations are chosen before the cut: the updates held off wait for
   // the copying alone.
   std::vector<ShardCopy> copies = Allocate(chosen, /*with_slots=*/true, std::move(options.reuse));
-  std::vector<SparseTable::Records> records(tables.size());
+  if (sparse) sparse->assign(tables.size(), SparseCut{});
   {
     std::unique_lock<std::shared_mutex> cut(update_mu_);
     for (size_t i = 0; i < chosen.size(); ++i) {
@@ -329,17 +329,19 @@ std::vector<ShardCopy> ShardStore::Export(const std::vector<std::string>& names,
       CopyInto(shard->values, &c.values);
       for (size_t k = 0; k < shard->slots.size(); ++k) CopyInto(shard->slots[k], &c.slots[k]);
     }
-    for (size_t i = 0; i < tables.size(); ++i) records[i] = tables[i]->CopyRecords();
-  }
-  if (sparse) {
-    sparse->clear();
-    for (size_t i = 0; i < tables.size(); ++i) {
-      const SparseTable& t = *tables[i];
-      sparse->push_back(SparseCopy{t.spec(), t.optimizer_spec(), t.slots(), t.SortRecords(records[i])});
-      records[i] = {};  // the sorted rows take its place
-    }
+    for (size_t i = 0; i < tables.size(); ++i) (*sparse)[i] = SparseCut{tables[i], tables[i]->CopyRecords()};
   }
   return copies;
+}
+
+uint64_t SparseCut::bytes() const {
+  uint64_t per_row = sizeof(int64_t) + static_cast<uint64_t>(table->spec().dim) * sizeof(float);
+  for (size_t k = 0; k < table->slots().size(); ++k) per_row += table->SlotWidth(k) * sizeof(float);
+  return per_row * static_cast<uint64_t>(records.rows);
+}
+
+SparseCopy SparseCut::Finish() const {
+  return SparseCopy{table->spec(), table->optimizer_spec(), table->slots(), table->SortRecords(records)};
 }
 
 std::vector<SparseTable*> ShardStore::ChooseSparse(const std::vector<std::string>& names) const {

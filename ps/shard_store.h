@@ -88,7 +88,7 @@ class ShardStore final : public Table {
   // (another Tensor still views it) is never overwritten, only dropped, so a
   // copy still in use cannot change under its user.
   std::vector<ShardCopy> Export(const std::vector<std::string>& names, ExportOptions options = {},
-                                std::vector<SparseCopy>* sparse = nullptr) const override;
+                                std::vector<SparseCut>* sparse = nullptr) const override;
   // The shard's description without its values (values and slots empty).
   StatusOr<ShardCopy> Describe(const std::string& name) const override;
   // Descriptions of the named shards this store holds (names held elsewhere

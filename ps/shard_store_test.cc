@@ -357,3 +357,69 @@ TEST(ShardStore, AFillThatIsNotKeptIsUndoneAndAFillWithoutSlotsKeepsThem) {
 
 }  // namespace
 }  // namespace cairn
+
+namespace cairn {
+namespace {
+
+SparseTableDecl SparseDecl(const std::string& name, int32_t dim) {
+  SparseTableDecl d;
+  d.spec.name = name;
+  d.spec.dim = dim;
+  d.spec.init.kind = InitKind::kUniform;
+  d.optimizer.kind = "adam";
+  d.optimizer.learning_rate = 0.1;
+  return d;
+}
+
+TEST(ShardStoreSparse, ExportCutsTheNamedTablesAndFinishGivesTheirSortedRows) {
+  ShardStore store;
+  ASSERT_TRUE(store.CreateSparse(SparseDecl("emb/b", 3)).ok());
+  ASSERT_TRUE(store.CreateSparse(SparseDecl("emb/a", 2)).ok());
+  const std::vector<int64_t> ids = {9, -4, 1LL << 45, 0};
+  const std::vector<float> grads(4 * 3, 0.5f);
+  for (const char* name : {"emb/a", "emb/b"}) {
+    SparseTable* t = *store.FindSparse(name);
+    ASSERT_TRUE(t->ApplyGradients(ids.data(), ids.size(), grads.data()).ok());
+  }
+  std::vector<SparseCut> cuts;
+  store.Export({}, {}, &cuts);
+  ASSERT_EQ(cuts.size(), 2u);
+  EXPECT_EQ(cuts[0].table->spec().name, "emb/a");
+  EXPECT_EQ(cuts[0].rows(), 4);
+  EXPECT_EQ(cuts[0].bytes(), 4u * (8 + 2 * 4 * 3 + 2 * 4));  // values, m, v, two per-row beta powers
+  for (const SparseCut& cut : cuts) {
+    const SparseCopy copy = cut.Finish();
+    const SparseRows want = cut.table->Export();
+    EXPECT_EQ(copy.rows.ids, (std::vector<int64_t>{-4, 0, 9, 1LL << 45}));
+    EXPECT_EQ(copy.rows.ids, want.ids);
+    EXPECT_EQ(copy.rows.values, want.values);
+    EXPECT_EQ(copy.rows.slots, want.slots);
+    EXPECT_EQ(copy.slot_defs, cut.table->slots());
+  }
+  // Only the named ones; a dense name or an unknown one is skipped.
+  store.Export({"emb/b", "nope"}, {}, &cuts);
+  ASSERT_EQ(cuts.size(), 1u);
+  EXPECT_EQ(cuts[0].table->spec().name, "emb/b");
+}
+
+TEST(ShardStoreSparse, ImportSparseChecksEveryTableBeforeReplacingAny) {
+  ShardStore store;
+  ASSERT_TRUE(store.CreateSparse(SparseDecl("emb/a", 2)).ok());
+  ASSERT_TRUE(store.CreateSparse(SparseDecl("emb/b", 3)).ok());
+  std::vector<SparseCut> cuts;
+  const std::vector<int64_t> ids = {5, 7};
+  const std::vector<float> grads(2 * 3, 1.0f);
+  ASSERT_TRUE((*store.FindSparse("emb/a"))->ApplyGradients(ids.data(), 2, grads.data()).ok());
+  store.Export({}, {}, &cuts);
+  SparseCopy a = cuts[0].Finish();
+  SparseCopy b = cuts[1].Finish();
+  b.rows.dim = 2;  // does not fit emb/b
+  a.rows = SparseRows{2, {}, {}, std::vector<std::vector<float>>(4)};
+  EXPECT_EQ(store.ImportSparse({a, b}).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*store.FindSparse("emb/a"))->rows(), 2) << "a failed import replaced a table";
+  EXPECT_TRUE(store.ImportSparse({a}).ok());
+  EXPECT_EQ((*store.FindSparse("emb/a"))->rows(), 0);
+}
+
+}  // namespace
+}  // namespace cairn

@@ -93,7 +93,7 @@ StatusOr<SnapshotPrepareReply> SnapshotWriter::Prepare(const SnapshotPrepareRequ
   // job_ is done, so its thread has handed its copies back to the pool.
   ExportOptions cut;
   cut.reuse = pool_.Take();
-  auto sparse = std::make_shared<std::vector<SparseCopy>>();
+  auto sparse = std::make_shared<std::vector<SparseCut>>();
   auto copies = std::make_shared<std::vector<ShardCopy>>(table_.Export(req.names, std::move(cut), sparse.get()));
   options_.write.env.Reach("server.after_copy");
   SnapshotPrepareReply out;
@@ -104,10 +104,9 @@ StatusOr<SnapshotPrepareReply> SnapshotWriter::Prepare(const SnapshotPrepareRequ
     for (const Tensor& t : c.slots) out.bytes += t.byte_size();
   }
   out.reported = Reported(*copies, req.report);
-  for (const SparseCopy& t : *sparse) {
-    out.sparse.push_back({t.spec.name, options_.server_index, static_cast<int64_t>(t.rows.size())});
-    out.bytes += t.rows.ids.size() * sizeof(int64_t) + t.rows.values.size() * sizeof(float);
-    for (const std::vector<float>& slot : t.rows.slots) out.bytes += slot.size() * sizeof(float);
+  for (const SparseCut& t : *sparse) {
+    out.sparse.push_back({t.table->spec().name, options_.server_index, t.rows()});
+    out.bytes += t.bytes();
   }
   if (thread_.joinable()) thread_.join();  // finished: job_->done
   job_ = std::make_shared<Job>();
@@ -120,7 +119,7 @@ StatusOr<SnapshotPrepareReply> SnapshotWriter::Prepare(const SnapshotPrepareRequ
 
 // On the writer's thread: everything that touches the disk.
 void SnapshotWriter::Write(const std::shared_ptr<Job>& job, std::shared_ptr<std::vector<ShardCopy>> copies,
-                           std::shared_ptr<std::vector<SparseCopy>> sparse, const std::string& model_dir) {
+                           std::shared_ptr<std::vector<SparseCut>> sparse, const std::string& model_dir) {
   const StorageEnv& env = options_.write.env;
   const std::string db_path = ServerDbPath(model_dir, job->step, options_.server_index);
   SnapshotIoStats io;
@@ -137,7 +136,11 @@ void SnapshotWriter::Write(const std::shared_ptr<Job>& job, std::shared_ptr<std:
       spdlog::warn("server {}: removing {} left by an uncommitted attempt", options_.server_index, db_path);
       RETURN_IF_ERROR(env.file_system().RemoveAll(db_path));
     }
-    Status s = WriteServerSnapshot(db_path, job->step, *copies, *sparse, options_.write, &io);
+    // The sparse tables' records are sorted here, off the event loop.
+    std::vector<SparseCopy> tables;
+    for (const SparseCut& cut : *sparse) tables.push_back(cut.Finish());
+    sparse->clear();
+    Status s = WriteServerSnapshot(db_path, job->step, *copies, tables, options_.write, &io);
     // A failed write leaves nothing that could pass for a database.
     if (!s.ok()) (void)env.file_system().RemoveAll(db_path);
     return s;

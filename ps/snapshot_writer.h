@@ -56,7 +56,7 @@ class SnapshotWriter {
   struct Job;
   StatusOr<SnapshotPrepareReply> Prepare(const SnapshotPrepareRequest& req);
   void Write(const std::shared_ptr<Job>& job, std::shared_ptr<std::vector<ShardCopy>> copies,
-             std::shared_ptr<std::vector<SparseCopy>> sparse, const std::string& model_dir);
+             std::shared_ptr<std::vector<SparseCut>> sparse, const std::string& model_dir);
   void Finish(const std::shared_ptr<Job>& job, const Status& s, const SnapshotIoStats& io);
 
   // Constant after construction.

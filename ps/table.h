@@ -43,6 +43,20 @@ struct ExportOptions {
   bool changed_rows_only = false;
 };
 
+// One sparse table's part of a snapshot cut: its records as copied under
+// the cut, not yet sorted, so the cut (and the event loop answering the
+// prepare) waits only for the memcpy. Finish sorts them, on whichever
+// thread writes them out. Tables are never dropped: `table` stays valid as
+// long as the Table that made the cut.
+struct SparseCut {
+  const SparseTable* table = nullptr;
+  SparseTable::Records records;
+
+  int64_t rows() const { return records.rows; }
+  uint64_t bytes() const;  // of the ids, values and slots Finish gives
+  SparseCopy Finish() const;
+};
+
 class Table {
  public:
   using UpdateScope = std::shared_lock<std::shared_mutex>;
@@ -94,10 +108,9 @@ class Table {
   //
   // With `sparse`, the same cut also copies this server's part of the
   // sparse tables among `names` (every sparse table if `names` is empty)
-  // into it, sorted by name, each table's rows sorted by id. Only the
-  // records' memcpy runs under the cut; sorting them runs after it.
+  // into it, sorted by name (SparseCut: the rows sorted by id later).
   virtual std::vector<ShardCopy> Export(const std::vector<std::string>& names, ExportOptions options = {},
-                                        std::vector<SparseCopy>* sparse = nullptr) const = 0;
+                                        std::vector<SparseCut>* sparse = nullptr) const = 0;
 
   // --- Restore ---
   // Buffers for the named shards held here, to be filled by the caller
