@@ -353,6 +353,64 @@ TEST_P(SparseSnapshotTest, RestartedServersRestoreTheirSparseRowsOnStart) {
   }
 }
 
+// A restore without slots (a warm start) takes every row's values and
+// starts its optimizer slots at their initial values.
+TEST_P(SparseSnapshotTest, ARestoreWithoutSlotsStartsEveryRowsSlotsAfresh) {
+  ASSERT_NO_FATAL_FAILURE(TrainAndSave());
+  auto cluster = StartCluster(3);
+  ASSERT_TRUE(cluster);
+  auto w = NewWorker(*cluster);
+  auto saver = w->NewSaver(Dir("model"));
+  ASSERT_OK(saver);
+  RestoreOptions ro;
+  ro.slots = false;
+  ASSERT_OK(w->session().Restore(**saver, ro));
+  EXPECT_EQ(Pulled(*w, touched_), saved_);
+  auto resaver = w->NewSaver(Dir("again"));
+  ASSERT_OK(resaver);
+  ASSERT_OK((*resaver)->Save(10));
+  for (const std::string& table : kTables) {
+    const SparseCopy saved = Saved(Dir("model"), 10, table);
+    const SparseCopy again = Saved(Dir("again"), 10, table);
+    EXPECT_EQ(again.rows.ids, saved.rows.ids) << table;
+    EXPECT_EQ(again.rows.values, saved.rows.values) << table;
+    ASSERT_EQ(again.rows.slots.size(), again.slot_defs.size());
+    for (size_t k = 0; k < again.rows.slots.size(); ++k) {
+      for (float v : again.rows.slots[k]) {
+        ASSERT_EQ(v, again.slot_defs[k].initial) << table << " slot " << again.slot_defs[k].name;
+      }
+    }
+  }
+}
+
+// A model whose table has another dim, or lacks a saved table, is refused
+// before any server changes, naming each problem.
+TEST_P(SparseSnapshotTest, ARestoreReportsADifferentDimAndAnUnexpectedTable) {
+  ASSERT_NO_FATAL_FAILURE(TrainAndSave());
+  auto cluster = StartCluster(2);
+  ASSERT_TRUE(cluster);
+  testing::WorkerOptions o = Options(GetParam());
+  o.build = [](Graph* g) -> StatusOr<Model> {
+    ASSIGN_OR_RETURN(Model m, testing::Mlp(0.05, 1)(g));
+    SparseTableOptions user;
+    user.name = "emb/user";
+    user.dim = 5;
+    g->SparseTable(user);
+    if (!g->status().ok()) return g->status();
+    return m;
+  };
+  Worker w(loop_, cluster->endpoints(), o);
+  ASSERT_TRUE(w.ready());
+  auto saver = w.NewSaver(Dir("model"));
+  ASSERT_OK(saver);
+  const StatusOr<RestoreResult> r = w.session().Restore(**saver, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition) << r.status();
+  EXPECT_NE(r.status().message().find("sparse table 'emb/user': dim 5 in this model vs 4"), std::string::npos)
+      << r.status();
+  EXPECT_NE(r.status().message().find("unexpected: sparse table 'emb/item'"), std::string::npos) << r.status();
+}
+
 INSTANTIATE_TEST_SUITE_P(Optimizers, SparseSnapshotTest, ::testing::Values("adagrad", "adam"),
                          [](const auto& info) { return info.param; });
 
