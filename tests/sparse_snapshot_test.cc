@@ -10,7 +10,9 @@
 
 #include <stdlib.h>
 
+#include <atomic>
 #include <cstring>
+#include <thread>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -409,6 +411,77 @@ TEST_P(SparseSnapshotTest, ARestoreReportsADifferentDimAndAnUnexpectedTable) {
   EXPECT_NE(r.status().message().find("sparse table 'emb/user': dim 5 in this model vs 4"), std::string::npos)
       << r.status();
   EXPECT_NE(r.status().message().find("unexpected: sparse table 'emb/item'"), std::string::npos) << r.status();
+}
+
+// One push moves a dense variable and a sparse row by exactly 1 each (SGD
+// at rate 1); snapshots taken while another worker pushes as fast as it can
+// must find them equal: the sparse rows are in the dense shards' cut.
+TEST(SparseSnapshotCut, SnapshotsTakenDuringPushesHoldTheDenseAndSparsePartsOfEveryPushOrNone) {
+  std::string root = ::testing::TempDir() + "/sparse_cut_test.XXXXXX";
+  ASSERT_NE(::mkdtemp(root.data()), nullptr);
+  EventLoop loop{2};
+  LocalClusterOptions co;
+  co.servers = 1;  // a cut is per server: one server holds both parts
+  auto cluster = LocalCluster::Start(loop, co);
+  ASSERT_OK(cluster);
+  testing::WorkerOptions o;
+  o.session.optimizer.kind = "sgd";
+  o.session.optimizer.learning_rate = 1;
+  o.build = [](Graph* g) -> StatusOr<Model> {
+    VariableOptions w;
+    w.name = "w";
+    w.shape = {1};
+    g->Variable(w);
+    SparseTableOptions emb;
+    emb.name = "emb";
+    emb.dim = 1;
+    emb.init.kind = InitKind::kZeros;
+    g->SparseTable(emb);
+    if (!g->status().ok()) return g->status();
+    return Model{};
+  };
+  Worker pusher(loop, (*cluster)->endpoints(), o), chief(loop, (*cluster)->endpoints(), o);
+  ASSERT_TRUE(pusher.ready() && chief.ready());
+  std::atomic<bool> stop{false};
+  std::atomic<int> pushes{0};
+  std::thread pushing([&] {
+    PushBatch batch;
+    batch.gradients["w"] = Tensor::FromVector({1}, {-1.0f});
+    batch.sparse_gradients["emb"] = SparseRowsUpdate{Ids({7}), Tensor::FromVector({1, 1}, {-1.0f})};
+    while (!stop && pushes < 1000000) {
+      if (!pusher.client().Push(batch).ok()) break;
+      ++pushes;
+    }
+  });
+  struct Join {  // also when an ASSERT below returns early
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Join() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } join{stop, pushing};
+  auto saver = chief.NewSaver(root + "/model");
+  ASSERT_OK(saver);
+  float last = 0;
+  for (int64_t step = 1; step <= 5; ++step) {
+    ASSERT_OK((*saver)->Save(step));
+    auto reader = SnapshotReader::Open(root + "/model", step);
+    ASSERT_OK(reader);
+    auto w = (*reader)->ReadPart("w", 0);
+    ASSERT_OK(w);
+    auto emb = (*reader)->ReadSparse("emb");
+    ASSERT_OK(emb);
+    const float dense = w->data<float>()[0];
+    const float sparse = emb->rows.ids.empty() ? 0.0f : emb->rows.values[0];
+    EXPECT_EQ(dense, sparse) << "snapshot " << step << " after " << pushes << " pushes";
+    EXPECT_GE(dense, last) << "snapshot " << step << " went back";
+    last = dense;
+  }
+  stop = true;
+  pushing.join();
+  EXPECT_GT(pushes, 0);
+  std::filesystem::remove_all(root);
 }
 
 INSTANTIATE_TEST_SUITE_P(Optimizers, SparseSnapshotTest, ::testing::Values("adagrad", "adam"),
