@@ -385,6 +385,29 @@ TEST_P(SparseSnapshotTest, ARestoreWithoutSlotsStartsEveryRowsSlotsAfresh) {
   }
 }
 
+// A partial restore naming one table takes it and leaves the other table
+// (and every dense variable) as it was.
+TEST_P(SparseSnapshotTest, APartialRestoreTakesOnlyTheNamedTable) {
+  ASSERT_NO_FATAL_FAILURE(TrainAndSave());
+  auto cluster = StartCluster(2);
+  ASSERT_TRUE(cluster);
+  auto w = NewWorker(*cluster);
+  const auto before = Pulled(*w, touched_);
+  const auto dense_before = w->Values();
+  auto saver = w->NewSaver(Dir("model"));
+  ASSERT_OK(saver);
+  RestoreOptions ro;
+  ro.partial = true;
+  ro.var_list = {"emb/user"};
+  ASSERT_OK(w->session().Restore(**saver, ro));
+  const auto after = Pulled(*w, touched_);
+  EXPECT_EQ(after.at("emb/user"), saved_.at("emb/user"));
+  EXPECT_EQ(after.at("emb/item"), before.at("emb/item"));
+  for (const auto& [name, value] : w->Values()) {
+    EXPECT_TRUE(value.BitEqual(dense_before.at(name))) << name << " was restored by a partial restore of a table";
+  }
+}
+
 // A model whose table has another dim, or lacks a saved table, is refused
 // before any server changes, naming each problem.
 TEST_P(SparseSnapshotTest, ARestoreReportsADifferentDimAndAnUnexpectedTable) {
