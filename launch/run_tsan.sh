@@ -19,7 +19,7 @@ for p in clang-14 libclang-rt-14-dev; do
 done
 generator=()
 if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
-targets=(common_test ps_test transport_fault_test recovery_test storage_fault_test snapshot_test sync_training_test)
+targets=(common_test ps_test transport_fault_test recovery_test storage_fault_test snapshot_test sync_training_test sparse_snapshot_test)
 cmake -S . -B "$dir" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 \
   -DCAIRN_TSAN=ON -DCAIRN_THREAD_SAFETY=ON
 cmake --build "$dir" -j "$(nproc)" --target "${targets[@]}"
