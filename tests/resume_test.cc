@@ -1,7 +1,9 @@
-// Exact resume with real processes: a sync job with fixed seeds, killed
-// with SIGKILL (one process, at a random moment) and re-run with the same
-// command until a run completes, ends with the same global step, weights
-// and optimizer slots, bit for bit, as an uninterrupted run of the same job.
+// Exact resume with real processes: a sync job with fixed seeds (dense, or
+// wide & deep with a sparse table), killed with SIGKILL (one process, at a
+// random moment) and re-run with the same command until a run completes,
+// ends with the same global step, weights, sparse rows and optimizer
+// slots, bit for bit, as an uninterrupted run of the same job -- also when
+// each re-run has another number of servers.
 //
 // Each test runs the job once uninterrupted (model directory A), then again
 // in model directory B, killing one process of each attempt: under mpirun
@@ -244,6 +246,22 @@ ResumeJob MlpMomentumJob() {
           10 * 2000 / (2 * 50)};
 }
 
+// Wide & deep on a small synthetic click log: one sparse table (rows
+// created on first touch, Adagrad accumulators) beside the dense MLP and
+// wide weights, the dense ones split by rows over the servers.
+ResumeJob WideDeepAdagradJob() {
+  return {"wide_deep_adagrad",
+          "name: resume_wide_deep\n"
+          "model: {kind: click_wide_deep, embedding_dim: 8, hidden: [16], seed: 2}\n"
+          "data: {kind: synthetic_clicks, seed: 3, rows: 8000, test_rows: 1000, vocab_max: 5000}\n"
+          "train: {batch_size: 50, epochs: 2, log_every_steps: 1, seed: 5}\n"
+          "optimizer: {kind: adagrad, learning_rate: 0.05}\n"
+          "cluster: {servers: 2, workers: 2, consistency: sync, sync_timeout_ms: 20000, timeout_ms: 30000,\n"
+          "          split_threshold_bytes: 512}\n"
+          "snapshot: {every_steps: 5, every_secs: 0, max_to_keep: 0}\n",
+          2 * 8000 / (2 * 50)};
+}
+
 // Every process of one attempt at running the job.
 class Attempt {
  public:
@@ -269,14 +287,14 @@ class Attempt {
   virtual std::string How() = 0;
 };
 
-// `mpirun -np 4 cairn train JOB --servers 2 --model-dir DIR`: ranks 0 and 1
-// serve, 2 (the chief) and 3 train.
+// `mpirun -np S+2 cairn train JOB --servers S --model-dir DIR`: ranks
+// 0..S-1 serve, S (the chief) and S+1 train.
 class MpirunAttempt : public Attempt {
  public:
-  MpirunAttempt(const std::string& job, const std::string& model_dir, const std::string& log)
-      : model_dir_(model_dir), log_(log),
-        mpirun_({CAIRN_MPIEXEC, "-np", "4", "--oversubscribe", "--mca", "btl", "self,tcp", kCairn, "train", job,
-                 "--servers", "2", "--model-dir", model_dir},
+  MpirunAttempt(const std::string& job, const std::string& model_dir, const std::string& log, int servers = 2)
+      : model_dir_(model_dir), log_(log), servers_(servers),
+        mpirun_({CAIRN_MPIEXEC, "-np", std::to_string(servers + 2), "--oversubscribe", "--mca", "btl", "self,tcp",
+                 kCairn, "train", job, "--servers", std::to_string(servers), "--model-dir", model_dir},
                 {"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"}, log) {}
 
   bool Done() override { return !mpirun_.running(); }
@@ -288,14 +306,14 @@ class MpirunAttempt : public Attempt {
     std::vector<pid_t> ranks;
     while (mpirun_.running() && Clock::now() < deadline) {
       ranks = CairnProcesses(model_dir_, /*children_of_mpirun=*/true);
-      if (ranks.size() == 4) break;
+      if (static_cast<int>(ranks.size()) == servers_ + 2) break;
       std::this_thread::sleep_for(milliseconds(2));
     }
     if (ranks.empty() || !mpirun_.running()) return "";
     const pid_t victim = ranks[rng() % ranks.size()];
     const int rank = RankOf(victim);
     if (kill(victim, SIGKILL) != 0) return "";
-    const char* role = rank < 0 ? "?" : rank < 2 ? "server" : rank == 2 ? "chief" : "worker";
+    const char* role = rank < 0 ? "?" : rank < servers_ ? "server" : rank == servers_ ? "chief" : "worker";
     return "rank " + std::to_string(rank) + " (" + role + ", pid " + std::to_string(victim) + ")";
   }
 
@@ -331,11 +349,12 @@ class MpirunAttempt : public Attempt {
 
   std::string ChiefLog() override { return ReadFile(log_); }
   std::string AllLogs() override { return ReadFile(log_); }
-  std::string How() override { return "mpirun " + mpirun_.how(); }
+  std::string How() override { return "mpirun (" + std::to_string(servers_) + " servers) " + mpirun_.how(); }
 
  private:
   const std::string model_dir_;
   const std::string log_;
+  const int servers_;
   ChildProcess mpirun_;
   int mpirun_hangs_ = 0;
 };
@@ -418,10 +437,26 @@ using AttemptFactory = std::function<std::unique_ptr<Attempt>(const std::string&
 
 // Every difference between step `step` of model directories `a` and `b`:
 // the manifest and every part of every shard record of every server's
-// database (testing::SnapshotDifferences), and every variable and slot as
-// ReadSnapshot reassembles it.
-std::vector<std::string> AllDifferences(const std::string& a, const std::string& b, int64_t step) {
-  std::vector<std::string> diffs = testing::SnapshotDifferences(a, b, step);
+// database (testing::SnapshotDifferences), and every variable, slot and
+// sparse table part as ReadSnapshot reassembles it. Snapshots written by
+// different server counts (`same_layout` false) hold other shards in other
+// databases: only the manifests (but for the server count) and what
+// ReadSnapshot reassembles are compared.
+std::vector<std::string> AllDifferences(const std::string& a, const std::string& b, int64_t step,
+                                        bool same_layout) {
+  std::vector<std::string> diffs;
+  if (same_layout) {
+    diffs = testing::SnapshotDifferences(a, b, step);
+  } else {
+    StatusOr<SnapshotManifest> ma = ReadManifest(a, step), mb = ReadManifest(b, step);
+    if (!ma.ok() || !mb.ok()) {
+      return {"cannot read manifest " + std::to_string(step) + ": " + ma.status().ToString() + " / " +
+              mb.status().ToString()};
+    }
+    for (std::string& d : testing::ManifestDifferences(*ma, *mb)) {
+      if (d != "num_servers") diffs.push_back(std::move(d));
+    }
+  }
   StatusOr<std::vector<SnapshotTensor>> ta = ReadSnapshot(a, step, "", nullptr);
   StatusOr<std::vector<SnapshotTensor>> tb = ReadSnapshot(b, step, "", nullptr);
   if (!ta.ok() || !tb.ok()) {
@@ -467,7 +502,7 @@ std::string Joined(const std::vector<std::string>& diffs, size_t most) {
 // Expects B's newest committed snapshot to be A's newest, and every step
 // both committed to be identical. On a difference, details the first step
 // that differs (where the runs parted) and the final one.
-void ExpectSameSnapshots(const std::string& a, const std::string& b) {
+void ExpectSameSnapshots(const std::string& a, const std::string& b, bool same_layout = true) {
   const std::vector<int64_t> sa = CommittedSteps(a), sb = CommittedSteps(b);
   ASSERT_FALSE(sa.empty()) << "the reference run committed no snapshot";
   ASSERT_FALSE(sb.empty()) << "the interrupted runs committed no snapshot";
@@ -477,7 +512,7 @@ void ExpectSameSnapshots(const std::string& a, const std::string& b) {
   ASSERT_FALSE(common.empty());
   std::vector<int64_t> bad;
   for (int64_t step : common) {
-    std::vector<std::string> diffs = AllDifferences(a, b, step);
+    std::vector<std::string> diffs = AllDifferences(a, b, step, same_layout);
     if (diffs.empty()) continue;
     if (bad.empty() || step == sa.back()) {
       ADD_FAILURE() << "snapshot " << step << " differs from the uninterrupted run's (" << diffs.size()
@@ -614,10 +649,12 @@ Kill KillOneAttempt(Attempt& a, const KillPlan& plan, Clock::time_point start, s
 }
 
 // Runs attempts into `model_dir`, killing one process of each, until
-// `kills` kills have landed, then one last attempt to completion. Checks
-// every attempt's resume against the newest committed step before it.
+// `kills` kills have landed, then one last attempt to completion. The first
+// attempts are killed as `planned` says, the others as ChooseKill does.
+// Checks every attempt's resume against the newest committed step before it.
 void RunWithKills(const AttemptFactory& start, const std::string& model_dir, const std::string& tag, int kills,
-                  int64_t total_steps, const ReferenceTiming& ref, std::mt19937& rng) {
+                  int64_t total_steps, const ReferenceTiming& ref, const std::vector<KillPlan>& planned,
+                  std::mt19937& rng) {
   std::string resumed_list;
   int landed = 0, finished_before_kill = 0, remarks = 0;
   double complete_rerun_seconds = -1;  // how long a re-run of the complete job took, once one ended by itself
@@ -625,7 +662,9 @@ void RunWithKills(const AttemptFactory& start, const std::string& model_dir, con
     ASSERT_LT(attempt, 3 * kills + 20) << "too many attempts finished before their kill";
     SCOPED_TRACE("attempt " + std::to_string(attempt));
     const int64_t latest = LatestStep(model_dir);
-    const KillPlan plan = ChooseKill(latest, total_steps, kills, ref, complete_rerun_seconds, rng);
+    const KillPlan plan = attempt < static_cast<int>(planned.size())
+                              ? planned[attempt]
+                              : ChooseKill(latest, total_steps, kills, ref, complete_rerun_seconds, rng);
     std::unique_ptr<Attempt> a = start(model_dir, tag + "-a" + std::to_string(attempt));
     const auto t0 = Clock::now();
     const Kill kill = KillOneAttempt(*a, plan, t0, rng);
@@ -678,8 +717,11 @@ class ResumeTest : public ::testing::Test {
     else std::printf("logs and model directories kept in %s\n", root_.c_str());
   }
 
-  // The reference run into A, then the interrupted ones into B; compares.
-  void Check(const ResumeJob& job, const AttemptFactory& start) {
+  // The reference run into A (with `start`), then the interrupted ones
+  // into B (with `rerun`, if given: another cluster shape; the first of
+  // them killed as `planned` says, on top of the random kills); compares.
+  void Check(const ResumeJob& job, const AttemptFactory& start, const AttemptFactory& rerun = nullptr,
+             bool same_layout = true, const std::vector<KillPlan>& planned = {}) {
     const std::string a = root_ + "/A", b = root_ + "/B";
     const auto t0 = Clock::now();
     std::unique_ptr<Attempt> ref = start(a, root_ + "/ref");
@@ -705,11 +747,12 @@ class ResumeTest : public ::testing::Test {
     std::mt19937 rng(seed_ ^ static_cast<uint32_t>(std::hash<std::string>()(
                                  ::testing::UnitTest::GetInstance()->current_test_info()->name())));
     const auto t1 = Clock::now();
-    RunWithKills(start, b, root_ + "/" + job.name, kills_, job.total_steps, timing, rng);
+    RunWithKills(rerun ? rerun : start, b, root_ + "/" + job.name, kills_ + static_cast<int>(planned.size()),
+                 job.total_steps, timing, planned, rng);
     if (HasFailure()) return;
     std::printf("%s: interrupted runs took %.1f s in all\n", job.name.c_str(), SecondsSince(t1));
     const auto t2 = Clock::now();
-    ExpectSameSnapshots(a, b);
+    ExpectSameSnapshots(a, b, same_layout);
     std::printf("%s: compared in %.1f s\n", job.name.c_str(), SecondsSince(t2));
   }
 
@@ -730,6 +773,15 @@ AttemptFactory Mpirun(const std::string& job) {
   };
 }
 
+// Each attempt on the next of `servers` (in turn) servers and two workers.
+AttemptFactory MpirunOnServerCounts(const std::string& job, std::vector<int> servers) {
+  auto next = std::make_shared<size_t>(0);
+  return [job, servers, next](const std::string& model_dir, const std::string& tag) {
+    const int count = servers[(*next)++ % servers.size()];
+    return std::make_unique<MpirunAttempt>(job, model_dir, tag + ".log", count);
+  };
+}
+
 AttemptFactory Standalone(const std::string& cluster, const std::string& job) {
   return [cluster, job](const std::string& model_dir, const std::string& tag) {
     return std::make_unique<StandaloneAttempt>(cluster, job, model_dir, tag);
@@ -747,6 +799,25 @@ TEST_F(ResumeTest, MpirunMlpMomentumJobKilledAndRerunEndsBitIdentical) {
   }
   const ResumeJob job = MlpMomentumJob();
   Check(job, Mpirun(WriteJob(job)));
+}
+
+TEST_F(ResumeTest, MpirunWideDeepJobKilledAndRerunEndsBitIdentical) {
+  const ResumeJob job = WideDeepAdagradJob();
+  Check(job, Mpirun(WriteJob(job)));
+}
+
+// The reference on two servers; the interrupted attempts on 1, 3 and 2 in
+// turn, so a restore re-routes the sparse rows (and re-shards the dense
+// variables) onto another server count. The first two are killed a third
+// and two thirds into training (so the job surely moves from 1 to 3 to 2
+// servers mid-way), the others at random moments.
+TEST_F(ResumeTest, MpirunWideDeepJobKilledAndRerunOnOtherServerCountsEndsBitIdentical) {
+  const ResumeJob job = WideDeepAdagradJob();
+  const std::string path = WriteJob(job);
+  KillPlan third, two_thirds;
+  third.step = job.total_steps / 3;
+  two_thirds.step = 2 * job.total_steps / 3;
+  Check(job, Mpirun(path), MpirunOnServerCounts(path, {1, 3, 2}), /*same_layout=*/false, {third, two_thirds});
 }
 
 TEST_F(ResumeTest, StandaloneLinearAdamJobKilledAndRerunEndsBitIdentical) {
