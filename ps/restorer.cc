@@ -345,7 +345,7 @@ Status Restorer::ReadSparse(SnapshotReader& reader, Staged* staged) {
                                 " (optimizer '" + mt->optimizer + "'); restore without slots to start them afresh");
     }
     ASSIGN_OR_RETURN(SparseCopy copy,
-                     reader.ReadSparse(saved, [&](int64_t id) { return ServerOfId(id, servers) == me; }));
+                     reader.ReadSparse(saved, SparseRouting{servers, me}));
     copy.spec = table.spec();
     copy.optimizer = table.optimizer_spec();
     copy.slot_defs = table.slots();

@@ -311,6 +311,18 @@ TEST(SparseTable, ExportAndImportRoundTripBitForBitWithSlots) {
   wrong.slots.pop_back();
   EXPECT_EQ(b->Import(wrong).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(b->rows(), static_cast<int64_t>(ids.size()));
+  // Nor does one whose last row repeats an id or names the reserved id
+  // (found only as the rows go in).
+  SparseRows repeated = rows;
+  repeated.ids.back() = repeated.ids.front();
+  EXPECT_EQ(b->Import(repeated).code(), StatusCode::kInvalidArgument);
+  SparseRows reserved = rows;
+  reserved.ids.back() = kReservedSparseId;
+  EXPECT_EQ(b->Import(reserved).code(), StatusCode::kInvalidArgument);
+  const SparseRows after = b->Export();
+  EXPECT_EQ(after.ids, rows.ids);
+  EXPECT_EQ(after.values, rows.values);
+  EXPECT_EQ(after.slots, rows.slots);
 }
 
 TEST(SparseTable, AMillionAdagradRowsTakeAtMostOneAndAHalfTimesTheirPayload) {

@@ -184,8 +184,7 @@ Status PsClient::Push(const PushBatch& batch) {
   for (const auto& [name, t] : batch.gradients) RETURN_IF_ERROR(add(name, t, UpdateKind::kGradient));
   for (const auto& [name, t] : batch.assigns) RETURN_IF_ERROR(add(name, t, UpdateKind::kAssign));
   for (const auto& [name, t] : batch.assign_adds) RETURN_IF_ERROR(add(name, t, UpdateKind::kAssignAdd));
-  // Sparse rows: each server gets its ids and their rows, gathered into
-  // buffers of its own.
+  // Sparse rows: one gradient row per id, routed by ServerOfId.
   for (const auto& [name, update] : batch.sparse_gradients) {
     ASSIGN_OR_RETURN(const int32_t dim, SparseDim(name));
     const Tensor& ids = update.ids;
@@ -197,23 +196,44 @@ Status PsClient::Push(const PushBatch& batch) {
                              " and rows " + DTypeName(update.values.dtype()) + ShapeString(update.values.shape()));
     }
     const int num_servers = placement.num_servers();
-    std::vector<std::vector<int64_t>> server_ids(num_servers);
-    std::vector<std::vector<float>> server_rows(num_servers);
+    // Each server's ids and rows: with one server, the update's own
+    // tensors (no copy); otherwise gathered into buffers of its own, sized
+    // by a first pass that routes every id.
+    std::vector<std::shared_ptr<const void>> server_ids(num_servers), server_rows(num_servers);
+    std::vector<int64_t> server_count(num_servers, 0);
     const int64_t* id = ids.data<int64_t>();
     const float* row = update.values.data<float>();
-    for (int64_t i = 0; i < n; ++i) {
-      const int s = ServerOfId(id[i], num_servers);
-      server_ids[s].push_back(id[i]);
-      server_rows[s].insert(server_rows[s].end(), row + i * dim, row + (i + 1) * dim);
+    if (num_servers == 1) {
+      server_count[0] = n;
+      server_ids[0] = std::shared_ptr<const void>(ids.owner(), id);
+      server_rows[0] = std::shared_ptr<const void>(update.values.owner(), row);
+    } else {
+      std::vector<int32_t> route(n);
+      for (int64_t i = 0; i < n; ++i) ++server_count[route[i] = ServerOfId(id[i], num_servers)];
+      std::vector<int64_t*> id_at(num_servers);
+      std::vector<float*> row_at(num_servers);
+      for (int s = 0; s < num_servers; ++s) {
+        if (server_count[s] == 0) continue;
+        auto id_buf = std::shared_ptr<int64_t[]>(new int64_t[server_count[s]]);
+        auto row_buf = std::shared_ptr<float[]>(new float[server_count[s] * dim]);
+        id_at[s] = id_buf.get();
+        row_at[s] = row_buf.get();
+        server_ids[s] = std::move(id_buf);
+        server_rows[s] = std::move(row_buf);
+      }
+      for (int64_t i = 0; i < n; ++i) {
+        const int s = route[i];
+        *id_at[s]++ = id[i];
+        std::memcpy(row_at[s], row + i * dim, dim * sizeof(float));
+        row_at[s] += dim;
+      }
     }
     for (int s = 0; s < num_servers; ++s) {
-      if (server_ids[s].empty()) continue;
+      if (server_count[s] == 0) continue;
       ServerPush& p = per_server[s];
-      auto ids_buf = std::make_shared<std::vector<int64_t>>(std::move(server_ids[s]));
-      auto rows_buf = std::make_shared<std::vector<float>>(std::move(server_rows[s]));
       SparseDesc d;
       d.table = name;
-      d.count = ids_buf->size();
+      d.count = server_count[s];
       d.dim = dim;
       auto place = [&p](const void* ptr, uint64_t bytes) {  // appends bytes at the next aligned offset
         const uint64_t aligned = AlignUp(p.offset);
@@ -222,10 +242,10 @@ Status PsClient::Push(const PushBatch& batch) {
         p.offset = aligned + bytes;
         return aligned;
       };
-      d.ids_offset = place(ids_buf->data(), d.count * sizeof(int64_t));
-      d.values_offset = place(rows_buf->data(), d.count * dim * sizeof(float));
-      p.frame.keepalive.push_back(ids_buf);
-      p.frame.keepalive.push_back(rows_buf);
+      d.ids_offset = place(server_ids[s].get(), d.count * sizeof(int64_t));
+      d.values_offset = place(server_rows[s].get(), d.count * dim * sizeof(float));
+      p.frame.keepalive.push_back(server_ids[s]);
+      p.frame.keepalive.push_back(server_rows[s]);
       p.req.sparse.push_back(std::move(d));
     }
   }

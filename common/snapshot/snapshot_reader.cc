@@ -5,6 +5,7 @@
 #include <system_error>
 
 #include "common/snapshot/model_dir.h"
+#include "common/sparse_spec.h"
 
 namespace cairn {
 namespace {
@@ -228,12 +229,19 @@ Status CheckSparseRecord(const SparseRecord* r, const ManifestSparseTable& t, in
 }
 
 // Appends the rows of `from` that `keep` accepts to `to`.
-void AppendRows(const SparseRows& from, const std::function<bool(int64_t)>& keep, SparseRows* to) {
+// Appends the rows of `from` that `routing` picks to `to` (moved whole
+// when `to` is empty and every row is picked).
+void AppendRows(SparseRows&& from, const SparseRouting& routing, SparseRows* to) {
+  auto keep = [&](int64_t id) { return routing.servers == 0 || ServerOfId(id, routing.servers) == routing.server; };
+  if (to->ids.empty() && std::all_of(from.ids.begin(), from.ids.end(), keep)) {
+    *to = std::move(from);
+    return;
+  }
   const size_t dim = static_cast<size_t>(from.dim);
   std::vector<size_t> widths;
   for (const std::vector<float>& slot : from.slots) widths.push_back(from.ids.empty() ? 0 : slot.size() / from.ids.size());
   for (size_t i = 0; i < from.ids.size(); ++i) {
-    if (keep && !keep(from.ids[i])) continue;
+    if (!keep(from.ids[i])) continue;
     to->ids.push_back(from.ids[i]);
     to->values.insert(to->values.end(), from.values.begin() + i * dim, from.values.begin() + (i + 1) * dim);
     for (size_t k = 0; k < widths.size(); ++k) {
@@ -265,7 +273,7 @@ SparseRows SortedById(const SparseRows& rows) {
 
 }  // namespace
 
-StatusOr<SparseCopy> SnapshotReader::ReadSparse(const std::string& table, const std::function<bool(int64_t)>& keep) {
+StatusOr<SparseCopy> SnapshotReader::ReadSparse(const std::string& table, SparseRouting routing) {
   const ManifestSparseTable* t = manifest_.FindSparseTable(table);
   if (!t) return NotFound("snapshot " + std::to_string(manifest_.step) + " has no sparse table '" + table + "'");
   SparseCopy out;
@@ -275,15 +283,17 @@ StatusOr<SparseCopy> SnapshotReader::ReadSparse(const std::string& table, const 
   out.rows.dim = t->spec.dim;
   out.rows.slots.resize(t->slots.size());
   size_t databases = 0;
+  // With the snapshot's server count, server k's rows are all in database k.
+  const bool own_only = routing.servers == manifest_.num_servers;
   for (int server = 0; server < manifest_.num_servers; ++server) {
-    if (t->rows_per_server[server] == 0) continue;
+    if (t->rows_per_server[server] == 0 || (own_only && server != routing.server)) continue;
     ASSIGN_OR_RETURN(SnapshotDb * db, Db(server));
     const SparseRecord* r = db->FindSparse(table);
     RETURN_IF_ERROR(CheckSparseRecord(r, *t, server));
     out.slot_defs = r->slot_defs;  // with their initial values
     out.optimizer = r->optimizer;
     ASSIGN_OR_RETURN(SparseCopy part, db->ReadSparse(table));
-    AppendRows(part.rows, keep, &out.rows);
+    AppendRows(std::move(part.rows), routing, &out.rows);
     ++databases;
   }
   if (databases > 1) out.rows = SortedById(out.rows);

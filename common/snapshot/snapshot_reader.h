@@ -22,9 +22,10 @@
 // Sparse tables: ReadSparse gathers a table's rows from every server
 // database that holds some (the manifest's rows_per_server), checking each
 // database's record against the manifest (dim, slots, row count) and every
-// chunk; `keep` picks the ids wanted (a restoring server: those ServerOfId
-// routes to it now), so a restore onto another server count re-routes
-// every row.
+// chunk; a SparseRouting picks the ids wanted (a restoring server: those
+// ServerOfId routes to it now), so a restore onto another server count
+// re-routes every row. With the snapshot's own server count, a server's
+// rows can only be in its own database: only that one is read.
 //
 // Not thread-safe. Databases are opened on first use and kept open.
 #pragma once
@@ -42,6 +43,13 @@
 #include "common/tensor.h"
 
 namespace cairn {
+
+// Which rows of a sparse table SnapshotReader::ReadSparse reads: those
+// ServerOfId(id, servers) routes to `server`; every row if servers is 0.
+struct SparseRouting {
+  int servers = 0;
+  int server = 0;
+};
 
 class SnapshotReader {
  public:
@@ -63,10 +71,10 @@ class SnapshotReader {
   // (float32; [1] for a scalar slot).
   StatusOr<Tensor> ReadPart(const std::string& variable, int part);
 
-  // The rows of sparse table `table` whose ids `keep` accepts (every row if
-  // `keep` is empty), sorted by id, with the saved slots (slot_defs in the
-  // manifest's slot order). NotFound if the snapshot has no such table.
-  StatusOr<SparseCopy> ReadSparse(const std::string& table, const std::function<bool(int64_t)>& keep = {});
+  // The rows of sparse table `table` that `routing` picks, sorted by id,
+  // with the saved slots (slot_defs in the manifest's slot order). NotFound
+  // if the snapshot has no such table.
+  StatusOr<SparseCopy> ReadSparse(const std::string& table, SparseRouting routing = {});
 
  private:
   SnapshotReader(std::string model_dir, SnapshotManifest manifest)
