@@ -37,6 +37,8 @@ constexpr int64_t kRowElements = 1024;  // float32 rows of 4 KiB
 constexpr uint64_t kMiB = uint64_t{1} << 20;
 constexpr uint64_t kChunkBytes = 4 * kMiB;  // as SnapshotWriteOptions::chunk_bytes
 constexpr int kMemcpyRepeats = 3;           // per round; the median is kept
+constexpr int64_t kSparseIdsPerPush = 65536;
+constexpr char kSparseTable[] = "emb";
 
 using BenchClock = std::chrono::steady_clock;
 
@@ -53,16 +55,6 @@ double Median(std::vector<double> v) {
 
 double Gbps(uint64_t bytes, double seconds) { return seconds > 0 ? static_cast<double>(bytes) / seconds / 1e9 : 0; }
 double Ratio(double a, double b) { return b > 0 ? a / b : 0; }
-
-struct SnapshotBenchOptions {
-  int servers = 2;
-  int param_mib = 96;            // parameters, all variables; slots come on top
-  std::string optimizer = "adam";
-  int rounds = 3;
-  std::string dir;               // a fresh directory is made (and removed) inside it; "" for /tmp
-  std::string json_path;         // "" for none
-  bool reuse_copy_buffers = true;  // ServerOptions::reuse_copy_buffers
-};
 
 // ---- Where the bytes go: the machine and the disk ----
 
@@ -138,7 +130,7 @@ class BenchJob {
       endpoints.push_back(server->endpoint());
       job->servers_.push_back(std::move(server));
     }
-    job->BuildGraph(o.param_mib);
+    job->BuildGraph(o.param_mib, o.sparse_rows, o.sparse_dim);
     job->transport_ = std::make_unique<AsioTransport>(job->worker_loop_, endpoints);
     PsClientOptions client;
     client.timeout = std::chrono::milliseconds(600000);  // a slow disk must not fail the measurement
@@ -156,8 +148,9 @@ class BenchJob {
   }
 
   // One training push of every variable, so the optimizer's slots hold
-  // values that are not their initial ones.
-  Status PushGradients() {
+  // values that are not their initial ones; and the sparse table's rows,
+  // created by training pushes of kSparseIdsPerPush ids each.
+  Status PushGradients(int64_t sparse_rows) {
     PushBatch batch;
     for (const VariableSpec& spec : graph_.ServerVariables()) {
       Tensor grad(spec.dtype, spec.shape);
@@ -165,24 +158,65 @@ class BenchJob {
       batch.gradients.emplace(spec.name, std::move(grad));
     }
     batch.train_step = true;
-    return client_->Push(batch);
+    RETURN_IF_ERROR(client_->Push(batch));
+    const auto start = BenchClock::now();
+    for (int64_t first = 0; first < sparse_rows; first += kSparseIdsPerPush) {
+      const int64_t n = std::min(kSparseIdsPerPush, sparse_rows - first);
+      PushBatch rows;
+      SparseRowsUpdate& u = rows.sparse_gradients[kSparseTable];
+      u.ids = SparseIds(first, n);
+      u.values = Tensor(DType::kFloat32, {n, sparse_dim_});
+      u.values.flat().setConstant(1e-3f);
+      RETURN_IF_ERROR(client_->Push(rows));
+      if ((first / kSparseIdsPerPush) % 32 == 31) {
+        spdlog::info("  {} of {} rows created ({:.1f} s)", first + n, sparse_rows, SecondsSince(start));
+      }
+    }
+    return Status::OK();
   }
 
-  // The value and slot bytes each server holds (the same split as the
-  // variables: slots are per element), for the raw baseline.
-  std::vector<uint64_t> BytesPerServer(uint64_t total) const {
+  // The value and slot bytes each server holds, for the raw baseline: the
+  // variables' split (slots are per element) and each server's rows of the
+  // sparse table as the snapshot's manifest counts them.
+  StatusOr<std::vector<uint64_t>> BytesPerServer(const std::string& model_dir, int64_t step,
+                                                 uint64_t total) const {
+    ASSIGN_OR_RETURN(SnapshotManifest m, ReadManifest(model_dir, step));
+    std::vector<uint64_t> sparse(servers_.size(), 0);
+    uint64_t sparse_sum = 0;
+    for (const ManifestSparseTable& t : m.sparse_tables) {
+      uint64_t row_bytes = sizeof(int64_t) + sizeof(float) * t.spec.dim;
+      for (bool scalar : t.scalar_slots) row_bytes += sizeof(float) * (scalar ? 1 : t.spec.dim);
+      for (size_t i = 0; i < t.rows_per_server.size() && i < sparse.size(); ++i) {
+        sparse[i] += row_bytes * t.rows_per_server[i];
+        sparse_sum += row_bytes * t.rows_per_server[i];
+      }
+    }
     std::vector<uint64_t> params = client_->placement().BytesPerServer();
     uint64_t sum = 0;
     for (uint64_t b : params) sum += b;
+    const uint64_t dense_total = total > sparse_sum ? total - sparse_sum : 0;
     std::vector<uint64_t> out;
-    for (uint64_t b : params) out.push_back(sum ? static_cast<uint64_t>(static_cast<double>(total) * b / sum) : 0);
+    for (size_t i = 0; i < params.size(); ++i) {
+      out.push_back(sparse[i] +
+                    (sum ? static_cast<uint64_t>(static_cast<double>(dense_total) * params[i] / sum) : 0));
+    }
     return out;
   }
 
-  StatusOr<Tensor> PullFirstVariable() {
-    const std::string name = graph_.ServerVariables().at(0).name;
-    ASSIGN_OR_RETURN(auto values, client_->Pull({name}));
-    return values.at(name);
+  // What a restore is checked by: the first variable and some sparse rows.
+  StatusOr<std::vector<Tensor>> PullSample(int64_t sparse_rows) {
+    std::vector<Tensor> out;
+    if (!graph_.ServerVariables().empty()) {
+      const std::string name = graph_.ServerVariables().at(0).name;
+      ASSIGN_OR_RETURN(auto values, client_->Pull({name}));
+      out.push_back(values.at(name));
+    }
+    if (sparse_rows > 0) {
+      const int64_t n = std::min(kSparseIdsPerPush, sparse_rows);
+      ASSIGN_OR_RETURN(auto rows, client_->SparsePull({{kSparseTable, SparseIds(sparse_rows - n, n)}}));
+      out.push_back(rows.at(kSparseTable));
+    }
+    return out;
   }
 
   Saver& saver() { return *saver_; }
@@ -191,10 +225,30 @@ class BenchJob {
  private:
   explicit BenchJob(int servers) : server_loop_(servers), worker_loop_(1) {}
 
-  // kVariables float32 variables [rows, 1024] of param_mib / kVariables each.
-  void BuildGraph(int param_mib) {
+  // Ids first, first + 1, ... spread over the int64 range (an odd
+  // multiplier: distinct, and never the reserved id for these counts).
+  static Tensor SparseIds(int64_t first, int64_t n) {
+    Tensor ids(DType::kInt64, {n});
+    for (int64_t i = 0; i < n; ++i) {
+      ids.data<int64_t>()[i] = static_cast<int64_t>(static_cast<uint64_t>(first + i) * 0x9E3779B97F4A7C15ull >> 1);
+    }
+    return ids;
+  }
+
+  // kVariables float32 variables [rows, 1024] of param_mib / kVariables
+  // each (none for 0), and a sparse table of `sparse_dim` if sparse_rows > 0.
+  void BuildGraph(int param_mib, int64_t sparse_rows, int32_t sparse_dim) {
+    sparse_dim_ = sparse_dim;
+    if (sparse_rows > 0) {
+      SparseTableOptions t;
+      t.name = kSparseTable;
+      t.dim = sparse_dim;
+      t.init.kind = InitKind::kUniform;
+      t.init.seed = 11;
+      graph_.SparseTable(t);
+    }
     const int64_t rows = static_cast<int64_t>(param_mib) * kMiB / kVariables / (kRowElements * sizeof(float));
-    for (int i = 0; i < kVariables; ++i) {
+    for (int i = 0; i < kVariables && rows > 0; ++i) {
       VariableOptions v;
       v.name = fmt::format("layer{}/kernel", i);
       v.shape = {rows, kRowElements};
@@ -207,6 +261,7 @@ class BenchJob {
   EventLoop server_loop_;
   EventLoop worker_loop_;
   Graph graph_;
+  int32_t sparse_dim_ = 0;
   std::vector<std::unique_ptr<Server>> servers_;
   std::unique_ptr<AsioTransport> transport_;
   std::unique_ptr<PsClient> client_;
@@ -331,9 +386,11 @@ Status Restore(const SnapshotBenchOptions& o, const std::string& model_dir, Benc
   if (restored.bytes != r->bytes) {
     return DataLoss(fmt::format("restore read {} bytes, the snapshot holds {}", restored.bytes, r->bytes));
   }
-  ASSIGN_OR_RETURN(Tensor want, original.PullFirstVariable());
-  ASSIGN_OR_RETURN(Tensor got, fresh->PullFirstVariable());
-  if (!got.BitEqual(want)) return DataLoss("the restored variable differs from the saved one");
+  ASSIGN_OR_RETURN(std::vector<Tensor> want, original.PullSample(o.sparse_rows));
+  ASSIGN_OR_RETURN(std::vector<Tensor> got, fresh->PullSample(o.sparse_rows));
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (!got[i].BitEqual(want[i])) return DataLoss("the restored model differs from the saved one");
+  }
 
   ASSIGN_OR_RETURN(RestoreResult rolled_back, original.saver().Restore(ro));
   r->rollback_seconds = rolled_back.seconds;
@@ -348,7 +405,8 @@ StatusOr<RoundResult> RunRound(const SnapshotBenchOptions& o, const std::string&
   RETURN_IF_ERROR(Snapshot(job, &r).WithContext("snapshot"));
   ASSIGN_OR_RETURN(r.memcpy_prefaulted, TimeMemcpy(r.bytes, /*fresh=*/false));
   ASSIGN_OR_RETURN(r.memcpy_fresh, TimeMemcpy(r.bytes, /*fresh=*/true));
-  RETURN_IF_ERROR(MeasureRaw(work_dir, job.BytesPerServer(r.bytes), &r));
+  ASSIGN_OR_RETURN(std::vector<uint64_t> per_server, job.BytesPerServer(model_dir, r.step, r.bytes));
+  RETURN_IF_ERROR(MeasureRaw(work_dir, per_server, &r));
   RETURN_IF_ERROR(Restore(o, model_dir, job, &r).WithContext("restore"));
   return r;
 }
@@ -450,8 +508,9 @@ constexpr char kNotes[] =
 
 nlohmann::json ToJson(const SnapshotBenchOptions& o, const MachineNote& m, const std::vector<RoundResult>& rounds) {
   nlohmann::json j;
-  j["options"] = {{"servers", o.servers},  {"param_mib", o.param_mib}, {"optimizer", o.optimizer},
-                  {"rounds", o.rounds},    {"variables", kVariables},  {"chunk_bytes", kChunkBytes},
+  j["options"] = {{"servers", o.servers},         {"param_mib", o.param_mib},     {"optimizer", o.optimizer},
+                  {"rounds", o.rounds},           {"variables", kVariables},      {"chunk_bytes", kChunkBytes},
+                  {"sparse_rows", o.sparse_rows}, {"sparse_dim", o.sparse_dim},
                   {"reuse_copy_buffers", o.reuse_copy_buffers}};
   j["machine"] = {{"cores", m.cores}, {"cpu", m.cpu},          {"work_dir", m.work_dir},
                   {"device", m.device}, {"fs_type", m.fs_type}, {"mount_point", m.mount_point}};
@@ -482,14 +541,16 @@ Status WriteJson(const std::string& path, const nlohmann::json& j) {
   return Status::OK();
 }
 
-Status RunBench(const SnapshotBenchOptions& o) {
+}  // namespace
+
+StatusOr<nlohmann::json> MeasureSnapshots(const SnapshotBenchOptions& o) {
   ASSIGN_OR_RETURN(std::unique_ptr<ScratchDir> scratch, ScratchDir::Make(o.dir));
   const MachineNote machine = DescribeMachine(scratch->path());
   fmt::print("{}\n", machine.ToString());
-  spdlog::info("bench snapshot: {} server(s), {} MiB of parameters in {} variables, {}", o.servers, o.param_mib,
-               kVariables, o.optimizer);
+  spdlog::info("bench snapshot: {} server(s), {} MiB of parameters in {} variables, {} sparse rows of dim {}, {}",
+               o.servers, o.param_mib, kVariables, o.sparse_rows, o.sparse_dim, o.optimizer);
   ASSIGN_OR_RETURN(std::unique_ptr<BenchJob> job, BenchJob::Start(o, scratch->path() + "/model"));
-  RETURN_IF_ERROR(job->PushGradients().WithContext("the training push"));
+  RETURN_IF_ERROR(job->PushGradients(o.sparse_rows).WithContext("the training pushes"));
   std::vector<RoundResult> rounds;
   for (int i = 0; i < o.rounds; ++i) {
     ASSIGN_OR_RETURN(RoundResult r, RunRound(o, scratch->path(), *job, i));
@@ -500,15 +561,24 @@ Status RunBench(const SnapshotBenchOptions& o) {
     rounds.push_back(r);
   }
   const uint64_t bytes = rounds.empty() ? 0 : rounds[0].bytes;
-  fmt::print("\nsnapshot of {} MiB ({} MiB parameters + {} slots), {} server(s), {} round(s){}\n\n",
-             bytes / kMiB, o.param_mib, o.optimizer, o.servers, o.rounds,
+  const std::string sparse =
+      o.sparse_rows > 0 ? fmt::format(" + a sparse table of {} rows of dim {}", o.sparse_rows, o.sparse_dim) : "";
+  fmt::print("\nsnapshot of {} MiB ({} MiB parameters{} + {} slots), {} server(s), {} round(s){}\n\n",
+             bytes / kMiB, o.param_mib, sparse, o.optimizer, o.servers, o.rounds,
              o.reuse_copy_buffers ? "" : ", copy buffers not reused");
   fmt::print("{}", FormatTable("stall", kStall, rounds));
   fmt::print("{}", FormatTable("write", kWrite, rounds));
   fmt::print("{}", FormatTable("restore", kRestore, rounds));
   fmt::print("{}\n{}{}\n", FormatTargets(rounds), kNotes, machine.ToString());
+  return ToJson(o, machine, rounds);
+}
+
+namespace {
+
+Status RunBench(const SnapshotBenchOptions& o) {
+  ASSIGN_OR_RETURN(nlohmann::json j, MeasureSnapshots(o));
   if (!o.json_path.empty()) {
-    RETURN_IF_ERROR(WriteJson(o.json_path, ToJson(o, machine, rounds)));
+    RETURN_IF_ERROR(WriteJson(o.json_path, j));
     fmt::print("wrote {}\n", o.json_path);
   }
   return Status::OK();
@@ -526,6 +596,8 @@ void AddSnapshotBench(CLI::App& bench) {
   c->add_option("--rounds", "Rounds of snapshot, raw baseline and restore; medians are reported")->default_val(3);
   c->add_option("--dir", "Directory for the data (a fresh directory inside it is removed after; default /tmp)");
   c->add_option("--json", "Also write every figure as JSON to this file");
+  c->add_option("--sparse-rows", "Rows of a sparse table saved beside the variables (0: none)")->default_val(0);
+  c->add_option("--sparse-dim", "Floats per row of the sparse table")->default_val(16);
   c->add_flag("--no-reuse-copy-buffers")
       ->description("Servers allocate every snapshot's copies anew (as before they were reused)");
 }
@@ -540,9 +612,13 @@ int RunSnapshotBench(CLI::App& bench) {
   o.rounds = c.get_option("--rounds")->as<int>();
   o.dir = c.get_option("--dir")->as<std::string>();
   o.json_path = c.get_option("--json")->as<std::string>();
+  o.sparse_rows = c.get_option("--sparse-rows")->as<int64_t>();
+  o.sparse_dim = c.get_option("--sparse-dim")->as<int32_t>();
   o.reuse_copy_buffers = c.get_option("--no-reuse-copy-buffers")->count() == 0;
-  if (o.servers < 1 || o.param_mib < 1 || o.rounds < 1) {
-    spdlog::error("bench snapshot: --servers, --param-mib and --rounds must be >= 1");
+  if (o.servers < 1 || o.param_mib < 0 || o.rounds < 1 || o.sparse_rows < 0 || o.sparse_dim < 1 ||
+      (o.param_mib == 0 && o.sparse_rows == 0)) {
+    spdlog::error("bench snapshot: --servers and --rounds must be >= 1, --param-mib and --sparse-rows >= 0 "
+                  "(not both 0), --sparse-dim >= 1");
     return 1;
   }
   if (!o.json_path.empty() && !std::ofstream(o.json_path, std::ios::app)) {

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "bench/raw_socket_bench.h"
+#include "bench/snapshot_bench.h"
 #include "common/asio_transport.h"
 #include "common/event_loop.h"
 #include "ps/local_cluster.h"
@@ -258,6 +259,11 @@ void AddSparseBench(CLI::App& bench) {
   c->add_option("--seconds", "Measured seconds per workload and case, over all rounds")->default_val(2.0);
   c->add_option("--rounds", "Interleaved rounds of raw, pull, push per case")->default_val(4);
   c->add_option("--memory-rows", "Rows of the memory measurement's table (0: skip it)")->default_val(10000000);
+  c->add_option("--snapshot-rows", "Rows of the tables whose snapshot write, restore and stall are measured "
+                                   "(cairn bench snapshot, one Adagrad table of dim 16 on one server), comma-separated; "
+                                   "0: skip")
+      ->default_val("1000000,10000000");
+  c->add_option("--snapshot-rounds", "Rounds of each snapshot measurement")->default_val(2);
   c->add_option("--json", "Also write every result as JSON to this file");
 }
 
@@ -282,8 +288,21 @@ int RunSparseBench(CLI::App& bench) {
   o.timing.seconds = c.get_option("--seconds")->as<double>();
   o.rounds = c.get_option("--rounds")->as<int>();
   o.memory_rows = c.get_option("--memory-rows")->as<int64_t>();
-  if (!(o.timing.seconds > 0) || o.rounds < 1 || o.memory_rows < 0) {
-    return fail(InvalidArgument("--seconds must be > 0, --rounds >= 1 and --memory-rows >= 0"));
+  std::vector<int64_t> snapshot_rows;
+  std::stringstream rows_list(c.get_option("--snapshot-rows")->as<std::string>());
+  for (std::string item; std::getline(rows_list, item, ',');) {
+    try {
+      size_t used = 0;
+      const int64_t rows = std::stoll(item, &used);
+      if (used != item.size() || rows < 0) throw std::invalid_argument(item);
+      if (rows > 0) snapshot_rows.push_back(rows);
+    } catch (const std::exception&) {
+      return fail(InvalidArgument("--snapshot-rows: '" + item + "' is not a row count"));
+    }
+  }
+  const int snapshot_rounds = c.get_option("--snapshot-rounds")->as<int>();
+  if (!(o.timing.seconds > 0) || o.rounds < 1 || o.memory_rows < 0 || snapshot_rounds < 1) {
+    return fail(InvalidArgument("--seconds must be > 0, --rounds and --snapshot-rounds >= 1 and --memory-rows >= 0"));
   }
   const std::string json_path = c.get_option("--json")->as<std::string>();
   if (!json_path.empty() && !std::ofstream(json_path, std::ios::app)) {
@@ -322,6 +341,31 @@ int RunSparseBench(CLI::App& bench) {
                    {"allocated_over_payload", m->allocated_over_payload()},
                    {"rss_over_payload", m->rss_over_payload()},
                    {"fill_seconds", m->fill_seconds}};
+  }
+  std::string snapshot_table;
+  for (int64_t rows : snapshot_rows) {
+    SnapshotBenchOptions so;
+    so.servers = 1;
+    so.param_mib = 0;
+    so.sparse_rows = rows;
+    so.sparse_dim = 16;
+    so.optimizer = "adagrad";
+    so.rounds = snapshot_rounds;
+    StatusOr<nlohmann::json> snap = MeasureSnapshots(so);
+    if (!snap.ok()) return fail(snap.status().WithContext("snapshot of " + std::to_string(rows) + " rows"));
+    const nlohmann::json& m = (*snap)["median"];
+    snapshot_table += fmt::format(
+        "| {} | {:.0f} | {:.3f} ({:.2f}) | {:.3f} | {:.3f} ({:.2f}) | {:.3f} | {:.1f} | {:.2f} | {:.2f} |\n", rows,
+        (*snap)["bytes"].get<double>() / 1048576.0, m["write_gbps"].get<double>(), m["write_over_raw"].get<double>(),
+        m["raw_write_gbps"].get<double>(), m["restore_gbps"].get<double>(), m["restore_over_raw"].get<double>(),
+        m["raw_read_gbps"].get<double>(), m["begin_seconds"].get<double>() * 1e3,
+        m["stall_over_memcpy_fresh"].get<double>(), m["stall_over_memcpy_prefaulted"].get<double>());
+    j["snapshot"].push_back({{"rows", rows}, {"dim", 16}, {"optimizer", "adagrad"}, {"servers", 1}, {"result", *snap}});
+  }
+  if (!snapshot_table.empty()) {
+    fmt::print("\n| rows | MiB | write GB/s (/raw) | raw write GB/s | restore GB/s (/raw) | raw read GB/s | stall ms | "
+               "stall/memcpy fresh | stall/memcpy touched |\n|---|---|---|---|---|---|---|---|---|\n{}",
+               snapshot_table);
   }
   if (!json_path.empty()) {
     std::ofstream(json_path) << j.dump(2) << "\n";
