@@ -51,6 +51,15 @@ std::vector<uint32_t> OrderById(const float* records, uint32_t n, int32_t stride
   return order;
 }
 
+// Copies n floats with fixed-size copies the compiler inlines: a row's
+// update moves a few short runs (values, each slot, the gradient), and a
+// call to memcpy for each took a sixth of a wide & deep step.
+inline void CopyFloats(float* to, const float* from, int32_t n) {
+  for (; n >= 16; n -= 16, to += 16, from += 16) std::memcpy(to, from, 16 * sizeof(float));
+  for (; n >= 4; n -= 4, to += 4, from += 4) std::memcpy(to, from, 4 * sizeof(float));
+  for (; n > 0; --n) *to++ = *from++;
+}
+
 // A set of ids seen in one request, to refuse repeats before anything
 // changes: open addressing over a scratch array reused per thread.
 bool HasRepeats(const int64_t* ids, size_t n) {
@@ -261,7 +270,7 @@ Status SparseTable::Pull(const int64_t* ids, size_t n, float* out) const {
       if (rows[k] == kNoRow) {
         InitializeSparseRow(spec_, ids[first + k], dst);
       } else {
-        std::memcpy(dst, Record(rows[k]) + 2, dim * sizeof(float));
+        CopyFloats(dst, Record(rows[k]) + 2, static_cast<int32_t>(dim));
       }
     }
   }
@@ -326,16 +335,12 @@ void SparseTable::ApplyCheckedGradients(const int64_t* ids, size_t n, const floa
     }
     for (size_t k = 0; k < count; ++k) {
       float* r = Record(rows[k]);
-      std::memcpy(work, r + 2, dim * sizeof(float));
-      for (size_t s = 0; s < slot_maps.size(); ++s) {
-        std::memcpy(work + at[s], r + slot_offsets_[s], SlotWidth(s) * sizeof(float));
-      }
-      std::memcpy(work + grad_at, grads + (first + k) * dim, dim * sizeof(float));
+      CopyFloats(work, r + 2, dim);
+      for (size_t s = 0; s < slot_maps.size(); ++s) CopyFloats(work + at[s], r + slot_offsets_[s], SlotWidth(s));
+      CopyFloats(work + grad_at, grads + (first + k) * dim, dim);
       optimizer_->Apply(values, grad, slot_maps, rate);
-      std::memcpy(r + 2, work, dim * sizeof(float));
-      for (size_t s = 0; s < slot_maps.size(); ++s) {
-        std::memcpy(r + slot_offsets_[s], work + at[s], SlotWidth(s) * sizeof(float));
-      }
+      CopyFloats(r + 2, work, dim);
+      for (size_t s = 0; s < slot_maps.size(); ++s) CopyFloats(r + slot_offsets_[s], work + at[s], SlotWidth(s));
     }
   }
 }

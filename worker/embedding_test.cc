@@ -19,6 +19,7 @@
 
 #include "common/sparse_spec.h"
 #include "worker/graph.h"
+#include "worker/ops.h"
 #include "worker/session.h"
 #include "worker/variable_store.h"
 
@@ -474,6 +475,29 @@ TEST(EmbeddingPull, ARunWithoutLookupsPullsNoRows) {
   auto session = NewSession(g, &store);
   ASSERT_TRUE(session->Run(c).ok());
   EXPECT_TRUE(store.sparse_pulls.empty());
+}
+
+TEST(EmbeddingPull, UniqueIdsSortsAndDeduplicatesLargeListsOfAnySign) {
+  std::mt19937_64 rng(5);
+  for (size_t n : {size_t{0}, size_t{7}, size_t{300}, size_t{20000}}) {
+    std::vector<int64_t> ids;
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t r = rng();
+      // Wide ids of both signs, small ones, and repeats of earlier ones.
+      ids.push_back(i % 3 == 0 ? static_cast<int64_t>(r) : i % 3 == 1 ? static_cast<int64_t>(r % 1000) - 500
+                                                                       : ids[r % ids.size()]);
+    }
+    std::vector<int64_t> want = ids;
+    std::sort(want.begin(), want.end());
+    want.erase(std::unique(want.begin(), want.end()), want.end());
+    const Tensor got = UniqueIds(ids);
+    ASSERT_EQ(got.num_elements(), static_cast<int64_t>(want.size())) << n;
+    EXPECT_TRUE(std::equal(want.begin(), want.end(), got.data<int64_t>())) << n;
+    // And every id is found at its row, absent ones nowhere.
+    const IdRows index(got);
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(index.Find(want[i]), static_cast<int64_t>(i));
+    if (!want.empty()) EXPECT_EQ(index.Find(want.back() == INT64_MAX ? want.back() - 1 : want.back() + 1), -1);
+  }
 }
 
 TEST(EmbeddingForward, ABagPoolsItsPresentRowsAndAnEmptyBagIsZero) {
