@@ -153,9 +153,13 @@ Status PrepareModelDir(const std::string& model_dir, const StorageEnv& env) {
   }
   RETURN_IF_ERROR(env.file_system().CreateDirs(model_dir).WithContext("model directory"));
   const std::string marker = model_dir + "/" + kMarkerName;
-  if (fs::exists(marker, ec)) return Status::OK();
+  // Listed before the marker is looked for: another process of the job
+  // preparing the same new directory may write its marker at any moment,
+  // and a marker that appears after the look but before the listing would
+  // make the directory look like someone else's.
   const bool empty = fs::is_empty(model_dir, ec);
   if (ec) return ErrnoStatus(ec.value(), "cannot list model directory '" + model_dir + "'");
+  if (fs::exists(marker, ec)) return Status::OK();
   if (!empty) {
     return FailedPrecondition("'" + model_dir + "' is not a Cairn model directory (it has files but no " +
                               kMarkerName + " marker)");

@@ -10,6 +10,8 @@
 #include <limits>
 #include <set>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <xxhash.h>
@@ -360,6 +362,23 @@ TEST_F(ModelDirTest, PrepareRefusesSomeoneElsesDirectory) {
   EXPECT_NE(s.message().find("'" + dir_ + "' is not a Cairn model directory"), std::string::npos) << s;
   EXPECT_NE(s.message().find("cairn-model-dir"), std::string::npos) << s;
   EXPECT_FALSE(fs::exists(dir_ + "/cairn-model-dir"));
+}
+
+// The processes of a job (servers and chief) prepare the same new directory
+// at once: none may take the marker another is writing for a stranger's
+// file. (The marker used to be looked for before the directory was listed,
+// so one written between the two looked like someone else's directory.)
+TEST_F(ModelDirTest, PreparingANewDirectoryFromManyThreadsAtOnceSucceedsInEach) {
+  constexpr int kThreads = 4, kRounds = 200;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string dir = root_ + "/race-" + std::to_string(round);
+    std::vector<Status> results(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) threads.emplace_back([&, t] { results[t] = PrepareModelDir(dir); });
+    for (std::thread& t : threads) t.join();
+    for (int t = 0; t < kThreads; ++t) ASSERT_EQ(results[t], Status::OK()) << "round " << round << ", thread " << t;
+    ASSERT_EQ(CheckModelDir(dir), Status::OK());
+  }
 }
 
 TEST_F(ModelDirTest, PrepareRefusesAFile) {
