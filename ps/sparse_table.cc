@@ -60,6 +60,23 @@ inline void CopyFloats(float* to, const float* from, int32_t n) {
   for (; n > 0; --n) *to++ = *from++;
 }
 
+// Visits `n` ids in blocks of 32 so that the cache misses of random ids
+// overlap instead of queueing: the block's index slots are prefetched, each
+// id's row found with `find(id, row found or kNoRow)` (which may create it
+// and prefetch its record, and returns the row to visit), and only then
+// `visit(i, row)` runs for each id of the block, in order.
+template <typename IndexT, typename Find, typename Visit>
+void InBlocks(IndexT& index, const int64_t* ids, size_t n, Find find, Visit visit) {
+  constexpr size_t kBlock = 32;
+  uint32_t rows[kBlock];
+  for (size_t first = 0; first < n; first += kBlock) {
+    const size_t count = std::min(kBlock, n - first);
+    for (size_t k = 0; k < count; ++k) index.Prefetch(ids[first + k]);
+    for (size_t k = 0; k < count; ++k) rows[k] = find(ids[first + k], index.Find(ids[first + k]));
+    for (size_t k = 0; k < count; ++k) visit(first + k, rows[k]);
+  }
+}
+
 // A set of ids seen in one request, to refuse repeats before anything
 // changes: open addressing over a scratch array reused per thread.
 bool HasRepeats(const int64_t* ids, size_t n) {
@@ -254,26 +271,20 @@ Status SparseTable::Pull(const int64_t* ids, size_t n, float* out) const {
     }
   }
   std::shared_lock<std::shared_mutex> lock(mu_);
-  // In blocks: the index slots of a block are prefetched, then its records,
-  // so the cache misses of random ids overlap instead of queueing.
-  constexpr size_t kBlock = 32;
-  uint32_t rows[kBlock];
-  for (size_t first = 0; first < n; first += kBlock) {
-    const size_t count = std::min(kBlock, n - first);
-    for (size_t k = 0; k < count; ++k) index_->Prefetch(ids[first + k]);
-    for (size_t k = 0; k < count; ++k) {
-      rows[k] = index_->Find(ids[first + k]);
-      if (rows[k] != kNoRow) PrefetchValues(Record(rows[k]));
-    }
-    for (size_t k = 0; k < count; ++k) {
-      float* dst = out + (first + k) * dim;
-      if (rows[k] == kNoRow) {
-        InitializeSparseRow(spec_, ids[first + k], dst);
-      } else {
-        CopyFloats(dst, Record(rows[k]) + 2, static_cast<int32_t>(dim));
-      }
-    }
-  }
+  InBlocks(
+      *index_, ids, n,
+      [&](int64_t, uint32_t row) {
+        if (row != kNoRow) PrefetchValues(Record(row));
+        return row;
+      },
+      [&](size_t i, uint32_t row) {
+        float* dst = out + i * dim;
+        if (row == kNoRow) {
+          InitializeSparseRow(spec_, ids[i], dst);
+        } else {
+          CopyFloats(dst, Record(row) + 2, static_cast<int32_t>(dim));
+        }
+      });
   return Status::OK();
 }
 
@@ -320,29 +331,22 @@ void SparseTable::ApplyCheckedGradients(const int64_t* ids, size_t n, const floa
   Optimizer::Vec values(work, dim);
   Optimizer::ConstVec grad(work + grad_at, dim);
   std::unique_lock<std::shared_mutex> lock(mu_);
-  // In blocks, as Pull: the block's index slots are prefetched, its rows
-  // found (or created: the ids are unique), their records prefetched, and
-  // only then updated, so the cache misses of random ids overlap.
-  constexpr size_t kBlock = 32;
-  uint32_t rows[kBlock];
-  for (size_t first = 0; first < n; first += kBlock) {
-    const size_t count = std::min(kBlock, n - first);
-    for (size_t k = 0; k < count; ++k) index_->Prefetch(ids[first + k]);
-    for (size_t k = 0; k < count; ++k) {
-      rows[k] = index_->Find(ids[first + k]);
-      if (rows[k] == kNoRow) rows[k] = NewRow(ids[first + k]);
-      PrefetchRecord(Record(rows[k]));
-    }
-    for (size_t k = 0; k < count; ++k) {
-      float* r = Record(rows[k]);
-      CopyFloats(work, r + 2, dim);
-      for (size_t s = 0; s < slot_maps.size(); ++s) CopyFloats(work + at[s], r + slot_offsets_[s], SlotWidth(s));
-      CopyFloats(work + grad_at, grads + (first + k) * dim, dim);
-      optimizer_->Apply(values, grad, slot_maps, rate);
-      CopyFloats(r + 2, work, dim);
-      for (size_t s = 0; s < slot_maps.size(); ++s) CopyFloats(r + slot_offsets_[s], work + at[s], SlotWidth(s));
-    }
-  }
+  InBlocks(
+      *index_, ids, n,
+      [&](int64_t id, uint32_t row) {
+        if (row == kNoRow) row = NewRow(id);  // the ids are unique: never created twice
+        PrefetchRecord(Record(row));
+        return row;
+      },
+      [&](size_t i, uint32_t row) {
+        float* r = Record(row);
+        CopyFloats(work, r + 2, dim);
+        for (size_t s = 0; s < slot_maps.size(); ++s) CopyFloats(work + at[s], r + slot_offsets_[s], SlotWidth(s));
+        CopyFloats(work + grad_at, grads + i * dim, dim);
+        optimizer_->Apply(values, grad, slot_maps, rate);
+        CopyFloats(r + 2, work, dim);
+        for (size_t s = 0; s < slot_maps.size(); ++s) CopyFloats(r + slot_offsets_[s], work + at[s], SlotWidth(s));
+      });
 }
 
 int64_t SparseTable::rows() const {
