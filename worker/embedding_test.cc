@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -192,7 +193,7 @@ class SparseGradientCheck {
   const FeedMap& feeds() const { return feeds_; }
 
   // `touched`: table -> the ids whose rows the loss reads, sorted: exactly
-  // what the push must carry.
+  // what the push must carry (in any order).
   void ExpectGradientsMatchFiniteDifferences(const std::map<std::string, std::vector<int64_t>>& touched) {
     StatusOr<Tensor> step = session_->Run(train_, feeds_);
     ASSERT_TRUE(step.ok()) << step.status();
@@ -203,13 +204,17 @@ class SparseGradientCheck {
       auto it = pushed.sparse_gradients.find(table);
       ASSERT_NE(it, pushed.sparse_gradients.end()) << "no rows were pushed for '" << table << "'";
       EXPECT_EQ(pushed.gradients.count(table), 0u) << "a dense gradient was pushed for table '" << table << "'";
-      ASSERT_EQ(IdList(it->second.ids), ids) << table;
+      std::vector<int64_t> pushed_ids = IdList(it->second.ids);
+      std::map<int64_t, size_t> row_of;
+      for (size_t r = 0; r < pushed_ids.size(); ++r) row_of[pushed_ids[r]] = r;
+      std::sort(pushed_ids.begin(), pushed_ids.end());
+      ASSERT_EQ(pushed_ids, ids) << table;
       const int64_t dim = it->second.values.dim(1);
       ASSERT_EQ(it->second.values.shape(), (Shape{static_cast<int64_t>(ids.size()), dim}));
       for (size_t r = 0; r < ids.size(); ++r) {
         for (int64_t j = 0; j < dim; ++j) {
           const double numeric = RowDifference(table, ids[r], j);
-          const double got = it->second.values.data<float>()[r * dim + j];
+          const double got = it->second.values.data<float>()[row_of.at(ids[r]) * dim + j];
           EXPECT_NEAR(got, numeric, kAbsTol + kRelTol * std::fabs(numeric))
               << "d(loss)/d(" << table << "[" << ids[r] << "][" << j << "])";
         }
@@ -356,9 +361,9 @@ TEST(EmbeddingPush, RepeatedIdsArePushedOnceWithTheirGradientsSummed) {
   ASSERT_TRUE(session->Run(train, {{ids, Ids({4}, {9, 3, 9, 9})}}).ok());
   ASSERT_EQ(store.last.sparse_gradients.count("emb"), 1u);
   const SparseRowsUpdate& u = store.last.sparse_gradients.at("emb");
-  EXPECT_EQ(IdList(u.ids), (std::vector<int64_t>{3, 9}));
+  EXPECT_EQ(IdList(u.ids), (std::vector<int64_t>{9, 3}));  // in the order first read
   // Summed in the order the ids appear.
-  EXPECT_EQ(Floats(u.values), (std::vector<float>{2, 3, 0.5f + 0.25f + 8, 1 + 4 + 0.125f}));
+  EXPECT_EQ(Floats(u.values), (std::vector<float>{0.5f + 0.25f + 8, 1 + 4 + 0.125f, 2, 3}));
   EXPECT_TRUE(store.last.gradients.empty());
 }
 
@@ -440,7 +445,7 @@ TEST(EmbeddingPush, LocalVariablesInTheSameRunStayInTheSession) {
 
 // --- What is pulled ----------------------------------------------------------------
 
-TEST(EmbeddingPull, ARunPullsEveryTablesUniqueIdsInOneSortedRequest) {
+TEST(EmbeddingPull, ARunPullsEveryTablesUniqueIdsInOneRequestInTheOrderFirstRead) {
   Graph g;
   Output user = g.SparseTable(Table("emb/user", 2));
   Output item = g.SparseTable(Table("emb/item", 3));
@@ -456,8 +461,8 @@ TEST(EmbeddingPull, ARunPullsEveryTablesUniqueIdsInOneSortedRequest) {
                   {*g.Find("c"), Ids({2}, {20, 10})}});
   ASSERT_TRUE(r.ok()) << r.status();
   ASSERT_EQ(store.sparse_pulls.size(), 1u);
-  EXPECT_EQ(store.sparse_pulls[0].at("emb/user"), (std::vector<int64_t>{10, 20, 30}));
-  EXPECT_EQ(store.sparse_pulls[0].at("emb/item"), (std::vector<int64_t>{5, 7}));
+  EXPECT_EQ(store.sparse_pulls[0].at("emb/user"), (std::vector<int64_t>{30, 10, 20}));
+  EXPECT_EQ(store.sparse_pulls[0].at("emb/item"), (std::vector<int64_t>{7, 5}));
   // Each lookup gathers its own ids' rows.
   const std::vector<float> r30 = store.Row("emb/user", 30), r10 = store.Row("emb/user", 10);
   EXPECT_EQ(Floats((*r)[0]), (std::vector<float>{r30[0], r30[1], r10[0], r10[1], r30[0], r30[1]}));
@@ -477,7 +482,7 @@ TEST(EmbeddingPull, ARunWithoutLookupsPullsNoRows) {
   EXPECT_TRUE(store.sparse_pulls.empty());
 }
 
-TEST(EmbeddingPull, UniqueIdsSortsAndDeduplicatesLargeListsOfAnySign) {
+TEST(EmbeddingPull, ReadRowsKeepsEachIdOnceInTheOrderFirstReadAndFindsItsRow) {
   std::mt19937_64 rng(5);
   for (size_t n : {size_t{0}, size_t{7}, size_t{300}, size_t{20000}}) {
     std::vector<int64_t> ids;
@@ -487,16 +492,19 @@ TEST(EmbeddingPull, UniqueIdsSortsAndDeduplicatesLargeListsOfAnySign) {
       ids.push_back(i % 3 == 0 ? static_cast<int64_t>(r) : i % 3 == 1 ? static_cast<int64_t>(r % 1000) - 500
                                                                        : ids[r % ids.size()]);
     }
-    std::vector<int64_t> want = ids;
-    std::sort(want.begin(), want.end());
-    want.erase(std::unique(want.begin(), want.end()), want.end());
-    const Tensor got = UniqueIds(ids);
-    ASSERT_EQ(got.num_elements(), static_cast<int64_t>(want.size())) << n;
-    EXPECT_TRUE(std::equal(want.begin(), want.end(), got.data<int64_t>())) << n;
-    // And every id is found at its row, absent ones nowhere.
-    const IdRows index(got);
-    for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(index.Find(want[i]), static_cast<int64_t>(i));
-    if (!want.empty()) EXPECT_EQ(index.Find(want.back() == INT64_MAX ? want.back() - 1 : want.back() + 1), -1);
+    std::vector<int64_t> want;
+    std::set<int64_t> seen;
+    for (int64_t id : ids) {
+      if (seen.insert(id).second) want.push_back(id);
+    }
+    const TableRows t = ReadRows(ids, 4);
+    ASSERT_EQ(t.ids.num_elements(), static_cast<int64_t>(want.size())) << n;
+    EXPECT_TRUE(std::equal(want.begin(), want.end(), t.ids.data<int64_t>())) << n;
+    EXPECT_EQ(t.rows.shape(), (Shape{0, 4}));
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(t.index->Find(want[i]), static_cast<int64_t>(i));
+    int64_t absent = 501;
+    while (seen.count(absent)) ++absent;
+    EXPECT_EQ(t.index->Find(absent), -1);
   }
 }
 

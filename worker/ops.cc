@@ -230,36 +230,8 @@ StatusOr<Tensor> ReshapeForward(const Node& node, const Tensor& x) {
   return out;
 }
 
-// Sorts int64s in place: eight passes of 8 bits over the sign-flipped keys
-// (a pass whose digit is the same for all is skipped). A Run's ~13k lookup
-// ids a table sorted in a quarter of std::sort's time.
-void RadixSort(std::vector<int64_t>* values) {
-  std::vector<int64_t>& v = *values;
-  if (v.size() < 256) {
-    std::sort(v.begin(), v.end());
-    return;
-  }
-  auto key = [](int64_t x) { return static_cast<uint64_t>(x) ^ (uint64_t{1} << 63); };
-  std::vector<int64_t> spare(v.size());
-  for (int shift = 0; shift < 64; shift += 8) {
-    size_t count[256] = {};
-    for (int64_t x : v) ++count[(key(x) >> shift) & 0xff];
-    if (count[(key(v[0]) >> shift) & 0xff] == v.size()) continue;
-    size_t sum = 0;
-    for (size_t& c : count) sum += std::exchange(c, sum);
-    for (int64_t x : v) spare[count[(key(x) >> shift) & 0xff]++] = x;
-    v.swap(spare);
-  }
-}
-
-// The row of `id` in table.ids (sorted), or -1.
-int64_t RowOf(const TableRows& table, int64_t id) {
-  if (table.index) return table.index->Find(id);
-  const int64_t* begin = table.ids.data<int64_t>();
-  const int64_t* end = begin + table.ids.num_elements();
-  const int64_t* it = std::lower_bound(begin, end, id);
-  return it != end && *it == id ? it - begin : -1;
-}
+// The row of `id` in table.ids, or -1.
+int64_t RowOf(const TableRows& table, int64_t id) { return table.index ? table.index->Find(id) : -1; }
 
 Status NotPulled(const Node& node, int64_t id) {
   return Internal("node '" + node.name + "': id " + std::to_string(id) + " was not pulled for this Run");
@@ -462,20 +434,24 @@ Status AppendLookupIds(const Node& node, const Tensor& ids, std::vector<int64_t>
   return Status::OK();
 }
 
-IdRows::IdRows(const Tensor& ids) {
-  const int64_t n = ids.num_elements();
+IdRows::IdRows(const std::vector<int64_t>& ids) {
   size_t cap = 16;
-  while (cap < 2 * static_cast<size_t>(n)) cap *= 2;
+  while (cap < 2 * ids.size()) cap *= 2;
   keys_.assign(cap, 0);
   rows_.assign(cap, -1);
   mask_ = cap - 1;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t id = ids.data<int64_t>()[i];
+  std::vector<int64_t> unique;
+  unique.reserve(ids.size());
+  for (int64_t id : ids) {
     size_t at = MixId(id) & mask_;
-    while (rows_[at] >= 0) at = (at + 1) & mask_;
+    while (rows_[at] >= 0 && keys_[at] != id) at = (at + 1) & mask_;
+    if (rows_[at] >= 0) continue;  // seen
     keys_[at] = id;
-    rows_[at] = static_cast<int32_t>(i);
+    rows_[at] = static_cast<int32_t>(unique.size());
+    unique.push_back(id);
   }
+  unique_ = Tensor::Uninitialized(DType::kInt64, {static_cast<int64_t>(unique.size())});
+  std::copy(unique.begin(), unique.end(), unique_.data<int64_t>());
 }
 
 int64_t IdRows::Find(int64_t id) const {
@@ -485,12 +461,13 @@ int64_t IdRows::Find(int64_t id) const {
   }
 }
 
-Tensor UniqueIds(std::vector<int64_t> ids) {
-  RadixSort(&ids);
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  Tensor out = Tensor::Uninitialized(DType::kInt64, {static_cast<int64_t>(ids.size())});
-  std::copy(ids.begin(), ids.end(), out.data<int64_t>());
-  return out;
+TableRows ReadRows(const std::vector<int64_t>& ids, int32_t dim) {
+  TableRows t;
+  auto index = std::make_shared<IdRows>(ids);
+  t.ids = index->unique();
+  t.rows = Tensor(DType::kFloat32, {0, dim});
+  t.index = std::move(index);
+  return t;
 }
 
 StatusOr<Tensor> EmbeddingForward(const Node& node, const TableRows& table, const Tensor& ids) {

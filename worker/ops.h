@@ -30,18 +30,22 @@ bool IsDifferentiable(OpType op);
 // --- Sparse tables -------------------------------------------------------------
 //
 // A Run reads each sparse table once: the ids of every lookup and bag of it
-// (AppendLookupIds), sorted and unique (UniqueIds), are pulled together;
-// lookups then gather from those rows, and their gradients are summed into
-// rows aligned with the same ids. Nothing is ever the size of the table.
+// (AppendLookupIds), deduplicated in the order first read (ReadRows), are
+// pulled together; lookups then gather from those rows, and their gradients
+// are summed into rows aligned with the same ids. Nothing is ever the size
+// of the table.
 
-// id -> row of a sorted, unique id list, by open addressing: a Run's
-// lookups read each id of a batch once or more, and a binary search per
-// read took a quarter of a wide & deep step.
+// id -> row of a list of unique ids, by open addressing. (A sort of the
+// ids and a binary search per read, which this replaced, took a third of a
+// wide & deep step.)
 class IdRows {
  public:
-  explicit IdRows(const Tensor& ids);  // int64 [u], unique
-  int64_t Find(int64_t id) const;      // its row, or -1
+  // Deduplicates `ids`; unique() holds each once, in the order first seen.
+  explicit IdRows(const std::vector<int64_t>& ids);
+  const Tensor& unique() const { return unique_; }
+  int64_t Find(int64_t id) const;  // its row in unique(), or -1
  private:
+  Tensor unique_;
   std::vector<int64_t> keys_;
   std::vector<int32_t> rows_;  // -1: an empty slot
   size_t mask_ = 0;
@@ -49,10 +53,13 @@ class IdRows {
 
 // One Run's rows of a sparse table.
 struct TableRows {
-  Tensor ids;   // int64 [u]: every id the Run's lookups of the table read, sorted, unique
+  Tensor ids;   // int64 [u]: every id the Run's lookups of the table read, once, in the order first read
   Tensor rows;  // float32 [u, dim]: their values as pulled
-  std::shared_ptr<const IdRows> index;  // of `ids`; null: lookups binary-search them
+  std::shared_ptr<const IdRows> index;  // ids' rows (ReadRows sets both)
 };
+
+// The TableRows of a Run that reads `ids` (repeats allowed), rows not yet pulled.
+TableRows ReadRows(const std::vector<int64_t>& ids, int32_t dim);
 
 // A sparse table's gradient over one Run's backward pass, aligned with its
 // TableRows::ids.
@@ -65,8 +72,6 @@ struct TableGradient {
 // value of its ids input) to *out. A bag's negative ids ("no id") are
 // skipped; a lookup's are InvalidArgument naming the node.
 Status AppendLookupIds(const Node& node, const Tensor& ids, std::vector<int64_t>* out);
-// `ids`, sorted and deduplicated, as an int64 tensor [u].
-Tensor UniqueIds(std::vector<int64_t> ids);
 
 // The value of an EmbeddingLookup or EmbeddingBag node: its ids' rows from
 // `table`, which must hold every id it reads (Internal otherwise).

@@ -231,9 +231,7 @@ Status Session::PullSparse(const std::vector<bool>& needed, RunState* run) {
   for (auto& [table, list] : ids) {
     const Node& t = graph_->node(table);
     TableRows& rows = run->tables[table];
-    rows.ids = UniqueIds(std::move(list));
-    rows.index = std::make_shared<IdRows>(rows.ids);
-    rows.rows = Tensor(DType::kFloat32, {0, t.table.dim});
+    rows = ReadRows(list, t.table.dim);
     if (rows.ids.num_elements() > 0) request[t.name] = rows.ids;
   }
   if (request.empty()) return Status::OK();
