@@ -1,8 +1,6 @@
 #include "bench/snapshot_bench.h"
 
 #include <sys/mman.h>
-#include <sys/statfs.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -24,6 +22,7 @@
 #include "common/event_loop.h"
 #include "ps/server.h"
 #include "bench/raw_rocksdb.h"
+#include "bench/scratch_dir.h"
 #include "worker/graph.h"
 #include "worker/ps_client.h"
 #include "worker/saver.h"
@@ -55,60 +54,6 @@ double Median(std::vector<double> v) {
 
 double Gbps(uint64_t bytes, double seconds) { return seconds > 0 ? static_cast<double>(bytes) / seconds / 1e9 : 0; }
 double Ratio(double a, double b) { return b > 0 ? a / b : 0; }
-
-// ---- Where the bytes go: the machine and the disk ----
-
-struct MachineNote {
-  unsigned cores = 0;
-  std::string cpu;
-  std::string work_dir;
-  std::string mount_point, device, fs_type;  // of work_dir, from /proc/mounts
-  std::string ToString() const {
-    return fmt::format("machine: {} cores ({}), shared with other jobs; data in {} on {} ({} mounted at {})", cores,
-                       cpu, work_dir, device, fs_type, mount_point);
-  }
-};
-
-MachineNote DescribeMachine(const std::string& work_dir) {
-  MachineNote m;
-  m.cores = std::thread::hardware_concurrency();
-  m.work_dir = work_dir;
-  std::ifstream cpuinfo("/proc/cpuinfo");
-  for (std::string line; std::getline(cpuinfo, line);) {
-    if (line.rfind("model name", 0) == 0) {
-      m.cpu = line.substr(line.find(':') + 2);
-      break;
-    }
-  }
-  // The longest mount point that is a prefix of the directory.
-  std::ifstream mounts("/proc/mounts");
-  std::string device, point, type, rest;
-  while (mounts >> device >> point >> type && std::getline(mounts, rest)) {
-    const bool prefix = work_dir.rfind(point, 0) == 0 &&
-                        (point == "/" || work_dir.size() == point.size() || work_dir[point.size()] == '/');
-    if (prefix && point.size() >= m.mount_point.size()) m = {m.cores, m.cpu, m.work_dir, point, device, type};
-  }
-  return m;
-}
-
-// A directory made for this run and removed with everything in it.
-class ScratchDir {
- public:
-  static StatusOr<std::unique_ptr<ScratchDir>> Make(const std::string& parent) {
-    std::string pattern = (parent.empty() ? std::string("/tmp") : parent) + "/cairn-snapshot-bench-XXXXXX";
-    if (!::mkdtemp(pattern.data())) return Unavailable("cannot make a directory like '" + pattern + "'");
-    return std::unique_ptr<ScratchDir>(new ScratchDir(std::filesystem::canonical(pattern).string()));
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  explicit ScratchDir(std::string path) : path_(std::move(path)) {}
-  const std::string path_;
-};
 
 // ---- The job: servers, and the chief's client, session and saver ----
 
@@ -544,7 +489,7 @@ Status WriteJson(const std::string& path, const nlohmann::json& j) {
 }  // namespace
 
 StatusOr<nlohmann::json> MeasureSnapshots(const SnapshotBenchOptions& o) {
-  ASSIGN_OR_RETURN(std::unique_ptr<ScratchDir> scratch, ScratchDir::Make(o.dir));
+  ASSIGN_OR_RETURN(std::unique_ptr<ScratchDir> scratch, ScratchDir::Make(o.dir, "cairn-snapshot-bench"));
   const MachineNote machine = DescribeMachine(scratch->path());
   fmt::print("{}\n", machine.ToString());
   spdlog::info("bench snapshot: {} server(s), {} MiB of parameters in {} variables, {} sparse rows of dim {}, {}",

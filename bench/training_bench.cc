@@ -13,32 +13,10 @@
 #include <spdlog/spdlog.h>
 
 #include "bench/child_process.h"
+#include "bench/scratch_dir.h"
 
 namespace cairn {
 namespace {
-
-// A new directory under the system's temporary directory, removed with what
-// it holds on destruction.
-class ScratchDir {
- public:
-  static StatusOr<std::unique_ptr<ScratchDir>> Create(const std::string& prefix) {
-    std::error_code ec;
-    std::string pattern = (std::filesystem::temp_directory_path(ec) / (prefix + "-XXXXXX")).string();
-    if (ec || mkdtemp(pattern.data()) == nullptr) {
-      return Unavailable("cannot create a temporary directory like '" + pattern + "'");
-    }
-    return std::unique_ptr<ScratchDir>(new ScratchDir(pattern));
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  explicit ScratchDir(std::string path) : path_(std::move(path)) {}
-  std::string path_;
-};
 
 // What one `cairn train` run reported in its summary.
 struct RunFigures {
@@ -102,7 +80,7 @@ StatusOr<TrainingBenchResult> RunTrainingBench(const TrainingBenchOptions& o) {
   if (cairn.empty()) {
     ASSIGN_OR_RETURN(cairn, ThisBinary());
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<ScratchDir> scratch, ScratchDir::Create("cairn-bench-train"));
+  ASSIGN_OR_RETURN(std::unique_ptr<ScratchDir> scratch, ScratchDir::Make("", "cairn-bench-train"));
   const std::string summary = scratch->path() + "/summary.json";
   TrainingBenchResult r;
 

@@ -4,7 +4,6 @@
 #include <cstring>
 #include <mutex>
 #include <new>
-#include <numeric>
 #include <utility>
 #include <vector>
 
@@ -166,10 +165,6 @@ class SparseTable::Index {
     return true;
   }
   size_t capacity() const { return keys_.size(); }
-  void Clear() {
-    Resize(1024);
-    size_ = 0;
-  }
 
  private:
   void Resize(size_t cap) {
@@ -402,12 +397,6 @@ SparseRows SparseTable::SortRecords(const Records& copied) const {
     }
   }
   return out;
-}
-
-void SparseTable::Clear() {
-  blocks_.clear();
-  index_->Clear();
-  rows_ = 0;
 }
 
 Status SparseTable::Import(const SparseRows& rows) {

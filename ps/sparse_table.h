@@ -118,7 +118,6 @@ class SparseTable {
   void PrefetchRecord(const float* record) const;
   void PrefetchValues(const float* record) const;
   uint32_t NewRow(int64_t id);        // requires mu_ exclusively: a record with initial values and slots
-  void Clear();                       // requires mu_ exclusively
 
   const SparseTableSpec spec_;
   const OptimizerSpec optimizer_spec_;

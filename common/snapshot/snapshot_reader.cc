@@ -228,7 +228,6 @@ Status CheckSparseRecord(const SparseRecord* r, const ManifestSparseTable& t, in
   return Status::OK();
 }
 
-// Appends the rows of `from` that `keep` accepts to `to`.
 // Appends the rows of `from` that `routing` picks to `to` (moved whole
 // when `to` is empty and every row is picked).
 void AppendRows(SparseRows&& from, const SparseRouting& routing, SparseRows* to) {

@@ -117,6 +117,26 @@ uint64_t ChunkCount(uint64_t part_bytes, uint64_t chunk_bytes) {
   return part_bytes == 0 ? 0 : (part_bytes - 1) / chunk_bytes + 1;
 }
 
+// Each part is as long as `expected(part)` says (`needs` begins the
+// message's account of why) and has one checksum per chunk.
+template <typename Expected>
+Status CheckParts(const std::string& where, const std::vector<uint64_t>& part_bytes,
+                  const std::vector<std::vector<uint64_t>>& chunk_xxh3, uint64_t chunk_bytes, const std::string& needs,
+                  Expected expected) {
+  for (size_t p = 0; p < part_bytes.size(); ++p) {
+    const uint64_t want = expected(p);
+    if (part_bytes[p] != want) {
+      return InvalidArgument(where + "part " + std::to_string(p) + " is " + std::to_string(part_bytes[p]) +
+                             " bytes, " + needs + std::to_string(want));
+    }
+    if (chunk_xxh3[p].size() != ChunkCount(part_bytes[p], chunk_bytes)) {
+      return InvalidArgument(where + "part " + std::to_string(p) + " has " + std::to_string(chunk_xxh3[p].size()) +
+                             " chunk checksums");
+    }
+  }
+  return Status::OK();
+}
+
 // What LayoutOf relies on.
 Status CheckInfo(const ShardInfo& info) {
   const VariableSpec& spec = info.spec;
@@ -138,18 +158,9 @@ Status CheckRecord(const ShardRecord& r) {
   if (r.part_bytes.size() != parts || r.chunk_xxh3.size() != parts) {
     return InvalidArgument(where + "expected " + std::to_string(parts) + " parts");
   }
-  for (size_t p = 0; p < parts; ++p) {
-    const uint64_t expected = LayoutOf(r.info, r.slot_defs, static_cast<int>(p)).bytes();
-    if (r.part_bytes[p] != expected) {
-      return InvalidArgument(where + "part " + std::to_string(p) + " is " + std::to_string(r.part_bytes[p]) +
-                             " bytes, its shape needs " + std::to_string(expected));
-    }
-    if (r.chunk_xxh3[p].size() != ChunkCount(r.part_bytes[p], r.chunk_bytes)) {
-      return InvalidArgument(where + "part " + std::to_string(p) + " has " + std::to_string(r.chunk_xxh3[p].size()) +
-                             " chunk checksums");
-    }
-  }
-  return Status::OK();
+  return CheckParts(where, r.part_bytes, r.chunk_xxh3, r.chunk_bytes, "its shape needs ", [&](size_t p) {
+    return LayoutOf(r.info, r.slot_defs, static_cast<int>(p)).bytes();
+  });
 }
 
 Status DecodeRecord(std::string_view bytes, ShardRecord* record) {
@@ -171,18 +182,8 @@ Status CheckSparseRecord(const SparseRecord& r) {
   if (r.part_bytes.size() != parts || r.chunk_xxh3.size() != parts) {
     return InvalidArgument(where + "expected " + std::to_string(parts) + " parts");
   }
-  for (size_t p = 0; p < parts; ++p) {
-    const uint64_t expected = SparsePartBytes(r.spec, r.slot_defs, r.rows, p);
-    if (r.part_bytes[p] != expected) {
-      return InvalidArgument(where + "part " + std::to_string(p) + " is " + std::to_string(r.part_bytes[p]) +
-                             " bytes, " + std::to_string(r.rows) + " rows need " + std::to_string(expected));
-    }
-    if (r.chunk_xxh3[p].size() != ChunkCount(r.part_bytes[p], r.chunk_bytes)) {
-      return InvalidArgument(where + "part " + std::to_string(p) + " has " + std::to_string(r.chunk_xxh3[p].size()) +
-                             " chunk checksums");
-    }
-  }
-  return Status::OK();
+  return CheckParts(where, r.part_bytes, r.chunk_xxh3, r.chunk_bytes, std::to_string(r.rows) + " rows need ",
+                    [&](size_t p) { return SparsePartBytes(r.spec, r.slot_defs, r.rows, p); });
 }
 
 Status DecodeSparseRecord(std::string_view bytes, SparseRecord* record) {
