@@ -48,9 +48,9 @@ StatusOr<std::vector<uint64_t>> SliceBytes(const Placement& placement, const Var
 // so the loop measures the calls and nothing else.
 class BenchWorker {
  public:
-  BenchWorker(EventLoop& loop, const std::vector<Endpoint>& servers, int id, const VariableSpec& spec,
+  BenchWorker(EventLoop& loop, const LocalCluster& cluster, int id, const VariableSpec& spec,
               std::chrono::milliseconds timeout)
-      : transport_(loop, servers),
+      : transport_(loop, cluster.endpoints(), cluster.ClientOptions(id == 0 ? PeerRole::kChief : PeerRole::kWorker, id)),
         client_(&transport_, PsClientOptions{id, timeout, kSplitAcrossServers}),
         spec_(spec) {
     Tensor grad(spec.dtype, spec.shape);
@@ -103,7 +103,7 @@ class BenchCluster {
     sgd.learning_rate = options.learning_rate;
     for (int w = 0; w < config.workers; ++w) {
       auto worker =
-          std::make_unique<BenchWorker>(c->worker_loop_, c->cluster_->endpoints(), w, spec, options.call_timeout);
+          std::make_unique<BenchWorker>(c->worker_loop_, *c->cluster_, w, spec, options.call_timeout);
       Status created = worker->Create(sgd);
       if (!created.ok()) return created.WithContext("worker " + std::to_string(w) + " creating the benchmark variable");
       c->workers_.push_back(std::move(worker));

@@ -67,16 +67,21 @@ class BenchJob {
   static StatusOr<std::unique_ptr<BenchJob>> Start(const SnapshotBenchOptions& o, const std::string& model_dir) {
     std::unique_ptr<BenchJob> job(new BenchJob(o.servers));
     std::vector<Endpoint> endpoints;
+    ASSIGN_OR_RETURN(std::shared_ptr<const Secret> secret, Secret::Generate());
     for (int i = 0; i < o.servers; ++i) {
       ServerOptions so;
       so.index = i;
+      so.auth.secret = secret;
+      so.model_dir = model_dir;
       so.reuse_copy_buffers = o.reuse_copy_buffers;
       ASSIGN_OR_RETURN(auto server, Server::Start(job->server_loop_, so));
       endpoints.push_back(server->endpoint());
       job->servers_.push_back(std::move(server));
     }
     job->BuildGraph(o.param_mib, o.sparse_rows, o.sparse_dim);
-    job->transport_ = std::make_unique<AsioTransport>(job->worker_loop_, endpoints);
+    AsioTransportOptions to;
+    to.credentials = ClientCredentials{secret, PeerRole::kChief, 0};
+    job->transport_ = std::make_unique<AsioTransport>(job->worker_loop_, endpoints, to);
     PsClientOptions client;
     client.timeout = std::chrono::milliseconds(600000);  // a slow disk must not fail the measurement
     client.placement.split_threshold_bytes = kMiB;     // every variable split by rows over all servers

@@ -59,8 +59,9 @@ PsClientOptions ClientOptions(int worker) {
 
 class SparseWorker {
  public:
-  SparseWorker(EventLoop& loop, const std::vector<Endpoint>& servers, int id, const SparsePoint& p)
-      : transport_(loop, servers), client_(&transport_, ClientOptions(id)) {
+  SparseWorker(EventLoop& loop, const LocalCluster& cluster, int id, const SparsePoint& p)
+      : transport_(loop, cluster.endpoints(), cluster.ClientOptions(id == 0 ? PeerRole::kChief : PeerRole::kWorker, id)),
+        client_(&transport_, ClientOptions(id)) {
     ids_ = WorkerIds(id, p.ids);
     pull_[kTable] = ids_;
     Tensor grads = Tensor::Uninitialized(DType::kFloat32, {p.ids, p.dim});
@@ -99,7 +100,7 @@ class SparseCluster {
     servers.servers = config.servers;
     ASSIGN_OR_RETURN(c->cluster_, LocalCluster::Start(c->server_loop_, servers));
     for (int w = 0; w < config.workers; ++w) {
-      auto worker = std::make_unique<SparseWorker>(c->worker_loop_, c->cluster_->endpoints(), w, p);
+      auto worker = std::make_unique<SparseWorker>(c->worker_loop_, *c->cluster_, w, p);
       RETURN_IF_ERROR(worker->Create(p).WithContext("worker " + std::to_string(w) + " creating the table"));
       c->workers_.push_back(std::move(worker));
     }

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/frame_socket.h"
+#include "common/log_limiter.h"
 
 namespace cairn {
 namespace asio = boost::asio;
@@ -130,9 +131,32 @@ class AsioTransport::Channel : public std::enable_shared_from_this<Channel> {
                                   return self->ConnectFailed(
                                       Unavailable("cannot connect to " + self->Name() + ": " + ec.message()));
                                 }
-                                self->Connected();
+                                self->Authenticate(gen);
                               });
         });
+  }
+
+  void Authenticate(uint64_t gen) {
+    ConnectHandshake(connecting_socket_, options_.credentials, Name(), [self = shared_from_this(), gen](Status s) {
+      if (gen != self->generation_ || self->shutdown_) return;
+      if (s.code() == StatusCode::kPermissionDenied) {
+        // This process and the server disagree about authentication (one
+        // has no secret, or the server's proof is wrong): no retry mends
+        // that, so every call waiting for the server fails now.
+        uint64_t held = 0;
+        if (self->auth_log_.Allow(&held)) spdlog::warn("{}", s.message());
+        self->ConnectFailed(s);
+        auto pending = std::move(self->pending_);
+        self->pending_.clear();
+        for (auto& [id, call] : pending) {
+          call->timer->cancel();
+          call->done(s);
+        }
+        return;
+      }
+      if (!s.ok()) return self->ConnectFailed(s);
+      self->Connected();
+    });
   }
 
   void Connected() {
@@ -242,6 +266,7 @@ class AsioTransport::Channel : public std::enable_shared_from_this<Channel> {
   bool lost_ = false;                   // a connection was lost and is not back
   Clock::time_point lost_at_, next_lost_log_;
   std::map<uint64_t, std::shared_ptr<PendingCall>> pending_;
+  LogLimiter auth_log_;
 };
 
 AsioTransport::AsioTransport(EventLoop& loop, std::vector<Endpoint> servers, AsioTransportOptions options) {

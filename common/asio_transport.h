@@ -1,6 +1,7 @@
 // AsioTransport: the TCP Transport.
 //
-// One connection per server, opened on first use. Many calls may be in flight
+// One connection per server, opened on first use and authenticated (the
+// handshake is part of the connect, within connect_timeout). Many calls may be in flight
 // on a connection at once; replies are matched by request id. A connection
 // that fails (or cannot be opened) is retried with exponential backoff, and
 // calls not yet answered are re-sent on the new connection, until each call's
@@ -21,11 +22,15 @@
 #include "common/cluster_spec.h"
 #include "common/event_loop.h"
 #include "common/frame.h"
+#include "common/handshake.h"
 #include "common/transport.h"
 
 namespace cairn {
 
 struct AsioTransportOptions {
+  // Who this process is and the job's secret, proved to every server on
+  // every connection before a frame is sent (common/handshake.h).
+  ClientCredentials credentials;
   FrameLimits limits;                                   // default: 4 MiB control, 1 GiB data
   std::chrono::milliseconds initial_backoff{20};        // first reconnect delay
   std::chrono::milliseconds max_backoff{1000};          // reconnect delay cap

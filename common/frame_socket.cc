@@ -41,8 +41,19 @@ Status SocketError(const boost::system::error_code& ec, const std::string& peer)
   return Unavailable("connection to " + peer + ": " + ec.message());
 }
 
+bool PayloadBudget::TryReserve(uint64_t bytes) {
+  uint64_t now = reserved_.load();
+  do {
+    if (bytes > capacity_ || now > capacity_ - bytes) return false;
+  } while (!reserved_.compare_exchange_weak(now, now + bytes));
+  return true;
+}
+
 FrameSocket::FrameSocket(asio::ip::tcp::socket socket, FrameLimits limits)
-    : limits_(limits), socket_(std::move(socket)) {
+    : FrameSocket(std::move(socket), FrameSocketOptions{limits}) {}
+
+FrameSocket::FrameSocket(asio::ip::tcp::socket socket, FrameSocketOptions options)
+    : options_(std::move(options)), socket_(std::move(socket)), timer_(socket_.get_executor()) {
   boost::system::error_code ec;
   auto ep = socket_.remote_endpoint(ec);
   peer_ = ec ? std::string("<unknown peer>") : ep.address().to_string() + ":" + std::to_string(ep.port());
@@ -68,29 +79,81 @@ void FrameSocket::Start(FrameHandler on_frame, CloseHandler on_close) {
 }
 
 void FrameSocket::ReadHeader() {
-  asio::async_read(socket_, asio::buffer(header_buf_),
-                   [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
-                     if (ec) return self->Fail(SocketError(ec, self->peer_));
-                     StatusOr<FrameHeader> header = DecodeHeader(self->header_buf_, self->limits_);
-                     if (!header.ok()) return self->Fail(header.status().WithContext("bad frame from " + self->peer_));
-                     self->ReadPayload(*header);
-                   });
+  header_got_ = 0;
+  ArmIdle();
+  ReadHeaderMore();
+}
+
+// Read piece by piece, so that the first byte of a frame starts its deadline.
+void FrameSocket::ReadHeaderMore() {
+  asio::mutable_buffer rest(header_buf_ + header_got_, kFrameHeaderBytes - header_got_);
+  socket_.async_read_some(rest, [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
+    if (ec) return self->Fail(SocketError(ec, self->peer_));
+    if (self->closed_) return;
+    if (self->header_got_ == 0 && n > 0 && self->options_.read_timeout.count() > 0) {
+      self->ArmDeadline(Clock::now() + self->options_.read_timeout, /*idle=*/false);
+    }
+    self->header_got_ += n;
+    if (self->header_got_ < kFrameHeaderBytes) return self->ReadHeaderMore();
+    StatusOr<FrameHeader> header = DecodeHeader(self->header_buf_, self->limits_);
+    if (!header.ok()) return self->Fail(header.status().WithContext("bad frame from " + self->peer_));
+    self->ReadPayload(*header);
+  });
 }
 
 void FrameSocket::ReadPayload(const FrameHeader& header) {
   in_header_ = header;
   in_total_ = header.payload_len() + kFrameTrailerBytes;
-  in_payload_ = AllocatePayload(in_total_);
   in_received_ = 0;
   in_hashed_ = 0;
   in_sum_.Begin(header_buf_);
+  if (options_.read_timeout.count() > 0) {
+    const double seconds = static_cast<double>(in_total_) / static_cast<double>(options_.min_receive_rate);
+    ArmDeadline(frame_deadline_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds)),
+                /*idle=*/false);
+  }
+  ReserveThenRead();
+}
+
+// Waits (polling, within the frame's deadline) until the payload's size fits
+// the server's budget, then allocates the first piece of its buffer.
+void FrameSocket::ReserveThenRead() {
+  if (options_.budget && reserved_ == 0) {
+    if (in_total_ > options_.budget->capacity()) {
+      return Fail(OutOfRange("frame from " + peer_ + " of " + std::to_string(in_total_) +
+                             " bytes is over the server's payload budget of " +
+                             std::to_string(options_.budget->capacity())));
+    }
+    if (!options_.budget->TryReserve(in_total_)) {
+      auto wait = std::make_shared<asio::steady_timer>(socket_.get_executor(), std::chrono::milliseconds(5));
+      wait->async_wait([self = shared_from_this(), wait](const boost::system::error_code& ec) {
+        if (!ec && !self->closed_) self->ReserveThenRead();
+      });
+      return;
+    }
+    reserved_ = in_total_;
+  }
+  in_capacity_ = std::min(in_total_, kInitialPayloadBuffer);
+  in_payload_ = AllocatePayload(in_capacity_);
   ReadMore();
+}
+
+void FrameSocket::ReleaseReservation() {
+  if (reserved_ > 0 && options_.budget) options_.budget->Release(reserved_);
+  reserved_ = 0;
 }
 
 // Reads whatever has arrived and hashes it while it is still in cache and
 // while the peer writes the next piece.
 void FrameSocket::ReadMore() {
-  asio::mutable_buffer rest(in_payload_.get() + in_received_, in_total_ - in_received_);
+  if (in_received_ == in_capacity_ && in_capacity_ < in_total_) {
+    // The first piece is full: the peer is sending this frame in earnest.
+    std::shared_ptr<uint8_t> whole = AllocatePayload(in_total_);
+    std::memcpy(whole.get(), in_payload_.get(), in_received_);
+    in_payload_ = std::move(whole);
+    in_capacity_ = in_total_;
+  }
+  asio::mutable_buffer rest(in_payload_.get() + in_received_, in_capacity_ - in_received_);
   socket_.async_read_some(rest, [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
     if (ec) return self->Fail(SocketError(ec, self->peer_));
     if (self->closed_) return;
@@ -106,17 +169,54 @@ void FrameSocket::ReadMore() {
 }
 
 void FrameSocket::DeliverPayload() {
+  ReleaseReservation();
   InFrame frame;
   Status s = FinishPayload(in_header_, in_sum_.Digest(), std::move(in_payload_), &frame);
   if (!s.ok()) return Fail(s.WithContext("bad frame from " + peer_));
   if (closed_) return;
+  ++frames_in_;
   on_frame_(std::move(frame));
   if (!closed_) ReadHeader();
+}
+
+// Between frames: closes the connection after idle_timeout unless a request
+// of the peer's is still unanswered (a sync push waiting for its round).
+void FrameSocket::ArmIdle() {
+  if (options_.idle_timeout.count() > 0) {
+    ArmDeadline(Clock::now() + options_.idle_timeout, /*idle=*/true);
+  } else if (options_.read_timeout.count() > 0) {
+    ++timer_generation_;
+    timer_.cancel();
+  }
+}
+
+void FrameSocket::ArmDeadline(Clock::time_point at, bool idle) {
+  idle_armed_ = idle;
+  if (!idle) frame_deadline_ = at;
+  const uint64_t generation = ++timer_generation_;
+  timer_.expires_at(at);
+  timer_.async_wait([self = shared_from_this(), generation](const boost::system::error_code& ec) {
+    if (!ec) self->OnTimer(generation);
+  });
+}
+
+void FrameSocket::OnTimer(uint64_t generation) {
+  if (closed_ || generation != timer_generation_) return;
+  if (!idle_armed_) {
+    return Fail(DeadlineExceeded("frame from " + peer_ + " not complete within its deadline (" +
+                                 std::to_string(header_got_ < kFrameHeaderBytes ? header_got_ : in_received_ +
+                                                kFrameHeaderBytes) +
+                                 " bytes arrived)"));
+  }
+  if (frames_in_ > frames_out_) return ArmIdle();  // the peer waits for us, not we for it
+  Fail(DeadlineExceeded("connection from " + peer_ + " idle for " +
+                        std::to_string(options_.idle_timeout.count() / 1000) + " s"));
 }
 
 void FrameSocket::Send(OutFrame frame) {
   asio::post(socket_.get_executor(), [self = shared_from_this(), frame = std::move(frame)]() mutable {
     if (self->closed_) return;
+    ++self->frames_out_;
     self->queue_.push_back(std::move(frame));
     if (!self->writing_) self->WriteNext();
   });
@@ -253,6 +353,9 @@ void FrameSocket::Fail(const Status& reason) {
   out_pieces_.clear();
   out_pending_.reset();
   in_payload_.reset();
+  ReleaseReservation();
+  ++timer_generation_;
+  timer_.cancel();
 }
 
 }  // namespace cairn

@@ -11,12 +11,24 @@
 // handler queued after the send does), all but the last 64 KiB at once, and
 // those with the trailer once the checksum is set.
 //
+// Limits (FrameSocketOptions; a server's connections set them, a client's
+// leave them off): a connection with no frame arriving and no request
+// unanswered for idle_timeout is closed; a frame whose first byte has
+// arrived must be complete within read_timeout plus its size at
+// min_receive_rate (a truncated frame or a slowloris is closed); a payload
+// is read only once its size is reserved in the server's PayloadBudget
+// (waiting, within that deadline, for room), and its buffer is allocated
+// only as its bytes arrive (first kInitialPayloadBuffer, then the rest), so
+// a header that claims 1 GiB commits neither memory nor budget beyond it.
+//
 // Threading: every handler runs on the socket's executor, which must be a
 // strand (create the socket with boost::asio::make_strand). Send and Close
 // may be called from any thread. Handlers run on that strand: keep them
 // short, and post heavy work elsewhere.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -24,11 +36,40 @@
 #include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "common/frame.h"
 #include "common/status.h"
 
 namespace cairn {
+
+// Bytes of incoming payloads a server has committed to and not yet
+// received whole, across its connections. Thread-safe.
+class PayloadBudget {
+ public:
+  explicit PayloadBudget(uint64_t capacity) : capacity_(capacity) {}
+  // Reserves `bytes` if that leaves the total within the capacity.
+  bool TryReserve(uint64_t bytes);
+  void Release(uint64_t bytes) { reserved_.fetch_sub(bytes); }
+  uint64_t capacity() const { return capacity_; }
+  uint64_t reserved() const { return reserved_.load(); }
+
+ private:
+  const uint64_t capacity_;
+  std::atomic<uint64_t> reserved_{0};
+};
+
+struct FrameSocketOptions {
+  FrameLimits limits;
+  std::chrono::milliseconds idle_timeout{0};  // 0: never closed for idleness
+  std::chrono::milliseconds read_timeout{0};  // 0: a frame may take any time
+  uint64_t min_receive_rate = uint64_t{1} << 20;  // bytes/s a frame's deadline allows on top of read_timeout
+  std::shared_ptr<PayloadBudget> budget;          // null: payloads are not bounded together
+};
+
+// A payload buffer starts at most this large and grows to the frame's size
+// once these bytes have arrived.
+constexpr uint64_t kInitialPayloadBuffer = uint64_t{1} << 20;
 
 class FrameSocket : public std::enable_shared_from_this<FrameSocket> {
  public:
@@ -36,6 +77,7 @@ class FrameSocket : public std::enable_shared_from_this<FrameSocket> {
   using CloseHandler = std::function<void(const Status&)>;
 
   FrameSocket(boost::asio::ip::tcp::socket socket, FrameLimits limits);
+  FrameSocket(boost::asio::ip::tcp::socket socket, FrameSocketOptions options);
   ~FrameSocket();
 
   // Begins reading. Handlers are released after the close handler runs.
@@ -48,9 +90,16 @@ class FrameSocket : public std::enable_shared_from_this<FrameSocket> {
   const std::string& peer() const { return peer_; }
 
  private:
+  using Clock = std::chrono::steady_clock;
   void ReadHeader();
+  void ReadHeaderMore();
   void ReadPayload(const FrameHeader& header);
+  void ReserveThenRead();
   void ReadMore();
+  void ArmIdle();
+  void ArmDeadline(Clock::time_point at, bool idle);
+  void OnTimer(uint64_t generation);
+  void ReleaseReservation();
   void DeliverPayload();
   void WriteNext();
   void Pump();
@@ -61,12 +110,23 @@ class FrameSocket : public std::enable_shared_from_this<FrameSocket> {
   void Fail(const Status& reason);
 
   // Constant after construction.
-  const FrameLimits limits_;
+  const FrameSocketOptions options_;
+  const FrameLimits& limits_ = options_.limits;
   std::string peer_;
 
   // Touched only on the socket's strand.
   boost::asio::ip::tcp::socket socket_;
   uint8_t header_buf_[kFrameHeaderBytes];
+  size_t header_got_ = 0;
+  // The idle or frame deadline (only with timeouts set); a re-arm bumps the
+  // generation, so a stale wake-up is ignored.
+  boost::asio::steady_timer timer_;
+  uint64_t timer_generation_ = 0;
+  bool idle_armed_ = false;
+  Clock::time_point frame_deadline_{};
+  uint64_t frames_in_ = 0, frames_out_ = 0;  // a server's requests and replies: unanswered = in - out
+  uint64_t reserved_ = 0;                    // of options_.budget, for the frame being read
+  uint64_t in_capacity_ = 0;                 // bytes allocated for the frame being read
   // The frame being read: its header, buffer (payload, then trailer), bytes
   // received and bytes of the payload hashed so far.
   FrameHeader in_header_;

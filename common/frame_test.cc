@@ -850,7 +850,8 @@ TEST(Messages, WireStatusMapsUnknownCodesToInternal) {
   EXPECT_EQ((WireStatus{5, "m"}).ToStatus(), OutOfRange("m"));
   EXPECT_EQ((WireStatus{11, "m"}).ToStatus().code(), StatusCode::kUnimplemented);
   EXPECT_EQ((WireStatus{12, "m"}).ToStatus().code(), StatusCode::kAborted);
-  EXPECT_EQ((WireStatus{13, "m"}).ToStatus().code(), StatusCode::kInternal);
+  EXPECT_EQ((WireStatus{13, "m"}).ToStatus().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ((WireStatus{14, "m"}).ToStatus().code(), StatusCode::kInternal);
   EXPECT_EQ((WireStatus{-1, "m"}).ToStatus().code(), StatusCode::kInternal);
 }
 

@@ -4,7 +4,7 @@ namespace cairn {
 
 Status WireStatus::ToStatus() const {
   if (code == 0) return Status::OK();
-  if (code < 0 || code > static_cast<int32_t>(StatusCode::kAborted)) {
+  if (code < 0 || code > static_cast<int32_t>(StatusCode::kPermissionDenied)) {
     return Internal("peer sent unknown status code " + std::to_string(code) + ": " + message);
   }
   return Status(static_cast<StatusCode>(code), message);

@@ -27,6 +27,7 @@ enum class StatusCode : int {
   kCancelled = 10,        // the operation was stopped by its owner
   kUnimplemented = 11,
   kAborted = 12,          // abandoned because the state it relied on changed (a rollback)
+  kPermissionDenied = 13, // the peer may not do this (a worker asking for a chief's operation)
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -71,6 +72,7 @@ inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move
 inline Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
 inline Status Unimplemented(std::string m) { return {StatusCode::kUnimplemented, std::move(m)}; }
 inline Status Aborted(std::string m) { return {StatusCode::kAborted, std::move(m)}; }
+inline Status PermissionDenied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
 
 // Holds either a T or a non-OK Status.
 template <typename T>

@@ -39,8 +39,9 @@ TEST(Status, EachHelperSetsItsCodeAndMessage) {
       {Cancelled("m"), StatusCode::kCancelled, "Cancelled"},
       {Unimplemented("m"), StatusCode::kUnimplemented, "Unimplemented"},
       {Aborted("m"), StatusCode::kAborted, "Aborted"},
+      {PermissionDenied("m"), StatusCode::kPermissionDenied, "PermissionDenied"},
   };
-  ASSERT_EQ(cases.size(), 12u);  // every non-OK code
+  ASSERT_EQ(cases.size(), 13u);  // every non-OK code
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     EXPECT_FALSE(c.status.ok());

@@ -7,9 +7,12 @@
 //   cairn snapshots|inspect|export DIR ...
 //   cairn bench pushpull [...]
 //   cairn data synth-clicks --rows N [--seed S] [--split train|test] --out FILE.tsv
+//   cairn secret --out PATH   (the standalone job's shared secret, mode 0600)
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -93,12 +96,26 @@ struct TrainFlags {
   std::string cluster_path;
   int index = 0;
   int io_threads = 1;
+  // Authentication.
+  std::string secret_file;
+  bool insecure = false;
 };
 
 // CLI11 reads "-1" into an unsigned option as 2^64 - 1: refuse the sign.
 const CLI::Validator kNonNegative(
     [](std::string& text) { return !text.empty() && text[0] == '-' ? "must be >= 0, got " + text : std::string(); },
     "NONNEGATIVE");
+
+void AddInsecureFlag(CLI::App* app, TrainFlags& f) {
+  app->add_flag("--insecure", f.insecure,
+                "Run without authentication: the servers accept anyone who can reach them (logged as a warning)");
+}
+
+void AddSecretFileOption(CLI::App* app, TrainFlags& f) {
+  app->add_option("--secret-file", f.secret_file,
+                  "The job's secret (made by `cairn secret --out PATH`, mode 0600; overrides the cluster file's "
+                  "secret_file)");
+}
 
 // Options `train` and `worker` share.
 void AddJobOptions(CLI::App* train, TrainFlags& f) {
@@ -121,6 +138,7 @@ void AddJobOptions(CLI::App* train, TrainFlags& f) {
                     "Snapshot every N global steps (overrides snapshot.every_steps; 0: off)");
   train->add_option("--snapshot-every-secs", f.snapshot_every_secs,
                     "Snapshot every S seconds (overrides snapshot.every_secs; 0: off)");
+  AddInsecureFlag(train, f);
 }
 
 void AddTrainCommand(CLI::App& app, TrainFlags& f) {
@@ -142,12 +160,16 @@ void AddStandaloneCommands(CLI::App& app, TrainFlags& server, TrainFlags& worker
       ->default_val(1)
       ->check(CLI::Range(1, 64));
   s->add_option("--model-dir", server.server_model_dir,
-                "Restore this server's shards from the newest committed snapshot here before serving "
-                "(restarting a server of a running job)");
+                "This server's model directory: the only one it writes snapshots to and restores from; before "
+                "serving, it restores its shards from the newest committed snapshot there (restarting a server of a "
+                "running job)");
+  AddSecretFileOption(s, server);
+  AddInsecureFlag(s, server);
   CLI::App* w = app.add_subcommand("worker", "Run one worker of a standalone cluster (worker 0 is the chief)");
   AddJobOptions(w, worker);
   w->add_option("--cluster", worker.cluster_path, "Cluster file (YAML: servers, workers)")->required();
   w->add_option("--index", worker.index, "This worker's index")->required();
+  AddSecretFileOption(w, worker);
 }
 
 // The crash-safety tests arm a crash point through the environment; this,
@@ -180,6 +202,7 @@ StatusOr<JobConfig> ConfigWithFlags(const TrainFlags& f) {
   if (f.model_dir) c.snapshot.model_dir = *f.model_dir;
   if (f.snapshot_every_steps) c.snapshot.every_steps = *f.snapshot_every_steps;
   if (f.snapshot_every_secs) c.snapshot.every_secs = *f.snapshot_every_secs;
+  c.cluster.insecure = f.insecure;
   c.snapshot.fresh = f.fresh;
   if (f.fresh && c.snapshot.model_dir.empty()) return InvalidArgument("--fresh needs a model directory (--model-dir)");
   if (f.in_process && !c.snapshot.model_dir.empty()) {
@@ -258,21 +281,29 @@ int RunSynthClicks(const SynthClicksFlags& f) {
 }
 
 int RunServer(const TrainFlags& f) {
-  std::string bind;
-  StatusOr<ClusterSpec> cluster = LoadClusterFile(f.cluster_path, &bind);
+  std::string bind, secret_file;
+  StatusOr<ClusterSpec> cluster = LoadClusterFile(f.cluster_path, &bind, &secret_file);
   if (!cluster.ok()) return Fail(cluster.status());
   spdlog::set_pattern(fmt::format("[%H:%M:%S.%e] [server {}] [%l] %v", f.index));
+  StatusOr<std::shared_ptr<const Secret>> secret = StandaloneSecret(f.secret_file, secret_file, f.insecure);
+  if (!secret.ok()) return Fail(secret.status());
   StatusOr<std::shared_ptr<const CrashPoints>> crash = CrashPointsFromEnvironment();
   if (!crash.ok()) return Fail(crash.status());
-  Status s = RunServerProcess(*cluster, f.index, bind, f.io_threads, f.server_model_dir, crash->get());
+  Status s = RunServerProcess(*cluster, f.index, bind, f.io_threads, ServerAuth{*secret, f.insecure},
+                              f.server_model_dir, crash->get());
   return s.ok() ? 0 : Fail(s);
 }
 
 int RunWorker(const TrainFlags& f) {
-  StatusOr<ClusterSpec> cluster = LoadClusterFile(f.cluster_path);
+  std::string secret_file;
+  StatusOr<ClusterSpec> cluster = LoadClusterFile(f.cluster_path, nullptr, &secret_file);
   if (!cluster.ok()) return Fail(cluster.status());
   StatusOr<JobConfig> config = ConfigWithFlags(f);
   if (!config.ok()) return Fail(config.status());
+  StatusOr<std::shared_ptr<const Secret>> secret = StandaloneSecret(f.secret_file, secret_file, f.insecure);
+  if (!secret.ok()) return Fail(secret.status());
+  config->cluster.secret = *secret;
+  config->cluster.insecure = f.insecure;
   spdlog::set_pattern(fmt::format("[%H:%M:%S.%e] [worker {}] [%l] %v", f.index));
   CatchStopSignals();
   StatusOr<JobSummary> s = RunWorkerProcess(*config, *cluster, f.index, &g_stop);
@@ -304,9 +335,23 @@ int RunTrain(const TrainFlags& f, int* argc, char*** argv) {
   return StoppedExitCode(*s);
 }
 
+// A server's connections, a snapshot's files: more descriptors than the
+// usual soft limit of 1024 (the connection cap is kept below whatever this
+// leaves, see EffectiveMaxConnections).
+void RaiseFileLimit() {
+  struct rlimit rl {};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max) return;
+  rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, 1 << 16);
+  setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 int RunCommand(int argc, char** argv) {
+  RaiseFileLimit();
   CLI::App app{"Cairn: a parameter-server training system"};
   app.require_subcommand(1);
+  std::string secret_out;
+  CLI::App* secret = app.add_subcommand("secret", "Create a new secret file for a standalone job (mode 0600)");
+  secret->add_option("--out", secret_out, "Where to write it (refused if it exists)")->required();
   TrainFlags train_flags;
   AddTrainCommand(app, train_flags);
   TrainFlags server_flags, worker_flags;
@@ -320,6 +365,13 @@ int RunCommand(int argc, char** argv) {
   if (app.got_subcommand("server")) return RunServer(server_flags);
   if (app.got_subcommand("worker")) return RunWorker(worker_flags);
   if (app.got_subcommand("data")) return RunSynthClicks(synth_clicks_flags);
+  if (app.got_subcommand("secret")) {
+    if (Status s = WriteSecretFile(secret_out); !s.ok()) return Fail(s);
+    spdlog::info("wrote a new secret to {} (mode 0600): give every server and worker of the job a copy "
+                 "(--secret-file, or secret_file in the cluster file)",
+                 secret_out);
+    return 0;
+  }
   if (int rc = RunSnapshotTools(app); rc >= 0) return rc;
   return RunBenchCommands(app);
 }

@@ -12,6 +12,7 @@
 
 #include "common/messages.h"
 #include "common/crash_point.h"
+#include "common/secret.h"
 #include "common/status.h"
 #include "worker/model.h"
 #include "worker/trainer.h"
@@ -72,6 +73,11 @@ struct ClusterConfig {
   // measured fastest on 2 cores, where more threads only contend with the
   // worker's compute thread; raise it for servers on larger machines.
   int io_threads = 1;
+  // Authentication (common/handshake.h), set at the command's edge, not in
+  // the job file: the job's secret (made by the launcher, or read from
+  // --secret-file), or insecure (--insecure: no secret, anyone may connect).
+  std::shared_ptr<const Secret> secret;
+  bool insecure = false;
 };
 
 // Snapshots (see ps/model_dir.h). Off unless model_dir is set. With a

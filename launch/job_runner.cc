@@ -46,7 +46,10 @@ SaverOptions JobSaverOptions(const JobConfig& c) {
 StatusOr<std::unique_ptr<WorkerContext>> Connect(const JobConfig& c, const JobData& data, EventLoop& loop,
                                                  const std::vector<Endpoint>& servers, int worker, int num_workers) {
   auto w = std::make_unique<WorkerContext>();
-  w->transport = std::make_unique<AsioTransport>(loop, servers);
+  AsioTransportOptions transport_options;
+  transport_options.credentials =
+      ClientCredentials{c.cluster.secret, worker == 0 ? PeerRole::kChief : PeerRole::kWorker, worker};
+  w->transport = std::make_unique<AsioTransport>(loop, servers, transport_options);
   PsClientOptions client_options = ClientOptions(c, worker);
   client_options.cluster = ClusterView(servers, num_workers);
   w->client = std::make_unique<PsClient>(w->transport.get(), client_options);
@@ -202,11 +205,15 @@ std::string ClusterView(const std::vector<Endpoint>& servers, int num_workers) {
   return view + "], " + std::to_string(num_workers) + " worker(s)";
 }
 
+ServerAuth JobServerAuth(const JobConfig& c) { return ServerAuth{c.cluster.secret, c.cluster.insecure}; }
+
 LocalClusterOptions JobClusterOptions(const JobConfig& c) {
   LocalClusterOptions o;
   o.servers = c.cluster.servers;
   o.bind_address = c.cluster.bind;
   o.snapshot.env.crash = c.snapshot.crash_points.get();
+  o.auth = JobServerAuth(c);
+  o.model_dir = c.snapshot.model_dir;
   return o;
 }
 

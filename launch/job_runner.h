@@ -47,6 +47,8 @@ SessionOptions JobSessionOptions(const JobConfig& c, int num_workers);
 std::string ClusterView(const std::vector<Endpoint>& servers, int num_workers);
 
 LocalClusterOptions JobClusterOptions(const JobConfig& c);
+// The servers' side of the job's authentication (its secret, or insecure).
+ServerAuth JobServerAuth(const JobConfig& c);
 
 // Before any worker starts (chief only): the model directory exists and is
 // Cairn's; with --fresh, its snapshots are gone.

@@ -76,6 +76,14 @@ StatusOr<std::vector<std::string>> MpiContext::AllgatherStrings(const std::strin
   return out;
 }
 
+Status MpiContext::Broadcast(int root, size_t size, std::string* bytes) {
+  bytes->resize(size);
+  MPI_Request req;
+  RETURN_IF_ERROR(MpiError(MPI_Ibcast(bytes->data(), static_cast<int>(size), MPI_CHAR, root, MPI_COMM_WORLD, &req),
+                           "MPI_Ibcast"));
+  return Wait(&req, "MPI_Ibcast");
+}
+
 Status MpiContext::Barrier() {
   MPI_Request req;
   RETURN_IF_ERROR(MpiError(MPI_Ibarrier(MPI_COMM_WORLD, &req), "MPI_Ibarrier"));

@@ -33,6 +33,8 @@ class MpiContext {
   // Every rank's string, indexed by rank.
   StatusOr<std::vector<std::string>> AllgatherStrings(const std::string& mine);
   Status Barrier();
+  // Rank `root`'s `*bytes` (a fixed size, `size`) to every rank.
+  Status Broadcast(int root, size_t size, std::string* bytes);
   // Ends the whole job with `code` (after an error on one rank).
   [[noreturn]] void Abort(int code);
 

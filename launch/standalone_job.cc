@@ -17,7 +17,7 @@ namespace cairn {
 
 using namespace job;  // NOLINT: the launchers' shared pieces
 
-StatusOr<ClusterSpec> LoadClusterFile(const std::string& path, std::string* bind) {
+StatusOr<ClusterSpec> LoadClusterFile(const std::string& path, std::string* bind, std::string* secret_file) {
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
@@ -29,7 +29,9 @@ StatusOr<ClusterSpec> LoadClusterFile(const std::string& path, std::string* bind
   ClusterSpec spec;
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>("");
-    if (key != "servers" && key != "workers" && key != "bind") return bad("unknown key '" + key + "'");
+    if (key != "servers" && key != "workers" && key != "bind" && key != "secret_file") {
+      return bad("unknown key '" + key + "'");
+    }
   }
   const YAML::Node servers = root["servers"];
   if (!servers || !servers.IsSequence() || servers.size() == 0) return bad("'servers' must be a non-empty list");
@@ -48,11 +50,36 @@ StatusOr<ClusterSpec> LoadClusterFile(const std::string& path, std::string* bind
   }
   if (spec.num_workers < 1 || spec.num_workers > 1024) return bad("'workers' must be in [1, 1024]");
   if (bind) *bind = root["bind"] ? root["bind"].as<std::string>("") : "";
+  if (secret_file) {
+    std::string file = root["secret_file"] ? root["secret_file"].as<std::string>("") : "";
+    // Relative to the cluster file, which every process reads from its own place.
+    if (!file.empty() && std::filesystem::path(file).is_relative()) {
+      file = (std::filesystem::path(path).parent_path() / file).string();
+    }
+    *secret_file = file;
+  }
   return spec;
 }
 
+StatusOr<std::shared_ptr<const Secret>> StandaloneSecret(const std::string& flag_file, const std::string& cluster_file,
+                                                         bool insecure) {
+  const std::string& file = flag_file.empty() ? cluster_file : flag_file;
+  if (insecure) {
+    if (!flag_file.empty()) return InvalidArgument("--insecure and --secret-file: pick one");
+    spdlog::warn("--insecure: no authentication; anyone who can reach the servers can read and change the model");
+    return std::shared_ptr<const Secret>();
+  }
+  if (file.empty()) {
+    return FailedPrecondition(
+        "a standalone process needs the job's secret: --secret-file PATH or the cluster file's secret_file (make "
+        "one with `cairn secret --out PATH` and copy it to every host), or --insecure to run without "
+        "authentication");
+  }
+  return Secret::FromFile(file);
+}
+
 Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string& bind, int io_threads,
-                        const std::string& model_dir, const CrashPoints* crash_points) {
+                        const ServerAuth& auth, const std::string& model_dir, const CrashPoints* crash_points) {
   if (index < 0 || index >= cluster.num_servers()) {
     return InvalidArgument("--index " + std::to_string(index) + ": the cluster has servers 0.." +
                            std::to_string(cluster.num_servers() - 1));
@@ -83,6 +110,8 @@ Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string
   options.bind_address = bind.empty() ? me.host : bind;
   options.port = me.port;
   options.restore_dir = model_dir;
+  options.model_dir = model_dir;
+  options.auth = auth;
   options.num_servers = cluster.num_servers();
   options.snapshot.env.crash = crash_points;
   options.cluster = ClusterView(cluster.servers, cluster.num_workers);

@@ -98,7 +98,11 @@ Status WriteSummary(const JobSummary& summary, const std::string& path) {
   return Status::OK();
 }
 
-StatusOr<JobSummary> RunLocalJob(const JobConfig& c, const std::atomic<bool>* stop) {
+StatusOr<JobSummary> RunLocalJob(const JobConfig& config, const std::atomic<bool>* stop) {
+  JobConfig c = config;
+  if (!c.cluster.insecure && !c.cluster.secret) {
+    ASSIGN_OR_RETURN(c.cluster.secret, Secret::Generate());  // in memory: the threads of this process share it
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<JobData> data, LoadJobData(c));
   EventLoop loop(c.cluster.io_threads);
   ASSIGN_OR_RETURN(auto cluster, LocalCluster::Start(loop, JobClusterOptions(c)));
@@ -169,7 +173,18 @@ StatusOr<JobSummary> RunInProcessJob(const JobConfig& c, const std::atomic<bool>
 
 namespace {
 
-StatusOr<JobSummary> RunMpiRank(const JobConfig& c, MpiContext& mpi, const std::atomic<bool>* stop) {
+StatusOr<JobSummary> RunMpiRank(const JobConfig& config, MpiContext& mpi, const std::atomic<bool>* stop) {
+  JobConfig c = config;
+  if (!c.cluster.insecure && !c.cluster.secret) {
+    // Rank 0 makes the job's secret and MPI hands it to every rank.
+    std::string bytes;
+    if (mpi.rank() == 0) {
+      ASSIGN_OR_RETURN(std::shared_ptr<const Secret> made, Secret::Generate());
+      bytes = made->bytes();
+    }
+    RETURN_IF_ERROR(mpi.Broadcast(0, Secret::kMinBytes, &bytes));
+    ASSIGN_OR_RETURN(c.cluster.secret, Secret::FromBytes(std::move(bytes)));
+  }
   const int servers = c.cluster.servers;
   const int workers = mpi.size() - servers;
   if (workers < 1) {
@@ -191,6 +206,8 @@ StatusOr<JobSummary> RunMpiRank(const JobConfig& c, MpiContext& mpi, const std::
     options.index = mpi.rank();
     options.bind_address = c.cluster.bind;
     options.snapshot.env.crash = c.snapshot.crash_points.get();
+    options.auth = JobServerAuth(c);
+    options.model_dir = c.snapshot.model_dir;
     StatusOr<std::unique_ptr<Server>> started = Server::Start(loop, options);
     if (started.ok()) {
       server = std::move(*started);

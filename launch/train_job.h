@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/cluster_spec.h"
+#include "common/handshake.h"
 #include "common/status.h"
 #include "launch/job_config.h"
 #include "launch/mpi_context.h"
@@ -62,15 +63,25 @@ StatusOr<JobSummary> RunMpiJob(const JobConfig& config, MpiContext& mpi, const s
 //   servers: [host:port, ...]   # index = server index
 //   workers: 2
 //   bind: 0.0.0.0               # optional: where servers listen (default: their host)
-StatusOr<ClusterSpec> LoadClusterFile(const std::string& path, std::string* bind = nullptr);
+//   secret_file: cairn.secret   # optional: the job's secret (relative to this file)
+StatusOr<ClusterSpec> LoadClusterFile(const std::string& path, std::string* bind = nullptr,
+                                      std::string* secret_file = nullptr);
+
+// A standalone process's secret: from `flag_file` (--secret-file) or else
+// `cluster_file` (the cluster file's secret_file), checked as
+// Secret::FromFile does; null with `insecure` (logged). FailedPrecondition,
+// saying how to make one, if there is neither.
+StatusOr<std::shared_ptr<const Secret>> StandaloneSecret(const std::string& flag_file, const std::string& cluster_file,
+                                                         bool insecure);
 
 // Serves as server `index` until SIGINT or SIGTERM. With a `model_dir`
 // holding a committed snapshot, the server first restores its shards from
 // the newest one (a restarted server picks up where that snapshot was; see
-// ServerOptions::restore_dir).
+// ServerOptions::restore_dir); snapshots are written there only.
 // `crash_points` (may be null) arm the crash-safety tests' points.
 Status RunServerProcess(const ClusterSpec& cluster, int index, const std::string& bind, int io_threads,
-                        const std::string& model_dir = "", const CrashPoints* crash_points = nullptr);
+                        const ServerAuth& auth, const std::string& model_dir = "",
+                        const CrashPoints* crash_points = nullptr);
 
 // Trains as worker `index` of the cluster (worker 0 is the chief: it
 // restores, snapshots, and returns the summary; others return an empty one,

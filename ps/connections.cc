@@ -1,5 +1,8 @@
 #include "ps/connections.h"
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <future>
 
 #include <boost/asio/dispatch.hpp>
@@ -43,10 +46,24 @@ void Responder::Send(OutFrame reply) const {
   c->Send(std::move(reply));
 }
 
-Connections::Connections(EventLoop& loop, int server_index, FrameLimits limits, Dispatch dispatch)
+int EffectiveMaxConnections(int wanted) {
+  struct rlimit rl {};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return wanted;
+  // Databases (a snapshot's files), the log, clients of this process's own.
+  const int64_t reserve = std::max<int64_t>(64, static_cast<int64_t>(rl.rlim_cur) / 4);
+  const int64_t fits = static_cast<int64_t>(rl.rlim_cur) - reserve;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(wanted, fits)));
+}
+
+Connections::Connections(EventLoop& loop, int server_index, FrameLimits limits, ServerAuth auth,
+                         ConnectionLimits conn_limits, Dispatch dispatch)
     : loop_(loop),
       index_(server_index),
       limits_(limits),
+      auth_(std::move(auth)),
+      conn_limits_(conn_limits),
+      max_connections_(EffectiveMaxConnections(conn_limits.max_connections)),
+      budget_(std::make_shared<PayloadBudget>(conn_limits.max_pending_payload_bytes)),
       dispatch_(std::move(dispatch)),
       acceptor_(asio::make_strand(loop.io())),
       accept_timer_(acceptor_.get_executor()) {}
@@ -66,17 +83,34 @@ Status Connections::Listen(const std::string& bind_address, uint16_t port) {
   }
   auto local = acceptor_.local_endpoint(ec);
   endpoint_ = Endpoint{local.address().to_string(), local.port()};
+  if (max_connections_ < conn_limits_.max_connections) {
+    spdlog::info("server {}: at most {} connections (the file-descriptor limit; {} asked for)", index_,
+                 max_connections_, conn_limits_.max_connections);
+  }
+  if (auth_.insecure) {
+    spdlog::warn("server {}: running without authentication (--insecure): anyone who can reach {} can read and "
+                 "change every variable",
+                 index_, endpoint_.ToString());
+  }
   Accept();
   return Status::OK();
 }
 
 void Connections::Stop() {
   std::set<std::shared_ptr<FrameSocket>> open;
+  std::set<std::shared_ptr<tcp::socket>> handshaking;
   {
     MutexLock lock(mu_);
     if (stopped_) return;
     stopped_ = true;
     open.swap(open_);
+    handshaking.swap(handshaking_);
+  }
+  for (auto& h : handshaking) {
+    asio::post(h->get_executor(), [h] {
+      boost::system::error_code ignored;
+      h->close(ignored);
+    });
   }
   // The port is free once Stop returns (a replacement may bind it at once).
   // The close runs on the acceptor's strand; if no loop thread gets to it
@@ -98,12 +132,20 @@ void Connections::Accept() {
                                                              const boost::system::error_code& ec, tcp::socket socket) {
     if (ec == asio::error::operation_aborted) return;
     if (!ec) {
+      self->accept_backoff_ = std::chrono::milliseconds(0);
       self->Adopt(std::move(socket));
       return self->AcceptAgain(std::chrono::milliseconds(0));
     }
-    // Out of file descriptors, say: retrying at once would spin a core.
-    spdlog::warn("server {}: accept failed: {}; retrying in 100 ms", self->index_, ec.message());
-    self->AcceptAgain(std::chrono::milliseconds(100));
+    // Out of file descriptors, say: retrying at once would spin a core, and
+    // logging every retry would flood the log.
+    self->accept_backoff_ = std::clamp(self->accept_backoff_ * 2, std::chrono::milliseconds(10),
+                                       std::chrono::milliseconds(1000));
+    uint64_t held = 0;
+    if (self->accept_log_.Allow(&held)) {
+      spdlog::warn("server {}: accept failed: {}; retrying in {} ms ({} more failures not logged)", self->index_,
+                   ec.message(), self->accept_backoff_.count(), held);
+    }
+    self->AcceptAgain(self->accept_backoff_);
   });
 }
 
@@ -120,7 +162,57 @@ void Connections::AcceptAgain(std::chrono::milliseconds delay) {
 }
 
 void Connections::Adopt(tcp::socket socket) {
-  auto conn = std::make_shared<FrameSocket>(std::move(socket), limits_);
+  boost::system::error_code ec;
+  auto ep = socket.remote_endpoint(ec);
+  const std::string from = ec ? std::string("<unknown peer>") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  auto pending = std::make_shared<tcp::socket>(std::move(socket));
+  {
+    MutexLock lock(mu_);
+    if (stopped_) return;
+    if (static_cast<int64_t>(open_.size() + handshaking_.size()) >= max_connections_) {
+      ++stats_->connections_refused;
+      uint64_t held = 0;
+      if (refused_log_.Allow(&held)) {
+        spdlog::warn("server {}: refused a connection from {}: {} connections open, the limit ({} more refusals not "
+                     "logged)",
+                     index_, from, max_connections_, held);
+      }
+      pending->close(ec);
+      return;
+    }
+    handshaking_.insert(pending);
+  }
+  AcceptHandshake(pending, auth_, index_, conn_limits_.handshake_timeout,
+                  [self = shared_from_this(), pending, from](StatusOr<PeerIdentity> peer) {
+                    self->Authenticated(pending, peer, from);
+                  });
+}
+
+void Connections::Authenticated(const std::shared_ptr<tcp::socket>& socket, const StatusOr<PeerIdentity>& peer,
+                                const std::string& from) {
+  {
+    MutexLock lock(mu_);
+    handshaking_.erase(socket);
+    if (stopped_) return;
+  }
+  if (!peer.ok()) {
+    ++stats_->handshakes_failed;
+    uint64_t held = 0;
+    if (handshake_log_.Allow(&held)) {
+      spdlog::warn("server {}: closed a connection from {} before reading from it: {} ({} more not logged)", index_,
+                   from, peer.status().message(), held);
+    }
+    boost::system::error_code ignored;
+    socket->close(ignored);
+    return;
+  }
+  FrameSocketOptions o;
+  o.limits = limits_;
+  o.idle_timeout = conn_limits_.idle_timeout;
+  o.read_timeout = conn_limits_.read_timeout;
+  o.min_receive_rate = conn_limits_.min_receive_rate;
+  o.budget = budget_;
+  auto conn = std::make_shared<FrameSocket>(std::move(*socket), o);
   {
     MutexLock lock(mu_);
     if (stopped_) return;
@@ -129,9 +221,9 @@ void Connections::Adopt(tcp::socket socket) {
   ++stats_->connections_accepted;
   std::weak_ptr<FrameSocket> weak = conn;
   conn->Start(
-      [self = shared_from_this(), weak](InFrame frame) {
+      [self = shared_from_this(), weak, identity = *peer](InFrame frame) {
         Responder respond(weak, frame.header, self->index_, self->stats_);
-        Request request{std::move(frame), std::move(respond)};
+        Request request{std::move(frame), std::move(respond), identity};
         asio::post(self->loop_.io(), [self, request = std::move(request)]() mutable {
           if (request.respond.connection()) self->dispatch_(std::move(request));
         });
@@ -142,10 +234,14 @@ void Connections::Adopt(tcp::socket socket) {
 }
 
 void Connections::Closed(const std::shared_ptr<FrameSocket>& conn, const Status& reason) {
-  if (reason.code() == StatusCode::kDataLoss || reason.code() == StatusCode::kInvalidArgument ||
-      reason.code() == StatusCode::kOutOfRange) {
-    ++stats_->frames_rejected;
-    spdlog::warn("server {}: dropped connection: {}", index_, reason.message());
+  const bool malformed = reason.code() == StatusCode::kDataLoss || reason.code() == StatusCode::kInvalidArgument ||
+                         reason.code() == StatusCode::kOutOfRange;
+  const bool late = reason.code() == StatusCode::kDeadlineExceeded;
+  if (malformed) ++stats_->frames_rejected;
+  if (late) ++stats_->connections_timed_out;
+  uint64_t held = 0;
+  if ((malformed || late) && dropped_log_.Allow(&held)) {
+    spdlog::warn("server {}: dropped connection: {} ({} more not logged)", index_, reason.message(), held);
   }
   MutexLock lock(mu_);
   open_.erase(conn);

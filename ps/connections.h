@@ -1,7 +1,16 @@
-// Connections: the server's front door. Listens, accepts, reads frames on
-// each connection's strand, and hands every well-formed request to the
-// dispatcher, off the strand (handlers may be heavy: an optimizer step over
-// a large shard), so the connection's next read can start at once.
+// Connections: the server's front door. Listens, accepts, authenticates
+// each connection (common/handshake.h) before reading a frame from it, reads
+// frames on each connection's strand, and hands every well-formed request,
+// with the identity its handshake proved, to the dispatcher, off the strand
+// (handlers may be heavy: an optimizer step over a large shard), so the
+// connection's next read can start at once.
+//
+// Limits (ConnectionLimits): connections beyond max_connections are closed
+// at once (the cap is kept below the process's file-descriptor limit, so a
+// flood cannot starve the server of descriptors); a handshake must finish
+// within handshake_timeout; idle and frame deadlines and the payload budget
+// as FrameSocketOptions says. Refusals and failed handshakes are counted and
+// logged at most once per 5 s each.
 //
 // A frame that is not a well-formed Cairn frame (bad magic, oversized, bad
 // checksum, truncated) closes that one connection with a logged reason.
@@ -29,6 +38,8 @@
 #include "common/event_loop.h"
 #include "common/frame.h"
 #include "common/frame_socket.h"
+#include "common/handshake.h"
+#include "common/log_limiter.h"
 #include "common/status.h"
 
 namespace cairn {
@@ -37,8 +48,24 @@ namespace cairn {
 struct ConnectionStats {
   std::atomic<uint64_t> frames_rejected{0};       // connections closed for a malformed frame
   std::atomic<uint64_t> requests_failed{0};       // requests answered with an error
-  std::atomic<uint64_t> connections_accepted{0};
+  std::atomic<uint64_t> connections_accepted{0};   // authenticated and serving
+  std::atomic<uint64_t> connections_refused{0};    // over max_connections
+  std::atomic<uint64_t> handshakes_failed{0};      // wrong or no secret, malformed or late handshake
+  std::atomic<uint64_t> connections_timed_out{0};  // idle, or a frame not complete by its deadline
 };
+
+struct ConnectionLimits {
+  int max_connections = 1024;                              // open and handshaking; lowered to fit the fd limit
+  std::chrono::milliseconds handshake_timeout{10000};
+  std::chrono::milliseconds idle_timeout{std::chrono::minutes(15)};  // no frame and nothing unanswered
+  std::chrono::milliseconds read_timeout{30000};           // a begun frame: this plus its size at min_receive_rate
+  uint64_t min_receive_rate = uint64_t{1} << 20;           // bytes/s
+  uint64_t max_pending_payload_bytes = uint64_t{2} << 30;  // all connections' payloads being received
+};
+
+// The connection cap that fits this process's file-descriptor limit
+// (RLIMIT_NOFILE less a reserve for databases and clients), at most `wanted`.
+int EffectiveMaxConnections(int wanted);
 
 // The reply frame to `request` carrying `control` (type | 0x8000, same id).
 OutFrame ReplyTo(const FrameHeader& request, std::string control);
@@ -72,6 +99,7 @@ class Responder {
 struct Request {
   InFrame frame;
   Responder respond;
+  PeerIdentity peer;  // as the connection's handshake proved it
 };
 
 class Connections : public std::enable_shared_from_this<Connections> {
@@ -79,7 +107,8 @@ class Connections : public std::enable_shared_from_this<Connections> {
   using Dispatch = std::function<void(Request)>;
 
   // `loop` must outlive this object; `dispatch` runs on the loop's threads.
-  Connections(EventLoop& loop, int server_index, FrameLimits limits, Dispatch dispatch);
+  Connections(EventLoop& loop, int server_index, FrameLimits limits, ServerAuth auth, ConnectionLimits conn_limits,
+              Dispatch dispatch);
 
   // Binds and starts accepting. Unavailable if the address cannot be bound.
   Status Listen(const std::string& bind_address, uint16_t port);
@@ -94,22 +123,31 @@ class Connections : public std::enable_shared_from_this<Connections> {
   void Accept();
   void AcceptAgain(std::chrono::milliseconds delay);
   void Adopt(boost::asio::ip::tcp::socket socket);
+  void Authenticated(const std::shared_ptr<boost::asio::ip::tcp::socket>& socket, const StatusOr<PeerIdentity>& peer,
+                     const std::string& from);
   void Closed(const std::shared_ptr<FrameSocket>& conn, const Status& reason);
 
   // Constant after construction.
   EventLoop& loop_;
   const int index_;
   const FrameLimits limits_;
+  const ServerAuth auth_;
+  const ConnectionLimits conn_limits_;
+  const int max_connections_;
+  const std::shared_ptr<PayloadBudget> budget_;
   const Dispatch dispatch_;
   const std::shared_ptr<ConnectionStats> stats_ = std::make_shared<ConnectionStats>();
   Endpoint endpoint_;  // set by Listen, before any connection
 
   boost::asio::ip::tcp::acceptor acceptor_;     // on its strand
   boost::asio::steady_timer accept_timer_;      // on the acceptor's strand
+  std::chrono::milliseconds accept_backoff_{0}; // on the acceptor's strand
+  LogLimiter refused_log_, handshake_log_, accept_log_, dropped_log_;
 
   Mutex mu_;
   bool stopped_ CAIRN_GUARDED_BY(mu_) = false;
   std::set<std::shared_ptr<FrameSocket>> open_ CAIRN_GUARDED_BY(mu_);
+  std::set<std::shared_ptr<boost::asio::ip::tcp::socket>> handshaking_ CAIRN_GUARDED_BY(mu_);
 };
 
 }  // namespace cairn

@@ -27,10 +27,32 @@ DataPath::~DataPath() {
 void DataPath::HandleCreate(const Request& r) {
   CreateRequest req;
   Status s = DecodeMessage(r.frame.control, &req, "CreateVariables");
+  if (s.ok() && !r.peer.may_control()) s = CheckDeclared(req, r.peer);
   if (s.ok()) s = SetMode(req.mode);
   for (size_t i = 0; s.ok() && i < req.shards.size(); ++i) s = table_.Create(req.shards[i]);
   for (size_t i = 0; s.ok() && i < req.sparse_tables.size(); ++i) s = table_.CreateSparse(req.sparse_tables[i]);
   r.respond.Finish(s);
+}
+
+// Creating is the chief's: another worker may only declare what is here
+// (Create then checks that its declaration matches). Unavailable, so that
+// the worker asks again once the chief has been.
+Status DataPath::CheckDeclared(const CreateRequest& req, const PeerIdentity& peer) const {
+  std::string missing;
+  {
+    MutexLock lock(mu_);
+    if (!mode_) missing = "the training mode";
+  }
+  for (size_t i = 0; missing.empty() && i < req.shards.size(); ++i) {
+    if (!table_.Holds(req.shards[i].spec.name)) missing = "variable '" + req.shards[i].spec.name + "'";
+  }
+  for (size_t i = 0; missing.empty() && i < req.sparse_tables.size(); ++i) {
+    const std::string& name = req.sparse_tables[i].spec.name;
+    if (!table_.FindSparse(name).ok()) missing = "sparse table '" + name + "'";
+  }
+  if (missing.empty()) return Status::OK();
+  return Unavailable(peer.ToString() + " declared " + missing + ", which server " + std::to_string(index_) +
+                     " does not hold yet: only the chief creates variables");
 }
 
 Status DataPath::SetMode(const TrainingMode& mode) {

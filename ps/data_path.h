@@ -40,6 +40,8 @@ class DataPath {
   // Pushes still waiting for a sync step fail (Cancelled).
   ~DataPath();
 
+  // The chief (and the operator) create; another worker's declaration must
+  // name what is here already (see CheckDeclared).
   void HandleCreate(const Request& r);
   void HandlePull(const Request& r);
   void HandlePush(Request r);
@@ -62,6 +64,7 @@ class DataPath {
   uint64_t duplicate_pushes() const { return duplicate_pushes_.load(); }
 
  private:
+  Status CheckDeclared(const CreateRequest& req, const PeerIdentity& peer) const;
   Status FillPullReply(const InFrame& frame, OutFrame* reply);
   Status DecodePush(const InFrame& frame, PushRequest* req, std::vector<Tensor>* values,
                     std::vector<SparseGradient>* sparse);

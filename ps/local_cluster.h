@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "common/cluster_spec.h"
+#include "common/asio_transport.h"
 #include "common/event_loop.h"
+#include "common/handshake.h"
 #include "common/status.h"
 #include "ps/server.h"
 
@@ -18,6 +20,11 @@ struct LocalClusterOptions {
   std::string bind_address = "127.0.0.1";
   FrameLimits limits;
   SnapshotWriteOptions snapshot;  // each server's (file system, crash points)
+  // Neither a secret nor insecure: a random secret is made in memory (as
+  // `cairn train --local` does); secret() gives it to clients.
+  ServerAuth auth;
+  ConnectionLimits connections;
+  std::string model_dir;          // where the servers may write and restore snapshots
 };
 
 class LocalCluster {
@@ -29,8 +36,12 @@ class LocalCluster {
   std::vector<Endpoint> endpoints() const;
   Server& server(int i) { return *servers_[i]; }
   int num_servers() const { return static_cast<int>(servers_.size()); }
+  const ServerAuth& auth() const { return auth_; }
+  // Transport options for a client of this cluster with `role` and `index`.
+  AsioTransportOptions ClientOptions(PeerRole role = PeerRole::kChief, int index = 0) const;
 
  private:
+  ServerAuth auth_;
   std::vector<std::unique_ptr<Server>> servers_;
 };
 

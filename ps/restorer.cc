@@ -97,6 +97,9 @@ void Restorer::HandleRestore(Request r) {
       s = InvalidArgument("restore names " + std::to_string(req.variables.size()) + " variables but " +
                           std::to_string(req.saved_names.size()) + " saved names");
     }
+    if (s.ok() && req.phase == RestorePhase::kStage) {
+      s = CheckOwnModelDir(options_.model_dir, req.model_dir, options_.server_index);
+    }
     if (!s.ok()) return r.respond.Fail(s);
     StatusOr<SnapshotRestoreReply> out = Phase(req);
     if (!out.ok()) return r.respond.Fail(out.status());

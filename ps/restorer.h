@@ -57,6 +57,7 @@ namespace cairn {
 struct RestorerOptions {
   int server_index = 0;
   int num_servers = 0;  // the cluster's (RestoreOnStart checks the snapshot's)
+  std::string model_dir;  // the only directory restores read (CheckOwnModelDir)
 };
 
 class Restorer {

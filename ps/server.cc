@@ -3,6 +3,7 @@
 #include <random>
 
 #include "common/messages.h"
+#include "common/snapshot/model_dir.h"
 #include "ps/connections.h"
 #include "ps/copy_pool.h"
 #include "ps/data_path.h"
@@ -34,16 +35,25 @@ class Server::Parts {
         pool_(options_.reuse_copy_buffers),
         data_(loop, table_, options_.index, options_.limits),
         writer_(table_, pool_, fence_, WriterOptions()),
-        restorer_(table_, pool_, fence_, data_, RestorerOptions{options_.index, options_.num_servers}) {}
+        restorer_(table_, pool_, fence_, data_,
+                  RestorerOptions{options_.index, options_.num_servers, options_.model_dir}) {}
 
   ~Parts() { Stop(); }
 
   // Restores (if asked to), then listens. Each request holds the parts
   // while it is dispatched.
   static StatusOr<std::shared_ptr<Parts>> Start(EventLoop& loop, ServerOptions options) {
+    RETURN_IF_ERROR(options.auth.Check().WithContext("server " + std::to_string(options.index)));
+    if (options.model_dir.empty()) options.model_dir = options.restore_dir;
+    if (!options.restore_dir.empty()) {
+      if (Status s = CheckOwnModelDir(options.model_dir, options.restore_dir, options.index); !s.ok()) {
+        return InvalidArgument("restore_dir: " + s.message());
+      }
+    }
     auto parts = std::make_shared<Parts>(loop, std::move(options));
     std::weak_ptr<Parts> weak = parts;
-    parts->connections_ = std::make_shared<Connections>(loop, parts->options_.index, parts->options_.limits,
+    const ServerOptions& o = parts->options_;
+    parts->connections_ = std::make_shared<Connections>(loop, o.index, o.limits, o.auth, o.connections,
                                                         [weak](Request r) {
                                                           if (auto p = weak.lock()) p->Dispatch(std::move(r));
                                                         });
@@ -73,6 +83,9 @@ class Server::Parts {
     s.frames_rejected = c.frames_rejected.load();
     s.requests_failed = c.requests_failed.load();
     s.connections_accepted = c.connections_accepted.load();
+    s.connections_refused = c.connections_refused.load();
+    s.handshakes_failed = c.handshakes_failed.load();
+    s.connections_timed_out = c.connections_timed_out.load();
     s.variables = table_.size();
     s.snapshots_written = writer_.snapshots_written();
     const Restorer::Report r = restorer_.report();
@@ -85,6 +98,7 @@ class Server::Parts {
   SnapshotWriterOptions WriterOptions() {
     SnapshotWriterOptions o;
     o.server_index = options_.index;
+    o.model_dir = options_.model_dir;
     o.write = options_.snapshot;
     o.sync_step = [this] { return data_.sync_step(); };
     return o;
@@ -92,7 +106,13 @@ class Server::Parts {
 
   void Dispatch(Request r) {
     const uint16_t type = r.frame.header.type;
-    switch (static_cast<FrameType>(type)) {
+    const auto t = static_cast<FrameType>(type);
+    if ((t == FrameType::kSnapshotPrepare || t == FrameType::kSnapshotWait || t == FrameType::kSnapshotRestore) &&
+        !r.peer.may_control()) {
+      return r.respond.Fail(PermissionDenied(std::string(FrameTypeName(type)) + " is for the chief or the operator; " +
+                                             r.peer.ToString() + " asked for it"));
+    }
+    switch (t) {
       case FrameType::kHello: return HandleHello(r);
       case FrameType::kCreateVariables: return data_.HandleCreate(r);
       case FrameType::kPull: return data_.HandlePull(r);

@@ -31,6 +31,7 @@
 #include "common/frame.h"
 #include "common/snapshot/snapshot_db.h"
 #include "common/status.h"
+#include "ps/connections.h"
 
 namespace cairn {
 
@@ -39,12 +40,21 @@ struct ServerOptions {
   std::string bind_address = "127.0.0.1"; // address to listen on
   uint16_t port = 0;                      // 0: an ephemeral port chosen by the OS
   FrameLimits limits;                     // default: 4 MiB control, 1 GiB data per frame
+  // Who may connect: with the job's secret, peers that prove they hold it
+  // (common/handshake.h); `insecure` accepts anyone. Start refuses neither.
+  ServerAuth auth;
+  ConnectionLimits connections;           // connection cap, deadlines, payload budget
+  // The one directory this server writes snapshots to and restores from: a
+  // request naming a directory neither it nor beneath it is refused. Empty:
+  // restore_dir if set, else the server writes and restores no snapshots.
+  std::string model_dir;
   SnapshotWriteOptions snapshot;          // how snapshot databases are written (file system, crash points)
   // Restart recovery. If set and the directory holds a committed snapshot,
   // Start loads this server's shards from the newest one (as that snapshot
   // placed them on server `index` of `num_servers`) before it accepts a
   // connection; in sync mode the next round is the snapshot's step. A
   // missing directory or one without a committed snapshot starts empty.
+  // It must be model_dir or lie beneath it.
   std::string restore_dir;
   int num_servers = 0;                    // the cluster's server count (required with restore_dir)
   // Keeps a snapshot's shard copies once written and copies the next
@@ -66,6 +76,9 @@ struct ServerStats {
   uint64_t frames_rejected = 0;     // connections closed for a malformed frame
   uint64_t requests_failed = 0;     // requests answered with an error
   uint64_t connections_accepted = 0;
+  uint64_t connections_refused = 0;   // over the connection cap
+  uint64_t handshakes_failed = 0;     // closed before a frame was read
+  uint64_t connections_timed_out = 0; // idle, or a frame not complete by its deadline
   uint64_t variables = 0;
   uint64_t snapshots_written = 0;   // databases synced
   uint64_t restores = 0;            // restores completed

@@ -12,6 +12,8 @@
 #include "common/messages.h"
 #include "tests/push_frame.h"
 #include "tests/raw_socket.h"
+#include "tests/status_matchers.h"
+#include "tests/test_secret.h"
 #include "worker/ps_client.h"
 
 namespace cairn {
@@ -39,12 +41,12 @@ class ServerTest : public ::testing::Test {
     for (int i = 0; i < n; ++i) {
       ServerOptions o;
       o.index = i;
-      auto s = Server::Start(loop_, o);
+      auto s = Server::Start(loop_, WithTestAuth(o));
       ASSERT_TRUE(s.ok()) << s.status();
       endpoints_.push_back((*s)->endpoint());
       servers_.push_back(std::move(*s));
     }
-    transport_ = std::make_unique<AsioTransport>(loop_, endpoints_);
+    transport_ = std::make_unique<AsioTransport>(loop_, endpoints_, TestTransportOptions());
   }
 
   // A client whose variables are `specs`, created with `optimizer`.
@@ -231,6 +233,7 @@ TEST_F(ServerTest, GarbageOnOneSocketDropsOnlyThatConnection) {
   auto client = Client({Spec("w", {16})});
   RawSocket raw(endpoints_[0].port);
   ASSERT_TRUE(raw.ok());
+  ASSERT_OK(raw.Handshake(TestCredentials()));
   std::mt19937 rng(5);
   std::string garbage(4096, '\0');
   for (char& c : garbage) c = static_cast<char>(rng());
@@ -247,6 +250,7 @@ TEST_F(ServerTest, OversizedFrameIsRejectedFromItsHeader) {
   std::memcpy(frame.data() + 24, &huge, 8);  // data_len
   RawSocket raw(endpoints_[0].port);
   ASSERT_TRUE(raw.ok());
+  ASSERT_OK(raw.Handshake(TestCredentials()));
   raw.Send(frame.substr(0, kFrameHeaderBytes));
   EXPECT_TRUE(raw.WaitForClose(milliseconds(5000)));
   ExpectHealthy();
@@ -268,6 +272,7 @@ TEST_F(ServerTest, UnknownTypeBadVersionAndBadChecksumEachCloseTheirConnection) 
   for (const std::string& frame : bad) {
     RawSocket raw(endpoints_[0].port);
     ASSERT_TRUE(raw.ok());
+    ASSERT_OK(raw.Handshake(TestCredentials()));
     raw.Send(frame);
     EXPECT_TRUE(raw.WaitForClose(milliseconds(5000)));
   }
@@ -281,6 +286,7 @@ TEST_F(ServerTest, TruncatedFrameFollowedByDisconnectLeavesTheServerServing) {
   for (size_t cut : {size_t{1}, size_t{20}, kFrameHeaderBytes, good.size() - 1}) {
     RawSocket raw(endpoints_[0].port);
     ASSERT_TRUE(raw.ok());
+    ASSERT_OK(raw.Handshake(TestCredentials()));
     raw.Send(good.substr(0, cut));
     raw.ShutdownWrite();
     EXPECT_TRUE(raw.WaitForClose(milliseconds(5000)));
@@ -298,6 +304,7 @@ TEST_F(ServerTest, ManyRandomlyCorruptedFramesNeverStopTheServer) {
     for (int k = 0; k < flips; ++k) frame[rng() % frame.size()] ^= static_cast<char>(1 + rng() % 255);
     RawSocket raw(endpoints_[0].port);
     ASSERT_TRUE(raw.ok());
+    ASSERT_OK(raw.Handshake(TestCredentials()));
     raw.Send(frame);
     raw.ShutdownWrite();
     EXPECT_TRUE(raw.WaitForClose(milliseconds(5000))) << "frame " << i;
@@ -345,7 +352,7 @@ TEST_F(ServerTest, APushResentWithTheSameKeyIsAppliedOnceAndEveryCopyGetsOk) {
   // connection (a client that lost its reply and reconnected).
   EXPECT_TRUE(SendPush(*transport_, push).ok());
   EXPECT_TRUE(SendPush(*transport_, push).ok());
-  AsioTransport second(loop_, endpoints_);
+  AsioTransport second(loop_, endpoints_, TestTransportOptions());
   EXPECT_TRUE(SendPush(second, push).ok());
 
   auto v = client->Pull({"w"});
@@ -413,11 +420,11 @@ TEST_F(ServerTest, APullWhoseReplyWouldPassTheFrameLimitIsOutOfRange) {
   // variables fit one pull each, not both in one.
   ServerOptions o;
   o.limits.max_data_bytes = 64 << 10;
-  auto server = Server::Start(loop_, o);
+  auto server = Server::Start(loop_, WithTestAuth(o));
   ASSERT_TRUE(server.ok()) << server.status();
   endpoints_.push_back((*server)->endpoint());
   servers_.push_back(std::move(*server));
-  transport_ = std::make_unique<AsioTransport>(loop_, endpoints_);
+  transport_ = std::make_unique<AsioTransport>(loop_, endpoints_, TestTransportOptions());
   auto client = Client({Spec("a", {10240}), Spec("b", {10240})});
   ASSERT_TRUE(client->Pull({"a"}).ok());
   ASSERT_TRUE(client->Pull({"b"}).ok());
@@ -461,7 +468,7 @@ TEST_F(ServerTest, IncarnationZeroIsNeverDeduplicated) {
   const OutFrame legacy = PushFrame(3, /*incarnation=*/0, /*sequence=*/7, {1, 1, 1, 1});
   ASSERT_TRUE(SendPush(*transport_, legacy).ok());
   ASSERT_TRUE(SendPush(*transport_, legacy).ok());
-  AsioTransport second(loop_, endpoints_);
+  AsioTransport second(loop_, endpoints_, TestTransportOptions());
   ASSERT_TRUE(SendPush(second, legacy).ok());
   auto v = client->Pull({"w"});
   ASSERT_TRUE(v.ok()) << v.status();
@@ -484,7 +491,7 @@ TEST_F(ServerTest, ARetryOfASyncPushStillWaitingForItsStepGetsTheStepsResult) {
   // Worker 0's step-0 push waits for worker 1; its retry, on another
   // connection, arrives while the first copy waits.
   const OutFrame push = PushFrame(0, 0x5EED, 1, {1, 1, 1, 1}, /*train_step=*/true, /*step=*/0);
-  AsioTransport second(loop_, endpoints_);
+  AsioTransport second(loop_, endpoints_, TestTransportOptions());
   std::promise<Status> first, retry;
   std::thread t1([&] { first.set_value(SendPush(*transport_, push)); });
   std::thread t2([&] { retry.set_value(SendPush(second, push)); });
@@ -515,12 +522,12 @@ TEST(ServerHello, ReportsANonZeroIncarnationThatDiffersBetweenServers) {
   for (int i = 0; i < 2; ++i) {
     ServerOptions o;
     o.index = i;
-    auto s = Server::Start(loop, o);
+    auto s = Server::Start(loop, WithTestAuth(o));
     ASSERT_TRUE(s.ok()) << s.status();
     endpoints.push_back((*s)->endpoint());
     servers.push_back(std::move(*s));
   }
-  AsioTransport transport(loop, endpoints);
+  AsioTransport transport(loop, endpoints, TestTransportOptions());
   PsClient client(&transport, PsClientOptions{});
   auto hellos = client.Hello();
   ASSERT_TRUE(hellos.ok()) << hellos.status();
@@ -548,7 +555,7 @@ TEST(ServerHello, ReportsANonZeroIncarnationThatDiffersBetweenServers) {
 TEST(ClientWithoutServer, FailsWithAClearErrorWithinItsDeadline) {
   EventLoop loop(1);
   Endpoint nowhere{"127.0.0.1", testing::UnusedPort()};
-  AsioTransport transport(loop, {nowhere});
+  AsioTransport transport(loop, {nowhere}, TestTransportOptions());
   PsClientOptions o;
   o.timeout = milliseconds(400);
   PsClient client(&transport, o);
@@ -564,7 +571,7 @@ TEST(ClientWithoutServer, FailsWithAClearErrorWithinItsDeadline) {
 TEST(ClientWithoutServer, RetriesUntilAServerThatStartsLateAnswers) {
   EventLoop loop(2);
   const uint16_t port = testing::UnusedPort();
-  AsioTransport transport(loop, {Endpoint{"127.0.0.1", port}});
+  AsioTransport transport(loop, {Endpoint{"127.0.0.1", port}}, TestTransportOptions());
   PsClientOptions o;
   o.timeout = milliseconds(10000);
   PsClient client(&transport, o);
@@ -575,7 +582,7 @@ TEST(ClientWithoutServer, RetriesUntilAServerThatStartsLateAnswers) {
   std::this_thread::sleep_for(milliseconds(300));
   ServerOptions so;
   so.port = port;
-  auto server = Server::Start(loop, so);
+  auto server = Server::Start(loop, WithTestAuth(so));
   ASSERT_TRUE(server.ok()) << server.status();
   caller.join();
   EXPECT_TRUE(created.ok()) << created;
@@ -585,11 +592,11 @@ TEST(ClientWithoutServer, RetriesUntilAServerThatStartsLateAnswers) {
 
 TEST(ServerStart, AnAddressInUseIsUnavailable) {
   EventLoop loop(1);
-  auto first = Server::Start(loop, ServerOptions{});
+  auto first = Server::Start(loop, WithTestAuth(ServerOptions{}));
   ASSERT_TRUE(first.ok());
   ServerOptions o;
   o.port = (*first)->endpoint().port;
-  auto second = Server::Start(loop, o);
+  auto second = Server::Start(loop, WithTestAuth(o));
   EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
 }
 

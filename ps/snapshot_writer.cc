@@ -74,6 +74,7 @@ StatusOr<SnapshotPrepareReply> SnapshotWriter::Prepare(const SnapshotPrepareRequ
   const std::string me = "server " + std::to_string(options_.server_index);
   if (req.step < 0) return InvalidArgument("snapshot step " + std::to_string(req.step) + " is negative");
   if (req.model_dir.empty()) return InvalidArgument("snapshot " + std::to_string(req.step) + " names no model directory");
+  RETURN_IF_ERROR(CheckOwnModelDir(options_.model_dir, req.model_dir, options_.server_index));
   RETURN_IF_ERROR(fence_.TryBeginCopy().WithContext(me));
   struct EndCopy {
     SnapshotFence& fence;

@@ -34,6 +34,7 @@ namespace cairn {
 
 struct SnapshotWriterOptions {
   int server_index = 0;
+  std::string model_dir;       // the only directory snapshots are written to (CheckOwnModelDir)
   SnapshotWriteOptions write;  // chunking, the file system, crash points
   // Sync mode: the step this server is at (-1 when not in sync mode).
   std::function<int64_t()> sync_step = [] { return int64_t{-1}; };

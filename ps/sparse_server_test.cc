@@ -11,6 +11,7 @@
 #include "ps/server.h"
 #include "ps/sparse_table.h"
 #include "worker/ps_client.h"
+#include "tests/test_secret.h"
 
 namespace cairn {
 namespace {
@@ -49,12 +50,12 @@ class SparseServerTest : public ::testing::Test {
     for (int i = 0; i < n; ++i) {
       ServerOptions o;
       o.index = i;
-      auto s = Server::Start(loop_, o);
+      auto s = Server::Start(loop_, WithTestAuth(o));
       ASSERT_TRUE(s.ok()) << s.status();
       endpoints_.push_back((*s)->endpoint());
       servers_.push_back(std::move(*s));
     }
-    transport_ = std::make_unique<AsioTransport>(loop_, endpoints_);
+    transport_ = std::make_unique<AsioTransport>(loop_, endpoints_, TestTransportOptions());
   }
 
   std::unique_ptr<PsClient> Client(int worker = 0, const TrainingMode& mode = {}) {

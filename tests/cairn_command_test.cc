@@ -1,6 +1,8 @@
 // The `cairn` command as a user runs it: real processes, real TCP, real
 // mpirun. Each run is bounded in time.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -273,7 +275,8 @@ TEST(CairnCommand, ASecondSignalExitsAtOnce) {
   // A worker whose servers never come up waits for them (cluster.timeout_ms)
   // and cannot reach a step boundary: only the second signal ends it.
   const std::string cluster = TempPath("second_signal_cluster.yaml");
-  std::ofstream(cluster) << "servers: [127.0.0.1:" << testing::FreePort() << "]\nworkers: 2\n";
+  std::ofstream(cluster) << "servers: [127.0.0.1:" << testing::FreePort() << "]\nworkers: 2\n"
+                         << testing::SecretFileLine(kCairn, TempPath("second_signal.secret"));
   const std::string log = TempPath("second_signal.log");
   testing::ChildProcess worker({kCairn, "worker", "--cluster", cluster, "--index", "1", kExample}, {}, log);
   ASSERT_TRUE(WaitForLog(log, "worker 1 of 2", std::chrono::milliseconds(60000))) << testing::ReadFile(log);
@@ -350,7 +353,8 @@ TEST(CairnCommand, ZeroThreadsANegativeSeedAndAZeroSplitThresholdAreErrors) {
   EXPECT_NE(r.output.find("cluster.split_threshold_bytes: must be >= 1"), std::string::npos) << r.output;
 
   const std::string cluster = TempPath("cluster.yaml");
-  std::ofstream(cluster) << "servers: [127.0.0.1:" << testing::FreePort() << "]\nworkers: 1\n";
+  std::ofstream(cluster) << "servers: [127.0.0.1:" << testing::FreePort() << "]\nworkers: 1\n"
+                         << testing::SecretFileLine(kCairn, TempPath("cluster.secret"));
   r = RunCommand({kCairn, "server", "--cluster", cluster, "--index", "0", "--io-threads", "0"}, seconds(30));
   EXPECT_NE(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("--io-threads"), std::string::npos) << r.output;
@@ -358,13 +362,100 @@ TEST(CairnCommand, ZeroThreadsANegativeSeedAndAZeroSplitThresholdAreErrors) {
 
 TEST(CairnCommand, AServerModelDirThatDoesNotExistIsAnError) {
   const std::string cluster = TempPath("cluster_md.yaml");
-  std::ofstream(cluster) << "servers: [127.0.0.1:" << testing::FreePort() << "]\nworkers: 1\n";
+  std::ofstream(cluster) << "servers: [127.0.0.1:" << testing::FreePort() << "]\nworkers: 1\n"
+                         << testing::SecretFileLine(kCairn, TempPath("cluster_md.secret"));
   const std::string missing = TempPath("no_such_model_dir");
   // Without the check the server would serve (empty) until the time limit.
   auto r = RunCommand({kCairn, "server", "--cluster", cluster, "--index", "0", "--model-dir", missing}, seconds(20));
   EXPECT_FALSE(r.timed_out) << r.output;
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("--model-dir '" + missing + "' does not exist"), std::string::npos) << r.output;
+}
+
+// --- The standalone job's secret -----------------------------------------------
+
+TEST(CairnSecret, MakesAFileOnlyItsOwnerCanReadAndNeverOverwritesOne) {
+  const std::string path = TempPath("made.secret");
+  ::unlink(path.c_str());
+  auto r = RunCommand({kCairn, "secret", "--out", path}, seconds(30));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  const std::string first = testing::ReadFile(path);
+  EXPECT_EQ(first.size(), 65u) << first;  // 64 hex digits and a newline
+  r = RunCommand({kCairn, "secret", "--out", path}, seconds(30));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(testing::ReadFile(path), first);
+  const std::string other = TempPath("made2.secret");
+  ::unlink(other.c_str());
+  ASSERT_EQ(RunCommand({kCairn, "secret", "--out", other}, seconds(30)).exit_code, 0);
+  EXPECT_NE(testing::ReadFile(other), first);
+}
+
+// What a standalone server refuses to start with, each named in its error.
+TEST(CairnSecret, AStandaloneServerRefusesAMissingShortOrReadableSecret) {
+  const std::string cluster = TempPath("secretless.yaml");
+  std::ofstream(cluster) << "servers: [127.0.0.1:" << testing::FreePort() << "]\nworkers: 1\n";
+  auto server = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = {kCairn, "server", "--cluster", cluster, "--index", "0"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return RunCommand(argv, seconds(20));
+  };
+  auto r = server({});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--insecure"), std::string::npos) << r.output;  // says how to run without one
+
+  const std::string missing = TempPath("no_such.secret");
+  r = server({"--secret-file", missing});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find(missing), std::string::npos) << r.output;
+
+  const std::string readable = TempPath("readable.secret");
+  ASSERT_FALSE(testing::SecretFileLine(kCairn, readable).empty());
+  ASSERT_EQ(::chmod(readable.c_str(), 0644), 0);
+  r = server({"--secret-file", readable});
+  EXPECT_FALSE(r.timed_out) << r.output;
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("group or others may read or write it"), std::string::npos) << r.output;
+
+  const std::string short_secret = TempPath("short.secret");
+  ::unlink(short_secret.c_str());
+  {
+    const int fd = ::open(short_secret.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, "0123456789abcdef\n", 17), 17);
+    ::close(fd);
+  }
+  r = server({"--secret-file", short_secret});
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("needs at least 32"), std::string::npos) << r.output;
+}
+
+TEST(CairnSecret, AnInsecureServerSaysSoAndAnAuthenticatedWorkerRefusesIt) {
+  const std::string cluster = TempPath("insecure.yaml");
+  std::ofstream(cluster) << "servers: [127.0.0.1:" << testing::FreePort() << "]\nworkers: 1\n";
+  const std::string server_log = TempPath("insecure_server.log");
+  testing::ChildProcess server({kCairn, "server", "--cluster", cluster, "--index", "0", "--insecure"}, {},
+                               server_log);
+  ASSERT_TRUE(WaitForLog(server_log, "listening on", std::chrono::milliseconds(30000)))
+      << testing::ReadFile(server_log);
+  EXPECT_NE(testing::ReadFile(server_log).find("without authentication"), std::string::npos)
+      << testing::ReadFile(server_log);
+  // A worker with a secret cannot prove anything to a server without one,
+  // and a server that proves nothing could be anyone's: it does not train.
+  const std::string secret = TempPath("insecure_worker.secret");
+  ASSERT_FALSE(testing::SecretFileLine(kCairn, secret).empty());
+  std::string yaml = testing::ReadFile(kExample);
+  yaml.replace(yaml.find("\ncluster:\n"), 10, "\ncluster:\n  timeout_ms: 3000\n");
+  const std::string job = TempPath("insecure_job.yaml");
+  testing::WriteFile(job, yaml);
+  auto r = RunCommand({kCairn, "worker", "--cluster", cluster, "--index", "0", job, "--secret-file", secret},
+                      seconds(60));
+  EXPECT_FALSE(r.timed_out) << r.output;
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  server.Signal(SIGTERM);
+  EXPECT_TRUE(server.WaitExit(std::chrono::milliseconds(10000)));
 }
 
 TEST(CairnCommand, ABadFlagIsRejected) {

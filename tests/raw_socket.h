@@ -12,6 +12,8 @@
 #include <chrono>
 #include <string>
 
+#include "common/handshake.h"
+
 namespace cairn::testing {
 
 class RawSocket {
@@ -45,6 +47,40 @@ class RawSocket {
       sent += static_cast<size_t>(n);
     }
     return true;
+  }
+
+  // Reads exactly `n` bytes into `out` within `timeout`; false on a close,
+  // an error or the deadline.
+  bool Receive(size_t n, std::string* out, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    out->clear();
+    char buf[4096];
+    while (out->size() < n) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{fd_, POLLIN, 0};
+      int r = ::poll(&p, 1, static_cast<int>(left.count()));
+      if (r < 0) return false;
+      if (r == 0) continue;
+      ssize_t got = ::recv(fd_, buf, std::min(sizeof(buf), n - out->size()), 0);
+      if (got <= 0) return false;
+      out->append(buf, static_cast<size_t>(got));
+    }
+    return true;
+  }
+
+  // Runs the client's side of the handshake (common/handshake.h) with
+  // `credentials`; OK once the server's proof checks out.
+  Status Handshake(const ClientCredentials& credentials,
+                   std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) {
+    ClientHandshake hs(credentials);
+    std::string bytes;
+    if (!Receive(kServerHelloBytes, &bytes, timeout)) return Unavailable("no server hello");
+    StatusOr<std::string> hello = hs.OnServerHello(bytes);
+    if (!hello.ok()) return hello.status();
+    if (!Send(*hello)) return Unavailable("closed before the client hello was sent");
+    if (!Receive(kServerProofBytes, &bytes, timeout)) return Unavailable("no server proof");
+    return hs.OnServerProof(bytes);
   }
 
   // Half-closes the sending side (the server sees EOF).

@@ -43,6 +43,7 @@
 #include "tests/toy_classification.h"
 #include "tests/status_matchers.h"
 #include "tests/test_worker.h"
+#include "tests/test_secret.h"
 
 namespace cairn {
 namespace {
@@ -66,21 +67,23 @@ bool PollUntil(Pred done, milliseconds timeout = milliseconds(30000)) {
 }
 
 // Starts server `index` of `num_servers` on `port` (0: any), restoring from
-// `restore_dir` (empty: none). A port that a stopped server has just given
+// `restore_dir` (empty: none), writing snapshots beneath `model_dir` (empty:
+// `restore_dir`). A port that a stopped server has just given
 // up may be reported in use for a moment: that is retried for a while.
 StatusOr<std::unique_ptr<Server>> StartServer(EventLoop& loop, int index, int num_servers, uint16_t port,
-                                              const std::string& restore_dir) {
+                                              const std::string& restore_dir, const std::string& model_dir = "") {
   ServerOptions o;
+  o.model_dir = model_dir;
   o.index = index;
   o.num_servers = num_servers;
   o.port = port;
   o.restore_dir = restore_dir;
-  StatusOr<std::unique_ptr<Server>> started = Server::Start(loop, o);
+  StatusOr<std::unique_ptr<Server>> started = Server::Start(loop, WithTestAuth(o));
   const auto deadline = Clock::now() + milliseconds(10000);
   while (!started.ok() && started.status().code() == StatusCode::kUnavailable && port != 0 &&
          Clock::now() < deadline) {
     std::this_thread::sleep_for(milliseconds(10));
-    started = Server::Start(loop, o);
+    started = Server::Start(loop, WithTestAuth(o));
   }
   return started;
 }
@@ -119,7 +122,7 @@ TrainingMode SyncMode(int workers, int64_t timeout_ms, const std::string& missin
 // over the servers) with global_step counted.
 struct RawWorker {
   RawWorker(EventLoop& loop, const std::vector<Endpoint>& servers, int id, uint64_t incarnation = 0) {
-    transport = std::make_unique<AsioTransport>(loop, servers);
+    transport = std::make_unique<AsioTransport>(loop, servers, TestTransportOptions());
     PsClientOptions o;
     o.worker_id = id;
     o.incarnation = incarnation;
@@ -265,7 +268,7 @@ TEST(SyncRestartedWorker, ANewIncarnationsPushForTheSameStepSupersedesTheDeadOne
   auto create = [&](PsClient& c) { return c.Create({FloatSpec("w", {4}), StepSpec()}, Sgd(0.5), mode); };
 
   // Worker 1's first process pushes step 0 and dies before its reply.
-  AsioTransport dead(loop, endpoints);
+  AsioTransport dead(loop, endpoints, TestTransportOptions());
   PsClientOptions dead_options;
   dead_options.worker_id = 1;
   dead_options.incarnation = 1111;
@@ -277,7 +280,7 @@ TEST(SyncRestartedWorker, ANewIncarnationsPushForTheSameStepSupersedesTheDeadOne
   ASSERT_OK(dead_client.Hello());  // after the push on the same connection
 
   // Its restart (same worker id, another incarnation) redoes step 0.
-  AsioTransport restarted(loop, endpoints);
+  AsioTransport restarted(loop, endpoints, TestTransportOptions());
   PsClientOptions o;
   o.worker_id = 1;
   o.incarnation = 2222;
@@ -299,7 +302,7 @@ TEST(SyncRestartedWorker, ANewIncarnationsPushForTheSameStepSupersedesTheDeadOne
   EXPECT_TRUE(Contains(superseded.message(), "superseded")) << superseded;
 
   // Worker 0 completes the step with the new incarnation's gradient.
-  AsioTransport t0(loop, endpoints);
+  AsioTransport t0(loop, endpoints, TestTransportOptions());
   PsClientOptions o0;
   o0.worker_id = 0;
   o0.timeout = milliseconds(20000);
@@ -378,7 +381,7 @@ class RestoreOnStartTest : public ::testing::Test {
 
   void StartServers(int n, const std::string& restore_dir) {
     for (int i = 0; i < n; ++i) {
-      auto s = StartServer(loop_, i, n, 0, restore_dir);
+      auto s = StartServer(loop_, i, n, 0, restore_dir, root_);
       ASSERT_TRUE(s.ok()) << s.status();
       endpoints_.push_back((*s)->endpoint());
       servers_.push_back(std::move(*s));
@@ -426,7 +429,7 @@ TEST_F(RestoreOnStartTest, AReplacedServerServesTheNewestSnapshotsShardsAndSlots
   ASSERT_OK(before);
   const uint16_t port = endpoints_[1].port;
   servers_[1]->Stop();
-  auto replacement = StartServer(loop_, 1, 2, port, model);
+  auto replacement = StartServer(loop_, 1, 2, port, model, root_);
   ASSERT_OK(replacement);
   servers_[1] = std::move(*replacement);
   StatusOr<SnapshotManifest> manifest = ReadManifest(model, 5);
@@ -506,12 +509,12 @@ TEST_F(RestoreOnStartTest, AReplacedServerServesTheNewestSnapshotsShardsAndSlots
 TEST_F(RestoreOnStartTest, ADirectoryWithoutASnapshotStartsEmpty) {
   ASSERT_OK(PrepareModelDir(Dir("empty")));  // a model directory, never saved to
   for (const std::string& dir : {Dir("empty"), Dir("missing")}) {
-    auto s = StartServer(loop_, 0, 2, 0, dir);
+    auto s = StartServer(loop_, 0, 2, 0, dir, root_);
     ASSERT_OK(s);
     EXPECT_EQ((*s)->stats().variables, 0u) << dir;
     EXPECT_EQ((*s)->stats().restored_step, -1) << dir;
     EXPECT_EQ((*s)->stats().restores, 0u) << dir;
-    AsioTransport t(loop_, {(*s)->endpoint()});
+    AsioTransport t(loop_, {(*s)->endpoint()}, TestTransportOptions());
     PsClient c(&t, PsClientOptions{});
     auto hello = c.Hello();
     ASSERT_OK(hello);
@@ -530,7 +533,7 @@ TEST_F(RestoreOnStartTest, ASnapshotOfAnotherServerCountIsAFailedPrecondition) {
   ASSERT_OK(saver);
   ASSERT_OK((*saver)->Save(1));
 
-  auto s = StartServer(loop_, 1, 3, 0, model);
+  auto s = StartServer(loop_, 1, 3, 0, model, root_);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.status().code(), StatusCode::kFailedPrecondition) << s.status();
   EXPECT_TRUE(Contains(s.status().message(), "written by 2 servers")) << s.status();
@@ -539,7 +542,7 @@ TEST_F(RestoreOnStartTest, ASnapshotOfAnotherServerCountIsAFailedPrecondition) {
   // A directory that is not a Cairn model directory is refused too.
   fs::create_directories(Dir("foreign"));
   { std::ofstream(Dir("foreign") + "/notes.txt") << "not a model"; }
-  auto foreign = StartServer(loop_, 0, 2, 0, Dir("foreign"));
+  auto foreign = StartServer(loop_, 0, 2, 0, Dir("foreign"), root_);
   EXPECT_EQ(foreign.status().code(), StatusCode::kFailedPrecondition) << foreign.status();
 }
 
@@ -548,7 +551,7 @@ TEST_F(RestoreOnStartTest, ASnapshotOfAnotherServerCountIsAFailedPrecondition) {
 // immediate restarts failed with "Address already in use").
 TEST(ServerStop, ThePortCanBeBoundAgainAsSoonAsStopReturns) {
   EventLoop loop(2);
-  auto first = Server::Start(loop, ServerOptions{});
+  auto first = Server::Start(loop, WithTestAuth(ServerOptions{}));
   ASSERT_OK(first);
   std::unique_ptr<Server> server = std::move(*first);
   const uint16_t port = server->endpoint().port;
@@ -557,7 +560,7 @@ TEST(ServerStop, ThePortCanBeBoundAgainAsSoonAsStopReturns) {
     server->Stop();
     ServerOptions o;
     o.port = port;
-    auto again = Server::Start(loop, o);
+    auto again = Server::Start(loop, WithTestAuth(o));
     if (!again.ok()) {
       ++refused;
       again = StartServer(loop, 0, 1, port, "");  // retried, so the loop goes on
@@ -581,7 +584,7 @@ TEST(ClusterCheck, AClientThatDialsTheServersInAnotherOrderIsRefusedBeforeDeclar
     ASSERT_OK(s);
     servers.push_back(std::move(*s));
   }
-  AsioTransport transport(loop, {servers[1]->endpoint(), servers[0]->endpoint()});
+  AsioTransport transport(loop, {servers[1]->endpoint(), servers[0]->endpoint()}, TestTransportOptions());
   PsClientOptions o;
   o.worker_id = 1;
   o.timeout = milliseconds(10000);
@@ -598,9 +601,9 @@ TEST(ClusterCheck, AServerRefusesAWorkerWhoseClusterViewDiffersNamingBoth) {
   EventLoop loop(2);
   ServerOptions so;
   so.cluster = "servers [a:1], 2 worker(s)";
-  auto server = Server::Start(loop, so);
+  auto server = Server::Start(loop, WithTestAuth(so));
   ASSERT_OK(server);
-  AsioTransport transport(loop, {(*server)->endpoint()});
+  AsioTransport transport(loop, {(*server)->endpoint()}, TestTransportOptions());
   PsClientOptions o;
   o.worker_id = 1;
   o.timeout = milliseconds(10000);
@@ -640,7 +643,7 @@ TEST_F(RestoreOnStartTest, TheChiefsRestartCheckDeclaresWhatTheSnapshotLeftOut) 
   const int holder = where->front().server;
   const uint16_t port = endpoints_[holder].port;
   servers_[holder]->Stop();
-  auto replacement = StartServer(loop_, holder, 2, port, model);
+  auto replacement = StartServer(loop_, holder, 2, port, model, root_);
   ASSERT_OK(replacement);
   servers_[holder] = std::move(*replacement);
   ASSERT_EQ(servers_[holder]->stats().restored_step, 0);
@@ -692,7 +695,7 @@ SessionOptions JobSession() {
 StatusOr<std::unique_ptr<JobWorker>> ConnectJobWorker(EventLoop& loop, const std::vector<Endpoint>& servers,
                                                       int worker, const std::string& model_dir) {
   auto w = std::make_unique<JobWorker>();
-  w->transport = std::make_unique<AsioTransport>(loop, servers);
+  w->transport = std::make_unique<AsioTransport>(loop, servers, TestTransportOptions());
   PsClientOptions po;
   po.worker_id = worker;
   po.timeout = milliseconds(30000);

@@ -63,6 +63,7 @@ using std::chrono::seconds;
 using Clock = std::chrono::steady_clock;
 using testing::ChildProcess;
 using testing::FreePort;
+using testing::SecretFileLine;
 
 const std::string kCairn = CAIRN_BINARY;
 
@@ -366,8 +367,10 @@ class StandaloneAttempt : public Attempt {
   StandaloneAttempt(const std::string& cluster, const std::string& job, const std::string& model_dir,
                     const std::string& log_prefix)
       : model_dir_(model_dir) {
+    fs::create_directories(model_dir);  // the servers' own model directory must exist when they start
     for (int s = 0; s < 2; ++s) {
-      Start("server " + std::to_string(s), {kCairn, "server", "--cluster", cluster, "--index", std::to_string(s)},
+      Start("server " + std::to_string(s),
+            {kCairn, "server", "--cluster", cluster, "--index", std::to_string(s), "--model-dir", model_dir},
             log_prefix + "-server" + std::to_string(s) + ".log");
     }
     for (int w = 0; w < 2; ++w) {
@@ -826,7 +829,8 @@ TEST_F(ResumeTest, StandaloneLinearAdamJobKilledAndRerunEndsBitIdentical) {
   // running the very same commands.
   const std::string cluster = root_ + "/cluster.yaml";
   WriteFile(cluster, "servers: [127.0.0.1:" + std::to_string(FreePort()) + ", 127.0.0.1:" +
-                         std::to_string(FreePort()) + "]\nworkers: 2\n");
+                         std::to_string(FreePort()) + "]\nworkers: 2\n" +
+                         SecretFileLine(kCairn, root_ + "/job.secret"));
   Check(job, Standalone(cluster, WriteJob(job)));
 }
 

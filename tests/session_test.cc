@@ -20,6 +20,7 @@
 #include "ps/local_cluster.h"
 #include "worker/graph.h"
 #include "worker/ps_client.h"
+#include "tests/test_secret.h"
 
 namespace cairn {
 namespace {
@@ -968,9 +969,9 @@ TEST(SessionSparse, WideAndDeepOverTwoServersEndsBitIdenticalToInProcess) {
   EventLoop loop(2);
   LocalClusterOptions co;
   co.servers = 2;
-  StatusOr<std::unique_ptr<LocalCluster>> cluster = LocalCluster::Start(loop, co);
+  StatusOr<std::unique_ptr<LocalCluster>> cluster = LocalCluster::Start(loop, WithTestAuth(co));
   ASSERT_TRUE(cluster.ok()) << cluster.status();
-  AsioTransport transport(loop, (*cluster)->endpoints());
+  AsioTransport transport(loop, (*cluster)->endpoints(), TestTransportOptions());
   PsClient client(&transport);
   const float remote_loss = TrainWideAndDeep(m, &client, kSteps);
   EXPECT_EQ(local_loss, remote_loss);

@@ -39,6 +39,7 @@ const char* const kChiefPoints[] = {"chief.after_prepare", "chief.before_commit"
 
 using testing::FreePort;
 using testing::ReadFile;
+using testing::SecretFileLine;
 using testing::WriteFile;
 
 // Every committed snapshot whole: each server's database complete, each
@@ -104,6 +105,11 @@ TEST(SnapshotCrash, NewestCommittedSnapshotSurvivesKillsDuringPrepareAndCommit) 
             "cluster: {consistency: sync, sync_timeout_ms: 10000, timeout_ms: 20000, split_threshold_bytes: 512}\n"
             "snapshot: {every_steps: 1, every_secs: 0, max_to_keep: 3}\n");
 
+  // Servers take snapshots only in their own model directory, which must
+  // exist when they start; the job's secret is named by the cluster file.
+  fs::create_directories(model_dir);
+  const std::string secret_line = SecretFileLine(CAIRN_BINARY, root + "/job.secret");
+  ASSERT_FALSE(secret_line.empty());
   std::mt19937 rng(20261123);
   int64_t expected_resume = -1;  // the step the next chief must resume from
   int crashed_at_point = 0, killed_at_random = 0, resumed = 0;
@@ -111,7 +117,7 @@ TEST(SnapshotCrash, NewestCommittedSnapshotSurvivesKillsDuringPrepareAndCommit) 
     SCOPED_TRACE("trial " + std::to_string(trial));
     const std::string cluster = root + "/cluster.yaml";
     WriteFile(cluster, "servers: [127.0.0.1:" + std::to_string(FreePort()) + ", 127.0.0.1:" +
-                           std::to_string(FreePort()) + "]\nworkers: 1\n");
+                           std::to_string(FreePort()) + "]\nworkers: 1\n" + secret_line);
     // Victim 0, 1: a server; 2: the chief. Half the trials use a crash point.
     const int victim = static_cast<int>(rng() % 3);
     const bool at_point = rng() % 2 == 0;
@@ -130,7 +136,8 @@ TEST(SnapshotCrash, NewestCommittedSnapshotSurvivesKillsDuringPrepareAndCommit) 
     std::vector<std::unique_ptr<ChildProcess>> procs;
     for (int s = 0; s < 2; ++s) {
       procs.push_back(std::make_unique<ChildProcess>(
-          std::vector<std::string>{CAIRN_BINARY, "server", "--cluster", cluster, "--index", std::to_string(s)},
+          std::vector<std::string>{CAIRN_BINARY, "server", "--cluster", cluster, "--index", std::to_string(s),
+                                   "--model-dir", model_dir},
           env_for(s), tag + "-server" + std::to_string(s) + ".log"));
     }
     const std::string chief_log = tag + "-chief.log";

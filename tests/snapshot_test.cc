@@ -37,6 +37,7 @@
 #include "tests/snapshot_compare.h"
 #include "tests/status_matchers.h"
 #include "tests/test_worker.h"
+#include "tests/test_secret.h"
 
 namespace cairn {
 namespace {
@@ -226,7 +227,8 @@ class SnapshotTest : public ::testing::Test {
   std::unique_ptr<LocalCluster> StartCluster(int servers) {
     LocalClusterOptions o;
     o.servers = servers;
-    auto c = LocalCluster::Start(loop_, o);
+    o.model_dir = root_;  // every directory a test saves to lies beneath it
+    auto c = LocalCluster::Start(loop_, WithTestAuth(o));
     EXPECT_TRUE(c.ok()) << c.status();
     return c.ok() ? std::move(*c) : nullptr;
   }

@@ -32,6 +32,7 @@
 #include "worker/session.h"
 #include "tests/status_matchers.h"
 #include "tests/test_worker.h"
+#include "tests/test_secret.h"
 
 namespace cairn {
 namespace {
@@ -153,7 +154,8 @@ class SparseSnapshotTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<LocalCluster> StartCluster(int servers) {
     LocalClusterOptions o;
     o.servers = servers;
-    auto c = LocalCluster::Start(loop_, o);
+    o.model_dir = root_;  // every directory a test saves to lies beneath it
+    auto c = LocalCluster::Start(loop_, WithTestAuth(o));
     EXPECT_TRUE(c.ok()) << c.status();
     return c.ok() ? std::move(*c) : nullptr;
   }
@@ -339,7 +341,8 @@ TEST_P(SparseSnapshotTest, RestartedServersRestoreTheirSparseRowsOnStart) {
     o.index = i;
     o.num_servers = 2;
     o.restore_dir = Dir("model");
-    auto started = Server::Start(loop_, o);
+    o.model_dir = root_;
+    auto started = Server::Start(loop_, WithTestAuth(o));
     ASSERT_OK(started);
     endpoints.push_back((*started)->endpoint());
     servers.push_back(std::move(*started));
@@ -445,7 +448,8 @@ TEST(SparseSnapshotCut, SnapshotsTakenDuringPushesHoldTheDenseAndSparsePartsOfEv
   EventLoop loop{2};
   LocalClusterOptions co;
   co.servers = 1;  // a cut is per server: one server holds both parts
-  auto cluster = LocalCluster::Start(loop, co);
+  co.model_dir = root;
+  auto cluster = LocalCluster::Start(loop, WithTestAuth(co));
   ASSERT_OK(cluster);
   testing::WorkerOptions o;
   o.session.optimizer.kind = "sgd";

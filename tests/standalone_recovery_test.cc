@@ -65,6 +65,7 @@ double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(
 
 using testing::FreePort;
 using testing::ReadFile;
+using testing::SecretFileLine;
 using testing::SnapshotDifferences;
 using testing::WriteFile;
 
@@ -112,7 +113,7 @@ class StandaloneJob {
     fs::create_directories(dir);
     cluster_ = dir + "/cluster.yaml";
     WriteFile(cluster_, "servers: [127.0.0.1:" + std::to_string(FreePort()) + ", 127.0.0.1:" +
-                            std::to_string(FreePort()) + "]\nworkers: 2\n");
+                            std::to_string(FreePort()) + "]\nworkers: 2\n" + SecretFileLine(kCairn, dir + "/job.secret"));
     job_ = dir + "/job.yaml";
     WriteFile(job_, job_yaml);
     // Servers given --model-dir need the directory to exist (the chief would
@@ -308,13 +309,14 @@ TEST_F(StandaloneRecoveryTest, AWorkerWithADifferentClusterFileIsRefusedNamingBo
   std::smatch m;
   ASSERT_TRUE(std::regex_search(cluster, m, kServers)) << cluster;
   const std::string a = m[1], b = m[2];
+  const std::string secret = cluster.substr(cluster.find("secret_file:"));  // the same secret
   job.StartServer(0);
   job.StartServer(1);
   job.StartWorker(0);
   const std::string mine = "servers [" + a + ", " + b + "], 2 worker(s)";
   const std::vector<std::pair<std::string, std::string>> others = {
-      {"servers: [" + b + ", " + a + "]\nworkers: 2\n", "servers [" + b + ", " + a + "], 2 worker(s)"},
-      {"servers: [" + a + ", " + b + "]\nworkers: 3\n", "servers [" + a + ", " + b + "], 3 worker(s)"}};
+      {"servers: [" + b + ", " + a + "]\nworkers: 2\n" + secret, "servers [" + b + ", " + a + "], 2 worker(s)"},
+      {"servers: [" + a + ", " + b + "]\nworkers: 3\n" + secret, "servers [" + a + ", " + b + "], 3 worker(s)"}};
   for (size_t i = 0; i < others.size(); ++i) {
     const std::string file = root_ + "/other" + std::to_string(i) + ".yaml";
     WriteFile(file, others[i].first);

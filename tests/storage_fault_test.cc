@@ -20,6 +20,7 @@
 #include "tests/fault_file_system.h"
 #include "tests/status_matchers.h"
 #include "tests/test_worker.h"
+#include "tests/test_secret.h"
 
 namespace cairn {
 namespace {
@@ -38,7 +39,8 @@ class StorageFaultTest : public ::testing::Test {
     LocalClusterOptions o;
     o.servers = 2;
     o.snapshot.env.fs = &fs_;
-    auto cluster = LocalCluster::Start(loop_, o);
+    o.model_dir = model_dir_;
+    auto cluster = LocalCluster::Start(loop_, WithTestAuth(o));
     ASSERT_OK(cluster);
     cluster_ = std::move(*cluster);
     testing::WorkerOptions w;

@@ -165,4 +165,14 @@ inline std::string ReadFile(const std::string& path) {
 
 inline void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
+// For standalone processes (`cairn server|worker`): a new secret file at
+// `path`, made by `cairn secret` (so mode 0600, as users make theirs), and
+// the cluster-file line that names it. "" if the command failed.
+inline std::string SecretFileLine(const std::string& cairn, const std::string& path) {
+  ::unlink(path.c_str());
+  CommandResult r = RunCommand({cairn, "secret", "--out", path}, std::chrono::seconds(30));
+  if (r.exit_code != 0) return "";
+  return "secret_file: " + path + "\n";
+}
+
 }  // namespace cairn::testing

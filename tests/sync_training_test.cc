@@ -11,6 +11,7 @@
 #include "worker/ps_client.h"
 #include "worker/session.h"
 #include "tests/toy_classification.h"
+#include "tests/test_secret.h"
 
 namespace cairn {
 namespace {
@@ -27,7 +28,7 @@ LocalClusterOptions Servers(int n) {
 struct Worker {
   Worker(EventLoop& loop, const std::vector<Endpoint>& servers, int id, int num_workers, const std::string& consistency,
          int64_t sync_timeout_ms = 20000) {
-    transport = std::make_unique<AsioTransport>(loop, servers);
+    transport = std::make_unique<AsioTransport>(loop, servers, TestTransportOptions());
     PsClientOptions po;
     po.worker_id = id;
     po.timeout = milliseconds(20000);
@@ -86,7 +87,7 @@ void Batch(const Dataset& d, int64_t first, int64_t n, Tensor* x, Tensor* y) {
 // Trains 2 sync workers for `steps` steps on fresh servers; returns the weights.
 std::map<std::string, Tensor> TrainSync(int servers, int steps) {
   EventLoop loop(2);
-  auto cluster = LocalCluster::Start(loop, Servers(servers));
+  auto cluster = LocalCluster::Start(loop, WithTestAuth(Servers(servers)));
   EXPECT_TRUE(cluster.ok());
   const Dataset data = testing::ToyClassification(512, 3);
   std::vector<std::unique_ptr<Worker>> workers;
@@ -125,7 +126,7 @@ TEST(SyncTraining, AStepEqualsOneWorkerGivenBothBatches) {
   std::map<std::string, Tensor> sync_values, single_values;
   {
     EventLoop loop(2);
-    auto cluster = LocalCluster::Start(loop, Servers(2));
+    auto cluster = LocalCluster::Start(loop, WithTestAuth(Servers(2)));
     ASSERT_TRUE(cluster.ok());
     Worker w0(loop, (*cluster)->endpoints(), 0, 2, "sync"), w1(loop, (*cluster)->endpoints(), 1, 2, "sync");
     std::thread t([&] { ASSERT_TRUE(w1.Step(x1, y1).ok()); });
@@ -135,7 +136,7 @@ TEST(SyncTraining, AStepEqualsOneWorkerGivenBothBatches) {
   }
   {
     EventLoop loop(2);
-    auto cluster = LocalCluster::Start(loop, Servers(2));
+    auto cluster = LocalCluster::Start(loop, WithTestAuth(Servers(2)));
     ASSERT_TRUE(cluster.ok());
     Worker single(loop, (*cluster)->endpoints(), 0, 1, "sync");
     ASSERT_TRUE(single.Step(both_x, both_y).ok());
@@ -153,7 +154,7 @@ TEST(SyncTraining, AStepEqualsOneWorkerGivenBothBatches) {
 
 TEST(SyncTraining, AMissingWorkerIsNamedInAnErrorInsteadOfAHang) {
   EventLoop loop(2);
-  auto cluster = LocalCluster::Start(loop, Servers(2));
+  auto cluster = LocalCluster::Start(loop, WithTestAuth(Servers(2)));
   ASSERT_TRUE(cluster.ok());
   Worker w0(loop, (*cluster)->endpoints(), 0, 2, "sync", /*sync_timeout_ms=*/300);
   const Dataset data = testing::ToyClassification(32, 1);
@@ -168,7 +169,7 @@ TEST(SyncTraining, AMissingWorkerIsNamedInAnErrorInsteadOfAHang) {
 
 TEST(AsyncTraining, GlobalStepCountsEveryWorkersSteps) {
   EventLoop loop(2);
-  auto cluster = LocalCluster::Start(loop, Servers(2));
+  auto cluster = LocalCluster::Start(loop, WithTestAuth(Servers(2)));
   ASSERT_TRUE(cluster.ok());
   Worker w0(loop, (*cluster)->endpoints(), 0, 2, "async"), w1(loop, (*cluster)->endpoints(), 1, 2, "async");
   const Dataset data = testing::ToyClassification(64, 2);
@@ -183,10 +184,10 @@ TEST(AsyncTraining, GlobalStepCountsEveryWorkersSteps) {
 
 TEST(Training, MixingSyncAndAsyncWorkersOnOneServerIsRefused) {
   EventLoop loop(2);
-  auto cluster = LocalCluster::Start(loop, Servers(1));
+  auto cluster = LocalCluster::Start(loop, WithTestAuth(Servers(1)));
   ASSERT_TRUE(cluster.ok());
   Worker w0(loop, (*cluster)->endpoints(), 0, 2, "sync");
-  auto transport = std::make_unique<AsioTransport>(loop, (*cluster)->endpoints());
+  auto transport = std::make_unique<AsioTransport>(loop, (*cluster)->endpoints(), TestTransportOptions(PeerRole::kWorker, 1));
   PsClient client(transport.get(), PsClientOptions{});
   TrainingMode async;
   Status s = client.Create(w0.graph.ServerVariables(), OptimizerSpec{}, async);

@@ -19,6 +19,7 @@
 #include "worker/ps_client.h"
 #include "worker/saver.h"
 #include "worker/session.h"
+#include "tests/test_secret.h"
 
 namespace cairn::testing {
 
@@ -54,7 +55,7 @@ struct WorkerOptions {
 class Worker {
  public:
   Worker(EventLoop& loop, const std::vector<Endpoint>& servers, WorkerOptions options) : options_(options) {
-    transport_ = std::make_unique<AsioTransport>(loop, servers);
+    transport_ = std::make_unique<AsioTransport>(loop, servers, TestTransportOptions());
     PsClientOptions po;
     po.worker_id = options.id;
     po.timeout = std::chrono::milliseconds(20000);

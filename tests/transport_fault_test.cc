@@ -27,6 +27,7 @@
 #include "ps/local_cluster.h"
 #include "worker/ps_client.h"
 #include "tests/status_matchers.h"
+#include "tests/test_secret.h"
 
 namespace cairn {
 namespace {
@@ -74,10 +75,10 @@ class TransportFaultTest : public ::testing::Test {
   void SetUp() override {
     LocalClusterOptions o;
     o.servers = 2;
-    StatusOr<std::unique_ptr<LocalCluster>> cluster = LocalCluster::Start(loop_, o);
+    StatusOr<std::unique_ptr<LocalCluster>> cluster = LocalCluster::Start(loop_, WithTestAuth(o));
     ASSERT_OK(cluster);
     cluster_ = std::move(*cluster);
-    asio_ = std::make_unique<AsioTransport>(loop_, cluster_->endpoints());
+    asio_ = std::make_unique<AsioTransport>(loop_, cluster_->endpoints(), TestTransportOptions());
     faults_ = std::make_unique<FaultTransport>(asio_.get());
     client_ = MakeClient(milliseconds(20000));
     ASSERT_OK(client_->Create({W()}, Sgd(), TrainingMode{}));

@@ -45,13 +45,41 @@ PsClient::PsClient(Transport* transport, PsClientOptions options) : transport_(t
   while (incarnation_ == 0) incarnation_ = (uint64_t{rd()} << 32) ^ rd();
 }
 
-// One CreateVariables per server, calls[s] to server s; the first refusal, naming its server.
+// One CreateVariables per server, (server, frame); the first refusal, naming
+// its server. Only the chief creates variables: a server that does not hold
+// them yet answers another worker's declaration with Unavailable, and the
+// declaration is sent again (backing off) until the chief's arrives or the
+// deadline passes.
 Status PsClient::SendCreates(std::vector<std::pair<int, OutFrame>> calls) {
-  auto replies = CallAll(*transport_, std::move(calls), NextDeadline());
-  for (size_t s = 0; s < replies.size(); ++s) {
-    StatusReply r;
-    Status st = DecodeReply(replies[s], &r, "CreateVariables");
-    if (!st.ok()) return st.WithContext(ServerContext(FrameType::kCreateVariables, static_cast<int>(s)));
+  const Deadline deadline = NextDeadline();
+  const auto start = Clock::now();
+  auto backoff = std::chrono::milliseconds(20);
+  bool said = false;
+  while (!calls.empty()) {
+    std::vector<int> servers;
+    for (const auto& c : calls) servers.push_back(c.first);
+    std::vector<std::pair<int, OutFrame>> again;
+    auto replies = CallAll(*transport_, calls, deadline);
+    Status waiting;
+    for (size_t i = 0; i < replies.size(); ++i) {
+      StatusReply r;
+      Status st = DecodeReply(replies[i], &r, "CreateVariables");
+      if (st.code() == StatusCode::kUnavailable && replies[i].ok() && Clock::now() < deadline) {
+        waiting = st;
+        again.push_back(std::move(calls[i]));
+        continue;
+      }
+      if (!st.ok()) return st.WithContext(ServerContext(FrameType::kCreateVariables, servers[i]));
+    }
+    if (again.empty()) break;
+    if (!said && Clock::now() - start > std::chrono::seconds(5)) {
+      spdlog::info("worker {}: waiting for the chief to create the variables ({})", options_.worker_id,
+                   waiting.message());
+      said = true;
+    }
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(500));
+    calls = std::move(again);
   }
   return Status::OK();
 }
@@ -501,13 +529,7 @@ StatusOr<std::vector<PsClient::ServerRestart>> PsClient::CheckForRestarts() {
     f.control = creates_[r.server];
     calls.emplace_back(r.server, std::move(f));
   }
-  auto replies = CallAll(*transport_, std::move(calls), NextDeadline());
-  for (size_t i = 0; i < replies.size(); ++i) {
-    StatusReply reply;
-    Status st = DecodeReply(replies[i], &reply, "CreateVariables");
-    if (!st.ok()) return st.WithContext("declaring the variables again on restarted server " +
-                                        std::to_string(restarts[i].server));
-  }
+  RETURN_IF_ERROR(SendCreates(std::move(calls)).WithContext("declaring the variables again on a restarted server"));
   return restarts;
 }
 

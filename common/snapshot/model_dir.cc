@@ -327,4 +327,29 @@ StatusOr<std::vector<int64_t>> ApplyRetention(const std::string& model_dir, cons
   return steps;
 }
 
+Status CheckOwnModelDir(const std::string& own, const std::string& requested, int server_index) {
+  const std::string me = "server " + std::to_string(server_index);
+  if (own.empty()) {
+    return PermissionDenied(me + " has no model directory of its own (start it with --model-dir, or give the job "
+                                 "snapshot.model_dir): it writes and restores no snapshots, asked for '" +
+                            requested + "'");
+  }
+  auto resolve = [](const std::string& p, std::error_code& ec) {
+    std::filesystem::path r = std::filesystem::weakly_canonical(std::filesystem::absolute(p), ec).lexically_normal();
+    return r.has_filename() ? r : r.parent_path();  // "dir/" is "dir"
+  };
+  std::error_code e1, e2;
+  const std::filesystem::path a = resolve(own, e1);
+  const std::filesystem::path b = resolve(requested, e2);
+  // `b` must be `a` or lie beneath it, compared component by component.
+  bool inside = !e1 && !e2;
+  auto ai = a.begin(), bi = b.begin();
+  for (; inside && ai != a.end(); ++ai, ++bi) inside = bi != b.end() && *ai == *bi;
+  if (!inside) {
+    return PermissionDenied(me + " writes and restores snapshots only in its own model directory '" + own +
+                            "', not in '" + requested + "'");
+  }
+  return Status::OK();
+}
+
 }  // namespace cairn

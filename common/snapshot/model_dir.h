@@ -76,4 +76,10 @@ std::vector<int64_t> StepsToRemove(const std::vector<SnapshotListing>& listing, 
 StatusOr<std::vector<int64_t>> ApplyRetention(const std::string& model_dir, const RetentionOptions& options,
                                               const StorageEnv& env = {});
 
+// A server writes snapshots under, and restores from, its own model
+// directory only: OK if `requested` names `own` or a directory beneath it
+// (after resolving ".", ".." and symbolic links); PermissionDenied, naming
+// both, otherwise, and when the server has none (`own` empty).
+Status CheckOwnModelDir(const std::string& own, const std::string& requested, int server_index);
+
 }  // namespace cairn

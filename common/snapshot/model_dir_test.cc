@@ -536,5 +536,25 @@ TEST_F(ModelDirTest, ApplyRetentionWithoutCommitsRemovesNothing) {
   EXPECT_EQ(ApplyRetention(root_ + "/absent", {1, 0}).status().code(), StatusCode::kNotFound);
 }
 
+TEST_F(ModelDirTest, AServerTakesSnapshotRequestsOnlyForItsOwnModelDirectory) {
+  fs::create_directories(dir_ + "/sub");
+  fs::create_directories(root_ + "/other");
+  EXPECT_EQ(CheckOwnModelDir(dir_, dir_, 0), Status::OK());
+  EXPECT_EQ(CheckOwnModelDir(dir_, dir_ + "/", 0), Status::OK());
+  EXPECT_EQ(CheckOwnModelDir(dir_, dir_ + "/sub", 0), Status::OK());
+  EXPECT_EQ(CheckOwnModelDir(dir_, dir_ + "/not-yet-made", 0), Status::OK());
+  EXPECT_EQ(CheckOwnModelDir(dir_, dir_ + "/sub/../../other", 1).code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(CheckOwnModelDir(dir_, root_ + "/other", 1).code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(CheckOwnModelDir(dir_, root_ + "/model-2", 1).code(), StatusCode::kPermissionDenied);  // a prefix, not a parent
+  EXPECT_EQ(CheckOwnModelDir(dir_, root_, 1).code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(CheckOwnModelDir(dir_, "/etc", 1).code(), StatusCode::kPermissionDenied);
+  // A symbolic link inside the model directory that leads out of it is out.
+  fs::create_directory_symlink(root_ + "/other", dir_ + "/escape");
+  EXPECT_EQ(CheckOwnModelDir(dir_, dir_ + "/escape", 2).code(), StatusCode::kPermissionDenied);
+  const Status none = CheckOwnModelDir("", dir_, 3);
+  EXPECT_EQ(none.code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(none.message().find("server 3"), std::string::npos) << none;
+}
+
 }  // namespace
 }  // namespace cairn
