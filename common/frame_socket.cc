@@ -112,29 +112,43 @@ void FrameSocket::ReadPayload(const FrameHeader& header) {
     ArmDeadline(frame_deadline_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds)),
                 /*idle=*/false);
   }
-  ReserveThenRead();
+  if (in_total_ > options_.budget_capacity()) {
+    return Fail(OutOfRange("frame from " + peer_ + " of " + std::to_string(in_total_) +
+                           " bytes is over the server's payload budget of " +
+                           std::to_string(options_.budget_capacity())));
+  }
+  ReserveThen(std::min(in_total_, kInitialPayloadBuffer), &FrameSocket::StartPayload);
 }
 
-// Waits (polling, within the frame's deadline) until the payload's size fits
-// the server's budget, then allocates the first piece of its buffer.
-void FrameSocket::ReserveThenRead() {
-  if (options_.budget && reserved_ == 0) {
-    if (in_total_ > options_.budget->capacity()) {
-      return Fail(OutOfRange("frame from " + peer_ + " of " + std::to_string(in_total_) +
-                             " bytes is over the server's payload budget of " +
-                             std::to_string(options_.budget->capacity())));
-    }
-    if (!options_.budget->TryReserve(in_total_)) {
+// Reserves `bytes` more of the server's budget, waiting (polling, within the
+// frame's deadline) for room, then runs `then`.
+void FrameSocket::ReserveThen(uint64_t bytes, void (FrameSocket::*then)()) {
+  if (options_.budget) {
+    if (!options_.budget->TryReserve(bytes)) {
       auto wait = std::make_shared<asio::steady_timer>(socket_.get_executor(), std::chrono::milliseconds(5));
-      wait->async_wait([self = shared_from_this(), wait](const boost::system::error_code& ec) {
-        if (!ec && !self->closed_) self->ReserveThenRead();
+      wait->async_wait([self = shared_from_this(), wait, bytes, then](const boost::system::error_code& ec) {
+        if (!ec && !self->closed_) self->ReserveThen(bytes, then);
       });
       return;
     }
-    reserved_ = in_total_;
+    reserved_ += bytes;
   }
+  (this->*then)();
+}
+
+// The first piece of the payload's buffer: at most kInitialPayloadBuffer.
+void FrameSocket::StartPayload() {
   in_capacity_ = std::min(in_total_, kInitialPayloadBuffer);
   in_payload_ = AllocatePayload(in_capacity_);
+  ReadMore();
+}
+
+// The first piece is full: the peer is sending this frame in earnest.
+void FrameSocket::GrowPayload() {
+  std::shared_ptr<uint8_t> whole = AllocatePayload(in_total_);
+  std::memcpy(whole.get(), in_payload_.get(), in_received_);
+  in_payload_ = std::move(whole);
+  in_capacity_ = in_total_;
   ReadMore();
 }
 
@@ -147,11 +161,7 @@ void FrameSocket::ReleaseReservation() {
 // while the peer writes the next piece.
 void FrameSocket::ReadMore() {
   if (in_received_ == in_capacity_ && in_capacity_ < in_total_) {
-    // The first piece is full: the peer is sending this frame in earnest.
-    std::shared_ptr<uint8_t> whole = AllocatePayload(in_total_);
-    std::memcpy(whole.get(), in_payload_.get(), in_received_);
-    in_payload_ = std::move(whole);
-    in_capacity_ = in_total_;
+    return ReserveThen(in_total_ - in_capacity_, &FrameSocket::GrowPayload);
   }
   asio::mutable_buffer rest(in_payload_.get() + in_received_, in_capacity_ - in_received_);
   socket_.async_read_some(rest, [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {

@@ -15,11 +15,13 @@
 // leave them off): a connection with no frame arriving and no request
 // unanswered for idle_timeout is closed; a frame whose first byte has
 // arrived must be complete within read_timeout plus its size at
-// min_receive_rate (a truncated frame or a slowloris is closed); a payload
-// is read only once its size is reserved in the server's PayloadBudget
-// (waiting, within that deadline, for room), and its buffer is allocated
-// only as its bytes arrive (first kInitialPayloadBuffer, then the rest), so
-// a header that claims 1 GiB commits neither memory nor budget beyond it.
+// min_receive_rate (a truncated frame or a slowloris is closed); a payload's
+// buffer is allocated as its bytes arrive (first kInitialPayloadBuffer, then
+// the rest), and each allocation only once reserved in the server's
+// PayloadBudget (waiting, within the frame's deadline, for room), so a
+// header that claims 1 GiB commits at most kInitialPayloadBuffer of memory
+// and budget until that much has arrived. A frame larger than the whole
+// budget is refused from its header.
 //
 // Threading: every handler runs on the socket's executor, which must be a
 // strand (create the socket with boost::asio::make_strand). Send and Close
@@ -29,6 +31,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -65,6 +68,7 @@ struct FrameSocketOptions {
   std::chrono::milliseconds read_timeout{0};  // 0: a frame may take any time
   uint64_t min_receive_rate = uint64_t{1} << 20;  // bytes/s a frame's deadline allows on top of read_timeout
   std::shared_ptr<PayloadBudget> budget;          // null: payloads are not bounded together
+  uint64_t budget_capacity() const { return budget ? budget->capacity() : UINT64_MAX; }
 };
 
 // A payload buffer starts at most this large and grows to the frame's size
@@ -94,7 +98,9 @@ class FrameSocket : public std::enable_shared_from_this<FrameSocket> {
   void ReadHeader();
   void ReadHeaderMore();
   void ReadPayload(const FrameHeader& header);
-  void ReserveThenRead();
+  void ReserveThen(uint64_t bytes, void (FrameSocket::*then)());
+  void StartPayload();
+  void GrowPayload();
   void ReadMore();
   void ArmIdle();
   void ArmDeadline(Clock::time_point at, bool idle);

@@ -101,6 +101,7 @@ JobSummary NewSummary(const JobConfig& c, const std::string& mode, int servers, 
   JobSummary s;
   s.job = c.name;
   s.mode = mode;
+  s.authenticated = !c.cluster.insecure && c.cluster.secret != nullptr;
   s.servers = servers;
   s.workers = workers;
   s.batch_size = c.train.batch_size;

@@ -87,6 +87,7 @@ std::string JobSummary::ToJson() const {
   }
   if (test_accuracy >= 0) j["test_accuracy"] = test_accuracy;
   if (stopped) j["stopped"] = true;
+  if (mode != "in-process") j["authenticated"] = authenticated;
   return j.dump(2);
 }
 

@@ -31,6 +31,7 @@ struct JobSummary {
   int64_t last_snapshot = -1; // the step of the final snapshot (-1: no model directory)
   double snapshot_stall_seconds = 0;  // training time spent copying shards for snapshots
   bool stopped = false;       // a stop request (SIGINT/SIGTERM) ended training before its last step
+  bool authenticated = false; // every connection proved the job's secret (false: --insecure, or in-process)
   std::map<std::string, double> metrics;  // the job's own metrics
 
   std::string ToJson() const;

@@ -29,8 +29,11 @@ void Responder::Reply(std::string control) const { Send(ReplyTo(header_, std::mo
 void Responder::Fail(const Status& status) const {
   if (stats_) ++stats_->requests_failed;
   auto c = conn_.lock();
-  spdlog::warn("server {}: {} from {} failed: {}", server_index_, FrameTypeName(header_.type),
-               c ? c->peer() : std::string("a closed connection"), status.ToString());
+  // Unavailable asks the peer to try again (a worker declaring before the
+  // chief has created): expected while a job starts, not worth a warning.
+  spdlog::log(status.code() == StatusCode::kUnavailable ? spdlog::level::debug : spdlog::level::warn,
+              "server {}: {} from {} failed: {}", server_index_, FrameTypeName(header_.type),
+              c ? c->peer() : std::string("a closed connection"), status.ToString());
   Reply(EncodeMessage(StatusReply{WireStatus::From(status)}));
 }
 
@@ -67,6 +70,11 @@ Connections::Connections(EventLoop& loop, int server_index, FrameLimits limits, 
       dispatch_(std::move(dispatch)),
       acceptor_(asio::make_strand(loop.io())),
       accept_timer_(acceptor_.get_executor()) {}
+
+uint64_t Connections::open_connections() const {
+  MutexLock lock(mu_);
+  return open_.size() + handshaking_.size();
+}
 
 Status Connections::Listen(const std::string& bind_address, uint16_t port) {
   boost::system::error_code ec;

@@ -113,6 +113,8 @@ class Connections : public std::enable_shared_from_this<Connections> {
   // Binds and starts accepting. Unavailable if the address cannot be bound.
   Status Listen(const std::string& bind_address, uint16_t port);
   Endpoint endpoint() const { return endpoint_; }
+  uint64_t open_connections() const;         // serving or handshaking, now
+  uint64_t payload_bytes_reserved() const { return budget_->reserved(); }
   const std::shared_ptr<ConnectionStats>& stats() const { return stats_; }
 
   // Stops accepting and closes every connection; the port is free when it
@@ -144,7 +146,7 @@ class Connections : public std::enable_shared_from_this<Connections> {
   std::chrono::milliseconds accept_backoff_{0}; // on the acceptor's strand
   LogLimiter refused_log_, handshake_log_, accept_log_, dropped_log_;
 
-  Mutex mu_;
+  mutable Mutex mu_;
   bool stopped_ CAIRN_GUARDED_BY(mu_) = false;
   std::set<std::shared_ptr<FrameSocket>> open_ CAIRN_GUARDED_BY(mu_);
   std::set<std::shared_ptr<boost::asio::ip::tcp::socket>> handshaking_ CAIRN_GUARDED_BY(mu_);

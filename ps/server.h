@@ -79,6 +79,8 @@ struct ServerStats {
   uint64_t connections_refused = 0;   // over the connection cap
   uint64_t handshakes_failed = 0;     // closed before a frame was read
   uint64_t connections_timed_out = 0; // idle, or a frame not complete by its deadline
+  uint64_t open_connections = 0;      // now: serving or handshaking
+  uint64_t payload_bytes_reserved = 0; // now: of the payload budget (ConnectionLimits::max_pending_payload_bytes)
   uint64_t variables = 0;
   uint64_t snapshots_written = 0;   // databases synced
   uint64_t restores = 0;            // restores completed

@@ -60,12 +60,22 @@ TEST(CairnCommand, LocalExampleJobLearnsTheTrueWeights) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   nlohmann::json s = ReadJson(summary);
   EXPECT_EQ(s["mode"], "local");
+  EXPECT_EQ(s["authenticated"], true);  // with a secret made for the job: nothing to configure
   EXPECT_EQ(s["servers"], 2);
   EXPECT_EQ(s["global_step"], 2000);  // 2 workers x 2 epochs x 500 batches
   EXPECT_LT(s["metrics"]["relative_distance_to_true_weights"].get<double>(), 0.01) << s.dump();
   EXPECT_LT(s["final_loss"].get<double>(), 0.01);
   EXPECT_GT(s["examples_per_sec"].get<double>(), 0);
   EXPECT_NE(r.output.find("loss"), std::string::npos);  // progress lines
+}
+
+TEST(CairnCommand, ALocalJobRunsInsecureOnlyWhenToldAndSaysSo) {
+  const std::string summary = TempPath("insecure_local.json");
+  auto r = RunCommand({kCairn, "train", kExample, "--local", "--insecure", "--max-steps", "20", "--summary", summary},
+                      seconds(120));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("running without authentication (--insecure)"), std::string::npos) << r.output;
+  EXPECT_EQ(ReadJson(summary)["authenticated"], false);
 }
 
 TEST(CairnCommand, EveryWorkerLogsItsProgressAndADoneLine) {
@@ -92,6 +102,7 @@ TEST(CairnCommand, MpirunJobWithOneServerAndTwoWorkersLearnsTheTrueWeights) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   nlohmann::json s = ReadJson(summary);
   EXPECT_EQ(s["mode"], "mpirun");
+  EXPECT_EQ(s["authenticated"], true);  // rank 0's secret, broadcast: nothing to configure
   EXPECT_EQ(s["servers"], 1);
   EXPECT_EQ(s["workers"], 2);
   EXPECT_EQ(s["global_step"], 2000);

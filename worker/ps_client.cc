@@ -77,6 +77,12 @@ Status PsClient::SendCreates(std::vector<std::pair<int, OutFrame>> calls) {
                    waiting.message());
       said = true;
     }
+    if (Clock::now() + backoff >= deadline) {
+      return DeadlineExceeded("gave up waiting after " +
+                              std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 Clock::now() - start).count()) +
+                              " ms: " + waiting.message());
+    }
     std::this_thread::sleep_for(backoff);
     backoff = std::min(backoff * 2, std::chrono::milliseconds(500));
     calls = std::move(again);
