@@ -146,6 +146,7 @@ void Connections::Accept() {
     }
     // Out of file descriptors, say: retrying at once would spin a core, and
     // logging every retry would flood the log.
+    ++self->stats_->accept_errors;
     self->accept_backoff_ = std::clamp(self->accept_backoff_ * 2, std::chrono::milliseconds(10),
                                        std::chrono::milliseconds(1000));
     uint64_t held = 0;

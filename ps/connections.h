@@ -52,6 +52,7 @@ struct ConnectionStats {
   std::atomic<uint64_t> connections_refused{0};    // over max_connections
   std::atomic<uint64_t> handshakes_failed{0};      // wrong or no secret, malformed or late handshake
   std::atomic<uint64_t> connections_timed_out{0};  // idle, or a frame not complete by its deadline
+  std::atomic<uint64_t> accept_errors{0};          // accept() failed (out of descriptors, say)
 };
 
 struct ConnectionLimits {

@@ -5,7 +5,10 @@
 // bounded; the short deadlines are set per test.
 #include "ps/connections.h"
 
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -13,12 +16,15 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <sstream>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "common/asio_transport.h"
 #include "common/messages.h"
@@ -437,6 +443,55 @@ TEST_F(ConnectionsTest, AFrameLargerThanTheWholePayloadBudgetIsRefusedFromItsHea
   EXPECT_FALSE(pushed.ok());
   EXPECT_TRUE(WaitUntil([&] { return server_->stats().frames_rejected >= 1; }));
   EXPECT_OK(chief.ps->Pull({"w"}));  // small frames still go through (on a new connection)
+}
+
+// The server process out of file descriptors: its accepts fail while peers
+// wait in the backlog. It backs off (no spinning), logs one line (not ten a
+// second), and serves again once descriptors are free.
+TEST_F(ConnectionsTest, AcceptErrorsBackOffAndAreLoggedOnceAndTheServerRecovers) {
+  Start();
+  ExpectServing();
+  std::ostringstream log;
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+  struct rlimit saved {};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  struct rlimit low = saved;
+  low.rlim_cur = 512;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::vector<int> held;  // every descriptor left, so the server's accept() fails with EMFILE
+  for (int fd = ::open("/dev/null", O_RDONLY); fd >= 0; fd = ::open("/dev/null", O_RDONLY)) held.push_back(fd);
+  // Peers in another process (its own descriptors) wait in the backlog.
+  const pid_t child = ::fork();
+  if (child == 0) {
+    // Only system calls here: a forked copy of a threaded process must not allocate.
+    for (int fd : held) ::close(fd);
+    RawSocket a(port_), b(port_), c(port_), d(port_);
+    ::poll(nullptr, 0, 1500);  // hold them for 1.5 s: no hello comes while the server is out of descriptors
+    ::_exit(0);
+  }
+  ASSERT_GT(child, 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  const uint64_t errors = server_->stats().accept_errors;
+  for (int fd : held) ::close(fd);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  spdlog::set_default_logger(previous);
+  EXPECT_GE(errors, 2u);
+  EXPECT_LE(errors, 12u) << "a back-off of 10 ms doubling to 1 s allows about 8 retries in 1.5 s";
+  const std::string lines = log.str();
+  size_t logged = 0;
+  for (size_t at = lines.find("accept failed"); at != std::string::npos; at = lines.find("accept failed", at + 1)) {
+    ++logged;
+  }
+  EXPECT_EQ(logged, 1u) << lines;
+  // Descriptors are back: the server accepts again (after at most its back-off).
+  EXPECT_TRUE(WaitUntil([&] {
+    RawSocket probe(port_);
+    return probe.ok() && probe.Handshake(TestCredentials(), milliseconds(2000)).ok();
+  }));
+  ExpectServing();
 }
 
 }  // namespace

@@ -86,6 +86,7 @@ class Server::Parts {
     s.connections_refused = c.connections_refused.load();
     s.handshakes_failed = c.handshakes_failed.load();
     s.connections_timed_out = c.connections_timed_out.load();
+    s.accept_errors = c.accept_errors.load();
     s.open_connections = connections_->open_connections();
     s.payload_bytes_reserved = connections_->payload_bytes_reserved();
     s.variables = table_.size();

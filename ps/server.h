@@ -79,6 +79,7 @@ struct ServerStats {
   uint64_t connections_refused = 0;   // over the connection cap
   uint64_t handshakes_failed = 0;     // closed before a frame was read
   uint64_t connections_timed_out = 0; // idle, or a frame not complete by its deadline
+  uint64_t accept_errors = 0;         // accept() failed (out of descriptors, say); retried with back-off
   uint64_t open_connections = 0;      // now: serving or handshaking
   uint64_t payload_bytes_reserved = 0; // now: of the payload budget (ConnectionLimits::max_pending_payload_bytes)
   uint64_t variables = 0;
