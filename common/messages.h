@@ -87,8 +87,13 @@ struct HelloReply {
   int64_t sync_step = -1;       // sync mode: the step the next round applies (-1: not sync)
   bool restore_staged = false;  // a restore is staged and not yet applied or discarded
   uint64_t variables = 0;       // shards held
-  template <class A> void serialize(A& ar) {
+  template <class A> void save(A& ar) const {
     ar(status, server_index, incarnation, restore_id, restored_step, sync_step, restore_staged, variables);
+  }
+  template <class A> void load(A& ar) {
+    ar(status, server_index, incarnation, restore_id, restored_step, sync_step);
+    LoadBool(ar, restore_staged, "restore_staged");  // any other byte than 0 or 1 is refused, not copied
+    ar(variables);
   }
 };
 

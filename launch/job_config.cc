@@ -53,6 +53,7 @@ class Section {
   Status RejectUnknown() const {
     if (!node_ || !node_.IsMap()) return Status::OK();
     for (const auto& kv : node_) {
+      if (!kv.first.IsScalar()) return InvalidArgument((path_.empty() ? std::string("the job file") : path_) + ": a key must be a name, not a map or a list");
       std::string key = kv.first.as<std::string>();
       if (!seen_.count(key)) return InvalidArgument(Field(key.c_str()) + ": unknown field");
     }
@@ -401,7 +402,11 @@ StatusOr<JobConfig> ParseJobConfig(const std::string& text) {
   if (root.IsNull()) return InvalidArgument("the job file is empty (write {} for the default job)");
   JobConfig c;
   c.text = text;
-  RETURN_IF_ERROR(ParseRoot(root, &c));
+  try {
+    RETURN_IF_ERROR(ParseRoot(root, &c));
+  } catch (const YAML::Exception& e) {  // a shape no field expects, which no check above foresaw
+    return InvalidArgument(std::string("job file: ") + e.what());
+  }
   RETURN_IF_ERROR(ValidateJobConfig(c));
   return c;
 }

@@ -66,6 +66,16 @@ TEST(JobConfig, InvalidYamlIsAnError) {
   EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
 }
 
+// Found by the job-file fuzzer (tests/fuzz/crashes/fuzz_job_config): a key
+// that is a map or a list once escaped as a yaml-cpp exception.
+TEST(JobConfig, AKeyThatIsNotANameIsAnError) {
+  for (const char* text : {"{{}: 1}", "train: {[batch_size]: 10}", "[a]: 1", "model: {{kind: mlp}: x}"}) {
+    StatusOr<JobConfig> c = ParseJobConfig(text);
+    EXPECT_FALSE(c.ok()) << text;
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument) << text << ": " << c.status();
+  }
+}
+
 TEST(JobConfig, AnEmptyJobIsAnErrorNotTheDefaultJob) {
   for (const char* text : {"", "\n\n", "# only a comment\n"}) {
     auto c = ParseJobConfig(text);
