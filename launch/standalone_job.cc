@@ -17,50 +17,6 @@ namespace cairn {
 
 using namespace job;  // NOLINT: the launchers' shared pieces
 
-StatusOr<ClusterSpec> LoadClusterFile(const std::string& path, std::string* bind, std::string* secret_file) {
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::Exception& e) {
-    return InvalidArgument("cluster file '" + path + "': " + e.what());
-  }
-  auto bad = [&](const std::string& why) { return InvalidArgument("cluster file '" + path + "': " + why); };
-  if (!root.IsMap()) return bad("expected a map with 'servers' and 'workers'");
-  ClusterSpec spec;
-  for (const auto& kv : root) {
-    const std::string key = kv.first.as<std::string>("");
-    if (key != "servers" && key != "workers" && key != "bind" && key != "secret_file") {
-      return bad("unknown key '" + key + "'");
-    }
-  }
-  const YAML::Node servers = root["servers"];
-  if (!servers || !servers.IsSequence() || servers.size() == 0) return bad("'servers' must be a non-empty list");
-  for (const YAML::Node& s : servers) {
-    if (!s.IsScalar()) return bad("each server is \"host:port\"");
-    StatusOr<Endpoint> e = ParseEndpoint(s.Scalar());
-    if (!e.ok()) return bad(e.status().message());
-    spec.servers.push_back(*e);
-  }
-  const YAML::Node workers = root["workers"];
-  if (!workers || !workers.IsScalar()) return bad("'workers' must be a number");
-  try {
-    spec.num_workers = workers.as<int>();
-  } catch (const YAML::Exception&) {
-    return bad("'workers' must be a number");
-  }
-  if (spec.num_workers < 1 || spec.num_workers > 1024) return bad("'workers' must be in [1, 1024]");
-  if (bind) *bind = root["bind"] ? root["bind"].as<std::string>("") : "";
-  if (secret_file) {
-    std::string file = root["secret_file"] ? root["secret_file"].as<std::string>("") : "";
-    // Relative to the cluster file, which every process reads from its own place.
-    if (!file.empty() && std::filesystem::path(file).is_relative()) {
-      file = (std::filesystem::path(path).parent_path() / file).string();
-    }
-    *secret_file = file;
-  }
-  return spec;
-}
-
 StatusOr<std::shared_ptr<const Secret>> StandaloneSecret(const std::string& flag_file, const std::string& cluster_file,
                                                          bool insecure) {
   const std::string& file = flag_file.empty() ? cluster_file : flag_file;

@@ -10,6 +10,7 @@
 #include "common/cluster_spec.h"
 #include "common/handshake.h"
 #include "common/status.h"
+#include "launch/cluster_file.h"
 #include "launch/job_config.h"
 #include "launch/mpi_context.h"
 
@@ -60,13 +61,8 @@ StatusOr<JobSummary> RunInProcessJob(const JobConfig& config, const std::atomic<
 StatusOr<JobSummary> RunMpiJob(const JobConfig& config, MpiContext& mpi, const std::atomic<bool>* stop = nullptr);
 
 // Standalone mode: one process per server and per worker, started and
-// restarted independently, all reading the same cluster file:
-//   servers: [host:port, ...]   # index = server index
-//   workers: 2
-//   bind: 0.0.0.0               # optional: where servers listen (default: their host)
-//   secret_file: cairn.secret   # optional: the job's secret (relative to this file)
-StatusOr<ClusterSpec> LoadClusterFile(const std::string& path, std::string* bind = nullptr,
-                                      std::string* secret_file = nullptr);
+// restarted independently, all reading the same cluster file
+// (launch/cluster_file.h: LoadClusterFile).
 
 // A standalone process's secret: from `flag_file` (--secret-file) or else
 // `cluster_file` (the cluster file's secret_file), checked as
