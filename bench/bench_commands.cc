@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "bench/connect_bench.h"
+#include "bench/load_bench.h"
 #include "bench/pushpull_bench.h"
 #include "bench/pushpull_report.h"
 #include "bench/snapshot_bench.h"
@@ -32,6 +34,10 @@ void AddPushPullCommand(CLI::App& bench) {
   c->add_option("--loop-threads", "Threads of the EventLoop that servers and transports share (as cluster.io_threads)")
       ->default_val(1);
   c->add_option("--ops", "Workloads to run, comma-separated (the raw baseline always runs)")->default_val(kAllOps);
+  c->add_option("--auth", "Servers with the handshake (handshake), insecure (none), or both side by side in the same "
+                          "rounds, with the per-round ratio")
+      ->default_val("handshake");
+  c->add_option("--connects", "Connects (connect + handshake + close) timed per auth mode; 0: skip")->default_val(2000);
   c->add_option("--json", "Also write every result as JSON to this file");
 }
 
@@ -90,6 +96,8 @@ StatusOr<PushPullOptions> PushPullFlags(const CLI::App& c) {
   o.timing.warmup_seconds = c.get_option("--warmup-seconds")->as<double>();
   o.rounds = c.get_option("--rounds")->as<int>();
   o.event_loop_threads = c.get_option("--loop-threads")->as<int>();
+  ASSIGN_OR_RETURN(o.auth, ParseAuthMode(c.get_option("--auth")->as<std::string>()));
+  o.connects = c.get_option("--connects")->as<int>();
   RETURN_IF_ERROR(ValidatePushPullOptions(o));
   return o;
 }
@@ -116,9 +124,20 @@ int RunPushPull(const CLI::App& c) {
   if (!writable.ok()) return Fail(writable.WithContext("--json"));
   StatusOr<std::vector<PushPullResult>> results = RunPushPullBench(*options);
   if (!results.ok()) return Fail(results.status());
+  std::vector<ConnectCost> connects;
+  if (options->connects > 0) {
+    ConnectBenchOptions co;
+    co.connects = options->connects;
+    co.authenticated = options->auth != AuthMode::kNone;
+    co.insecure = options->auth != AuthMode::kHandshake;
+    StatusOr<std::vector<ConnectCost>> costs = RunConnectBench(co);
+    if (!costs.ok()) return Fail(costs.status().WithContext("connection cost"));
+    connects = std::move(*costs);
+  }
   fmt::print("\n{}", FormatPushPullTable(*results));
+  fmt::print("{}", FormatAuthCost(*results, connects));
   if (!json_path.empty()) {
-    Status written = WritePushPullJson(*options, *results, json_path);
+    Status written = WritePushPullJson(*options, *results, connects, json_path);
     if (!written.ok()) return Fail(written);
     fmt::print("\nwrote {}\n", json_path);
   }
@@ -162,12 +181,14 @@ void AddBenchCommands(CLI::App& app) {
   AddTrainCommand(*bench);
   AddSnapshotBench(*bench);
   AddSparseBench(*bench);
+  AddLoadBench(*bench);
 }
 
 int RunBenchCommands(CLI::App& app) {
   CLI::App* bench = app.get_subcommand("bench");
   if (int rc = RunSnapshotBench(*bench); rc >= 0) return rc;
   if (int rc = RunSparseBench(*bench); rc >= 0) return rc;
+  if (int rc = RunLoadBenchCommand(*bench); rc >= 0) return rc;
   if (bench->got_subcommand("pushpull")) return RunPushPull(*bench->get_subcommand("pushpull"));
   if (bench->got_subcommand("train")) return RunTrain(*bench->get_subcommand("train"));
   spdlog::error("no bench subcommand given");

@@ -3,7 +3,8 @@
 //   cairn bench pushpull [--sizes 4096,1048576,16777216] [--configs 1x1,2x2]
 //                        [--seconds 2.0] [--warmup-seconds 0.3]
 //                        [--rounds 4] [--loop-threads 2] [--ops push,pull,pushpull]
-//                        [--json FILE]
+//                        [--auth handshake|none|both] [--connects 2000] [--json FILE]
+//   cairn bench load [--seconds 60] [--hostile 500] ... (bench/load_bench.h)
 //   cairn bench train JOB [--steps 400] [--servers 2] [--json FILE]
 //                         [--cairn BINARY] [--timeout 600]
 //

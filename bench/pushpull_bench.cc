@@ -1,5 +1,6 @@
 #include "bench/pushpull_bench.h"
 
+#include <algorithm>
 #include <charconv>
 #include <map>
 #include <memory>
@@ -92,11 +93,15 @@ class BenchWorker {
 // then the loops.
 class BenchCluster {
  public:
+  // With `authenticated`, the servers require the handshake with a secret
+  // of their own and the workers hold it; otherwise the servers run
+  // insecure and the workers hold no secret.
   static StatusOr<std::unique_ptr<BenchCluster>> Start(const ClusterShape& config, const VariableSpec& spec,
-                                                      const PushPullOptions& options) {
+                                                      const PushPullOptions& options, bool authenticated) {
     std::unique_ptr<BenchCluster> c(new BenchCluster(options.event_loop_threads, spec));
     LocalClusterOptions servers;
     servers.servers = config.servers;
+    if (!authenticated) servers.auth = ServerAuth{nullptr, true};
     ASSIGN_OR_RETURN(c->cluster_, LocalCluster::Start(c->server_loop_, servers));
     OptimizerSpec sgd;
     sgd.kind = "sgd";
@@ -153,15 +158,55 @@ TimedLoopOptions RoundTiming(const PushPullOptions& o, int round) {
   return t;
 }
 
-// One round of every workload, in a fixed order.
-Status RunRound(RawSocketBench& raw, BenchCluster& cluster, const PushPullOptions& o, int round,
-                PushPullResult* r) {
+// A workload: whether it runs, the call, and where its results go.
+struct Workload {
+  bool PushPullOps::*enabled;
+  Status (BenchWorker::*op)();
+  const char* name;
+  Measurement PushPullResult::*authed;    // or the only cluster's, insecure with AuthMode::kNone
+  Measurement PushPullResult::*insecure;  // AuthMode::kBoth
+  std::vector<double> AuthRatios::*ratios;
+};
+
+constexpr Workload kWorkloads[] = {
+    {&PushPullOps::push, &BenchWorker::Push, "push", &PushPullResult::push, &PushPullResult::insecure_push,
+     &AuthRatios::push},
+    {&PushPullOps::pull, &BenchWorker::Pull, "pull", &PushPullResult::pull, &PushPullResult::insecure_pull,
+     &AuthRatios::pull},
+    {&PushPullOps::push_pull, &BenchWorker::PushPull, "push+pull", &PushPullResult::push_pull,
+     &PushPullResult::insecure_push_pull, &AuthRatios::push_pull},
+};
+
+// One round of workload `w` on both clusters, back to back; which goes first
+// alternates by round, so neither always runs on caches the other warmed.
+Status RunSideBySide(BenchCluster& authed, BenchCluster& insecure, const Workload& w, const TimedLoopOptions& t,
+                     int round, PushPullResult* r) {
+  const bool authed_first = round % 2 == 0;
+  StatusOr<Measurement> first = (authed_first ? authed : insecure).Measure(w.op, t);
+  StatusOr<Measurement> second = (authed_first ? insecure : authed).Measure(w.op, t);
+  StatusOr<Measurement>& s = authed_first ? first : second;
+  StatusOr<Measurement>& n = authed_first ? second : first;
+  if (!s.ok()) return s.status().WithContext(std::string(w.name) + " (handshake)");
+  if (!n.ok()) return n.status().WithContext(std::string(w.name) + " (insecure)");
+  (r->auth_over_none.*w.ratios).push_back(n->gbps() > 0 ? s->gbps() / n->gbps() : 0.0);
+  (r->*w.authed).Merge(*s);
+  (r->*w.insecure).Merge(*n);
+  return Status::OK();
+}
+
+// One round of every workload, in a fixed order; `insecure` is set with
+// AuthMode::kBoth.
+Status RunRound(RawSocketBench& raw, BenchCluster& cluster, BenchCluster* insecure, const PushPullOptions& o,
+                int round, PushPullResult* r) {
   const TimedLoopOptions t = RoundTiming(o, round);
   RETURN_IF_ERROR(AddRound(raw.Measure(t), "raw socket baseline", &r->raw));
-  if (o.ops.push) RETURN_IF_ERROR(AddRound(cluster.Measure(&BenchWorker::Push, t), "push", &r->push));
-  if (o.ops.pull) RETURN_IF_ERROR(AddRound(cluster.Measure(&BenchWorker::Pull, t), "pull", &r->pull));
-  if (o.ops.push_pull) {
-    RETURN_IF_ERROR(AddRound(cluster.Measure(&BenchWorker::PushPull, t), "push+pull", &r->push_pull));
+  for (const Workload& w : kWorkloads) {
+    if (!(o.ops.*w.enabled)) continue;
+    if (insecure != nullptr) {
+      RETURN_IF_ERROR(RunSideBySide(cluster, *insecure, w, t, round, r));
+    } else {
+      RETURN_IF_ERROR(AddRound(cluster.Measure(w.op, t), w.name, &(r->*w.authed)));
+    }
   }
   return Status::OK();
 }
@@ -178,6 +223,29 @@ std::string CaseName(const ClusterShape& config, uint64_t value_bytes) {
 }
 
 }  // namespace
+
+const char* AuthModeName(AuthMode mode) {
+  switch (mode) {
+    case AuthMode::kNone: return "none";
+    case AuthMode::kHandshake: return "handshake";
+    case AuthMode::kBoth: return "both";
+  }
+  return "?";
+}
+
+StatusOr<AuthMode> ParseAuthMode(const std::string& text) {
+  for (AuthMode m : {AuthMode::kNone, AuthMode::kHandshake, AuthMode::kBoth}) {
+    if (text == AuthModeName(m)) return m;
+  }
+  return InvalidArgument("--auth: '" + text + "' is not none, handshake or both");
+}
+
+double MedianRatio(std::vector<double> ratios) {
+  if (ratios.empty()) return 0.0;
+  std::sort(ratios.begin(), ratios.end());
+  const size_t n = ratios.size();
+  return n % 2 == 1 ? ratios[n / 2] : (ratios[n / 2 - 1] + ratios[n / 2]) / 2;
+}
 
 std::string ClusterShape::ToString() const { return std::to_string(servers) + "x" + std::to_string(workers); }
 
@@ -217,6 +285,7 @@ Status ValidatePushPullOptions(const PushPullOptions& o) {
   if (o.rounds < 1) return InvalidArgument("--rounds must be at least 1");
   if (!(o.learning_rate > 0)) return InvalidArgument("learning rate must be > 0");
   if (o.event_loop_threads < 1) return InvalidArgument("the event loop needs at least one thread");
+  if (o.connects < 0) return InvalidArgument("--connects must be >= 0");
   return Status::OK();
 }
 
@@ -230,11 +299,18 @@ StatusOr<PushPullResult> RunPushPullCase(const ClusterShape& config, uint64_t va
   PushPullResult r;
   r.config = config;
   r.value_bytes = value_bytes;
+  r.auth = options.auth;
   StatusOr<std::unique_ptr<RawSocketBench>> raw = StartRaw(config, spec);
   if (!raw.ok()) return raw.status().WithContext("raw socket baseline");
-  ASSIGN_OR_RETURN(auto cluster, BenchCluster::Start(config, spec, options));
+  ASSIGN_OR_RETURN(auto cluster, BenchCluster::Start(config, spec, options, options.auth != AuthMode::kNone));
+  std::unique_ptr<BenchCluster> insecure;
+  if (options.auth == AuthMode::kBoth) {
+    StatusOr<std::unique_ptr<BenchCluster>> started = BenchCluster::Start(config, spec, options, false);
+    if (!started.ok()) return started.status().WithContext("insecure cluster");
+    insecure = std::move(*started);
+  }
   for (int round = 0; round < options.rounds; ++round) {
-    RETURN_IF_ERROR(RunRound(**raw, *cluster, options, round, &r));
+    RETURN_IF_ERROR(RunRound(**raw, *cluster, insecure.get(), options, round, &r));
   }
   return r;
 }
@@ -248,6 +324,10 @@ StatusOr<std::vector<PushPullResult>> RunPushPullBench(const PushPullOptions& op
       if (!r.ok()) return r.status().WithContext(CaseName(config, bytes));
       spdlog::info("{}: raw {:.3f} GB/s, push {:.3f}, pull {:.3f}, push+pull {:.3f}", CaseName(config, bytes),
                    r->raw.gbps(), r->push.gbps(), r->pull.gbps(), r->push_pull.gbps());
+      if (options.auth == AuthMode::kBoth) {
+        spdlog::info("{}: insecure push {:.3f}, pull {:.3f}, push+pull {:.3f}", CaseName(config, bytes),
+                     r->insecure_push.gbps(), r->insecure_pull.gbps(), r->insecure_push_pull.gbps());
+      }
       results.push_back(std::move(*r));
     }
   }

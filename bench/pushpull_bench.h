@@ -17,6 +17,17 @@
 // ratio is only meaningful if both sides saw the same machine: so each case
 // interleaves its workloads in rounds (raw, push, pull, push+pull, raw, ...)
 // and sums each workload over its rounds.
+//
+// Authentication (--auth): the servers either require the handshake with the
+// job's secret (handshake, the default: what a job runs) or are started
+// insecure with clients that hold no secret (none). With both, each case
+// runs one cluster of each kind side by side, and every round measures each
+// workload on both, one right after the other (the order alternating by
+// round); the cost of authentication is the median over rounds of each
+// round's throughput ratio, authenticated / insecure. The handshake happens
+// once per connection, so on long-lived connections it should cost nothing
+// per call; its own cost is ConnectBench's (bench/connect_bench.h). No
+// per-frame MAC or TLS is offered, so neither is measured.
 #pragma once
 
 #include <chrono>
@@ -41,6 +52,11 @@ struct ClusterShape {
   bool operator==(const ClusterShape&) const = default;
 };
 
+enum class AuthMode { kNone, kHandshake, kBoth };
+const char* AuthModeName(AuthMode mode);  // "none", "handshake", "both"
+// "none" | "handshake" | "both"; InvalidArgument otherwise.
+StatusOr<AuthMode> ParseAuthMode(const std::string& text);
+
 // Which workloads a case measures; the raw baseline always runs.
 struct PushPullOps {
   bool push = true;
@@ -64,17 +80,34 @@ struct PushPullOptions {
   int event_loop_threads = 1;                        // threads of the shared EventLoop (as cluster.io_threads)
   double learning_rate = 1e-9;                       // SGD step: small enough that values stay finite
   std::chrono::milliseconds call_timeout{30000};     // each PsClient call's deadline
+  AuthMode auth = AuthMode::kHandshake;              // see above
+  // Connects (connect + handshake + close) ConnectBench times per mode that
+  // `auth` names, once per run; 0: skip it.
+  int connects = 2000;
 };
+
+// Per round, a workload's throughput authenticated over insecure.
+struct AuthRatios {
+  std::vector<double> push, pull, push_pull;
+};
+
+// The median of `ratios`; 0 when empty.
+double MedianRatio(std::vector<double> ratios);
 
 // One (cluster shape, value size) case. A workload that was not run is all
 // zeros.
 struct PushPullResult {
   ClusterShape config;
   uint64_t value_bytes = 0;
+  // push, pull and push_pull are the authenticated servers' unless the run
+  // is AuthMode::kNone; with kBoth the insecure servers' are beside them.
+  AuthMode auth = AuthMode::kHandshake;
   Measurement raw;
   Measurement push;
   Measurement pull;
   Measurement push_pull;
+  Measurement insecure_push, insecure_pull, insecure_push_pull;  // kBoth only
+  AuthRatios auth_over_none;                                     // kBoth only
 
   // m's throughput over the raw baseline's; 0 when either is missing.
   double RatioToRaw(const Measurement& m) const;

@@ -70,6 +70,46 @@ TEST(PushPullBench, MeasuresEveryWorkloadOnASplitVariable) {
   EXPECT_EQ(r->raw.bytes, r->raw.calls * 4096);
 }
 
+TEST(PushPullBench, ComparesHandshakeAndInsecureServersRoundByRound) {
+  PushPullOptions o;
+  o.timing = Short();
+  o.rounds = 2;
+  o.ops = PushPullOps{true, true, false};
+  o.auth = AuthMode::kBoth;
+  StatusOr<PushPullResult> r = RunPushPullCase(ClusterShape{1, 1}, 4096, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  for (const Measurement* m : {&r->push, &r->pull, &r->insecure_push, &r->insecure_pull}) EXPECT_GT(m->calls, 0u);
+  EXPECT_EQ(r->insecure_push_pull.calls, 0u);
+  EXPECT_EQ(r->auth_over_none.push.size(), 2u);
+  EXPECT_EQ(r->auth_over_none.pull.size(), 2u);
+  EXPECT_TRUE(r->auth_over_none.push_pull.empty());
+  EXPECT_GT(MedianRatio(r->auth_over_none.push), 0);
+}
+
+TEST(PushPullBench, RunsOnInsecureServersAlone) {
+  PushPullOptions o;
+  o.timing = Short();
+  o.rounds = 1;
+  o.ops = PushPullOps{true, false, false};
+  o.auth = AuthMode::kNone;
+  StatusOr<PushPullResult> r = RunPushPullCase(ClusterShape{1, 1}, 4096, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_GT(r->push.calls, 0u);
+  EXPECT_EQ(r->insecure_push.calls, 0u);
+}
+
+TEST(AuthMode, ParsesItsNamesAndTheMedianOfRatios) {
+  for (AuthMode m : {AuthMode::kNone, AuthMode::kHandshake, AuthMode::kBoth}) {
+    StatusOr<AuthMode> parsed = ParseAuthMode(AuthModeName(m));
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(*parsed, m);
+  }
+  EXPECT_EQ(ParseAuthMode("tls").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(MedianRatio({3, 1, 2}), 2);
+  EXPECT_EQ(MedianRatio({4, 1, 2, 3}), 2.5);
+  EXPECT_EQ(MedianRatio({}), 0);
+}
+
 TEST(PushPullBench, RejectsSizesThatAreNotWholeRows) {
   PushPullOptions o;
   o.value_bytes = {1000};
