@@ -91,7 +91,8 @@ void FrameSocket::ReadHeaderMore() {
     if (ec) return self->Fail(SocketError(ec, self->peer_));
     if (self->closed_) return;
     if (self->header_got_ == 0 && n > 0 && self->options_.read_timeout.count() > 0) {
-      self->ArmDeadline(Clock::now() + self->options_.read_timeout, /*idle=*/false);
+      self->frame_start_ = Clock::now();
+      self->ArmDeadline(self->frame_start_ + self->options_.read_timeout, /*idle=*/false);
     }
     self->header_got_ += n;
     if (self->header_got_ < kFrameHeaderBytes) return self->ReadHeaderMore();
@@ -107,11 +108,6 @@ void FrameSocket::ReadPayload(const FrameHeader& header) {
   in_received_ = 0;
   in_hashed_ = 0;
   in_sum_.Begin(header_buf_);
-  if (options_.read_timeout.count() > 0) {
-    const double seconds = static_cast<double>(in_total_) / static_cast<double>(options_.min_receive_rate);
-    ArmDeadline(frame_deadline_ + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds)),
-                /*idle=*/false);
-  }
   if (in_total_ > options_.budget_capacity()) {
     return Fail(OutOfRange("frame from " + peer_ + " of " + std::to_string(in_total_) +
                            " bytes is over the server's payload budget of " +
@@ -213,10 +209,20 @@ void FrameSocket::ArmDeadline(Clock::time_point at, bool idle) {
 void FrameSocket::OnTimer(uint64_t generation) {
   if (closed_ || generation != timer_generation_) return;
   if (!idle_armed_) {
+    // The frame's time: read_timeout, plus what has arrived at
+    // min_receive_rate. Bytes that arrived since the timer was set earn
+    // their time now; a peer that stalls (a claim it never sends) does not.
+    const uint64_t arrived = header_got_ < kFrameHeaderBytes ? header_got_ : in_received_ + kFrameHeaderBytes;
+    const double earned = static_cast<double>(arrived) / static_cast<double>(options_.min_receive_rate);
+    const Clock::time_point allowed =
+        frame_start_ + options_.read_timeout +
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(earned));
+    if (allowed > Clock::now()) return ArmDeadline(allowed, /*idle=*/false);
     return Fail(DeadlineExceeded("frame from " + peer_ + " not complete within its deadline (" +
-                                 std::to_string(header_got_ < kFrameHeaderBytes ? header_got_ : in_received_ +
-                                                kFrameHeaderBytes) +
-                                 " bytes arrived)"));
+                                 std::to_string(arrived) + " bytes arrived in " +
+                                 std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                    Clock::now() - frame_start_).count()) +
+                                 " ms)"));
   }
   if (frames_in_ > frames_out_) return ArmIdle();  // the peer waits for us, not we for it
   Fail(DeadlineExceeded("connection from " + peer_ + " idle for " +

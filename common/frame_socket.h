@@ -14,8 +14,10 @@
 // Limits (FrameSocketOptions; a server's connections set them, a client's
 // leave them off): a connection with no frame arriving and no request
 // unanswered for idle_timeout is closed; a frame whose first byte has
-// arrived must be complete within read_timeout plus its size at
-// min_receive_rate (a truncated frame or a slowloris is closed); a payload's
+// arrived must be complete within read_timeout plus the time its bytes
+// received so far earn at min_receive_rate (a truncated frame, a slowloris
+// or a header whose claimed payload never comes is closed: the claim earns
+// nothing); a payload's
 // buffer is allocated as its bytes arrive (first kInitialPayloadBuffer, then
 // the rest), and each allocation only once reserved in the server's
 // PayloadBudget (waiting, within the frame's deadline, for room), so a
@@ -130,6 +132,7 @@ class FrameSocket : public std::enable_shared_from_this<FrameSocket> {
   uint64_t timer_generation_ = 0;
   bool idle_armed_ = false;
   Clock::time_point frame_deadline_{};
+  Clock::time_point frame_start_{};          // the frame's first byte
   uint64_t frames_in_ = 0, frames_out_ = 0;  // a server's requests and replies: unanswered = in - out
   uint64_t reserved_ = 0;                    // of options_.budget, for the frame being read
   uint64_t in_capacity_ = 0;                 // bytes allocated for the frame being read

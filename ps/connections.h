@@ -59,7 +59,7 @@ struct ConnectionLimits {
   int max_connections = 1024;                              // open and handshaking; lowered to fit the fd limit
   std::chrono::milliseconds handshake_timeout{10000};
   std::chrono::milliseconds idle_timeout{std::chrono::minutes(15)};  // no frame and nothing unanswered
-  std::chrono::milliseconds read_timeout{30000};           // a begun frame: this plus its size at min_receive_rate
+  std::chrono::milliseconds read_timeout{30000};           // a begun frame: this plus its bytes so far at min_receive_rate
   uint64_t min_receive_rate = uint64_t{1} << 20;           // bytes/s
   uint64_t max_pending_payload_bytes = uint64_t{2} << 30;  // all connections' payloads being received
 };

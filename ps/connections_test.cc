@@ -392,6 +392,35 @@ TEST_F(ConnectionsTest, ATruncatedFrameAndASlowlorisAreClosedByTheirDeadline) {
   ExpectServing();
 }
 
+// A claim earns no time: a header that claims 1 GiB and stalls is closed
+// by the frame timeout, not after the 17 minutes 1 GiB would take at the
+// minimum rate; a frame that keeps arriving earns its time as it comes.
+TEST_F(ConnectionsTest, AStalledClaimIsClosedByTheFrameTimeoutAlone) {
+  ConnectionLimits limits;
+  limits.read_timeout = milliseconds(300);
+  Start(limits);
+  OutFrame f;
+  f.type = static_cast<uint16_t>(FrameType::kPush);
+  f.request_id = 9;
+  char byte = 0;
+  f.data.push_back(ByteSpan{&byte, uint64_t{1} << 30});
+  f.Seal();
+  auto claimer = Authenticated();
+  const auto before = Clock::now();
+  ASSERT_TRUE(claimer->Send(std::string(reinterpret_cast<const char*>(f.header_bytes()), kFrameHeaderBytes) +
+                            std::string(1000, 'x')));
+  EXPECT_TRUE(claimer->WaitForClose(milliseconds(10000)));
+  EXPECT_LT(Clock::now() - before, milliseconds(5000));
+  EXPECT_TRUE(WaitUntil([&] { return server_->stats().connections_timed_out >= 1; }));
+  EXPECT_TRUE(WaitUntil([&] { return server_->stats().payload_bytes_reserved == 0; }));
+  // A 64 MiB push from a real client takes longer than nothing, and passes.
+  Client chief = Connect();
+  ASSERT_OK(chief.ps->Create({Spec("big", {16 << 20})}, OptimizerSpec{}, TrainingMode{}));
+  PushBatch batch;
+  batch.gradients.emplace("big", Tensor(DType::kFloat32, Shape{16 << 20}));
+  EXPECT_OK(chief.ps->Push(batch));
+}
+
 TEST_F(ConnectionsTest, HeadersClaimingAGibibyteCommitNeitherMemoryNorTheBudget) {
   ConnectionLimits limits;
   limits.max_pending_payload_bytes = uint64_t{3} << 30;  // room for all three claims, were they charged
