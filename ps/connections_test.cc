@@ -32,6 +32,7 @@
 #include "tests/raw_socket.h"
 #include "tests/status_matchers.h"
 #include "tests/test_secret.h"
+#include "tests/wait.h"
 #include "worker/ps_client.h"
 
 namespace cairn {
@@ -43,15 +44,6 @@ using Clock = std::chrono::steady_clock;
 using testing::RawSocket;
 
 // Polls `done` every 2 ms until it holds or `limit` passes.
-bool WaitUntil(const std::function<bool()>& done, milliseconds limit = milliseconds(5000)) {
-  const auto deadline = Clock::now() + limit;
-  while (!done()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(milliseconds(2));
-  }
-  return true;
-}
-
 // This process's resident set, in bytes.
 uint64_t ResidentBytes() {
   std::ifstream statm("/proc/self/statm");

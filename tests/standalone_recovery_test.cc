@@ -46,6 +46,7 @@
 #include "common/snapshot/snapshot_db.h"
 #include "tests/snapshot_compare.h"
 #include "tests/subprocess.h"
+#include "tests/wait.h"
 
 namespace cairn {
 namespace {
@@ -167,23 +168,7 @@ class StandaloneJob {
   // Waits until both workers' latest processes have ended; false if they
   // did not within `limit`.
   bool WaitWorkers(milliseconds limit) {
-    const auto deadline = Clock::now() + limit;
-    while (proc("worker0").running() || proc("worker1").running()) {
-      if (Clock::now() >= deadline) return false;
-      std::this_thread::sleep_for(milliseconds(5));
-    }
-    return true;
-  }
-
-  // Polls `done` every `period` until it holds; false after `limit`.
-  template <class Pred>
-  bool WaitFor(Pred done, milliseconds limit, milliseconds period = milliseconds(5)) {
-    const auto deadline = Clock::now() + limit;
-    while (!done()) {
-      if (Clock::now() >= deadline) return false;
-      std::this_thread::sleep_for(period);
-    }
-    return true;
+    return WaitUntil([&] { return !proc("worker0").running() && !proc("worker1").running(); }, limit);
   }
 
   void KillAll() {
@@ -343,7 +328,7 @@ TEST_F(StandaloneRecoveryTest, AsyncChiefWaitsForEveryWorkerBeforeItsFinalSnapsh
   job.StartServer(0);
   job.StartServer(1);
   job.StartWorker(0);
-  ASSERT_TRUE(job.WaitFor(
+  ASSERT_TRUE(WaitUntil(
       [&] { return Contains(job.ChiefLog(), "waiting for worker 1") || !job.proc("worker0").running(); }, kJobLimit))
       << job.Dump();
   ASSERT_TRUE(job.proc("worker0").running()) << "the chief ended without waiting for worker 1\n" << job.Dump();
@@ -405,7 +390,7 @@ void SyncServerRestart(const std::string& root, const std::string& crash_point) 
     // (its last logged global step is 2 or 3 past a multiple of every_steps:
     // it has begun the snapshot before and will not begin the next for a
     // step or two). Polled every millisecond: a step takes about one.
-    ASSERT_TRUE(job.WaitFor(
+    ASSERT_TRUE(WaitUntil(
         [&] {
           committed = LatestStep(job.model_dir());
           if (committed < 0) return false;
@@ -429,7 +414,7 @@ void SyncServerRestart(const std::string& root, const std::string& crash_point) 
 
   // Recovery, as the workers log it.
   double listening = -1, first_recovered = -1, all_recovered = -1;
-  ASSERT_TRUE(job.WaitFor(
+  ASSERT_TRUE(WaitUntil(
       [&] {
         if (listening < 0 && Contains(job.Log("server1"), "listening on")) listening = SecondsSince(killed);
         const bool r0 = Contains(job.Log("worker0"), "recovered in");
@@ -520,7 +505,7 @@ TEST_F(StandaloneRecoveryTest, AsyncServerKilledAndRestartedJobCompletesAndSaysW
   const auto t0 = Clock::now();
   job.StartAll();
   int64_t committed = -1, at_kill = -1;
-  ASSERT_TRUE(job.WaitFor(
+  ASSERT_TRUE(WaitUntil(
       [&] {
         committed = LatestStep(job.model_dir());
         at_kill = LoggedGlobalStep(job.ChiefLog());
@@ -534,14 +519,14 @@ TEST_F(StandaloneRecoveryTest, AsyncServerKilledAndRestartedJobCompletesAndSaysW
   // Down long enough for the workers to say they are still waiting (they
   // do 5 s after the connection was lost), as a crashed server would be
   // until a supervisor restarts it.
-  ASSERT_TRUE(job.WaitFor([&] { return Contains(job.AllWorkerLogs(), "still waiting for server 1"); },
+  ASSERT_TRUE(WaitUntil([&] { return Contains(job.AllWorkerLogs(), "still waiting for server 1"); },
                           milliseconds(10000)))
       << "no worker said it was still waiting for server 1\n" << job.Dump();
   const double waited = SecondsSince(killed);
   job.StartServer(1);
   const auto restarted = Clock::now();
   double noticed = -1;
-  ASSERT_TRUE(job.WaitFor(
+  ASSERT_TRUE(WaitUntil(
       [&] {
         if (noticed < 0 && Contains(job.AllWorkerLogs(), "its shards lost the updates")) noticed = SecondsSince(killed);
         return !job.proc("worker0").running() && !job.proc("worker1").running();
@@ -596,7 +581,7 @@ int64_t OtherWorkersSteps(const std::string& chief_log) {
 // own applied (a worker slow to start could otherwise die before its first
 // step, with no position to resume from).
 Clock::time_point KillWorker1At(StandaloneJob& job, int64_t at, bool async = false) {
-  EXPECT_TRUE(job.WaitFor(
+  EXPECT_TRUE(WaitUntil(
       [&] {
         const std::string log = job.ChiefLog();
         return (LoggedGlobalStep(log) >= at && (!async || OtherWorkersSteps(log) >= 5)) ||
@@ -666,7 +651,7 @@ TEST_F(StandaloneRecoveryTest, AsyncWorkerKilledAndRestartedResumesAfterItsLastS
   const int64_t at_kill = LoggedGlobalStep(job.ChiefLog());
   // Worker 0 trains on alone.
   int64_t alone = -1;
-  ASSERT_TRUE(job.WaitFor(
+  ASSERT_TRUE(WaitUntil(
       [&] {
         alone = LoggedGlobalStep(job.ChiefLog());
         return alone >= at_kill + 200 || !job.proc("worker0").running();
