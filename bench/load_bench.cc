@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "bench/bench_worker.h"
 #include "bench/cpu_usage.h"
 #include "bench/load_report.h"
 #include "common/asio_transport.h"
@@ -63,29 +64,16 @@ struct WindowTally {
   std::vector<std::string> error_samples;
 };
 
-PsClientOptions ClientOptions(int id, std::chrono::milliseconds timeout) {
-  PsClientOptions o;
-  o.worker_id = id;
-  o.timeout = timeout;
-  return o;
-}
-
-// One legitimate worker: its own transport and client, a gradient made once.
+// One legitimate worker (a BenchWorker) on a paced schedule.
 class LoadClient {
  public:
   LoadClient(EventLoop& loop, const LocalCluster& cluster, int id, const VariableSpec& spec,
              std::chrono::milliseconds timeout)
-      : transport_(loop, cluster.endpoints(), cluster.ClientOptions(id == 0 ? PeerRole::kChief : PeerRole::kWorker, id)),
-        client_(&transport_, ClientOptions(id, timeout)),
-        spec_(spec) {
-    Tensor grad(spec.dtype, spec.shape);
-    grad.flat().setConstant(1.0f);
-    batch_.gradients.emplace(spec.name, std::move(grad));
-  }
+      : worker_(loop, cluster, id, spec, timeout) {}
 
   // `n` pushes back to back; the first error.
   Status PushRepeatedly(int n) {
-    for (int i = 0; i < n; ++i) RETURN_IF_ERROR(client_.Push(batch_));
+    for (int i = 0; i < n; ++i) RETURN_IF_ERROR(worker_.Push());
     return Status::OK();
   }
 
@@ -93,7 +81,7 @@ class LoadClient {
     OptimizerSpec sgd;
     sgd.kind = "sgd";
     sgd.learning_rate = 1e-9;  // values stay finite however long it runs
-    return client_.Create({spec_}, sgd, TrainingMode{});
+    return worker_.Create(sgd);
   }
 
   // Push then pull, once per interval from `phase` on, until the schedule
@@ -108,9 +96,9 @@ class LoadClient {
       const Clock::time_point start = Clock::now();
       const int w = schedule.WindowAt(start);
       if (w >= schedule.windows) return;
-      const Status pushed = client_.Push(batch_);
+      const Status pushed = worker_.Push();
       const Clock::time_point mid = Clock::now();
-      const Status pulled = Pull();
+      const Status pulled = worker_.Pull();
       const Clock::time_point end = Clock::now();
       if (w >= 0) Tally(pushed, pulled, mid - start, end - mid, &(*tallies)[w]);
       if (!pushed.ok() || !pulled.ok()) std::this_thread::sleep_for(kErrorPause);
@@ -122,15 +110,6 @@ class LoadClient {
   }
 
  private:
-  Status Pull() {
-    ASSIGN_OR_RETURN(auto values, client_.Pull({spec_.name}));
-    auto it = values.find(spec_.name);
-    if (it == values.end() || it->second.byte_size() != spec_.byte_size()) {
-      return DataLoss("pull of '" + spec_.name + "' returned the wrong value");
-    }
-    return Status::OK();
-  }
-
   static void Tally(const Status& pushed, const Status& pulled, Clock::duration push, Clock::duration pull,
                     WindowTally* t) {
     for (const Status* s : {&pushed, &pulled}) {
@@ -142,10 +121,7 @@ class LoadClient {
     if (pulled.ok()) t->pull.Add(Micros(pull));
   }
 
-  AsioTransport transport_;
-  PsClient client_;  // uses transport_
-  const VariableSpec spec_;
-  PushBatch batch_;
+  BenchWorker worker_;
 };
 
 // VmRSS and VmSize, from "VmRSS:   1234 kB" lines.

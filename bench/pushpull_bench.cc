@@ -7,6 +7,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "bench/bench_worker.h"
 #include "bench/raw_socket_bench.h"
 #include "common/asio_transport.h"
 #include "common/event_loop.h"
@@ -45,47 +46,6 @@ StatusOr<std::vector<uint64_t>> SliceBytes(const Placement& placement, const Var
   return bytes;
 }
 
-// One worker: its own transport and client, and a gradient batch made once
-// so the loop measures the calls and nothing else.
-class BenchWorker {
- public:
-  BenchWorker(EventLoop& loop, const LocalCluster& cluster, int id, const VariableSpec& spec,
-              std::chrono::milliseconds timeout)
-      : transport_(loop, cluster.endpoints(), cluster.ClientOptions(id == 0 ? PeerRole::kChief : PeerRole::kWorker, id)),
-        client_(&transport_, PsClientOptions{id, timeout, kSplitAcrossServers}),
-        spec_(spec) {
-    Tensor grad(spec.dtype, spec.shape);
-    grad.flat().setConstant(1.0f);
-    batch_.gradients.emplace(spec.name, std::move(grad));
-  }
-
-  // Every worker declares the variable (idempotent on the servers): that is
-  // how a client learns its placement.
-  Status Create(const OptimizerSpec& optimizer) { return client_.Create({spec_}, optimizer, TrainingMode{}); }
-
-  Status Push() { return client_.Push(batch_); }
-
-  Status Pull() {
-    ASSIGN_OR_RETURN(auto values, client_.Pull({spec_.name}));
-    auto it = values.find(spec_.name);
-    if (it == values.end() || it->second.byte_size() != spec_.byte_size()) {
-      return DataLoss("pull of '" + spec_.name + "' returned the wrong value");
-    }
-    return Status::OK();
-  }
-
-  Status PushPull() {
-    RETURN_IF_ERROR(Push());
-    return Pull();
-  }
-
- private:
-  AsioTransport transport_;
-  PsClient client_;  // uses transport_
-  const VariableSpec spec_;
-  PushBatch batch_;  // gradients only: asynchronous SGD steps
-};
-
 // The servers and workers of one case. Servers and workers run on separate
 // event loops, as they do in separate server and worker processes, so that
 // the two sides of a call can use two cores as the raw baseline's do.
@@ -108,7 +68,8 @@ class BenchCluster {
     sgd.learning_rate = options.learning_rate;
     for (int w = 0; w < config.workers; ++w) {
       auto worker =
-          std::make_unique<BenchWorker>(c->worker_loop_, *c->cluster_, w, spec, options.call_timeout);
+          std::make_unique<BenchWorker>(c->worker_loop_, *c->cluster_, w, spec, options.call_timeout,
+                                        kSplitAcrossServers);
       Status created = worker->Create(sgd);
       if (!created.ok()) return created.WithContext("worker " + std::to_string(w) + " creating the benchmark variable");
       c->workers_.push_back(std::move(worker));
