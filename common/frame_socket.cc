@@ -50,7 +50,11 @@ bool PayloadBudget::TryReserve(uint64_t bytes) {
 }
 
 FrameSocket::FrameSocket(asio::ip::tcp::socket socket, FrameLimits limits)
-    : FrameSocket(std::move(socket), FrameSocketOptions{limits}) {}
+    : FrameSocket(std::move(socket), [&] {
+        FrameSocketOptions o;
+        o.limits = limits;
+        return o;
+      }()) {}
 
 FrameSocket::FrameSocket(asio::ip::tcp::socket socket, FrameSocketOptions options)
     : options_(std::move(options)), socket_(std::move(socket)), timer_(socket_.get_executor()) {

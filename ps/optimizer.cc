@@ -1,19 +1,23 @@
 #include "ps/optimizer.h"
 
-#include <cassert>
 #include <cmath>
 #include <sstream>
+
+#include "common/kernels/kernels.h"
 
 namespace cairn {
 namespace {
 
-// Every Apply is a handful of whole-shard Eigen array expressions: one virtual
-// call per push, then vectorized loops over the shard. Hyper-parameters are
-// kept as float, the shard's type, as TF's kernels do with T = float.
+// Every Apply is one call of a kernel (common/kernels/kernels.h) over the
+// whole shard or row: one virtual call per push, then vectorized loops.
+// Hyper-parameters are kept as float, the shard's type, as TF's kernels do
+// with T = float.
 
 class Sgd final : public Optimizer {
  public:
-  void Apply(Vec var, ConstVec grad, std::vector<Vec>&, float lr) const override { var -= lr * grad; }
+  void Apply(float* var, const float* grad, int64_t n, float* const*, float lr) const override {
+    kernels::SgdUpdate(var, grad, n, lr);
+  }
 };
 
 // tf ApplyMomentum: accum = momentum * accum + g; var -= lr * accum, or with
@@ -21,15 +25,8 @@ class Sgd final : public Optimizer {
 class Momentum final : public Optimizer {
  public:
   Momentum(float momentum, bool nesterov) : momentum_(momentum), nesterov_(nesterov) {}
-  void Apply(Vec var, ConstVec grad, std::vector<Vec>& slots, float lr) const override {
-    assert(slots.size() == 1);
-    auto accum = slots[0].array();
-    accum = momentum_ * accum + grad.array();
-    if (nesterov_) {
-      var.array() -= lr * (grad.array() + momentum_ * accum);
-    } else {
-      var.array() -= lr * accum;
-    }
+  void Apply(float* var, const float* grad, int64_t n, float* const* slots, float lr) const override {
+    kernels::MomentumUpdate(var, grad, slots[0], n, lr, momentum_, nesterov_);
   }
 
  private:
@@ -41,11 +38,8 @@ class Momentum final : public Optimizer {
 class Adagrad final : public Optimizer {
  public:
   explicit Adagrad(float initial_accumulator) : initial_accumulator_(initial_accumulator) {}
-  void Apply(Vec var, ConstVec grad, std::vector<Vec>& slots, float lr) const override {
-    assert(slots.size() == 1);
-    auto accum = slots[0].array();
-    accum += grad.array().square();
-    var.array() -= lr * grad.array() * accum.rsqrt();
+  void Apply(float* var, const float* grad, int64_t n, float* const* slots, float lr) const override {
+    kernels::AdagradUpdate(var, grad, slots[0], n, lr);
   }
 
  private:
@@ -59,17 +53,11 @@ class Adagrad final : public Optimizer {
 class Adam final : public Optimizer {
  public:
   Adam(float beta1, float beta2, float epsilon) : beta1_(beta1), beta2_(beta2), epsilon_(epsilon) {}
-  void Apply(Vec var, ConstVec grad, std::vector<Vec>& slots, float lr) const override {
-    assert(slots.size() == 4 && slots[2].size() == 1 && slots[3].size() == 1);
-    auto m = slots[0].array();
-    auto v = slots[1].array();
-    float& beta1_power = slots[2](0);
-    float& beta2_power = slots[3](0);
+  void Apply(float* var, const float* grad, int64_t n, float* const* slots, float lr) const override {
+    float& beta1_power = slots[2][0];
+    float& beta2_power = slots[3][0];
     const float lr_t = lr * std::sqrt(1.0f - beta2_power) / (1.0f - beta1_power);
-    // TF's kernel form of m = beta1 * m + (1 - beta1) * g (and likewise v).
-    m += (grad.array() - m) * (1.0f - beta1_);
-    v += (grad.array().square() - v) * (1.0f - beta2_);
-    var.array() -= lr_t * m / (v.sqrt() + epsilon_);
+    kernels::AdamUpdate(var, grad, slots[0], slots[1], n, lr_t, beta1_, beta2_, epsilon_);
     beta1_power *= beta1_;
     beta2_power *= beta2_;
   }
@@ -84,38 +72,16 @@ class Adam final : public Optimizer {
 //   quadratic = accum_new^-p / lr + 2 * l2
 //   var       = |linear| > l1 ? (sign(linear) * l1 - linear) / quadratic : 0
 //   accum     = accum_new
-// where p = lr_power. Like TF, accum_new is an expression evaluated where it is
-// used rather than a shard-sized temporary, and p = -0.5 takes sqrt, not pow.
+// where p = lr_power; p = -0.5 takes sqrt, not pow.
 class Ftrl final : public Optimizer {
  public:
   Ftrl(float initial_accumulator, float l1, float l2, float lr_power)
       : initial_accumulator_(initial_accumulator), l1_(l1), l2_(l2), lr_power_(lr_power) {}
-  void Apply(Vec var, ConstVec grad, std::vector<Vec>& slots, float lr) const override {
-    assert(slots.size() == 2);
-    if (lr_power_ == -0.5f) {
-      Update(var, grad, slots[0], slots[1], lr, [](const auto& x) { return x.sqrt(); });
-    } else {
-      const float exponent = -lr_power_;
-      Update(var, grad, slots[0], slots[1], lr, [exponent](const auto& x) { return x.pow(exponent); });
-    }
+  void Apply(float* var, const float* grad, int64_t n, float* const* slots, float lr) const override {
+    kernels::FtrlUpdate(var, grad, slots[0], slots[1], n, lr, l1_, l2_, lr_power_);
   }
 
  private:
-  // `power(x)` is x^-lr_power as an Eigen array expression.
-  template <class Power>
-  void Update(Vec var, ConstVec grad, Vec accum_vec, Vec linear_vec, float lr, Power power) const {
-    const auto g = grad.array();
-    auto accum = accum_vec.array();
-    auto linear = linear_vec.array();
-    // accum_new and quadratic are lazy expressions over the old accum: both
-    // must be evaluated before accum itself is updated, last.
-    const auto accum_new = accum + g.square();
-    linear += g - (power(accum_new) - power(accum)) / lr * var.array();
-    const auto quadratic = power(accum_new) / lr + 2.0f * l2_;
-    var.array() = (linear.abs() > l1_).select((linear.sign() * l1_ - linear) / quadratic, 0.0f);
-    accum += g.square();
-  }
-
   const float initial_accumulator_, l1_, l2_, lr_power_;
 };
 

@@ -8,11 +8,10 @@
 // Optimizers are immutable after creation and may be shared across threads.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <Eigen/Core>
 
 #include "common/optimizer_spec.h"
 #include "common/status.h"
@@ -21,9 +20,6 @@ namespace cairn {
 
 class Optimizer {
  public:
-  using Vec = Eigen::Map<Eigen::VectorXf>;
-  using ConstVec = Eigen::Map<const Eigen::VectorXf>;
-
   // InvalidArgument for an unknown kind or out-of-range hyper-parameters,
   // naming the field ("optimizer.beta1: must be in [0, 1)").
   static StatusOr<std::unique_ptr<Optimizer>> Create(const OptimizerSpec& spec);
@@ -34,9 +30,12 @@ class Optimizer {
   const char* Name() const { return table_.name.c_str(); }
   // The slots this optimizer keeps per shard, in the order Apply receives them.
   const std::vector<SlotDef>& Slots() const { return table_.slots; }
-  // Applies one update with learning rate `lr` to `var` given `grad` (same
-  // size). `slots` are Slots().size() buffers: var's size, or 1 for scalars.
-  virtual void Apply(Vec var, ConstVec grad, std::vector<Vec>& slots, float lr) const = 0;
+  // Applies one update with learning rate `lr` to var[0, n) given grad[0, n).
+  // slots[i] holds Slots()[i]: n floats, or 1 for a scalar slot. The arrays
+  // may lie at any address: the elementwise kernels (common/kernels/kernels.h)
+  // round the same at every alignment and CPU level, so a sparse row updated
+  // in place matches a dense variable's row bit for bit.
+  virtual void Apply(float* var, const float* grad, int64_t n, float* const* slots, float lr) const = 0;
 
  private:
   SlotTable table_;  // set by Create

@@ -36,11 +36,9 @@ class Shard {
 
   void Step(const std::vector<float>& grad, double lr) {
     ASSERT_EQ(grad.size(), var_.size());
-    std::vector<Optimizer::Vec> slots;
-    for (std::vector<float>& s : slots_) slots.emplace_back(s.data(), static_cast<Eigen::Index>(s.size()));
-    optimizer_.Apply(Optimizer::Vec(var_.data(), static_cast<Eigen::Index>(var_.size())),
-                     Optimizer::ConstVec(grad.data(), static_cast<Eigen::Index>(grad.size())), slots,
-                     static_cast<float>(lr));
+    std::vector<float*> slots;
+    for (std::vector<float>& s : slots_) slots.push_back(s.data());
+    optimizer_.Apply(var_.data(), grad.data(), static_cast<int64_t>(var_.size()), slots.data(), static_cast<float>(lr));
   }
 
   const std::vector<float>& var() const { return var_; }

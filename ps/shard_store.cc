@@ -177,10 +177,10 @@ Status ShardStore::Apply(const std::string& name, UpdateKind kind, const Tensor&
   Tensor& v = WritableValues(*shard);
   switch (kind) {
     case UpdateKind::kGradient: {
-      std::vector<Optimizer::Vec> slots;
-      for (Tensor& s : shard->slots) slots.emplace_back(s.data<float>(), s.num_elements());
+      std::vector<float*> slots;
+      for (Tensor& s : shard->slots) slots.push_back(s.data<float>());
       const float rate = lr >= 0 ? lr : static_cast<float>(shard->optimizer_spec.learning_rate);
-      shard->optimizer->Apply(v.flat(), value.flat(), slots, rate);
+      shard->optimizer->Apply(v.data<float>(), value.data<float>(), v.num_elements(), slots.data(), rate);
       break;
     }
     case UpdateKind::kAssign:

@@ -95,29 +95,6 @@ bool HasRepeats(const int64_t* ids, size_t n) {
   return false;
 }
 
-// A 64-byte-aligned float buffer that grows on demand (one per thread).
-class AlignedScratch {
- public:
-  ~AlignedScratch() { Free(); }
-  float* Get(size_t floats) {
-    if (floats > size_) {
-      Free();
-      data_ = static_cast<float*>(::operator new[](floats * sizeof(float), std::align_val_t{64}));
-      size_ = floats;
-    }
-    return data_;
-  }
-
- private:
-  void Free() {
-    if (data_) ::operator delete[](data_, std::align_val_t{64});
-    data_ = nullptr;
-    size_ = 0;
-  }
-  float* data_ = nullptr;
-  size_t size_ = 0;
-};
-
 }  // namespace
 
 // id -> row: linear probing over parallel arrays (8-byte key, 4-byte row),
@@ -304,27 +281,11 @@ Status SparseTable::ApplyGradients(const int64_t* ids, size_t n, const float* gr
 void SparseTable::ApplyCheckedGradients(const int64_t* ids, size_t n, const float* grads, float lr) {
   const float rate = lr >= 0 ? lr : static_cast<float>(optimizer_spec_.learning_rate);
   const int32_t dim = spec_.dim;
-  // Each row is updated in a 64-byte-aligned scratch copy, not in place:
-  // Eigen's vectorized loops peel to the destination's alignment, so the
-  // same update of a row at another address (another block, another server
-  // after a re-routed restore) could round differently. In the scratch every
-  // row's update sees the same addresses, as a dense one-row variable's
-  // (64-byte-aligned buffers) would.
-  auto padded = [](int32_t n) { return (n + 15) & ~15; };  // floats, to a 64-byte boundary
-  std::vector<int32_t> at;  // scratch offset of each slot; the values at 0
-  int32_t next = padded(dim);
-  for (size_t s = 0; s < slots().size(); ++s) {
-    at.push_back(next);
-    next += padded(SlotWidth(s));
-  }
-  const int32_t grad_at = next;
-  thread_local AlignedScratch scratch;
-  float* work = scratch.Get(grad_at + padded(dim));
-  std::vector<Optimizer::Vec> slot_maps;
-  slot_maps.reserve(slots().size());
-  for (size_t s = 0; s < slots().size(); ++s) slot_maps.emplace_back(work + at[s], SlotWidth(s));
-  Optimizer::Vec values(work, dim);
-  Optimizer::ConstVec grad(work + grad_at, dim);
+  // Rows are updated in place: the optimizers' kernels round the same at
+  // every address (common/kernels/kernels.h), so a row updated here, after a
+  // re-routed restore on another server, or as a dense one-row variable
+  // comes out bit-identical.
+  std::vector<float*> slot_ptrs(slots().size());
   std::unique_lock<std::shared_mutex> lock(mu_);
   InBlocks(
       *index_, ids, n,
@@ -335,12 +296,8 @@ void SparseTable::ApplyCheckedGradients(const int64_t* ids, size_t n, const floa
       },
       [&](size_t i, uint32_t row) {
         float* r = Record(row);
-        CopyFloats(work, r + 2, dim);
-        for (size_t s = 0; s < slot_maps.size(); ++s) CopyFloats(work + at[s], r + slot_offsets_[s], SlotWidth(s));
-        CopyFloats(work + grad_at, grads + i * dim, dim);
-        optimizer_->Apply(values, grad, slot_maps, rate);
-        CopyFloats(r + 2, work, dim);
-        for (size_t s = 0; s < slot_maps.size(); ++s) CopyFloats(r + slot_offsets_[s], work + at[s], SlotWidth(s));
+        for (size_t s = 0; s < slot_ptrs.size(); ++s) slot_ptrs[s] = r + slot_offsets_[s];
+        optimizer_->Apply(r + 2, grads + i * dim, dim, slot_ptrs.data(), rate);
       });
 }
 

@@ -132,10 +132,9 @@ struct DenseReference {
       }
       it = rows.emplace(id, std::move(r)).first;
     }
-    std::vector<Optimizer::Vec> maps;
-    for (Tensor& s : it->second.slots) maps.emplace_back(s.data<float>(), s.num_elements());
-    opt->Apply(Optimizer::Vec(it->second.values.data<float>(), spec.dim), Optimizer::ConstVec(grad, spec.dim), maps,
-               lr);
+    std::vector<float*> slots;
+    for (Tensor& s : it->second.slots) slots.push_back(s.data<float>());
+    opt->Apply(it->second.values.data<float>(), grad, spec.dim, slots.data(), lr);
   }
   static std::vector<float> Floats(const Tensor& t) {
     return std::vector<float>(t.data<float>(), t.data<float>() + t.num_elements());

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "common/kernels/kernels.h"
 #include "common/sparse_spec.h"
 
 namespace cairn {
@@ -115,8 +116,8 @@ StatusOr<Tensor> MatMulForward(const Node& node, const Tensor& a, const Tensor& 
     return InvalidArgument("node '" + node.name + "': MatMul of " + ShapeString(a.shape()) + " and " +
                            ShapeString(b.shape()));
   }
-  Tensor out(DType::kFloat32, {a.dim(0), b.dim(1)});
-  out.matrix().noalias() = a.matrix() * b.matrix();
+  Tensor out = Tensor::Uninitialized(DType::kFloat32, {a.dim(0), b.dim(1)});
+  kernels::MatMul({.m = a.dim(0), .k = a.dim(1), .n = b.dim(1)}, a.data<float>(), b.data<float>(), out.data<float>());
   return out;
 }
 
@@ -316,31 +317,48 @@ StatusOr<Tensor> ComputeForward(const Node& node, const std::vector<const Tensor
 }
 
 Status ComputeBackward(const Node& node, const std::vector<const Tensor*>& in, const Tensor& out, const Tensor& g,
-                       std::vector<Tensor>* grads) {
+                       std::vector<Tensor>* grads, const std::vector<bool>& wanted) {
   std::vector<Tensor>& dx = *grads;
+  auto want = [&](size_t i) { return wanted.empty() || wanted[i]; };
   switch (node.op) {
     case OpType::kMatMul: {
-      Tensor ga(DType::kFloat32, in[0]->shape()), gb(DType::kFloat32, in[1]->shape());
-      ga.matrix().noalias() = g.matrix() * in[1]->matrix().transpose();
-      gb.matrix().noalias() = in[0]->matrix().transpose() * g.matrix();
-      Accumulate(ga, &dx[0]);
-      Accumulate(gb, &dx[1]);
+      // a [m, k] · b [k, n] = out [m, n]: ga = g · bᵀ, gb = aᵀ · g, each
+      // written straight into its gradient (or added to one already there).
+      const int64_t m = in[0]->dim(0), k = in[0]->dim(1), n = in[1]->dim(1);
+      for (size_t i : {0, 1}) {
+        if (!want(i)) continue;
+        const bool add = dx[i].num_elements() != 0;
+        if (!add) dx[i] = Tensor::Uninitialized(DType::kFloat32, in[i]->shape());
+        if (i == 0) {
+          kernels::MatMul({.m = m, .k = n, .n = k, .transpose_b = true, .accumulate = add}, g.data<float>(),
+                          in[1]->data<float>(), dx[0].data<float>());
+        } else {
+          kernels::MatMul({.m = k, .k = m, .n = n, .transpose_a = true, .accumulate = add}, in[0]->data<float>(),
+                          g.data<float>(), dx[1].data<float>());
+        }
+      }
       return Status::OK();
     }
     case OpType::kAdd:
     case OpType::kSub: {
-      ReduceInto(g, *in[0], &dx[0]);
+      if (want(0)) ReduceInto(g, *in[0], &dx[0]);
+      if (!want(1)) return Status::OK();
       Tensor neg = g;
       if (node.op == OpType::kSub) { neg = g.Clone(); neg.flat() *= -1.0f; }
       ReduceInto(neg, *in[1], &dx[1]);
       return Status::OK();
     }
     case OpType::kMul: {
-      Tensor ga = Like(out), gb = Like(out);
-      Elementwise(g, *in[1], &ga, [](float gi, float b) { return gi * b; });
-      Elementwise(g, *in[0], &gb, [](float gi, float a) { return gi * a; });
-      ReduceInto(ga, *in[0], &dx[0]);
-      ReduceInto(gb, *in[1], &dx[1]);
+      if (want(0)) {
+        Tensor ga = Like(out);
+        Elementwise(g, *in[1], &ga, [](float gi, float b) { return gi * b; });
+        ReduceInto(ga, *in[0], &dx[0]);
+      }
+      if (want(1)) {
+        Tensor gb = Like(out);
+        Elementwise(g, *in[0], &gb, [](float gi, float a) { return gi * a; });
+        ReduceInto(gb, *in[1], &dx[1]);
+      }
       return Status::OK();
     }
     case OpType::kSigmoidCrossEntropyWithLogits: {

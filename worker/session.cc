@@ -380,8 +380,12 @@ Status Session::Differentiate(const Node& minimize, const std::vector<bool>& nee
     if (!IsDifferentiable(n.op)) continue;
     std::vector<const Tensor*> in;
     std::vector<Tensor> input_grads(n.inputs.size());
-    for (int i : n.inputs) in.push_back(&values[i]);
-    RETURN_IF_ERROR(ComputeBackward(n, in, values[id], grads[id], &input_grads));
+    std::vector<bool> wanted;  // only the inputs that lead to an update
+    for (int i : n.inputs) {
+      in.push_back(&values[i]);
+      wanted.push_back(leads[i]);
+    }
+    RETURN_IF_ERROR(ComputeBackward(n, in, values[id], grads[id], &input_grads, wanted));
     for (size_t k = 0; k < n.inputs.size(); ++k) {
       if (input_grads[k].num_elements() == 0 || !leads[n.inputs[k]]) continue;
       Tensor& g = grads[n.inputs[k]];
