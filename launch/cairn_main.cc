@@ -24,6 +24,7 @@
 #include <spdlog/spdlog.h>
 
 #include "bench/bench_commands.h"
+#include "common/kernels/cpu_level.h"
 #include "launch/job_config.h"
 #include "launch/mpi_context.h"
 #include "launch/snapshot_tools.h"
@@ -348,7 +349,14 @@ void RaiseFileLimit() {
 int RunCommand(int argc, char** argv) {
   RaiseFileLimit();
   CLI::App app{"Cairn: a parameter-server training system"};
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);
+  // Options of the command itself, accepted after a subcommand's too.
+  app.fallthrough();
+  bool version = false;
+  app.add_flag("--version", version, "Print the version and the CPU level the kernels run at, and exit");
+  std::string cpu_level;
+  app.add_option("--cpu-level", cpu_level,
+                 "Run the kernels at this level or lower: baseline, avx2 or avx512 (default: the best this CPU has)");
   std::string secret_out;
   CLI::App* secret = app.add_subcommand("secret", "Create a new secret file for a standalone job (mode 0600)");
   secret->add_option("--out", secret_out, "Where to write it (refused if it exists)")->required();
@@ -361,6 +369,22 @@ int RunCommand(int argc, char** argv) {
   SynthClicksFlags synth_clicks_flags;
   AddDataCommands(app, synth_clicks_flags);
   CLI11_PARSE(app, argc, argv);
+  if (!cpu_level.empty()) {
+    StatusOr<CpuLevel> level = ParseCpuLevel(cpu_level);
+    if (!level.ok()) return Fail(level.status().WithContext("--cpu-level"));
+    if (Status st = SetCpuLevel(*level); !st.ok()) return Fail(st.WithContext("--cpu-level"));
+  }
+  if (version) {
+    std::printf("cairn %s\nkernels: %s\n", CAIRN_VERSION, CpuLevelReport().c_str());
+    return 0;
+  }
+  if (app.get_subcommands().empty()) {
+    std::fprintf(stderr, "%s", app.help().c_str());
+    return 2;
+  }
+  if (app.got_subcommand("train") || app.got_subcommand("server") || app.got_subcommand("worker")) {
+    spdlog::info("kernels: {}", CpuLevelReport());
+  }
   if (app.got_subcommand("train")) return RunTrain(train_flags, &argc, &argv);
   if (app.got_subcommand("server")) return RunServer(server_flags);
   if (app.got_subcommand("worker")) return RunWorker(worker_flags);

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/event_loop.h"
+#include "common/kernels/cpu_level.h"
 #include "launch/job_runner.h"
 #include "ps/in_process_store.h"
 #include "ps/local_cluster.h"
@@ -88,6 +89,7 @@ std::string JobSummary::ToJson() const {
   if (test_accuracy >= 0) j["test_accuracy"] = test_accuracy;
   if (stopped) j["stopped"] = true;
   if (mode != "in-process") j["authenticated"] = authenticated;
+  j["cpu_level"] = CpuLevelName(ActiveCpuLevel());  // this process's kernels (common/kernels/cpu_level.h)
   return j.dump(2);
 }
 

@@ -404,6 +404,33 @@ TEST(CairnSecret, MakesAFileOnlyItsOwnerCanReadAndNeverOverwritesOne) {
   EXPECT_NE(testing::ReadFile(other), first);
 }
 
+// `--version` says which kernels run; `--cpu-level` lowers them, on any
+// command, and is refused when unknown or past what the CPU supports.
+TEST(CairnCpuLevel, VersionSaysWhichKernelsRunAndTheLevelCanBeLowered) {
+  auto r = RunCommand({kCairn, "--version"}, seconds(30));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("cairn 0."), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("kernels: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("(detected: "), std::string::npos) << r.output;
+
+  r = RunCommand({kCairn, "--cpu-level", "baseline", "--version"}, seconds(30));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("kernels: baseline (detected: "), std::string::npos) << r.output;
+
+  r = RunCommand({kCairn, "--cpu-level", "sse9", "--version"}, seconds(30));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--cpu-level: unknown CPU level 'sse9'"), std::string::npos) << r.output;
+
+  // After the subcommand too; the level is logged and lands in the summary.
+  const std::string summary = TempPath("baseline_level.json");
+  r = RunCommand({kCairn, "train", kExample, "--in-process", "--max-steps", "5", "--cpu-level", "baseline",
+                  "--summary", summary},
+                 seconds(120));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("kernels: baseline (detected: "), std::string::npos) << r.output;
+  EXPECT_EQ(ReadJson(summary)["cpu_level"], "baseline");
+}
+
 // What a standalone server refuses to start with, each named in its error.
 TEST(CairnSecret, AStandaloneServerRefusesAMissingShortOrReadableSecret) {
   const std::string cluster = TempPath("secretless.yaml");
