@@ -43,7 +43,6 @@ using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 using testing::RawSocket;
 
-// Polls `done` every 2 ms until it holds or `limit` passes.
 // This process's resident set, in bytes.
 uint64_t ResidentBytes() {
   std::ifstream statm("/proc/self/statm");
