@@ -38,6 +38,9 @@ void AddPushPullCommand(CLI::App& bench) {
                           "rounds, with the per-round ratio")
       ->default_val("handshake");
   c->add_option("--connects", "Connects (connect + handshake + close) timed per auth mode; 0: skip")->default_val(2000);
+  c->add_option("--depth", "Also measure push and pull with this many calls in flight per worker (1: only one at "
+                           "a time)")
+      ->default_val(1);
   c->add_option("--json", "Also write every result as JSON to this file");
 }
 
@@ -98,6 +101,7 @@ StatusOr<PushPullOptions> PushPullFlags(const CLI::App& c) {
   o.event_loop_threads = c.get_option("--loop-threads")->as<int>();
   ASSIGN_OR_RETURN(o.auth, ParseAuthMode(c.get_option("--auth")->as<std::string>()));
   o.connects = c.get_option("--connects")->as<int>();
+  o.depth = c.get_option("--depth")->as<int>();
   RETURN_IF_ERROR(ValidatePushPullOptions(o));
   return o;
 }

@@ -16,15 +16,44 @@ Status BenchWorker::Create(const OptimizerSpec& optimizer) {
   return client_.Create({spec_}, optimizer, TrainingMode{});
 }
 
-Status BenchWorker::Push() { return client_.Push(batch_); }
+Status BenchWorker::Push() {
+  if (depth_ == 1) return client_.Push(batch_);
+  pushes_.push_back(client_.PushAsync(batch_));
+  if (static_cast<int>(pushes_.size()) < depth_) return Status::OK();
+  Status st = pushes_.front().Wait();
+  pushes_.pop_front();
+  return st;
+}
 
-Status BenchWorker::Pull() {
-  ASSIGN_OR_RETURN(auto values, client_.Pull({spec_.name}));
-  auto it = values.find(spec_.name);
-  if (it == values.end() || it->second.byte_size() != spec_.byte_size()) {
+Status BenchWorker::CheckPulled(const StatusOr<std::map<std::string, Tensor>>& values) const {
+  if (!values.ok()) return values.status();
+  auto it = values->find(spec_.name);
+  if (it == values->end() || it->second.byte_size() != spec_.byte_size()) {
     return DataLoss("pull of '" + spec_.name + "' returned the wrong value");
   }
   return Status::OK();
+}
+
+Status BenchWorker::Pull() {
+  if (depth_ == 1) return CheckPulled(client_.Pull({spec_.name}));
+  pulls_.push_back(client_.PullAsync({spec_.name}));
+  if (static_cast<int>(pulls_.size()) < depth_) return Status::OK();
+  Status st = CheckPulled(pulls_.front().Wait());
+  pulls_.pop_front();
+  return st;
+}
+
+Status BenchWorker::Drain() {
+  Status first;
+  for (; !pushes_.empty(); pushes_.pop_front()) {
+    Status st = pushes_.front().Wait();
+    if (first.ok()) first = st;
+  }
+  for (; !pulls_.empty(); pulls_.pop_front()) {
+    Status st = CheckPulled(pulls_.front().Wait());
+    if (first.ok()) first = st;
+  }
+  return first;
 }
 
 Status BenchWorker::PushPull() {

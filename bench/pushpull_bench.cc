@@ -77,11 +77,21 @@ class BenchCluster {
     return c;
   }
 
-  // Every worker repeats `op` at once; each call counts the value's bytes.
-  StatusOr<Measurement> Measure(Status (BenchWorker::*op)(), const TimedLoopOptions& timing) {
+  // Every worker repeats `op` at once, keeping up to `depth` calls in
+  // flight; each completed call counts the value's bytes.
+  StatusOr<Measurement> Measure(Status (BenchWorker::*op)(), const TimedLoopOptions& timing, int depth = 1) {
     std::vector<TimedTask> tasks;
-    for (auto& w : workers_) tasks.push_back(TimedTask{[w = w.get(), op] { return (w->*op)(); }, spec_.byte_size()});
-    return RunTimedLoop(tasks, timing);
+    for (auto& w : workers_) {
+      w->set_depth(depth);
+      tasks.push_back(TimedTask{[w = w.get(), op] { return (w->*op)(); }, spec_.byte_size()});
+    }
+    StatusOr<Measurement> m = RunTimedLoop(tasks, timing);
+    for (auto& w : workers_) {
+      Status drained = w->Drain();
+      w->set_depth(1);
+      if (m.ok() && !drained.ok()) m = drained;
+    }
+    return m;
   }
 
  private:
@@ -165,9 +175,18 @@ Status RunRound(RawSocketBench& raw, BenchCluster& cluster, BenchCluster* insecu
     if (!(o.ops.*w.enabled)) continue;
     if (insecure != nullptr) {
       RETURN_IF_ERROR(RunSideBySide(cluster, *insecure, w, t, round, r));
-    } else {
-      RETURN_IF_ERROR(AddRound(cluster.Measure(w.op, t), w.name, &(r->*w.authed)));
+      continue;
     }
+    StatusOr<Measurement> one = cluster.Measure(w.op, t);
+    if (!one.ok()) return one.status().WithContext(w.name);
+    (r->*w.authed).Merge(*one);
+    const bool deep = o.depth > 1 && (w.op == &BenchWorker::Push || w.op == &BenchWorker::Pull);
+    if (!deep) continue;
+    StatusOr<Measurement> many = cluster.Measure(w.op, t, o.depth);
+    if (!many.ok()) return many.status().WithContext(std::string(w.name) + " at depth " + std::to_string(o.depth));
+    const bool push = w.op == &BenchWorker::Push;
+    (push ? r->deep_push : r->deep_pull).Merge(*many);
+    (push ? r->deep_over_one.push : r->deep_over_one.pull).push_back(one->gbps() > 0 ? many->gbps() / one->gbps() : 0);
   }
   return Status::OK();
 }
@@ -247,6 +266,8 @@ Status ValidatePushPullOptions(const PushPullOptions& o) {
   if (!(o.learning_rate > 0)) return InvalidArgument("learning rate must be > 0");
   if (o.event_loop_threads < 1) return InvalidArgument("the event loop needs at least one thread");
   if (o.connects < 0) return InvalidArgument("--connects must be >= 0");
+  if (o.depth < 1 || o.depth > 1024) return InvalidArgument("--depth must be in [1, 1024]");
+  if (o.depth > 1 && o.auth == AuthMode::kBoth) return InvalidArgument("--depth > 1 runs with one --auth mode, not both");
   return Status::OK();
 }
 
@@ -261,6 +282,7 @@ StatusOr<PushPullResult> RunPushPullCase(const ClusterShape& config, uint64_t va
   r.config = config;
   r.value_bytes = value_bytes;
   r.auth = options.auth;
+  r.depth = options.depth;
   StatusOr<std::unique_ptr<RawSocketBench>> raw = StartRaw(config, spec);
   if (!raw.ok()) return raw.status().WithContext("raw socket baseline");
   ASSIGN_OR_RETURN(auto cluster, BenchCluster::Start(config, spec, options, options.auth != AuthMode::kNone));

@@ -28,6 +28,11 @@
 // once per connection, so on long-lived connections it should cost nothing
 // per call; its own cost is ConnectBench's (bench/connect_bench.h). No
 // per-frame MAC or TLS is offered, so neither is measured.
+//
+// Depth (--depth N > 1): push and pull are also measured with N calls in
+// flight per worker (PsClient::PushAsync / PullAsync), in the same rounds
+// right after their one-at-a-time runs; the gain is the median over rounds of
+// each round's throughput ratio, depth N / depth 1.
 #pragma once
 
 #include <chrono>
@@ -84,6 +89,7 @@ struct PushPullOptions {
   // Connects (connect + handshake + close) ConnectBench times per mode that
   // `auth` names, once per run; 0: skip it.
   int connects = 2000;
+  int depth = 1;  // > 1: push and pull also with this many calls in flight
 };
 
 // Per round, a workload's throughput authenticated over insecure.
@@ -108,6 +114,9 @@ struct PushPullResult {
   Measurement push_pull;
   Measurement insecure_push, insecure_pull, insecure_push_pull;  // kBoth only
   AuthRatios auth_over_none;                                     // kBoth only
+  int depth = 1;                                                 // options.depth
+  Measurement deep_push, deep_pull;                              // depth > 1 only
+  AuthRatios deep_over_one;                                      // push, pull per round: depth N / depth 1
 
   // m's throughput over the raw baseline's; 0 when either is missing.
   double RatioToRaw(const Measurement& m) const;

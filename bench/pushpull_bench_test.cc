@@ -53,6 +53,25 @@ TEST(RawSocketBench, CountsEveryPairsBytes) {
   EXPECT_GT(m->gbps(), 0);
 }
 
+TEST(PushPullBench, MeasuresPushAndPullAtDepthBesideOneAtATime) {
+  PushPullOptions o;
+  o.timing = Short();
+  o.rounds = 2;
+  o.depth = 4;
+  o.ops.push_pull = false;
+  StatusOr<PushPullResult> r = RunPushPullCase(ClusterShape{1, 1}, 4096, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->depth, 4);
+  for (const Measurement* m : {&r->push, &r->pull, &r->deep_push, &r->deep_pull}) {
+    EXPECT_GT(m->calls, 0u);
+    EXPECT_EQ(m->bytes, m->calls * 4096);
+  }
+  EXPECT_EQ(r->deep_over_one.push.size(), 2u);
+  EXPECT_EQ(r->deep_over_one.pull.size(), 2u);
+  o.depth = 0;
+  EXPECT_EQ(RunPushPullCase(ClusterShape{1, 1}, 4096, o).status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST(PushPullBench, MeasuresEveryWorkloadOnASplitVariable) {
   PushPullOptions o;
   o.timing = Short();

@@ -55,10 +55,12 @@ std::string Header() {
                      "cpu us", "faults", "csw", "other");
 }
 
-std::string Row(const PushPullResult& r, const Workload& w) {
+// `label` replaces the workload's own (for the rows at depth N).
+std::string Row(const PushPullResult& r, const Workload& w, const std::string& label = "") {
   const Measurement& m = r.*w.field;
   const std::string ratio = w.field == &PushPullResult::raw ? "-" : fmt::format("{:.2f}", r.RatioToRaw(m));
-  return fmt::format(kRowFormat, r.config.ToString(), SizeName(r.value_bytes), w.label, fmt::format("{:.3f}", m.gbps()),
+  return fmt::format(kRowFormat, r.config.ToString(), SizeName(r.value_bytes), label.empty() ? w.label : label.c_str(),
+                     fmt::format("{:.3f}", m.gbps()),
                      ratio, fmt::format("{:.1f}", m.p50_us()), fmt::format("{:.1f}", m.p99_us()), m.calls,
                      fmt::format("{:.1f}", m.cpu_us_per_call()), fmt::format("{:.1f}", PerCall(m.page_faults, m)),
                      fmt::format("{:.1f}", PerCall(m.context_switches, m)), fmt::format("{:.2f}", m.other_cores()));
@@ -76,6 +78,13 @@ nlohmann::json MeasurementJson(const Measurement& m) {
           {"cpu_us_per_call", m.cpu_us_per_call()},
           {"page_faults_per_call", PerCall(m.page_faults, m)},
           {"context_switches_per_call", PerCall(m.context_switches, m)}};
+}
+
+// "0.98 (0.95-1.01)": the median and the range over rounds; "-" if not run.
+std::string RatioCell(const std::vector<double>& rounds) {
+  if (rounds.empty()) return "-";
+  const auto [lo, hi] = std::minmax_element(rounds.begin(), rounds.end());
+  return fmt::format("{:.3f} ({:.2f}-{:.2f})", MedianRatio(rounds), *lo, *hi);
 }
 
 nlohmann::json RatiosJson(const std::vector<double>& rounds) {
@@ -98,6 +107,13 @@ nlohmann::json ResultJson(const PushPullResult& r) {
   j["ratio_to_raw"] = {{"push", r.RatioToRaw(r.push)},
                        {"pull", r.RatioToRaw(r.pull)},
                        {"push_pull", r.RatioToRaw(r.push_pull)}};
+  if (r.depth > 1) {
+    j["depth"] = r.depth;
+    j["deep"] = {{"push", MeasurementJson(r.deep_push)}, {"pull", MeasurementJson(r.deep_pull)}};
+    j["deep_over_one"] = {{"push", RatiosJson(r.deep_over_one.push)}, {"pull", RatiosJson(r.deep_over_one.pull)}};
+    j["ratio_to_raw"]["deep_push"] = r.RatioToRaw(r.deep_push);
+    j["ratio_to_raw"]["deep_pull"] = r.RatioToRaw(r.deep_pull);
+  }
   return j;
 }
 
@@ -123,6 +139,10 @@ std::string FormatPushPullTable(const std::vector<PushPullResult>& results) {
   out += Header();
   for (const PushPullResult& r : results) {
     for (const Workload& w : kWorkloads) out += Row(r, w);
+    if (r.depth > 1) {
+      out += Row(r, Workload{"", "", &PushPullResult::deep_push}, fmt::format("push x{}", r.depth));
+      out += Row(r, Workload{"", "", &PushPullResult::deep_pull}, fmt::format("pull x{}", r.depth));
+    }
     if (r.auth != AuthMode::kBoth) continue;
     for (const Workload& w : kInsecureWorkloads) {
       if ((r.*w.field).calls > 0) out += Row(r, w);
@@ -136,17 +156,20 @@ std::string FormatPushPullTable(const std::vector<PushPullResult>& results) {
     out += fmt::format("{:<6} {:>7}  {:>9.2f} {:>9.2f} {:>14.2f}\n", r.config.ToString(), SizeName(r.value_bytes),
                        r.RatioToRaw(r.push), r.RatioToRaw(r.pull), r.RatioToRaw(r.push_pull));
   }
+  if (!results.empty() && results.front().depth > 1) {
+    out += fmt::format("\nthroughput with {} calls in flight per worker / one at a time (median of per-round ratios;\n"
+                       "range over rounds; 'push xN' and 'pull xN' rows above):\n{:<6} {:>7}  {:>20} {:>20}\n",
+                       results.front().depth, "config", "value", "push", "pull");
+    for (const PushPullResult& r : results) {
+      out += fmt::format("{:<6} {:>7}  {:>20} {:>20}\n", r.config.ToString(), SizeName(r.value_bytes),
+                         RatioCell(r.deep_over_one.push), RatioCell(r.deep_over_one.pull));
+    }
+  }
   return out;
 }
 
 namespace {
 
-// "0.98 (0.95-1.01)": the median and the range over rounds; "-" if not run.
-std::string RatioCell(const std::vector<double>& rounds) {
-  if (rounds.empty()) return "-";
-  const auto [lo, hi] = std::minmax_element(rounds.begin(), rounds.end());
-  return fmt::format("{:.3f} ({:.2f}-{:.2f})", MedianRatio(rounds), *lo, *hi);
-}
 
 std::string AuthRatioTable(const std::vector<PushPullResult>& results) {
   std::string out = fmt::format(

@@ -6,14 +6,14 @@
 
 namespace cairn {
 
-std::vector<StatusOr<InFrame>> CallAll(Transport& transport, std::vector<std::pair<int, OutFrame>> calls,
-                                       Deadline deadline) {
-  struct State {
-    std::mutex mu;
-    std::condition_variable cv;
-    size_t remaining;
-    std::vector<std::optional<StatusOr<InFrame>>> results;
-  };
+struct CallGroup::State {
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t remaining = 0;                                  // guarded by mu
+  std::vector<std::optional<StatusOr<InFrame>>> results;  // guarded by mu
+};
+
+CallGroup CallGroup::Start(Transport& transport, std::vector<std::pair<int, OutFrame>> calls, Deadline deadline) {
   auto state = std::make_shared<State>();
   state->remaining = calls.size();
   state->results.resize(calls.size());
@@ -24,13 +24,22 @@ std::vector<StatusOr<InFrame>> CallAll(Transport& transport, std::vector<std::pa
       if (--state->remaining == 0) state->cv.notify_all();
     });
   }
-  std::unique_lock<std::mutex> lock(state->mu);
+  return CallGroup(std::move(state));
+}
+
+std::vector<StatusOr<InFrame>> CallGroup::Wait() {
+  std::unique_lock<std::mutex> lock(state_->mu);
   // Each callback runs by its deadline; the transport guarantees it.
-  state->cv.wait(lock, [&] { return state->remaining == 0; });
+  state_->cv.wait(lock, [&] { return state_->remaining == 0; });
   std::vector<StatusOr<InFrame>> out;
-  out.reserve(calls.size());
-  for (auto& r : state->results) out.push_back(std::move(*r));
+  out.reserve(state_->results.size());
+  for (auto& r : state_->results) out.push_back(std::move(*r));
   return out;
+}
+
+std::vector<StatusOr<InFrame>> CallAll(Transport& transport, std::vector<std::pair<int, OutFrame>> calls,
+                                       Deadline deadline) {
+  return CallGroup::Start(transport, std::move(calls), deadline).Wait();
 }
 
 }  // namespace cairn

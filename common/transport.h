@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -37,8 +38,23 @@ class Transport {
   virtual uint64_t reconnects() const { return 0; }
 };
 
-// Sends every (server, frame) at once and waits for all replies (or errors),
-// returned in the order given. Blocks the calling thread.
+// Calls sent at once and answered later: Start sends every (server, frame)
+// without waiting; Wait blocks until every reply (or error) is in and returns
+// them in the order given. Calls to one server go out in the order given, on
+// its one connection. Wait may be called once; a group dropped unwaited lets
+// its calls run to their end unobserved. Movable, not copyable.
+class CallGroup {
+ public:
+  static CallGroup Start(Transport& transport, std::vector<std::pair<int, OutFrame>> calls, Deadline deadline);
+  std::vector<StatusOr<InFrame>> Wait();
+
+ private:
+  struct State;
+  explicit CallGroup(std::shared_ptr<State> state) : state_(std::move(state)) {}
+  std::shared_ptr<State> state_;
+};
+
+// CallGroup::Start(...).Wait(): blocks the calling thread.
 std::vector<StatusOr<InFrame>> CallAll(Transport& transport, std::vector<std::pair<int, OutFrame>> calls,
                                        Deadline deadline);
 

@@ -14,6 +14,7 @@
 #include "tests/raw_socket.h"
 #include "tests/status_matchers.h"
 #include "tests/test_secret.h"
+#include "tests/wait.h"
 #include "worker/ps_client.h"
 
 namespace cairn {
@@ -166,6 +167,57 @@ TEST_F(ServerTest, LargePullsAreWholeAndRightWhilePushesUpdateTheValues) {
   EXPECT_TRUE((*last)["small"].BitEqual(Tensor::FromVector({3}, {-kPushes, -kPushes, -kPushes})));
   EXPECT_FLOAT_EQ((*last)["big"].data<float>()[big.shape[0] * big.shape[1] - 1], -kPushes);
   EXPECT_EQ(servers_[0]->stats().frames_rejected, 0u);
+}
+
+// Calls in flight at once (PushAsync / PullAsync): every push is applied
+// once, whole, and every pull returns one whole state; after all are
+// waited for, a pull sees all of them.
+TEST_F(ServerTest, ManyPushesAndPullsInFlightAtOnceAreEachAppliedAndAnswered) {
+  StartServers(2);
+  const VariableSpec spec = Spec("w", {64, 32}, InitKind::kZeros);
+  auto client = Client({spec}, PlacementOptions{0}, Sgd(1.0));
+  ASSERT_EQ(client->placement().SlicesOf("w")->size(), 2u);
+  PushBatch batch;
+  batch.gradients["w"] = Tensor(DType::kFloat32, spec.shape);
+  batch.gradients["w"].flat().setConstant(1.0f);
+  constexpr int kCalls = 32;
+  std::vector<PendingCall<Status>> pushes;
+  std::vector<PendingCall<StatusOr<std::map<std::string, Tensor>>>> pulls;
+  for (int i = 0; i < kCalls; ++i) {
+    pushes.push_back(client->PushAsync(batch));
+    pulls.push_back(client->PullAsync({"w"}));
+  }
+  for (auto& p : pushes) ASSERT_OK(p.Wait());
+  for (auto& p : pulls) {
+    auto v = p.Wait();
+    ASSERT_TRUE(v.ok()) << v.status();
+    ASSERT_EQ((*v)["w"].shape(), spec.shape);
+    // Each server's slice is one whole state: its elements are alike.
+    for (int64_t half : {0, 32}) {
+      const float* row = (*v)["w"].data<float>() + half * 32;
+      for (int64_t k = 0; k < 32 * 32; ++k) ASSERT_EQ(row[k], row[0]) << half << " " << k;
+    }
+  }
+  auto last = client->Pull({"w"});
+  ASSERT_TRUE(last.ok()) << last.status();
+  for (int64_t k = 0; k < 64 * 32; ++k) ASSERT_EQ((*last)["w"].data<float>()[k], -kCalls) << k;
+}
+
+TEST_F(ServerTest, AnAsyncCallThatFailsBeforeSendingReturnsItsErrorFromWait) {
+  StartServers(1);
+  auto client = Client({Spec("w", {4}, InitKind::kZeros)});
+  EXPECT_EQ(client->PullAsync({"nope"}).Wait().status().code(), StatusCode::kNotFound);
+  PushBatch batch;
+  batch.gradients["w"] = Tensor(DType::kFloat32, {5});
+  EXPECT_EQ(client->PushAsync(batch).Wait().code(), StatusCode::kInvalidArgument);
+  // A dropped call still runs: the push below is applied though never waited for.
+  batch.gradients["w"] = Tensor::FromVector({4}, {1, 1, 1, 1});
+  { auto dropped = client->PushAsync(batch); }
+  ASSERT_OK(client->Push(batch));
+  EXPECT_TRUE(WaitUntil([&] {
+    auto now = client->Pull({"w"});
+    return now.ok() && (*now)["w"].data<float>()[0] < -0.15f;  // two SGD(0.1) steps of 1 from zero
+  }));
 }
 
 TEST_F(ServerTest, ConflictingCreateIsAnErrorNamingBothSpecs) {

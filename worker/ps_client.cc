@@ -26,27 +26,19 @@ PsClient::PsClient(Transport* transport, PsClientOptions options) : transport_(t
 }
 
 StatusOr<std::map<std::string, Tensor>> PsClient::Pull(const std::vector<std::string>& names) {
-  RETURN_IF_ERROR(CheckCreated("Pull"));
-  const Placement& placement = *placement_;
-  std::map<int, PullRequest> per_server;
-  std::map<std::string, std::pair<VariableSpec, std::vector<ShardSlice>>> wanted;
-  for (const std::string& name : names) {
-    ASSIGN_OR_RETURN(VariableSpec spec, placement.SpecOf(name));
-    ASSIGN_OR_RETURN(std::vector<ShardSlice> slices, placement.SlicesOf(name));
-    for (const ShardSlice& s : slices) per_server[s.server].names.push_back(name);
-    wanted[name] = {std::move(spec), std::move(slices)};
-  }
-  std::vector<std::pair<int, OutFrame>> calls;
-  for (auto& [server, req] : per_server) {
-    OutFrame f;
-    f.type = static_cast<uint16_t>(FrameType::kPull);
-    f.control = EncodeMessage(req);
-    calls.emplace_back(server, std::move(f));
-  }
-  std::vector<int> servers;
-  for (auto& [server, req] : per_server) servers.push_back(server);
-  auto replies = CallAll(*transport_, std::move(calls), NextDeadline());
+  return PullAsync(names).Wait();
+}
 
+Status PsClient::Push(const PushBatch& batch) { return PushAsync(batch).Wait(); }
+
+namespace {
+
+using Wanted = std::map<std::string, std::pair<VariableSpec, std::vector<ShardSlice>>>;
+
+// Each wanted variable, whole, from the servers' replies to a pull
+// (replies[i] from servers[i]).
+StatusOr<std::map<std::string, Tensor>> AssemblePull(const Wanted& wanted, const std::vector<int>& servers,
+                                                     const std::vector<StatusOr<InFrame>>& replies) {
   // (name, row_begin) → the slice's tensor, viewing the reply's bytes.
   std::map<std::pair<std::string, int64_t>, Tensor> parts;
   for (size_t i = 0; i < replies.size(); ++i) {
@@ -88,7 +80,59 @@ StatusOr<std::map<std::string, Tensor>> PsClient::Pull(const std::vector<std::st
   return out;
 }
 
-Status PsClient::Push(const PushBatch& batch) {
+}  // namespace
+
+PendingCall<StatusOr<std::map<std::string, Tensor>>> PsClient::PullAsync(const std::vector<std::string>& names) {
+  using Result = StatusOr<std::map<std::string, Tensor>>;
+  if (Status st = CheckCreated("Pull"); !st.ok()) return PendingCall<Result>::Done(st);
+  const Placement& placement = *placement_;
+  std::map<int, PullRequest> per_server;
+  Wanted wanted;
+  for (const std::string& name : names) {
+    StatusOr<VariableSpec> spec = placement.SpecOf(name);
+    if (!spec.ok()) return PendingCall<Result>::Done(spec.status());
+    StatusOr<std::vector<ShardSlice>> slices = placement.SlicesOf(name);
+    if (!slices.ok()) return PendingCall<Result>::Done(slices.status());
+    for (const ShardSlice& s : *slices) per_server[s.server].names.push_back(name);
+    wanted[name] = {std::move(*spec), std::move(*slices)};
+  }
+  std::vector<std::pair<int, OutFrame>> calls;
+  std::vector<int> servers;
+  for (auto& [server, req] : per_server) {
+    OutFrame f;
+    f.type = static_cast<uint16_t>(FrameType::kPull);
+    f.control = EncodeMessage(req);
+    calls.emplace_back(server, std::move(f));
+    servers.push_back(server);
+  }
+  auto group = std::make_shared<CallGroup>(CallGroup::Start(*transport_, std::move(calls), NextDeadline()));
+  return PendingCall<Result>::Later(
+      [group, wanted = std::move(wanted), servers = std::move(servers)]() -> Result {
+        return AssemblePull(wanted, servers, group->Wait());
+      });
+}
+
+PendingCall<Status> PsClient::PushAsync(const PushBatch& batch) {
+  StatusOr<std::vector<std::pair<int, OutFrame>>> built = BuildPush(batch);
+  if (!built.ok()) return PendingCall<Status>::Done(built.status());
+  auto calls = std::make_shared<const std::vector<std::pair<int, OutFrame>>>(std::move(*built));
+  const Deadline deadline = NextDeadline();
+  // A copy of the frames (spans and keep-alives, not bytes): `calls` is kept for re-sends.
+  auto group = std::make_shared<CallGroup>(CallGroup::Start(*transport_, *calls, deadline));
+  return PendingCall<Status>::Later([this, group, calls, deadline, train_step = batch.train_step]() -> Status {
+    std::vector<StatusOr<InFrame>> replies = group->Wait();
+    ResendLostPushes(*calls, deadline, &replies);
+    for (size_t i = 0; i < replies.size(); ++i) {
+      StatusReply r;
+      Status st = DecodeReply(replies[i], &r, "Push");
+      if (!st.ok()) return st.WithContext(ServerContext(FrameType::kPush, (*calls)[i].first));
+    }
+    if (train_step) ++next_step_;
+    return Status::OK();
+  });
+}
+
+StatusOr<std::vector<std::pair<int, OutFrame>>> PsClient::BuildPush(const PushBatch& batch) {
   RETURN_IF_ERROR(CheckCreated("Push"));
   const Placement& placement = *placement_;
   struct ServerPush {
@@ -197,7 +241,6 @@ Status PsClient::Push(const PushBatch& batch) {
   const uint64_t sequence = next_sequence_.fetch_add(1);
   const int64_t step = next_step_.load();
   std::vector<std::pair<int, OutFrame>> calls;
-  std::vector<int> servers;
   for (auto& [server, p] : per_server) {
     p.req.worker_id = options_.worker_id;
     p.req.incarnation = incarnation_;
@@ -209,18 +252,8 @@ Status PsClient::Push(const PushBatch& batch) {
     p.frame.type = static_cast<uint16_t>(FrameType::kPush);
     p.frame.control = EncodeMessage(p.req);
     calls.emplace_back(server, std::move(p.frame));
-    servers.push_back(server);
   }
-  const Deadline deadline = NextDeadline();
-  auto replies = CallAll(*transport_, calls, deadline);  // a copy: `calls` is kept for re-sends
-  ResendLostPushes(calls, deadline, &replies);
-  for (size_t i = 0; i < replies.size(); ++i) {
-    StatusReply r;
-    Status st = DecodeReply(replies[i], &r, "Push");
-    if (!st.ok()) return st.WithContext(ServerContext(FrameType::kPush, servers[i]));
-  }
-  if (batch.train_step) ++next_step_;
-  return Status::OK();
+  return calls;
 }
 
 StatusOr<std::map<std::string, Tensor>> PsClient::SparsePull(const std::map<std::string, Tensor>& ids) {

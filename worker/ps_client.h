@@ -11,12 +11,20 @@
 // AsioTransport) is sent again with the same (worker, incarnation, sequence)
 // until it is answered or that time is up; other calls report it.
 //
+// Several calls in flight: PullAsync and PushAsync send their requests and
+// return at once; the caller waits for each (PendingCall::Wait) when it needs
+// the result, and bounds how many it keeps in flight. Requests to one server
+// leave in the order they were made, on one connection; a server with one
+// event-loop thread answers them in that order, one with more may not (wait
+// for a push before a pull that must see it).
+//
 // Create must finish before Pull or Push are called; after that, Pull and
 // Push are thread-safe as long as the Transport is.
 #pragma once
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -42,6 +50,36 @@ struct PsClientOptions {
   std::string cluster = {};
 };
 
+// A call sent and not yet waited for (PsClient::PullAsync, PushAsync). Wait
+// blocks until its replies are in and returns the call's result; it may be
+// called once. Dropping one unwaited lets its requests run to their end
+// unobserved (a push is still applied).
+template <class T>
+class PendingCall {
+ public:
+  // A call that ended before anything was sent (an error found first).
+  static PendingCall Done(T result) {
+    PendingCall p;
+    p.result_.emplace(std::move(result));
+    return p;
+  }
+  // A call whose `wait` blocks for its replies and makes its result.
+  static PendingCall Later(std::function<T()> wait) {
+    PendingCall p;
+    p.wait_ = std::move(wait);
+    return p;
+  }
+  T Wait() {
+    if (wait_) result_.emplace(std::exchange(wait_, nullptr)());
+    return std::move(*result_);
+  }
+
+ private:
+  PendingCall() = default;
+  std::optional<T> result_;
+  std::function<T()> wait_;
+};
+
 class PsClient : public VariableStore {
  public:
   // `transport` is not owned and must outlive the client.
@@ -54,6 +92,11 @@ class PsClient : public VariableStore {
                 const TrainingMode& mode) override;
   StatusOr<std::map<std::string, Tensor>> Pull(const std::vector<std::string>& names) override;
   Status Push(const PushBatch& batch) override;
+  // Pull and Push without waiting: see above. The batch's tensors are kept
+  // alive by the call (no copy). In sync mode, a train-step push claims the
+  // step after the last one waited for: wait for each before the next.
+  PendingCall<StatusOr<std::map<std::string, Tensor>>> PullAsync(const std::vector<std::string>& names);
+  PendingCall<Status> PushAsync(const PushBatch& batch);
   // Every server holds a part of every sparse table (the ids ServerOfId
   // routes to it); a pull or push sends each server only its ids, one
   // request per server for every table at once.
@@ -107,6 +150,8 @@ class PsClient : public VariableStore {
   Deadline NextDeadline() const { return Clock::now() + options_.timeout; }
   Status CheckCreated(const char* what) const;
   Status SendCreates(std::vector<std::pair<int, OutFrame>> calls);
+  // A push's frames, one per server it reaches, stamped with the next sequence.
+  StatusOr<std::vector<std::pair<int, OutFrame>>> BuildPush(const PushBatch& batch);
   // The dim of sparse table `name`, or NotFound if CreateSparse did not declare it.
   StatusOr<int32_t> SparseDim(const std::string& name) const;
   // Sends each push whose call failed with Unavailable again (calls[i] got
