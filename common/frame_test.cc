@@ -705,8 +705,9 @@ struct Writer {
   // train_step, step, learning_rate, global_step.
   Writer& PushHead(int32_t worker, uint64_t sequence) {
     // incarnation 0 (not de-duplicated)
-    return Put<int32_t>(worker).Put<uint64_t>(0).Put<uint64_t>(sequence).Put<uint8_t>(0).Put<int64_t>(0).Put<float>(-1).Str(
-        "");
+    // not a train step, step 0, not leaving, no learning rate, no global step
+    return Put<int32_t>(worker).Put<uint64_t>(0).Put<uint64_t>(sequence).Put<uint8_t>(0).Put<int64_t>(0).Put<uint8_t>(0)
+        .Put<float>(-1).Str("");
   }
 };
 
@@ -872,7 +873,7 @@ TEST(Messages, WireLayoutMatchesTheHandWrittenEncoding) {
   PullRequest pull;
   pull.names = {"ab"};
   Writer p;
-  p.Put<uint64_t>(1).Str("ab");
+  p.Put<uint64_t>(1).Str("ab").Put<int32_t>(-1).Put<int64_t>(-1);  // no worker, no clock
   EXPECT_EQ(EncodeMessage(pull), p.out);
 }
 
@@ -1012,8 +1013,8 @@ TEST(Messages, HugeClaimedCountsAreRejectedWithoutAllocating) {
   CreateRequest req = SampleCreate();
   req.mode.consistency = Consistency::kSync;
   std::string bytes = EncodeMessage(req);
-  // the mode: consistency (one byte), num_workers, sync_timeout_ms, missing_workers (one byte)
-  const size_t optimizer_bytes = 1 + 4 + 8 + 1;
+  // the mode: consistency (one byte), num_workers, sync_timeout_ms, missing_workers (one byte), staleness
+  const size_t optimizer_bytes = 1 + 4 + 8 + 1 + 4;
   ASSERT_EQ(GetAt<uint64_t>(bytes, optimizer_bytes), 2u);
   std::string patched = bytes;
   PutAt<uint64_t>(patched, optimizer_bytes, huge);
@@ -1031,7 +1032,7 @@ TEST(Messages, HugeClaimedCountsAreRejectedWithoutAllocating) {
   CreateRequest decoded;
   const Status bad_mode = DecodeMessage(patched, &decoded, "CreateVariables");
   EXPECT_EQ(bad_mode.code(), StatusCode::kInvalidArgument) << bad_mode;
-  EXPECT_TRUE(Contains(bad_mode.message(), "consistency 7 is not async or sync")) << bad_mode;
+  EXPECT_TRUE(Contains(bad_mode.message(), "consistency 7 is not async, sync or ssp")) << bad_mode;
   // Optimizer kind over its 32-byte bound.
   OptimizerSpec opt;
   std::string opt_bytes = EncodeMessage(opt);

@@ -10,13 +10,21 @@ Status WireStatus::ToStatus() const {
   return Status(static_cast<StatusCode>(code), message);
 }
 
-const char* ConsistencyName(Consistency c) { return c == Consistency::kSync ? "sync" : "async"; }
+const char* ConsistencyName(Consistency c) {
+  switch (c) {
+    case Consistency::kAsync: return "async";
+    case Consistency::kSync: return "sync";
+    case Consistency::kSsp: return "ssp";
+  }
+  return "invalid";
+}
 const char* MissingWorkersName(MissingWorkers m) { return m == MissingWorkers::kContinue ? "continue" : "fail"; }
 
 StatusOr<Consistency> ParseConsistency(const std::string& name) {
   if (name == "async") return Consistency::kAsync;
   if (name == "sync") return Consistency::kSync;
-  return InvalidArgument("unknown consistency '" + name + "' (async or sync)");
+  if (name == "ssp") return Consistency::kSsp;
+  return InvalidArgument("unknown consistency '" + name + "' (async, sync or ssp)");
 }
 
 StatusOr<MissingWorkers> ParseMissingWorkers(const std::string& name) {

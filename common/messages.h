@@ -142,13 +142,14 @@ Status ValidateSparseDesc(const SparseDesc& desc, uint64_t data_len, bool with_v
 enum class Consistency : uint8_t {
   kAsync = 0,  // apply each push on arrival
   kSync = 1,   // one aggregated step per round
+  kSsp = 2,    // stale synchronous parallel: each push applied on arrival, pulls bounded by the slowest worker's clock
 };
 // Sync mode: what a step does when a worker misses its deadline.
 enum class MissingWorkers : uint8_t {
   kFail = 0,      // the step fails, naming the missing workers
   kContinue = 1,  // the step applies the workers that arrived; the missing ones are left out of later steps
 };
-const char* ConsistencyName(Consistency c);         // "async", "sync"
+const char* ConsistencyName(Consistency c);         // "async", "sync", "ssp"
 const char* MissingWorkersName(MissingWorkers m);   // "fail", "continue"
 // InvalidArgument naming the choices for anything else.
 StatusOr<Consistency> ParseConsistency(const std::string& name);
@@ -161,14 +162,19 @@ struct TrainingMode {
   int32_t num_workers = 1;            // sync: pushes per step
   int64_t sync_timeout_ms = 60000;    // sync: how long a step waits for its last worker
   MissingWorkers missing_workers = MissingWorkers::kFail;
+  // ssp: a worker at clock c pulls once the slowest has reached c - staleness
+  // (sync_timeout_ms bounds how long a pull waits for it).
+  int32_t staleness = 0;
   bool sync() const { return consistency == Consistency::kSync; }
+  bool ssp() const { return consistency == Consistency::kSsp; }
   template <class A> void save(A& ar) const {
-    ar(static_cast<uint8_t>(consistency), num_workers, sync_timeout_ms, static_cast<uint8_t>(missing_workers));
+    ar(static_cast<uint8_t>(consistency), num_workers, sync_timeout_ms, static_cast<uint8_t>(missing_workers),
+       staleness);
   }
   template <class A> void load(A& ar) {
     uint8_t c = 0, m = 0;
-    ar(c, num_workers, sync_timeout_ms, m);
-    if (c > 1) throw WireFormatError("consistency " + std::to_string(c) + " is not async or sync");
+    ar(c, num_workers, sync_timeout_ms, m, staleness);
+    if (c > 2) throw WireFormatError("consistency " + std::to_string(c) + " is not async, sync or ssp");
     if (m > 1) throw WireFormatError("missing_workers " + std::to_string(m) + " is not fail or continue");
     consistency = static_cast<Consistency>(c);
     missing_workers = static_cast<MissingWorkers>(m);
@@ -193,10 +199,18 @@ struct StatusReply {
   template <class A> void serialize(A& ar) { ar(status); }
 };
 
+// ssp mode: a pull with clock >= 0 is a worker's read at that clock (the
+// training steps it has pushed), served once every worker has reached
+// clock - staleness; -1: not bounded.
 struct PullRequest {
   std::vector<std::string> names;
-  template <class A> void save(A& ar) const { ar(names); }
-  template <class A> void load(A& ar) { LoadStrings(ar, names, wire::kMaxEntries, "pull name"); }
+  int32_t worker_id = -1;
+  int64_t clock = -1;
+  template <class A> void save(A& ar) const { ar(names, worker_id, clock); }
+  template <class A> void load(A& ar) {
+    LoadStrings(ar, names, wire::kMaxEntries, "pull name");
+    ar(worker_id, clock);
+  }
 };
 
 struct PullReply {
@@ -213,7 +227,9 @@ struct PushRequest {
   uint64_t incarnation = 0;   // random per client process
   uint64_t sequence = 0;      // per client; a retried push repeats its sequence
   bool train_step = false;    // a Minimize step: counted in global_step; in sync mode, waits for every worker
-  int64_t step = 0;           // sync: the step this push belongs to
+  int64_t step = 0;           // sync: the step this push belongs to; ssp: the worker's clock before it
+  // ssp: the worker has finished training (its clock no longer holds anyone back).
+  bool leaving = false;
   float learning_rate = -1;   // >= 0: use instead of the optimizer's configured rate
   std::string global_step;    // an int64 variable to count this step in ("" for none)
   std::vector<TensorDesc> grads;  // gradients, assigns and assign-adds
@@ -221,12 +237,14 @@ struct PushRequest {
   // sums repeated ids first). Applied with the dense ones, as one update.
   std::vector<SparseDesc> sparse;
   template <class A> void save(A& ar) const {
-    ar(worker_id, incarnation, sequence, train_step, step, learning_rate, global_step, grads, sparse);
+    ar(worker_id, incarnation, sequence, train_step, step, leaving, learning_rate, global_step, grads, sparse);
   }
   template <class A> void load(A& ar) {
     ar(worker_id, incarnation, sequence);
     LoadBool(ar, train_step, "train_step");
-    ar(step, learning_rate);
+    ar(step);
+    LoadBool(ar, leaving, "leaving");
+    ar(learning_rate);
     LoadString(ar, global_step, wire::kMaxName, "global_step");
     LoadVector(ar, grads, wire::kMaxEntries, "gradient");
     LoadVector(ar, sparse, wire::kMaxEntries, "sparse gradient");
@@ -238,8 +256,13 @@ struct PushRequest {
 // in its data section, in the request's order.
 struct SparsePullRequest {
   std::vector<SparseDesc> tables;
-  template <class A> void save(A& ar) const { ar(tables); }
-  template <class A> void load(A& ar) { LoadVector(ar, tables, wire::kMaxEntries, "sparse pull table"); }
+  int32_t worker_id = -1;  // ssp: as PullRequest's
+  int64_t clock = -1;
+  template <class A> void save(A& ar) const { ar(tables, worker_id, clock); }
+  template <class A> void load(A& ar) {
+    LoadVector(ar, tables, wire::kMaxEntries, "sparse pull table");
+    ar(worker_id, clock);
+  }
 };
 
 struct SparsePullReply {

@@ -234,6 +234,7 @@ Status ParseRoot(const YAML::Node& root, JobConfig* c) {
   StatusOr<Consistency> parsed_consistency = ParseConsistency(consistency);
   if (!parsed_consistency.ok()) return parsed_consistency.status().WithContext("cluster.consistency");
   c->cluster.consistency = *parsed_consistency;
+  RETURN_IF_ERROR(cl.Get("staleness", &c->cluster.staleness));
   RETURN_IF_ERROR(cl.Get("sync_timeout_ms", &c->cluster.sync_timeout_ms));
   std::string missing = MissingWorkersName(c->cluster.missing_workers);
   RETURN_IF_ERROR(cl.Get("missing_workers", &missing));
@@ -374,10 +375,15 @@ Status ValidateJobConfig(const JobConfig& c) {
   if (c.cluster.max_recoveries < 0) {
     return InvalidArgument("cluster.max_recoveries: must be >= 0, got " + std::to_string(c.cluster.max_recoveries));
   }
-  if (c.cluster.consistency == Consistency::kSync && c.cluster.timeout_ms <= c.cluster.sync_timeout_ms) {
-    // A push waits for the slowest worker; its deadline must outlast the step's.
-    return InvalidArgument("cluster.timeout_ms: in sync mode it must exceed cluster.sync_timeout_ms (" +
-                           std::to_string(c.cluster.sync_timeout_ms) + "), got " + std::to_string(c.cluster.timeout_ms));
+  if (c.cluster.consistency != Consistency::kAsync && c.cluster.timeout_ms <= c.cluster.sync_timeout_ms) {
+    // A push (sync) or a pull (ssp) waits for the slowest worker; its deadline must outlast that wait.
+    return InvalidArgument(std::string("cluster.timeout_ms: in ") + ConsistencyName(c.cluster.consistency) +
+                           " mode it must exceed cluster.sync_timeout_ms (" + std::to_string(c.cluster.sync_timeout_ms) +
+                           "), got " + std::to_string(c.cluster.timeout_ms));
+  }
+  if (c.cluster.staleness < 0 || c.cluster.staleness > 1000000) {
+    return InvalidArgument("cluster.staleness: must be in [0, 1000000] (steps a worker may run ahead of the slowest), "
+                           "got " + std::to_string(c.cluster.staleness));
   }
   if (c.snapshot.every_steps < 0) return InvalidArgument("snapshot.every_steps: must be >= 0");
   if (!(c.snapshot.every_secs >= 0)) return InvalidArgument("snapshot.every_secs: must be >= 0");

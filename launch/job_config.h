@@ -61,8 +61,12 @@ struct TrainConfig {
 struct ClusterConfig {
   int servers = 1;
   int workers = 2;
-  Consistency consistency = Consistency::kAsync;  // async | sync
-  int64_t sync_timeout_ms = 60000;    // sync: how long a step waits for its slowest worker (< timeout_ms)
+  Consistency consistency = Consistency::kAsync;  // async | sync | ssp
+  // ssp: a worker that has pushed c steps reads once every worker has pushed c - staleness.
+  int staleness = 3;
+  // sync: how long a step waits for its slowest worker; ssp: how long a read
+  // waits for it (< timeout_ms).
+  int64_t sync_timeout_ms = 60000;
   MissingWorkers missing_workers = MissingWorkers::kFail;  // sync, a worker past sync_timeout_ms: fail | continue
   int max_recoveries = 10;          // sync: rollbacks to a snapshot a worker makes before it gives up
   std::string bind = "127.0.0.1";   // address servers listen on

@@ -119,6 +119,19 @@ TEST(JobConfig, SizesThatCannotBeAllocatedAreErrorsNamingTheField) {
   EXPECT_TRUE(c.ok()) << c.status();
 }
 
+TEST(JobConfig, SspTakesAStalenessBoundAndATimeoutLongerThanItsWait) {
+  auto c = ParseJobConfig("cluster: {consistency: ssp, staleness: 5}");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->cluster.consistency, Consistency::kSsp);
+  EXPECT_EQ(c->cluster.staleness, 5);
+  auto d = ParseJobConfig("cluster: {consistency: ssp}");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(d->cluster.staleness, 3);
+  ExpectErrorNaming("cluster: {consistency: ssp, staleness: -1}", "cluster.staleness");
+  ExpectErrorNaming("cluster: {consistency: ssp, timeout_ms: 1000, sync_timeout_ms: 2000}", "cluster.timeout_ms: in ssp");
+  ExpectErrorNaming("cluster: {consistency: bsp}", "async, sync or ssp");
+}
+
 TEST(JobConfig, AZeroSplitThresholdOrANegativeSeedIsAnError) {
   ExpectErrorNaming("cluster: {split_threshold_bytes: 0}", "cluster.split_threshold_bytes");
   ExpectErrorNaming("train: {seed: -1}", "train.seed: expected a non-negative integer");

@@ -196,6 +196,7 @@ SessionOptions JobSessionOptions(const JobConfig& c, int num_workers) {
   o.mode.consistency = c.cluster.consistency;
   o.mode.num_workers = num_workers;
   o.mode.sync_timeout_ms = c.cluster.sync_timeout_ms;
+  if (c.cluster.consistency == Consistency::kSsp) o.mode.staleness = c.cluster.staleness;
   o.mode.missing_workers = c.cluster.missing_workers;
   return o;
 }

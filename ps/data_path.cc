@@ -22,6 +22,7 @@ DataPath::DataPath(EventLoop& loop, Table& table, int server_index, FrameLimits 
 
 DataPath::~DataPath() {
   if (std::shared_ptr<SyncSteps> rounds = sync()) rounds->Cancel(Cancelled("server stopping"));
+  if (std::shared_ptr<SspClocks> clocks = ssp()) clocks->Cancel(Cancelled("server stopping"));
 }
 
 void DataPath::HandleCreate(const Request& r) {
@@ -59,6 +60,9 @@ Status DataPath::SetMode(const TrainingMode& mode) {
   if (mode.num_workers < 1 || mode.num_workers > 65536 || mode.sync_timeout_ms < 1) {
     return InvalidArgument("training mode needs 1..65536 workers and a positive sync timeout");
   }
+  if (mode.staleness < 0 || mode.staleness > 1000000) {
+    return InvalidArgument("ssp staleness " + std::to_string(mode.staleness) + " is outside [0, 1000000]");
+  }
   MutexLock lock(mu_);
   if (mode_) {
     if (*mode_ == mode) return Status::OK();
@@ -68,7 +72,36 @@ Status DataPath::SetMode(const TrainingMode& mode) {
   }
   mode_ = mode;
   if (mode.sync()) sync_ = std::make_shared<SyncSteps>(loop_.io(), &table_, mode, index_);
+  if (mode.ssp()) {
+    ssp_ = std::make_shared<SspClocks>(loop_.io(), mode.num_workers, mode.staleness,
+                                       std::chrono::milliseconds(mode.sync_timeout_ms), index_);
+  }
   return Status::OK();
+}
+
+uint64_t DataPath::ssp_reads_parked() const {
+  std::shared_ptr<SspClocks> clocks = ssp();
+  return clocks ? clocks->parked() : 0;
+}
+
+double DataPath::ssp_wait_seconds() const {
+  std::shared_ptr<SspClocks> clocks = ssp();
+  return clocks ? clocks->parked_seconds() : 0;
+}
+
+std::shared_ptr<SspClocks> DataPath::ssp() const {
+  MutexLock lock(mu_);
+  return ssp_;
+}
+
+void DataPath::AdmitRead(const Request& r, int32_t worker, int64_t clock,
+                         std::function<void(const Request&)> serve) {
+  std::shared_ptr<SspClocks> clocks = ssp();
+  if (!clocks || clock < 0) return serve(r);
+  auto held = std::make_shared<Request>(r);  // the frame's bytes and the responder, kept while parked
+  clocks->Admit(
+      worker, clock, [held, serve = std::move(serve)] { serve(*held); },
+      [held](const Status& s) { held->respond.Fail(s); });
 }
 
 std::shared_ptr<SyncSteps> DataPath::sync() const {
@@ -96,8 +129,15 @@ void DataPath::Restored(int64_t snapshot_step, int64_t sync_step) {
 // is written, while the peer reads it; with more, the two run at once.
 // Either way no pass over the values comes before the first write.
 void DataPath::HandlePull(const Request& r) {
+  PullRequest req;
+  Status s = DecodeMessage(r.frame.control, &req, "Pull");
+  if (!s.ok()) return r.respond.Fail(s);
+  AdmitRead(r, req.worker_id, req.clock, [this, req](const Request& admitted) { ServePull(admitted, req); });
+}
+
+void DataPath::ServePull(const Request& r, const PullRequest& req) {
   OutFrame reply;
-  Status status = FillPullReply(r.frame, &reply);
+  Status status = FillPullReply(r.frame, req, &reply);
   if (!status.ok()) return r.respond.Fail(status);
   reply.Seal();
   if (reply.data_len() < kParallelChecksumBytes) return r.respond.Send(std::move(reply));
@@ -110,9 +150,7 @@ void DataPath::HandlePull(const Request& r) {
 }
 
 // The reply's values are the table's own buffers, not copies (Pull).
-Status DataPath::FillPullReply(const InFrame& frame, OutFrame* reply) {
-  PullRequest req;
-  RETURN_IF_ERROR(DecodeMessage(frame.control, &req, "Pull"));
+Status DataPath::FillPullReply(const InFrame& frame, const PullRequest& req, OutFrame* reply) {
   std::set<std::string> seen;
   for (const std::string& name : req.names) {
     if (!seen.insert(name).second) return InvalidArgument("pull names variable '" + name + "' more than once");
@@ -160,6 +198,11 @@ void DataPath::HandleSparsePull(const Request& r) {
   SparsePullRequest req;
   Status s = DecodeMessage(r.frame.control, &req, "SparsePull");
   if (!s.ok()) return r.respond.Fail(s);
+  AdmitRead(r, req.worker_id, req.clock, [this, req](const Request& admitted) { ServeSparsePull(admitted, req); });
+}
+
+void DataPath::ServeSparsePull(const Request& r, const SparsePullRequest& req) {
+  Status s;
   SparsePullReply out;
   std::vector<SparseTable*> tables;
   uint64_t bytes = 0;
@@ -224,6 +267,10 @@ void DataPath::HandlePush(Request r) {
       };
       break;
   }
+  std::shared_ptr<SspClocks> clocks = ssp();
+  if (clocks && (req.train_step || req.leaving)) {
+    if (Status known = clocks->CheckWorker(req.worker_id); !known.ok()) return reply(known);
+  }
   std::shared_ptr<SyncSteps> rounds = sync();
   if (req.train_step && rounds) {
     return rounds->Arrive(
@@ -239,6 +286,11 @@ void DataPath::HandlePush(Request r) {
       g.table->ApplyCheckedGradients(g.ids, g.count, g.values, req.learning_rate);  // checked in DecodePush
     }
     if (s.ok() && req.train_step && !req.global_step.empty()) table_.CountStep(req.global_step);
+  }
+  // ssp: the worker's clock moves only once its step is applied, so a read
+  // the tick releases sees it.
+  if (clocks && s.ok() && (req.train_step || req.leaving)) {
+    s = req.leaving ? clocks->Leave(req.worker_id) : clocks->Advance(req.worker_id, req.step + 1);
   }
   reply(s);
 }

@@ -9,7 +9,10 @@
 //
 // Pushes are applied once: a push re-sent after a lost reply (same worker,
 // client incarnation and sequence) gets the first copy's answer (PushLog).
-// In sync mode a training push waits for its step (SyncSteps).
+// In sync mode a training push waits for its step (SyncSteps). In ssp mode
+// a training push advances its worker's clock once it is applied, and a pull
+// stamped with a clock waits until the slowest worker is within the
+// staleness bound (SspClocks).
 //
 // Thread-safe. Owns the training mode and the sync rounds, guarded by mu_;
 // the table and push log are thread-safe on their own.
@@ -28,6 +31,7 @@
 #include "common/status.h"
 #include "ps/connections.h"
 #include "ps/push_log.h"
+#include "ps/ssp_clocks.h"
 #include "ps/sync_steps.h"
 #include "ps/table.h"
 
@@ -62,15 +66,25 @@ class DataPath {
   uint64_t pushes_applied() const { return pushes_applied_.load(); }
   uint64_t pulls_served() const { return pulls_served_.load(); }
   uint64_t duplicate_pushes() const { return duplicate_pushes_.load(); }
+  // ssp mode: reads parked for the slowest worker and their wait (0 otherwise).
+  uint64_t ssp_reads_parked() const;
+  double ssp_wait_seconds() const;
 
  private:
   Status CheckDeclared(const CreateRequest& req, const PeerIdentity& peer) const;
-  Status FillPullReply(const InFrame& frame, OutFrame* reply);
+  void ServePull(const Request& r, const PullRequest& req);
+  void ServeSparsePull(const Request& r, const SparsePullRequest& req);
+  Status FillPullReply(const InFrame& frame, const PullRequest& req, OutFrame* reply);
+  // ssp mode and a read stamped with a clock: `serve` runs once SspClocks
+  // admits it (maybe later, on a loop thread), or the request fails. Else
+  // `serve` runs now.
+  void AdmitRead(const Request& r, int32_t worker, int64_t clock, std::function<void(const Request&)> serve);
   Status DecodePush(const InFrame& frame, PushRequest* req, std::vector<Tensor>* values,
                     std::vector<SparseGradient>* sparse);
   // The table a desc names, with its dim checked.
   StatusOr<SparseTable*> SparseTableOf(const SparseDesc& d) const;
   std::shared_ptr<SyncSteps> sync() const;
+  std::shared_ptr<SspClocks> ssp() const;
 
   // Constant after construction.
   EventLoop& loop_;
@@ -82,6 +96,7 @@ class DataPath {
   mutable Mutex mu_;
   std::optional<TrainingMode> mode_ CAIRN_GUARDED_BY(mu_);  // set by the first create
   std::shared_ptr<SyncSteps> sync_ CAIRN_GUARDED_BY(mu_);  // set in sync mode
+  std::shared_ptr<SspClocks> ssp_ CAIRN_GUARDED_BY(mu_);   // set in ssp mode
 
   std::atomic<uint64_t> pushes_applied_{0}, pulls_served_{0}, duplicate_pushes_{0};
 };

@@ -79,6 +79,8 @@ class Server::Parts {
     s.pushes_applied = data_.pushes_applied();
     s.pulls_served = data_.pulls_served();
     s.duplicate_pushes = data_.duplicate_pushes();
+    s.ssp_reads_parked = data_.ssp_reads_parked();
+    s.ssp_wait_seconds = data_.ssp_wait_seconds();
     const ConnectionStats& c = *connections_->stats();
     s.frames_rejected = c.frames_rejected.load();
     s.requests_failed = c.requests_failed.load();

@@ -87,6 +87,8 @@ struct ServerStats {
   uint64_t restores = 0;            // restores completed
   uint64_t duplicate_pushes = 0;    // retried pushes answered without applying them again
   int64_t restored_step = -1;       // the snapshot step of the last restore (-1: none)
+  uint64_t ssp_reads_parked = 0;    // ssp: reads that waited for the slowest worker
+  double ssp_wait_seconds = 0;      // ssp: the time they waited, in all
 };
 
 class Server {

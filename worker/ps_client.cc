@@ -99,6 +99,10 @@ PendingCall<StatusOr<std::map<std::string, Tensor>>> PsClient::PullAsync(const s
   std::vector<std::pair<int, OutFrame>> calls;
   std::vector<int> servers;
   for (auto& [server, req] : per_server) {
+    if (mode_.ssp()) {
+      req.worker_id = options_.worker_id;
+      req.clock = next_step_.load();
+    }
     OutFrame f;
     f.type = static_cast<uint16_t>(FrameType::kPull);
     f.control = EncodeMessage(req);
@@ -230,8 +234,9 @@ StatusOr<std::vector<std::pair<int, OutFrame>>> PsClient::BuildPush(const PushBa
     }
   }
   if (batch.train_step) {
-    if (mode_.sync()) {
-      // Every server counts one push per worker per step, even an empty one.
+    if (mode_.sync() || mode_.ssp()) {
+      // Every server counts one push per worker per step, even an empty one
+      // (ssp: every server keeps every worker's clock).
       for (int s = 0; s < placement.num_servers(); ++s) per_server[s];
     } else if (!batch.global_step.empty()) {
       ASSIGN_OR_RETURN(std::vector<ShardSlice> slices, placement.SlicesOf(batch.global_step));
@@ -291,6 +296,10 @@ StatusOr<std::map<std::string, Tensor>> PsClient::SparsePull(const std::map<std:
   for (int s = 0; s < num_servers; ++s) {
     if (per_server[s].empty()) continue;
     SparsePullRequest req;
+    if (mode_.ssp()) {
+      req.worker_id = options_.worker_id;
+      req.clock = next_step_.load();
+    }
     OutFrame f;
     uint64_t offset = 0;
     for (const TablePart& part : per_server[s]) {

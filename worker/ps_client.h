@@ -139,7 +139,12 @@ class PsClient : public VariableStore {
   // Every server loads its shards of `request.variables` from the snapshot.
   StatusOr<SnapshotRestoreReply> SnapshotRestore(const SnapshotRestoreRequest& request);
 
-  // Sync mode: train-step pushes continue at `global_step` (after a restore).
+  // ssp mode: tells every server this worker has finished training, so that
+  // its clock holds no one back. Nothing to do in the other modes.
+  Status Leave() override;
+
+  // Sync mode: train-step pushes continue at `global_step` (after a
+  // restore); ssp mode: this worker's clock continues at its own steps.
   void ResumeAt(int64_t global_step) override { next_step_ = global_step; }
   // Valid after Create.
   const Placement& placement() const { return *placement_; }

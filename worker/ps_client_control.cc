@@ -228,6 +228,17 @@ Status PsClient::CallEveryServer(FrameType type, const Request& request, Deadlin
   return Status::OK();
 }
 
+Status PsClient::Leave() {
+  if (!mode_.ssp()) return Status::OK();
+  PushRequest req;
+  req.worker_id = options_.worker_id;
+  req.incarnation = incarnation_;
+  req.sequence = next_sequence_.fetch_add(1);
+  req.step = next_step_.load();
+  req.leaving = true;
+  return CallEveryServer<StatusReply>(FrameType::kPush, req, NextDeadline(), [](const StatusReply&) {});
+}
+
 StatusOr<SnapshotPrepareReply> PsClient::SnapshotPrepare(const SnapshotPrepareRequest& req) {
   SnapshotPrepareReply total;
   RETURN_IF_ERROR(CallEveryServer<SnapshotPrepareReply>(

@@ -435,7 +435,8 @@ StatusOr<RestoreResult> Saver::Restore(const RestoreOptions& o) {
   apply.model_dir = req.model_dir;
   apply.step = step;
   ASSIGN_OR_RETURN(SnapshotRestoreReply restored, client_->SnapshotRestore(apply));
-  if (restores_global_step) client_->ResumeAt(m.global_step);
+  // (In ssp mode a worker's clock is its own steps, which the trainer resumes.)
+  if (restores_global_step && !m.mode.ssp()) client_->ResumeAt(m.global_step);
   if (o.rebuild_collections) session_->SetCollections(m.collections);
 
   RestoreResult r;

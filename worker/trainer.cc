@@ -264,7 +264,9 @@ Status Trainer::Resume(ShardIterator* it, int64_t* first_step, int64_t* global_s
   it->Seek(p);
   *first_step = steps;
   *global_step = Scalar64(out[1]);
-  session_->store().ResumeAt(*global_step);
+  // Sync: pushes continue at the global step; ssp: this worker's clock is
+  // its own steps (the servers learn it from its next push).
+  session_->store().ResumeAt(session_->options().mode.ssp() ? steps : *global_step);
   spdlog::info("worker {}: resuming after step {} (epoch {}, batch {}), global step {}", w, steps, p.epoch + 1,
                p.step_in_epoch, *global_step);
   return Status::OK();
@@ -549,6 +551,7 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
     if (progress) progress(p);
   }
   if (report.stopped && window_steps > 0) report.final_loss = window_loss / window_steps;
+  if (client_) RETURN_IF_ERROR(client_->Leave());
   // A stopped chief does not wait: the other workers are stopping too (or,
   // standalone, were not asked to: they finish on their own).
   if (chief() && options_.wait_for_workers && !sync && options_.num_workers > 1 && !report.stopped) {

@@ -61,7 +61,11 @@ class VariableStore {
   virtual Status Push(const PushBatch& batch) = 0;
   // After a restore: the store's notion of the training step continues at
   // `global_step` (PsClient's sync step). No-op by default.
+  // (In ssp mode the argument is the worker's own steps: its clock.)
   virtual void ResumeAt(int64_t global_step) { (void)global_step; }
+  // This worker has finished training (ssp mode: its clock stops holding
+  // the others back).
+  virtual Status Leave() { return Status::OK(); }
 };
 
 }  // namespace cairn

@@ -82,6 +82,7 @@ Json EncodeManifest(const SnapshotManifest& m) {
   j["mode"] = {{"consistency", ConsistencyName(m.mode.consistency)},
                {"num_workers", m.mode.num_workers},
                {"sync_timeout_ms", m.mode.sync_timeout_ms}};
+  if (m.mode.ssp()) j["mode"]["staleness"] = m.mode.staleness;  // only ssp has one: older manifests stay as they were
   j["optimizer"] = EncodeOptimizer(m.optimizer);
   j["variables"] = Json::array();
   for (const ManifestVariable& v : m.variables) {
@@ -343,7 +344,8 @@ SnapshotManifest DecodeManifest(Decoder& d, const Json& json) {
   const Node mode = Member(root, "mode");
   const Node consistency = Member(mode, "consistency");
   StatusOr<Consistency> parsed_consistency = ParseConsistency(d.String(consistency));
-  if (d.Expect(consistency, parsed_consistency.ok(), "async or sync")) m.mode.consistency = *parsed_consistency;
+  if (d.Expect(consistency, parsed_consistency.ok(), "async, sync or ssp")) m.mode.consistency = *parsed_consistency;
+  if (m.mode.ssp()) m.mode.staleness = d.Int32(Member(mode, "staleness"));
   m.mode.num_workers = d.Int32(Member(mode, "num_workers"));
   m.mode.sync_timeout_ms = d.Int(Member(mode, "sync_timeout_ms"));
   m.optimizer = DecodeOptimizer(d, Member(root, "optimizer"));
