@@ -127,7 +127,7 @@ void AddJobOptions(CLI::App* train, TrainFlags& f) {
   train->add_option("--log-every", f.log_every, "Progress line every N steps (overrides train.log_every_steps)");
   train->add_option("--test-limit", f.test_limit,
                     "Evaluate on the first N test examples only (overrides data.test_limit; 0: all)");
-  train->add_option("--consistency", f.consistency, "async or sync (overrides cluster.consistency)");
+  train->add_option("--consistency", f.consistency, "async, sync or ssp (overrides cluster.consistency; ssp takes cluster.staleness, default 3)");
   train->add_option("--bind", f.bind, "Address servers listen on (overrides cluster.bind; 0.0.0.0 for multi-host)");
   train->add_option("--advertise", f.advertise, "Host name or address workers dial (overrides cluster.advertise)");
   train->add_option("--summary", f.summary_path, "Write a JSON summary of the run to this file");

@@ -375,11 +375,10 @@ Status ValidateJobConfig(const JobConfig& c) {
   if (c.cluster.max_recoveries < 0) {
     return InvalidArgument("cluster.max_recoveries: must be >= 0, got " + std::to_string(c.cluster.max_recoveries));
   }
-  if (c.cluster.consistency != Consistency::kAsync && c.cluster.timeout_ms <= c.cluster.sync_timeout_ms) {
-    // A push (sync) or a pull (ssp) waits for the slowest worker; its deadline must outlast that wait.
-    return InvalidArgument(std::string("cluster.timeout_ms: in ") + ConsistencyName(c.cluster.consistency) +
-                           " mode it must exceed cluster.sync_timeout_ms (" + std::to_string(c.cluster.sync_timeout_ms) +
-                           "), got " + std::to_string(c.cluster.timeout_ms));
+  if (c.cluster.consistency == Consistency::kSync && c.cluster.timeout_ms <= c.cluster.sync_timeout_ms) {
+    // A push waits for the slowest worker; its deadline must outlast the step's.
+    return InvalidArgument("cluster.timeout_ms: in sync mode it must exceed cluster.sync_timeout_ms (" +
+                           std::to_string(c.cluster.sync_timeout_ms) + "), got " + std::to_string(c.cluster.timeout_ms));
   }
   if (c.cluster.staleness < 0 || c.cluster.staleness > 1000000) {
     return InvalidArgument("cluster.staleness: must be in [0, 1000000] (steps a worker may run ahead of the slowest), "

@@ -64,8 +64,10 @@ struct ClusterConfig {
   Consistency consistency = Consistency::kAsync;  // async | sync | ssp
   // ssp: a worker that has pushed c steps reads once every worker has pushed c - staleness.
   int staleness = 3;
-  // sync: how long a step waits for its slowest worker; ssp: how long a read
-  // waits for it (< timeout_ms).
+  // sync: how long a step waits for its slowest worker (< timeout_ms); ssp:
+  // how long a read waits for it (at most timeout_ms / 2, so that the
+  // server's answer naming the slowest worker comes before the call's
+  // deadline).
   int64_t sync_timeout_ms = 60000;
   MissingWorkers missing_workers = MissingWorkers::kFail;  // sync, a worker past sync_timeout_ms: fail | continue
   int max_recoveries = 10;          // sync: rollbacks to a snapshot a worker makes before it gives up

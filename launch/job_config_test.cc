@@ -128,7 +128,6 @@ TEST(JobConfig, SspTakesAStalenessBoundAndATimeoutLongerThanItsWait) {
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_EQ(d->cluster.staleness, 3);
   ExpectErrorNaming("cluster: {consistency: ssp, staleness: -1}", "cluster.staleness");
-  ExpectErrorNaming("cluster: {consistency: ssp, timeout_ms: 1000, sync_timeout_ms: 2000}", "cluster.timeout_ms: in ssp");
   ExpectErrorNaming("cluster: {consistency: bsp}", "async, sync or ssp");
 }
 

@@ -64,19 +64,26 @@ StatusOr<std::unique_ptr<WorkerContext>> Connect(const JobConfig& c, const JobDa
   return w;
 }
 
+// "  pull 12%  push 8%": where a worker's time went, so a user can see who waits.
+std::string WaitShares(const TrainProgress& p) {
+  if (p.pull_share < 0) return "";
+  return fmt::format("  pull {:.0f}%  push {:.0f}%", 100 * p.pull_share, 100 * p.push_share);
+}
+
 // Every log_every steps on the other workers (the chief says more, above).
 void LogWorkerProgress(int worker, const TrainProgress& p) {
-  spdlog::info("worker {}: epoch {}/{}  step {}/{} ({:.0f}%)  loss {:.4f}  global step {}  {:.0f} examples/s", worker,
+  spdlog::info("worker {}: epoch {}/{}  step {}/{} ({:.0f}%)  loss {:.4f}  global step {}  {:.0f} examples/s{}", worker,
                p.epoch, p.epochs, p.step, p.total_steps, 100.0 * p.step / p.total_steps, p.loss, p.global_step,
-               p.examples_per_sec);
+               p.examples_per_sec, WaitShares(p));
 }
 
 // Each worker's own end, before the job's summary ("done: global step ...").
 void LogWorkerDone(int worker, const WorkerReport& r, int64_t batch_size) {
   const double seconds = r.seconds - r.wait_seconds;  // the chief's wait for the others is not training
-  spdlog::info("worker {}: done: {} steps ({} in this run) in {:.2f} s, {:.0f} examples/s, final loss {:.4f}{}", worker,
-               r.steps, r.examples / batch_size, seconds, seconds > 0 ? r.examples / seconds : 0.0, r.final_loss,
-               r.stopped ? " (stopped on request)" : "");
+  spdlog::info("worker {}: done: {} steps ({} in this run) in {:.2f} s, {:.0f} examples/s, final loss {:.4f}, "
+               "{:.2f} s in pulls, {:.2f} s in pushes{}",
+               worker, r.steps, r.examples / batch_size, seconds, seconds > 0 ? r.examples / seconds : 0.0,
+               r.final_loss, r.pull_seconds, r.push_seconds, r.stopped ? " (stopped on request)" : "");
 }
 
 // After every worker has finished (chief): the final snapshot, unless the
@@ -105,6 +112,8 @@ JobSummary NewSummary(const JobConfig& c, const std::string& mode, int servers, 
   s.servers = servers;
   s.workers = workers;
   s.batch_size = c.train.batch_size;
+  if (mode != "in-process") s.consistency = ConsistencyName(c.cluster.consistency);
+  if (mode != "in-process" && c.cluster.consistency == Consistency::kSsp) s.staleness = c.cluster.staleness;
   return s;
 }
 
@@ -196,7 +205,10 @@ SessionOptions JobSessionOptions(const JobConfig& c, int num_workers) {
   o.mode.consistency = c.cluster.consistency;
   o.mode.num_workers = num_workers;
   o.mode.sync_timeout_ms = c.cluster.sync_timeout_ms;
-  if (c.cluster.consistency == Consistency::kSsp) o.mode.staleness = c.cluster.staleness;
+  if (c.cluster.consistency == Consistency::kSsp) {
+    o.mode.staleness = c.cluster.staleness;
+    o.mode.sync_timeout_ms = std::max<int64_t>(1, std::min(c.cluster.sync_timeout_ms, c.cluster.timeout_ms / 2));
+  }
   o.mode.missing_workers = c.cluster.missing_workers;
   return o;
 }
@@ -259,9 +271,9 @@ TrainerOptions JobTrainerOptions(const JobConfig& c, int worker, int num_workers
 void LogProgress(const TrainProgress& p) {
   std::string acc = p.test_accuracy >= 0 ? fmt::format("  test accuracy {:.4f}", p.test_accuracy) : "";
   if (p.test_auc >= 0) acc = fmt::format("  test auc {:.4f}  test logloss {:.4f}", p.test_auc, p.test_logloss);
-  spdlog::info("[chief] epoch {}/{}  step {}/{} ({:.0f}%)  loss {:.4f}  global step {}  {:.0f} examples/s{}", p.epoch,
+  spdlog::info("[chief] epoch {}/{}  step {}/{} ({:.0f}%)  loss {:.4f}  global step {}  {:.0f} examples/s{}{}", p.epoch,
                p.epochs, p.step, p.total_steps, 100.0 * p.step / p.total_steps, p.loss, p.global_step,
-               p.examples_per_sec, acc);
+               p.examples_per_sec, WaitShares(p), acc);
 }
 
 StatusOr<WorkerReport> RunWorker(const JobConfig& c, const JobData& data, EventLoop& loop,
@@ -315,6 +327,9 @@ void Summarize(const std::vector<WorkerReport>& reports, double wall, JobSummary
     s->snapshots += r.snapshots;
     s->snapshot_stall_seconds += r.snapshot_stall_seconds;
     s->stopped = s->stopped || r.stopped;
+    if (r.pull_seconds > 0 || r.push_seconds > 0) {
+      s->worker_times.push_back(JobSummary::WorkerTimes{r.seconds - r.wait_seconds, r.pull_seconds, r.push_seconds});
+    }
   }
   const double train_seconds = last_end - first_start;
   s->final_loss = reports.empty() ? 0 : loss / reports.size();

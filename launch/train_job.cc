@@ -27,7 +27,8 @@ std::string EncodeReport(const WorkerReport& r) {
                         {"loss", r.final_loss}, {"accuracy", r.test_accuracy}, {"auc", r.test_auc},
                         {"logloss", r.test_logloss}, {"seconds", r.seconds},
                         {"start", r.start_time}, {"end", r.end_time}, {"resumed_from", r.resumed_from},
-                        {"snapshots", r.snapshots}, {"stall", r.snapshot_stall_seconds}, {"stopped", r.stopped}}
+                        {"snapshots", r.snapshots}, {"stall", r.snapshot_stall_seconds}, {"stopped", r.stopped},
+                        {"pull_seconds", r.pull_seconds}, {"push_seconds", r.push_seconds}}
       .dump();
 }
 
@@ -56,6 +57,8 @@ StatusOr<WorkerReport> DecodeReport(const std::string& text) {
   r.snapshots = static_cast<int64_t>(NumberOr(j, "snapshots", 0));
   r.snapshot_stall_seconds = NumberOr(j, "stall", 0);
   r.stopped = j.value("stopped", false);
+  r.pull_seconds = NumberOr(j, "pull_seconds", 0);
+  r.push_seconds = NumberOr(j, "push_seconds", 0);
   return r;
 }
 
@@ -89,6 +92,16 @@ std::string JobSummary::ToJson() const {
   if (test_accuracy >= 0) j["test_accuracy"] = test_accuracy;
   if (stopped) j["stopped"] = true;
   if (mode != "in-process") j["authenticated"] = authenticated;
+  j["consistency"] = consistency;
+  if (staleness >= 0) j["staleness"] = staleness;
+  if (!worker_times.empty()) {
+    j["workers_time"] = nlohmann::json::array();
+    for (size_t w = 0; w < worker_times.size(); ++w) {
+      const WorkerTimes& t = worker_times[w];
+      j["workers_time"].push_back(
+          {{"worker", w}, {"seconds", t.seconds}, {"pull_seconds", t.pull_seconds}, {"push_seconds", t.push_seconds}});
+    }
+  }
   j["cpu_level"] = CpuLevelName(ActiveCpuLevel());  // this process's kernels (common/kernels/cpu_level.h)
   return j.dump(2);
 }

@@ -34,6 +34,14 @@ struct JobSummary {
   bool stopped = false;       // a stop request (SIGINT/SIGTERM) ended training before its last step
   bool authenticated = false; // every connection proved the job's secret (false: --insecure, or in-process)
   std::map<std::string, double> metrics;  // the job's own metrics
+  std::string consistency = "async";      // async | sync | ssp
+  int staleness = -1;                     // ssp's bound (-1: not ssp)
+  // Each worker's training time and the part of it spent in pulls and pushes
+  // (waits for other workers included), in worker order; empty in-process.
+  struct WorkerTimes {
+    double seconds = 0, pull_seconds = 0, push_seconds = 0;
+  };
+  std::vector<WorkerTimes> worker_times;
 
   std::string ToJson() const;
 };

@@ -96,6 +96,27 @@ TEST(CairnCommand, EveryWorkerLogsItsProgressAndADoneLine) {
   EXPECT_NE(r.output.find("done: global step 600"), std::string::npos) << r.output;
 }
 
+TEST(CairnCommand, ALocalSspJobTrainsAndReportsWhereEachWorkersTimeWent) {
+  const std::string summary = TempPath("ssp.json");
+  auto r = RunCommand({kCairn, "train", kExample, "--local", "--workers", "3", "--consistency", "ssp", "--max-steps",
+                       "200", "--log-every", "100", "--summary", summary},
+                      seconds(120));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  nlohmann::json s = ReadJson(summary);
+  EXPECT_EQ(s["consistency"], "ssp");
+  EXPECT_EQ(s["staleness"], 3);  // the default bound
+  EXPECT_EQ(s["global_step"], 600);
+  ASSERT_EQ(s["workers_time"].size(), 3u) << s.dump();
+  for (const auto& w : s["workers_time"]) {
+    EXPECT_GT(w["pull_seconds"].get<double>(), 0) << w.dump();
+    EXPECT_GT(w["push_seconds"].get<double>(), 0) << w.dump();
+    EXPECT_LT(w["pull_seconds"].get<double>() + w["push_seconds"].get<double>(), w["seconds"].get<double>() + 1e-3);
+  }
+  EXPECT_NE(r.output.find("worker 2: epoch 1/2  step 100/200 (50%)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("  pull "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(" s in pulls, "), std::string::npos) << r.output;
+}
+
 TEST(CairnCommand, MpirunJobWithOneServerAndTwoWorkersLearnsTheTrueWeights) {
   const std::string summary = TempPath("mpi.json");
   auto r = RunCommand(Mpirun(3, {kCairn, "train", kExample, "--servers", "1", "--summary", summary}), seconds(300));

@@ -25,11 +25,32 @@ PsClient::PsClient(Transport* transport, PsClientOptions options) : transport_(t
   while (incarnation_ == 0) incarnation_ = (uint64_t{rd()} << 32) ^ rd();
 }
 
+namespace {
+
+// Adds the time from construction to destruction to a counter, in ns.
+class AddElapsed {
+ public:
+  explicit AddElapsed(std::atomic<int64_t>* total) : total_(total), start_(Clock::now()) {}
+  ~AddElapsed() {
+    *total_ += std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start_).count();
+  }
+
+ private:
+  std::atomic<int64_t>* total_;
+  Clock::time_point start_;
+};
+
+}  // namespace
+
 StatusOr<std::map<std::string, Tensor>> PsClient::Pull(const std::vector<std::string>& names) {
+  AddElapsed timed(&pull_ns_);
   return PullAsync(names).Wait();
 }
 
-Status PsClient::Push(const PushBatch& batch) { return PushAsync(batch).Wait(); }
+Status PsClient::Push(const PushBatch& batch) {
+  AddElapsed timed(&push_ns_);
+  return PushAsync(batch).Wait();
+}
 
 namespace {
 
@@ -262,6 +283,7 @@ StatusOr<std::vector<std::pair<int, OutFrame>>> PsClient::BuildPush(const PushBa
 }
 
 StatusOr<std::map<std::string, Tensor>> PsClient::SparsePull(const std::map<std::string, Tensor>& ids) {
+  AddElapsed timed(&pull_ns_);
   RETURN_IF_ERROR(CheckCreated("SparsePull"));
   const int num_servers = transport_->num_servers();
   struct TablePart {

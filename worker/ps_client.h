@@ -106,6 +106,12 @@ class PsClient : public VariableStore {
   // The server's counters.
   StatusOr<StatsReply> Stats(int server);
 
+  // Wall time this client's callers spent in Pull and SparsePull (in ssp
+  // mode, waiting for the slowest worker included) and in Push (in sync
+  // mode, waiting for the step's last worker included), since construction.
+  double pull_seconds() const { return pull_ns_.load() * 1e-9; }
+  double push_seconds() const { return push_ns_.load() * 1e-9; }
+
   // Who each server is (incarnation) and what it last restored, by server
   // index. FailedPrecondition if a server refuses this worker's view of the
   // cluster or answers with another index than the one it was dialed as.
@@ -177,6 +183,7 @@ class PsClient : public VariableStore {
   uint64_t seen_reconnects_ = 0;         // guarded by restarts_mu_
   std::vector<std::string> creates_;     // guarded by restarts_mu_: each server's CreateRequest, encoded
   std::atomic<int64_t> next_step_{0};
+  std::atomic<int64_t> pull_ns_{0}, push_ns_{0};
   std::map<std::string, int32_t> sparse_dims_;  // set by CreateSparse: each table's dim
 };
 

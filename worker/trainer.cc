@@ -466,6 +466,7 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
     spdlog::info("worker {}: all {} steps were done before the snapshot: nothing to train", options_.worker, total);
   }
   const auto start = std::chrono::steady_clock::now();
+  const double pull_before = client_ ? client_->pull_seconds() : 0, push_before = client_ ? client_->push_seconds() : 0;
   report.start_time = WallSeconds();
   report.steps = first_step;
   report.start_global_step = global_step;
@@ -535,6 +536,10 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() - report.eval_seconds;
     p.examples_per_sec = secs > 0 ? report.examples / secs : 0;
+    if (client_ && secs > 0) {
+      p.pull_share = (client_->pull_seconds() - pull_before) / secs;
+      p.push_share = (client_->push_seconds() - push_before) / secs;
+    }
     report.final_loss = p.loss;
     window_loss = 0;
     window_steps = 0;
@@ -560,6 +565,10 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
     report.wait_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wait_start).count();
   }
   RETURN_IF_ERROR(FinishSnapshot(&report));
+  if (client_) {
+    report.pull_seconds = client_->pull_seconds() - pull_before;
+    report.push_seconds = client_->push_seconds() - push_before;
+  }
   report.global_step = global_step;
   report.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() - report.eval_seconds;

@@ -101,6 +101,10 @@ struct TrainProgress {
   int64_t global_step = 0;   // steps applied across the cluster
   double loss = 0;           // mean over the steps since the last report
   double examples_per_sec = 0;
+  // With servers: this run's time in pulls (ssp: waiting for stragglers
+  // included) and pushes (sync: waiting for the step included) so far, as
+  // shares of its training time; -1 without servers.
+  double pull_share = -1, push_share = -1;
   double test_accuracy = -1; // set on the chief's epoch-end reports (classifiers)
   double test_auc = -1;      // likewise, click models
   double test_logloss = -1;
@@ -134,6 +138,8 @@ struct WorkerReport {
   bool stopped = false;           // a stop request (TrainerOptions::stop) ended training early
   int64_t start_global_step = 0;  // the global step this worker's training began at
   double wait_seconds = 0;        // chief, wait_for_workers: spent waiting for the others at the end
+  double pull_seconds = 0;        // with servers: this run's time in pulls (ssp: straggler waits included)
+  double push_seconds = 0;        // and in pushes (sync: waits for the step's last worker included)
 };
 
 class Trainer {
