@@ -86,7 +86,7 @@ struct TrainFlags {
   std::optional<int> servers, workers;
   std::optional<int64_t> max_steps, epochs, log_every, test_limit;
   std::optional<uint64_t> seed;
-  std::optional<std::string> bind, advertise, consistency;
+  std::optional<std::string> bind, advertise, consistency, straggler;
   std::string summary_path;
   std::optional<std::string> model_dir;
   std::string server_model_dir;  // cairn server --model-dir
@@ -127,6 +127,9 @@ void AddJobOptions(CLI::App* train, TrainFlags& f) {
   train->add_option("--log-every", f.log_every, "Progress line every N steps (overrides train.log_every_steps)");
   train->add_option("--test-limit", f.test_limit,
                     "Evaluate on the first N test examples only (overrides data.test_limit; 0: all)");
+  train->add_option("--straggler", f.straggler,
+                    "W:F: worker W runs F times slower (it sleeps F - 1 times its step time after each step); "
+                    "for benchmarks");
   train->add_option("--consistency", f.consistency, "async, sync or ssp (overrides cluster.consistency; ssp takes cluster.staleness, default 3)");
   train->add_option("--bind", f.bind, "Address servers listen on (overrides cluster.bind; 0.0.0.0 for multi-host)");
   train->add_option("--advertise", f.advertise, "Host name or address workers dial (overrides cluster.advertise)");
@@ -193,6 +196,20 @@ StatusOr<JobConfig> ConfigWithFlags(const TrainFlags& f) {
   if (f.seed) c.train.seed = *f.seed;
   if (f.log_every) c.train.log_every_steps = *f.log_every;
   if (f.test_limit) c.data.test_limit = *f.test_limit;
+  if (f.straggler) {
+    const std::string& text = *f.straggler;
+    const size_t colon = text.find(':');
+    char* end = nullptr;
+    const long worker = colon == std::string::npos ? -1 : std::strtol(text.c_str(), &end, 10);
+    const double factor = colon == std::string::npos ? 0 : std::strtod(text.c_str() + colon + 1, nullptr);
+    if (colon == std::string::npos || end != text.c_str() + colon || worker < 0 || worker >= c.cluster.workers ||
+        !(factor >= 1.0) || factor > 1000) {
+      return InvalidArgument("--straggler: '" + text + "' is not W:F with W a worker (0.." +
+                             std::to_string(c.cluster.workers - 1) + ") and F in [1, 1000]");
+    }
+    c.train.straggler = static_cast<int>(worker);
+    c.train.straggler_factor = factor;
+  }
   if (f.consistency) {
     StatusOr<Consistency> consistency = ParseConsistency(*f.consistency);
     if (!consistency.ok()) return consistency.status().WithContext("--consistency");

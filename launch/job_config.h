@@ -56,6 +56,11 @@ struct TrainConfig {
   int64_t max_steps = 0;          // per worker; 0: no cap
   int64_t log_every_steps = 200;  // progress line period (every worker)
   uint64_t seed = 1;
+  // Benchmarks (cairn train --straggler W:F): worker `straggler` sleeps
+  // (factor - 1) x its own step time after each step, so it runs `factor`
+  // times slower. -1: none.
+  int straggler = -1;
+  double straggler_factor = 1.0;
 };
 
 struct ClusterConfig {

@@ -260,6 +260,7 @@ TrainerOptions JobTrainerOptions(const JobConfig& c, int worker, int num_workers
   o.max_steps = c.train.max_steps;
   o.log_every = c.train.log_every_steps;
   o.seed = c.train.seed;
+  if (worker == c.train.straggler) o.slow_factor = c.train.straggler_factor;
   o.schedule = c.schedule;
   o.snapshot_every_steps = c.snapshot.every_steps;
   o.snapshot_every_secs = c.snapshot.every_secs;
@@ -269,7 +270,9 @@ TrainerOptions JobTrainerOptions(const JobConfig& c, int worker, int num_workers
 }
 
 void LogProgress(const TrainProgress& p) {
-  std::string acc = p.test_accuracy >= 0 ? fmt::format("  test accuracy {:.4f}", p.test_accuracy) : "";
+  // The training time beside each evaluation: time to accuracy.
+  std::string acc =
+      p.test_accuracy >= 0 ? fmt::format("  test accuracy {:.4f} at {:.2f} s", p.test_accuracy, p.seconds) : "";
   if (p.test_auc >= 0) acc = fmt::format("  test auc {:.4f}  test logloss {:.4f}", p.test_auc, p.test_logloss);
   spdlog::info("[chief] epoch {}/{}  step {}/{} ({:.0f}%)  loss {:.4f}  global step {}  {:.0f} examples/s{}{}", p.epoch,
                p.epochs, p.step, p.total_steps, 100.0 * p.step / p.total_steps, p.loss, p.global_step,

@@ -494,7 +494,11 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
     RETURN_IF_ERROR(train_->Feed(batch, *model_, &feeds));
     // The state after this step travels in the step's own push.
     if (!model_->worker_state.empty()) feeds.emplace(model_->new_worker_state, StateAfter(step + 1, it.position()));
+    const auto step_start = std::chrono::steady_clock::now();
     StatusOr<std::vector<Tensor>> ran = session_->Run(fetches, feeds);
+    if (options_.slow_factor > 1.0) {
+      std::this_thread::sleep_for((std::chrono::steady_clock::now() - step_start) * (options_.slow_factor - 1.0));
+    }
     if (!ran.ok()) {
       Status error = ran.status();
       if (sync && client_ && error.code() == StatusCode::kAborted && report.recoveries < options_.max_recoveries) {
@@ -536,6 +540,7 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() - report.eval_seconds;
     p.examples_per_sec = secs > 0 ? report.examples / secs : 0;
+    p.seconds = secs;
     if (client_ && secs > 0) {
       p.pull_share = (client_->pull_seconds() - pull_before) / secs;
       p.push_share = (client_->push_seconds() - push_before) / secs;

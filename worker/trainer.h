@@ -42,6 +42,9 @@ struct TrainerOptions {
   int64_t epochs = 1;
   int64_t max_steps = 0;            // per worker; 0: no cap
   int64_t log_every = 100;          // progress every N steps (and at the last; the chief also at epoch ends)
+  // > 1: after each step this worker sleeps (slow_factor - 1) x the step's
+  // time, to run slow_factor times slower (benchmarks: a straggler).
+  double slow_factor = 1.0;
   uint64_t seed = 1;                // data shuffling
   LearningRateSchedule schedule;
   // How long a worker waits for the chief's start-up (logging every few
@@ -101,6 +104,7 @@ struct TrainProgress {
   int64_t global_step = 0;   // steps applied across the cluster
   double loss = 0;           // mean over the steps since the last report
   double examples_per_sec = 0;
+  double seconds = 0;        // this run's training time so far, evaluations left out
   // With servers: this run's time in pulls (ssp: waiting for stragglers
   // included) and pushes (sync: waiting for the step included) so far, as
   // shares of its training time; -1 without servers.
