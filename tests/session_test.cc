@@ -987,7 +987,7 @@ TEST(SessionSparse, WideAndDeepOverTwoServersEndsBitIdenticalToInProcess) {
            {"emb/user", users}, {"emb/item", items}, {"wide", items}}) {
     EXPECT_TRUE(Rows(local, table, ids).BitEqual(Rows(client, table, ids))) << table;
   }
-  for (const std::string& name : {"deep/W1", "deep/b1", "deep/W2", "deep/b2"}) {
+  for (const char* name : {"deep/W1", "deep/b1", "deep/W2", "deep/b2"}) {
     StatusOr<std::map<std::string, Tensor>> a = local.Pull({name}), b = client.Pull({name});
     ASSERT_TRUE(a.ok() && b.ok()) << name;
     EXPECT_TRUE(a->at(name).BitEqual(b->at(name))) << name;
