@@ -94,12 +94,10 @@ std::shared_ptr<SspClocks> DataPath::ssp() const {
   return ssp_;
 }
 
-void DataPath::AdmitRead(const Request& r, int32_t worker, int64_t clock,
+void DataPath::AdmitRead(SspClocks& clocks, const Request& r, int32_t worker, int64_t clock,
                          std::function<void(const Request&)> serve) {
-  std::shared_ptr<SspClocks> clocks = ssp();
-  if (!clocks || clock < 0) return serve(r);
   auto held = std::make_shared<Request>(r);  // the frame's bytes and the responder, kept while parked
-  clocks->Admit(
+  clocks.Admit(
       worker, clock, [held, serve = std::move(serve)] { serve(*held); },
       [held](const Status& s) { held->respond.Fail(s); });
 }
@@ -132,7 +130,11 @@ void DataPath::HandlePull(const Request& r) {
   PullRequest req;
   Status s = DecodeMessage(r.frame.control, &req, "Pull");
   if (!s.ok()) return r.respond.Fail(s);
-  AdmitRead(r, req.worker_id, req.clock, [this, req](const Request& admitted) { ServePull(admitted, req); });
+  if (std::shared_ptr<SspClocks> clocks = ssp(); clocks && req.clock >= 0) {
+    return AdmitRead(*clocks, r, req.worker_id, req.clock,
+                     [this, req](const Request& admitted) { ServePull(admitted, req); });
+  }
+  ServePull(r, req);
 }
 
 void DataPath::ServePull(const Request& r, const PullRequest& req) {
@@ -198,7 +200,11 @@ void DataPath::HandleSparsePull(const Request& r) {
   SparsePullRequest req;
   Status s = DecodeMessage(r.frame.control, &req, "SparsePull");
   if (!s.ok()) return r.respond.Fail(s);
-  AdmitRead(r, req.worker_id, req.clock, [this, req](const Request& admitted) { ServeSparsePull(admitted, req); });
+  if (std::shared_ptr<SspClocks> clocks = ssp(); clocks && req.clock >= 0) {
+    return AdmitRead(*clocks, r, req.worker_id, req.clock,
+                     [this, req](const Request& admitted) { ServeSparsePull(admitted, req); });
+  }
+  ServeSparsePull(r, req);
 }
 
 void DataPath::ServeSparsePull(const Request& r, const SparsePullRequest& req) {

@@ -75,10 +75,11 @@ class DataPath {
   void ServePull(const Request& r, const PullRequest& req);
   void ServeSparsePull(const Request& r, const SparsePullRequest& req);
   Status FillPullReply(const InFrame& frame, const PullRequest& req, OutFrame* reply);
-  // ssp mode and a read stamped with a clock: `serve` runs once SspClocks
-  // admits it (maybe later, on a loop thread), or the request fails. Else
-  // `serve` runs now.
-  void AdmitRead(const Request& r, int32_t worker, int64_t clock, std::function<void(const Request&)> serve);
+  // ssp mode, a read stamped with a clock: `serve` runs once `clocks` admits
+  // it (maybe later, on a loop thread), or the request fails. Reads in the
+  // other modes are served directly, without this.
+  void AdmitRead(SspClocks& clocks, const Request& r, int32_t worker, int64_t clock,
+                 std::function<void(const Request&)> serve);
   Status DecodePush(const InFrame& frame, PushRequest* req, std::vector<Tensor>* values,
                     std::vector<SparseGradient>* sparse);
   // The table a desc names, with its dim checked.
