@@ -150,11 +150,20 @@ int RunPushPull(const CLI::App& c) {
 
 void AddTrainCommand(CLI::App& bench) {
   CLI::App* c = bench.add_subcommand(
-      "train", "Training throughput of a job: in one process with no servers, and on the local cluster with 1 and 2 workers "
-      "(each a `cairn train` run in a child process)");
+      "train", "Training throughput of a job and each step's pull, push and other time: in one process with no servers, "
+      "1 server + 1 worker with communication in series and overlapped, and 2 workers (each a `cairn train` run in "
+      "a child process)");
   c->add_option("job", "Job file, e.g. launch/examples/fashion_mnist_mlp.yaml")->required();
   c->add_option("--steps", "Steps per worker in each measurement")->default_val(400);
-  c->add_option("--servers", "Servers of the cluster runs")->default_val(2);
+  c->add_option("--servers", "Servers of the two-worker runs (the one-worker runs have 1)")->default_val(2);
+  c->add_option("--rounds", "Repeat each width's runs, interleaved; ratios are medians over rounds")->default_val(1);
+  c->add_option("--hidden", "Hidden layer widths to measure instead of the job's (repeatable), e.g. "
+                "--hidden 256,128 --hidden 4096,4096")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  c->add_option("--set", "section.field=VALUE passed to every run's `cairn train --set` (repeatable)")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   c->add_option("--json", "Also write the results as JSON to this file");
   c->add_option("--cairn", "The cairn binary whose `cairn train` is measured (default: this one)");
   c->add_option("--timeout", "Seconds one `cairn train` run may take before it is killed")->default_val(600.0);
@@ -165,10 +174,15 @@ int RunTrain(const CLI::App& c) {
   o.job_path = c.get_option("job")->as<std::string>();
   o.steps = c.get_option("--steps")->as<int64_t>();
   o.servers = c.get_option("--servers")->as<int>();
+  o.rounds = c.get_option("--rounds")->as<int>();
+  o.hidden = c.get_option("--hidden")->as<std::vector<std::string>>();
+  o.sets = c.get_option("--set")->as<std::vector<std::string>>();
   o.json_path = c.get_option("--json")->as<std::string>();
   o.cairn_binary = c.get_option("--cairn")->as<std::string>();
   o.timeout_seconds = c.get_option("--timeout")->as<double>();
-  if (o.steps < 1 || o.servers < 1) return Fail(InvalidArgument("--steps and --servers must be >= 1"));
+  if (o.steps < 1 || o.servers < 1 || o.rounds < 1) {
+    return Fail(InvalidArgument("--steps, --servers and --rounds must be >= 1"));
+  }
   if (!(o.timeout_seconds > 0)) return Fail(InvalidArgument("--timeout must be > 0"));
   Status writable = CheckWritable(o.json_path);
   if (!writable.ok()) return Fail(writable.WithContext("--json"));

@@ -87,6 +87,8 @@ struct TrainFlags {
   std::optional<int64_t> max_steps, epochs, log_every, test_limit;
   std::optional<uint64_t> seed;
   std::optional<std::string> bind, advertise, consistency, straggler;
+  std::optional<bool> overlap;
+  std::vector<std::string> sets;  // --set section.field=VALUE
   std::string summary_path;
   std::optional<std::string> model_dir;
   std::string server_model_dir;  // cairn server --model-dir
@@ -121,6 +123,11 @@ void AddSecretFileOption(CLI::App* app, TrainFlags& f) {
 // Options `train` and `worker` share.
 void AddJobOptions(CLI::App* train, TrainFlags& f) {
   train->add_option("job", f.job_path, "Job file (YAML), e.g. launch/examples/linear_regression.yaml")->required();
+  train->add_option("--set", f.sets,
+                    "section.field=VALUE: override a job field (repeatable; VALUE in YAML, e.g. "
+                    "--set train.batch_size=256 --set model.hidden=[1024,1024]), checked as the file is")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   train->add_option("--max-steps", f.max_steps, "Stop each worker after N steps (overrides train.max_steps)");
   train->add_option("--epochs", f.epochs, "Epochs over the data (overrides train.epochs)");
   train->add_option("--seed", f.seed, "Shuffling seed (overrides train.seed)")->check(kNonNegative);
@@ -130,6 +137,9 @@ void AddJobOptions(CLI::App* train, TrainFlags& f) {
   train->add_option("--straggler", f.straggler,
                     "W:F: worker W runs F times slower (it sleeps F - 1 times its step time after each step); "
                     "for benchmarks");
+  train->add_option("--overlap", f.overlap,
+                    "true or false: in async mode, pull the next step's variables during this step's backward pass "
+                    "and wait for a step's push only at the next step (overrides train.overlap; default true)");
   train->add_option("--consistency", f.consistency, "async, sync or ssp (overrides cluster.consistency; ssp takes cluster.staleness, default 3)");
   train->add_option("--bind", f.bind, "Address servers listen on (overrides cluster.bind; 0.0.0.0 for multi-host)");
   train->add_option("--advertise", f.advertise, "Host name or address workers dial (overrides cluster.advertise)");
@@ -187,7 +197,7 @@ StatusOr<std::shared_ptr<const CrashPoints>> CrashPointsFromEnvironment() {
 }
 
 StatusOr<JobConfig> ConfigWithFlags(const TrainFlags& f) {
-  ASSIGN_OR_RETURN(JobConfig c, LoadJobConfig(f.job_path));
+  ASSIGN_OR_RETURN(JobConfig c, LoadJobConfig(f.job_path, f.sets));
   ASSIGN_OR_RETURN(c.snapshot.crash_points, CrashPointsFromEnvironment());
   if (f.servers) c.cluster.servers = *f.servers;
   if (f.workers) c.cluster.workers = *f.workers;
@@ -196,6 +206,7 @@ StatusOr<JobConfig> ConfigWithFlags(const TrainFlags& f) {
   if (f.seed) c.train.seed = *f.seed;
   if (f.log_every) c.train.log_every_steps = *f.log_every;
   if (f.test_limit) c.data.test_limit = *f.test_limit;
+  if (f.overlap) c.train.overlap = *f.overlap;
   if (f.straggler) {
     const std::string& text = *f.straggler;
     const size_t colon = text.find(':');

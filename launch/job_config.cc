@@ -203,6 +203,7 @@ Status ParseRoot(const YAML::Node& root, JobConfig* c) {
   RETURN_IF_ERROR(train.Get("max_steps", &c->train.max_steps));
   RETURN_IF_ERROR(train.Get("log_every_steps", &c->train.log_every_steps));
   RETURN_IF_ERROR(train.Get("seed", &c->train.seed));
+  RETURN_IF_ERROR(train.Get("overlap", &c->train.overlap));
   RETURN_IF_ERROR(train.RejectUnknown());
 
   Section opt(top.Child("optimizer"), "optimizer");
@@ -395,7 +396,49 @@ Status ValidateJobConfig(const JobConfig& c) {
   return ValidateSizes(c);
 }
 
-StatusOr<JobConfig> ParseJobConfig(const std::string& text) {
+namespace {
+
+// Applies one "a.b.c=VALUE" override to `root` (a map).
+Status ApplyOverride(const std::string& item, YAML::Node root) {
+  const size_t eq = item.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return InvalidArgument("--set '" + item + "': expected section.field=VALUE, e.g. train.batch_size=256");
+  }
+  const std::string key = item.substr(0, eq);
+  std::vector<std::string> path;
+  for (size_t begin = 0;;) {
+    const size_t dot = key.find('.', begin);
+    path.push_back(key.substr(begin, dot == std::string::npos ? std::string::npos : dot - begin));
+    if (path.back().empty()) return InvalidArgument("--set '" + item + "': '" + key + "' has an empty part");
+    if (dot == std::string::npos) break;
+    begin = dot + 1;
+  }
+  YAML::Node value;
+  try {
+    value = YAML::Load(item.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    return InvalidArgument("--set '" + item + "': the value is not valid YAML: " + e.what());
+  }
+  YAML::Node node = root;
+  std::string where;
+  for (size_t i = 0; i + 1 < path.size(); ++i) {
+    where += (where.empty() ? "" : ".") + path[i];
+    YAML::Node child = node[path[i]];
+    if (!child.IsDefined() || child.IsNull()) {
+      node[path[i]] = YAML::Node(YAML::NodeType::Map);
+      child = node[path[i]];
+    } else if (!child.IsMap()) {
+      return InvalidArgument("--set '" + item + "': '" + where + "' is not a section");
+    }
+    node.reset(child);
+  }
+  node[path.back()] = value;
+  return Status::OK();
+}
+
+}  // namespace
+
+StatusOr<JobConfig> ParseJobConfig(const std::string& text, const std::vector<std::string>& overrides) {
   YAML::Node root;
   try {
     root = YAML::Load(text);
@@ -407,6 +450,15 @@ StatusOr<JobConfig> ParseJobConfig(const std::string& text) {
   if (root.IsNull()) return InvalidArgument("the job file is empty (write {} for the default job)");
   JobConfig c;
   c.text = text;
+  if (!overrides.empty()) {
+    if (!root.IsMap()) return InvalidArgument("the job file is not a map of sections, so --set cannot apply");
+    std::string applied;
+    for (const std::string& item : overrides) {
+      RETURN_IF_ERROR(ApplyOverride(item, root));
+      applied += " --set " + item;
+    }
+    c.text = "# the job file with" + applied + "\n" + YAML::Dump(root) + "\n";
+  }
   try {
     RETURN_IF_ERROR(ParseRoot(root, &c));
   } catch (const YAML::Exception& e) {  // a shape no field expects, which no check above foresaw
@@ -416,7 +468,7 @@ StatusOr<JobConfig> ParseJobConfig(const std::string& text) {
   return c;
 }
 
-StatusOr<JobConfig> LoadJobConfig(const std::string& path) {
+StatusOr<JobConfig> LoadJobConfig(const std::string& path, const std::vector<std::string>& overrides) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     return InvalidArgument("'" + path + "' is a directory, not a job file (e.g. launch/examples/linear_regression.yaml)");
@@ -426,7 +478,7 @@ StatusOr<JobConfig> LoadJobConfig(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   if (in.bad()) return DataLoss("cannot read job file '" + path + "'");
-  StatusOr<JobConfig> c = ParseJobConfig(ss.str());
+  StatusOr<JobConfig> c = ParseJobConfig(ss.str(), overrides);
   if (!c.ok()) return c.status().WithContext(path);
   return c;
 }

@@ -56,6 +56,10 @@ struct TrainConfig {
   int64_t max_steps = 0;          // per worker; 0: no cap
   int64_t log_every_steps = 200;  // progress line period (every worker)
   uint64_t seed = 1;
+  // Async mode: overlap communication with compute (SessionOptions::overlap):
+  // a step's pull is sent during the previous step's backward pass, and its
+  // push is waited for at the next step. Ignored in sync and ssp mode.
+  bool overlap = true;
   // Benchmarks (cairn train --straggler W:F): worker `straggler` sleeps
   // (factor - 1) x its own step time after each step, so it runs `factor`
   // times slower. -1: none.
@@ -119,10 +123,13 @@ struct JobConfig {
   SnapshotConfig snapshot;
 };
 
-// Parses and validates a job file.
-StatusOr<JobConfig> LoadJobConfig(const std::string& path);
+// Parses and validates a job file. Each override is "section.field=VALUE"
+// (`cairn train --set`), VALUE in YAML (`256`, `[1024, 1024]`, `adam`); it
+// replaces or adds that field before the job is validated, with the same
+// checks and messages as the file. JobConfig::text is then the job as run.
+StatusOr<JobConfig> LoadJobConfig(const std::string& path, const std::vector<std::string>& overrides = {});
 // Parses YAML text (for tests).
-StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text);
+StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std::vector<std::string>& overrides = {});
 // Validates cross-field rules (after flag overrides, too).
 Status ValidateJobConfig(const JobConfig& config);
 

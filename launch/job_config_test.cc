@@ -61,6 +61,41 @@ TEST(JobConfig, ErrorsNameTheField) {
   ExpectErrorNaming("data: [1, 2]", "data");
 }
 
+// cairn train --set section.field=VALUE: the same checks as the file.
+TEST(JobConfig, SetOverridesAndAddsFields) {
+  auto c = ParseJobConfig("model: {kind: mlp, hidden: [256, 128]}\ndata: {kind: fashion_mnist}\ntrain: {batch_size: 10}",
+                          {"train.batch_size=256", "model.hidden=[1024, 1024]", "optimizer.kind=adam",
+                           "cluster.consistency=sync", "train.overlap=false"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->train.batch_size, 256);
+  EXPECT_EQ(c->model.hidden, (std::vector<int64_t>{1024, 1024}));
+  EXPECT_EQ(c->optimizer.kind, "adam");
+  EXPECT_EQ(c->cluster.consistency, Consistency::kSync);
+  EXPECT_FALSE(c->train.overlap);
+  // The text kept (in every snapshot's manifest) is the job as run.
+  EXPECT_NE(c->text.find("--set train.batch_size=256"), std::string::npos) << c->text;
+  auto again = ParseJobConfig(c->text);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->train.batch_size, 256);
+  EXPECT_EQ(again->model.hidden, (std::vector<int64_t>{1024, 1024}));
+}
+
+TEST(JobConfig, SetErrorsNameTheFieldOrTheItem) {
+  auto named = [](const std::vector<std::string>& sets, const std::string& field) {
+    auto c = ParseJobConfig("train: {batch_size: 10}", sets);
+    ASSERT_FALSE(c.ok());
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(c.status().message().find(field), std::string::npos) << c.status();
+  };
+  named({"train.batch_size=many"}, "train.batch_size");
+  named({"train.bach_size=10"}, "train.bach_size");
+  named({"train.batch_size.x=1"}, "'train.batch_size' is not a section");
+  named({"batch_size"}, "section.field=VALUE");
+  named({"=3"}, "section.field=VALUE");
+  named({"train..x=1"}, "empty part");
+  named({"train.batch_size=[1"}, "not valid YAML");
+}
+
 TEST(JobConfig, InvalidYamlIsAnError) {
   auto c = ParseJobConfig("train: {batch_size: [");
   EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);

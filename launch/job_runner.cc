@@ -114,6 +114,7 @@ JobSummary NewSummary(const JobConfig& c, const std::string& mode, int servers, 
   s.batch_size = c.train.batch_size;
   if (mode != "in-process") s.consistency = ConsistencyName(c.cluster.consistency);
   if (mode != "in-process" && c.cluster.consistency == Consistency::kSsp) s.staleness = c.cluster.staleness;
+  s.overlap = mode != "in-process" && c.cluster.consistency == Consistency::kAsync && c.train.overlap;
   return s;
 }
 
@@ -210,6 +211,7 @@ SessionOptions JobSessionOptions(const JobConfig& c, int num_workers) {
     o.mode.sync_timeout_ms = std::max<int64_t>(1, std::min(c.cluster.sync_timeout_ms, c.cluster.timeout_ms / 2));
   }
   o.mode.missing_workers = c.cluster.missing_workers;
+  o.overlap = c.train.overlap;
   return o;
 }
 

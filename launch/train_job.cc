@@ -94,6 +94,7 @@ std::string JobSummary::ToJson() const {
   if (mode != "in-process") j["authenticated"] = authenticated;
   j["consistency"] = consistency;
   if (staleness >= 0) j["staleness"] = staleness;
+  if (mode != "in-process") j["overlap"] = overlap;
   if (!worker_times.empty()) {
     j["workers_time"] = nlohmann::json::array();
     for (size_t w = 0; w < worker_times.size(); ++w) {

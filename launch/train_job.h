@@ -36,6 +36,7 @@ struct JobSummary {
   std::map<std::string, double> metrics;  // the job's own metrics
   std::string consistency = "async";      // async | sync | ssp
   int staleness = -1;                     // ssp's bound (-1: not ssp)
+  bool overlap = false;                   // async: communication overlapped with compute (train.overlap)
   // Each worker's training time and the part of it spent in pulls and pushes
   // (waits for other workers included), in worker order; empty in-process.
   struct WorkerTimes {

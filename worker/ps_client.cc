@@ -42,15 +42,13 @@ class AddElapsed {
 
 }  // namespace
 
+// Pull and Push are their Async forms waited for at once; those time
+// themselves (the sending and the Wait).
 StatusOr<std::map<std::string, Tensor>> PsClient::Pull(const std::vector<std::string>& names) {
-  AddElapsed timed(&pull_ns_);
   return PullAsync(names).Wait();
 }
 
-Status PsClient::Push(const PushBatch& batch) {
-  AddElapsed timed(&push_ns_);
-  return PushAsync(batch).Wait();
-}
+Status PsClient::Push(const PushBatch& batch) { return PushAsync(batch).Wait(); }
 
 namespace {
 
@@ -105,6 +103,7 @@ StatusOr<std::map<std::string, Tensor>> AssemblePull(const Wanted& wanted, const
 
 PendingCall<StatusOr<std::map<std::string, Tensor>>> PsClient::PullAsync(const std::vector<std::string>& names) {
   using Result = StatusOr<std::map<std::string, Tensor>>;
+  AddElapsed timed(&pull_ns_);
   if (Status st = CheckCreated("Pull"); !st.ok()) return PendingCall<Result>::Done(st);
   const Placement& placement = *placement_;
   std::map<int, PullRequest> per_server;
@@ -132,12 +131,14 @@ PendingCall<StatusOr<std::map<std::string, Tensor>>> PsClient::PullAsync(const s
   }
   auto group = std::make_shared<CallGroup>(CallGroup::Start(*transport_, std::move(calls), NextDeadline()));
   return PendingCall<Result>::Later(
-      [group, wanted = std::move(wanted), servers = std::move(servers)]() -> Result {
+      [this, group, wanted = std::move(wanted), servers = std::move(servers)]() -> Result {
+        AddElapsed timed(&pull_ns_);
         return AssemblePull(wanted, servers, group->Wait());
       });
 }
 
 PendingCall<Status> PsClient::PushAsync(const PushBatch& batch) {
+  AddElapsed timed(&push_ns_);
   StatusOr<std::vector<std::pair<int, OutFrame>>> built = BuildPush(batch);
   if (!built.ok()) return PendingCall<Status>::Done(built.status());
   auto calls = std::make_shared<const std::vector<std::pair<int, OutFrame>>>(std::move(*built));
@@ -145,6 +146,7 @@ PendingCall<Status> PsClient::PushAsync(const PushBatch& batch) {
   // A copy of the frames (spans and keep-alives, not bytes): `calls` is kept for re-sends.
   auto group = std::make_shared<CallGroup>(CallGroup::Start(*transport_, *calls, deadline));
   return PendingCall<Status>::Later([this, group, calls, deadline, train_step = batch.train_step]() -> Status {
+    AddElapsed timed(&push_ns_);
     std::vector<StatusOr<InFrame>> replies = group->Wait();
     ResendLostPushes(*calls, deadline, &replies);
     for (size_t i = 0; i < replies.size(); ++i) {

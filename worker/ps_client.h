@@ -50,36 +50,6 @@ struct PsClientOptions {
   std::string cluster = {};
 };
 
-// A call sent and not yet waited for (PsClient::PullAsync, PushAsync). Wait
-// blocks until its replies are in and returns the call's result; it may be
-// called once. Dropping one unwaited lets its requests run to their end
-// unobserved (a push is still applied).
-template <class T>
-class PendingCall {
- public:
-  // A call that ended before anything was sent (an error found first).
-  static PendingCall Done(T result) {
-    PendingCall p;
-    p.result_.emplace(std::move(result));
-    return p;
-  }
-  // A call whose `wait` blocks for its replies and makes its result.
-  static PendingCall Later(std::function<T()> wait) {
-    PendingCall p;
-    p.wait_ = std::move(wait);
-    return p;
-  }
-  T Wait() {
-    if (wait_) result_.emplace(std::exchange(wait_, nullptr)());
-    return std::move(*result_);
-  }
-
- private:
-  PendingCall() = default;
-  std::optional<T> result_;
-  std::function<T()> wait_;
-};
-
 class PsClient : public VariableStore {
  public:
   // `transport` is not owned and must outlive the client.
@@ -95,8 +65,8 @@ class PsClient : public VariableStore {
   // Pull and Push without waiting: see above. The batch's tensors are kept
   // alive by the call (no copy). In sync mode, a train-step push claims the
   // step after the last one waited for: wait for each before the next.
-  PendingCall<StatusOr<std::map<std::string, Tensor>>> PullAsync(const std::vector<std::string>& names);
-  PendingCall<Status> PushAsync(const PushBatch& batch);
+  PendingCall<StatusOr<std::map<std::string, Tensor>>> PullAsync(const std::vector<std::string>& names) override;
+  PendingCall<Status> PushAsync(const PushBatch& batch) override;
   // Every server holds a part of every sparse table (the ids ServerOfId
   // routes to it); a pull or push sends each server only its ids, one
   // request per server for every table at once.
@@ -108,7 +78,8 @@ class PsClient : public VariableStore {
 
   // Wall time this client's callers spent in Pull and SparsePull (in ssp
   // mode, waiting for the slowest worker included) and in Push (in sync
-  // mode, waiting for the step's last worker included), since construction.
+  // mode, waiting for the step's last worker included), since construction:
+  // for PullAsync and PushAsync, the time spent sending them and in Wait.
   double pull_seconds() const { return pull_ns_.load() * 1e-9; }
   double push_seconds() const { return push_ns_.load() * 1e-9; }
 

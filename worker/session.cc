@@ -1,6 +1,7 @@
 #include "worker/session.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "worker/ops.h"
 #include "worker/saver.h"
@@ -149,14 +150,29 @@ StatusOr<std::vector<Tensor>> Session::Run(const std::vector<Output>& fetches, c
   RETURN_IF_ERROR(CheckFeeds(feeds));
   const std::vector<bool> needed = Needed(fetches);
 
+  // Overlap: a Run without a Minimize reads what this session wrote (the
+  // pull sent ahead stays for the next step: it is as stale either way).
+  if (minimizes == 0 && push_in_flight_) RETURN_IF_ERROR(std::exchange(push_in_flight_, std::nullopt)->Wait());
   RunState run;
   run.values.resize(graph_->num_nodes());
-  RETURN_IF_ERROR(Evaluate(needed, feeds, &run));
+  RETURN_IF_ERROR(Evaluate(needed, feeds, minimizes > 0, &run));
+  if (minimizes > 0 && overlapping() && !run.pulled.empty()) {
+    // The next step's pull goes out now, to be copied while this one's backward runs.
+    pull_ahead_.emplace(store_->PullAsync(run.pulled));
+    pull_ahead_names_ = run.pulled;
+  }
   for (Output f : fetches) {
     const Node& n = graph_->node(f);
     if (n.op == OpType::kMinimize) RETURN_IF_ERROR(Differentiate(n, needed, &run));
   }
-  if (!run.batch.empty()) RETURN_IF_ERROR(store_->Push(run.batch));
+  if (push_in_flight_) RETURN_IF_ERROR(std::exchange(push_in_flight_, std::nullopt)->Wait());
+  if (!run.batch.empty()) {
+    if (minimizes > 0 && overlapping()) {
+      push_in_flight_.emplace(store_->PushAsync(run.batch));
+    } else {
+      RETURN_IF_ERROR(store_->Push(run.batch));
+    }
+  }
 
   std::vector<Tensor> out;
   for (Output f : fetches) {
@@ -185,9 +201,18 @@ std::vector<bool> Session::IdsNeeded(const std::vector<bool>& needed) const {
   return ids;
 }
 
-Status Session::Evaluate(const std::vector<bool>& needed, const FeedMap& feeds, RunState* run) {
+Status Session::Flush() {
+  if (pull_ahead_) {
+    (void)pull_ahead_->Wait();  // stale by now: dropped, its error with it
+    pull_ahead_.reset();
+  }
+  if (push_in_flight_) return std::exchange(push_in_flight_, std::nullopt)->Wait();
+  return Status::OK();
+}
+
+Status Session::Evaluate(const std::vector<bool>& needed, const FeedMap& feeds, bool minimize, RunState* run) {
   std::map<std::string, Tensor> pulled;
-  RETURN_IF_ERROR(PullDense(needed, &pulled));
+  RETURN_IF_ERROR(PullDense(needed, minimize, &run->pulled, &pulled));
   // The lookups' ids first (the graph keeps them independent of any
   // lookup), then every table's rows at once, then everything else. Both
   // passes go in node order, which is a topological order.
@@ -202,16 +227,24 @@ Status Session::Evaluate(const std::vector<bool>& needed, const FeedMap& feeds, 
   return Status::OK();
 }
 
-Status Session::PullDense(const std::vector<bool>& needed, std::map<std::string, Tensor>* pulled) {
-  std::vector<std::string> pull;
+Status Session::PullDense(const std::vector<bool>& needed, bool prefetched, std::vector<std::string>* names,
+                          std::map<std::string, Tensor>* pulled) {
+  std::vector<std::string>& pull = *names;
+  pull.clear();
   for (int id = 0; id < graph_->num_nodes(); ++id) {
     const Node& n = graph_->node(id);
     if (!needed[id] || (n.op != OpType::kVariable && n.op != OpType::kSparseTable)) continue;
     if (!initialized_) return NeverInitialized(n);
     if (n.op == OpType::kVariable && !n.variable.local) pull.push_back(n.name);
   }
+  std::optional<StatusOr<std::map<std::string, Tensor>>> ahead;
+  if (prefetched && pull_ahead_) {
+    ahead.emplace(std::exchange(pull_ahead_, std::nullopt)->Wait());
+    // Another set of variables than the last step's: the pull sent ahead is no use.
+    if (pull_ahead_names_ != pull) ahead.reset();
+  }
   if (pull.empty()) return Status::OK();
-  StatusOr<std::map<std::string, Tensor>> r = store_->Pull(pull);
+  StatusOr<std::map<std::string, Tensor>> r = ahead ? std::move(*ahead) : store_->Pull(pull);
   if (!r.ok()) {
     if (r.status().code() == StatusCode::kNotFound) return r.status().WithContext("a variable was never initialized");
     return r.status();

@@ -30,6 +30,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,17 @@ struct RestoreResult;
 struct SessionOptions {
   OptimizerSpec optimizer;  // applied server-side to every trainable variable
   TrainingMode mode;        // async or sync, and the number of workers
+  // Async mode only (ignored otherwise): communication overlapped with
+  // compute. A Run with a Minimize sends the next such Run's pull of the
+  // same variables as soon as its forward pass is done, and sends its push
+  // without waiting for it: the push is waited for (its error reported) by
+  // the next Run or Flush. So a step reads every other worker's updates as
+  // before, but not its own previous step's (a staleness of one step of its
+  // own), while the servers copy that pull and apply the push on their own
+  // threads during this worker's compute. A Run without a Minimize first
+  // waits for the push in flight and reads fresh values (an evaluation sees
+  // every step before it).
+  bool overlap = false;
 };
 
 using FeedMap = std::map<Output, Tensor>;
@@ -64,6 +76,12 @@ class Session {
   // and initializes local variables.
   Status Initialize();
   bool initialized() const { return initialized_; }
+
+  // Overlap: waits for the push in flight (returning its error) and drops
+  // the pull sent ahead, so that the store holds every update this session
+  // made. A no-op without overlap. Call it before reading the store some
+  // other way (a snapshot, the end of training).
+  Status Flush();
 
   StatusOr<std::vector<Tensor>> Run(const std::vector<Output>& fetches, const FeedMap& feeds = {});
   StatusOr<Tensor> Run(Output fetch, const FeedMap& feeds = {});
@@ -93,14 +111,19 @@ class Session {
     std::vector<Tensor> values;
     std::map<int, TableRows> tables;
     PushBatch batch;
+    std::vector<std::string> pulled;  // the global variables it pulled
   };
+  bool overlapping() const { return options_.overlap && options_.mode.consistency == Consistency::kAsync; }
 
   Status CheckFeeds(const FeedMap& feeds) const;
   std::vector<bool> Needed(const std::vector<Output>& fetches) const;
   // The nodes the ids of the needed lookups and bags depend on.
   std::vector<bool> IdsNeeded(const std::vector<bool>& needed) const;
-  Status Evaluate(const std::vector<bool>& needed, const FeedMap& feeds, RunState* run);
-  Status PullDense(const std::vector<bool>& needed, std::map<std::string, Tensor>* pulled);
+  Status Evaluate(const std::vector<bool>& needed, const FeedMap& feeds, bool minimize, RunState* run);
+  // With `prefetched`, uses the pull sent ahead when it asked for the same variables.
+  // `names` gets the variables it pulled.
+  Status PullDense(const std::vector<bool>& needed, bool prefetched, std::vector<std::string>* names,
+                   std::map<std::string, Tensor>* pulled);
   Status PullSparse(const std::vector<bool>& needed, RunState* run);
   Status EvaluateNode(const Node& node, const FeedMap& feeds, const std::map<std::string, Tensor>& pulled,
                       RunState* run);
@@ -116,6 +139,11 @@ class Session {
   bool initialized_ = false;
   std::map<int, Tensor> local_values_;  // local variables, by node id
   std::map<std::string, std::vector<std::string>> collections_;
+  // Overlap: the last Minimize Run's push, not yet waited for, and the pull
+  // it sent ahead for the next one (with the names it asked for).
+  std::optional<PendingCall<Status>> push_in_flight_;
+  std::optional<PendingCall<StatusOr<std::map<std::string, Tensor>>>> pull_ahead_;
+  std::vector<std::string> pull_ahead_names_;
 };
 
 }  // namespace cairn

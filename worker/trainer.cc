@@ -517,7 +517,9 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
       return error;
     }
     const std::vector<Tensor>& out = *ran;
-    global_step = Scalar64(out[2]) + 1;  // pulled before this step was applied
+    // Pulled before this step was applied (with overlap, before the one
+    // before it too): this worker's own steps are known to count.
+    global_step = std::max(Scalar64(out[2]) + 1, global_step + 1);
     if (read_word && Scalar64(out[word_fetch]) >= ChiefWord::kStopAt) {
       stop_at_ = Scalar64(out[word_fetch]) - ChiefWord::kStopAt;
     }
@@ -561,6 +563,7 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
     if (progress) progress(p);
   }
   if (report.stopped && window_steps > 0) report.final_loss = window_loss / window_steps;
+  RETURN_IF_ERROR(session_->Flush());  // the last step's push, with overlap
   if (client_) RETURN_IF_ERROR(client_->Leave());
   // A stopped chief does not wait: the other workers are stopping too (or,
   // standalone, were not asked to: they finish on their own).

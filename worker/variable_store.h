@@ -5,8 +5,11 @@
 // ShardStore (the no-server ceiling the benchmarks compare against).
 #pragma once
 
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/messages.h"
@@ -39,6 +42,36 @@ struct PushBatch {
   }
 };
 
+// A call sent and not yet waited for (VariableStore::PullAsync, PushAsync). Wait
+// blocks until its replies are in and returns the call's result; it may be
+// called once. Dropping one unwaited lets its requests run to their end
+// unobserved (a push is still applied).
+template <class T>
+class PendingCall {
+ public:
+  // A call that ended before anything was sent (an error found first).
+  static PendingCall Done(T result) {
+    PendingCall p;
+    p.result_.emplace(std::move(result));
+    return p;
+  }
+  // A call whose `wait` blocks for its replies and makes its result.
+  static PendingCall Later(std::function<T()> wait) {
+    PendingCall p;
+    p.wait_ = std::move(wait);
+    return p;
+  }
+  T Wait() {
+    if (wait_) result_.emplace(std::exchange(wait_, nullptr)());
+    return std::move(*result_);
+  }
+
+ private:
+  PendingCall() = default;
+  std::optional<T> result_;
+  std::function<T()> wait_;
+};
+
 class VariableStore {
  public:
   virtual ~VariableStore() = default;
@@ -59,6 +92,14 @@ class VariableStore {
     return Unimplemented("this variable store holds no sparse tables");
   }
   virtual Status Push(const PushBatch& batch) = 0;
+  // Pull and Push without waiting for the result (Session's overlap): a
+  // store that can keep calls in flight sends them and returns at once; by
+  // default they run to their end here. Calls leave in the order they are
+  // made (see PsClient for what a server does with that order).
+  virtual PendingCall<StatusOr<std::map<std::string, Tensor>>> PullAsync(const std::vector<std::string>& names) {
+    return PendingCall<StatusOr<std::map<std::string, Tensor>>>::Done(Pull(names));
+  }
+  virtual PendingCall<Status> PushAsync(const PushBatch& batch) { return PendingCall<Status>::Done(Push(batch)); }
   // After a restore: the store's notion of the training step continues at
   // `global_step` (PsClient's sync step). No-op by default.
   // (In ssp mode the argument is the worker's own steps: its clock.)
