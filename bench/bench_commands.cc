@@ -175,8 +175,9 @@ int RunTrain(const CLI::App& c) {
   o.steps = c.get_option("--steps")->as<int64_t>();
   o.servers = c.get_option("--servers")->as<int>();
   o.rounds = c.get_option("--rounds")->as<int>();
-  o.hidden = c.get_option("--hidden")->as<std::vector<std::string>>();
-  o.sets = c.get_option("--set")->as<std::vector<std::string>>();
+  // An option not given reads as one empty string.
+  if (c.get_option("--hidden")->count() > 0) o.hidden = c.get_option("--hidden")->as<std::vector<std::string>>();
+  if (c.get_option("--set")->count() > 0) o.sets = c.get_option("--set")->as<std::vector<std::string>>();
   o.json_path = c.get_option("--json")->as<std::string>();
   o.cairn_binary = c.get_option("--cairn")->as<std::string>();
   o.timeout_seconds = c.get_option("--timeout")->as<double>();
