@@ -19,6 +19,7 @@ namespace cairn {
 class CopyPool {
  public:
   explicit CopyPool(bool keep) : keep_(keep) {}
+  bool keeps() const { return keep_; }
 
   // Every copy kept (the pool is empty afterwards).
   std::vector<ShardCopy> Take() {

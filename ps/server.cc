@@ -93,6 +93,7 @@ class Server::Parts {
     s.payload_bytes_reserved = connections_->payload_bytes_reserved();
     s.variables = table_.size();
     s.snapshots_written = writer_.snapshots_written();
+    s.snapshot_buffers_ahead_bytes = writer_.buffers_prepared_bytes();
     const Restorer::Report r = restorer_.report();
     s.restores = r.restores;
     s.restored_step = r.restored_step;
@@ -119,7 +120,9 @@ class Server::Parts {
     }
     switch (t) {
       case FrameType::kHello: return HandleHello(r);
-      case FrameType::kCreateVariables: return data_.HandleCreate(r);
+      case FrameType::kCreateVariables:
+        data_.HandleCreate(r);
+        return writer_.PrepareBuffersAhead();
       case FrameType::kPull: return data_.HandlePull(r);
       case FrameType::kPush: return data_.HandlePush(std::move(r));
       case FrameType::kSparsePull: return data_.HandleSparsePull(r);

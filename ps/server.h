@@ -89,6 +89,9 @@ struct ServerStats {
   int64_t restored_step = -1;       // the snapshot step of the last restore (-1: none)
   uint64_t ssp_reads_parked = 0;    // ssp: reads that waited for the slowest worker
   double ssp_wait_seconds = 0;      // ssp: the time they waited, in all
+  // Snapshot copy buffers allocated and touched ahead of the first snapshot
+  // (0 until ready; SnapshotWriter::PrepareBuffersAhead).
+  uint64_t snapshot_buffers_ahead_bytes = 0;
 };
 
 class Server {

@@ -486,6 +486,14 @@ size_t ShardStore::size() const {
   return shards_.size();
 }
 
+std::vector<std::string> ShardStore::Names() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  std::vector<std::string> names;
+  names.reserve(shards_.size());
+  for (const auto& [name, shard] : shards_) names.push_back(name);
+  return names;
+}
+
 Status ShardStore::CreateSparse(const SparseTableDecl& decl) {
   auto conflict = [&](const SparseTable& t) -> Status {
     if (t.spec() == decl.spec && t.optimizer_spec() == decl.optimizer) return Status::OK();

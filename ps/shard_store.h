@@ -71,6 +71,7 @@ class ShardStore final : public Table {
   bool Holds(const std::string& name) const override;
 
   size_t size() const override;
+  std::vector<std::string> Names() const override;
 
   // Updates that touch several shards (one push, one sync step) run inside
   // an UpdateScope; Export waits for them and holds new ones off, so a

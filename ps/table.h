@@ -69,6 +69,7 @@ class Table {
   virtual Status Create(const ShardDecl& decl) = 0;
   virtual bool Holds(const std::string& name) const = 0;
   virtual size_t size() const = 0;  // shards held
+  virtual std::vector<std::string> Names() const = 0;  // of the shards held, sorted
   // The shard's description without its values (values and slots empty).
   virtual StatusOr<ShardCopy> Describe(const std::string& name) const = 0;
 
