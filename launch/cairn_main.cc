@@ -24,8 +24,10 @@
 #include <spdlog/spdlog.h>
 
 #include "bench/bench_commands.h"
+#include "bench/plot.h"
 #include "common/kernels/cpu_level.h"
 #include "launch/job_config.h"
+#include "launch/metrics_log.h"
 #include "launch/mpi_context.h"
 #include "launch/snapshot_tools.h"
 #include "launch/train_job.h"
@@ -90,6 +92,7 @@ struct TrainFlags {
   std::optional<bool> overlap;
   std::vector<std::string> sets;  // --set section.field=VALUE
   std::string summary_path;
+  std::string metrics_path;
   std::optional<std::string> model_dir;
   std::string server_model_dir;  // cairn server --model-dir
   bool fresh = false;
@@ -144,6 +147,10 @@ void AddJobOptions(CLI::App* train, TrainFlags& f) {
   train->add_option("--bind", f.bind, "Address servers listen on (overrides cluster.bind; 0.0.0.0 for multi-host)");
   train->add_option("--advertise", f.advertise, "Host name or address workers dial (overrides cluster.advertise)");
   train->add_option("--summary", f.summary_path, "Write a JSON summary of the run to this file");
+  train->add_option("--metrics", f.metrics_path,
+                    "Write each worker's progress (every log step) and the run's snapshot and recovery events to "
+                    "this JSON-lines file (under mpirun or standalone, worker i > 0 writes FILE with .worker<i> "
+                    "before its extension); `cairn plot` draws it");
   train->add_option("--model-dir", f.model_dir,
                     "Snapshot directory (overrides snapshot.model_dir): resume from its newest committed snapshot, "
                     "save new ones there");
@@ -198,6 +205,7 @@ StatusOr<std::shared_ptr<const CrashPoints>> CrashPointsFromEnvironment() {
 
 StatusOr<JobConfig> ConfigWithFlags(const TrainFlags& f) {
   ASSIGN_OR_RETURN(JobConfig c, LoadJobConfig(f.job_path, f.sets));
+  c.metrics_path = f.metrics_path;
   ASSIGN_OR_RETURN(c.snapshot.crash_points, CrashPointsFromEnvironment());
   if (f.servers) c.cluster.servers = *f.servers;
   if (f.workers) c.cluster.workers = *f.workers;
@@ -333,6 +341,7 @@ int RunWorker(const TrainFlags& f) {
   if (!secret.ok()) return Fail(secret.status());
   config->cluster.secret = *secret;
   config->cluster.insecure = f.insecure;
+  if (!config->metrics_path.empty()) config->metrics_path = MetricsLog::WorkerPath(config->metrics_path, f.index);
   spdlog::set_pattern(fmt::format("[%H:%M:%S.%e] [worker {}] [%l] %v", f.index));
   CatchStopSignals();
   StatusOr<JobSummary> s = RunWorkerProcess(*config, *cluster, f.index, &g_stop);
@@ -393,6 +402,7 @@ int RunCommand(int argc, char** argv) {
   TrainFlags server_flags, worker_flags;
   AddStandaloneCommands(app, server_flags, worker_flags);
   AddBenchCommands(app);
+  AddPlotCommand(app);
   AddSnapshotTools(app);
   SynthClicksFlags synth_clicks_flags;
   AddDataCommands(app, synth_clicks_flags);
@@ -425,6 +435,7 @@ int RunCommand(int argc, char** argv) {
     return 0;
   }
   if (int rc = RunSnapshotTools(app); rc >= 0) return rc;
+  if (int rc = RunPlotCommand(app); rc >= 0) return rc;
   return RunBenchCommands(app);
 }
 

@@ -9,7 +9,7 @@ PACKAGES=(
   librocksdb-dev libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev libcli11-dev libspdlog-dev nlohmann-json3-dev zlib1g-dev libxxhash-dev libssl-dev
   clang-14 libclang-rt-14-dev
-  dataset-fashion-mnist python3 python3-numpy
+  dataset-fashion-mnist python3 python3-numpy gnuplot-nox
 )
 
 missing=()

@@ -121,6 +121,9 @@ struct JobConfig {
   LearningRateSchedule schedule;  // optimizer.schedule, decay_rate, decay_steps; base = learning_rate
   ClusterConfig cluster;
   SnapshotConfig snapshot;
+  // `cairn train --metrics FILE.jsonl` (launch/metrics_log.h); not a job
+  // file field. Workers in separate processes write MetricsLog::WorkerPath.
+  std::string metrics_path;
 };
 
 // Parses and validates a job file. Each override is "section.field=VALUE"

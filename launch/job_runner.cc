@@ -7,6 +7,7 @@
 
 #include "common/asio_transport.h"
 #include "common/snapshot/model_dir.h"
+#include "launch/metrics_log.h"
 #include "worker/click_examples.h"
 #include "worker/criteo_tsv.h"
 #include "worker/ps_client.h"
@@ -281,6 +282,17 @@ void LogProgress(const TrainProgress& p) {
                p.examples_per_sec, WaitShares(p), acc);
 }
 
+Status AttachMetrics(const JobConfig& c, int worker, Trainer* trainer, Trainer::ProgressFn* progress) {
+  if (c.metrics_path.empty()) return Status::OK();
+  ASSIGN_OR_RETURN(std::shared_ptr<MetricsLog> log, MetricsLog::ForPath(c.metrics_path));
+  *progress = [log, worker, line = std::move(*progress)](const TrainProgress& p) {
+    line(p);
+    log->Progress(worker, p);
+  };
+  trainer->set_events([log, worker](const TrainEvent& e) { log->Event(worker, e); });
+  return Status::OK();
+}
+
 StatusOr<WorkerReport> RunWorker(const JobConfig& c, const JobData& data, EventLoop& loop,
                                  const std::vector<Endpoint>& servers, int worker, int num_workers,
                                  const RunControl& control) {
@@ -291,6 +303,7 @@ StatusOr<WorkerReport> RunWorker(const JobConfig& c, const JobData& data, EventL
   trainer.set_client(w->client.get());
   Trainer::ProgressFn progress = LogProgress;
   if (worker != 0) progress = [worker](const TrainProgress& p) { LogWorkerProgress(worker, p); };
+  RETURN_IF_ERROR(AttachMetrics(c, worker, &trainer, &progress));
   ASSIGN_OR_RETURN(WorkerReport report, trainer.Run(progress));
   LogWorkerDone(worker, report, c.train.batch_size);
   return report;

@@ -66,6 +66,10 @@ TrainerOptions JobTrainerOptions(const JobConfig& c, int worker, int num_workers
 // The chief's progress line.
 void LogProgress(const TrainProgress& p);
 
+// With c.metrics_path: `progress` also writes each report to that metrics
+// file, and the trainer's events go there too (launch/metrics_log.h).
+Status AttachMetrics(const JobConfig& c, int worker, Trainer* trainer, Trainer::ProgressFn* progress);
+
 // Connects worker `worker` of `num_workers` to `servers` and trains it.
 StatusOr<WorkerReport> RunWorker(const JobConfig& c, const JobData& data, EventLoop& loop,
                                  const std::vector<Endpoint>& servers, int worker, int num_workers,

@@ -13,6 +13,7 @@
 #include "common/event_loop.h"
 #include "common/kernels/cpu_level.h"
 #include "launch/job_runner.h"
+#include "launch/metrics_log.h"
 #include "ps/in_process_store.h"
 #include "ps/local_cluster.h"
 #include "ps/server.h"
@@ -181,7 +182,9 @@ StatusOr<JobSummary> RunInProcessJob(const JobConfig& c, const std::atomic<bool>
   control.stop = stop;
   Trainer trainer(session.get(), &model, data->train_examples.get(), data->test_examples.get(),
                   JobTrainerOptions(c, 0, 1, control));
-  ASSIGN_OR_RETURN(WorkerReport report, trainer.Run(LogProgress));
+  Trainer::ProgressFn progress = LogProgress;
+  RETURN_IF_ERROR(AttachMetrics(c, 0, &trainer, &progress));
+  ASSIGN_OR_RETURN(WorkerReport report, trainer.Run(progress));
   JobSummary s = NewSummary(c, "in-process", 0, 1);
   Summarize({report}, std::chrono::duration<double>(Clock::now() - start).count(), &s);
   RETURN_IF_ERROR(AddDataMetrics(c, *data, &s));
@@ -254,6 +257,7 @@ StatusOr<JobSummary> RunMpiRank(const JobConfig& config, MpiContext& mpi, const 
     const int worker = mpi.rank() - servers;
     RunControl control;
     control.stop = stop;
+    if (!c.metrics_path.empty()) c.metrics_path = MetricsLog::WorkerPath(c.metrics_path, worker);
     StatusOr<WorkerReport> r = RunWorker(c, *data, loop, endpoints, worker, workers, control);
     report_text = r.ok() ? EncodeReport(*r) : "!" + r.status().ToString();
   }

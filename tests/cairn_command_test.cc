@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <gtest/gtest.h>
@@ -174,6 +175,81 @@ TEST(CairnCommand, LocalSyncRunsGiveTheSameResultTwice) {
     losses.push_back(s["test_accuracy"].get<double>() * 1e6 + s["final_loss"].get<double>());
   }
   EXPECT_EQ(losses[0], losses[1]);
+}
+
+// --metrics: every worker's progress and the snapshot events, one JSON
+// object per line; `cairn plot` draws the loss curve from it.
+TEST(CairnCommand, MetricsFileHoldsEveryWorkersProgressAndSnapshotsAndPlotsToAPng) {
+  const std::string job = SubsetJob("metrics", 2000, 200);
+  const std::string metrics = TempPath("m.jsonl");
+  const std::string model_dir = TempPath("metrics_model");
+  auto r = RunCommand({kCairn, "train", job, "--local", "--servers", "1", "--workers", "2", "--epochs", "2",
+                       "--log-every", "4", "--metrics", metrics, "--model-dir", model_dir, "--fresh",
+                       "--snapshot-every-steps", "10", "--set", "train.batch_size=50"},
+                      seconds(240));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream in(metrics);
+  std::string line;
+  std::map<int, int> progress;  // by worker
+  int snapshots = 0, committed = 0, evaluations = 0;
+  int64_t last_step = -1;
+  while (std::getline(in, line)) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    ASSERT_TRUE(j.contains("event") && j.contains("time") && j.contains("worker")) << line;
+    const std::string event = j["event"];
+    if (event == "progress") {
+      ++progress[j["worker"].get<int>()];
+      for (const char* field : {"step", "global_step", "loss", "examples_per_sec", "learning_rate", "seconds"}) {
+        EXPECT_TRUE(j.contains(field)) << field << " missing: " << line;
+      }
+      EXPECT_DOUBLE_EQ(j["learning_rate"].get<double>(), 0.001);
+      if (j.contains("test_accuracy")) ++evaluations;
+      if (j["worker"] == 0) {
+        EXPECT_GT(j["step"].get<int64_t>(), last_step);
+        last_step = j["step"];
+      }
+    } else if (event == "snapshot") {
+      ++snapshots;
+      EXPECT_GE(j["seconds"].get<double>(), 0);
+    } else if (event == "snapshot_committed") {
+      ++committed;
+    }
+  }
+  // 1000 examples per worker at batch 50: 20 steps an epoch, 40 in all; a line every 4.
+  EXPECT_EQ(last_step, 40);
+  EXPECT_GE(progress[0], 10);
+  EXPECT_GE(progress[1], 10);
+  EXPECT_EQ(evaluations, 2);  // the chief, at each epoch end
+  EXPECT_GE(snapshots, 2);
+  EXPECT_GE(committed, 1);
+
+  const std::string png = TempPath("loss.png");
+  auto plot = RunCommand({kCairn, "plot", metrics, "--out", png, "--x", "seconds"}, seconds(60));
+  ASSERT_EQ(plot.exit_code, 0) << plot.output;
+  std::ifstream image(png, std::ios::binary);
+  char magic[8] = {};
+  image.read(magic, 8);
+  EXPECT_EQ(std::string(magic + 1, 3), "PNG");
+  std::ifstream script(png + ".d/plot.gp");
+  std::stringstream gp;
+  gp << script.rdbuf();
+  EXPECT_NE(gp.str().find("worker 1"), std::string::npos) << gp.str();  // both workers' curves
+  EXPECT_NE(gp.str().find("test accuracy"), std::string::npos) << gp.str();
+
+  auto bad = RunCommand({kCairn, "plot", job, "--out", png}, seconds(60));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("not a metrics line"), std::string::npos) << bad.output;
+}
+
+TEST(CairnCommand, ASetOverrideIsCheckedAsTheFileIs) {
+  auto r = RunCommand({kCairn, "train", kExample, "--in-process", "--set", "train.batch_size=lots"}, seconds(60));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("train.batch_size"), std::string::npos) << r.output;
+  auto ok = RunCommand({kCairn, "train", kExample, "--in-process", "--set", "train.max_steps=7", "--summary",
+                        TempPath("set.json")},
+                       seconds(60));
+  ASSERT_EQ(ok.exit_code, 0) << ok.output;
+  EXPECT_EQ(ReadJson(TempPath("set.json"))["global_step"], 7);
 }
 
 TEST(CairnCommand, InProcessRunHasNoServers) {

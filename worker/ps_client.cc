@@ -149,11 +149,20 @@ PendingCall<Status> PsClient::PushAsync(const PushBatch& batch) {
     AddElapsed timed(&push_ns_);
     std::vector<StatusOr<InFrame>> replies = group->Wait();
     ResendLostPushes(*calls, deadline, &replies);
+    // A server that was restored (Aborted: the cluster rolls back) explains
+    // the others' errors: another server's sync step then waits in vain for
+    // a worker that is already recovering, and times out. Report it first,
+    // so that the caller recovers.
+    Status first;
     for (size_t i = 0; i < replies.size(); ++i) {
       StatusReply r;
       Status st = DecodeReply(replies[i], &r, "Push");
-      if (!st.ok()) return st.WithContext(ServerContext(FrameType::kPush, (*calls)[i].first));
+      if (st.ok()) continue;
+      st = st.WithContext(ServerContext(FrameType::kPush, (*calls)[i].first));
+      if (st.code() == StatusCode::kAborted) return st;
+      if (first.ok()) first = st;
     }
+    if (!first.ok()) return first;
     if (train_step) ++next_step_;
     return Status::OK();
   });

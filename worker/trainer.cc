@@ -304,9 +304,11 @@ Status Trainer::FinishSnapshot(WorkerReport* report) {
     ++report->snapshots_failed;
     spdlog::error("[chief] snapshot {} failed: {}; training goes on, and the next snapshot tries again",
                   last_snapshot_step_, done.status().ToString());
+    Note({"snapshot_failed", last_snapshot_step_, last_snapshot_step_, 0, done.status().ToString()});
     return Status::OK();
   }
   ++report->snapshots;
+  Note({"snapshot_committed", last_snapshot_step_, last_snapshot_step_, 0, ""});
   return Status::OK();
 }
 
@@ -318,11 +320,14 @@ Status Trainer::StartSnapshot(int64_t global_step, WorkerReport* report) {
   if (Status begun = saver_->Begin(global_step); !begun.ok()) {
     ++report->snapshots_failed;
     spdlog::error("[chief] snapshot {} failed to start: {}; training goes on", global_step, begun.ToString());
+    Note({"snapshot_failed", global_step, global_step, 0, begun.ToString()});
     last_snapshot_step_ = global_step;  // not again at once
     last_snapshot_time_ = std::chrono::steady_clock::now();
     return Status::OK();
   }
-  report->snapshot_stall_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double stall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report->snapshot_stall_seconds += stall;
+  Note({"snapshot", global_step, global_step, stall, ""});
   last_snapshot_step_ = global_step;
   last_snapshot_time_ = std::chrono::steady_clock::now();
   snapshot_ = std::async(std::launch::async, [saver = saver_] { return saver->Finish(); });
@@ -342,6 +347,7 @@ Status Trainer::NoteServerRestarts(int64_t global_step) {
   if (chief() && !restarts.empty()) RETURN_IF_ERROR(PublishReady());
   for (const PsClient::ServerRestart& r : restarts) {
     restarted_servers_.insert(r.server);
+    Note({"server_restarted", global_step, r.restored_step, 0, "server " + std::to_string(r.server)});
     if (r.restored_step < 0) {
       spdlog::error("worker {}: server {} restarted with no snapshot to restore from (it holds {} shard(s))",
                     options_.worker, r.server, r.variables);
@@ -395,10 +401,11 @@ Status Trainer::Recover(const Status& why, ShardIterator* it, int64_t* step, int
   RETURN_IF_ERROR(Resume(it, &first_step, global_step));
   *step = first_step;
   report->steps_rolled_back += std::max<int64_t>(0, before - first_step);
+  const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   spdlog::warn("worker {}: recovered in {:.2f} s from snapshot {}: continuing after step {} (global step {}); {} of "
                "this worker's steps are redone",
-               w, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), snapshot,
-               first_step, *global_step, std::max<int64_t>(0, before - first_step));
+               w, took, snapshot, first_step, *global_step, std::max<int64_t>(0, before - first_step));
+  Note({"recovered", *global_step, snapshot, took, why.ToString()});
   return Status::OK();
 }
 
@@ -539,6 +546,7 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
     p.total_steps = total;
     p.global_step = global_step;
     p.loss = window_loss / window_steps;
+    p.learning_rate = options_.schedule.Rate(global_step);
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() - report.eval_seconds;
     p.examples_per_sec = secs > 0 ? report.examples / secs : 0;

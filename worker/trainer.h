@@ -109,9 +109,23 @@ struct TrainProgress {
   // included) and pushes (sync: waiting for the step included) so far, as
   // shares of its training time; -1 without servers.
   double pull_share = -1, push_share = -1;
+  double learning_rate = 0;  // the schedule's rate at this global step
   double test_accuracy = -1; // set on the chief's epoch-end reports (classifiers)
   double test_auc = -1;      // likewise, click models
   double test_logloss = -1;
+};
+
+// Something that happened to a training run besides its steps (a metrics
+// file records them beside the progress).
+struct TrainEvent {
+  // "snapshot" (the chief began one: seconds = the training stall),
+  // "snapshot_committed", "snapshot_failed", "recovered" (seconds = how
+  // long the recovery took), "server_restarted".
+  std::string kind;
+  int64_t global_step = 0;
+  int64_t snapshot_step = -1;  // the snapshot it concerns, or that a recovery rolled back to
+  double seconds = 0;
+  std::string detail;          // an error, a server index
 };
 
 // A model's figures over a test set.
@@ -149,6 +163,7 @@ struct WorkerReport {
 class Trainer {
  public:
   using ProgressFn = std::function<void(const TrainProgress&)>;
+  using EventFn = std::function<void(const TrainEvent&)>;
 
   // Borrows everything; `test` may be null (no evaluation).
   Trainer(Session* session, const Model* model, const Dataset* train, const Dataset* test, TrainerOptions options);
@@ -159,6 +174,8 @@ class Trainer {
   void set_saver(Saver* saver) { saver_ = saver; }
   // The session's PsClient (borrowed; may be null: no server recovery).
   void set_client(PsClient* client) { client_ = client; }
+  // Called on this thread for each TrainEvent (may be empty).
+  void set_events(EventFn events) { events_ = std::move(events); }
 
   // Prepares (chief: restores the newest snapshot, or computes the
   // normalization statistics) or waits for the chief (others), resumes this
@@ -211,6 +228,10 @@ class Trainer {
   const ExampleSource* const test_;
   const TrainerOptions options_;
   double current_rate_ = -1;
+  EventFn events_;
+  void Note(TrainEvent e) const {
+    if (events_) events_(e);
+  }
   Saver* saver_ = nullptr;
   PsClient* client_ = nullptr;
   std::future<StatusOr<SnapshotStats>> snapshot_;  // the chief's Finish in flight
