@@ -251,6 +251,12 @@ StatusOr<JobConfig> ConfigWithFlags(const TrainFlags& f) {
 }
 
 void PrintSummary(const JobSummary& s) {
+  if (s.examples == 0 && s.resumed_from >= 0) {
+    spdlog::info("done: already at global step {} (snapshot {}): nothing to train; --fresh starts over, --epochs or "
+                 "--max-steps trains further",
+                 s.global_step, s.resumed_from);
+    return;
+  }
   spdlog::info("done: global step {} in {:.2f} s, {:.0f} examples/s, final loss {:.4f}{}", s.global_step,
                s.wall_seconds, s.examples_per_sec, s.final_loss,
                s.test_accuracy >= 0 ? fmt::format(", test accuracy {:.4f}", s.test_accuracy) : "");
@@ -363,6 +369,16 @@ int RunTrain(const TrainFlags& f, int* argc, char*** argv) {
   StatusOr<std::unique_ptr<MpiContext>> mpi = MpiContext::Init(argc, argv);
   if (!mpi.ok()) return Fail(mpi.status());
   spdlog::set_pattern(fmt::format("[%H:%M:%S.%e] [rank {}] [%l] %v", (*mpi)->rank()));
+  // Under mpirun the ranks are the cluster: a --workers that says otherwise
+  // is a mistake (every rank sees the same numbers, so every rank fails).
+  if (f.workers && *f.workers != (*mpi)->size() - config->cluster.servers) {
+    return Fail(InvalidArgument("--workers " + std::to_string(*f.workers) + " disagrees with mpirun: " +
+                                std::to_string((*mpi)->size()) + " ranks with --servers " +
+                                std::to_string(config->cluster.servers) + " make " +
+                                std::to_string((*mpi)->size() - config->cluster.servers) +
+                                " worker(s); drop --workers, or start -np " +
+                                std::to_string(config->cluster.servers + *f.workers)));
+  }
   CatchStopSignals();  // after MPI_Init, which may install handlers of its own
   StatusOr<JobSummary> s = RunMpiJob(*config, **mpi, &g_stop);
   if (!s.ok()) {

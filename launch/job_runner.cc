@@ -80,6 +80,10 @@ void LogWorkerProgress(int worker, const TrainProgress& p) {
 
 // Each worker's own end, before the job's summary ("done: global step ...").
 void LogWorkerDone(int worker, const WorkerReport& r, int64_t batch_size) {
+  if (r.examples == 0 && !r.stopped) {
+    spdlog::info("worker {}: done: nothing to train (its {} steps were done before this run)", worker, r.steps);
+    return;
+  }
   const double seconds = r.seconds - r.wait_seconds;  // the chief's wait for the others is not training
   spdlog::info("worker {}: done: {} steps ({} in this run) in {:.2f} s, {:.0f} examples/s, final loss {:.4f}, "
                "{:.2f} s in pulls, {:.2f} s in pushes{}",
@@ -170,6 +174,13 @@ Status LoadClickData(const JobConfig& c, JobData* d) {
 }  // namespace
 
 StatusOr<std::unique_ptr<JobData>> LoadJobData(const JobConfig& c) {
+  // Before the wait, not only after it: reading or generating data can take a while.
+  const bool files = c.data.kind == "fashion_mnist" || c.data.kind == "criteo_tsv";
+  spdlog::info("data: {} {}{}...", files ? "reading" : "generating", c.data.kind,
+               c.data.kind == "fashion_mnist" ? " from " + c.data.dir
+               : c.data.kind == "criteo_tsv" && !c.data.paths.empty() ? " from " + c.data.paths.front() +
+                                                                            (c.data.paths.size() > 1 ? " and more" : "")
+                                                                      : std::string());
   auto d = std::make_unique<JobData>();
   d->model = c.model;
   if (IsClickModel(c.model.kind)) {
@@ -351,6 +362,7 @@ void Summarize(const std::vector<WorkerReport>& reports, double wall, JobSummary
   }
   const double train_seconds = last_end - first_start;
   s->final_loss = reports.empty() ? 0 : loss / reports.size();
+  s->examples = examples;
   s->wall_seconds = wall;
   // Over the training loops only, not data loading or set-up.
   s->examples_per_sec = train_seconds > 0 ? examples / train_seconds : 0;

@@ -28,6 +28,7 @@ struct JobSummary {
   double examples_per_sec = 0;
   double test_accuracy = -1;  // classifiers: the chief's last evaluation
   int64_t resumed_from = -1;  // the snapshot step training resumed from (-1: a fresh start)
+  int64_t examples = 0;       // trained on in this run, all workers (0: a re-run of a finished job)
   int64_t snapshots = 0;      // snapshots committed by this run
   int64_t last_snapshot = -1; // the step of the final snapshot (-1: no model directory)
   double snapshot_stall_seconds = 0;  // training time spent copying shards for snapshots

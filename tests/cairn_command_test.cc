@@ -412,6 +412,30 @@ TEST(CairnCommand, MpirunWithTooFewRanksSaysHowManyAreNeeded) {
   EXPECT_NE(r.output.find("need at least 3"), std::string::npos) << r.output;
 }
 
+TEST(CairnCommand, MpirunWithAWorkersFlagThatDisagreesWithTheRanksSaysSo) {
+  auto r = RunCommand(Mpirun(3, {kCairn, "train", kExample, "--servers", "1", "--workers", "3"}), seconds(120));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("--workers 3 disagrees with mpirun: 3 ranks with --servers 1 make 2 worker(s)"),
+            std::string::npos)
+      << r.output;
+}
+
+// A re-run of a job whose steps are all done says so, instead of a final
+// loss of a run that trained nothing.
+TEST(CairnCommand, ARerunOfAFinishedJobSaysThereIsNothingToTrain) {
+  const std::string model_dir = TempPath("finished_model");
+  std::vector<std::string> argv = {kCairn, "train", kExample, "--local", "--servers", "1", "--workers", "1",
+                                   "--max-steps", "30", "--model-dir", model_dir};
+  auto first = RunCommand(argv, seconds(120));
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  EXPECT_NE(first.output.find("data: generating synthetic_linear"), std::string::npos) << first.output;
+  auto again = RunCommand(argv, seconds(120));
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("done: already at global step 30 (snapshot 30): nothing to train"), std::string::npos)
+      << again.output;
+  EXPECT_EQ(again.output.find("final loss"), std::string::npos) << again.output;
+}
+
 TEST(CairnCommand, ABadJobFieldIsNamed) {
   const std::string job = TempPath("bad.yaml");
   std::ofstream(job) << "train:\n  batch_size: lots\n";
