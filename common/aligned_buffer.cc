@@ -10,6 +10,16 @@
 #include <unordered_map>
 #include <vector>
 
+// clang says AddressSanitizer through __has_feature, gcc through __SANITIZE_ADDRESS__.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CAIRN_HAS_ASAN 1
+#endif
+#endif
+#ifndef CAIRN_HAS_ASAN
+#define CAIRN_HAS_ASAN 0
+#endif
+
 namespace cairn {
 namespace {
 
@@ -92,7 +102,7 @@ Recycler& TheRecycler() {
 
 std::shared_ptr<uint8_t> AllocateAlignedBuffer(size_t bytes, bool zero) {
   if (bytes == 0) bytes = 1;
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || CAIRN_HAS_ASAN
   const bool recycled = false;  // AddressSanitizer must see every free, to catch a use after it
 #else
   const bool recycled = bytes >= kRecycleMinBytes;

@@ -8,7 +8,12 @@
 namespace cairn {
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CAIRN_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(CAIRN_TEST_ASAN)
 constexpr bool kRecycles = false;  // AddressSanitizer sees every free instead
 #else
 constexpr bool kRecycles = true;
