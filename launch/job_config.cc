@@ -337,6 +337,13 @@ Status ValidateModelAndData(const JobConfig& c) {
 
 Status ValidateJobConfig(const JobConfig& c) {
   RETURN_IF_ERROR(ValidateModelAndData(c));
+  if (const std::string& a = c.cluster.advertise; a.find(',') != std::string::npos) {
+    const int64_t entries = std::count(a.begin(), a.end(), ',') + 1;
+    if (entries != c.cluster.servers) {
+      return InvalidArgument("cluster.advertise lists " + std::to_string(entries) + " addresses for " +
+                             std::to_string(c.cluster.servers) + " server(s): give one per server, in server order");
+    }
+  }
   for (int64_t h : c.model.hidden) {
     if (h < 1 || h > 65536) return InvalidArgument("model.hidden: layer sizes must be in [1, 65536]");
   }

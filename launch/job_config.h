@@ -81,7 +81,9 @@ struct ClusterConfig {
   MissingWorkers missing_workers = MissingWorkers::kFail;  // sync, a worker past sync_timeout_ms: fail | continue
   int max_recoveries = 10;          // sync: rollbacks to a snapshot a worker makes before it gives up
   std::string bind = "127.0.0.1";   // address servers listen on
-  std::string advertise;            // address workers dial; default: bind, or the host name for 0.0.0.0
+  // Address workers dial (launch/advertise.h): "" (bind, or the host name
+  // for 0.0.0.0), a host, "iface:NAME", or one entry per server "A,B".
+  std::string advertise;
   uint64_t split_threshold_bytes = uint64_t{2} << 20;
   int64_t timeout_ms = 120000;      // deadline of each push/pull (in sync mode, > sync_timeout_ms)
   // Threads per process that run network I/O and server handlers. One

@@ -12,6 +12,7 @@
 
 #include "common/event_loop.h"
 #include "common/kernels/cpu_level.h"
+#include "launch/advertise.h"
 #include "launch/job_runner.h"
 #include "launch/metrics_log.h"
 #include "ps/in_process_store.h"
@@ -61,14 +62,6 @@ StatusOr<WorkerReport> DecodeReport(const std::string& text) {
   r.pull_seconds = NumberOr(j, "pull_seconds", 0);
   r.push_seconds = NumberOr(j, "push_seconds", 0);
   return r;
-}
-
-std::string AdvertisedHost(const ClusterConfig& c) {
-  if (!c.advertise.empty()) return c.advertise;
-  if (c.bind != "0.0.0.0" && c.bind != "::") return c.bind;
-  char host[256] = {};
-  gethostname(host, sizeof(host) - 1);
-  return host;
 }
 
 }  // namespace
@@ -231,7 +224,14 @@ StatusOr<JobSummary> RunMpiRank(const JobConfig& config, MpiContext& mpi, const 
     StatusOr<std::unique_ptr<Server>> started = Server::Start(loop, options);
     if (started.ok()) {
       server = std::move(*started);
-      my_endpoint = AdvertisedHost(c.cluster) + ":" + std::to_string(server->endpoint().port);
+      StatusOr<std::string> host =
+          AdvertisedHost(c.cluster.advertise, c.cluster.bind, mpi.rank(), c.cluster.servers);
+      if (host.ok()) {
+        my_endpoint = *host + ":" + std::to_string(server->endpoint().port);
+      } else {
+        local_error = host.status();
+        my_endpoint = "!" + local_error.ToString();
+      }
       spdlog::info("rank {} on {}: server {} listening on {}", mpi.rank(), mpi.processor_name(), mpi.rank(),
                    my_endpoint);
     } else {

@@ -412,6 +412,22 @@ TEST(CairnCommand, MpirunWithTooFewRanksSaysHowManyAreNeeded) {
   EXPECT_NE(r.output.find("need at least 3"), std::string::npos) << r.output;
 }
 
+// Each server advertises its own entry: here the loopback interface's
+// address for server 0 and a literal one for server 1.
+TEST(CairnCommand, MpirunServersAdvertiseTheirOwnEntryOfTheList) {
+  auto r = RunCommand(Mpirun(3, {kCairn, "train", kExample, "--servers", "2", "--max-steps", "20", "--bind", "0.0.0.0",
+                                 "--advertise", "iface:lo,127.0.0.1"}),
+                      seconds(120));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("server 0 listening on 127.0.0.1:"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("server 1 listening on 127.0.0.1:"), std::string::npos) << r.output;
+  auto bad = RunCommand(Mpirun(3, {kCairn, "train", kExample, "--servers", "2", "--max-steps", "20", "--bind",
+                                   "0.0.0.0", "--advertise", "iface:nosuch0,127.0.0.1"}),
+                        seconds(120));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("interface 'nosuch0' has no IPv4 address"), std::string::npos) << bad.output;
+}
+
 TEST(CairnCommand, MpirunWithAWorkersFlagThatDisagreesWithTheRanksSaysSo) {
   auto r = RunCommand(Mpirun(3, {kCairn, "train", kExample, "--servers", "1", "--workers", "3"}), seconds(120));
   EXPECT_NE(r.exit_code, 0);
