@@ -204,6 +204,7 @@ Status ParseRoot(const YAML::Node& root, JobConfig* c) {
   RETURN_IF_ERROR(train.Get("log_every_steps", &c->train.log_every_steps));
   RETURN_IF_ERROR(train.Get("seed", &c->train.seed));
   RETURN_IF_ERROR(train.Get("overlap", &c->train.overlap));
+  RETURN_IF_ERROR(train.Get("push_bucket_bytes", &c->train.push_bucket_bytes));
   RETURN_IF_ERROR(train.RejectUnknown());
 
   Section opt(top.Child("optimizer"), "optimizer");

@@ -60,6 +60,10 @@ struct TrainConfig {
   // a step's pull is sent during the previous step's backward pass, and its
   // push is waited for at the next step. Ignored in sync and ssp mode.
   bool overlap = true;
+  // With overlap: gradients leave during backward in pushes of at least
+  // this many bytes (SessionOptions::push_bucket_bytes; 0: each variable on
+  // its own, -1: one push per step).
+  int64_t push_bucket_bytes = int64_t{1} << 20;
   // Benchmarks (cairn train --straggler W:F): worker `straggler` sleeps
   // (factor - 1) x its own step time after each step, so it runs `factor`
   // times slower. -1: none.

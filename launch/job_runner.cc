@@ -224,6 +224,7 @@ SessionOptions JobSessionOptions(const JobConfig& c, int num_workers) {
   }
   o.mode.missing_workers = c.cluster.missing_workers;
   o.overlap = c.train.overlap;
+  o.push_bucket_bytes = c.train.push_bucket_bytes;
   return o;
 }
 

@@ -54,7 +54,8 @@ std::vector<Vec> Trajectory(int steps, bool stale) {
 }
 
 struct Job {
-  Job(EventLoop& loop, const std::vector<Endpoint>& servers, Consistency consistency, bool overlap) {
+  Job(EventLoop& loop, const std::vector<Endpoint>& servers, Consistency consistency, bool overlap,
+      int64_t push_bucket_bytes = int64_t{1} << 20) {
     transport = std::make_unique<AsioTransport>(loop, servers, TestTransportOptions());
     PsClientOptions po;
     po.timeout = milliseconds(20000);
@@ -81,6 +82,7 @@ struct Job {
     so.mode.consistency = consistency;
     so.mode.num_workers = 1;
     so.overlap = overlap;
+    so.push_bucket_bytes = push_bucket_bytes;
     auto created = Session::Create(&g, client.get(), so);
     EXPECT_TRUE(created.ok()) << created.status();
     session = std::move(created).value();
@@ -171,6 +173,29 @@ TEST(OverlapTraining, ARunWithoutMinimizeSeesEveryStepBeforeIt) {
     StatusOr<Tensor> w = job.session->Run(job.w);
     ASSERT_TRUE(w.ok()) << w.status();
     ExpectNear(Job::Read(*w), stale[t + 1], "after step " + std::to_string(t));
+  }
+}
+
+// push_bucket_bytes 0: w's gradient leaves as soon as backward has it, in
+// a push of its own, and the train step after backward: two pushes a step,
+// and the same trajectory (both leave after the pull sent ahead).
+TEST(OverlapTraining, GradientsLeaveDuringBackwardInBucketsOfTheirOwn) {
+  for (int64_t bucket : {int64_t{0}, int64_t{1} << 20}) {
+    EventLoop loop(1);
+    auto cluster = LocalCluster::Start(loop, WithTestAuth(LocalClusterOptions{}));
+    ASSERT_TRUE(cluster.ok()) << cluster.status();
+    Job job(loop, (*cluster)->endpoints(), Consistency::kAsync, /*overlap=*/true, bucket);
+    const std::vector<Vec> stale = Trajectory(kSteps, true);
+    for (int t = 0; t < kSteps; ++t) {
+      const Vec read = job.Step();
+      ExpectNear(read, t >= 1 ? stale[t - 1] : stale[0], "bucket " + std::to_string(bucket) + " step " + std::to_string(t));
+    }
+    ASSERT_TRUE(job.session->Flush().ok());
+    ExpectNear(job.Held(), stale[kSteps], "held");
+    EXPECT_EQ(job.HeldStep(), kSteps);
+    StatusOr<StatsReply> stats = job.client->Stats(0);
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    EXPECT_EQ(stats->pushes_applied, static_cast<uint64_t>(bucket == 0 ? 2 * kSteps : kSteps)) << "bucket " << bucket;
   }
 }
 

@@ -152,7 +152,7 @@ StatusOr<std::vector<Tensor>> Session::Run(const std::vector<Output>& fetches, c
 
   // Overlap: a Run without a Minimize reads what this session wrote (the
   // pull sent ahead stays for the next step: it is as stale either way).
-  if (minimizes == 0 && push_in_flight_) RETURN_IF_ERROR(std::exchange(push_in_flight_, std::nullopt)->Wait());
+  if (minimizes == 0) RETURN_IF_ERROR(WaitForPushes());
   RunState run;
   run.values.resize(graph_->num_nodes());
   RETURN_IF_ERROR(Evaluate(needed, feeds, minimizes > 0, &run));
@@ -161,14 +161,16 @@ StatusOr<std::vector<Tensor>> Session::Run(const std::vector<Output>& fetches, c
     pull_ahead_.emplace(store_->PullAsync(run.pulled));
     pull_ahead_names_ = run.pulled;
   }
+  // The last step's pushes are answered before this one's leave (and before
+  // backward, which may send some of them).
+  RETURN_IF_ERROR(WaitForPushes());
   for (Output f : fetches) {
     const Node& n = graph_->node(f);
     if (n.op == OpType::kMinimize) RETURN_IF_ERROR(Differentiate(n, needed, &run));
   }
-  if (push_in_flight_) RETURN_IF_ERROR(std::exchange(push_in_flight_, std::nullopt)->Wait());
   if (!run.batch.empty()) {
     if (minimizes > 0 && overlapping()) {
-      push_in_flight_.emplace(store_->PushAsync(run.batch));
+      pushes_in_flight_.push_back(store_->PushAsync(run.batch));
     } else {
       RETURN_IF_ERROR(store_->Push(run.batch));
     }
@@ -206,8 +208,17 @@ Status Session::Flush() {
     (void)pull_ahead_->Wait();  // stale by now: dropped, its error with it
     pull_ahead_.reset();
   }
-  if (push_in_flight_) return std::exchange(push_in_flight_, std::nullopt)->Wait();
-  return Status::OK();
+  return WaitForPushes();
+}
+
+Status Session::WaitForPushes() {
+  Status first;
+  for (PendingCall<Status>& p : pushes_in_flight_) {
+    Status s = p.Wait();
+    if (first.ok() && !s.ok()) first = s;
+  }
+  pushes_in_flight_.clear();
+  return first;
 }
 
 Status Session::Evaluate(const std::vector<bool>& needed, const FeedMap& feeds, bool minimize, RunState* run) {
@@ -375,9 +386,16 @@ std::vector<bool> Session::UpdateSet(const Node& minimize) const {
   return update;
 }
 
-Status Session::Differentiate(const Node& minimize, const std::vector<bool>& needed, RunState* run) const {
+Status Session::Differentiate(const Node& minimize, const std::vector<bool>& needed, RunState* run) {
   const int loss = minimize.inputs[0];
   const std::vector<bool> update = UpdateSet(minimize);
+  // Overlap: finished gradients leave in buckets while backward goes on
+  // (SessionOptions::push_bucket_bytes); `early` holds those not yet sent.
+  const bool stream = overlapping() && options_.push_bucket_bytes >= 0;
+  PushBatch early;
+  int64_t early_bytes = 0;
+  std::vector<bool> sent(graph_->num_nodes(), false);
+  if (stream) RETURN_IF_ERROR(SetLearningRate(minimize, run->values, &early));
   // Gradients flow only along the nodes that lead to something updated: not
   // into labels, features, ids or frozen branches.
   std::vector<bool> leads(graph_->num_nodes(), false);
@@ -400,6 +418,18 @@ Status Session::Differentiate(const Node& minimize, const std::vector<bool>& nee
   for (int id = loss; id >= 0; --id) {
     if (!needed[id] || !leads[id] || grads[id].num_elements() == 0) continue;
     const Node& n = graph_->node(id);
+    if (stream && update[id] && n.op == OpType::kVariable) {
+      // Every node that reads it comes later in the graph, so its gradient is final.
+      early.gradients[n.name] = grads[id];
+      early_bytes += grads[id].byte_size();
+      sent[id] = true;
+      if (early_bytes >= options_.push_bucket_bytes) {
+        pushes_in_flight_.push_back(store_->PushAsync(early));
+        early.gradients.clear();
+        early_bytes = 0;
+      }
+      continue;
+    }
     if (IsLookup(n)) {
       const TableRows& rows = run->tables.at(n.inputs[0]);
       auto [it, fresh] = table_grads.try_emplace(n.inputs[0]);
@@ -430,6 +460,7 @@ Status Session::Differentiate(const Node& minimize, const std::vector<bool>& nee
   for (int id = 0; id < graph_->num_nodes(); ++id) {
     const Node& n = graph_->node(id);
     if (!update[id] || n.op != OpType::kVariable || grads[id].num_elements() == 0) continue;
+    if (sent[id] && early.gradients.count(n.name) == 0) continue;  // already on its way
     batch->gradients[n.name] = grads[id];
   }
   for (const auto& [table, grad] : table_grads) {
@@ -437,7 +468,8 @@ Status Session::Differentiate(const Node& minimize, const std::vector<bool>& nee
     // A Run whose bags held no id reached the table but has no row to send.
     if (u.ids.num_elements() > 0) batch->sparse_gradients[graph_->node(table).name] = std::move(u);
   }
-  if (batch->gradients.empty() && table_grads.empty()) {
+  const bool any_sent = std::find(sent.begin(), sent.end(), true) != sent.end();
+  if (batch->gradients.empty() && table_grads.empty() && !any_sent) {
     return InvalidArgument("Minimize '" + minimize.name + "': no gradients reach any variable from loss '" +
                            graph_->node(loss).name + "'");
   }

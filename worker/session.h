@@ -61,6 +61,12 @@ struct SessionOptions {
   // waits for the push in flight and reads fresh values (an evaluation sees
   // every step before it).
   bool overlap = false;
+  // With overlap: backward sends each variable's gradient as soon as it is
+  // final (the last layer's first), in pushes of at least this many bytes
+  // (a bucket, as DDP's), without the train step; what is left goes with
+  // the train step after backward. 0: every variable on its own; < 0: one
+  // push per step. The default keeps small models at one push per step.
+  int64_t push_bucket_bytes = int64_t{1} << 20;
 };
 
 using FeedMap = std::map<Output, Tensor>;
@@ -130,7 +136,10 @@ class Session {
   Status EvaluateAssign(const Node& node, std::vector<Tensor>* values, PushBatch* batch);
   // The variables and tables `minimize` updates, marked by node id.
   std::vector<bool> UpdateSet(const Node& minimize) const;
-  Status Differentiate(const Node& minimize, const std::vector<bool>& needed, RunState* run) const;
+  // With overlap, sends finished gradients early (push_bucket_bytes).
+  Status Differentiate(const Node& minimize, const std::vector<bool>& needed, RunState* run);
+  // Waits for every push in flight; the first error.
+  Status WaitForPushes();
   Status SetLearningRate(const Node& minimize, const std::vector<Tensor>& values, PushBatch* batch) const;
 
   const Graph* const graph_;
@@ -139,9 +148,9 @@ class Session {
   bool initialized_ = false;
   std::map<int, Tensor> local_values_;  // local variables, by node id
   std::map<std::string, std::vector<std::string>> collections_;
-  // Overlap: the last Minimize Run's push, not yet waited for, and the pull
+  // Overlap: the last Minimize Run's pushes, not yet waited for, and the pull
   // it sent ahead for the next one (with the names it asked for).
-  std::optional<PendingCall<Status>> push_in_flight_;
+  std::vector<PendingCall<Status>> pushes_in_flight_;  // the last Minimize Run's
   std::optional<PendingCall<StatusOr<std::map<std::string, Tensor>>>> pull_ahead_;
   std::vector<std::string> pull_ahead_names_;
 };
