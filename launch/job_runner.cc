@@ -58,7 +58,14 @@ StatusOr<std::unique_ptr<WorkerContext>> Connect(const JobConfig& c, const JobDa
   ASSIGN_OR_RETURN(w->model, BuildModel(data.model, c.optimizer.learning_rate, w->graph.get()));
   RETURN_IF_ERROR(AddWorkerStates(num_workers, w->graph.get(), &w->model));
   ASSIGN_OR_RETURN(w->session, Session::Create(w->graph.get(), w->client.get(), JobSessionOptions(c, num_workers)));
-  RETURN_IF_ERROR(w->session->Initialize());
+  if (Status s = w->session->Initialize(); !s.ok()) {
+    if (s.code() != StatusCode::kAlreadyExists) return s;
+    // Standalone servers keep a job's variables until they are restarted.
+    return s.WithContext(
+        "the servers hold variables of another job, declared otherwise (standalone servers keep a job's "
+        "variables until they are restarted): restart them (`cairn server`) to run a different job, or give this "
+        "one servers of its own");
+  }
   if (worker == 0 && !c.snapshot.model_dir.empty()) {
     ASSIGN_OR_RETURN(w->saver, Saver::Create(w->session.get(), w->client.get(), JobSaverOptions(c)));
   }

@@ -315,6 +315,28 @@ TEST_F(StandaloneRecoveryTest, AWorkerWithADifferentClusterFileIsRefusedNamingBo
   job.KillAll();
 }
 
+// Standalone servers keep a job's variables: a second job whose variables
+// are declared otherwise is told so, and how to go on.
+TEST_F(StandaloneRecoveryTest, ASecondJobOfOtherVariablesOnTheSameServersIsToldToRestartThem) {
+  StandaloneJob job(root_ + "/run", LinearAdamJob("async", 1, ", timeout_ms: 30000", ""), "");
+  job.StartAll();
+  ASSERT_TRUE(job.WaitWorkers(milliseconds(120000))) << job.Dump();
+  ASSERT_TRUE(job.proc("worker0").exited_ok()) << job.Dump();
+  // The same servers, a model of 200 features instead of 300.
+  WriteFile(root_ + "/run/job.yaml",
+            "name: another\nmodel: {kind: linear_regression}\n"
+            "data: {kind: synthetic_linear, examples: 1000, features: 200, seed: 7}\n"
+            "train: {batch_size: 20, epochs: 1}\noptimizer: {kind: adam, learning_rate: 0.01}\n"
+            "cluster: {split_threshold_bytes: 512, timeout_ms: 30000}\n");
+  job.StartWorker(0);
+  ASSERT_TRUE(job.proc("worker0").WaitExit(milliseconds(60000))) << job.Dump();
+  EXPECT_FALSE(job.proc("worker0").exited_ok());
+  const std::string log = job.ChiefLog();
+  EXPECT_TRUE(Contains(log, "the servers hold variables of another job")) << log;
+  EXPECT_TRUE(Contains(log, "restart them (`cairn server`)")) << log;
+  job.KillAll();
+}
+
 // ---- 0b. The end of an async job ----
 
 // The chief's own steps end long before worker 1's (worker 1 starts only

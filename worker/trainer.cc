@@ -71,7 +71,8 @@ Status Trainer::PrepareAsChief(WorkerReport* report) {
   ASSIGN_OR_RETURN(bool live, ClusterIsLive());
   if (live) {
     spdlog::info("[chief] the servers hold a prepared model (they kept training, or restored it themselves): "
-                 "rejoining without a restore");
+                 "rejoining without a restore (a new job on standalone servers that ran one of the same variables "
+                 "continues from its values: restart the servers to start afresh)");
     return Status::OK();
   }
   if (saver_ && options_.restore) {
