@@ -97,20 +97,15 @@ class BenchJob {
     return job;
   }
 
-  // Until every server has its snapshot copy buffers prepared ahead (a
-  // bench, so polled; at most a minute).
+  // Until every server's snapshot copy buffers are prepared ahead (polled).
   Status WaitForBuffersAhead() {
-    const auto start = Clock::now();
+    const auto limit = Clock::now() + std::chrono::seconds(60);
     for (const auto& server : servers_) {
       while (server->stats().snapshot_buffers_ahead_bytes == 0) {
-        if (Clock::now() - start > std::chrono::seconds(60)) {
-          return DeadlineExceeded("the servers' snapshot copy buffers were not ready within 60 s");
-        }
+        if (Clock::now() > limit) return DeadlineExceeded("snapshot copy buffers not ready on a server within 60 s");
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
     }
-    spdlog::info("snapshot copy buffers ready on every server {:.0f} ms after the training pushes",
-                 std::chrono::duration<double, std::milli>(Clock::now() - start).count());
     return Status::OK();
   }
 
@@ -518,8 +513,7 @@ StatusOr<nlohmann::json> MeasureSnapshots(const SnapshotBenchOptions& o) {
                o.servers, o.param_mib, kVariables, o.sparse_rows, o.sparse_dim, o.optimizer);
   ASSIGN_OR_RETURN(std::unique_ptr<BenchJob> job, BenchJob::Start(o, scratch->path() + "/model"));
   RETURN_IF_ERROR(job->PushGradients(o.sparse_rows).WithContext("the training pushes"));
-  // As in a job whose first snapshot is due some time after it starts: the
-  // servers' copy buffers are ready (prepared ahead) before round 1.
+  // As in a job whose first snapshot is due later: copy buffers ready before round 1.
   if (o.reuse_copy_buffers) RETURN_IF_ERROR(job->WaitForBuffersAhead());
   std::vector<RoundResult> rounds;
   for (int i = 0; i < o.rounds; ++i) {

@@ -394,7 +394,8 @@ Status Session::Differentiate(const Node& minimize, const std::vector<bool>& nee
   const bool stream = overlapping() && options_.push_bucket_bytes >= 0;
   PushBatch early;
   int64_t early_bytes = 0;
-  std::vector<bool> sent(graph_->num_nodes(), false);
+  std::vector<int> bucket;                              // the nodes of `early`
+  std::vector<bool> sent(graph_->num_nodes(), false);  // pushed already
   if (stream) RETURN_IF_ERROR(SetLearningRate(minimize, run->values, &early));
   // Gradients flow only along the nodes that lead to something updated: not
   // into labels, features, ids or frozen branches.
@@ -422,11 +423,13 @@ Status Session::Differentiate(const Node& minimize, const std::vector<bool>& nee
       // Every node that reads it comes later in the graph, so its gradient is final.
       early.gradients[n.name] = grads[id];
       early_bytes += grads[id].byte_size();
-      sent[id] = true;
+      bucket.push_back(id);
       if (early_bytes >= options_.push_bucket_bytes) {
         pushes_in_flight_.push_back(store_->PushAsync(early));
+        for (int b : bucket) sent[b] = true;
         early.gradients.clear();
         early_bytes = 0;
+        bucket.clear();
       }
       continue;
     }
@@ -460,7 +463,7 @@ Status Session::Differentiate(const Node& minimize, const std::vector<bool>& nee
   for (int id = 0; id < graph_->num_nodes(); ++id) {
     const Node& n = graph_->node(id);
     if (!update[id] || n.op != OpType::kVariable || grads[id].num_elements() == 0) continue;
-    if (sent[id] && early.gradients.count(n.name) == 0) continue;  // already on its way
+    if (sent[id]) continue;  // already on its way
     batch->gradients[n.name] = grads[id];
   }
   for (const auto& [table, grad] : table_grads) {
