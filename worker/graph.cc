@@ -37,6 +37,9 @@ const char* OpTypeName(OpType op) {
     case OpType::kEmbeddingBag: return "EmbeddingBag";
     case OpType::kConcat: return "Concat";
     case OpType::kReshape: return "Reshape";
+    case OpType::kColumnMean: return "ColumnMean";
+    case OpType::kRsqrt: return "Rsqrt";
+    case OpType::kDropout: return "Dropout";
   }
   return "Unknown";
 }
@@ -203,6 +206,7 @@ Output Graph::Sigmoid(Output x, const std::string& name) { return Unary(OpType::
 Output Graph::Tanh(Output x, const std::string& name) { return Unary(OpType::kTanh, x, name); }
 Output Graph::Softmax(Output x, const std::string& name) { return Unary(OpType::kSoftmax, x, name); }
 Output Graph::Square(Output x, const std::string& name) { return Unary(OpType::kSquare, x, name); }
+Output Graph::Rsqrt(Output x, const std::string& name) { return Unary(OpType::kRsqrt, x, name); }
 
 Output Graph::SparseSoftmaxCrossEntropyWithLogits(Output logits, Output labels, const std::string& name) {
   Node n;
@@ -242,6 +246,37 @@ Output Graph::ReduceMean(Output x, const std::string& name) {
 Output Graph::ReduceSum(Output x, const std::string& name) {
   Output out = Unary(OpType::kReduceSum, x, name);
   nodes_[out.node].shape = {};
+  return out;
+}
+
+Output Graph::ColumnMean(Output x, const std::string& name) {
+  Output out = Unary(OpType::kColumnMean, x, name);
+  Node& n = nodes_[out.node];
+  if (n.inputs.empty()) return out;  // an invalid handle, already recorded
+  if (n.shape.size() != 2) {
+    Fail("ColumnMean '" + n.name + "' of '" + nodes_[x.node].name + "' " + ShapeString(n.shape) +
+         ": needs a [rows, columns] input");
+  } else {
+    n.shape = {n.shape[1]};
+  }
+  return out;
+}
+
+Output Graph::Dropout(Output x, Output seed, float rate, uint64_t salt, const std::string& name) {
+  Output out = Unary(OpType::kDropout, x, name);
+  Node& n = nodes_[out.node];
+  n.rate = rate;
+  n.salt = salt;
+  if (!(rate >= 0.0f && rate < 1.0f)) {  // NaN too
+    Fail("Dropout '" + n.name + "': rate " + std::to_string(rate) + " is outside [0, 1)");
+  }
+  if (n.inputs.empty() || !Check(seed, "Dropout seed")) return out;
+  n.inputs.push_back(seed.node);
+  const Node& s = nodes_[seed.node];
+  if (s.dtype != DType::kInt64 || !s.shape.empty()) {
+    Fail("Dropout '" + n.name + "': seed '" + s.name + "' is " + DTypeName(s.dtype) + ShapeString(s.shape) +
+         ", not an int64 scalar");
+  }
   return out;
 }
 

@@ -14,6 +14,7 @@
 // share it.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -45,6 +46,7 @@ enum class OpType {
   kMinimize,
   kSparseTable, kEmbeddingLookup, kEmbeddingBag,
   kConcat, kReshape,
+  kColumnMean, kRsqrt, kDropout,
 };
 const char* OpTypeName(OpType op);
 
@@ -112,6 +114,8 @@ struct Node {
   SparseTableOptions table;      // kSparseTable: shape [-1, dim]
   Combiner combiner = Combiner::kSum;  // kEmbeddingBag: inputs = {table, ids}
   int axis = 0;                  // kConcat, in [0, rank)
+  float rate = 0;                // kDropout: inputs = {x, seed}, in [0, 1)
+  uint64_t salt = 0;             // kDropout
 };
 
 class Graph {
@@ -138,12 +142,29 @@ class Graph {
   Output Tanh(Output x, const std::string& name = "");
   Output Softmax(Output logits, const std::string& name = "");  // over the last dimension
   Output Square(Output x, const std::string& name = "");
+  // Elementwise 1 / sqrt(x), any shape. Elements <= 0 give inf or NaN, as
+  // std::sqrt would: keep the input positive (a variance plus an epsilon).
+  Output Rsqrt(Output x, const std::string& name = "");
   // Per-example losses [batch] from logits [batch, classes] and int64 labels [batch].
   Output SparseSoftmaxCrossEntropyWithLogits(Output logits, Output labels, const std::string& name = "");
   // Elementwise losses from logits and float labels of the same shape.
   Output SigmoidCrossEntropyWithLogits(Output logits, Output labels, const std::string& name = "");
   Output ReduceMean(Output x, const std::string& name = "");  // over every element: a scalar
   Output ReduceSum(Output x, const std::string& name = "");
+  // The mean of each column over the rows: float32 [n, f] -> [f], n may be
+  // unknown (batch normalization's statistics). Any other rank is a build
+  // error; a run with n == 0 is InvalidArgument naming the node.
+  Output ColumnMean(Output x, const std::string& name = "");
+  // Inverted dropout: x * keep / (1 - rate), x float32 of any shape. keep
+  // for flat element i is 1 iff U(salt, seed, i) >= rate, where U is the
+  // top 24 bits of a SplitMix64 hash of (salt, seed, i) over 2^24: a pure
+  // function of them, so a step's mask is the same on every run, thread
+  // and machine. `seed` is an
+  // int64 scalar node (a placeholder fed a per-step value); `salt` tells
+  // apart the dropout layers that share one seed. `rate` must be in
+  // [0, 1) (a build error naming the node otherwise); 0 is the identity.
+  // Differentiable w.r.t. x only: grad = g * keep / (1 - rate).
+  Output Dropout(Output x, Output seed, float rate, uint64_t salt, const std::string& name = "");
   Output ArgMax(Output x, const std::string& name = "");      // over the last dimension: int64
   // Fraction of rows whose arg-max equals the int64 label: a float scalar.
   Output Accuracy(Output logits, Output labels, const std::string& name = "");

@@ -1,6 +1,7 @@
 #include "worker/graph.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <memory>
 #include <string>
@@ -590,6 +591,52 @@ TEST(GraphBuildErrors, ReshapeToAnotherElementCountOrTwoUnknownsIsAnError) {
   ExpectBuildError(h, {"'x'", "at most one -1"});
 }
 
+TEST(GraphShapes, ColumnMeanKeepsTheColumnsAndRsqrtAndDropoutTheShape) {
+  Graph g;
+  Output x = g.Placeholder("x", DType::kFloat32, {-1, 10});
+  Output seed = g.Placeholder("seed", DType::kInt64, {});
+  EXPECT_EQ(g.node(g.ColumnMean(x)).shape, (Shape{10}));
+  EXPECT_EQ(g.node(g.Rsqrt(x)).shape, (Shape{-1, 10}));
+  Output d = g.Dropout(x, seed, 0.25f, 3);
+  EXPECT_EQ(g.node(d).shape, (Shape{-1, 10}));
+  EXPECT_EQ(g.node(d).dtype, DType::kFloat32);
+  EXPECT_EQ(g.node(d).rate, 0.25f);
+  EXPECT_EQ(g.node(d).salt, 3u);
+  EXPECT_TRUE(g.status().ok()) << g.status();
+}
+
+TEST(GraphBuildErrors, ColumnMeanOfANonMatrixNamesTheNodeAndTheInput) {
+  Graph g;
+  g.ColumnMean(g.Placeholder("v", DType::kFloat32, {10}), "mean");
+  ExpectBuildError(g, {"'mean'", "'v'", "[rows, columns]"});
+
+  Graph h;
+  h.ColumnMean(h.Placeholder("t", DType::kFloat32, {2, 3, 4}), "mean");
+  ExpectBuildError(h, {"'mean'", "'t'"});
+}
+
+TEST(GraphBuildErrors, DropoutRateOutsideZeroToOneNamesTheNode) {
+  for (float rate : {1.0f, -0.1f, 1.5f, std::nanf("")}) {
+    SCOPED_TRACE(rate);
+    Graph g;
+    Output x = g.Placeholder("x", DType::kFloat32, {-1, 4});
+    g.Dropout(x, g.Placeholder("seed", DType::kInt64, {}), rate, 0, "drop");
+    ExpectBuildError(g, {"'drop'", "rate", "[0, 1)"});
+  }
+}
+
+TEST(GraphBuildErrors, DropoutSeedThatIsNotAnInt64ScalarNamesIt) {
+  Graph g;
+  Output x = g.Placeholder("x", DType::kFloat32, {-1, 4});
+  g.Dropout(x, g.Placeholder("fseed", DType::kFloat32, {}), 0.5f, 0, "drop");
+  ExpectBuildError(g, {"'drop'", "'fseed'", "int64 scalar"});
+
+  Graph h;
+  Output y = h.Placeholder("x", DType::kFloat32, {-1, 4});
+  h.Dropout(y, h.Placeholder("seeds", DType::kInt64, {2}), 0.5f, 0, "drop");
+  ExpectBuildError(h, {"'drop'", "'seeds'", "int64 scalar"});
+}
+
 TEST(GraphOpNames, EveryOpTypeHasItsName) {
   EXPECT_STREQ(OpTypeName(OpType::kMatMul), "MatMul");
   EXPECT_STREQ(OpTypeName(OpType::kSparseSoftmaxCrossEntropyWithLogits), "SparseSoftmaxCrossEntropyWithLogits");
@@ -601,6 +648,9 @@ TEST(GraphOpNames, EveryOpTypeHasItsName) {
   EXPECT_STREQ(OpTypeName(OpType::kEmbeddingBag), "EmbeddingBag");
   EXPECT_STREQ(OpTypeName(OpType::kConcat), "Concat");
   EXPECT_STREQ(OpTypeName(OpType::kReshape), "Reshape");
+  EXPECT_STREQ(OpTypeName(OpType::kColumnMean), "ColumnMean");
+  EXPECT_STREQ(OpTypeName(OpType::kRsqrt), "Rsqrt");
+  EXPECT_STREQ(OpTypeName(OpType::kDropout), "Dropout");
 }
 
 }  // namespace

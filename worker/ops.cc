@@ -273,6 +273,50 @@ int64_t PresentIds(const int64_t* bag, int64_t size) {
   return std::count_if(bag, bag + size, [](int64_t id) { return id >= 0; });
 }
 
+// ColumnMean's input as a matrix with at least one row.
+Status CheckColumns(const Node& node, const Tensor& x) {
+  if (x.rank() != 2) {
+    return InvalidArgument("node '" + node.name + "': ColumnMean of " + ShapeString(x.shape()) +
+                           ", not a [rows, columns] matrix");
+  }
+  if (x.dim(0) == 0) return InvalidArgument("node '" + node.name + "': ColumnMean of no rows");
+  return Status::OK();
+}
+
+StatusOr<Tensor> ColumnMeanForward(const Node& node, const Tensor& x) {
+  RETURN_IF_ERROR(CheckColumns(node, x));
+  Tensor out = Tensor::Uninitialized(DType::kFloat32, {x.dim(1)});
+  // Summed in double, like ReduceMean: a large batch's float sum drifts.
+  out.flat() = (x.matrix().cast<double>().colwise().sum() / static_cast<double>(x.dim(0))).cast<float>().transpose();
+  return out;
+}
+
+// SplitMix64's finalizer (MixId's, whose output is fixed by the sparse
+// placement, so masks do not change under us either).
+uint64_t SplitMix64(uint64_t x) { return MixId(static_cast<int64_t>(x)); }
+
+// out[i] = x[i] * keep[i] * scale, keep[i] = U(salt, seed, i) >= rate
+// (graph.h). Element i hashes the i-th state of a SplitMix64 stream started
+// from (salt, seed): one multiply-add and one finalizer per element, and any
+// element is computed without the others.
+Status ApplyDropout(const Node& node, const Tensor& x, const Tensor& seed, Tensor* out) {
+  if (seed.dtype() != DType::kInt64 || seed.num_elements() != 1) {
+    return InvalidArgument("node '" + node.name + "': the seed must be one int64, got " + DTypeName(seed.dtype()) +
+                           ShapeString(seed.shape()));
+  }
+  constexpr uint64_t kGamma = 0x9e3779b97f4a7c15ULL;
+  const uint64_t stream = SplitMix64(SplitMix64(node.salt + kGamma) ^ static_cast<uint64_t>(seed.data<int64_t>()[0]));
+  const float scale = 1.0f / (1.0f - node.rate);
+  const float* px = x.data<float>();
+  float* po = out->data<float>();
+  for (int64_t i = 0; i < x.num_elements(); ++i) {
+    const uint64_t h = SplitMix64(stream + static_cast<uint64_t>(i + 1) * kGamma);
+    const float u = static_cast<float>(h >> 40) * (1.0f / 16777216.0f);  // exact: 24 bits
+    po[i] = u >= node.rate ? px[i] * scale : 0.0f;
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 bool IsDifferentiable(OpType op) {
@@ -316,6 +360,15 @@ StatusOr<Tensor> ComputeForward(const Node& node, const std::vector<const Tensor
     case OpType::kSigmoid: { Tensor o = Like(*in[0]); o.flat() = in[0]->flat().unaryExpr([](float x) { return Sigmoid(x); }); return o; }
     case OpType::kTanh: { Tensor o = Like(*in[0]); o.flat() = in[0]->flat().array().tanh(); return o; }
     case OpType::kSquare: { Tensor o = Like(*in[0]); o.flat() = in[0]->flat().array().square(); return o; }
+    // Not Eigen's rsqrt(): its packet version is an estimate refined per
+    // instruction set, so values would differ between machines.
+    case OpType::kRsqrt: { Tensor o = Like(*in[0]); o.flat() = in[0]->flat().array().sqrt().inverse(); return o; }
+    case OpType::kColumnMean: return ColumnMeanForward(node, *in[0]);
+    case OpType::kDropout: {
+      Tensor o = Like(*in[0]);
+      RETURN_IF_ERROR(ApplyDropout(node, *in[0], *in[1], &o));
+      return o;
+    }
     case OpType::kSoftmax: { Tensor o = Like(*in[0]); SoftmaxRows(*in[0], &o); return o; }
     case OpType::kSparseSoftmaxCrossEntropyWithLogits: return CrossEntropyForward(node, *in[0], *in[1]);
     case OpType::kReduceMean:
@@ -416,6 +469,28 @@ Status ComputeBackward(const Node& node, const std::vector<const Tensor*>& in, c
     case OpType::kSquare: {
       Tensor gx = Like(out);
       gx.flat() = 2.0f * g.flat().array() * in[0]->flat().array();
+      Accumulate(std::move(gx), &dx[0]);
+      return Status::OK();
+    }
+    case OpType::kRsqrt: {  // y = x^-1/2: dy/dx = -x^-3/2 / 2 = -y^3 / 2
+      Tensor gx = Like(out);
+      gx.flat() = -0.5f * g.flat().array() * out.flat().array().cube();
+      Accumulate(std::move(gx), &dx[0]);
+      return Status::OK();
+    }
+    case OpType::kColumnMean: {
+      RETURN_IF_ERROR(CheckColumns(node, *in[0]));
+      Tensor gx = Like(*in[0]);
+      gx.matrix().rowwise() = g.flat().transpose() / static_cast<float>(in[0]->dim(0));
+      Accumulate(std::move(gx), &dx[0]);
+      return Status::OK();
+    }
+    case OpType::kDropout: {
+      // The mask again from the same (salt, seed, i), applied to g instead of
+      // x; the seed (input 1) has no gradient.
+      if (!want(0)) return Status::OK();
+      Tensor gx = Like(*in[0]);
+      RETURN_IF_ERROR(ApplyDropout(node, g, *in[1], &gx));
       Accumulate(std::move(gx), &dx[0]);
       return Status::OK();
     }

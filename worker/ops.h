@@ -18,10 +18,10 @@ StatusOr<Tensor> ComputeForward(const Node& node, const std::vector<const Tensor
 
 // Given d(loss)/d(output), adds d(loss)/d(input i) into (*input_grads)[i]
 // for every differentiable input (an empty Tensor there is treated as zero
-// and replaced). Non-differentiable inputs (labels) are left alone. With
-// `wanted` (one flag per input; empty: all wanted), an input whose flag is
-// false may be left alone too: its gradient is not computed (a matrix
-// multiply's placeholder side, say).
+// and replaced). Non-differentiable inputs (labels, a dropout's seed) are
+// left alone. With `wanted` (one flag per input; empty: all wanted), an
+// input whose flag is false may be left alone too: its gradient is not
+// computed (a matrix multiply's placeholder side, say).
 Status ComputeBackward(const Node& node, const std::vector<const Tensor*>& inputs, const Tensor& output,
                        const Tensor& grad, std::vector<Tensor>* input_grads, const std::vector<bool>& wanted = {});
 

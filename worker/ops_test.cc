@@ -62,6 +62,12 @@ Tensor Labels(const std::vector<int64_t>& values) {
 
 Tensor Scalar(float v) { return Tensor::FromVector({}, {v}); }
 
+Tensor Int64Scalar(int64_t v) {
+  Tensor t(DType::kInt64, {});
+  t.data<int64_t>()[0] = v;
+  return t;
+}
+
 std::vector<float> Values(const Tensor& t) {
   return std::vector<float>(t.data<float>(), t.data<float>() + t.num_elements());
 }
@@ -130,6 +136,13 @@ class GradientCheck {
     return v;
   }
 
+  // A placeholder fed `value` in every Run of the check (a dropout's seed).
+  Output Feed(const std::string& name, Tensor value) {
+    Output p = graph_.Placeholder(name, value.dtype(), value.shape());
+    feeds_[p] = std::move(value);
+    return p;
+  }
+
   // Adds the weighted loss and its train op, and starts a session holding
   // the inputs' values.
   void Finish(Output y) {
@@ -148,14 +161,14 @@ class GradientCheck {
 
   // The value of `node` with the inputs at their values.
   Tensor Value(Output node) {
-    StatusOr<Tensor> t = session_->Run(node);
+    StatusOr<Tensor> t = session_->Run(node, feeds_);
     EXPECT_TRUE(t.ok()) << t.status();
     return t.ok() ? *t : Tensor();
   }
 
   void ExpectGradientsMatchFiniteDifferences() {
     // The analytic gradients, as pushed by one train step.
-    StatusOr<Tensor> step = session_->Run(train_);
+    StatusOr<Tensor> step = session_->Run(train_, feeds_);
     ASSERT_TRUE(step.ok()) << step.status();
     ASSERT_TRUE(store_.last().train_step);
     std::map<std::string, Tensor> analytic;
@@ -202,7 +215,7 @@ class GradientCheck {
 
   double Loss(const InputVar& in, const Tensor& value) {
     Set(in, value);
-    StatusOr<Tensor> l = session_->Run(loss_);
+    StatusOr<Tensor> l = session_->Run(loss_, feeds_);
     EXPECT_TRUE(l.ok()) << l.status();
     return l.ok() ? static_cast<double>(l->data<float>()[0]) : NAN;
   }
@@ -212,6 +225,7 @@ class GradientCheck {
   CapturingStore store_;
   std::unique_ptr<Session> session_;
   std::vector<InputVar> inputs_;
+  FeedMap feeds_;
   Output loss_, train_;
 };
 
@@ -367,6 +381,54 @@ TEST(OpGradient, ReshapeMatchesFiniteDifferences) {
   Output x = check.Input("x", RandomTensor(check.rng(), {4, 3}));
   Output y = g.Softmax(g.Reshape(x, {-1, 6}));
   ASSERT_EQ(g.node(y).shape, (Shape{2, 6}));
+  ASSERT_NO_FATAL_FAILURE(check.Finish(y));
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
+TEST(OpGradient, ColumnMeanMatchesFiniteDifferences) {
+  GradientCheck check(26);
+  Output x = check.Input("x", RandomTensor(check.rng(), {5, 3}));
+  Output y = check.graph().ColumnMean(x);
+  ASSERT_EQ(check.graph().node(y).shape, (Shape{3}));
+  ASSERT_NO_FATAL_FAILURE(check.Finish(y));
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
+TEST(OpGradient, RsqrtMatchesFiniteDifferencesOfPositiveInputs) {
+  GradientCheck check(27);
+  Output x = check.Input("x", RandomTensor(check.rng(), {3, 4}, 0.5, 2));
+  ASSERT_NO_FATAL_FAILURE(check.Finish(check.graph().Rsqrt(x)));
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
+TEST(OpGradient, DropoutMatchesFiniteDifferencesWithItsSeedFed) {
+  GradientCheck check(28);
+  Graph& g = check.graph();
+  Output x = check.Input("x", RandomTensor(check.rng(), {4, 5}));
+  Output seed = check.Feed("seed", Int64Scalar(12345));
+  // Tanh before the mask, so the gradient of what is kept is not constant.
+  Output dropped = g.Dropout(g.Tanh(x), seed, 0.3f, /*salt=*/7, "dropped");
+  ASSERT_NO_FATAL_FAILURE(check.Finish(dropped));
+  // Meaningful only if this seed's mask both drops and keeps.
+  int zeros = 0;
+  for (float v : Values(check.Value(dropped))) zeros += v == 0.0f;
+  ASSERT_GT(zeros, 0);
+  ASSERT_LT(zeros, 20);
+  // Only x's gradient is pushed: the seed has none.
+  check.ExpectGradientsMatchFiniteDifferences();
+}
+
+// Batch normalization (without scale and offset) built from primitives:
+// every element's gradient goes through both statistics.
+TEST(OpGradient, BatchNormalizationOfPrimitivesMatchesFiniteDifferences) {
+  GradientCheck check(29);
+  Graph& g = check.graph();
+  Output x = check.Input("x", RandomTensor(check.rng(), {6, 4}));
+  Output centered = g.Sub(x, g.ColumnMean(x), "centered");
+  Output variance = g.ColumnMean(g.Square(centered), "variance");
+  Output eps = g.Constant("eps", Scalar(1e-3f));
+  Output y = g.Mul(centered, g.Rsqrt(g.Add(variance, eps)), "normalized");
+  ASSERT_EQ(g.node(y).shape, (Shape{6, 4}));
   ASSERT_NO_FATAL_FAILURE(check.Finish(y));
   check.ExpectGradientsMatchFiniteDifferences();
 }
@@ -605,6 +667,100 @@ TEST(OpForward, AccuracyIsTheFractionOfRowsWhoseArgMaxIsTheLabel) {
   ExpectValues(Evaluate(g, acc, {{labels, Labels({0, 1, 0, 2})}}), {}, {0.0});
 }
 
+TEST(OpForward, ColumnMeanAveragesEachColumnOverTheRows) {
+  Graph g;
+  Output x = g.Constant("x", Tensor::FromVector({3, 2}, {1, 2, 3, 4, 5, 9}));
+  ExpectValues(Evaluate(g, g.ColumnMean(x)), {2}, {3, 5});
+}
+
+TEST(OpForward, ColumnMeanOfAnUnknownBatchTakesTheFedRowsAndRefusesNone) {
+  Graph g;
+  Output x = g.Placeholder("x", DType::kFloat32, {-1, 2});
+  Output mean = g.ColumnMean(x, "mean");
+  EXPECT_EQ(g.node(mean).shape, (Shape{2}));
+  ExpectValues(Evaluate(g, mean, {{x, Tensor::FromVector({2, 2}, {1, -4, 2, 8})}}), {2}, {1.5, 2});
+  StatusOr<Tensor> r = Evaluate(g, mean, {{x, Tensor(DType::kFloat32, {0, 2})}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("'mean'"), std::string::npos) << r.status();
+}
+
+TEST(OpForward, RsqrtIsOneOverTheSquareRoot) {
+  Graph g;
+  Output x = g.Constant("x", Tensor::FromVector({2, 3}, {0.25f, 1, 4, 16, 2, 1e-4f}));
+  ExpectValues(Evaluate(g, g.Rsqrt(x)), {2, 3}, {2, 1, 0.5, 0.25, 1 / std::sqrt(2.0), 100});
+}
+
+// Dropout of `x` with the seed placeholder fed `seed`, in a fresh session.
+Tensor RunDropout(const Tensor& x, float rate, uint64_t salt, int64_t seed) {
+  Graph g;
+  Output in = g.Constant("x", x);
+  Output s = g.Placeholder("seed", DType::kInt64, {});
+  Output d = g.Dropout(in, s, rate, salt, "dropout");
+  StatusOr<Tensor> r = Evaluate(g, d, {{s, Int64Scalar(seed)}});
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? *r : Tensor();
+}
+
+// Element i kept: a 1 (x holds no zeros).
+std::string KeptPattern(const Tensor& t, int64_t n) {
+  std::string out;
+  for (int64_t i = 0; i < n; ++i) out += t.data<float>()[i] == 0.0f ? '0' : '1';
+  return out;
+}
+
+TEST(OpForward, DropoutMaskDependsOnlyOnTheSaltTheSeedAndTheIndex) {
+  std::mt19937_64 rng(30);
+  const Tensor x = RandomAwayFromZero(&rng, {1000}, 0.1);
+  const std::string mask = KeptPattern(RunDropout(x, 0.5f, 3, 77), 1000);
+  EXPECT_EQ(KeptPattern(RunDropout(x, 0.5f, 3, 77), 1000), mask) << "another session, the same step";
+  EXPECT_NE(KeptPattern(RunDropout(x, 0.5f, 3, 78), 1000), mask) << "another step";
+  EXPECT_NE(KeptPattern(RunDropout(x, 0.5f, 4, 77), 1000), mask) << "another layer's salt";
+  // The shape and the count of elements do not matter, only the flat index.
+  const Tensor matrix = Tensor::FromVector({40, 25}, Values(x));
+  EXPECT_EQ(KeptPattern(RunDropout(matrix, 0.5f, 3, 77), 1000), mask);
+  const Tensor head = Tensor::FromVector({300}, std::vector<float>(x.data<float>(), x.data<float>() + 300));
+  EXPECT_EQ(KeptPattern(RunDropout(head, 0.5f, 3, 77), 300), mask.substr(0, 300));
+}
+
+// The mask is part of the contract (every machine drops the same elements
+// of a step). These bits were computed apart from the kernel, in Python:
+//   mix = SplitMix64's finalizer, G = 0x9e3779b97f4a7c15
+//   stream = mix(mix(salt + G) ^ seed); keep[i] = (mix(stream + (i+1)*G) >> 40) / 2^24 >= rate
+TEST(OpForward, DropoutMaskOfAKnownSeedIsPinned) {
+  const Tensor ones = Tensor::FromVector({32}, std::vector<float>(32, 1.0f));
+  EXPECT_EQ(KeptPattern(RunDropout(ones, 0.5f, /*salt=*/0, /*seed=*/1), 32), "10100000101011011011111001110000");
+}
+
+TEST(OpForward, DropoutDropsTheRateAndScalesTheRestByExactlyOneOverOneMinusTheRate) {
+  std::mt19937_64 rng(31);
+  const Tensor x = RandomAwayFromZero(&rng, {100000}, 0.1);
+  for (float rate : {0.1f, 0.3f, 0.5f, 0.9f}) {
+    SCOPED_TRACE(rate);
+    const Tensor y = RunDropout(x, rate, 11, 5);
+    ASSERT_EQ(y.shape(), x.shape());
+    const float scale = 1.0f / (1.0f - rate);
+    int64_t zeros = 0;
+    for (int64_t i = 0; i < x.num_elements(); ++i) {
+      const float v = y.data<float>()[i];
+      if (v == 0.0f) {
+        ++zeros;
+      } else {
+        ASSERT_EQ(v, x.data<float>()[i] * scale) << "element " << i;
+      }
+    }
+    EXPECT_NEAR(static_cast<double>(zeros) / x.num_elements(), rate, 0.01);
+  }
+}
+
+TEST(OpForward, DropoutAtRateZeroIsTheIdentity) {
+  std::mt19937_64 rng(32);
+  const Tensor x = RandomTensor(&rng, {50, 20});
+  const Tensor y = RunDropout(x, 0.0f, 1, 9);
+  ASSERT_EQ(y.shape(), x.shape());
+  EXPECT_EQ(Values(y), Values(x));
+}
+
 // --- Runtime errors ----------------------------------------------------------
 
 TEST(OpErrors, SparseSoftmaxCrossEntropyLabelOutsideTheClassesIsInvalidArgumentNamingTheNode) {
@@ -669,7 +825,8 @@ TEST(OpDifferentiability, OnlyStatefulSourceAndIntegerOpsAreNotDifferentiable) {
   for (OpType op : {OpType::kMatMul, OpType::kAdd, OpType::kSub, OpType::kMul, OpType::kRelu, OpType::kSigmoid,
                     OpType::kTanh, OpType::kSoftmax, OpType::kSquare, OpType::kSparseSoftmaxCrossEntropyWithLogits,
                     OpType::kSigmoidCrossEntropyWithLogits, OpType::kReduceMean, OpType::kReduceSum,
-                    OpType::kEmbeddingLookup, OpType::kEmbeddingBag, OpType::kConcat, OpType::kReshape}) {
+                    OpType::kEmbeddingLookup, OpType::kEmbeddingBag, OpType::kConcat, OpType::kReshape,
+                    OpType::kColumnMean, OpType::kRsqrt, OpType::kDropout}) {
     EXPECT_TRUE(IsDifferentiable(op)) << OpTypeName(op);
   }
   for (OpType op : {OpType::kPlaceholder, OpType::kConstant, OpType::kVariable, OpType::kArgMax, OpType::kAccuracy,
