@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <vector>
@@ -11,8 +13,46 @@
 
 #include "ps/optimizer.h"
 #include "worker/click_data.h"
+#include "worker/layers.h"
 
 namespace cairn {
+
+bool IsClickData(const std::string& kind) { return kind == "synthetic_clicks" || kind == "criteo_tsv"; }
+
+namespace {
+
+struct DataRegistry {
+  std::mutex mu;
+  std::map<std::string, DataFactory> factories;
+};
+
+DataRegistry& Registry() {
+  static DataRegistry* registry = new DataRegistry;  // never destroyed: read by threads until exit
+  return *registry;
+}
+
+}  // namespace
+
+Status RegisterData(const std::string& kind, DataFactory factory) {
+  if (kind.empty() || !factory) return InvalidArgument("RegisterData: a data kind needs a name and a factory");
+  if (kind == "synthetic_linear" || kind == "fashion_mnist" || IsClickData(kind)) {
+    return AlreadyExists("data kind '" + kind + "' is built in");
+  }
+  DataRegistry& r = Registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  if (!r.factories.emplace(kind, std::move(factory)).second) {
+    return AlreadyExists("data kind '" + kind + "' is registered already");
+  }
+  return Status::OK();
+}
+
+DataFactory RegisteredData(const std::string& kind) {
+  DataRegistry& r = Registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  auto it = r.factories.find(kind);
+  return it == r.factories.end() ? DataFactory() : it->second;
+}
+
 namespace {
 
 // Reads typed fields from one YAML map and reports unknown keys.
@@ -110,23 +150,31 @@ Status AtMost(const std::string& field, int64_t v, int64_t max, const std::strin
                          std::to_string(v));
 }
 
-// The widths of the model's layers, input first (features, hidden..., output).
-std::vector<int64_t> LayerWidths(const JobConfig& c) {
-  if (IsClickModel(c.model.kind)) {
-    if (c.model.kind == "click_logistic") return {kClickCounts, 1};
-    std::vector<int64_t> w = {kClickSlots * c.model.embedding_dim + kClickCounts};
-    w.insert(w.end(), c.model.hidden.begin(), c.model.hidden.end());
-    w.push_back(1);
-    return w;
+// The model as the job's data will feed it: features and categorical slots.
+ModelConfig ModelForData(const JobConfig& c) {
+  ModelConfig m = c.model;
+  m.workers = c.cluster.workers;
+  if (IsClickData(c.data.kind)) {
+    m.features = kClickCounts;
+    m.slots = kClickSlots;
+  } else {
+    m.features = c.data.kind == "fashion_mnist" ? kFashionMnistFeatures : c.data.features;
   }
-  std::vector<int64_t> w = {c.data.kind == "synthetic_linear" ? c.data.features : kFashionMnistFeatures};
-  if (c.model.kind == "linear_regression") {
-    w.push_back(1);
-    return w;
-  }
-  if (c.model.kind == "mlp") w.insert(w.end(), c.model.hidden.begin(), c.model.hidden.end());
-  w.push_back(c.model.classes);
-  return w;
+  return m;
+}
+
+// The widths of the model's input and layers (the layer list built into a
+// scratch graph: its errors name the layer and field).
+StatusOr<std::vector<int64_t>> LayerWidths(const JobConfig& c) {
+  const ModelConfig m = ModelForData(c);
+  // A model or data of one's own: the sizes are known when the job builds them.
+  if (IsRegisteredModel(m.kind) || RegisteredData(c.data.kind)) return std::vector<int64_t>{1};
+  if (m.kind == "linear_regression") return std::vector<int64_t>{m.features, 1};
+  std::vector<int64_t> widths = {m.features};
+  Graph scratch;
+  Model model;
+  RETURN_IF_ERROR(BuildLayers(m, &scratch, &model, &widths));
+  return widths;
 }
 
 Status ValidateSizes(const JobConfig& c) {
@@ -136,14 +184,9 @@ Status ValidateSizes(const JobConfig& c) {
                            std::to_string(c.data.features) + " features exceed " + std::to_string(kMaxDataValues) +
                            " values (8 GiB) in memory");
   }
-  const std::vector<int64_t> widths = LayerWidths(c);
-  for (size_t i = 0; i + 1 < widths.size(); ++i) {
-    if (widths[i] > kMaxLayerWeights / widths[i + 1]) {
-      return InvalidArgument("model: layer " + std::to_string(i) + " (" + std::to_string(widths[i]) + " x " +
-                             std::to_string(widths[i + 1]) + ") has more than " + std::to_string(kMaxLayerWeights) +
-                             " weights (1 GiB)");
-    }
-  }
+  // Each dense layer's weights are bounded where it is built (worker/layers.cc).
+  ASSIGN_OR_RETURN(std::vector<int64_t> widths, LayerWidths(c));
+  if (c.model.kind == "linear_regression") RETURN_IF_ERROR(AtMost("data.features", widths[0], kMaxLayerWeights));
   RETURN_IF_ERROR(AtMost("train.batch_size", c.train.batch_size, kMaxBatchSize));
   const int64_t widest = *std::max_element(widths.begin(), widths.end());
   if (c.train.batch_size > kMaxBatchValues / widest) {
@@ -154,6 +197,36 @@ Status ValidateSizes(const JobConfig& c) {
   RETURN_IF_ERROR(AtMost("train.epochs", c.train.epochs, kMaxEpochs));
   RETURN_IF_ERROR(AtMost("cluster.timeout_ms", c.cluster.timeout_ms, kMaxTimeoutMs, "(a day)"));
   RETURN_IF_ERROR(AtMost("cluster.sync_timeout_ms", c.cluster.sync_timeout_ms, kMaxTimeoutMs, "(a day)"));
+  return Status::OK();
+}
+
+Status ParseLayers(const YAML::Node& list, ModelConfig* m) {
+  if (!list || list.IsNull()) return Status::OK();
+  if (!list.IsSequence()) return InvalidArgument("model.layers: expected a list of layers");
+  m->layers.clear();
+  for (size_t i = 0; i < list.size(); ++i) {
+    const std::string path = "model.layers[" + std::to_string(i) + "]";
+    if (!list[i].IsMap()) return InvalidArgument(path + ": expected a map (type: dense, units: 128, ...)");
+    Section s(list[i], path);
+    LayerSpec l;
+    RETURN_IF_ERROR(s.Get("type", &l.type));
+    if (l.type.empty()) return InvalidArgument(path + ".type: missing (normalize, dense, batch_norm, dropout, embedding, concat, add, softmax, logistic, regression)");
+    RETURN_IF_ERROR(s.Get("name", &l.name));
+    RETURN_IF_ERROR(s.Get("inputs", &l.inputs));
+    RETURN_IF_ERROR(s.Get("units", &l.units));
+    RETURN_IF_ERROR(s.Get("activation", &l.activation));
+    RETURN_IF_ERROR(s.Get("bias", &l.bias));
+    RETURN_IF_ERROR(s.Get("init", &l.init));
+    RETURN_IF_ERROR(s.Get("seed", &l.seed));
+    RETURN_IF_ERROR(s.Get("rate", &l.rate));
+    RETURN_IF_ERROR(s.Get("momentum", &l.momentum));
+    RETURN_IF_ERROR(s.Get("epsilon", &l.epsilon));
+    RETURN_IF_ERROR(s.Get("dim", &l.dim));
+    RETURN_IF_ERROR(s.Get("combiner", &l.combiner));
+    RETURN_IF_ERROR(s.Get("init_scale", &l.init_scale));
+    RETURN_IF_ERROR(s.RejectUnknown());
+    m->layers.push_back(std::move(l));
+  }
   return Status::OK();
 }
 
@@ -170,6 +243,7 @@ Status ParseRoot(const YAML::Node& root, JobConfig* c) {
   RETURN_IF_ERROR(model.Get("classes", &c->model.classes));
   RETURN_IF_ERROR(model.Get("seed", &c->model.seed));
   RETURN_IF_ERROR(model.Get("embedding_dim", &c->model.embedding_dim));
+  RETURN_IF_ERROR(ParseLayers(model.Child("layers"), &c->model));
   RETURN_IF_ERROR(model.RejectUnknown());
 
   Section data(top.Child("data"), "data");
@@ -263,8 +337,6 @@ Status ParseRoot(const YAML::Node& root, JobConfig* c) {
   return top.RejectUnknown();
 }
 
-bool IsClickData(const std::string& kind) { return kind == "synthetic_clicks" || kind == "criteo_tsv"; }
-
 Status InRange(const std::string& field, double v, double lo, double hi) {
   if (v >= lo && v <= hi) return Status::OK();
   return InvalidArgument(field + ": must be in [" + FormatNumber(lo) + ", " + FormatNumber(hi) + "], got " + FormatNumber(v));
@@ -312,16 +384,34 @@ Status ValidateCriteoTsv(const DataConfig& d) {
 
 Status ValidateModelAndData(const JobConfig& c) {
   const std::string& m = c.model.kind;
-  if (m != "linear_regression" && m != "softmax_regression" && m != "mlp" && !IsClickModel(m)) {
+  if (m != "linear_regression" && m != "softmax_regression" && m != "mlp" && !IsClickModel(m) && m != "layers" &&
+      !IsRegisteredModel(m)) {
     return InvalidArgument("model.kind: unknown model '" + m +
-                           "' (linear_regression, softmax_regression, mlp, click_logistic, click_wide_deep)");
+                           "' (linear_regression, softmax_regression, mlp, click_logistic, click_wide_deep, layers)");
+  }
+  if ((m == "layers") != !c.model.layers.empty()) {
+    return InvalidArgument(m == "layers" ? "model.layers: kind layers needs a list of layers"
+                                         : "model.layers: a list of layers goes with kind layers, not " + m);
   }
   const std::string& d = c.data.kind;
-  if (d != "synthetic_linear" && d != "fashion_mnist" && !IsClickData(d)) {
+  const bool own = IsRegisteredModel(m) || RegisteredData(d);
+  if (d != "synthetic_linear" && d != "fashion_mnist" && !IsClickData(d) && !RegisteredData(d)) {
     return InvalidArgument("data.kind: unknown data kind '" + d +
                            "' (synthetic_linear, fashion_mnist, synthetic_clicks, criteo_tsv)");
   }
-  if ((m == "linear_regression") != (d == "synthetic_linear") || IsClickModel(m) != IsClickData(d)) {
+  if (own) {
+    // A model or data of one's own: whether they fit shows when the job builds them.
+  } else if (m == "layers") {
+    const std::string& head = c.model.layers.back().type;
+    const std::string want = d == "synthetic_linear" ? "regression" : IsClickData(d) ? "logistic" : "softmax";
+    if (head != want && (head == "softmax" || head == "logistic" || head == "regression")) {
+      return InvalidArgument("model.layers[" + std::to_string(c.model.layers.size() - 1) + "] (" + head +
+                             "): data.kind " + d + " has " +
+                             (want == "softmax" ? "class labels: end with a softmax head"
+                              : want == "logistic" ? "clicks: end with a logistic head"
+                                                   : "real targets: end with a regression head"));
+    }
+  } else if ((m == "linear_regression") != (d == "synthetic_linear") || IsClickModel(m) != IsClickData(d)) {
     return InvalidArgument("model.kind: " + m + " cannot train on data.kind " + d +
                            " (linear_regression goes with synthetic_linear, classifiers with fashion_mnist, "
                            "click models with synthetic_clicks or criteo_tsv)");

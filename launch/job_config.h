@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -141,5 +142,25 @@ StatusOr<JobConfig> LoadJobConfig(const std::string& path, const std::vector<std
 StatusOr<JobConfig> ParseJobConfig(const std::string& yaml_text, const std::vector<std::string>& overrides = {});
 // Validates cross-field rules (after flag overrides, too).
 Status ValidateJobConfig(const JobConfig& config);
+
+// Whether data.kind `kind` is a click log (synthetic_clicks, criteo_tsv).
+bool IsClickData(const std::string& kind);
+
+// A data kind of one's own (data.kind in a job file, for every launcher):
+// what a factory gives each process of the job, built from the job's data
+// section (its generic fields: examples, features, seed, dir, paths,
+// train_limit, test_limit).
+struct DataSources {
+  std::unique_ptr<ExampleSource> train;
+  std::unique_ptr<ExampleSource> test;  // may be null: no evaluation
+  int64_t features = 0;                 // the model's model.features (its x's width)
+  int64_t slots = 0;                    // categorical slots (an "ids" input of that width)
+};
+using DataFactory = std::function<StatusOr<DataSources>(const DataConfig& data)>;
+// Registers `kind` (call before any job starts). AlreadyExists for a
+// built-in or registered kind.
+Status RegisterData(const std::string& kind, DataFactory factory);
+// The factory of a registered kind (empty if none).
+DataFactory RegisteredData(const std::string& kind);
 
 }  // namespace cairn

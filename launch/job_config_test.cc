@@ -142,7 +142,7 @@ TEST(JobConfig, SizesThatCannotBeAllocatedAreErrorsNamingTheField) {
   ExpectErrorNaming("data: {features: 1000}\ntrain: {batch_size: 1000000}", "train.batch_size");
   ExpectErrorNaming("data: {examples: 1000000000}", "data.examples");
   ExpectErrorNaming("data: {examples: 10000000, features: 1000}", "data.examples");  // 10G values
-  ExpectErrorNaming("model: {kind: mlp, hidden: [65536, 65536]}\ndata: {kind: fashion_mnist}", "model: layer 1");
+  ExpectErrorNaming("model: {kind: mlp, hidden: [65536, 65536]}\ndata: {kind: fashion_mnist}", "(dense 'dense_1'): 65536 x 65536");
   ExpectErrorNaming("model: {kind: softmax_regression, classes: 100000}\ndata: {kind: fashion_mnist}\n"
                     "train: {batch_size: 10000}",
                     "train.batch_size");
@@ -236,6 +236,51 @@ TEST(JobConfig, ClickDataErrorsNameTheField) {
                     "model.embedding_dim");
   ExpectErrorNaming("model: {kind: click_wide_deep, hidden: [0]}\ndata: {kind: synthetic_clicks}", "model.hidden");
   ExpectErrorNaming("data: {kind: clicks}", "data.kind");
+}
+
+TEST(JobConfig, ALayerListIsReadAndChecked) {
+  auto c = ParseJobConfig(R"(
+model:
+  kind: layers
+  layers:
+    - {type: normalize}
+    - {type: dense, units: 32, activation: relu, seed: 9}
+    - {type: batch_norm, name: bn, momentum: 0.9, epsilon: 0.01}
+    - {type: dropout, rate: 0.25}
+    - {type: dense, units: 10}
+    - {type: softmax}
+data: {kind: fashion_mnist}
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->model.layers.size(), 6u);
+  EXPECT_EQ(c->model.layers[1].units, 32);
+  EXPECT_EQ(c->model.layers[1].activation, "relu");
+  EXPECT_EQ(c->model.layers[1].seed, 9);
+  EXPECT_EQ(c->model.layers[2].name, "bn");
+  EXPECT_DOUBLE_EQ(c->model.layers[2].momentum, 0.9);
+  EXPECT_DOUBLE_EQ(c->model.layers[3].rate, 0.25);
+  const std::string fm = "\ndata: {kind: fashion_mnist}";
+  ExpectErrorNaming("model: {kind: layers, layers: [{type: dense, unitz: 3}, {type: softmax}]}" + fm,
+                    "model.layers[0].unitz: unknown field");
+  ExpectErrorNaming("model: {kind: layers, layers: [{units: 3}, {type: softmax}]}" + fm, "model.layers[0].type: missing");
+  ExpectErrorNaming("model: {kind: layers, layers: [{type: dense, units: 0}, {type: softmax}]}" + fm,
+                    "model.layers[0] (dense 'output').units");
+  ExpectErrorNaming("model: {kind: layers, layers: [{type: dense, units: 1}, {type: logistic}]}" + fm,
+                    "model.layers[1] (logistic): data.kind fashion_mnist has class labels");
+  ExpectErrorNaming("model: {kind: layers}" + fm, "model.layers: kind layers needs a list");
+  ExpectErrorNaming("model: {kind: mlp, layers: [{type: softmax}]}" + fm, "model.layers: a list of layers goes with kind layers");
+  ExpectErrorNaming("model: {kind: layers, layers: {type: softmax}}" + fm, "model.layers: expected a list");
+  // The ids of click logs feed embeddings; Fashion-MNIST has none.
+  ExpectErrorNaming("model: {kind: layers, layers: [{type: embedding, inputs: [ids]}, {type: dense, units: 10}, "
+                    "{type: softmax}]}" + fm,
+                    "no input or earlier layer named 'ids'");
+}
+
+TEST(JobConfig, TheLayerExamplesParse) {
+  auto c = LoadJobConfig(std::string(CAIRN_SOURCE_DIR) + "/launch/examples/fashion_mnist_batch_norm.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->model.kind, "layers");
+  EXPECT_EQ(c->model.layers.back().type, "softmax");
 }
 
 TEST(JobConfig, TheClickExamplesParse) {

@@ -175,6 +175,7 @@ Status LoadClickData(const JobConfig& c, JobData* d) {
     }
   }
   d->model.features = kClickCounts;
+  d->model.slots = kClickSlots;
   return Status::OK();
 }
 
@@ -190,7 +191,20 @@ StatusOr<std::unique_ptr<JobData>> LoadJobData(const JobConfig& c) {
                                                                       : std::string());
   auto d = std::make_unique<JobData>();
   d->model = c.model;
-  if (IsClickModel(c.model.kind)) {
+  d->model.workers = c.cluster.workers;
+  if (DataFactory factory = RegisteredData(c.data.kind)) {
+    StatusOr<DataSources> sources = factory(c.data);
+    if (!sources.ok()) return sources.status().WithContext("data.kind " + c.data.kind);
+    if (!sources->train) return InvalidArgument("data.kind " + c.data.kind + ": the factory gave no training examples");
+    d->train_examples = std::move(sources->train);
+    d->test_examples = std::move(sources->test);
+    d->model.features = sources->features;
+    d->model.slots = sources->slots;
+    spdlog::info("data: {} training examples ({}){}", d->train_examples->size(), c.data.kind,
+                 d->test_examples ? fmt::format(", {} test examples", d->test_examples->size()) : "");
+    return d;
+  }
+  if (IsClickData(c.data.kind)) {
     RETURN_IF_ERROR(LoadClickData(c, d.get()));
     const int64_t test = d->test_examples ? d->test_examples->size() : 0;
     spdlog::info("data: {} click examples ({}){}", d->train_examples->size(), c.data.kind,

@@ -166,6 +166,7 @@ StatusOr<JobSummary> RunInProcessJob(const JobConfig& c, const std::atomic<bool>
   ASSIGN_OR_RETURN(std::unique_ptr<JobData> data, LoadJobData(c));
   InProcessStore store;
   Graph graph;
+  data->model.workers = 1;
   ASSIGN_OR_RETURN(Model model, BuildModel(data->model, c.optimizer.learning_rate, &graph));
   ASSIGN_OR_RETURN(auto session, Session::Create(&graph, &store, JobSessionOptions(c, 1)));
   RETURN_IF_ERROR(session->Initialize());

@@ -162,6 +162,39 @@ TEST(CairnCommand, MpirunMlpJobOnTwoServersAndTwoSyncWorkersLearnsFashionMnist) 
   EXPECT_NE(r.output.find("test accuracy"), std::string::npos);  // the chief's epoch-end evaluation
 }
 
+// The layer-list example with batch normalization, on a subset: it learns,
+// and its snapshot holds the moving statistics, moved off their initial 0
+// and 1, beside the weights.
+TEST(CairnCommand, TheBatchNormLayersExampleLearnsAndSnapshotsItsMovingStatistics) {
+  const std::string job = std::string(CAIRN_SOURCE_DIR) + "/launch/examples/fashion_mnist_batch_norm.yaml";
+  const std::string dir = TempPath("bn_model"), summary = TempPath("bn.json");
+  auto r = RunCommand({kCairn, "train", job, "--local", "--epochs", "2", "--model-dir", dir, "--fresh", "--set",
+                       "data.train_limit=12000", "--set", "data.test_limit=2000", "--summary", summary},
+                      seconds(300));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  nlohmann::json s = ReadJson(summary);
+  EXPECT_GT(s["test_accuracy"].get<double>(), 0.80) << s.dump();
+  auto inspect = RunCommand({kCairn, "inspect", dir}, seconds(60));
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
+  for (const char* name : {"bn_0/moving_mean", "bn_0/moving_variance", "bn_1/moving_mean", "bn_1/moving_variance"}) {
+    std::istringstream lines(inspect.output);
+    std::string line;
+    bool found = false;
+    while (std::getline(lines, line)) {
+      std::istringstream fields(line);
+      std::string n, dtype, shape, trainable, slot_of;
+      double min = 0, max = 0, mean = 0;
+      if (!(fields >> n) || n != name) continue;
+      found = true;
+      fields >> dtype >> shape >> trainable >> slot_of >> min >> max >> mean;
+      EXPECT_EQ(trainable, "no") << line;
+      EXPECT_LT(min, max) << line;  // moved, per feature, off the constant it started at
+    }
+    EXPECT_TRUE(found) << name << " is not in the snapshot:\n" << inspect.output;
+  }
+  EXPECT_NE(inspect.output.find("MOVING_AVERAGE_VARIABLES: bn_0/moving_mean"), std::string::npos) << inspect.output;
+}
+
 TEST(CairnCommand, LocalSyncRunsGiveTheSameResultTwice) {
   const std::string job = SubsetJob("mlp_sync", 2000, 500);
   std::vector<double> losses;

@@ -263,6 +263,32 @@ ResumeJob WideDeepAdagradJob() {
           2 * 8000 / (2 * 50)};
 }
 
+// A model described as a layer list with batch normalization and dropout
+// on a Fashion-MNIST subset: moving statistics (non-trainable, moved by
+// every worker's AssignAdd in the step's own push) and dropout masks drawn
+// from (seed, worker, step) must resume exactly too.
+ResumeJob BatchNormJob() {
+  return {"batch_norm",
+          "name: resume_batch_norm\n"
+          "model:\n"
+          "  kind: layers\n"
+          "  seed: 4\n"
+          "  layers:\n"
+          "    - {type: normalize}\n"
+          "    - {type: dense, units: 32, activation: relu}\n"
+          "    - {type: batch_norm, name: bn, momentum: 0.9}\n"
+          "    - {type: dropout, rate: 0.2}\n"
+          "    - {type: dense, units: 10}\n"
+          "    - {type: softmax}\n"
+          "data: {kind: fashion_mnist, dir: /usr/share/datasets/fashion-mnist, train_limit: 2000, test_limit: 500}\n"
+          "train: {batch_size: 50, epochs: 6, log_every_steps: 1, seed: 5}\n"
+          "optimizer: {kind: adam, learning_rate: 0.005}\n"
+          "cluster: {servers: 2, workers: 2, consistency: sync, sync_timeout_ms: 20000, timeout_ms: 30000,\n"
+          "          split_threshold_bytes: 4096}\n"
+          "snapshot: {every_steps: 5, every_secs: 0, max_to_keep: 0}\n",
+          6 * 2000 / (2 * 50)};
+}
+
 // Every process of one attempt at running the job.
 class Attempt {
  public:
@@ -801,6 +827,14 @@ TEST_F(ResumeTest, MpirunMlpMomentumJobKilledAndRerunEndsBitIdentical) {
     GTEST_SKIP() << "Fashion-MNIST is not installed (launch/install_deps.sh installs it)";
   }
   const ResumeJob job = MlpMomentumJob();
+  Check(job, Mpirun(WriteJob(job)));
+}
+
+TEST_F(ResumeTest, MpirunBatchNormLayersJobKilledAndRerunEndsBitIdentical) {
+  if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
+    GTEST_SKIP() << "Fashion-MNIST is not installed (launch/install_deps.sh installs it)";
+  }
+  const ResumeJob job = BatchNormJob();
   Check(job, Mpirun(WriteJob(job)));
 }
 

@@ -1,30 +1,14 @@
 #include "worker/model.h"
 
+#include <map>
+#include <mutex>
+
 #include "worker/click_data.h"
+#include "worker/layers.h"
 
 namespace cairn {
-namespace {
 
-Output Dense(Graph* g, Output in, int64_t fan_in, int64_t fan_out, const std::string& scope, uint64_t seed) {
-  VariableOptions w;
-  w.name = scope + "/W";
-  w.shape = {fan_in, fan_out};
-  w.init.kind = InitKind::kGlorotUniform;
-  w.init.seed = seed;
-  VariableOptions b;
-  b.name = scope + "/b";
-  b.shape = {fan_out};
-  return g->Add(g->MatMul(in, g->Variable(w)), g->Variable(b), scope + "/z");
-}
-
-Output Activation(Graph* g, const std::string& kind, Output x, const std::string& name) {
-  if (kind == "sigmoid") return g->Sigmoid(x, name);
-  if (kind == "tanh") return g->Tanh(x, name);
-  return g->Relu(x, name);
-}
-
-// learning_rate, global_step and the op that sets the learning rate.
-void AddTrainingState(Graph* g, double learning_rate, Model* m) {
+Status AddTrainingState(double learning_rate, Graph* g, Model* m) {
   VariableOptions lr;
   lr.name = "learning_rate";
   lr.shape = {};
@@ -53,85 +37,54 @@ void AddTrainingState(Graph* g, double learning_rate, Model* m) {
   step.dtype = DType::kInt64;
   step.trainable = false;
   m->global_step = g->Variable(step);
+  return g->status();
 }
 
-void AddNormalization(Graph* g, int64_t features, Model* m) {
-  VariableOptions mean;
-  mean.name = "normalize/mean";
-  mean.shape = {features};
-  mean.trainable = false;
-  VariableOptions inv;
-  inv.name = "normalize/inv_std";
-  inv.shape = {features};
-  inv.trainable = false;
-  inv.init.kind = InitKind::kOnes;
-  m->mean = g->Variable(mean);
-  m->inv_std = g->Variable(inv);
-  m->new_mean = g->Placeholder("normalize/new_mean", DType::kFloat32, {features});
-  m->new_inv_std = g->Placeholder("normalize/new_inv_std", DType::kFloat32, {features});
-  m->set_mean = g->Assign(m->mean, m->new_mean, "normalize/set_mean");
-  m->set_inv_std = g->Assign(m->inv_std, m->new_inv_std, "normalize/set_inv_std");
+MinimizeOptions TrainingMinimizeOptions(const Model& m) {
+  MinimizeOptions mo;
+  mo.learning_rate = m.learning_rate;
+  mo.global_step = m.global_step;
+  return mo;
 }
 
-// The wide (logistic) part of the click models: [-1, 1].
-Output WideLogit(Graph* g, const Model& m) {
-  SparseTableOptions table;
-  table.name = "click/wide";
-  table.dim = 1;
-  Output bag = g->EmbeddingBag(g->SparseTable(table), m.ids, Combiner::kSum, "click/wide/bag");
-  VariableOptions w;
-  w.name = "click/wide/dense_w";
-  w.shape = {kClickCounts, 1};
-  VariableOptions b;
-  b.name = "click/wide/b";
-  b.shape = {1};
-  return g->Add(g->Add(bag, g->MatMul(m.x, g->Variable(w))), g->Variable(b), "click/wide/logit");
+namespace {
+
+struct ModelRegistry {
+  std::mutex mu;
+  std::map<std::string, ModelBuilder> builders;
+};
+
+ModelRegistry& Registry() {
+  static ModelRegistry* registry = new ModelRegistry;  // never destroyed: read by threads until exit
+  return *registry;
 }
 
-// The deep part of click_wide_deep: [-1, 1].
-StatusOr<Output> DeepLogit(const ModelConfig& c, Graph* g, Model* m) {
-  if (c.embedding_dim < 1 || c.embedding_dim > 1024) return InvalidArgument("model.embedding_dim: must be in [1, 1024]");
-  AddNormalization(g, kClickCounts, m);
-  SparseTableOptions table;
-  table.name = "click/embedding";
-  table.dim = static_cast<int32_t>(c.embedding_dim);
-  table.init.kind = InitKind::kUniform;
-  table.init.minval = -0.05;
-  table.init.maxval = 0.05;
-  table.init.seed = c.seed;
-  // One bag of one id per (example, slot): a missing id's row is zeros.
-  Output rows = g->EmbeddingBag(g->SparseTable(table), g->Reshape(m->ids, {-1, 1}), Combiner::kSum, "click/embed");
-  Output embedded = g->Reshape(rows, {-1, kClickSlots * c.embedding_dim});
-  Output h = g->Concat({embedded, g->Mul(g->Sub(m->x, m->mean), m->inv_std, "normalized")}, 1, "click/deep/in");
-  int64_t width = kClickSlots * c.embedding_dim + kClickCounts;
-  for (size_t i = 0; i < c.hidden.size(); ++i) {
-    if (c.hidden[i] < 1) return InvalidArgument("model.hidden: layer sizes must be >= 1");
-    const std::string scope = "click/deep/dense_" + std::to_string(i);
-    h = Activation(g, c.activation, Dense(g, h, width, c.hidden[i], scope, c.seed + i), scope + "/out");
-    width = c.hidden[i];
-  }
-  return Dense(g, h, width, 1, "click/deep/output", c.seed + 1000);
+ModelBuilder RegisteredBuilder(const std::string& kind) {
+  ModelRegistry& r = Registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  auto it = r.builders.find(kind);
+  return it == r.builders.end() ? ModelBuilder() : it->second;
 }
 
-Status BuildClickModel(const ModelConfig& c, Graph* g, Model* m) {
-  if (c.activation != "relu" && c.activation != "sigmoid" && c.activation != "tanh") {
-    return InvalidArgument("model.activation: unknown activation '" + c.activation + "' (relu, sigmoid, tanh)");
-  }
-  m->click = true;
-  m->x = g->Placeholder("dense", DType::kFloat32, {-1, kClickCounts});
-  m->ids = g->Placeholder("ids", DType::kInt64, {-1, kClickSlots});
-  m->y = g->Placeholder("labels", DType::kFloat32, {-1});
-  Output logit = WideLogit(g, *m);
-  if (c.kind == "click_wide_deep") {
-    ASSIGN_OR_RETURN(Output deep, DeepLogit(c, g, m));
-    logit = g->Add(logit, deep);
-  }
-  m->output = g->Reshape(logit, {-1}, "logits");
-  m->loss = g->ReduceMean(g->SigmoidCrossEntropyWithLogits(m->output, m->y), "loss");
-  return Status::OK();
+bool IsBuiltInModel(const std::string& kind) {
+  return kind == "linear_regression" || kind == "layers" || kind == "softmax_regression" || kind == "mlp" ||
+         IsClickModel(kind);
 }
 
 }  // namespace
+
+Status RegisterModel(const std::string& kind, ModelBuilder builder) {
+  if (kind.empty() || !builder) return InvalidArgument("RegisterModel: a model kind needs a name and a builder");
+  if (IsBuiltInModel(kind)) return AlreadyExists("model kind '" + kind + "' is built in");
+  ModelRegistry& r = Registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  if (!r.builders.emplace(kind, std::move(builder)).second) {
+    return AlreadyExists("model kind '" + kind + "' is registered already");
+  }
+  return Status::OK();
+}
+
+bool IsRegisteredModel(const std::string& kind) { return static_cast<bool>(RegisteredBuilder(kind)); }
 
 bool IsClickModel(const std::string& kind) { return kind == "click_logistic" || kind == "click_wide_deep"; }
 
@@ -155,10 +108,8 @@ Status AddWorkerStates(int num_workers, Graph* g, Model* m) {
 StatusOr<Model> BuildModel(const ModelConfig& c, double learning_rate, Graph* g) {
   if (c.features < 1 || c.classes < 2) return InvalidArgument("model needs features >= 1 and classes >= 2");
   Model m;
-  AddTrainingState(g, learning_rate, &m);
-  if (IsClickModel(c.kind)) {
-    RETURN_IF_ERROR(BuildClickModel(c, g, &m));
-  } else if (c.kind == "linear_regression") {
+  RETURN_IF_ERROR(AddTrainingState(learning_rate, g, &m));
+  if (c.kind == "linear_regression") {
     m.x = g->Placeholder("x", DType::kFloat32, {-1, c.features});
     m.y = g->Placeholder("y", DType::kFloat32, {-1, 1});
     VariableOptions w;
@@ -171,35 +122,27 @@ StatusOr<Model> BuildModel(const ModelConfig& c, double learning_rate, Graph* g)
     m.output = g->Add(g->MatMul(m.x, m.weights), g->Variable(b), "prediction");
     Output half = g->Constant("half", Tensor::FromVector({}, {0.5f}));
     m.loss = g->Mul(g->ReduceMean(g->Square(g->Sub(m.output, m.y))), half, "loss");
-  } else if (c.kind == "softmax_regression" || c.kind == "mlp") {
-    if (c.activation != "relu" && c.activation != "sigmoid" && c.activation != "tanh") {
+  } else if (c.kind == "layers" || c.kind == "softmax_regression" || c.kind == "mlp" || IsClickModel(c.kind)) {
+    if (c.kind != "layers" && c.activation != "relu" && c.activation != "sigmoid" && c.activation != "tanh") {
       return InvalidArgument("model.activation: unknown activation '" + c.activation + "' (relu, sigmoid, tanh)");
     }
-    m.classifier = true;
-    m.x = g->Placeholder("x", DType::kFloat32, {-1, c.features});
-    m.y = g->Placeholder("labels", DType::kInt64, {-1});
-    AddNormalization(g, c.features, &m);
-    Output h = g->Mul(g->Sub(m.x, m.mean), m.inv_std, "normalized");
-    int64_t width = c.features;
-    if (c.kind == "mlp") {
-      for (size_t i = 0; i < c.hidden.size(); ++i) {
-        if (c.hidden[i] < 1) return InvalidArgument("model.hidden: layer sizes must be >= 1");
-        const std::string scope = "dense_" + std::to_string(i);
-        h = Activation(g, c.activation, Dense(g, h, width, c.hidden[i], scope, c.seed + i), scope + "/out");
-        width = c.hidden[i];
-      }
+    for (int64_t h : c.hidden) {
+      if (c.kind != "layers" && h < 1) return InvalidArgument("model.hidden: layer sizes must be >= 1");
     }
-    m.output = Dense(g, h, width, c.classes, "output", c.seed + 1000);
-    m.loss = g->ReduceMean(g->SparseSoftmaxCrossEntropyWithLogits(m.output, m.y), "loss");
-    m.accuracy = g->Accuracy(m.output, m.y, "accuracy");
+    if (IsClickModel(c.kind) && (c.embedding_dim < 1 || c.embedding_dim > 1024)) {
+      return InvalidArgument("model.embedding_dim: must be in [1, 1024]");
+    }
+    ModelConfig preset = c;
+    if (IsClickModel(c.kind)) preset.slots = kClickSlots, preset.features = kClickCounts;
+    RETURN_IF_ERROR(BuildLayers(preset, g, &m));
+  } else if (ModelBuilder builder = RegisteredBuilder(c.kind)) {
+    RETURN_IF_ERROR(builder(c, g, &m).WithContext("model.kind " + c.kind));
+    if (!m.loss.valid()) return InvalidArgument("model.kind " + c.kind + ": the builder set no loss");
   } else {
     return InvalidArgument("model.kind: unknown model '" + c.kind +
-                           "' (linear_regression, softmax_regression, mlp, click_logistic, click_wide_deep)");
+                           "' (linear_regression, softmax_regression, mlp, click_logistic, click_wide_deep, layers)");
   }
-  MinimizeOptions mo;
-  mo.learning_rate = m.learning_rate;
-  mo.global_step = m.global_step;
-  m.train_op = g->Minimize(m.loss, mo, "train");
+  m.train_op = g->Minimize(m.loss, TrainingMinimizeOptions(m), "train");
   if (!g->status().ok()) return g->status();
   return m;
 }

@@ -1,11 +1,15 @@
 // The models a job file can name, built as Graphs:
 //   linear_regression   pred = x·w + b, loss = mean((pred - y)²) / 2
+//   layers              a list of layers (worker/layers.h): dense,
+//                       normalize, batch_norm, dropout, embedding, concat,
+//                       add, and a softmax, logistic or regression head
+// and presets of `layers` (PresetLayers):
 //   softmax_regression  logits = norm(x)·W + b, sparse softmax cross-entropy
 //   mlp                 hidden layers act(h·W + b), then logits as above
 //   click_logistic      click logs (worker/click_examples.h): logit = the sum
 //                       over the 26 slots of a dim-1 row of one sparse table
 //                       "click/wide" (keyed by ClickTableId; missing ids
-//                       skipped) + the 13 log-count features · w + b;
+//                       skipped) + the 13 log-count features · W + b;
 //                       sigmoid cross-entropy
 //   click_wide_deep     that logit (the wide part) + an MLP (hidden, act) over
 //                       [one embedding_dim row per slot of the table
@@ -17,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,9 +30,37 @@
 
 namespace cairn {
 
+// One layer of a model described as a list (ModelConfig::layers; the layer
+// kinds and their fields are in worker/layers.h).
+struct LayerSpec {
+  std::string type;                 // normalize | dense | batch_norm | dropout | embedding | concat | add |
+                                    // softmax | logistic | regression (the last three: heads)
+  std::string name;                 // its variables' scope and what `inputs` of others call it
+  std::vector<std::string> inputs;  // empty: the layer before ("features" for the first)
+  int64_t units = 0;                // dense
+  std::string activation = "none";  // dense: none | relu | sigmoid | tanh
+  bool bias = true;                 // dense
+  std::string init = "glorot_uniform";  // dense: glorot_uniform | zeros
+  int64_t seed = -1;                // dense, embedding: -1 = model.seed + the layer's position
+  double rate = 0.5;                // dropout: the fraction of values zeroed while training
+  double momentum = 0.99;           // batch_norm: of the moving statistics, per step of one worker
+  double epsilon = 1e-3;            // batch_norm
+  int64_t dim = 16;                 // embedding: floats per row
+  std::string combiner = "concat";  // embedding: concat (a row per slot, side by side) | sum | mean (over the slots)
+  double init_scale = 0.05;         // embedding: rows start uniform in [-scale, scale) (0: zeros)
+};
+
 struct ModelConfig {
-  // linear_regression | softmax_regression | mlp | click_logistic | click_wide_deep
+  // linear_regression | softmax_regression | mlp | click_logistic | click_wide_deep | layers
+  // (all but linear_regression are layer lists: the others are presets,
+  // PresetLayers in worker/layers.h)
   std::string kind = "linear_regression";
+  std::vector<LayerSpec> layers;           // kind layers
+  int64_t slots = 0;                       // categorical slots the data has (click logs: kClickSlots)
+  // batch_norm: every worker moves the moving statistics by 1/workers of
+  // its batch's pull, so that a step of all workers moves them as one
+  // worker's step would.
+  int workers = 1;
   int64_t features = 784;                  // click models: kClickCounts
   int64_t classes = 10;                    // classifiers
   std::vector<int64_t> hidden = {256, 128};  // mlp
@@ -46,6 +79,17 @@ struct Model {
   Output loss;            // scalar
   Output accuracy;        // classifiers only
   Output train_op;
+  // Run with every train step (the graph's UPDATE_OPS: batch
+  // normalization's moving statistics).
+  std::vector<Output> update_ops;
+  // Evaluation's view of the model where it differs from training's (batch
+  // normalization by its moving statistics, no dropout); unset: output,
+  // loss and accuracy serve both.
+  Output eval_output, eval_loss, eval_accuracy;
+  // Dropout's int64 scalar seed, fed by the trainer with each train step (a
+  // pure function of worker and step, so a resumed step drops the same
+  // values); unset without dropout. Evaluation does not read it.
+  Output step_seed;
   Output global_step;     // int64 scalar, non-trainable
   Output learning_rate;   // float scalar, non-trainable; sent with every push
   Output set_learning_rate, new_learning_rate;  // Assign op and its placeholder
@@ -86,6 +130,36 @@ struct ChiefWord {
 
 // Variable name of worker `worker`'s state ("cairn/worker_state/<worker>").
 std::string WorkerStateName(int worker);
+
+// A model of one's own: what a Trainer needs beside the model's graph.
+// Build it into an empty graph before anything else (AddTrainingState),
+// then the model, setting x, y (and ids), output, loss, train_op (Minimize
+// with TrainingMinimizeOptions, so that pushes carry the scheduled learning
+// rate and count global steps), classifier + accuracy or click for the
+// evaluation's figures, update_ops and the eval_* view if any; then the
+// workers' states (AddWorkerStates). An ExampleSource feeds x and y, and
+// the Trainer gives that graph everything `cairn train` has: data
+// sharding, positions in snapshots, resume, schedules, snapshot cadence,
+// sync recovery (launch/examples/custom_model does it).
+//
+// learning_rate, global_step, cairn/chief_ready and the ops that set them.
+Status AddTrainingState(double learning_rate, Graph* graph, Model* model);
+// Minimize's options for a model's train op: the learning_rate variable
+// and the global_step counter that AddTrainingState made.
+MinimizeOptions TrainingMinimizeOptions(const Model& model);
+
+// A model kind of one's own for job files (model.kind) and every launcher:
+// builds x, y (and ids), output, loss and what evaluation reads
+// (classifier + accuracy, or click; update_ops, eval_*) into `graph`, which
+// already holds the training state (AddTrainingState); BuildModel then adds
+// the train op. `config` carries the job's model section (seed, hidden,
+// classes, ...) and the data's features and slots.
+using ModelBuilder = std::function<Status(const ModelConfig& config, Graph* graph, Model* model)>;
+// Registers `kind` (call before any job starts, e.g. first thing in main).
+// AlreadyExists for a built-in or already registered kind.
+Status RegisterModel(const std::string& kind, ModelBuilder builder);
+// Whether `kind` was registered.
+bool IsRegisteredModel(const std::string& kind);
 
 // Builds the model into `graph` (empty). InvalidArgument for a bad config.
 StatusOr<Model> BuildModel(const ModelConfig& config, double learning_rate, Graph* graph);

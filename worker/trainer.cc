@@ -420,9 +420,12 @@ StatusOr<Evaluation> Trainer::Evaluate(const ExampleSource& data) {
   double correct = 0, loss = 0;
   std::vector<float> scores, labels;  // click models: for the AUC
   std::vector<int64_t> indices;
-  std::vector<Output> fetches = {model_->loss};
-  if (model_->classifier) fetches.push_back(model_->accuracy);
-  if (model_->click) fetches.push_back(model_->output);
+  // Evaluation's view where it differs (batch normalization by its moving
+  // statistics, no dropout).
+  const auto view = [](Output eval, Output train) { return eval.valid() ? eval : train; };
+  std::vector<Output> fetches = {view(model_->eval_loss, model_->loss)};
+  if (model_->classifier) fetches.push_back(view(model_->eval_accuracy, model_->accuracy));
+  if (model_->click) fetches.push_back(view(model_->eval_output, model_->output));
   for (int64_t first = 0; first < data.size(); first += batch) {
     const int64_t n = std::min(batch, data.size() - first);
     indices.resize(n);
@@ -486,6 +489,8 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
   const size_t word_fetch = fetches.size();
   const bool read_word = sync && !chief();
   if (read_word) fetches.push_back(model_->chief_ready);
+  // Batch normalization's moving statistics: in the step's own push.
+  fetches.insert(fetches.end(), model_->update_ops.begin(), model_->update_ops.end());
   RETURN_IF_ERROR(NoteServerRestarts(global_step));  // learns who the servers are
   for (int64_t step = first_step; step < total; ++step) {
     if (aborted()) return Aborted();
@@ -502,6 +507,12 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
     RETURN_IF_ERROR(train_->Feed(batch, *model_, &feeds));
     // The state after this step travels in the step's own push.
     if (!model_->worker_state.empty()) feeds.emplace(model_->new_worker_state, StateAfter(step + 1, it.position()));
+    // Dropout's masks: a function of (seed, worker, step), so a resumed step
+    // drops what the first run of it dropped.
+    if (model_->step_seed.valid()) {
+      const uint64_t seed = (options_.seed * 1000003 + static_cast<uint64_t>(options_.worker)) << 32;
+      feeds.emplace(model_->step_seed, Int64Scalar(static_cast<int64_t>(seed ^ static_cast<uint64_t>(step))));
+    }
     const auto step_start = std::chrono::steady_clock::now();
     StatusOr<std::vector<Tensor>> ran = session_->Run(fetches, feeds);
     if (options_.slow_factor > 1.0) {
