@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libboost-dev libopenmpi-dev openmpi-bin libcereal-dev libeigen3-dev
   librocksdb-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libyaml-cpp-dev libcli11-dev libspdlog-dev nlohmann-json3-dev zlib1g-dev libxxhash-dev libssl-dev
+  libyaml-cpp-dev libcli11-dev libspdlog-dev nlohmann-json3-dev zlib1g-dev libxxhash-dev libssl-dev libzip-dev
   clang-14 libclang-rt-14-dev
   dataset-fashion-mnist python3 python3-numpy gnuplot-nox
 )

@@ -2,43 +2,26 @@
 
 #include <fcntl.h>
 #include <unistd.h>
-#include <zlib.h>
+#include <zip.h>
 
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cstring>
+#include <deque>
+#include <filesystem>
 #include <set>
-#include <system_error>
 
 #include "common/file_io.h"
 
 namespace cairn {
-
-// Not part of the API: WriteNpz with the size at which Zip64 records start
-// (0xFFFFFFFF, the zip format's own limit). Tests pass 0 so that every
-// member and the archive take the Zip64 route without writing 4 GiB.
-namespace npz_internal {
-Status WriteNpz(const std::string& path, const std::vector<NpzArray>& arrays, uint64_t zip64_limit);
-}  // namespace npz_internal
-
 namespace {
 
-// Zip and .npy fields are little-endian, and tensor bytes are written as
-// they are in memory under the descr '<f4' / '<i8'.
+// .npy fields are little-endian, and tensor bytes are written as they are
+// in memory under the descr '<f4' / '<i8'.
 static_assert(std::endian::native == std::endian::little, "npz writer assumes a little-endian host");
 
-constexpr uint64_t kZip32Limit = 0xFFFFFFFF;
-constexpr uint16_t kVersionStored = 20;  // "version needed": 2.0, stored files
-constexpr uint16_t kVersionZip64 = 45;   //                   4.5, Zip64 records
-constexpr uint16_t kMadeByUnix = 3 << 8;
-constexpr uint16_t kFlagUtf8Name = 1 << 11;
-constexpr uint16_t kDosDate1980 = (0 << 9) | (1 << 5) | 1;  // 1980-01-01: archives are reproducible
-constexpr size_t kCrcChunk = size_t{64} << 20;               // CRC and write the data in pieces this large
-
-void Put16(std::string* out, uint16_t v) { out->append(reinterpret_cast<const char*>(&v), 2); }
-void Put32(std::string* out, uint32_t v) { out->append(reinterpret_cast<const char*>(&v), 4); }
-void Put64(std::string* out, uint64_t v) { out->append(reinterpret_cast<const char*>(&v), 8); }
-
+constexpr time_t kEpoch1980 = 315532800;  // 1980-01-01 UTC, the zip format's first date: archives are reproducible
 
 const char* Descr(DType dtype) {
   switch (dtype) {
@@ -68,272 +51,243 @@ std::string NpyHeader(const Tensor& t) {
   std::string out = "\x93NUMPY";
   out += static_cast<char>(v1 ? 1 : 2);
   out += '\0';
-  if (v1) Put16(&out, static_cast<uint16_t>(header_len)); else Put32(&out, static_cast<uint32_t>(header_len));
+  const uint32_t len = static_cast<uint32_t>(header_len);
+  out.append(reinterpret_cast<const char*>(&len), v1 ? 2 : 4);
   out += dict;
   out.append(header_len - dict.size() - 1, ' ');
   out += '\n';
   return out;
 }
 
-struct Member {
-  std::string file_name;     // the array's name + ".npy"
-  std::string npy_header;
-  uint64_t size = 0;         // npy_header plus the tensor's bytes (stored: compressed = uncompressed)
-  uint64_t offset = 0;       // of its local header
-  uint32_t crc = 0;
-  bool zip64_sizes = false;  // size needs a Zip64 extra field
-};
-
-uint16_t Flags(const Member& m) {
-  const bool ascii = std::all_of(m.file_name.begin(), m.file_name.end(),
-                                 [](char c) { return static_cast<unsigned char>(c) < 0x80; });
-  return ascii ? 0 : kFlagUtf8Name;
+Status SyncPath(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, "cannot open '" + path + "' to sync it");
+  const int rc = ::fsync(fd), err = errno;
+  ::close(fd);
+  if (rc != 0) return ErrnoStatus(err, "cannot sync '" + path + "'");
+  return Status::OK();
 }
 
-uint32_t Field32(uint64_t v, bool zip64) { return zip64 ? 0xFFFFFFFF : static_cast<uint32_t>(v); }
-
-// Local header; its CRC is patched in once the data is written
-// (kLocalCrcOffset bytes in).
-constexpr uint64_t kLocalCrcOffset = 14;
-std::string LocalHeader(const Member& m) {
-  std::string h;
-  Put32(&h, 0x04034b50);
-  Put16(&h, m.zip64_sizes ? kVersionZip64 : kVersionStored);
-  Put16(&h, Flags(m));
-  Put16(&h, 0);  // method: stored
-  Put16(&h, 0);  // time
-  Put16(&h, kDosDate1980);
-  Put32(&h, m.crc);
-  Put32(&h, Field32(m.size, m.zip64_sizes));
-  Put32(&h, Field32(m.size, m.zip64_sizes));
-  Put16(&h, static_cast<uint16_t>(m.file_name.size()));
-  Put16(&h, m.zip64_sizes ? 20 : 0);
-  h += m.file_name;
-  if (m.zip64_sizes) {  // the local Zip64 field holds both sizes, always
-    Put16(&h, 0x0001);
-    Put16(&h, 16);
-    Put64(&h, m.size);
-    Put64(&h, m.size);
+// `bytes` to `tmp`, synced, renamed over `path`, its directory synced.
+Status WriteFileAtomically(const std::string& tmp, const std::string& path, const std::string& bytes) {
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(errno, "cannot create '" + tmp + "'");
+  const bool written = ::write(fd, bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()) && ::fsync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  if (!written || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    const Status s = ErrnoStatus(written ? errno : err, "cannot write '" + path + "'");
+    ::unlink(tmp.c_str());
+    return s;
   }
-  return h;
-}
-
-std::string CentralHeader(const Member& m, uint64_t zip64_limit) {
-  const bool zip64_offset = m.offset >= zip64_limit;
-  // The central Zip64 field holds only the values whose 32-bit field is
-  // 0xFFFFFFFF, in this order.
-  std::string extra;
-  if (m.zip64_sizes) {
-    Put64(&extra, m.size);
-    Put64(&extra, m.size);
-  }
-  if (zip64_offset) Put64(&extra, m.offset);
-  const bool zip64 = !extra.empty();
-  std::string h;
-  Put32(&h, 0x02014b50);
-  Put16(&h, kMadeByUnix | kVersionZip64);
-  Put16(&h, zip64 ? kVersionZip64 : kVersionStored);
-  Put16(&h, Flags(m));
-  Put16(&h, 0);  // method: stored
-  Put16(&h, 0);  // time
-  Put16(&h, kDosDate1980);
-  Put32(&h, m.crc);
-  Put32(&h, Field32(m.size, m.zip64_sizes));
-  Put32(&h, Field32(m.size, m.zip64_sizes));
-  Put16(&h, static_cast<uint16_t>(m.file_name.size()));
-  Put16(&h, static_cast<uint16_t>(zip64 ? 4 + extra.size() : 0));
-  Put16(&h, 0);  // comment length
-  Put16(&h, 0);  // disk
-  Put16(&h, 0);  // internal attributes
-  Put32(&h, 0100644u << 16);  // external attributes: a regular file, rw-r--r--
-  Put32(&h, Field32(m.offset, zip64_offset));
-  h += m.file_name;
-  if (zip64) {
-    Put16(&h, 0x0001);
-    Put16(&h, static_cast<uint16_t>(extra.size()));
-    h += extra;
-  }
-  return h;
-}
-
-// The end of central directory record, preceded by the Zip64 end record and
-// its locator when a count, size or offset does not fit.
-std::string EndRecords(uint64_t count, uint64_t cd_offset, uint64_t cd_size, uint64_t zip64_limit) {
-  const bool big_count = count >= std::min<uint64_t>(zip64_limit, 0xFFFF);
-  const bool big_size = cd_size >= zip64_limit;
-  const bool big_offset = cd_offset >= zip64_limit;
-  std::string e;
-  if (big_count || big_size || big_offset) {
-    const uint64_t zip64_end_offset = cd_offset + cd_size;
-    Put32(&e, 0x06064b50);
-    Put64(&e, 44);  // size of the rest of this record
-    Put16(&e, kMadeByUnix | kVersionZip64);
-    Put16(&e, kVersionZip64);
-    Put32(&e, 0);  // this disk
-    Put32(&e, 0);  // disk with the central directory
-    Put64(&e, count);
-    Put64(&e, count);
-    Put64(&e, cd_size);
-    Put64(&e, cd_offset);
-    Put32(&e, 0x07064b50);  // locator
-    Put32(&e, 0);
-    Put64(&e, zip64_end_offset);
-    Put32(&e, 1);  // disks in total
-  }
-  Put32(&e, 0x06054b50);
-  Put16(&e, 0);
-  Put16(&e, 0);
-  Put16(&e, big_count ? 0xFFFF : static_cast<uint16_t>(count));
-  Put16(&e, big_count ? 0xFFFF : static_cast<uint16_t>(count));
-  Put32(&e, Field32(cd_size, big_size));
-  Put32(&e, Field32(cd_offset, big_offset));
-  Put16(&e, 0);  // comment length
-  return e;
-}
-
-// An open output file that names itself in errors.
-class OutputFile {
- public:
-  OutputFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
-  ~OutputFile() { if (fd_ >= 0) ::close(fd_); }
-  OutputFile(const OutputFile&) = delete;
-  OutputFile& operator=(const OutputFile&) = delete;
-
-  uint64_t offset() const { return offset_; }
-
-  Status Append(const void* data, size_t n) {
-    const char* p = static_cast<const char*>(data);
-    while (n > 0) {
-      const ssize_t w = ::write(fd_, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) return ErrnoStatus(errno, "cannot write '" + path_ + "'");
-      p += w;
-      n -= static_cast<size_t>(w);
-      offset_ += static_cast<uint64_t>(w);
-    }
-    return Status::OK();
-  }
-  Status Append(const std::string& s) { return Append(s.data(), s.size()); }
-
-  Status Patch32(uint64_t offset, uint32_t v) {
-    if (::pwrite(fd_, &v, 4, static_cast<off_t>(offset)) != 4) return ErrnoStatus(errno, "cannot write '" + path_ + "'");
-    return Status::OK();
-  }
-
-  Status SyncAndClose() {
-    const int fd = fd_;
-    fd_ = -1;
-    if (::fsync(fd) != 0) {
-      const int err = errno;
-      ::close(fd);
-      return ErrnoStatus(err, "cannot sync '" + path_ + "'");
-    }
-    if (::close(fd) != 0) return ErrnoStatus(errno, "cannot close '" + path_ + "'");
-    return Status::OK();
-  }
-
- private:
-  int fd_;
-  std::string path_;
-  uint64_t offset_ = 0;
-};
-
-// Writes one member (local header, .npy header, `value`'s bytes) at the
-// file's end, computing the CRC on the way, then patches the CRC into the
-// local header.
-Status WriteMember(OutputFile& out, const Tensor& value, Member& m) {
-  m.offset = out.offset();
-  RETURN_IF_ERROR(out.Append(LocalHeader(m)));
-  uLong crc = crc32_z(0, reinterpret_cast<const Bytef*>(m.npy_header.data()), m.npy_header.size());
-  RETURN_IF_ERROR(out.Append(m.npy_header));
-  const char* data = static_cast<const char*>(value.raw());
-  for (size_t done = 0, total = value.byte_size(); done < total;) {
-    const size_t n = std::min(kCrcChunk, total - done);
-    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(data + done), n);
-    RETURN_IF_ERROR(out.Append(data + done, n));
-    done += n;
-  }
-  m.crc = static_cast<uint32_t>(crc);
-  return out.Patch32(m.offset + kLocalCrcOffset, m.crc);
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  return SyncPath(parent.empty() ? "." : parent.string(), O_RDONLY | O_DIRECTORY);
 }
 
 }  // namespace
 
 struct NpzWriter::State {
-  State(std::string path, std::string tmp, int fd, uint64_t zip64_limit)
-      : path(std::move(path)), tmp(std::move(tmp)), out(fd, this->tmp), zip64_limit(zip64_limit) {}
+  // One member: libzip reads it through Read (a zip_source_function) when
+  // the archive is closed.
+  struct Member {
+    State* state = nullptr;
+    std::string name;            // the array's
+    NpzLoader load;
+    int64_t size = -1;           // header + data bytes, if known before loading (-1: not)
+    // While libzip reads it:
+    std::string header;
+    Tensor value;
+    uint64_t at = 0;
+    zip_error_t error;
+  };
 
-  const std::string path;
-  const std::string tmp;
-  OutputFile out;
-  const uint64_t zip64_limit;
-  std::vector<Member> members;  // written so far
+  ~State() {
+    if (archive) zip_discard(archive);  // nothing was written: libzip writes only on close
+    for (Member& m : members) zip_error_fini(&m.error);
+  }
+
+  static zip_int64_t Read(void* userdata, void* data, zip_uint64_t len, zip_source_cmd_t cmd);
+
+  std::string path;
+  bool sizes_unknown = false;
+  zip_t* archive = nullptr;
+  std::deque<Member> members;  // stable addresses: libzip holds pointers to them
   std::set<std::string> names;
   bool finished = false;
-  Status failed;  // the first write error: the archive cannot be completed after it
+  Status failed;  // a loader's error (the first): reported by Finish
 };
+
+zip_int64_t NpzWriter::State::Read(void* userdata, void* data, zip_uint64_t len, zip_source_cmd_t cmd) {
+  Member& m = *static_cast<Member*>(userdata);
+  switch (cmd) {
+    case ZIP_SOURCE_OPEN: {
+      StatusOr<Tensor> value = m.load();
+      Status s = value.status();
+      if (s.ok() && Descr(value->dtype()) == nullptr) s = InvalidArgument("an unsupported dtype");
+      if (!s.ok()) {
+        if (m.state->failed.ok()) m.state->failed = s.WithContext("array '" + m.name + "'");
+        zip_error_set(&m.error, ZIP_ER_READ, 0);
+        return -1;
+      }
+      m.value = std::move(*value);
+      m.header = NpyHeader(m.value);
+      m.at = 0;
+      return 0;
+    }
+    case ZIP_SOURCE_READ: {
+      const uint64_t total = m.header.size() + m.value.byte_size();
+      const uint64_t n = std::min<uint64_t>(len, total - m.at);
+      char* out = static_cast<char*>(data);
+      for (uint64_t done = 0; done < n;) {
+        const uint64_t at = m.at + done;
+        if (at < m.header.size()) {
+          const uint64_t k = std::min<uint64_t>(n - done, m.header.size() - at);
+          std::memcpy(out + done, m.header.data() + at, k);
+          done += k;
+        } else {
+          std::memcpy(out + done, static_cast<const char*>(m.value.raw()) + (at - m.header.size()), n - done);
+          done = n;
+        }
+      }
+      m.at += n;
+      return static_cast<zip_int64_t>(n);
+    }
+    case ZIP_SOURCE_CLOSE:
+      m.value = Tensor();  // written: the next array may take its place in memory
+      m.header.clear();
+      return 0;
+    case ZIP_SOURCE_STAT: {
+      zip_stat_t* st = ZIP_SOURCE_GET_ARGS(zip_stat_t, data, len, &m.error);
+      if (!st) return -1;
+      zip_stat_init(st);
+      st->mtime = kEpoch1980;
+      st->valid |= ZIP_STAT_MTIME;
+      if (m.size >= 0) {
+        st->size = static_cast<zip_uint64_t>(m.size);
+        st->valid |= ZIP_STAT_SIZE;
+      }
+      return sizeof(zip_stat_t);
+    }
+    case ZIP_SOURCE_ERROR: return zip_error_to_data(&m.error, data, len);
+    case ZIP_SOURCE_FREE: return 0;  // the writer owns the member
+    case ZIP_SOURCE_SUPPORTS:
+      return zip_source_make_command_bitmap(ZIP_SOURCE_OPEN, ZIP_SOURCE_READ, ZIP_SOURCE_CLOSE, ZIP_SOURCE_STAT,
+                                            ZIP_SOURCE_ERROR, ZIP_SOURCE_FREE, -1);
+    default:
+      zip_error_set(&m.error, ZIP_ER_OPNOTSUPP, 0);
+      return -1;
+  }
+}
 
 NpzWriter::NpzWriter(std::unique_ptr<State> state) : state_(std::move(state)) {}
 
-NpzWriter::~NpzWriter() {
-  if (!state_->finished) ::unlink(state_->tmp.c_str());
-}
+NpzWriter::~NpzWriter() = default;
 
 Status NpzWriter::Add(const NpzArray& a) {
-  State& st = *state_;
-  if (st.finished) return FailedPrecondition("npz export to '" + st.path + "': the archive is already finished");
-  RETURN_IF_ERROR(st.failed);
-  const std::string where = "npz export to '" + st.path + "': ";
-  if (a.name.empty()) return InvalidArgument(where + "an array has an empty name");
-  if (st.names.count(a.name)) return InvalidArgument(where + "array name '" + a.name + "' appears twice");
-  if (a.name.size() + 4 > 0xFFFF) {
-    return InvalidArgument(where + "array name '" + a.name.substr(0, 64) + "...' is longer than a zip file name may be");
+  if (Descr(a.value.dtype()) == nullptr) {
+    return InvalidArgument("npz export to '" + state_->path + "': array '" + a.name + "' has an unsupported dtype");
   }
-  if (Descr(a.value.dtype()) == nullptr) return InvalidArgument(where + "array '" + a.name + "' has an unsupported dtype");
-  Member m;
-  m.file_name = a.name + ".npy";
-  m.npy_header = NpyHeader(a.value);
-  m.size = m.npy_header.size() + a.value.byte_size();
-  m.zip64_sizes = m.size >= st.zip64_limit;
-  if (Status s = WriteMember(st.out, a.value, m); !s.ok()) return st.failed = s;
-  st.names.insert(a.name);
-  st.members.push_back(std::move(m));
+  RETURN_IF_ERROR(Add(a.name, [value = a.value]() -> StatusOr<Tensor> { return value; }));
+  if (!state_->sizes_unknown) {
+    State::Member& m = state_->members.back();
+    m.size = static_cast<int64_t>(NpyHeader(a.value).size() + a.value.byte_size());
+  }
+  return Status::OK();
+}
+
+Status NpzWriter::Add(const std::string& name, NpzLoader load) {
+  State& st = *state_;
+  const std::string where = "npz export to '" + st.path + "': ";
+  if (st.finished || !st.archive) return FailedPrecondition(where + "the archive is already finished");
+  if (name.empty()) return InvalidArgument(where + "an array has an empty name");
+  if (st.names.count(name)) return InvalidArgument(where + "array name '" + name + "' appears twice");
+  if (name.find('\0') != std::string::npos) return InvalidArgument(where + "an array name holds a NUL byte");
+  if (name.size() + 4 > 0xFFFF) {
+    return InvalidArgument(where + "array name '" + name.substr(0, 64) + "...' is longer than a zip file name may be");
+  }
+  State::Member& m = st.members.emplace_back();
+  m.state = &st;
+  m.name = name;
+  m.load = std::move(load);
+  zip_error_init(&m.error);
+  // The name's bytes as they are; libzip flags it UTF-8 when it is valid
+  // UTF-8 and not ASCII (what numpy then decodes), as zip writers do.
+  zip_source_t* source = zip_source_function(st.archive, &State::Read, &m);
+  const zip_int64_t index =
+      source ? zip_file_add(st.archive, (name + ".npy").c_str(), source, ZIP_FL_ENC_GUESS) : -1;
+  if (index < 0 || zip_set_file_compression(st.archive, static_cast<zip_uint64_t>(index), ZIP_CM_STORE, 0) != 0) {
+    const std::string why = zip_strerror(st.archive);
+    if (source && index < 0) zip_source_free(source);
+    if (index >= 0) zip_delete(st.archive, static_cast<zip_uint64_t>(index));
+    zip_error_fini(&m.error);
+    st.members.pop_back();
+    return Internal(where + "libzip cannot add '" + name + "': " + why);
+  }
+  st.names.insert(name);
   return Status::OK();
 }
 
 Status NpzWriter::Finish() {
   State& st = *state_;
-  if (st.finished) return FailedPrecondition("npz export to '" + st.path + "': the archive is already finished");
-  RETURN_IF_ERROR(st.failed);
-  const uint64_t cd_offset = st.out.offset();
-  std::string cd;
-  for (const Member& m : st.members) cd += CentralHeader(m, st.zip64_limit);
-  Status s = st.out.Append(cd);
-  if (s.ok()) s = st.out.Append(EndRecords(st.members.size(), cd_offset, cd.size(), st.zip64_limit));
-  if (s.ok()) s = st.out.SyncAndClose();
-  if (s.ok() && ::rename(st.tmp.c_str(), st.path.c_str()) != 0) {
-    s = ErrnoStatus(errno, "cannot rename '" + st.tmp + "' to '" + st.path + "'");
+  const std::string where = "npz export to '" + st.path + "': ";
+  if (st.finished || !st.archive) return FailedPrecondition(where + "the archive is already finished");
+  if (st.members.empty()) {
+    // libzip writes no file for an empty archive (it removes one): an
+    // export of nothing is the empty zip, its end record alone.
+    zip_discard(st.archive);
+    st.archive = nullptr;
+    const std::string tmp = st.path + ".tmp-" + std::to_string(::getpid());
+    const std::string eocd = std::string("PK\x05\x06", 4) + std::string(18, '\0');
+    RETURN_IF_ERROR(WriteFileAtomically(tmp, st.path, eocd));
+    st.finished = true;
+    return Status::OK();
   }
-  if (!s.ok()) return st.failed = s;
+  // libzip writes every member now, in order, to a temporary file beside
+  // the path, and renames it over the path.
+  if (zip_close(st.archive) != 0) {
+    Status s = st.failed.ok() ? Internal(where + "libzip: " + zip_strerror(st.archive)) : st.failed;
+    zip_discard(st.archive);  // removes the temporary file
+    st.archive = nullptr;
+    return s;
+  }
+  st.archive = nullptr;
   st.finished = true;
-  return Status::OK();
+  RETURN_IF_ERROR(SyncPath(st.path, O_RDONLY));
+  const std::filesystem::path parent = std::filesystem::path(st.path).parent_path();
+  return SyncPath(parent.empty() ? "." : parent.string(), O_RDONLY | O_DIRECTORY);
 }
 
 StatusOr<std::unique_ptr<NpzWriter>> NpzWriter::Create(const std::string& path) {
-  return npz_internal::CreateNpzWriter(path, kZip32Limit);
+  return npz_internal::CreateNpzWriter(path, /*sizes_unknown=*/false);
 }
 
 namespace npz_internal {
 
-StatusOr<std::unique_ptr<NpzWriter>> CreateNpzWriter(const std::string& path, uint64_t zip64_limit) {
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus(errno, "cannot create '" + tmp + "'");
-  return std::unique_ptr<NpzWriter>(new NpzWriter(std::make_unique<NpzWriter::State>(path, tmp, fd, zip64_limit)));
+StatusOr<std::unique_ptr<NpzWriter>> CreateNpzWriter(const std::string& path, bool sizes_unknown) {
+  // libzip creates nothing until the archive is closed: find out now, not
+  // after reading what may be gigabytes, whether the directory takes a file.
+  const std::string probe = path + ".probe-" + std::to_string(::getpid());
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus(errno, "cannot create '" + path + "'");
+  ::close(fd);
+  ::unlink(probe.c_str());
+  auto state = std::make_unique<NpzWriter::State>();
+  state->path = path;
+  state->sizes_unknown = sizes_unknown;
+  int error = 0;
+  state->archive = zip_open(path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &error);
+  if (!state->archive) {
+    zip_error_t e;
+    zip_error_init_with_code(&e, error);
+    const std::string why = zip_error_strerror(&e);
+    zip_error_fini(&e);
+    return Internal("cannot create '" + path + "' (libzip: " + why + ")");
+  }
+  return std::unique_ptr<NpzWriter>(new NpzWriter(std::move(state)));
 }
 
-Status WriteNpz(const std::string& path, const std::vector<NpzArray>& arrays, uint64_t zip64_limit) {
-  ASSIGN_OR_RETURN(std::unique_ptr<NpzWriter> writer, CreateNpzWriter(path, zip64_limit));
+Status WriteNpz(const std::string& path, const std::vector<NpzArray>& arrays, bool sizes_unknown) {
+  ASSIGN_OR_RETURN(std::unique_ptr<NpzWriter> writer, CreateNpzWriter(path, sizes_unknown));
   for (const NpzArray& a : arrays) RETURN_IF_ERROR(writer->Add(a));
   return writer->Finish();
 }
@@ -341,7 +295,7 @@ Status WriteNpz(const std::string& path, const std::vector<NpzArray>& arrays, ui
 }  // namespace npz_internal
 
 Status WriteNpz(const std::string& path, const std::vector<NpzArray>& arrays) {
-  return npz_internal::WriteNpz(path, arrays, kZip32Limit);
+  return npz_internal::WriteNpz(path, arrays, /*sizes_unknown=*/false);
 }
 
 }  // namespace cairn

@@ -1,10 +1,11 @@
-// Writing NumPy .npz archives: a zip of .npy files (format 1.0, or 2.0/3.0
-// when a header needs it), stored uncompressed, with Zip64 records when an
-// archive or a member passes 4 GiB. numpy.load(path) reads the result;
-// array "dense_0/W" becomes key "dense_0/W".
+// Writing NumPy .npz archives: a zip of .npy files (format 1.0, or 2.0 when
+// a header needs it), stored uncompressed, written by libzip (which adds
+// the Zip64 records an archive or member past 4 GiB needs). numpy.load(path)
+// reads the result; array "dense_0/W" becomes key "dense_0/W".
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,19 +20,25 @@ struct NpzArray {
   Tensor value;       // float32 -> '<f4', int64 -> '<i8'; C order; shape [] is a 0-d array
 };
 
+// An array's value, produced when the archive is written (NpzWriter::Add).
+using NpzLoader = std::function<StatusOr<Tensor>()>;
+
 class NpzWriter;
 namespace npz_internal {
-// Not part of the API: NpzWriter::Create with the size at which Zip64
-// records start (the zip format's 0xFFFFFFFF). Tests pass 0, so that every
-// member and the archive take the Zip64 route without writing 4 GiB.
-StatusOr<std::unique_ptr<NpzWriter>> CreateNpzWriter(const std::string& path, uint64_t zip64_limit);
+// Not part of the API: NpzWriter::Create whose members do not state their
+// sizes up front, as lazily added ones do not, so that libzip writes Zip64
+// local headers for them (tests of that route without 4 GiB of data).
+StatusOr<std::unique_ptr<NpzWriter>> CreateNpzWriter(const std::string& path, bool sizes_unknown);
+Status WriteNpz(const std::string& path, const std::vector<NpzArray>& arrays, bool sizes_unknown);
 }  // namespace npz_internal
 
-// Writes an archive one array at a time, so that only the array being added
-// needs to be in memory. Everything goes to a temporary file beside `path`;
-// Finish adds the zip directory, syncs, and renames it over `path`. A
-// writer destroyed without a successful Finish removes its temporary file:
-// a failed export leaves no partial archive.
+// Collects an archive's arrays, then writes it in Finish: libzip writes the
+// whole archive when it is closed, so an array added with a loader is read
+// only when its turn comes and dropped once written -- one such array in
+// memory at a time, however large the archive. The archive goes to a
+// temporary file beside `path` and is renamed over it (then synced) only
+// when complete; a writer destroyed without a successful Finish leaves
+// nothing behind: a failed export leaves no partial archive.
 //
 // Not thread-safe.
 class NpzWriter {
@@ -41,16 +48,22 @@ class NpzWriter {
   NpzWriter(const NpzWriter&) = delete;
   NpzWriter& operator=(const NpzWriter&) = delete;
 
-  // Appends `array`. InvalidArgument (and nothing written) for an empty,
-  // repeated or over-long name or an unsupported dtype. A write error is
-  // returned by this call and by every later one: the archive is lost.
+  // Appends `array` (its value is kept, shared, until Finish). InvalidArgument
+  // (and nothing added) for an empty, repeated or over-long name, one that
+  // holds a NUL byte, or an unsupported dtype.
   Status Add(const NpzArray& array);
-  // Completes the archive at `path`. Nothing may be added after it.
+  // Appends an array whose value `load` gives when Finish writes it (in the
+  // order added). A loader's error, or a value of an unsupported dtype,
+  // fails Finish with it, naming the array.
+  Status Add(const std::string& name, NpzLoader load);
+  // Writes the archive at `path`: libzip writes it to a temporary file and
+  // renames that over `path`, which is then synced. Nothing may be added
+  // after it; after a failure the writer is spent.
   Status Finish();
 
  private:
   friend StatusOr<std::unique_ptr<NpzWriter>> npz_internal::CreateNpzWriter(const std::string& path,
-                                                                            uint64_t zip64_limit);
+                                                                            bool sizes_unknown);
   struct State;
   explicit NpzWriter(std::unique_ptr<State> state);
   std::unique_ptr<State> state_;

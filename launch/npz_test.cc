@@ -16,12 +16,6 @@
 
 namespace cairn {
 
-// Defined in npz.cc, not part of the API: WriteNpz with the size at which
-// Zip64 records start, so the Zip64 route is tested without 4 GiB files.
-namespace npz_internal {
-Status WriteNpz(const std::string& path, const std::vector<NpzArray>& arrays, uint64_t zip64_limit);
-}  // namespace npz_internal
-
 namespace {
 
 namespace fs = std::filesystem;
@@ -189,6 +183,13 @@ std::vector<ZipMember> ParseZip(const std::string& zip, bool* saw_zip64) {
     EXPECT_EQ(Le(zip, offset + 14, 4), crc) << "local header CRC of " << m.name;
     const size_t local_name_len = Le(zip, offset + 26, 2), local_extra_len = Le(zip, offset + 28, 2);
     EXPECT_EQ(zip.substr(offset + 30, local_name_len), m.name);
+    for (size_t e = offset + 30 + local_name_len; e < offset + 30 + local_name_len + local_extra_len;) {
+      if (Le(zip, e, 2) == 1) {  // a Zip64 local header: the sizes in 64 bits
+        *saw_zip64 = true;
+        EXPECT_EQ(Le(zip, e + 4, 8), size) << m.name;
+      }
+      e += 4 + Le(zip, e + 2, 2);
+    }
     m.data = zip.substr(offset + 30 + local_name_len + local_extra_len, size);
     EXPECT_EQ(crc32_z(0, reinterpret_cast<const Bytef*>(m.data.data()), m.data.size()), crc) << m.name;
     members.push_back(std::move(m));
@@ -238,7 +239,7 @@ TEST_F(NpzTest, NumpyReadsNamesDtypesShapesAndExactBits) {
 TEST_F(NpzTest, NumpyReadsZip64Records) {
   const std::string path = dir_ + "/model.npz";
   const std::vector<NpzArray> arrays = TestArrays();
-  ASSERT_EQ(npz_internal::WriteNpz(path, arrays, /*zip64_limit=*/0), Status::OK());
+  ASSERT_EQ(npz_internal::WriteNpz(path, arrays, /*sizes_unknown=*/true), Status::OK());
   ExpectNumpyReads(path, arrays);
 }
 
@@ -247,8 +248,61 @@ TEST_F(NpzTest, ArchiveIsWellFormedWithMatchingCrcs) {
   const std::vector<NpzArray> arrays = TestArrays();
   ASSERT_EQ(WriteNpz(path, arrays), Status::OK());
   ExpectWellFormed(path, arrays, /*want_zip64=*/false);
-  ASSERT_EQ(npz_internal::WriteNpz(path, arrays, /*zip64_limit=*/0), Status::OK());
+  ASSERT_EQ(npz_internal::WriteNpz(path, arrays, /*sizes_unknown=*/true), Status::OK());
   ExpectWellFormed(path, arrays, /*want_zip64=*/true);
+}
+
+// Arrays added with loaders are read when libzip writes them, in order,
+// each dropped before the next is read: one in memory at a time.
+TEST_F(NpzTest, LazyArraysAreReadInTurnAndDroppedBeforeTheNext) {
+  const std::string path = dir_ + "/model.npz";
+  const std::vector<NpzArray> arrays = TestArrays();
+  StatusOr<std::unique_ptr<NpzWriter>> writer = NpzWriter::Create(path);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  std::vector<std::string> order;
+  std::weak_ptr<const void> previous;
+  int alive_at_load = 0;
+  for (const NpzArray& a : arrays) {
+    ASSERT_EQ((*writer)->Add(a.name, [&, a]() -> StatusOr<Tensor> {
+      order.push_back(a.name);
+      alive_at_load += !previous.expired();
+      Tensor copy = a.value.Clone();
+      previous = copy.owner();
+      return copy;
+    }), Status::OK());
+  }
+  EXPECT_TRUE(order.empty()) << "an array was read before Finish";
+  ASSERT_EQ((*writer)->Finish(), Status::OK());
+  ASSERT_EQ(order.size(), arrays.size());
+  for (size_t i = 0; i < arrays.size(); ++i) EXPECT_EQ(order[i], arrays[i].name);
+  EXPECT_EQ(alive_at_load, 0) << "an array was still in memory when the next was read";
+  EXPECT_TRUE(previous.expired());
+  ExpectWellFormed(path, arrays, /*want_zip64=*/true);  // sizes unknown up front: Zip64 local headers
+  ExpectNumpyReads(path, arrays);
+}
+
+// A loader that fails fails Finish with its error, naming the array, and
+// leaves nothing behind.
+TEST_F(NpzTest, ALoaderErrorFailsFinishNamingTheArrayAndLeavesNothing) {
+  const std::string path = dir_ + "/model.npz";
+  StatusOr<std::unique_ptr<NpzWriter>> writer = NpzWriter::Create(path);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_EQ((*writer)->Add(TestArrays()[0]), Status::OK());
+  ASSERT_EQ((*writer)->Add("broken", []() -> StatusOr<Tensor> { return DataLoss("a corrupt shard"); }), Status::OK());
+  const Status s = (*writer)->Finish();
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss) << s;
+  EXPECT_NE(s.message().find("array 'broken'"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("a corrupt shard"), std::string::npos) << s;
+  writer->reset();
+  EXPECT_TRUE(fs::is_empty(dir_));
+}
+
+TEST_F(NpzTest, AnArchiveOfNoArraysIsAnEmptyZip) {
+  const std::string path = dir_ + "/model.npz";
+  ASSERT_EQ(WriteNpz(path, {}), Status::OK());
+  bool zip64 = false;
+  EXPECT_TRUE(ParseZip(ReadAll(path), &zip64).empty());
+  ExpectNumpyReads(path, {});
 }
 
 TEST_F(NpzTest, NpyHeadersSpellShapesAsPythonTuples) {

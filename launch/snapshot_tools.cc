@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <system_error>
 
@@ -435,34 +436,71 @@ int RunExport(const CLI::App& c) {
   if (!fs::is_directory(parent, ec)) {
     return Fail("export", NotFound("--out '" + out + "': no directory '" + parent.string() + "'"));
   }
-  // One variable (with its slots) in memory at a time, written as it is
-  // read; the archive appears at `out` only once every variable is in. The
-  // writer (and its temporary file) comes once the snapshot has been found.
-  std::unique_ptr<NpzWriter> writer;
-  auto open = [&]() -> Status {
-    if (writer) return Status::OK();
-    ASSIGN_OR_RETURN(writer, NpzWriter::Create(out));
-    return Status::OK();
-  };
+  // libzip writes the archive when it is closed, reading each array then:
+  // every array is added with a loader that reads it from the snapshot
+  // when its turn comes (a dense variable's value and each slot one part
+  // at a time, a sparse table whole), so one of them is in memory at a
+  // time. The archive appears at `out` only once every array is in.
+  const int64_t step = c.get_option("--step")->as<int64_t>();
   SnapshotManifest m;
-  size_t arrays = 0, variables = 0;
-  Status read = VisitSnapshot(dir, c.get_option("--step")->as<int64_t>(), "", &m,
-                              [&](std::vector<SnapshotTensor> variable) -> Status {
-                                RETURN_IF_ERROR(open());
-                                for (SnapshotTensor& t : variable) {
-                                  RETURN_IF_ERROR(writer->Add({t.name, std::move(t.value)}));
-                                  ++arrays;
-                                  variables += t.slot_of.empty();
-                                }
-                                return Status::OK();
-                              });
-  if (!read.ok()) return Fail("export", read);
-  Status written = open();
-  if (written.ok()) written = writer->Finish();
-  if (!written.ok()) return Fail("export", written.WithContext("writing '" + out + "'"));
+  size_t arrays = 0, variables = 0, tables = 0, slots = 0;
+  auto write = [&]() -> Status {
+    if (step < -1) return InvalidArgument("no snapshot step " + std::to_string(step) + ": steps are >= 0 (-1: the newest)");
+    RETURN_IF_ERROR(CheckModelDir(dir));
+    std::shared_ptr<SnapshotReader> reader;
+    {
+      ASSIGN_OR_RETURN(std::unique_ptr<SnapshotReader> opened, SnapshotReader::Open(dir, step));
+      reader = std::move(opened);
+    }
+    m = reader->manifest();
+    ASSIGN_OR_RETURN(std::unique_ptr<NpzWriter> writer, NpzWriter::Create(out));
+    for (const ManifestVariable& v : m.variables) {  // sorted by name; each value, then its slots by name
+      std::vector<std::pair<std::string, int>> parts = {{v.spec.name, 0}};
+      for (size_t k = 0; k < v.slots.size(); ++k) parts.push_back({SlotName(v, v.slots[k]), static_cast<int>(1 + k)});
+      std::sort(parts.begin() + 1, parts.end());
+      for (const auto& [name, part] : parts) {
+        RETURN_IF_ERROR(writer->Add(name, [reader, variable = v.spec.name, part = part] {
+          return reader->ReadPart(variable, part);
+        }));
+        ++arrays;
+      }
+      ++variables;
+      slots += v.slots.size();
+    }
+    for (const ManifestSparseTable& t : m.sparse_tables) {  // after the variables, one table at a time
+      // The table's arrays come from one read; the first to be written
+      // reads them all, each hands its own over, and the last empties it.
+      auto rows = std::make_shared<std::map<std::string, Tensor>>();
+      std::vector<std::string> names = {t.spec.name + "/ids", t.spec.name + "/values"};
+      for (const std::string& slot : t.slots) names.push_back(SlotName(t, slot));
+      std::sort(names.begin() + 2, names.end());
+      for (const std::string& name : names) {
+        RETURN_IF_ERROR(writer->Add(name, [reader, t, rows, name]() -> StatusOr<Tensor> {
+          if (rows->empty()) {
+            std::vector<SnapshotTensor> tensors;
+            RETURN_IF_ERROR(ReadSparseTable(*reader, t, &tensors));
+            for (SnapshotTensor& x : tensors) (*rows)[x.name] = std::move(x.value);
+          }
+          auto it = rows->find(name);
+          if (it == rows->end()) return DataLoss("sparse table '" + t.spec.name + "' has no array '" + name + "'");
+          Tensor value = std::move(it->second);
+          rows->erase(it);
+          return value;
+        }));
+        ++arrays;
+      }
+      ++tables;
+      slots += t.slots.size();
+    }
+    return writer->Finish();
+  };
+  if (Status written = write(); !written.ok()) {
+    return Fail("export", written.WithContext("writing '" + out + "' from snapshot " +
+                                              (step == -1 ? std::string("(the newest)") : std::to_string(step))));
+  }
   const uintmax_t bytes = fs::file_size(out, ec);
-  fmt::print("exported snapshot {} (global step {}) to '{}': {} arrays ({} variables, {} slots), {}\n", m.step,
-             m.global_step, out, arrays, variables, arrays - variables,
+  fmt::print("exported snapshot {} (global step {}) to '{}': {} arrays ({} variables, {} sparse tables, {} slots), {}\n",
+             m.step, m.global_step, out, arrays, variables, tables, slots,
              ec ? std::string("size unknown") : FormatBytes(bytes));
   return 0;
 }
