@@ -1,21 +1,28 @@
 // step_allocations: what one warm training step allocates (issue 14's
 // "a step allocates nothing once warm — measure it").
 //
-//   build/bin/step_allocations [--hidden 256,128] [--batch 128] [--steps 20]
+//   build/bin/step_allocations [--hidden 256,128] [--batch 128] [--steps 20] [--sites N]
 //
 // Runs the Fashion-MNIST-shaped MLP (784 inputs, 10 classes, Adam) in one
 // process over an InProcessStore on fixed synthetic data: 10 steps to warm
 // up, then counts every malloc, calloc and realloc of --steps steps (C++'s
 // operator new included, which calls malloc) and prints the mean per step:
 // how many, how many bytes, and how many of them are 64 KiB or larger (the
-// tensors), with the minor page faults and the wall time per step. Its own binary, since it replaces malloc for the whole process.
+// tensors), with the minor page faults and the wall time per step; --sites N
+// also prints the N most frequent allocating call stacks. Its own binary,
+// since it replaces malloc for the whole process.
+#include <dlfcn.h>
+#include <execinfo.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,11 +35,67 @@ namespace {
 std::atomic<bool> g_counting{false};
 std::atomic<long> g_calls{0}, g_bytes{0}, g_large{0};
 
+// --sites: the call stack of each counted allocation, into a fixed array
+// (recording must not allocate), symbolized after the run with addr2line.
+constexpr int kSiteDepth = 12;
+constexpr int kMaxSites = 1 << 16;
+struct Site {
+  void* frames[kSiteDepth];
+  int depth;
+  size_t bytes;
+};
+Site g_sites[kMaxSites];
+std::atomic<int> g_num_sites{0};
+bool g_record_sites = false;
+thread_local bool t_in_backtrace = false;
+
 void Count(size_t n) {
   if (!g_counting.load(std::memory_order_relaxed)) return;
   g_calls.fetch_add(1, std::memory_order_relaxed);
   g_bytes.fetch_add(static_cast<long>(n), std::memory_order_relaxed);
   if (n >= 65536) g_large.fetch_add(1, std::memory_order_relaxed);
+  if (g_record_sites && !t_in_backtrace) {
+    const int i = g_num_sites.fetch_add(1, std::memory_order_relaxed);
+    if (i < kMaxSites) {
+      t_in_backtrace = true;
+      g_sites[i].depth = backtrace(g_sites[i].frames, kSiteDepth);
+      g_sites[i].bytes = n;
+      t_in_backtrace = false;
+    }
+  }
+}
+
+// The `top` most frequent allocation stacks, each frame as addr2line names it.
+void PrintSites(int top, int steps) {
+  Dl_info info{};
+  dladdr(reinterpret_cast<void*>(&PrintSites), &info);
+  const uintptr_t base = reinterpret_cast<uintptr_t>(info.dli_fbase);
+  std::map<std::vector<uintptr_t>, std::pair<long, size_t>> stacks;  // frames (below malloc) -> count, bytes
+  const int n = std::min(g_num_sites.load(), kMaxSites);
+  for (int i = 0; i < n; ++i) {
+    std::vector<uintptr_t> frames;
+    for (int f = 2; f < g_sites[i].depth; ++f) frames.push_back(reinterpret_cast<uintptr_t>(g_sites[i].frames[f]));
+    auto& [count, bytes] = stacks[frames];
+    ++count;
+    bytes += g_sites[i].bytes;
+  }
+  std::vector<std::pair<long, std::vector<uintptr_t>>> order;
+  for (const auto& [frames, cb] : stacks) order.push_back({cb.first, frames});
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (int k = 0; k < top && k < static_cast<int>(order.size()); ++k) {
+    std::printf("\n%.1f per step:\n", static_cast<double>(order[k].first) / steps);
+    std::string cmd = "addr2line -f -C -s -p -e /proc/self/exe";
+    char path[4096];
+    const ssize_t len = readlink("/proc/self/exe", path, sizeof(path) - 1);
+    if (len > 0) cmd = "addr2line -f -C -s -p -e " + std::string(path, static_cast<size_t>(len));
+    for (uintptr_t a : order[k].second) {
+      char hex[32];
+      std::snprintf(hex, sizeof hex, " 0x%lx", static_cast<unsigned long>(a - base - 1));
+      cmd += hex;
+    }
+    std::fflush(stdout);
+    if (std::system(cmd.c_str()) != 0) std::printf("  (addr2line failed)\n");
+  }
 }
 
 }  // namespace
@@ -59,6 +122,7 @@ int main(int argc, char** argv) {
   using namespace cairn;
   std::vector<int64_t> hidden = {256, 128};
   int64_t batch = 128, steps = 20;
+  int sites = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--hidden") {
@@ -69,10 +133,12 @@ int main(int argc, char** argv) {
       }
     } else if (flag == "--batch") {
       batch = std::strtoll(argv[i + 1], nullptr, 10);
+    } else if (flag == "--sites") {
+      sites = std::atoi(argv[i + 1]);
     } else if (flag == "--steps") {
       steps = std::strtoll(argv[i + 1], nullptr, 10);
     } else {
-      std::fprintf(stderr, "unknown flag %s (--hidden LIST, --batch N, --steps N)\n", flag.c_str());
+      std::fprintf(stderr, "unknown flag %s (--hidden LIST, --batch N, --steps N, --sites N)\n", flag.c_str());
       return 2;
     }
   }
@@ -109,6 +175,11 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 10; ++i) {
     if (!(*session)->Run(fetches, feeds).ok()) return 1;
   }
+  if (sites > 0) {
+    void* warm[4];
+    backtrace(warm, 4);  // its first call loads libgcc, which allocates
+    g_record_sites = true;
+  }
   rusage before{}, after{};
   getrusage(RUSAGE_SELF, &before);
   const auto start = std::chrono::steady_clock::now();
@@ -127,5 +198,6 @@ int main(int argc, char** argv) {
               static_cast<double>(g_calls.load()) / steps, static_cast<double>(g_bytes.load()) / steps,
               static_cast<double>(g_large.load()) / steps,
               static_cast<double>(after.ru_minflt - before.ru_minflt) / steps, ms / steps);
+  if (sites > 0) PrintSites(sites, static_cast<int>(steps));
   return 0;
 }

@@ -11,7 +11,16 @@ namespace {
 
 std::shared_ptr<void> AllocateAligned(size_t bytes, bool zero) { return AllocateAlignedBuffer(bytes, zero); }
 
+// The bytes of every tensor of zero elements: nothing to allocate, own or
+// free, and never written (there is nothing to write).
+alignas(64) unsigned char g_no_bytes[64];
+
 }  // namespace
+
+const Shape& Tensor::ZeroShape() {
+  static const Shape* zero = new Shape{0};  // never destroyed: tensors outlive static destructors
+  return *zero;
+}
 
 size_t DTypeSize(DType dtype) {
   switch (dtype) {
@@ -69,17 +78,22 @@ Status ValidateShape(const Shape& shape, DType dtype, uint64_t max_bytes) {
   return Status::OK();
 }
 
-Tensor::Tensor() : Tensor(DType::kFloat32, Shape{0}) {}
+Tensor::Tensor() : data_(g_no_bytes) {}
 
 Tensor::Tensor(DType dtype, Shape shape)
     : dtype_(dtype), shape_(std::move(shape)), num_elements_(NumElements(shape_)) {
+  if (byte_size() == 0) {
+    data_ = g_no_bytes;
+    return;
+  }
   auto buffer = AllocateAligned(byte_size(), /*zero=*/true);
   data_ = buffer.get();
   owner_ = std::move(buffer);
 }
 
 Tensor Tensor::View(DType dtype, Shape shape, std::shared_ptr<const void> owner, void* data) {
-  Tensor t(dtype, Shape{0});
+  Tensor t;
+  t.dtype_ = dtype;
   t.shape_ = std::move(shape);
   t.num_elements_ = NumElements(t.shape_);
   t.owner_ = std::move(owner);
@@ -96,7 +110,7 @@ Tensor Tensor::FromVector(Shape shape, const std::vector<float>& values) {
 
 Tensor Tensor::SliceRows(int64_t begin, int64_t end) const {
   assert(rank() >= 1 && begin >= 0 && begin <= end && end <= rows());
-  Shape s = shape_;
+  Shape s = shape();
   s[0] = end - begin;
   const size_t row_bytes = row_elements() * DTypeSize(dtype_);
   return View(dtype_, std::move(s), owner_, static_cast<char*>(data_) + begin * row_bytes);
@@ -104,18 +118,19 @@ Tensor Tensor::SliceRows(int64_t begin, int64_t end) const {
 
 Tensor Tensor::Uninitialized(DType dtype, Shape shape) {
   const int64_t n = NumElements(shape);
+  if (n == 0) return View(dtype, std::move(shape), nullptr, g_no_bytes);
   auto buffer = AllocateAligned(n * DTypeSize(dtype), /*zero=*/false);
   return View(dtype, std::move(shape), buffer, buffer.get());
 }
 
 Tensor Tensor::Clone() const {
-  Tensor t = Uninitialized(dtype_, shape_);
+  Tensor t = Uninitialized(dtype_, shape());
   if (byte_size() > 0) std::memcpy(t.data_, data_, byte_size());
   return t;
 }
 
 bool Tensor::BitEqual(const Tensor& other) const {
-  return dtype_ == other.dtype_ && shape_ == other.shape_ &&
+  return dtype_ == other.dtype_ && shape() == other.shape() &&
          (byte_size() == 0 || std::memcmp(data_, other.data_, byte_size()) == 0);
 }
 

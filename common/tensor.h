@@ -44,7 +44,8 @@ class Tensor {
  public:
   using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-  // An empty float32 tensor of shape [0].
+  // An empty float32 tensor of shape [0]. Allocates nothing (a Session
+  // makes one per node per Run), as no tensor of zero elements does.
   Tensor();
   // A zero-filled tensor that owns its buffer.
   Tensor(DType dtype, Shape shape);
@@ -58,13 +59,15 @@ class Tensor {
   static Tensor FromVector(Shape shape, const std::vector<float>& values);
 
   DType dtype() const { return dtype_; }
-  const Shape& shape() const { return shape_; }
-  int64_t dim(int i) const { return shape_[i]; }
-  int rank() const { return static_cast<int>(shape_.size()); }
+  // A default-constructed tensor keeps no shape vector (it would be a heap
+  // allocation): its shape, [0], is a shared one.
+  const Shape& shape() const { return shape_.empty() && num_elements_ == 0 ? ZeroShape() : shape_; }
+  int64_t dim(int i) const { return shape()[i]; }
+  int rank() const { return static_cast<int>(shape().size()); }
   int64_t num_elements() const { return num_elements_; }
   size_t byte_size() const { return num_elements_ * DTypeSize(dtype_); }
   // Rows of dim 0 (1 for a scalar) and elements per row.
-  int64_t rows() const { return shape_.empty() ? 1 : shape_[0]; }
+  int64_t rows() const { return shape().empty() ? 1 : shape()[0]; }
   int64_t row_elements() const { return rows() == 0 ? 0 : num_elements_ / rows(); }
 
   void* raw() { return data_; }
@@ -89,6 +92,8 @@ class Tensor {
   const std::shared_ptr<const void>& owner() const { return owner_; }
 
  private:
+  static const Shape& ZeroShape();  // [0]
+
   DType dtype_ = DType::kFloat32;
   Shape shape_;
   int64_t num_elements_ = 0;
