@@ -65,12 +65,6 @@ int StoppedExitCode(const JobSummary& s) {
   return 128 + signal;
 }
 
-
-// CLI11 reads "-1" into an unsigned option as 2^64 - 1: refuse the sign.
-const CLI::Validator kNonNegativeValidator(
-    [](std::string& text) { return !text.empty() && text[0] == '-' ? "must be >= 0, got " + text : std::string(); },
-    "NONNEGATIVE");
-
 void AddInsecureFlag(CLI::App* app, TrainFlags& f) {
   app->add_flag("--insecure", f.insecure,
                 "Run without authentication: the servers accept anyone who can reach them (logged as a warning)");
@@ -299,7 +293,12 @@ int RunTrain(const TrainFlags& f, int* argc, char*** argv) {
 
 }  // namespace
 
-const CLI::Validator& NonNegative() { return kNonNegativeValidator; }
+const CLI::Validator& NonNegative() {
+  static const CLI::Validator validator(
+      [](std::string& text) { return !text.empty() && text[0] == '-' ? "must be >= 0, got " + text : std::string(); },
+      "NONNEGATIVE");
+  return validator;
+}
 
 int Fail(const Status& s) {
   spdlog::error("{}", s.ToString());

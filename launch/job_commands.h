@@ -45,6 +45,8 @@ struct TrainFlags {
 class JobCommands {
  public:
   explicit JobCommands(CLI::App& app);
+  JobCommands(const JobCommands&) = delete;  // the app holds references to the flags
+  JobCommands& operator=(const JobCommands&) = delete;
   // The exit code of the command `app` parsed, or -1 if it is none of these.
   int Run(const CLI::App& app, int* argc, char*** argv);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <set>
@@ -143,6 +144,12 @@ constexpr int64_t kMaxDataValues = int64_t{1} << 31;    // synthetic data in mem
 constexpr int64_t kMaxEpochs = 1000000;
 constexpr int64_t kMaxTimeoutMs = int64_t{24} * 3600 * 1000;  // a day: deadlines stay far from overflow
 constexpr int64_t kFashionMnistFeatures = 28 * 28;
+// Batch normalization outside sync mode: each worker adds (1 - momentum) /
+// workers of (batch - moving) with `moving` as it pulled it, up to a few
+// steps old (overlap, other workers' pushes). A delayed average of gain k
+// per push is stable for delays up to about 1 / (2k) pushes; 0.9 keeps the
+// gain at 0.1 / workers.
+constexpr double kMinAsyncMomentum = 0.9;
 
 Status AtMost(const std::string& field, int64_t v, int64_t max, const std::string& why = "") {
   if (v <= max) return Status::OK();
@@ -171,9 +178,16 @@ StatusOr<std::vector<int64_t>> LayerWidths(const JobConfig& c) {
   if (IsRegisteredModel(m.kind) || RegisteredData(c.data.kind)) return std::vector<int64_t>{1};
   if (m.kind == "linear_regression") return std::vector<int64_t>{m.features, 1};
   std::vector<int64_t> widths = {m.features};
+  {
+    Graph scratch;
+    Model model;
+    RETURN_IF_ERROR(BuildLayers(m, &scratch, &model, &widths));
+  }
+  // And the whole model as a worker builds it, so that a clash with the
+  // graph's own nodes is found now, not once the data has loaded.
   Graph scratch;
-  Model model;
-  RETURN_IF_ERROR(BuildLayers(m, &scratch, &model, &widths));
+  ASSIGN_OR_RETURN(Model model, BuildModel(m, c.optimizer.learning_rate, &scratch));
+  RETURN_IF_ERROR(AddWorkerStates(std::max(1, c.cluster.workers), &scratch, &model));
   return widths;
 }
 
@@ -217,7 +231,11 @@ Status ParseLayers(const YAML::Node& list, ModelConfig* m) {
     RETURN_IF_ERROR(s.Get("activation", &l.activation));
     RETURN_IF_ERROR(s.Get("bias", &l.bias));
     RETURN_IF_ERROR(s.Get("init", &l.init));
-    RETURN_IF_ERROR(s.Get("seed", &l.seed));
+    constexpr int64_t kNoSeed = std::numeric_limits<int64_t>::min();
+    int64_t seed = kNoSeed;
+    RETURN_IF_ERROR(s.Get("seed", &seed));
+    if (seed != kNoSeed && seed < 0) return InvalidArgument(path + ".seed: must be >= 0, got " + std::to_string(seed));
+    if (seed != kNoSeed) l.seed = static_cast<uint64_t>(seed);
     RETURN_IF_ERROR(s.Get("rate", &l.rate));
     RETURN_IF_ERROR(s.Get("momentum", &l.momentum));
     RETURN_IF_ERROR(s.Get("epsilon", &l.epsilon));
@@ -397,7 +415,21 @@ Status ValidateModelAndData(const JobConfig& c) {
   const bool own = IsRegisteredModel(m) || RegisteredData(d);
   if (d != "synthetic_linear" && d != "fashion_mnist" && !IsClickData(d) && !RegisteredData(d)) {
     return InvalidArgument("data.kind: unknown data kind '" + d +
-                           "' (synthetic_linear, fashion_mnist, synthetic_clicks, criteo_tsv)");
+                           "' (synthetic_linear, fashion_mnist, synthetic_clicks, criteo_tsv, or one a program "
+                           "registered with RegisterData)");
+  }
+  if (m == "layers" && c.cluster.consistency != Consistency::kSync) {
+    for (size_t i = 0; i < c.model.layers.size(); ++i) {
+      const LayerSpec& l = c.model.layers[i];
+      if (l.type == "batch_norm" && l.momentum < kMinAsyncMomentum) {
+        return InvalidArgument("model.layers[" + std::to_string(i) + "] (batch_norm" +
+                               (l.name.empty() ? "" : " '" + l.name + "'") + ").momentum: at least " +
+                               FormatNumber(kMinAsyncMomentum) + " unless cluster.consistency is sync, got " +
+                               FormatNumber(l.momentum) +
+                               " (in async and ssp mode a worker moves the moving statistics from the value it "
+                               "pulled, a step or more old; a faster average can oscillate)");
+      }
+    }
   }
   if (own) {
     // A model or data of one's own: whether they fit shows when the job builds them.

@@ -268,6 +268,13 @@ data: {kind: fashion_mnist}
   ExpectErrorNaming("model: {kind: layers, layers: [{type: dense, units: 1}, {type: logistic}]}" + fm,
                     "model.layers[1] (logistic): data.kind fashion_mnist has class labels");
   ExpectErrorNaming("model: {kind: layers}" + fm, "model.layers: kind layers needs a list");
+  // Outside sync mode a fast moving average can oscillate on stale reads.
+  const std::string bn = "model: {kind: layers, layers: [{type: batch_norm, momentum: 0.5}, {type: dense, units: 10}, "
+                         "{type: softmax}]}" + fm;
+  ExpectErrorNaming(bn, "model.layers[0] (batch_norm).momentum: at least 0.9 unless cluster.consistency is sync, got 0.5");
+  EXPECT_TRUE(ParseJobConfig(bn + "\ncluster: {consistency: sync}").ok());
+  ExpectErrorNaming("model: {kind: layers, layers: [{type: dense, units: 10, seed: -2}, {type: softmax}]}" + fm,
+                    "model.layers[0].seed: must be >= 0");
   ExpectErrorNaming("model: {kind: mlp, layers: [{type: softmax}]}" + fm, "model.layers: a list of layers goes with kind layers");
   ExpectErrorNaming("model: {kind: layers, layers: {type: softmax}}" + fm, "model.layers: expected a list");
   // The ids of click logs feed embeddings; Fashion-MNIST has none.

@@ -184,7 +184,7 @@ Status LoadClickData(const JobConfig& c, JobData* d) {
 StatusOr<std::unique_ptr<JobData>> LoadJobData(const JobConfig& c) {
   // Before the wait, not only after it: reading or generating data can take a while.
   const bool files = c.data.kind == "fashion_mnist" || c.data.kind == "criteo_tsv";
-  spdlog::info("data: {} {}{}...", files ? "reading" : "generating", c.data.kind,
+  spdlog::info("data: {} {}{}...", files ? "reading" : RegisteredData(c.data.kind) ? "loading" : "generating", c.data.kind,
                c.data.kind == "fashion_mnist" ? " from " + c.data.dir
                : c.data.kind == "criteo_tsv" && !c.data.paths.empty() ? " from " + c.data.paths.front() +
                                                                             (c.data.paths.size() > 1 ? " and more" : "")
@@ -349,8 +349,9 @@ Status AfterTraining(const JobConfig& c, const JobData& data, EventLoop& loop, c
   s->global_step = step.data<int64_t>()[0];
   RETURN_IF_ERROR(FinalSnapshot(*w, c, s));
   RETURN_IF_ERROR(AddDataMetrics(c, data, s));
-  if (c.model.kind != "linear_regression") return Status::OK();
+  if (c.model.kind != "linear_regression" || c.data.kind != "synthetic_linear") return Status::OK();
   ASSIGN_OR_RETURN(Tensor weights, w->session->Run(w->model.weights));
+  if (weights.num_elements() != static_cast<int64_t>(data.truth.w.size())) return Status::OK();
   double dist = 0, norm = 0;
   for (int64_t i = 0; i < weights.num_elements(); ++i) {
     const double d = weights.data<float>()[i] - data.truth.w[i];

@@ -4,6 +4,7 @@
 // batch normalization trained by the Trainer on Fashion-MNIST.
 #include "worker/layers.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -69,6 +70,30 @@ TEST(Layers, TheMlpPresetKeepsItsVariablesAndNodes) {
   EXPECT_FALSE(m->step_seed.valid());
 }
 
+// A registered model with dropout but no evaluation view is refused: its
+// evaluation would need a dropout seed.
+TEST(Layers, ARegisteredModelWithDropoutNeedsAnEvaluationView) {
+  ASSERT_TRUE(RegisterModel("layers_test_dropout_only", [](const ModelConfig&, Graph* g, Model* m) {
+                m->x = g->Placeholder("x", DType::kFloat32, {-1, 2});
+                m->y = g->Placeholder("y", DType::kInt64, {-1});
+                m->step_seed = g->Placeholder("seed", DType::kInt64, {});
+                VariableOptions w;
+                w.name = "w";
+                w.shape = {2, 2};
+                m->output = g->Dropout(g->MatMul(m->x, g->Variable(w)), m->step_seed, 0.5f, 1);
+                m->loss = g->ReduceMean(g->SparseSoftmaxCrossEntropyWithLogits(m->output, m->y));
+                return g->status();
+              }).ok());
+  ModelConfig c;
+  c.kind = "layers_test_dropout_only";
+  Graph g;
+  StatusOr<Model> m = BuildModel(c, 0.1, &g);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("needs an evaluation view"), std::string::npos) << m.status();
+  EXPECT_EQ(RegisterModel("mlp", [](const ModelConfig&, Graph*, Model*) { return Status::OK(); }).code(),
+            StatusCode::kAlreadyExists);
+}
+
 TEST(Layers, TheClickPresetsBuildTheirTables) {
   ModelConfig c;
   c.kind = "click_wide_deep";
@@ -81,6 +106,12 @@ TEST(Layers, TheClickPresetsBuildTheirTables) {
   std::vector<std::string> tables;
   for (const SparseTableSpec& t : g.SparseTables()) tables.push_back(t.name);
   EXPECT_EQ(tables, (std::vector<std::string>{"click/wide", "click/embedding"}));
+  // The names snapshots of these models have always had.
+  const std::vector<std::string> vars = VariableNames(g);
+  for (const char* name : {"click/wide/dense_w", "click/wide/b", "normalize/mean", "click/deep/dense_0/W",
+                           "click/deep/output/b"}) {
+    EXPECT_NE(std::find(vars.begin(), vars.end(), name), vars.end()) << name;
+  }
   EXPECT_TRUE(m->click);
   EXPECT_TRUE(m->ids.valid());
   EXPECT_EQ(g.node(m->ids).shape, (Shape{-1, 26}));
@@ -111,7 +142,10 @@ TEST(Layers, AnErrorNamesTheLayerAndTheField) {
       {{bad_rate, L("dense", 3), L("softmax")}, "model.layers[0] (dropout 'dropout_0').rate: must be in [0, 1)"},
       {{bad_activation, L("softmax")}, ".activation: unknown activation 'gelu'"},
       {{L("dense", 3, "a"), L("dense", 3, "a"), L("softmax")}, "model.layers[1] (dense 'a'): another layer is named 'a'"},
-      {{L("dense", 1), L("logistic"), L("softmax")}, ""},  // a head in the middle: a later layer's width check
+      {{L("dense", 3), L("softmax"), L("softmax")}, "model.layers[1] (softmax 'softmax_0'): a head (softmax, "
+                                                    "logistic, regression) must be the last layer"},
+      {{L("dense", 3, "train"), L("dense", 3), L("softmax")}, "model.layers[0] (dense 'train'): name 'train' is taken"},
+      {{L("dense", 3, "eval/x"), L("dense", 3), L("softmax")}, "name 'eval/x' is taken"},
   };
   for (const auto& [layers, want] : cases) {
     Graph g;

@@ -19,6 +19,15 @@ std::string Num(double v) {
   return out.str();
 }
 
+// Names of nodes the model builds besides its layers' (and the trainer's).
+bool IsReserved(const std::string& name) {
+  static const std::set<std::string> kNames = {"train", "loss", "accuracy", "logits", "labels", "x", "dense", "y",
+                                               "half", "normalized", "learning_rate", "global_step",
+                                               "new_learning_rate", "set_learning_rate"};
+  return kNames.count(name) || name.rfind("cairn/", 0) == 0 || name.rfind("eval/", 0) == 0 ||
+         name.rfind("dropout/", 0) == 0;
+}
+
 bool IsHead(const std::string& type) { return type == "softmax" || type == "logistic" || type == "regression"; }
 
 // A layer's output.
@@ -71,6 +80,14 @@ class LayerBuilder {
         l.name = logits ? "output" : l.type == "normalize" ? "normalize" : l.type + "_" + std::to_string(k);
       }
       if (l.name == "features" || l.name == "ids") return InvalidArgument(Where(i, l) + ": name '" + l.name + "' is an input's");
+      if (IsReserved(l.name)) {
+        return InvalidArgument(Where(i, l) + ": name '" + l.name + "' is taken by the graph's own nodes (train, loss, "
+                               "accuracy, logits, labels, x, dense, y, half, normalized, learning_rate, global_step, "
+                               "cairn/..., eval/..., dropout/...)");
+      }
+      if (IsHead(l.type) && i + 1 != layers.size()) {
+        return InvalidArgument(Where(i, l) + ": a head (softmax, logistic, regression) must be the last layer");
+      }
       if (training && !names_.insert(l.name).second) {
         return InvalidArgument(Where(i, l) + ": another layer is named '" + l.name + "' already");
       }
@@ -87,7 +104,7 @@ class LayerBuilder {
           in.push_back(it->second);
         }
       }
-      if (l.seed < 0) l.seed = static_cast<int64_t>(c_.seed) + static_cast<int64_t>(i);
+      if (!l.seed) l.seed = c_.seed + i;
       Value out;
       RETURN_IF_ERROR(Layer(i, l, in, &out));
       if (!g_->status().ok()) return InvalidArgument(Where(i, l) + ": " + g_->status().message());
@@ -151,14 +168,14 @@ class LayerBuilder {
         return InvalidArgument(Where(i, l) + ".init: unknown '" + l.init + "' (glorot_uniform, zeros)");
       }
       VariableOptions w;
-      w.name = l.name + "/W";
+      w.name = l.weights_name.empty() ? l.name + "/W" : l.weights_name;
       w.shape = {in[0].width, l.units};
       if (l.init == "glorot_uniform") w.init.kind = InitKind::kGlorotUniform;
-      w.init.seed = static_cast<uint64_t>(l.seed);
+      w.init.seed = *l.seed;
       Output z = g_->MatMul(in[0].out, Var(w));
       if (l.bias) {
         VariableOptions b;
-        b.name = l.name + "/b";
+        b.name = l.bias_name.empty() ? l.name + "/b" : l.bias_name;
         b.shape = {l.units};
         z = g_->Add(z, Var(b), name + "/z");
       }
@@ -245,7 +262,7 @@ class LayerBuilder {
         return Status::OK();
       }
       if (!m_->step_seed.valid()) m_->step_seed = g_->Placeholder("dropout/step_seed", DType::kInt64, {});
-      *out = {g_->Dropout(in[0].out, m_->step_seed, static_cast<float>(l.rate), static_cast<uint64_t>(l.seed), name),
+      *out = {g_->Dropout(in[0].out, m_->step_seed, static_cast<float>(l.rate), *l.seed, name),
               in[0].width, false};
       return Status::OK();
     }
@@ -261,7 +278,7 @@ class LayerBuilder {
         table.init.minval = -l.init_scale;
         table.init.maxval = l.init_scale;
       }
-      table.init.seed = static_cast<uint64_t>(l.seed);
+      table.init.seed = *l.seed;
       Output tab = Table(table);
       if (l.combiner == "concat") {
         // One bag of one id per (example, slot): a missing id's row is zeros.
@@ -356,7 +373,7 @@ class LayerBuilder {
   Output normalized_;
 };
 
-LayerSpec Dense(const std::string& name, int64_t units, const std::string& activation, int64_t seed) {
+LayerSpec Dense(const std::string& name, int64_t units, const std::string& activation, uint64_t seed) {
   LayerSpec l;
   l.type = "dense";
   l.name = name;
@@ -377,13 +394,13 @@ LayerSpec Named(const std::string& type, const std::string& name, std::vector<st
 }  // namespace
 
 StatusOr<std::vector<LayerSpec>> PresetLayers(const ModelConfig& c) {
-  const int64_t seed = static_cast<int64_t>(c.seed);
+  const uint64_t seed = c.seed;
   std::vector<LayerSpec> l;
   if (c.kind == "softmax_regression" || c.kind == "mlp") {
     l.push_back(Named("normalize", "normalize"));
     if (c.kind == "mlp") {
       for (size_t i = 0; i < c.hidden.size(); ++i) {
-        l.push_back(Dense("dense_" + std::to_string(i), c.hidden[i], c.activation, seed + static_cast<int64_t>(i)));
+        l.push_back(Dense("dense_" + std::to_string(i), c.hidden[i], c.activation, seed + i));
       }
     }
     l.push_back(Dense("output", c.classes, "none", seed + 1000));
@@ -395,14 +412,19 @@ StatusOr<std::vector<LayerSpec>> PresetLayers(const ModelConfig& c) {
   }
   // The wide part: a dim-1 row per present id, summed, plus a linear term
   // of the log counts.
+  // Its variables keep the names (and zero seeds) of the builders before
+  // the presets, so that their snapshots restore.
   LayerSpec wide = Named("embedding", "click/wide", {"ids"});
   wide.dim = 1;
   wide.combiner = "sum";
   wide.init_scale = 0;
+  wide.seed = 0;
   l.push_back(wide);
-  LayerSpec linear = Dense("click/wide/dense", 1, "none", seed);
+  LayerSpec linear = Dense("click/wide/dense", 1, "none", 0);
   linear.inputs = {"features"};
   linear.init = "zeros";
+  linear.weights_name = "click/wide/dense_w";
+  linear.bias_name = "click/wide/b";
   l.push_back(linear);
   std::vector<std::string> logit = {"click/wide", "click/wide/dense"};
   if (c.kind == "click_wide_deep") {
@@ -413,7 +435,7 @@ StatusOr<std::vector<LayerSpec>> PresetLayers(const ModelConfig& c) {
     l.push_back(Named("normalize", "normalize", {"features"}));
     l.push_back(Named("concat", "click/deep/in", {"click/embedding", "normalize"}));
     for (size_t i = 0; i < c.hidden.size(); ++i) {
-      l.push_back(Dense("click/deep/dense_" + std::to_string(i), c.hidden[i], c.activation, seed + static_cast<int64_t>(i)));
+      l.push_back(Dense("click/deep/dense_" + std::to_string(i), c.hidden[i], c.activation, seed + i));
     }
     l.push_back(Dense("click/deep/output", 1, "none", seed + 1000));
     logit.push_back("click/deep/output");

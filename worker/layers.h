@@ -19,7 +19,14 @@
 //               ones ("<name>/moving_mean", "<name>/moving_variance",
 //               non-trainable, in every snapshot) at evaluation. The train
 //               step also moves them (Model::update_ops):
-//               moving += (1 - momentum) / workers * (batch - moving).
+//               moving += (1 - momentum) / workers * (batch - moving),
+//               with `moving` as the worker pulled it: exact in sync mode
+//               (a round adds the mean over the workers' batches; after
+//               missing_workers: continue drops a worker, a round moves
+//               the statistics by arrived / workers of that); in async and
+//               ssp mode `moving` may be a step or more old, so job files
+//               there require momentum >= 0.9 (a faster delayed average can
+//               oscillate).
 //   dropout     zeroes a `rate` fraction of values while training (scaling
 //               the rest by 1 / (1 - rate)); the identity at evaluation. The
 //               mask is a pure function of (seed, worker, step): a resumed

@@ -138,6 +138,11 @@ StatusOr<Model> BuildModel(const ModelConfig& c, double learning_rate, Graph* g)
   } else if (ModelBuilder builder = RegisteredBuilder(c.kind)) {
     RETURN_IF_ERROR(builder(c, g, &m).WithContext("model.kind " + c.kind));
     if (!m.loss.valid()) return InvalidArgument("model.kind " + c.kind + ": the builder set no loss");
+    if (m.step_seed.valid() && !m.eval_loss.valid()) {
+      return InvalidArgument("model.kind " + c.kind +
+                             ": a model with dropout (step_seed) needs an evaluation view without it (eval_loss, "
+                             "eval_output)");
+    }
   } else {
     return InvalidArgument("model.kind: unknown model '" + c.kind +
                            "' (linear_regression, softmax_regression, mlp, click_logistic, click_wide_deep, layers)");

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,7 +42,10 @@ struct LayerSpec {
   std::string activation = "none";  // dense: none | relu | sigmoid | tanh
   bool bias = true;                 // dense
   std::string init = "glorot_uniform";  // dense: glorot_uniform | zeros
-  int64_t seed = -1;                // dense, embedding: -1 = model.seed + the layer's position
+  // dense: the variables' names; empty: "<name>/W", "<name>/b" (the click
+  // presets keep the names their snapshots have always had).
+  std::string weights_name, bias_name;
+  std::optional<uint64_t> seed;     // dense, embedding, dropout: unset = model.seed + the layer's position
   double rate = 0.5;                // dropout: the fraction of values zeroed while training
   double momentum = 0.99;           // batch_norm: of the moving statistics, per step of one worker
   double epsilon = 1e-3;            // batch_norm
@@ -155,6 +159,9 @@ MinimizeOptions TrainingMinimizeOptions(const Model& model);
 // the train op. `config` carries the job's model section (seed, hidden,
 // classes, ...) and the data's features and slots.
 using ModelBuilder = std::function<Status(const ModelConfig& config, Graph* graph, Model* model)>;
+// A builder may run on several threads at once (the workers of --local),
+// each with its own graph. A model with dropout (step_seed) must give an
+// evaluation view (eval_loss) too.
 // Registers `kind` (call before any job starts, e.g. first thing in main).
 // AlreadyExists for a built-in or already registered kind.
 Status RegisterModel(const std::string& kind, ModelBuilder builder);

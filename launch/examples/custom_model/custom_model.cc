@@ -11,6 +11,7 @@
 //   custom_model train spiral.yaml --local [--model-dir DIR] [--summary F]
 //   mpirun -np 4 custom_model train spiral.yaml --servers 2
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -113,7 +114,11 @@ Status BuildSpiral(const ModelConfig& config, Graph* g, Model* m) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (Status s = RegisterModel("spiral", BuildSpiral); !s.ok()) return 1;
-  if (Status s = RegisterData("spirals", SpiralData); !s.ok()) return 1;
+  for (const Status& s : {RegisterModel("spiral", BuildSpiral), RegisterData("spirals", SpiralData)}) {
+    if (!s.ok()) {
+      std::fprintf(stderr, "custom_model: %s\n", s.ToString().c_str());
+      return 1;
+    }
+  }
   return TrainingMain(argc, argv);
 }
