@@ -4,14 +4,13 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <map>
-#include <mutex>
 #include <set>
 #include <sstream>
 #include <vector>
 
 #include <yaml-cpp/yaml.h>
 
+#include "common/registry.h"
 #include "ps/optimizer.h"
 #include "worker/click_data.h"
 #include "worker/layers.h"
@@ -22,14 +21,9 @@ bool IsClickData(const std::string& kind) { return kind == "synthetic_clicks" ||
 
 namespace {
 
-struct DataRegistry {
-  std::mutex mu;
-  std::map<std::string, DataFactory> factories;
-};
-
-DataRegistry& Registry() {
-  static DataRegistry* registry = new DataRegistry;  // never destroyed: read by threads until exit
-  return *registry;
+Registry<DataFactory>& DataKinds() {
+  static auto* kinds = new Registry<DataFactory>;  // never destroyed: read by threads until exit
+  return *kinds;
 }
 
 }  // namespace
@@ -39,20 +33,10 @@ Status RegisterData(const std::string& kind, DataFactory factory) {
   if (kind == "synthetic_linear" || kind == "fashion_mnist" || IsClickData(kind)) {
     return AlreadyExists("data kind '" + kind + "' is built in");
   }
-  DataRegistry& r = Registry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  if (!r.factories.emplace(kind, std::move(factory)).second) {
-    return AlreadyExists("data kind '" + kind + "' is registered already");
-  }
-  return Status::OK();
+  return DataKinds().Add(kind, std::move(factory)).WithContext("data kind");
 }
 
-DataFactory RegisteredData(const std::string& kind) {
-  DataRegistry& r = Registry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  auto it = r.factories.find(kind);
-  return it == r.factories.end() ? DataFactory() : it->second;
-}
+DataFactory RegisteredData(const std::string& kind) { return DataKinds().Find(kind); }
 
 namespace {
 
@@ -241,6 +225,7 @@ Status ParseLayers(const YAML::Node& list, ModelConfig* m) {
     RETURN_IF_ERROR(s.Get("epsilon", &l.epsilon));
     RETURN_IF_ERROR(s.Get("dim", &l.dim));
     RETURN_IF_ERROR(s.Get("combiner", &l.combiner));
+    RETURN_IF_ERROR(s.Get("slots", &l.slots));
     RETURN_IF_ERROR(s.Get("init_scale", &l.init_scale));
     RETURN_IF_ERROR(s.RejectUnknown());
     m->layers.push_back(std::move(l));

@@ -283,6 +283,26 @@ data: {kind: fashion_mnist}
                     "no input or earlier layer named 'ids'");
 }
 
+TEST(JobConfig, AClickLayerListTakesEmbeddingsOfChosenSlots) {
+  auto c = ParseJobConfig(R"(
+model:
+  kind: layers
+  layers:
+    - {type: embedding, name: c1, inputs: [ids], slots: [0], dim: 8}
+    - {type: embedding, name: rest, inputs: [ids], slots: [1, 2, 25], combiner: sum, dim: 8}
+    - {type: normalize, inputs: [features]}
+    - {type: concat, inputs: [c1, rest, normalize]}
+    - {type: dense, units: 1}
+    - {type: logistic}
+data: {kind: synthetic_clicks, rows: 1000, test_rows: 100}
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->model.layers[1].slots, (std::vector<int64_t>{1, 2, 25}));
+  ExpectErrorNaming("model: {kind: layers, layers: [{type: embedding, inputs: [ids], slots: [26]}, {type: dense, "
+                    "units: 1}, {type: logistic}]}\ndata: {kind: synthetic_clicks, rows: 1000, test_rows: 100}",
+                    "model.layers[0] (embedding 'embedding_0').slots: slot 26 outside [0, 26)");
+}
+
 TEST(JobConfig, TheLayerExamplesParse) {
   auto c = LoadJobConfig(std::string(CAIRN_SOURCE_DIR) + "/launch/examples/fashion_mnist_batch_norm.yaml");
   ASSERT_TRUE(c.ok()) << c.status();

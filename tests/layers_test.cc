@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -197,6 +198,67 @@ FeedMap Batch(const Model& m, int64_t n, int64_t f, uint64_t seed, Tensor* x_out
   Tensor xs = Tensor::FromVector({n, f}, x);
   if (x_out) *x_out = xs;
   return {{m.x, xs}, {m.y, labels}};
+}
+
+// An embedding of some slots of the ids: a table per slot, pooled or not,
+// trained in-process on a tiny click batch; only the rows of its slots'
+// ids are created.
+TEST(Layers, AnEmbeddingReadsOnlyItsSlots) {
+  LayerSpec first = L("embedding", 0, "emb_slot0");
+  first.inputs = {"ids"};
+  first.slots = {0};
+  first.dim = 4;
+  LayerSpec pooled = L("embedding", 0, "emb_slots12");
+  pooled.inputs = {"ids"};
+  pooled.slots = {1, 2};
+  pooled.combiner = "mean";
+  pooled.dim = 3;
+  LayerSpec join = L("concat", 0, "join");
+  join.inputs = {"emb_slot0", "emb_slots12", "features"};
+  ModelConfig c = Layers({first, pooled, join, L("dense", 1), L("logistic")}, /*features=*/2);
+  c.slots = 3;
+  Rig rig(c);
+  ASSERT_TRUE(rig.session);
+  Tensor ids(DType::kInt64, {2, 3});
+  const int64_t id_values[] = {10, 20, 30, 11, 21, -1};
+  std::memcpy(ids.data<int64_t>(), id_values, sizeof(id_values));
+  const FeedMap feeds = {{rig.model.x, Tensor::FromVector({2, 2}, {1, 2, 3, 4})},
+                         {rig.model.ids, ids},
+                         {rig.model.y, Tensor::FromVector({2}, {1, 0})}};
+  const auto rows = [&](const std::string& table, std::vector<int64_t> which) {
+    Tensor t(DType::kInt64, {static_cast<int64_t>(which.size())});
+    std::memcpy(t.data<int64_t>(), which.data(), which.size() * sizeof(int64_t));
+    StatusOr<std::map<std::string, Tensor>> r = rig.store.SparsePull({{table, t}});
+    EXPECT_TRUE(r.ok()) << r.status();
+    const Tensor& v = r->at(table);
+    return std::vector<float>(v.data<float>(), v.data<float>() + v.num_elements());
+  };
+  const std::vector<float> slot0_before = rows("emb_slot0", {10, 11, 20}), pooled_before = rows("emb_slots12", {20, 30, 10});
+  ASSERT_TRUE(rig.session->Run(rig.model.train_op, feeds).ok());
+  const std::vector<float> slot0_after = rows("emb_slot0", {10, 11, 20}), pooled_after = rows("emb_slots12", {20, 30, 10});
+  // Slot 0's ids moved in its table; slot 1's id 20 did not (it is not read there).
+  for (int k = 0; k < 4; ++k) {
+    EXPECT_NE(slot0_after[k], slot0_before[k]) << "id 10";
+    EXPECT_NE(slot0_after[4 + k], slot0_before[4 + k]) << "id 11";
+    EXPECT_EQ(slot0_after[8 + k], slot0_before[8 + k]) << "id 20 is slot 1's";
+  }
+  // The pooled table moved for slots 1 and 2's ids, not for slot 0's id 10.
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_NE(pooled_after[k], pooled_before[k]) << "id 20";
+    EXPECT_NE(pooled_after[3 + k], pooled_before[3 + k]) << "id 30";
+    EXPECT_EQ(pooled_after[6 + k], pooled_before[6 + k]) << "id 10 is slot 0's";
+  }
+  EXPECT_EQ(rig.graph.node(*rig.graph.Find("join")).shape, (Shape{-1, 4 + 3 + 2}));
+  Graph bad;
+  LayerSpec wrong = first;
+  wrong.slots = {3};
+  ModelConfig bc = Layers({wrong, L("dense", 1), L("logistic")}, 2);
+  bc.slots = 3;
+  StatusOr<Model> m = BuildModel(bc, 0.1, &bad);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("model.layers[0] (embedding 'emb_slot0').slots: slot 3 outside [0, 3)"),
+            std::string::npos)
+      << m.status();
 }
 
 TEST(Layers, BatchNormMovesItsMovingStatisticsTowardTheBatchs) {

@@ -37,6 +37,7 @@ const char* OpTypeName(OpType op) {
     case OpType::kEmbeddingBag: return "EmbeddingBag";
     case OpType::kConcat: return "Concat";
     case OpType::kReshape: return "Reshape";
+    case OpType::kSelectColumns: return "SelectColumns";
     case OpType::kColumnMean: return "ColumnMean";
     case OpType::kRsqrt: return "Rsqrt";
     case OpType::kDropout: return "Dropout";
@@ -421,6 +422,32 @@ Output Graph::Concat(const std::vector<Output>& inputs, int axis, const std::str
     }
     n.shape[n.axis] = (n.shape[n.axis] == -1 || x.shape[n.axis] == -1) ? -1 : n.shape[n.axis] + x.shape[n.axis];
   }
+  return Add(std::move(n));
+}
+
+Output Graph::SelectColumns(Output x, std::vector<int64_t> columns, const std::string& name) {
+  Node n;
+  n.name = name;
+  n.op = OpType::kSelectColumns;
+  n.dtype = DType::kInt64;
+  if (!Check(x, "SelectColumns")) return Add(std::move(n));
+  n.inputs = {x.node};
+  const Node& in = nodes_[x.node];
+  const std::string what = "SelectColumns '" + (name.empty() ? std::string("?") : name) + "' of '" + in.name + "'";
+  if (in.dtype != DType::kInt64 || in.shape.size() != 2) {
+    Fail(what + ": needs an int64 matrix, got " + DTypeName(in.dtype) + " " + ShapeString(in.shape));
+  } else if (columns.empty()) {
+    Fail(what + ": no columns");
+  } else {
+    for (int64_t c : columns) {
+      if (c < 0 || (in.shape[1] >= 0 && c >= in.shape[1])) {
+        Fail(what + ": column " + std::to_string(c) + " outside [0, " + std::to_string(in.shape[1]) + ")");
+        break;
+      }
+    }
+  }
+  n.shape = {in.shape.empty() ? -1 : in.shape[0], static_cast<int64_t>(columns.size())};
+  n.columns = std::move(columns);
   return Add(std::move(n));
 }
 

@@ -47,6 +47,7 @@ enum class OpType {
   kSparseTable, kEmbeddingLookup, kEmbeddingBag,
   kConcat, kReshape,
   kColumnMean, kRsqrt, kDropout,
+  kSelectColumns,
 };
 const char* OpTypeName(OpType op);
 
@@ -116,6 +117,7 @@ struct Node {
   int axis = 0;                  // kConcat, in [0, rank)
   float rate = 0;                // kDropout: inputs = {x, seed}, in [0, 1)
   uint64_t salt = 0;             // kDropout
+  std::vector<int64_t> columns;  // kSelectColumns
 };
 
 class Graph {
@@ -185,6 +187,11 @@ class Graph {
   // The same elements in `shape`; one dimension may be -1, inferred from
   // the element count at run time.
   Output Reshape(Output x, Shape shape, const std::string& name = "");
+  // Columns `columns` (in that order, repeats allowed) of an int64 matrix
+  // [n, c]: [n, columns.size()]. The ids of some of a click log's slots,
+  // say. A column outside [0, c) is a build error when c is known, else a
+  // run-time InvalidArgument naming the node. Not differentiable.
+  Output SelectColumns(Output x, std::vector<int64_t> columns, const std::string& name = "");
   // Sets (adds to) a variable when run; the op's value is the new value.
   Output Assign(Output variable, Output value, const std::string& name = "");
   Output AssignAdd(Output variable, Output delta, const std::string& name = "");

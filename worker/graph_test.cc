@@ -650,7 +650,29 @@ TEST(GraphOpNames, EveryOpTypeHasItsName) {
   EXPECT_STREQ(OpTypeName(OpType::kReshape), "Reshape");
   EXPECT_STREQ(OpTypeName(OpType::kColumnMean), "ColumnMean");
   EXPECT_STREQ(OpTypeName(OpType::kRsqrt), "Rsqrt");
+  EXPECT_STREQ(OpTypeName(OpType::kSelectColumns), "SelectColumns");
   EXPECT_STREQ(OpTypeName(OpType::kDropout), "Dropout");
+}
+
+}  // namespace
+}  // namespace cairn
+
+namespace cairn {
+namespace {
+
+TEST(GraphSelectColumns, KeepsTheChosenColumnsInOrderAndRefusesOthers) {
+  Graph g;
+  Output ids = g.Placeholder("ids", DType::kInt64, {-1, 4});
+  Output picked = g.SelectColumns(ids, {3, 0, 3}, "picked");
+  ASSERT_TRUE(g.status().ok()) << g.status();
+  EXPECT_EQ(g.node(picked).shape, (Shape{-1, 3}));
+  Graph bad;
+  Output x = bad.Placeholder("ids", DType::kInt64, {-1, 4});
+  bad.SelectColumns(x, {4}, "out_of_range");
+  EXPECT_NE(bad.status().message().find("column 4 outside [0, 4)"), std::string::npos) << bad.status();
+  Graph floats;
+  floats.SelectColumns(floats.Placeholder("f", DType::kFloat32, {-1, 4}), {0}, "of_floats");
+  EXPECT_NE(floats.status().message().find("needs an int64 matrix"), std::string::npos) << floats.status();
 }
 
 }  // namespace

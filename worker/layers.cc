@@ -280,12 +280,24 @@ class LayerBuilder {
       }
       table.init.seed = *l.seed;
       Output tab = Table(table);
+      Output ids = in[0].out;
+      int64_t slots = in[0].width;
+      if (!l.slots.empty()) {
+        for (int64_t slot : l.slots) {
+          if (slot < 0 || slot >= in[0].width) {
+            return InvalidArgument(Where(i, l) + ".slots: slot " + std::to_string(slot) + " outside [0, " +
+                                   std::to_string(in[0].width) + ")");
+          }
+        }
+        ids = g_->SelectColumns(ids, l.slots, name + "/ids");
+        slots = static_cast<int64_t>(l.slots.size());
+      }
       if (l.combiner == "concat") {
         // One bag of one id per (example, slot): a missing id's row is zeros.
-        Output rows = g_->EmbeddingBag(tab, g_->Reshape(in[0].out, {-1, 1}), Combiner::kSum, name + "/rows");
-        *out = {g_->Reshape(rows, {-1, in[0].width * l.dim}, name + "/out"), in[0].width * l.dim, false};
+        Output rows = g_->EmbeddingBag(tab, g_->Reshape(ids, {-1, 1}), Combiner::kSum, name + "/rows");
+        *out = {g_->Reshape(rows, {-1, slots * l.dim}, name + "/out"), slots * l.dim, false};
       } else if (l.combiner == "sum" || l.combiner == "mean") {
-        *out = {g_->EmbeddingBag(tab, in[0].out, l.combiner == "sum" ? Combiner::kSum : Combiner::kMean, name + "/bag"),
+        *out = {g_->EmbeddingBag(tab, ids, l.combiner == "sum" ? Combiner::kSum : Combiner::kMean, name + "/bag"),
                 l.dim, false};
       } else {
         return InvalidArgument(Where(i, l) + ".combiner: unknown '" + l.combiner + "' (concat, sum, mean)");

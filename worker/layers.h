@@ -32,8 +32,10 @@
 //               mask is a pure function of (seed, worker, step): a resumed
 //               step drops what it dropped the first time.
 //   embedding   rows of the sparse table "<name>" (dim, init_scale, seed)
-//               for each slot of "ids": combiner concat gives [n, slots *
-//               dim] (a missing id: zeros), sum or mean pool them to [n, dim]
+//               for each slot of "ids" it reads (slots: a list of
+//               columns; all by default): combiner concat gives [n, slots
+//               * dim] (a missing id: zeros), sum or mean pool them to
+//               [n, dim]. One table per slot is one layer per slot.
 //   concat      its inputs side by side
 //   add         the sum of inputs of one width
 //

@@ -1,8 +1,6 @@
 #include "worker/model.h"
 
-#include <map>
-#include <mutex>
-
+#include "common/registry.h"
 #include "worker/click_data.h"
 #include "worker/layers.h"
 
@@ -49,21 +47,9 @@ MinimizeOptions TrainingMinimizeOptions(const Model& m) {
 
 namespace {
 
-struct ModelRegistry {
-  std::mutex mu;
-  std::map<std::string, ModelBuilder> builders;
-};
-
-ModelRegistry& Registry() {
-  static ModelRegistry* registry = new ModelRegistry;  // never destroyed: read by threads until exit
-  return *registry;
-}
-
-ModelBuilder RegisteredBuilder(const std::string& kind) {
-  ModelRegistry& r = Registry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  auto it = r.builders.find(kind);
-  return it == r.builders.end() ? ModelBuilder() : it->second;
+Registry<ModelBuilder>& Models() {
+  static auto* models = new Registry<ModelBuilder>;  // never destroyed: read by threads until exit
+  return *models;
 }
 
 bool IsBuiltInModel(const std::string& kind) {
@@ -76,15 +62,10 @@ bool IsBuiltInModel(const std::string& kind) {
 Status RegisterModel(const std::string& kind, ModelBuilder builder) {
   if (kind.empty() || !builder) return InvalidArgument("RegisterModel: a model kind needs a name and a builder");
   if (IsBuiltInModel(kind)) return AlreadyExists("model kind '" + kind + "' is built in");
-  ModelRegistry& r = Registry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  if (!r.builders.emplace(kind, std::move(builder)).second) {
-    return AlreadyExists("model kind '" + kind + "' is registered already");
-  }
-  return Status::OK();
+  return Models().Add(kind, std::move(builder)).WithContext("model kind");
 }
 
-bool IsRegisteredModel(const std::string& kind) { return static_cast<bool>(RegisteredBuilder(kind)); }
+bool IsRegisteredModel(const std::string& kind) { return static_cast<bool>(Models().Find(kind)); }
 
 bool IsClickModel(const std::string& kind) { return kind == "click_logistic" || kind == "click_wide_deep"; }
 
@@ -135,7 +116,7 @@ StatusOr<Model> BuildModel(const ModelConfig& c, double learning_rate, Graph* g)
     ModelConfig preset = c;
     if (IsClickModel(c.kind)) preset.slots = kClickSlots, preset.features = kClickCounts;
     RETURN_IF_ERROR(BuildLayers(preset, g, &m));
-  } else if (ModelBuilder builder = RegisteredBuilder(c.kind)) {
+  } else if (ModelBuilder builder = Models().Find(c.kind)) {
     RETURN_IF_ERROR(builder(c, g, &m).WithContext("model.kind " + c.kind));
     if (!m.loss.valid()) return InvalidArgument("model.kind " + c.kind + ": the builder set no loss");
     if (m.step_seed.valid() && !m.eval_loss.valid()) {

@@ -51,6 +51,7 @@ struct LayerSpec {
   double epsilon = 1e-3;            // batch_norm
   int64_t dim = 16;                 // embedding: floats per row
   std::string combiner = "concat";  // embedding: concat (a row per slot, side by side) | sum | mean (over the slots)
+  std::vector<int64_t> slots;       // embedding: the slots (columns of "ids") it reads; empty: all
   double init_scale = 0.05;         // embedding: rows start uniform in [-scale, scale) (0: zeros)
 };
 

@@ -330,6 +330,7 @@ bool IsDifferentiable(OpType op) {
     case OpType::kConstant:
     case OpType::kVariable:
     case OpType::kSparseTable:
+    case OpType::kSelectColumns:  // of int64 ids
       return false;
     default:
       return true;
@@ -382,6 +383,23 @@ StatusOr<Tensor> ComputeForward(const Node& node, const std::vector<const Tensor
     case OpType::kArgMax: return ArgMaxForward(*in[0]);
     case OpType::kConcat: return ConcatForward(node, in);
     case OpType::kReshape: return ReshapeForward(node, *in[0]);
+    case OpType::kSelectColumns: {
+      const Tensor& x = *in[0];
+      const int64_t n = x.dim(0), c = x.dim(1), k = static_cast<int64_t>(node.columns.size());
+      for (int64_t col : node.columns) {
+        if (col >= c) {
+          return InvalidArgument("SelectColumns '" + node.name + "': column " + std::to_string(col) +
+                                 " of a matrix of " + std::to_string(c));
+        }
+      }
+      Tensor out = Tensor::Uninitialized(DType::kInt64, {n, k});
+      const int64_t* src = x.data<int64_t>();
+      int64_t* dst = out.data<int64_t>();
+      for (int64_t r = 0; r < n; ++r) {
+        for (int64_t j = 0; j < k; ++j) dst[r * k + j] = src[r * c + node.columns[j]];
+      }
+      return out;
+    }
     case OpType::kAccuracy: {
       RETURN_IF_ERROR(CheckLabels(node, *in[0], *in[1]));
       ASSIGN_OR_RETURN(Tensor pred, ArgMaxForward(*in[0]));

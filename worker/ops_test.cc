@@ -830,7 +830,8 @@ TEST(OpDifferentiability, OnlyStatefulSourceAndIntegerOpsAreNotDifferentiable) {
     EXPECT_TRUE(IsDifferentiable(op)) << OpTypeName(op);
   }
   for (OpType op : {OpType::kPlaceholder, OpType::kConstant, OpType::kVariable, OpType::kArgMax, OpType::kAccuracy,
-                    OpType::kAssign, OpType::kAssignAdd, OpType::kMinimize, OpType::kSparseTable}) {
+                    OpType::kAssign, OpType::kAssignAdd, OpType::kMinimize, OpType::kSparseTable,
+                    OpType::kSelectColumns}) {
     EXPECT_FALSE(IsDifferentiable(op)) << OpTypeName(op);
   }
 }
