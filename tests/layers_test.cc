@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "ps/in_process_store.h"
+#include "tests/in_process_rig.h"
 #include "worker/dataset.h"
 #include "worker/model.h"
 #include "worker/session.h"
@@ -24,6 +25,8 @@
 
 namespace cairn {
 namespace {
+
+using testing::Rig;
 
 LayerSpec L(const std::string& type, int64_t units = 0, const std::string& name = "") {
   LayerSpec l;
@@ -156,34 +159,13 @@ TEST(Layers, AnErrorNamesTheLayerAndTheField) {
   }
 }
 
-// A layer model, an in-process store and a session.
-struct Rig {
-  explicit Rig(const ModelConfig& config, const std::string& optimizer = "sgd") {
-    StatusOr<Model> m = BuildModel(config, 0.01, &graph);
-    EXPECT_TRUE(m.ok()) << m.status();
-    if (m.ok()) model = *m;
-    SessionOptions options;
-    options.optimizer.kind = optimizer;
-    options.optimizer.learning_rate = 0.01;
-    StatusOr<std::unique_ptr<Session>> s = Session::Create(&graph, &store, options);
-    EXPECT_TRUE(s.ok()) << s.status();
-    if (s.ok()) session = std::move(*s);
-    if (session) {
-      EXPECT_TRUE(session->Initialize().ok());
-    }
-  }
-  std::vector<float> Pull(const std::string& name) {
-    StatusOr<std::map<std::string, Tensor>> r = store.Pull({name});
-    EXPECT_TRUE(r.ok()) << r.status();
-    if (!r.ok()) return {};
-    const Tensor& t = r->at(name);
-    return {t.data<float>(), t.data<float>() + t.num_elements()};
-  }
-  Graph graph;
-  Model model;
-  InProcessStore store;
-  std::unique_ptr<Session> session;
-};
+// A layer model trained in-process, by SGD (or `kind`) at 0.01.
+OptimizerSpec Optimizer(const std::string& kind = "sgd") {
+  OptimizerSpec o;
+  o.kind = kind;
+  o.learning_rate = 0.01;
+  return o;
+}
 
 // A batch of n examples of f features, far from zero mean and unit variance.
 FeedMap Batch(const Model& m, int64_t n, int64_t f, uint64_t seed, Tensor* x_out = nullptr) {
@@ -217,7 +199,7 @@ TEST(Layers, AnEmbeddingReadsOnlyItsSlots) {
   join.inputs = {"emb_slot0", "emb_slots12", "features"};
   ModelConfig c = Layers({first, pooled, join, L("dense", 1), L("logistic")}, /*features=*/2);
   c.slots = 3;
-  Rig rig(c);
+  Rig rig(c, Optimizer(), 0.01);
   ASSERT_TRUE(rig.session);
   Tensor ids(DType::kInt64, {2, 3});
   const int64_t id_values[] = {10, 20, 30, 11, 21, -1};
@@ -267,7 +249,7 @@ TEST(Layers, BatchNormMovesItsMovingStatisticsTowardTheBatchs) {
     bn.momentum = 0.75;
     ModelConfig c = Layers({bn, L("dense", 3), L("softmax")});
     c.workers = workers;
-    Rig rig(c);
+    Rig rig(c, Optimizer(), 0.01);
     ASSERT_TRUE(rig.session);
     ASSERT_EQ(rig.model.update_ops.size(), 2u);
     Tensor x;
@@ -298,7 +280,7 @@ TEST(Layers, BatchNormMovesItsMovingStatisticsTowardTheBatchs) {
 TEST(Layers, BatchNormEvaluatesByItsMovingStatistics) {
   LayerSpec bn = L("batch_norm", 0, "bn");
   bn.momentum = 0;
-  Rig rig(Layers({bn, L("dense", 3), L("softmax")}));
+  Rig rig(Layers({bn, L("dense", 3), L("softmax")}), Optimizer(), 0.01);
   ASSERT_TRUE(rig.session);
   const FeedMap feeds = Batch(rig.model, 32, 4, 11);
   StatusOr<std::vector<Tensor>> before = rig.session->Run({rig.model.output, rig.model.eval_output}, feeds);
@@ -319,7 +301,7 @@ TEST(Layers, BatchNormEvaluatesByItsMovingStatistics) {
 TEST(Layers, DropoutDropsWhileTrainingOnlyAndByItsSeed) {
   LayerSpec drop = L("dropout", 0, "drop");
   drop.rate = 0.5;
-  Rig rig(Layers({L("dense", 64, "wide"), drop, L("dense", 3), L("softmax")}, 4, 3));
+  Rig rig(Layers({L("dense", 64, "wide"), drop, L("dense", 3), L("softmax")}, 4, 3), Optimizer(), 0.01);
   ASSERT_TRUE(rig.session);
   ASSERT_TRUE(rig.model.step_seed.valid());
   StatusOr<Output> dropped = rig.graph.Find("drop");
@@ -364,7 +346,7 @@ TEST(Layers, ABatchNormModelLearnsFashionMnistThroughTheTrainer) {
                           }(),
                           L("batch_norm", 0, "bn"), drop, L("dense", 10), L("softmax")},
                          784, 10);
-  Rig rig(c, "adam");
+  Rig rig(c, Optimizer("adam"), 0.01);
   ASSERT_TRUE(rig.session);
   TrainerOptions options;
   options.batch_size = 64;

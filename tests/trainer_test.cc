@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "ps/in_process_store.h"
+#include "tests/in_process_rig.h"
 #include "worker/dataset.h"
 #include "worker/graph.h"
 #include "worker/model.h"
@@ -20,6 +21,8 @@
 
 namespace cairn {
 namespace {
+
+using testing::Rig;
 
 constexpr const char* kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 
@@ -39,35 +42,6 @@ void LoadFashionMnistOrFail(int64_t train_limit, int64_t test_limit, Dataset* tr
   *test = std::move(*te);
 }
 
-// A model, a store and a session to train it.
-struct Rig {
-  Rig(const ModelConfig& config, const OptimizerSpec& optimizer, double learning_rate) {
-    StatusOr<Model> m = BuildModel(config, learning_rate, &graph);
-    EXPECT_TRUE(m.ok()) << m.status();
-    if (m.ok()) model = *m;
-    SessionOptions options;
-    options.optimizer = optimizer;
-    StatusOr<std::unique_ptr<Session>> s = Session::Create(&graph, &store, options);
-    EXPECT_TRUE(s.ok()) << s.status();
-    if (s.ok()) session = std::move(*s);
-    if (session) {
-      EXPECT_TRUE(session->Initialize().ok());
-    }
-  }
-
-  std::vector<float> Pull(const std::string& name) {
-    StatusOr<std::map<std::string, Tensor>> r = store.Pull({name});
-    EXPECT_TRUE(r.ok()) << r.status();
-    if (!r.ok()) return {};
-    const Tensor& t = r->at(name);
-    return {t.data<float>(), t.data<float>() + t.num_elements()};
-  }
-
-  Graph graph;
-  Model model;
-  InProcessStore store;
-  std::unique_ptr<Session> session;
-};
 
 OptimizerSpec Adam(double lr) {
   OptimizerSpec o;
