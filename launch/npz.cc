@@ -103,12 +103,14 @@ struct NpzWriter::State {
 
   ~State() {
     if (archive) zip_discard(archive);  // nothing was written: libzip writes only on close
+    if (!finished) ::unlink(tmp.c_str());
     for (Member& m : members) zip_error_fini(&m.error);
   }
 
   static zip_int64_t Read(void* userdata, void* data, zip_uint64_t len, zip_source_cmd_t cmd);
 
   std::string path;
+  std::string tmp;  // libzip's output, beside `path`: synced, then renamed over it
   bool sizes_unknown = false;
   zip_t* archive = nullptr;
   std::deque<Member> members;  // stable addresses: libzip holds pointers to them
@@ -236,23 +238,25 @@ Status NpzWriter::Finish() {
     // export of nothing is the empty zip, its end record alone.
     zip_discard(st.archive);
     st.archive = nullptr;
-    const std::string tmp = st.path + ".tmp-" + std::to_string(::getpid());
     const std::string eocd = std::string("PK\x05\x06", 4) + std::string(18, '\0');
-    RETURN_IF_ERROR(WriteFileAtomically(tmp, st.path, eocd));
+    RETURN_IF_ERROR(WriteFileAtomically(st.tmp, st.path, eocd));
     st.finished = true;
     return Status::OK();
   }
-  // libzip writes every member now, in order, to a temporary file beside
-  // the path, and renames it over the path.
+  // libzip writes every member now, in order, to the temporary file (it
+  // syncs nothing): synced here before it replaces the path.
   if (zip_close(st.archive) != 0) {
     Status s = st.failed.ok() ? Internal(where + "libzip: " + zip_strerror(st.archive)) : st.failed;
-    zip_discard(st.archive);  // removes the temporary file
+    zip_discard(st.archive);  // libzip rolled its own write back; ~State removes st.tmp
     st.archive = nullptr;
     return s;
   }
   st.archive = nullptr;
+  RETURN_IF_ERROR(SyncPath(st.tmp, O_RDONLY));
+  if (::rename(st.tmp.c_str(), st.path.c_str()) != 0) {
+    return ErrnoStatus(errno, "cannot rename '" + st.tmp + "' to '" + st.path + "'");
+  }
   st.finished = true;
-  RETURN_IF_ERROR(SyncPath(st.path, O_RDONLY));
   const std::filesystem::path parent = std::filesystem::path(st.path).parent_path();
   return SyncPath(parent.empty() ? "." : parent.string(), O_RDONLY | O_DIRECTORY);
 }
@@ -264,18 +268,21 @@ StatusOr<std::unique_ptr<NpzWriter>> NpzWriter::Create(const std::string& path) 
 namespace npz_internal {
 
 StatusOr<std::unique_ptr<NpzWriter>> CreateNpzWriter(const std::string& path, bool sizes_unknown) {
-  // libzip creates nothing until the archive is closed: find out now, not
-  // after reading what may be gigabytes, whether the directory takes a file.
-  const std::string probe = path + ".probe-" + std::to_string(::getpid());
-  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-  if (fd < 0) return ErrnoStatus(errno, "cannot create '" + path + "'");
-  ::close(fd);
-  ::unlink(probe.c_str());
+  // The temporary file exists from now on (libzip would create nothing
+  // until the archive is closed): whether the directory takes a file shows
+  // now, not after reading what may be gigabytes.
   auto state = std::make_unique<NpzWriter::State>();
   state->path = path;
+  state->tmp = path + ".tmp-" + std::to_string(::getpid());
   state->sizes_unknown = sizes_unknown;
+  const int fd = ::open(state->tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    state->finished = true;  // nothing of ours to remove
+    return ErrnoStatus(errno, "cannot create '" + path + "'");
+  }
+  ::close(fd);
   int error = 0;
-  state->archive = zip_open(path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &error);
+  state->archive = zip_open(state->tmp.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &error);
   if (!state->archive) {
     zip_error_t e;
     zip_error_init_with_code(&e, error);

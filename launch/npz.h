@@ -56,9 +56,10 @@ class NpzWriter {
   // order added). A loader's error, or a value of an unsupported dtype,
   // fails Finish with it, naming the array.
   Status Add(const std::string& name, NpzLoader load);
-  // Writes the archive at `path`: libzip writes it to a temporary file and
-  // renames that over `path`, which is then synced. Nothing may be added
-  // after it; after a failure the writer is spent.
+  // Writes the archive at `path`: libzip writes it to a temporary file
+  // beside it, which is synced, then renamed over `path` (the directory
+  // synced after). Nothing may be added after it; after a failure the
+  // writer is spent.
   Status Finish();
 
  private:
