@@ -13,7 +13,6 @@
 #include "common/registry.h"
 #include "ps/optimizer.h"
 #include "worker/click_data.h"
-#include "worker/layers.h"
 
 namespace cairn {
 
@@ -26,13 +25,15 @@ Registry<DataFactory>& DataKinds() {
   return *kinds;
 }
 
+bool IsBuiltInData(const std::string& kind) {
+  return kind == "synthetic_linear" || kind == "fashion_mnist" || IsClickData(kind);
+}
+
 }  // namespace
 
 Status RegisterData(const std::string& kind, DataFactory factory) {
   if (kind.empty() || !factory) return InvalidArgument("RegisterData: a data kind needs a name and a factory");
-  if (kind == "synthetic_linear" || kind == "fashion_mnist" || IsClickData(kind)) {
-    return AlreadyExists("data kind '" + kind + "' is built in");
-  }
+  if (IsBuiltInData(kind)) return AlreadyExists("data kind '" + kind + "' is built in");
   return DataKinds().Add(kind, std::move(factory)).WithContext("data kind");
 }
 
@@ -161,16 +162,11 @@ StatusOr<std::vector<int64_t>> LayerWidths(const JobConfig& c) {
   // A model or data of one's own: the sizes are known when the job builds them.
   if (IsRegisteredModel(m.kind) || RegisteredData(c.data.kind)) return std::vector<int64_t>{1};
   if (m.kind == "linear_regression") return std::vector<int64_t>{m.features, 1};
-  std::vector<int64_t> widths = {m.features};
-  {
-    Graph scratch;
-    Model model;
-    RETURN_IF_ERROR(BuildLayers(m, &scratch, &model, &widths));
-  }
-  // And the whole model as a worker builds it, so that a clash with the
+  // The whole model as a worker builds it, so that a clash with the
   // graph's own nodes is found now, not once the data has loaded.
+  std::vector<int64_t> widths = {m.features};
   Graph scratch;
-  ASSIGN_OR_RETURN(Model model, BuildModel(m, c.optimizer.learning_rate, &scratch));
+  ASSIGN_OR_RETURN(Model model, BuildModel(m, c.optimizer.learning_rate, &scratch, &widths));
   RETURN_IF_ERROR(AddWorkerStates(std::max(1, c.cluster.workers), &scratch, &model));
   return widths;
 }
@@ -387,8 +383,7 @@ Status ValidateCriteoTsv(const DataConfig& d) {
 
 Status ValidateModelAndData(const JobConfig& c) {
   const std::string& m = c.model.kind;
-  if (m != "linear_regression" && m != "softmax_regression" && m != "mlp" && !IsClickModel(m) && m != "layers" &&
-      !IsRegisteredModel(m)) {
+  if (!IsBuiltInModel(m) && !IsRegisteredModel(m)) {
     return InvalidArgument("model.kind: unknown model '" + m +
                            "' (linear_regression, softmax_regression, mlp, click_logistic, click_wide_deep, layers)");
   }
@@ -398,7 +393,7 @@ Status ValidateModelAndData(const JobConfig& c) {
   }
   const std::string& d = c.data.kind;
   const bool own = IsRegisteredModel(m) || RegisteredData(d);
-  if (d != "synthetic_linear" && d != "fashion_mnist" && !IsClickData(d) && !RegisteredData(d)) {
+  if (!IsBuiltInData(d) && !RegisteredData(d)) {
     return InvalidArgument("data.kind: unknown data kind '" + d +
                            "' (synthetic_linear, fashion_mnist, synthetic_clicks, criteo_tsv, or one a program "
                            "registered with RegisterData)");

@@ -52,12 +52,12 @@ Registry<ModelBuilder>& Models() {
   return *models;
 }
 
+}  // namespace
+
 bool IsBuiltInModel(const std::string& kind) {
   return kind == "linear_regression" || kind == "layers" || kind == "softmax_regression" || kind == "mlp" ||
          IsClickModel(kind);
 }
-
-}  // namespace
 
 Status RegisterModel(const std::string& kind, ModelBuilder builder) {
   if (kind.empty() || !builder) return InvalidArgument("RegisterModel: a model kind needs a name and a builder");
@@ -86,7 +86,7 @@ Status AddWorkerStates(int num_workers, Graph* g, Model* m) {
   return g->status();
 }
 
-StatusOr<Model> BuildModel(const ModelConfig& c, double learning_rate, Graph* g) {
+StatusOr<Model> BuildModel(const ModelConfig& c, double learning_rate, Graph* g, std::vector<int64_t>* widths) {
   if (c.features < 1 || c.classes < 2) return InvalidArgument("model needs features >= 1 and classes >= 2");
   Model m;
   RETURN_IF_ERROR(AddTrainingState(learning_rate, g, &m));
@@ -103,7 +103,7 @@ StatusOr<Model> BuildModel(const ModelConfig& c, double learning_rate, Graph* g)
     m.output = g->Add(g->MatMul(m.x, m.weights), g->Variable(b), "prediction");
     Output half = g->Constant("half", Tensor::FromVector({}, {0.5f}));
     m.loss = g->Mul(g->ReduceMean(g->Square(g->Sub(m.output, m.y))), half, "loss");
-  } else if (c.kind == "layers" || c.kind == "softmax_regression" || c.kind == "mlp" || IsClickModel(c.kind)) {
+  } else if (IsBuiltInModel(c.kind)) {
     if (c.kind != "layers" && c.activation != "relu" && c.activation != "sigmoid" && c.activation != "tanh") {
       return InvalidArgument("model.activation: unknown activation '" + c.activation + "' (relu, sigmoid, tanh)");
     }
@@ -115,7 +115,7 @@ StatusOr<Model> BuildModel(const ModelConfig& c, double learning_rate, Graph* g)
     }
     ModelConfig preset = c;
     if (IsClickModel(c.kind)) preset.slots = kClickSlots, preset.features = kClickCounts;
-    RETURN_IF_ERROR(BuildLayers(preset, g, &m));
+    RETURN_IF_ERROR(BuildLayers(preset, g, &m, widths));
   } else if (ModelBuilder builder = Models().Find(c.kind)) {
     RETURN_IF_ERROR(builder(c, g, &m).WithContext("model.kind " + c.kind));
     if (!m.loss.valid()) return InvalidArgument("model.kind " + c.kind + ": the builder set no loss");

@@ -168,9 +168,13 @@ using ModelBuilder = std::function<Status(const ModelConfig& config, Graph* grap
 Status RegisterModel(const std::string& kind, ModelBuilder builder);
 // Whether `kind` was registered.
 bool IsRegisteredModel(const std::string& kind);
+// Whether `kind` is one of Cairn's own (linear_regression, layers and its presets).
+bool IsBuiltInModel(const std::string& kind);
 
 // Builds the model into `graph` (empty). InvalidArgument for a bad config.
-StatusOr<Model> BuildModel(const ModelConfig& config, double learning_rate, Graph* graph);
+// With `widths` (layer models), also the width of every layer in order.
+StatusOr<Model> BuildModel(const ModelConfig& config, double learning_rate, Graph* graph,
+                           std::vector<int64_t>* widths = nullptr);
 // Adds the per-worker state variables of a `num_workers`-worker job.
 Status AddWorkerStates(int num_workers, Graph* graph, Model* model);
 
