@@ -166,6 +166,24 @@ class BenchJob {
   }
 
   // What a restore is checked by: the first variable and some sparse rows.
+  // One training push of the sparse table: kSparseIdsPerPush rows spread
+  // evenly over all of it (every cut chunk of the table is touched), or
+  // nothing without one. Returns its wall seconds.
+  StatusOr<double> PushSpread(int64_t sparse_rows) {
+    if (sparse_rows <= 0) return 0.0;
+    const int64_t n = std::min(kSparseIdsPerPush, sparse_rows);
+    const int64_t stride = sparse_rows / n;
+    PushBatch rows;
+    SparseRowsUpdate& u = rows.sparse_gradients[kSparseTable];
+    u.ids = Tensor(DType::kInt64, {n});
+    for (int64_t i = 0; i < n; ++i) u.ids.data<int64_t>()[i] = SparseId(i * stride);
+    u.values = Tensor(DType::kFloat32, {n, sparse_dim_});
+    u.values.flat().setConstant(1e-3f);
+    const auto start = BenchClock::now();
+    RETURN_IF_ERROR(client_->Push(rows));
+    return SecondsSince(start);
+  }
+
   StatusOr<std::vector<Tensor>> PullSample(int64_t sparse_rows) {
     std::vector<Tensor> out;
     if (!graph_.ServerVariables().empty()) {
@@ -189,11 +207,10 @@ class BenchJob {
 
   // Ids first, first + 1, ... spread over the int64 range (an odd
   // multiplier: distinct, and never the reserved id for these counts).
+  static int64_t SparseId(int64_t k) { return static_cast<int64_t>(static_cast<uint64_t>(k) * 0x9E3779B97F4A7C15ull >> 1); }
   static Tensor SparseIds(int64_t first, int64_t n) {
     Tensor ids(DType::kInt64, {n});
-    for (int64_t i = 0; i < n; ++i) {
-      ids.data<int64_t>()[i] = static_cast<int64_t>(static_cast<uint64_t>(first + i) * 0x9E3779B97F4A7C15ull >> 1);
-    }
+    for (int64_t i = 0; i < n; ++i) ids.data<int64_t>()[i] = SparseId(first + i);
     return ids;
   }
 
@@ -253,6 +270,11 @@ struct RoundResult {
   uint64_t restore_faults = 0;
   double rollback_seconds = 0;     // Saver::Restore of the same snapshot onto the live (original) cluster
   double other_cores = 0;          // other processes' CPU use during Begin..Finish (noise)
+  // What the cut costs the pushes after it (sparse only: a table's records
+  // are copied after Begin, and the first update of a row not yet copied
+  // saves it first).
+  double push_seconds = 0;         // one PushSpread before Begin
+  double push_in_cut_seconds = 0;  // the same push at once after Begin, while the server copies
 
   double stall_over_memcpy_fresh() const { return Ratio(begin_seconds, memcpy_fresh); }
   double stall_over_memcpy_prefaulted() const { return Ratio(begin_seconds, memcpy_prefaulted); }
@@ -315,12 +337,17 @@ Status MeasureRaw(const std::string& dir, const std::vector<uint64_t>& bytes, Ro
   return Status::OK();
 }
 
-Status Snapshot(BenchJob& job, RoundResult* r) {
+// Takes the round's snapshot; `at_cut` gets the sample the restore must
+// give back (pulled before Begin: the push after it changes the table).
+Status Snapshot(const SnapshotBenchOptions& o, BenchJob& job, RoundResult* r, std::vector<Tensor>* at_cut) {
+  ASSIGN_OR_RETURN(r->push_seconds, job.PushSpread(o.sparse_rows));
+  ASSIGN_OR_RETURN(*at_cut, job.PullSample(o.sparse_rows));
   const CpuTimes before = SampleCpuTimes();
   auto start = BenchClock::now();
   RETURN_IF_ERROR(job.saver().Begin(r->step));
   r->begin_seconds = SecondsSince(start);
   r->begin_faults = CpuUsageBetween(before, SampleCpuTimes(), r->begin_seconds).minor_faults;
+  ASSIGN_OR_RETURN(r->push_in_cut_seconds, job.PushSpread(o.sparse_rows));
   const CpuTimes begun = SampleCpuTimes();
   ASSIGN_OR_RETURN(SnapshotStats stats, job.saver().Finish());
   r->finish_faults = CpuUsageBetween(begun, SampleCpuTimes(), 1).minor_faults;
@@ -334,10 +361,11 @@ Status Snapshot(BenchJob& job, RoundResult* r) {
 
 // Restores the round's snapshot onto a fresh cluster (whose shards hold
 // only their initial values, so the servers read into them in place) and
-// checks one variable against the original; then rolls the original
+// checks one variable and sparse rows against `at_cut`; then rolls the original
 // cluster, whose shards have been trained, back to the same snapshot (read
 // into staging buffers, then applied), as a sync job's recovery does.
-Status Restore(const SnapshotBenchOptions& o, const std::string& model_dir, BenchJob& original, RoundResult* r) {
+Status Restore(const SnapshotBenchOptions& o, const std::string& model_dir, BenchJob& original,
+               const std::vector<Tensor>& want, RoundResult* r) {
   ASSIGN_OR_RETURN(std::unique_ptr<BenchJob> fresh, BenchJob::Start(o, model_dir));
   RestoreOptions ro;
   ro.step = r->step;
@@ -348,7 +376,6 @@ Status Restore(const SnapshotBenchOptions& o, const std::string& model_dir, Benc
   if (restored.bytes != r->bytes) {
     return DataLoss(fmt::format("restore read {} bytes, the snapshot holds {}", restored.bytes, r->bytes));
   }
-  ASSIGN_OR_RETURN(std::vector<Tensor> want, original.PullSample(o.sparse_rows));
   ASSIGN_OR_RETURN(std::vector<Tensor> got, fresh->PullSample(o.sparse_rows));
   for (size_t i = 0; i < want.size(); ++i) {
     if (!got[i].BitEqual(want[i])) return DataLoss("the restored model differs from the saved one");
@@ -364,12 +391,13 @@ StatusOr<RoundResult> RunRound(const SnapshotBenchOptions& o, const std::string&
   RoundResult r;
   r.step = 100 * (round + 1);
   const std::string model_dir = work_dir + "/model";
-  RETURN_IF_ERROR(Snapshot(job, &r).WithContext("snapshot"));
+  std::vector<Tensor> at_cut;
+  RETURN_IF_ERROR(Snapshot(o, job, &r, &at_cut).WithContext("snapshot"));
   ASSIGN_OR_RETURN(r.memcpy_prefaulted, TimeMemcpy(r.bytes, /*fresh=*/false));
   ASSIGN_OR_RETURN(r.memcpy_fresh, TimeMemcpy(r.bytes, /*fresh=*/true));
   ASSIGN_OR_RETURN(std::vector<uint64_t> per_server, job.BytesPerServer(model_dir, r.step, r.bytes));
   RETURN_IF_ERROR(MeasureRaw(work_dir, per_server, &r));
-  RETURN_IF_ERROR(Restore(o, model_dir, job, &r).WithContext("restore"));
+  RETURN_IF_ERROR(Restore(o, model_dir, job, at_cut, &r).WithContext("restore"));
   return r;
 }
 
@@ -394,6 +422,8 @@ const std::vector<Column> kStall = {
     {"stall/touched", "stall_over_memcpy_prefaulted",
      [](Round r) -> double { return r.stall_over_memcpy_prefaulted(); }, 1, 2},
     {"faults", "begin_minor_faults", [](Round r) -> double { return r.begin_faults; }, 1, 0},
+    {"push ms", "push_seconds", [](Round r) -> double { return r.push_seconds; }, 1e3, 1},
+    {"push in cut ms", "push_in_cut_seconds", [](Round r) -> double { return r.push_in_cut_seconds; }, 1e3, 1},
 };
 const std::vector<Column> kWrite = {
     {"write s", "write_seconds", [](Round r) -> double { return r.write_seconds; }, 1, 3},
@@ -455,6 +485,8 @@ std::string FormatTargets(const std::vector<RoundResult>& rounds) {
 
 constexpr char kNotes[] =
     "stall: Begin = Saver::Begin as the chief waits for it (the ratios use it); copy = the slowest server's copy.\n"
+    "  push / push in cut (sparse tables): one push of 65,536 rows spread over the table, before Begin and at once\n"
+    "  after it (while the server copies the table's records, saving each row the push reaches first).\n"
     "  memcpy-fresh: one thread copies the same bytes into a new mmap (first touch of every page, as a copy that\n"
     "  allocates its destination may pay); memcpy-touched: between two buffers already touched. Medians of 3.\n"
     "write: the slowest server's WriteServerSnapshot (xxh3, SST file, fsync, ingest); e2e: Begin to committed\n"

@@ -356,16 +356,19 @@ int RunSparseBench(CLI::App& bench) {
     if (!snap.ok()) return fail(snap.status().WithContext("snapshot of " + std::to_string(rows) + " rows"));
     const nlohmann::json& m = (*snap)["median"];
     snapshot_table += fmt::format(
-        "| {} | {:.0f} | {:.3f} ({:.2f}) | {:.3f} | {:.3f} ({:.2f}) | {:.3f} | {:.1f} | {:.2f} | {:.2f} |\n", rows,
+        "| {} | {:.0f} | {:.3f} ({:.2f}) | {:.3f} | {:.3f} ({:.2f}) | {:.3f} | {:.1f} | {:.2f} | {:.2f} | {:.1f} / {:.1f} |\n",
+        rows,
         (*snap)["bytes"].get<double>() / 1048576.0, m["write_gbps"].get<double>(), m["write_over_raw"].get<double>(),
         m["raw_write_gbps"].get<double>(), m["restore_gbps"].get<double>(), m["restore_over_raw"].get<double>(),
         m["raw_read_gbps"].get<double>(), m["begin_seconds"].get<double>() * 1e3,
-        m["stall_over_memcpy_fresh"].get<double>(), m["stall_over_memcpy_prefaulted"].get<double>());
+        m["stall_over_memcpy_fresh"].get<double>(), m["stall_over_memcpy_prefaulted"].get<double>(),
+        m["push_seconds"].get<double>() * 1e3, m["push_in_cut_seconds"].get<double>() * 1e3);
     j["snapshot"].push_back({{"rows", rows}, {"dim", 16}, {"optimizer", "adagrad"}, {"servers", 1}, {"result", *snap}});
   }
   if (!snapshot_table.empty()) {
     fmt::print("\n| rows | MiB | write GB/s (/raw) | raw write GB/s | restore GB/s (/raw) | raw read GB/s | stall ms | "
-               "stall/memcpy fresh | stall/memcpy touched |\n|---|---|---|---|---|---|---|---|---|\n{}",
+               "stall/memcpy fresh | stall/memcpy touched | push ms / in the cut |\n"
+               "|---|---|---|---|---|---|---|---|---|---|\n{}",
                snapshot_table);
   }
   if (!json_path.empty()) {

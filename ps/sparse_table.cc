@@ -97,6 +97,62 @@ bool HasRepeats(const int64_t* ids, size_t n) {
 
 }  // namespace
 
+// A pending cut: the records as of CopyRecords, copied chunk by chunk by
+// SortRecords, with the rows updates reached first saved aside.
+class SparseTable::Cut {
+ public:
+  Cut(uint32_t rows, int32_t stride)
+      : rows(rows),
+        stride(stride),
+        chunks((rows + kCutChunkRows - 1) / kCutChunkRows),
+        buffer(new float[static_cast<size_t>(rows) * stride]),  // not touched here: the copier touches it
+        copied(chunks, 0),
+        uncopied(chunks),
+        saved((rows + 63) / 64, 0) {}
+
+  const uint32_t rows;
+  const int32_t stride;
+  const uint32_t chunks;
+  const std::unique_ptr<float[]> buffer;  // rows x stride floats, in creation order
+
+  // Guarded by the table's mu_: written under it either way (a copier's
+  // shared lock is exclusive among copiers through copy_mu), read by
+  // updates under it exclusively.
+  std::vector<uint8_t> copied;  // per chunk of kCutChunkRows rows
+  uint32_t uncopied;
+  std::vector<uint64_t> saved;  // per row: its record as of the cut is in the side log
+  static constexpr uint32_t kLogRecords = 8192;
+  std::vector<std::unique_ptr<float[]>> log;  // kLogRecords records each
+  std::vector<uint32_t> log_rows;             // the row of each saved record
+
+  std::mutex copy_mu;  // one copier at a time
+  bool done = false;   // guarded by copy_mu: copied whole, side log applied
+
+  // Whether an update of `row` must save its record first.
+  bool MustSave(uint32_t row) const {
+    return row < rows && !copied[row / kCutChunkRows] && !((saved[row / 64] >> (row % 64)) & 1);
+  }
+  void Save(uint32_t row, const float* record) {
+    const size_t n = log_rows.size();
+    if (n % kLogRecords == 0) log.emplace_back(new float[static_cast<size_t>(kLogRecords) * stride]);
+    std::memcpy(log.back().get() + (n % kLogRecords) * static_cast<size_t>(stride), record, stride * sizeof(float));
+    log_rows.push_back(row);
+    saved[row / 64] |= uint64_t{1} << (row % 64);
+  }
+  // Writes the saved records over the copied ones: once every chunk is copied.
+  void ApplyLog() {
+    for (size_t i = 0; i < log_rows.size(); ++i) {
+      std::memcpy(buffer.get() + static_cast<size_t>(log_rows[i]) * stride,
+                  log[i / kLogRecords].get() + (i % kLogRecords) * static_cast<size_t>(stride), stride * sizeof(float));
+    }
+  }
+  void FreeLog() {
+    std::vector<std::unique_ptr<float[]>>().swap(log);
+    std::vector<uint32_t>().swap(log_rows);
+    std::vector<uint64_t>().swap(saved);
+  }
+};
+
 // id -> row: linear probing over parallel arrays (8-byte key, 4-byte row),
 // capacity a power of two, at most 70% full.
 class SparseTable::Index {
@@ -286,7 +342,12 @@ void SparseTable::ApplyCheckedGradients(const int64_t* ids, size_t n, const floa
   // re-routed restore on another server, or as a dense one-row variable
   // comes out bit-identical.
   std::vector<float*> slot_ptrs(slots().size());
+  std::unique_lock<std::mutex> turn(turn_);
   std::unique_lock<std::shared_mutex> lock(mu_);
+  turn.unlock();
+  // A pending cut has not copied every row yet: a row it still needs is
+  // saved before its first update.
+  const std::shared_ptr<Cut> cut = pending_.lock();
   InBlocks(
       *index_, ids, n,
       [&](int64_t id, uint32_t row) {
@@ -296,6 +357,10 @@ void SparseTable::ApplyCheckedGradients(const int64_t* ids, size_t n, const floa
       },
       [&](size_t i, uint32_t row) {
         float* r = Record(row);
+        if (cut && cut->MustSave(row)) {
+          cut->Save(row, r);
+          ++saved_on_write_;
+        }
         for (size_t s = 0; s < slot_ptrs.size(); ++s) slot_ptrs[s] = r + slot_offsets_[s];
         optimizer_->Apply(r + 2, grads + i * dim, dim, slot_ptrs.data(), rate);
       });
@@ -317,25 +382,61 @@ SparseTable::Memory SparseTable::memory() const {
   return m;
 }
 
+static_assert(kRowsPerBlock % SparseTable::kCutChunkRows == 0, "a cut's chunk lies inside one block");
+
+void SparseTable::CopyChunk(Cut& cut, uint32_t chunk) const {
+  if (cut.copied[chunk]) return;
+  const uint32_t first = chunk * kCutChunkRows;
+  const uint32_t count = std::min(kCutChunkRows, cut.rows - first);
+  std::memcpy(cut.buffer.get() + static_cast<size_t>(first) * stride_, Record(first),
+              static_cast<size_t>(count) * stride_ * sizeof(float));
+  cut.copied[chunk] = 1;
+  --cut.uncopied;
+}
+
+void SparseTable::CopyPendingLocked() const {
+  std::shared_ptr<Cut> cut = pending_.lock();
+  if (!cut) return;
+  for (uint32_t c = 0; c < cut->chunks && cut->uncopied > 0; ++c) CopyChunk(*cut, c);
+  pending_.reset();  // its copier applies the side log
+}
+
 SparseTable::Records SparseTable::CopyRecords() const {
+  std::unique_lock<std::shared_mutex> lock(mu_);
+  CopyPendingLocked();
   Records out;
-  std::shared_lock<std::shared_mutex> lock(mu_);
-  const uint32_t n = rows_;
-  out.rows = n;
-  out.buffer = std::shared_ptr<float[]>(new float[static_cast<size_t>(n) * stride_]);
-  float* to = out.buffer.get();
-  for (uint32_t first = 0; first < n; first += kRowsPerBlock) {
-    const uint32_t count = std::min(kRowsPerBlock, n - first);
-    std::memcpy(to + static_cast<size_t>(first) * stride_, blocks_[first / kRowsPerBlock].get(),
-                static_cast<size_t>(count) * stride_ * sizeof(float));
-  }
+  out.rows = rows_;
+  out.cut = std::make_shared<Cut>(rows_, stride_);
+  if (rows_ > 0) pending_ = out.cut;
   return out;
+}
+
+uint64_t SparseTable::records_saved_on_write() const {
+  std::shared_lock<std::shared_mutex> lock(mu_);
+  return saved_on_write_;
 }
 
 SparseRows SparseTable::Export() const { return SortRecords(CopyRecords()); }
 
 SparseRows SparseTable::SortRecords(const Records& copied) const {
-  const float* records = copied.data();
+  Cut& cut = *copied.cut;
+  {
+    std::lock_guard<std::mutex> one_copier(cut.copy_mu);
+    if (!cut.done) {
+      for (uint32_t c = 0; c < cut.chunks; ++c) {
+        std::unique_lock<std::mutex> turn(turn_);
+        std::shared_lock<std::shared_mutex> lock(mu_);
+        turn.unlock();
+        CopyChunk(cut, c);
+      }
+      std::unique_lock<std::shared_mutex> lock(mu_);  // no update saves a row any more: every chunk is copied
+      cut.ApplyLog();
+      cut.FreeLog();
+      if (pending_.lock() == copied.cut) pending_.reset();
+      cut.done = true;
+    }
+  }
+  const float* records = cut.buffer.get();
   const uint32_t n = copied.rows;
   std::vector<uint32_t> order = OrderById(records, n, stride_);
   SparseRows out;
@@ -398,6 +499,7 @@ Status SparseTable::Import(const SparseRows& rows) {
   }
   {
     std::unique_lock<std::shared_mutex> lock(mu_);
+    CopyPendingLocked();  // a pending cut still reads the old records
     index_.swap(index);
     blocks_.swap(blocks);
     rows_ = static_cast<uint32_t>(n);

@@ -89,24 +89,33 @@ class SparseTable {
   };
   Memory memory() const;
 
-  // Every row held, sorted by id. The lock is held only to copy the records;
-  // sorting and splitting them runs after it is released.
+  // Every row held, sorted by id, as of the call.
   SparseRows Export() const;
-  // Export in two halves, so a snapshot cut holds updates off only for the
-  // copy: CopyRecords copies the records under the lock (memcpy of the
-  // blocks), SortRecords sorts and splits them into SparseRows without it.
-  // The copy goes into a new buffer, not zero-filled first: the cut costs
-  // one memcpy into fresh memory. (Huge pages, which the dense copies ask
-  // for, made this first touch 4x slower in a VM here; and no copy is kept
-  // between snapshots, as the dense shards' are: a sparse table is often
-  // most of a server's memory.)
+  // Export in two halves, so a snapshot cut holds updates off for almost
+  // nothing. CopyRecords takes the cut: it copies no row, it only records
+  // how many rows there are and makes the table copy on write for them.
+  // SortRecords (any thread, later) copies the records as of the cut, in
+  // chunks of kCutChunkRows under the table's shared lock (pulls go on;
+  // an update waits for at most one chunk's memcpy), then sorts and splits
+  // them into SparseRows. Between the two, the first update of a row that
+  // is not yet copied saves that row's record first (one append to a
+  // chunked side log, in memory the cut's own), so the update path pays at
+  // most one record's copy per row touched, never the table's. One cut is
+  // pending at a time: a second CopyRecords, or an Import, first copies
+  // what the pending cut still needs, under the lock. A Records dropped
+  // before SortRecords ends its cut; the memory it copied goes with it.
+  class Cut;
   struct Records {
-    std::shared_ptr<float[]> buffer;  // rows x stride floats, in creation order
-    uint32_t rows = 0;
-    const float* data() const { return buffer.get(); }
+    std::shared_ptr<Cut> cut;
+    uint32_t rows = 0;  // at the cut
   };
+  static constexpr uint32_t kCutChunkRows = 4096;
   Records CopyRecords() const;
   SparseRows SortRecords(const Records& records) const;
+  // Records saved by updates ahead of the copy, over the table's lifetime
+  // (for tests and benchmarks: how much copying a cut moved onto the
+  // update path).
+  uint64_t records_saved_on_write() const;
   // Replaces every row with `rows` (dim and slot widths checked first).
   Status Import(const SparseRows& rows);
 
@@ -118,6 +127,11 @@ class SparseTable {
   void PrefetchRecord(const float* record) const;
   void PrefetchValues(const float* record) const;
   uint32_t NewRow(int64_t id);        // requires mu_ exclusively: a record with initial values and slots
+  // Copies chunk `chunk` of `cut` from the live records unless done:
+  // requires mu_ (either way) and, under a shared lock, cut's copy mutex.
+  void CopyChunk(Cut& cut, uint32_t chunk) const;
+  // Copies every chunk the pending cut still needs: requires mu_ exclusively.
+  void CopyPendingLocked() const;
 
   const SparseTableSpec spec_;
   const OptimizerSpec optimizer_spec_;
@@ -127,9 +141,16 @@ class SparseTable {
   std::vector<float> initial_record_;  // a new record's slot part, copied in
 
   mutable std::shared_mutex mu_;
+  // Taken by an update while it waits for mu_ exclusively, and by a cut's
+  // copier before each chunk's shared lock: the rwlock prefers readers, so
+  // without it a copier taking chunk after chunk would hold updates off
+  // for the whole copy.
+  mutable std::mutex turn_;
   std::unique_ptr<Index> index_;              // guarded by mu_: id -> row
   std::vector<std::unique_ptr<float[]>> blocks_;  // guarded by mu_: kRowsPerBlock records each
   uint32_t rows_ = 0;                         // guarded by mu_
+  mutable std::weak_ptr<Cut> pending_;        // guarded by mu_: the cut not yet copied whole
+  mutable uint64_t saved_on_write_ = 0;       // guarded by mu_
 };
 
 }  // namespace cairn

@@ -5,6 +5,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -322,6 +323,134 @@ TEST(SparseTable, ExportAndImportRoundTripBitForBitWithSlots) {
   EXPECT_EQ(after.ids, rows.ids);
   EXPECT_EQ(after.values, rows.values);
   EXPECT_EQ(after.slots, rows.slots);
+}
+
+// A table of `n` Adagrad rows of dim 3 (more than a few cut chunks).
+std::unique_ptr<SparseTable> TableOfRows(int n, std::vector<int64_t>* ids) {
+  auto t = Make(Spec("emb", 3), Opt("adagrad"));
+  std::mt19937_64 rng(11);
+  ids->clear();
+  for (int i = 0; i < n; ++i) ids->push_back(static_cast<int64_t>(rng() >> 1));
+  std::vector<float> grads(ids->size() * 3, 0.25f);
+  EXPECT_TRUE(t->ApplyGradients(ids->data(), ids->size(), grads.data()).ok());
+  return t;
+}
+
+void Push(SparseTable* t, const std::vector<int64_t>& ids, float g) {
+  std::vector<float> grads(ids.size() * t->spec().dim, g);
+  ASSERT_TRUE(t->ApplyGradients(ids.data(), ids.size(), grads.data()).ok());
+}
+
+void ExpectSameRows(const SparseRows& got, const SparseRows& want) {
+  EXPECT_EQ(got.ids, want.ids);
+  EXPECT_EQ(got.values, want.values);
+  EXPECT_EQ(got.slots, want.slots);
+}
+
+TEST(SparseCut, RowsUpdatedBeforeTheCopyComeOutAsOfTheCutAndEachIsSavedOnce) {
+  std::vector<int64_t> ids;
+  const int n = 3 * SparseTable::kCutChunkRows + 100;  // the last chunk is partial
+  auto t = TableOfRows(n, &ids);
+  const SparseRows before = t->Export();
+  const SparseTable::Records cut = t->CopyRecords();
+  EXPECT_EQ(cut.rows, static_cast<uint32_t>(n));
+  EXPECT_EQ(t->records_saved_on_write(), 0u);
+  // Old rows in every chunk (the first and the last row among them), some
+  // of them twice, and rows new since the cut.
+  const std::vector<int64_t> old_rows = {ids[0], ids[1], ids[5000], ids[9000], ids[n - 1]};
+  Push(t.get(), old_rows, 1.0f);
+  Push(t.get(), {ids[0], ids[n - 1], 42, 43}, -2.0f);
+  EXPECT_EQ(t->records_saved_on_write(), old_rows.size());  // once per row, not per update
+  ExpectSameRows(t->SortRecords(cut), before);
+  // The table itself moved on, and a second sort of the same cut is the same.
+  const SparseRows after = t->Export();
+  EXPECT_EQ(after.size(), before.size() + 2);
+  EXPECT_NE(after.values, before.values);
+  ExpectSameRows(t->SortRecords(cut), before);
+  // Once copied, a cut saves nothing more.
+  Push(t.get(), {ids[2]}, 1.0f);
+  EXPECT_EQ(t->records_saved_on_write(), old_rows.size());
+}
+
+TEST(SparseCut, ASecondCutWhileOneIsPendingGivesEachItsOwnMoment) {
+  std::vector<int64_t> ids;
+  auto t = TableOfRows(2 * SparseTable::kCutChunkRows + 7, &ids);
+  const SparseRows at_first = t->Export();
+  const SparseTable::Records first = t->CopyRecords();
+  Push(t.get(), {ids[3], ids[4100]}, 1.0f);  // saved by the first cut
+  const SparseRows at_second = t->Export();  // a cut of its own, finished at once
+  const SparseTable::Records second = t->CopyRecords();
+  Push(t.get(), {ids[3], ids[8000], 77}, 1.0f);  // saved by the second cut only
+  ExpectSameRows(t->SortRecords(second), at_second);
+  ExpectSameRows(t->SortRecords(first), at_first);
+}
+
+TEST(SparseCut, AnImportOrADroppedCutLeavesThePendingCopyIntact) {
+  std::vector<int64_t> ids;
+  auto t = TableOfRows(SparseTable::kCutChunkRows + 1, &ids);
+  const SparseRows at_cut = t->Export();
+  const SparseTable::Records cut = t->CopyRecords();
+  std::vector<int64_t> other;
+  auto u = TableOfRows(10, &other);
+  Push(u.get(), other, 3.0f);
+  const SparseRows imported = u->Export();
+  ASSERT_TRUE(t->Import(imported).ok());
+  Push(t.get(), {other[0]}, 1.0f);
+  ExpectSameRows(t->SortRecords(cut), at_cut);
+  // A cut dropped before its copy stops saving rows with it.
+  const uint64_t saved = t->records_saved_on_write();
+  { const SparseTable::Records dropped = t->CopyRecords(); }
+  Push(t.get(), {other[1]}, 1.0f);
+  EXPECT_EQ(t->records_saved_on_write(), saved);
+  EXPECT_EQ(t->Export().size(), imported.size());
+}
+
+// Pushes and cuts from two threads (run under TSan too): every cut equals a
+// replay of the pushes that came before it. Each push bumps row 0 by
+// exactly 1 (SGD, rate 1, zeros init), so a cut's row 0 says how many.
+TEST(SparseCut, CutsTakenWhilePushesRunEqualAReplayOfThePushesBeforeThem) {
+  SparseTableSpec spec = Spec("emb", 4, InitKind::kZeros);
+  const int kPushes = 300, kIds = 256, kVocab = 5 * SparseTable::kCutChunkRows;
+  std::vector<std::vector<int64_t>> pushes(kPushes);
+  std::mt19937_64 rng(5);
+  for (auto& p : pushes) {
+    std::set<int64_t> unique = {0};
+    while (unique.size() < static_cast<size_t>(kIds)) unique.insert(1 + static_cast<int64_t>(rng() % kVocab));
+    p.assign(unique.begin(), unique.end());
+  }
+  auto t = Make(spec, Opt("sgd", 1.0));
+  for (int64_t first = 1; first <= kVocab; first += 1024) {  // every row exists before the first cut
+    std::vector<int64_t> warm;
+    for (int64_t id = first; id < first + 1024 && id <= kVocab; ++id) warm.push_back(id);
+    Push(t.get(), warm, 0.0f);
+  }
+  std::thread pusher([&] {
+    for (const auto& p : pushes) Push(t.get(), p, -1.0f);
+  });
+  std::vector<SparseRows> cuts;
+  for (int c = 0; c < 6; ++c) {
+    const SparseTable::Records r = t->CopyRecords();
+    cuts.push_back(t->SortRecords(r));
+  }
+  pusher.join();
+  int64_t replayed = 0;
+  auto replay = Make(spec, Opt("sgd", 1.0));
+  for (int64_t first = 1; first <= kVocab; first += 1024) {
+    std::vector<int64_t> warm;
+    for (int64_t id = first; id < first + 1024 && id <= kVocab; ++id) warm.push_back(id);
+    Push(replay.get(), warm, 0.0f);
+  }
+  for (const SparseRows& cut : cuts) {
+    const auto zero = std::lower_bound(cut.ids.begin(), cut.ids.end(), 0);
+    const int64_t count =
+        zero != cut.ids.end() && *zero == 0 ? static_cast<int64_t>(cut.values[(zero - cut.ids.begin()) * 4]) : 0;
+    ASSERT_GE(count, replayed);
+    while (replayed < count) Push(replay.get(), pushes[replayed++], -1.0f);
+    const SparseRows want = replay->Export();
+    ASSERT_EQ(cut.ids, want.ids) << "after " << count << " pushes";
+    ASSERT_EQ(cut.values, want.values) << "after " << count << " pushes";
+  }
+  RecordProperty("rows_saved_on_write", std::to_string(t->records_saved_on_write()));
 }
 
 TEST(SparseTable, AMillionAdagradRowsTakeAtMostOneAndAHalfTimesTheirPayload) {

@@ -43,10 +43,12 @@ struct ExportOptions {
   bool changed_rows_only = false;
 };
 
-// One sparse table's part of a snapshot cut: its records as copied under
-// the cut, not yet sorted, so the cut (and the event loop answering the
-// prepare) waits only for the memcpy. Finish sorts them, on whichever
-// thread writes them out. Tables are never dropped: `table` stays valid as
+// One sparse table's part of a snapshot cut: the table made copy on write
+// as of the cut, no row copied yet, so the cut (and the event loop
+// answering the prepare) waits for no copy at all. Finish copies the
+// records as of the cut and sorts them, on whichever thread writes them
+// out; the rows updated before Finish copied them were saved by those
+// updates (SparseTable::CopyRecords). Tables are never dropped: `table` stays valid as
 // long as the Table that made the cut.
 struct SparseCut {
   const SparseTable* table = nullptr;
