@@ -23,7 +23,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "common/asio_transport.h"
@@ -66,6 +66,45 @@ std::string RawFrame(FrameType type, std::string control) {
   f.Seal();
   return SerializeFrame(f);
 }
+
+// The default logger, for as long as it lives, also keeps every line in
+// memory, for a test to read. It must be installed before any thread that
+// logs starts and removed after they stop: spdlog's default logger is read
+// by logging threads without a lock.
+class LogCapture {
+ public:
+  LogCapture() : previous_(spdlog::default_logger()), sink_(std::make_shared<Sink>()) {
+    std::vector<spdlog::sink_ptr> sinks = previous_->sinks();
+    sinks.push_back(sink_);
+    auto tee = std::make_shared<spdlog::logger>("capture", sinks.begin(), sinks.end());
+    tee->set_level(previous_->level());
+    spdlog::set_default_logger(std::move(tee));
+  }
+  ~LogCapture() { spdlog::set_default_logger(previous_); }
+  std::string text() const { return sink_->text(); }
+
+ private:
+  class Sink : public spdlog::sinks::base_sink<std::mutex> {
+   public:
+    std::string text() {
+      std::lock_guard<std::mutex> lock(mutex_);
+      return text_;
+    }
+
+   protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+      spdlog::memory_buf_t line;
+      formatter_->format(msg, line);
+      text_.append(line.data(), line.size());
+    }
+    void flush_() override {}
+
+   private:
+    std::string text_;  // guarded by mutex_
+  };
+  std::shared_ptr<spdlog::logger> previous_;
+  std::shared_ptr<Sink> sink_;
+};
 
 class ConnectionsTest : public ::testing::Test {
  protected:
@@ -121,6 +160,7 @@ class ConnectionsTest : public ::testing::Test {
     return raw;
   }
 
+  LogCapture log_;  // before loop_: in place before its threads start, removed after they stop
   EventLoop loop_{2};
   std::string root_;
   std::unique_ptr<Server> server_;
@@ -471,10 +511,6 @@ TEST_F(ConnectionsTest, AFrameLargerThanTheWholePayloadBudgetIsRefusedFromItsHea
 TEST_F(ConnectionsTest, AcceptErrorsBackOffAndAreLoggedOnceAndTheServerRecovers) {
   Start();
   ExpectServing();
-  std::ostringstream log;
-  auto previous = spdlog::default_logger();
-  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
-      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
   struct rlimit saved {};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
   struct rlimit low = saved;
@@ -497,10 +533,9 @@ TEST_F(ConnectionsTest, AcceptErrorsBackOffAndAreLoggedOnceAndTheServerRecovers)
   const uint64_t errors = server_->stats().accept_errors;
   for (int fd : held) ::close(fd);
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
-  spdlog::set_default_logger(previous);
   EXPECT_GE(errors, 2u);
   EXPECT_LE(errors, 12u) << "a back-off of 10 ms doubling to 1 s allows about 8 retries in 1.5 s";
-  const std::string lines = log.str();
+  const std::string lines = log_.text();
   size_t logged = 0;
   for (size_t at = lines.find("accept failed"); at != std::string::npos; at = lines.find("accept failed", at + 1)) {
     ++logged;
