@@ -28,7 +28,7 @@ Status InProcessStore::Push(const PushBatch& batch) {
     ASSIGN_OR_RETURN(SparseTable * table, store_.FindSparse(name));
     const int64_t n = u.ids.num_elements();
     if (u.ids.dtype() != DType::kInt64 || u.ids.shape().size() != 1 || u.values.dtype() != DType::kFloat32 ||
-        u.values.shape() != Shape{n, table->spec().dim}) {
+        u.values.rank() != 2 || u.values.dim(0) != n || u.values.dim(1) != table->spec().dim) {
       return InvalidArgument("sparse gradient for '" + name + "' must be int64 ids [n] and float32 rows [n, " +
                              std::to_string(table->spec().dim) + "]");
     }

@@ -322,7 +322,8 @@ Status Session::EvaluateNode(const Node& n, const FeedMap& feeds, const std::map
       return Status::OK();
     }
     default: {
-      std::vector<const Tensor*> in;
+      std::vector<const Tensor*>& in = scratch_inputs_;
+      in.clear();
       for (int i : n.inputs) in.push_back(&values[i]);
       ASSIGN_OR_RETURN(v, ComputeForward(n, in));
       return Status::OK();
@@ -444,9 +445,12 @@ Status Session::Differentiate(const Node& minimize, const std::vector<bool>& nee
       continue;
     }
     if (!IsDifferentiable(n.op)) continue;
-    std::vector<const Tensor*> in;
-    std::vector<Tensor> input_grads(n.inputs.size());
-    std::vector<bool> wanted;  // only the inputs that lead to an update
+    std::vector<const Tensor*>& in = scratch_inputs_;
+    std::vector<Tensor>& input_grads = scratch_input_grads_;
+    std::vector<bool>& wanted = scratch_wanted_;  // only the inputs that lead to an update
+    in.clear();
+    input_grads.assign(n.inputs.size(), Tensor());
+    wanted.clear();
     for (int i : n.inputs) {
       in.push_back(&values[i]);
       wanted.push_back(leads[i]);
@@ -459,6 +463,7 @@ Status Session::Differentiate(const Node& minimize, const std::vector<bool>& nee
       else g.flat() += input_grads[k].flat();
     }
   }
+  scratch_input_grads_.clear();  // holds no step's buffers past it (keeps its capacity)
   PushBatch* batch = &run->batch;
   for (int id = 0; id < graph_->num_nodes(); ++id) {
     const Node& n = graph_->node(id);

@@ -153,6 +153,12 @@ class Session {
   std::vector<PendingCall<Status>> pushes_in_flight_;  // the last Minimize Run's
   std::optional<PendingCall<StatusOr<std::map<std::string, Tensor>>>> pull_ahead_;
   std::vector<std::string> pull_ahead_names_;
+  // Per-node scratch that every Run reuses (one Run at a time), so that a
+  // warm step does not allocate them for each op it evaluates or
+  // differentiates.
+  std::vector<const Tensor*> scratch_inputs_;
+  std::vector<Tensor> scratch_input_grads_;
+  std::vector<bool> scratch_wanted_;
 };
 
 }  // namespace cairn
