@@ -23,6 +23,7 @@
 #include "ps/server.h"
 #include "bench/raw_rocksdb.h"
 #include "bench/scratch_dir.h"
+#include "bench/snapshot_report.h"
 #include "worker/graph.h"
 #include "worker/ps_client.h"
 #include "worker/saver.h"
@@ -31,10 +32,10 @@
 namespace cairn {
 namespace {
 
-constexpr int kVariables = 4;
+constexpr int kVariables = kSnapshotBenchVariables;
 constexpr int64_t kRowElements = 1024;  // float32 rows of 4 KiB
 constexpr uint64_t kMiB = uint64_t{1} << 20;
-constexpr uint64_t kChunkBytes = 4 * kMiB;  // as SnapshotWriteOptions::chunk_bytes
+constexpr uint64_t kChunkBytes = kSnapshotBenchChunkBytes;
 constexpr int kMemcpyRepeats = 3;           // per round; the median is kept
 constexpr int64_t kSparseIdsPerPush = 65536;
 constexpr char kSparseTable[] = "emb";
@@ -45,15 +46,6 @@ double SecondsSince(BenchClock::time_point start) {
   return std::chrono::duration<double>(BenchClock::now() - start).count();
 }
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-double Gbps(uint64_t bytes, double seconds) { return seconds > 0 ? static_cast<double>(bytes) / seconds / 1e9 : 0; }
-double Ratio(double a, double b) { return b > 0 ? a / b : 0; }
 
 // ---- The job: servers, and the chief's client, session and saver ----
 
@@ -251,44 +243,6 @@ class BenchJob {
 
 // ---- One round ----
 
-struct RoundResult {
-  int64_t step = 0;
-  uint64_t bytes = 0;              // value and slot bytes, all servers
-  // The stall.
-  double begin_seconds = 0;        // Saver::Begin, as the chief waits for it
-  double copy_seconds = 0;         // the slowest server's copy (SnapshotPrepareReply.copy_seconds)
-  uint64_t begin_faults = 0;       // minor page faults of this process during Begin
-  uint64_t finish_faults = 0;      // ... during Finish (the write)
-  double memcpy_prefaulted = 0;    // memcpy of `bytes` between two touched buffers
-  double memcpy_fresh = 0;         // memcpy of `bytes` into never-touched pages (a new mmap)
-  // The write.
-  double write_seconds = 0;        // the slowest server's WriteServerSnapshot
-  double total_seconds = 0;        // Begin to committed manifest
-  double raw_write_seconds = 0;    // MeasureRawRocksDb, one thread per server at once: the slowest
-  double raw_read_seconds = 0;
-  // The restore, onto a fresh cluster.
-  double restore_seconds = 0;      // Saver::Restore
-  uint64_t restore_faults = 0;
-  double rollback_seconds = 0;     // Saver::Restore of the same snapshot onto the live (original) cluster
-  double other_cores = 0;          // other processes' CPU use during Begin..Finish (noise)
-  // What the cut costs the pushes after it (sparse only: a table's records
-  // are copied after Begin, and the first update of a row not yet copied
-  // saves it first).
-  double push_seconds = 0;         // one PushSpread before Begin
-  double push_in_cut_seconds = 0;  // the same push at once after Begin, while the server copies
-
-  double stall_over_memcpy_fresh() const { return Ratio(begin_seconds, memcpy_fresh); }
-  double stall_over_memcpy_prefaulted() const { return Ratio(begin_seconds, memcpy_prefaulted); }
-  double write_gbps() const { return Gbps(bytes, write_seconds); }
-  double end_to_end_gbps() const { return Gbps(bytes, total_seconds); }
-  double raw_write_gbps() const { return Gbps(bytes, raw_write_seconds); }
-  double restore_gbps() const { return Gbps(bytes, restore_seconds); }
-  double rollback_gbps() const { return Gbps(bytes, rollback_seconds); }
-  double raw_read_gbps() const { return Gbps(bytes, raw_read_seconds); }
-  double write_over_raw() const { return Ratio(write_gbps(), raw_write_gbps()); }
-  double restore_over_raw() const { return Ratio(restore_gbps(), raw_read_gbps()); }
-};
-
 // The median of kMemcpyRepeats copies of `bytes` from a touched buffer into
 // either a touched buffer or fresh anonymous pages (what a copy that
 // allocates its destination may pay: one page fault per 4 KiB).
@@ -313,11 +267,11 @@ StatusOr<double> TimeMemcpy(uint64_t bytes, bool fresh) {
     times.push_back(SecondsSince(start));
     if (fresh) ::munmap(dst, bytes);
   }
-  return Median(times);
+  return SnapshotMedian(times);
 }
 
 // N raw RocksDB measurements at once, one per server with its bytes.
-Status MeasureRaw(const std::string& dir, const std::vector<uint64_t>& bytes, RoundResult* r) {
+Status MeasureRaw(const std::string& dir, const std::vector<uint64_t>& bytes, SnapshotRound* r) {
   std::vector<SnapshotIoStats> writes(bytes.size()), reads(bytes.size());
   std::vector<Status> results(bytes.size());
   std::vector<std::thread> threads;
@@ -340,7 +294,7 @@ Status MeasureRaw(const std::string& dir, const std::vector<uint64_t>& bytes, Ro
 
 // Takes the round's snapshot; `at_cut` gets the sample the restore must
 // give back (pulled before Begin: the push after it changes the table).
-Status Snapshot(const SnapshotBenchOptions& o, BenchJob& job, RoundResult* r, std::vector<Tensor>* at_cut) {
+Status Snapshot(const SnapshotBenchOptions& o, BenchJob& job, SnapshotRound* r, std::vector<Tensor>* at_cut) {
   ASSIGN_OR_RETURN(r->push_seconds, job.PushSpread(o.sparse_rows));
   ASSIGN_OR_RETURN(*at_cut, job.PullSample(o.sparse_rows));
   const CpuTimes before = SampleCpuTimes();
@@ -366,7 +320,7 @@ Status Snapshot(const SnapshotBenchOptions& o, BenchJob& job, RoundResult* r, st
 // cluster, whose shards have been trained, back to the same snapshot (read
 // into staging buffers, then applied), as a sync job's recovery does.
 Status Restore(const SnapshotBenchOptions& o, const std::string& model_dir, BenchJob& original,
-               const std::vector<Tensor>& want, RoundResult* r) {
+               const std::vector<Tensor>& want, SnapshotRound* r) {
   ASSIGN_OR_RETURN(std::unique_ptr<BenchJob> fresh, BenchJob::Start(o, model_dir));
   RestoreOptions ro;
   ro.step = r->step;
@@ -387,9 +341,9 @@ Status Restore(const SnapshotBenchOptions& o, const std::string& model_dir, Benc
   return Status::OK();
 }
 
-StatusOr<RoundResult> RunRound(const SnapshotBenchOptions& o, const std::string& work_dir, BenchJob& job,
+StatusOr<SnapshotRound> RunRound(const SnapshotBenchOptions& o, const std::string& work_dir, BenchJob& job,
                                int round) {
-  RoundResult r;
+  SnapshotRound r;
   r.step = 100 * (round + 1);
   const std::string model_dir = work_dir + "/model";
   std::vector<Tensor> at_cut;
@@ -400,133 +354,6 @@ StatusOr<RoundResult> RunRound(const SnapshotBenchOptions& o, const std::string&
   RETURN_IF_ERROR(MeasureRaw(work_dir, per_server, &r));
   RETURN_IF_ERROR(Restore(o, model_dir, job, at_cut, &r).WithContext("restore"));
   return r;
-}
-
-// ---- Report ----
-
-using Round = const RoundResult&;
-
-struct Column {
-  const char* header;
-  const char* key;  // in the JSON
-  double (*get)(Round);
-  double scale;     // shown as value * scale
-  int precision;
-};
-
-const std::vector<Column> kStall = {
-    {"Begin ms", "begin_seconds", [](Round r) -> double { return r.begin_seconds; }, 1e3, 1},
-    {"copy ms", "copy_seconds", [](Round r) -> double { return r.copy_seconds; }, 1e3, 1},
-    {"memcpy-fresh ms", "memcpy_fresh_seconds", [](Round r) -> double { return r.memcpy_fresh; }, 1e3, 1},
-    {"memcpy-touched ms", "memcpy_prefaulted_seconds", [](Round r) -> double { return r.memcpy_prefaulted; }, 1e3, 1},
-    {"stall/fresh", "stall_over_memcpy_fresh", [](Round r) -> double { return r.stall_over_memcpy_fresh(); }, 1, 2},
-    {"stall/touched", "stall_over_memcpy_prefaulted",
-     [](Round r) -> double { return r.stall_over_memcpy_prefaulted(); }, 1, 2},
-    {"faults", "begin_minor_faults", [](Round r) -> double { return r.begin_faults; }, 1, 0},
-    {"push ms", "push_seconds", [](Round r) -> double { return r.push_seconds; }, 1e3, 1},
-    {"push in cut ms", "push_in_cut_seconds", [](Round r) -> double { return r.push_in_cut_seconds; }, 1e3, 1},
-};
-const std::vector<Column> kWrite = {
-    {"write s", "write_seconds", [](Round r) -> double { return r.write_seconds; }, 1, 3},
-    {"write GB/s", "write_gbps", [](Round r) -> double { return r.write_gbps(); }, 1, 3},
-    {"e2e s", "total_seconds", [](Round r) -> double { return r.total_seconds; }, 1, 3},
-    {"e2e GB/s", "end_to_end_gbps", [](Round r) -> double { return r.end_to_end_gbps(); }, 1, 3},
-    {"raw write GB/s", "raw_write_gbps", [](Round r) -> double { return r.raw_write_gbps(); }, 1, 3},
-    {"write/raw", "write_over_raw", [](Round r) -> double { return r.write_over_raw(); }, 1, 2},
-    {"faults", "finish_minor_faults", [](Round r) -> double { return r.finish_faults; }, 1, 0},
-    {"other cores", "other_cores", [](Round r) -> double { return r.other_cores; }, 1, 2},
-};
-const std::vector<Column> kRestore = {
-    {"restore s", "restore_seconds", [](Round r) -> double { return r.restore_seconds; }, 1, 3},
-    {"restore GB/s", "restore_gbps", [](Round r) -> double { return r.restore_gbps(); }, 1, 3},
-    {"rollback GB/s", "rollback_gbps", [](Round r) -> double { return r.rollback_gbps(); }, 1, 3},
-    {"raw read GB/s", "raw_read_gbps", [](Round r) -> double { return r.raw_read_gbps(); }, 1, 3},
-    {"restore/raw", "restore_over_raw", [](Round r) -> double { return r.restore_over_raw(); }, 1, 2},
-    {"faults", "restore_minor_faults", [](Round r) -> double { return r.restore_faults; }, 1, 0},
-};
-
-double MedianOf(const std::vector<RoundResult>& rounds, const Column& c) {
-  std::vector<double> v;
-  for (const RoundResult& r : rounds) v.push_back(c.get(r));
-  return Median(v);
-}
-
-std::string FormatTable(const char* title, const std::vector<Column>& columns, const std::vector<RoundResult>& rounds) {
-  std::string out = fmt::format("{}\n{:<8}", title, "round");
-  for (const Column& c : columns) out += fmt::format(" {:>17}", c.header);
-  auto row = [&](const std::string& label, auto value) {
-    out += fmt::format("\n{:<8}", label);
-    for (const Column& c : columns) out += fmt::format(" {:>17.{}f}", value(c) * c.scale, c.precision);
-  };
-  for (size_t i = 0; i < rounds.size(); ++i) {
-    row(std::to_string(i + 1), [&](const Column& c) { return c.get(rounds[i]); });
-  }
-  row("median", [&](const Column& c) { return MedianOf(rounds, c); });
-  return out + "\n\n";
-}
-
-std::string FormatTargets(const std::vector<RoundResult>& rounds) {
-  auto median = [&](double (RoundResult::*f)() const) {
-    std::vector<double> v;
-    for (const RoundResult& r : rounds) v.push_back((r.*f)());
-    return Median(v);
-  };
-  auto verdict = [](bool met) { return met ? "met" : "MISSED"; };
-  const double w = median(&RoundResult::write_over_raw), rr = median(&RoundResult::restore_over_raw);
-  const double sf = median(&RoundResult::stall_over_memcpy_fresh);
-  const double st = median(&RoundResult::stall_over_memcpy_prefaulted);
-  return fmt::format(
-      "targets (medians):\n"
-      "  (a) snapshot write >= 70% of raw RocksDB write: {:.0f}% ({})\n"
-      "  (b) restore >= 70% of raw RocksDB read:          {:.0f}% ({})\n"
-      "  (c) stall <= 2x memcpy of the shards: {:.2f}x a memcpy into fresh pages ({}), "
-      "{:.2f}x a memcpy between touched buffers ({})\n",
-      100 * w, verdict(w >= 0.7), 100 * rr, verdict(rr >= 0.7), sf, verdict(sf <= 2), st, verdict(st <= 2));
-}
-
-constexpr char kNotes[] =
-    "stall: Begin = Saver::Begin as the chief waits for it (the ratios use it); copy = the slowest server's copy.\n"
-    "  push / push in cut (sparse tables): one push of 65,536 rows spread over the table, before Begin and at once\n"
-    "  after it (while the server copies the table's records, saving each row the push reaches first).\n"
-    "  memcpy-fresh: one thread copies the same bytes into a new mmap (first touch of every page, as a copy that\n"
-    "  allocates its destination may pay); memcpy-touched: between two buffers already touched. Medians of 3.\n"
-    "write: the slowest server's WriteServerSnapshot (xxh3, SST file, fsync, ingest); e2e: Begin to committed\n"
-    "  manifest. raw: MeasureRawRocksDb of each server's bytes, one thread per server at once (the slowest);\n"
-    "  its read goes into a buffer touched before its clock starts.\n"
-    "restore: Saver::Restore onto a fresh cluster (new servers; not timed: their start and variable init),\n"
-    "  whose shards hold only initial values: read in place. rollback: Saver::Restore of the same snapshot onto\n"
-    "  the trained original cluster: staged (into the last snapshot's copy buffers), then applied. Reads come\n"
-    "  from the page cache (the data was just written), in restore, rollback and raw. faults: this process's.\n"
-    "round 1 is the process's first snapshot and restore: every page they allocate is new (2 MiB huge pages\n"
-    "  for blocks >= 4 MiB); later snapshots copy into the previous one's buffers (ServerOptions::\n"
-    "  reuse_copy_buffers, unless --no-reuse-copy-buffers). GB/s = 1e9 value+slot bytes per second, all servers.\n";
-
-nlohmann::json ToJson(const SnapshotBenchOptions& o, const MachineNote& m, const std::vector<RoundResult>& rounds) {
-  nlohmann::json j;
-  j["options"] = {{"servers", o.servers},         {"param_mib", o.param_mib},     {"optimizer", o.optimizer},
-                  {"rounds", o.rounds},           {"variables", kVariables},      {"chunk_bytes", kChunkBytes},
-                  {"sparse_rows", o.sparse_rows}, {"sparse_dim", o.sparse_dim},
-                  {"reuse_copy_buffers", o.reuse_copy_buffers}};
-  j["machine"] = {{"cores", m.cores}, {"cpu", m.cpu},          {"work_dir", m.work_dir},
-                  {"device", m.device}, {"fs_type", m.fs_type}, {"mount_point", m.mount_point}};
-  j["rounds"] = nlohmann::json::array();
-  for (const RoundResult& r : rounds) {
-    nlohmann::json jr{{"step", r.step},
-                      {"bytes", r.bytes},
-                      {"raw_write_seconds", r.raw_write_seconds},
-                      {"raw_read_seconds", r.raw_read_seconds},
-                      {"rollback_seconds", r.rollback_seconds}};
-    for (const auto* table : {&kStall, &kWrite, &kRestore}) {
-      for (const Column& c : *table) jr[c.key] = c.get(r);
-    }
-    j["rounds"].push_back(jr);
-  }
-  for (const auto* table : {&kStall, &kWrite, &kRestore}) {
-    for (const Column& c : *table) j["median"][c.key] = MedianOf(rounds, c);
-  }
-  j["bytes"] = rounds.empty() ? 0 : rounds[0].bytes;
-  j["units"] = {{"gbps", "1e9 value and slot bytes per second, all servers"}, {"seconds", "wall seconds"}};
-  return j;
 }
 
 Status WriteJson(const std::string& path, const nlohmann::json& j) {
@@ -548,9 +375,9 @@ StatusOr<nlohmann::json> MeasureSnapshots(const SnapshotBenchOptions& o) {
   RETURN_IF_ERROR(job->PushGradients(o.sparse_rows).WithContext("the training pushes"));
   // As in a job whose first snapshot is due later: copy buffers ready before round 1.
   if (o.reuse_copy_buffers) RETURN_IF_ERROR(job->WaitForBuffersAhead());
-  std::vector<RoundResult> rounds;
+  std::vector<SnapshotRound> rounds;
   for (int i = 0; i < o.rounds; ++i) {
-    ASSIGN_OR_RETURN(RoundResult r, RunRound(o, scratch->path(), *job, i));
+    ASSIGN_OR_RETURN(SnapshotRound r, RunRound(o, scratch->path(), *job, i));
     spdlog::info("round {}: {:.1f} MiB, stall {:.1f} ms, write {:.3f} GB/s (raw {:.3f}), "
                  "restore {:.3f} GB/s (raw {:.3f})",
                  i + 1, r.bytes / double(kMiB), r.begin_seconds * 1e3, r.write_gbps(), r.raw_write_gbps(),
@@ -563,11 +390,8 @@ StatusOr<nlohmann::json> MeasureSnapshots(const SnapshotBenchOptions& o) {
   fmt::print("\nsnapshot of {} MiB ({} MiB parameters{} + {} slots), {} server(s), {} round(s){}\n\n",
              bytes / kMiB, o.param_mib, sparse, o.optimizer, o.servers, o.rounds,
              o.reuse_copy_buffers ? "" : ", copy buffers not reused");
-  fmt::print("{}", FormatTable("stall", kStall, rounds));
-  fmt::print("{}", FormatTable("write", kWrite, rounds));
-  fmt::print("{}", FormatTable("restore", kRestore, rounds));
-  fmt::print("{}\n{}{}\n", FormatTargets(rounds), kNotes, machine.ToString());
-  return ToJson(o, machine, rounds);
+  fmt::print("{}{}\n", FormatSnapshotReport(rounds), machine.ToString());
+  return SnapshotRoundsJson(o, machine, rounds);
 }
 
 namespace {
