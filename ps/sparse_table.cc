@@ -107,7 +107,6 @@ class SparseTable::Cut {
         chunks((rows + kCutChunkRows - 1) / kCutChunkRows),
         buffer(new float[static_cast<size_t>(rows) * stride]),  // not touched here: the copier touches it
         copied(chunks, 0),
-        uncopied(chunks),
         saved((rows + 63) / 64, 0) {}
 
   const uint32_t rows;
@@ -119,7 +118,6 @@ class SparseTable::Cut {
   // shared lock is exclusive among copiers through copy_mu), read by
   // updates under it exclusively.
   std::vector<uint8_t> copied;  // per chunk of kCutChunkRows rows
-  uint32_t uncopied;
   std::vector<uint64_t> saved;  // per row: its record as of the cut is in the side log
   static constexpr uint32_t kLogRecords = 8192;
   std::vector<std::unique_ptr<float[]>> log;  // kLogRecords records each
@@ -391,13 +389,12 @@ void SparseTable::CopyChunk(Cut& cut, uint32_t chunk) const {
   std::memcpy(cut.buffer.get() + static_cast<size_t>(first) * stride_, Record(first),
               static_cast<size_t>(count) * stride_ * sizeof(float));
   cut.copied[chunk] = 1;
-  --cut.uncopied;
 }
 
 void SparseTable::CopyPendingLocked() const {
   std::shared_ptr<Cut> cut = pending_.lock();
   if (!cut) return;
-  for (uint32_t c = 0; c < cut->chunks && cut->uncopied > 0; ++c) CopyChunk(*cut, c);
+  for (uint32_t c = 0; c < cut->chunks; ++c) CopyChunk(*cut, c);  // skips the copied ones
   pending_.reset();  // its copier applies the side log
 }
 
