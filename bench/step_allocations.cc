@@ -1,7 +1,7 @@
 // step_allocations: what one warm training step allocates (issue 14's
 // "a step allocates nothing once warm — measure it").
 //
-//   build/bin/step_allocations [--hidden 256,128] [--batch 128] [--steps 20] [--sites N]
+//   build/bin/step_allocations [--hidden 256,128] [--batch 128] [--steps 20] [--sites N] [--expect-none]
 //
 // Runs the Fashion-MNIST-shaped MLP (784 inputs, 10 classes, Adam) in one
 // process over an InProcessStore on fixed synthetic data: 10 steps to warm
@@ -9,8 +9,10 @@
 // operator new included, which calls malloc) and prints the mean per step:
 // how many, how many bytes, and how many of them are 64 KiB or larger (the
 // tensors), with the minor page faults and the wall time per step; --sites N
-// also prints the N most frequent allocating call stacks. Its own binary,
-// since it replaces malloc for the whole process.
+// also prints the N most frequent allocating call stacks; --expect-none
+// fails (exit 1) if any step allocated (a ctest runs it so). Its own
+// binary, since it replaces malloc for the whole process. The steps run
+// through Session::Run's form that fills the caller's output vector.
 #include <dlfcn.h>
 #include <execinfo.h>
 #include <sys/resource.h>
@@ -123,8 +125,18 @@ int main(int argc, char** argv) {
   std::vector<int64_t> hidden = {256, 128};
   int64_t batch = 128, steps = 20;
   int sites = 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  bool expect_none = false;
+  for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
+    if (flag == "--expect-none") {
+      expect_none = true;
+      --i;  // takes no value
+      continue;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "%s needs a value\n", flag.c_str());
+      return 2;
+    }
     if (flag == "--hidden") {
       hidden.clear();
       for (char* p = argv[i + 1]; *p;) {
@@ -138,7 +150,8 @@ int main(int argc, char** argv) {
     } else if (flag == "--steps") {
       steps = std::strtoll(argv[i + 1], nullptr, 10);
     } else {
-      std::fprintf(stderr, "unknown flag %s (--hidden LIST, --batch N, --steps N, --sites N)\n", flag.c_str());
+      std::fprintf(stderr, "unknown flag %s (--hidden LIST, --batch N, --steps N, --sites N, --expect-none)\n",
+                   flag.c_str());
       return 2;
     }
   }
@@ -172,8 +185,9 @@ int main(int argc, char** argv) {
   for (int64_t i = 0; i < batch; ++i) y.data<int64_t>()[i] = i % 10;
   const FeedMap feeds{{model->x, x}, {model->y, y}};
   const std::vector<Output> fetches = {model->loss, model->train_op};
+  std::vector<Tensor> outputs;  // reused: Session::Run's allocation-free form
   for (int i = 0; i < 10; ++i) {
-    if (!(*session)->Run(fetches, feeds).ok()) return 1;
+    if (!(*session)->Run(fetches, feeds, &outputs).ok()) return 1;
   }
   if (sites > 0) {
     void* warm[4];
@@ -185,7 +199,7 @@ int main(int argc, char** argv) {
   const auto start = std::chrono::steady_clock::now();
   g_counting = true;
   for (int64_t i = 0; i < steps; ++i) {
-    if (!(*session)->Run(fetches, feeds).ok()) return 1;
+    if (!(*session)->Run(fetches, feeds, &outputs).ok()) return 1;
   }
   g_counting = false;
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
@@ -199,5 +213,10 @@ int main(int argc, char** argv) {
               static_cast<double>(g_large.load()) / steps,
               static_cast<double>(after.ru_minflt - before.ru_minflt) / steps, ms / steps);
   if (sites > 0) PrintSites(sites, static_cast<int>(steps));
+  if (expect_none && g_calls.load() > 0) {
+    std::printf("FAILED: %ld allocations in %lld warm steps (run with --sites 10 to see where)\n", g_calls.load(),
+                static_cast<long long>(steps));
+    return 1;
+  }
   return 0;
 }

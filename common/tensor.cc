@@ -17,11 +17,6 @@ alignas(64) unsigned char g_no_bytes[64];
 
 }  // namespace
 
-const Shape& Tensor::ZeroShape() {
-  static const Shape* zero = new Shape{0};  // never destroyed: tensors outlive static destructors
-  return *zero;
-}
-
 size_t DTypeSize(DType dtype) {
   switch (dtype) {
     case DType::kFloat32: return 4;

@@ -15,6 +15,7 @@
 
 #include <Eigen/Core>
 
+#include "common/shape.h"
 #include "common/status.h"
 
 namespace cairn {
@@ -27,7 +28,6 @@ const char* DTypeName(DType dtype);
 StatusOr<DType> ParseDType(const std::string& name);
 bool IsValidDType(uint8_t raw);
 
-using Shape = std::vector<int64_t>;
 
 // Product of dims; 1 for a scalar.
 int64_t NumElements(const Shape& shape);
@@ -59,9 +59,7 @@ class Tensor {
   static Tensor FromVector(Shape shape, const std::vector<float>& values);
 
   DType dtype() const { return dtype_; }
-  // A default-constructed tensor keeps no shape vector (it would be a heap
-  // allocation): its shape, [0], is a shared one.
-  const Shape& shape() const { return shape_.empty() && num_elements_ == 0 ? ZeroShape() : shape_; }
+  const Shape& shape() const { return shape_; }
   int64_t dim(int i) const { return shape()[i]; }
   int rank() const { return static_cast<int>(shape().size()); }
   int64_t num_elements() const { return num_elements_; }
@@ -92,10 +90,8 @@ class Tensor {
   const std::shared_ptr<const void>& owner() const { return owner_; }
 
  private:
-  static const Shape& ZeroShape();  // [0]
-
   DType dtype_ = DType::kFloat32;
-  Shape shape_;
+  Shape shape_{0};
   int64_t num_elements_ = 0;
   std::shared_ptr<const void> owner_;
   void* data_ = nullptr;

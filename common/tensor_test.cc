@@ -4,12 +4,14 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "common/variable_spec.h"
+#include "common/wire_archive.h"
 
 namespace cairn {
 namespace {
@@ -22,6 +24,68 @@ bool AllBytesZero(const Tensor& t) {
     if (p[i] != 0) return false;
   }
   return true;
+}
+
+// --- Shape -----------------------------------------------------------------
+
+TEST(Shape, BehavesAsTheVectorItReplacesInlineAndSpilled) {
+  // Up to kInlineRank dims in itself, beyond on the heap: the same either way.
+  for (size_t rank : {size_t{0}, size_t{1}, Shape::kInlineRank, Shape::kInlineRank + 1, size_t{9}}) {
+    std::vector<int64_t> v;
+    Shape s;
+    for (size_t i = 0; i < rank; ++i) {
+      v.push_back(static_cast<int64_t>(10 + i));
+      s.push_back(static_cast<int64_t>(10 + i));
+    }
+    ASSERT_EQ(s.size(), v.size());
+    EXPECT_EQ(s.ToVector(), v);
+    EXPECT_EQ(Shape(v), s);
+    Shape copy = s;
+    EXPECT_EQ(copy, s);
+    if (rank > 0) copy.back() = -1;
+    EXPECT_EQ(copy == s, rank == 0);
+    copy.insert(copy.begin(), 7);
+    v.insert(v.begin(), 7);
+    if (rank > 0) v.back() = -1;
+    EXPECT_EQ(copy.ToVector(), v) << "rank " << rank;
+    copy.erase(copy.begin());
+    v.erase(v.begin());
+    EXPECT_EQ(copy.ToVector(), v);
+    copy.resize(2);
+    v.resize(2);
+    EXPECT_EQ(copy.ToVector(), v);
+  }
+  EXPECT_EQ(Shape(3, 4), (Shape{4, 4, 4}));
+  EXPECT_LT((Shape{1, 2}), (Shape{1, 3}));
+  EXPECT_LT((Shape{1, 2}), (Shape{1, 2, 0}));
+  EXPECT_EQ(NumElements(Shape{2, 3, 4}), 24);
+  EXPECT_EQ(ShapeString(Shape{}), "[]");
+}
+
+// On the wire a Shape is what a std::vector<int64_t> was: peers built
+// before Shape read it, and a forged rank is refused.
+TEST(Shape, GoesOnTheWireAsTheVectorDidAndLoadsBounded) {
+  const auto bytes_of = [](const auto& value) {
+    std::ostringstream os;
+    {
+      cereal::BinaryOutputArchive ar(os);
+      ar(value);
+    }
+    return os.str();
+  };
+  const Shape shape{128, 784, 3};
+  const std::string wire = bytes_of(shape);
+  EXPECT_EQ(wire, bytes_of(std::vector<int64_t>{128, 784, 3}));
+  std::istringstream is(wire);
+  cereal::BinaryInputArchive in(is);
+  Shape back;
+  LoadVector(in, back, wire::kMaxRank, "rank");
+  EXPECT_EQ(back, shape);
+
+  const std::string nine = bytes_of(std::vector<int64_t>(9, 1));
+  std::istringstream is9(nine);
+  cereal::BinaryInputArchive in9(is9);
+  EXPECT_THROW(LoadVector(in9, back, wire::kMaxRank, "rank"), WireFormatError);
 }
 
 // --- Tensor ----------------------------------------------------------------

@@ -18,6 +18,7 @@
 #include <cereal/types/string.hpp>
 #include <cereal/types/vector.hpp>
 
+#include "common/shape.h"
 #include "common/status.h"
 
 namespace cairn {
@@ -70,6 +71,24 @@ void LoadVector(Archive& ar, std::vector<T>& v, size_t max, const char* what) {
     T item{};
     ar(item);
     v.push_back(std::move(item));
+  }
+}
+
+// A Shape goes as a std::vector<int64_t> would: a size tag, then the dims.
+template <class Archive>
+void save(Archive& ar, const Shape& shape) {
+  ar(cereal::make_size_tag(static_cast<cereal::size_type>(shape.size())));
+  for (int64_t d : shape) ar(d);
+}
+
+template <class Archive>
+void LoadVector(Archive& ar, Shape& shape, size_t max, const char* what) {
+  uint64_t n = LoadCount(ar, max, what);
+  shape.clear();
+  for (uint64_t i = 0; i < n; ++i) {
+    int64_t d = 0;
+    ar(d);
+    shape.push_back(d);
   }
 }
 

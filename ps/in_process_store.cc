@@ -9,12 +9,22 @@ Status InProcessStore::Create(const std::vector<VariableSpec>& specs, const Opti
 }
 
 StatusOr<std::map<std::string, Tensor>> InProcessStore::Pull(const std::vector<std::string>& names) {
-  ++pulls_;
   std::map<std::string, Tensor> out;
-  for (const std::string& name : names) {
-    ASSIGN_OR_RETURN(out[name], store_.Read(name));
-  }
+  RETURN_IF_ERROR(PullInto(names, &out));
   return out;
+}
+
+Status InProcessStore::PullInto(const std::vector<std::string>& names, std::map<std::string, Tensor>* out) {
+  ++pulls_;
+  // The same names as the map's (every step of a training loop): the values
+  // are replaced in place. Else it starts afresh.
+  bool same = out->size() == names.size();
+  for (size_t i = 0; same && i < names.size(); ++i) same = out->count(names[i]) == 1;
+  if (!same) out->clear();
+  for (const std::string& name : names) {
+    ASSIGN_OR_RETURN((*out)[name], store_.Read(name));
+  }
+  return Status::OK();
 }
 
 Status InProcessStore::Push(const PushBatch& batch) {

@@ -21,6 +21,7 @@ class InProcessStore : public VariableStore {
   Status Create(const std::vector<VariableSpec>& specs, const OptimizerSpec& optimizer,
                 const TrainingMode& mode) override;
   StatusOr<std::map<std::string, Tensor>> Pull(const std::vector<std::string>& names) override;
+  Status PullInto(const std::vector<std::string>& names, std::map<std::string, Tensor>* out) override;
   Status Push(const PushBatch& batch) override;
   Status CreateSparse(const std::vector<SparseTableSpec>& tables, const OptimizerSpec& optimizer) override;
   StatusOr<std::map<std::string, Tensor>> SparsePull(const std::map<std::string, Tensor>& ids) override;

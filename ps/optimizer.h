@@ -28,7 +28,9 @@ class Optimizer {
   // "SGD", "Momentum", "Adagrad", "Adam" or "Ftrl": the middle part of slot
   // names. From the slot table (common/optimizer_spec.h), like Slots().
   const char* Name() const { return table_.name.c_str(); }
-  // The slots this optimizer keeps per shard, in the order Apply receives them.
+  // The slots this optimizer keeps per shard, in the order Apply receives
+  // them: at most kMaxSlots.
+  static constexpr size_t kMaxSlots = 8;
   const std::vector<SlotDef>& Slots() const { return table_.slots; }
   // Applies one update with learning rate `lr` to var[0, n) given grad[0, n).
   // slots[i] holds Slots()[i]: n floats, or 1 for a scalar slot. The arrays

@@ -192,10 +192,12 @@ Status ShardStore::Apply(const std::string& name, UpdateKind kind, const Tensor&
   Tensor& v = WritableValues(*shard);
   switch (kind) {
     case UpdateKind::kGradient: {
-      std::vector<float*> slots;
-      for (Tensor& s : shard->slots) slots.push_back(s.data<float>());
+      // On the stack: this runs for every tensor of every push.
+      float* slots[Optimizer::kMaxSlots];
+      assert(shard->slots.size() <= Optimizer::kMaxSlots);
+      for (size_t k = 0; k < shard->slots.size(); ++k) slots[k] = shard->slots[k].data<float>();
       const float rate = lr >= 0 ? lr : static_cast<float>(shard->optimizer_spec.learning_rate);
-      shard->optimizer->Apply(v.data<float>(), value.data<float>(), v.num_elements(), slots.data(), rate);
+      shard->optimizer->Apply(v.data<float>(), value.data<float>(), v.num_elements(), slots, rate);
       break;
     }
     case UpdateKind::kAssign:

@@ -290,6 +290,56 @@ TEST(SessionFetches, VariablesArePulledOncePerRun) {
   EXPECT_EQ(store.pulls(), before + 1);  // no variable needed: no pull
 }
 
+// A Session keeps what it works out from a Run's fetches, its per-node
+// values and its push batch's nodes for the next Run (a warm step then
+// allocates nothing). Runs whose fetches change from one to the next
+// (train, evaluate, assign, train again) give what a new Session gives for
+// each, and a value fetched earlier is not overwritten by later Runs.
+TEST(SessionFetches, RunsOfChangingFetchesMatchANewSessionForEachAndKeepEarlierOutputs) {
+  struct Model {
+    Model() {
+      x = g.Placeholder("x", DType::kFloat32, {-1, 3});
+      w = g.Variable(Var("weights_of_a_long_name_beyond_sso", {3, 2}));
+      count = g.Variable(Int64Var("count", {}));
+      y = g.MatMul(x, w, "y");
+      loss = g.ReduceMean(g.Square(y), "loss");
+      train = g.Minimize(loss, {}, "train");
+      tick = g.AssignAdd(count, g.Constant("one", Int64Scalar(1)), "tick");
+      reset = g.Assign(count, g.Constant("zero", Int64Scalar(0)), "reset");
+    }
+    Graph g;
+    Output x, w, count, y, loss, train, tick, reset;
+  } m;
+  const FeedMap feeds{{m.x, Tensor::FromVector({2, 3}, {1, 2, 3, -1, 0.5f, 2})}};
+  const std::vector<std::vector<Output>> schedule = {
+      {m.loss, m.train, m.tick}, {m.y}, {m.loss, m.train, m.tick}, {m.tick, m.tick}, {m.reset, m.tick},
+      {m.loss, m.train},         {m.w}, {m.loss, m.train, m.tick}, {m.count, m.y}};
+  InProcessStore kept_store, fresh_store;
+  auto kept = NewSession(m.g, &kept_store, Sgd(0.1));
+  ASSERT_TRUE(kept->Initialize().ok());
+  std::vector<Tensor> outputs;  // reused by every Run, as a training loop does
+  std::vector<std::pair<Tensor, Tensor>> earlier;  // (a fetched value, a copy of it then)
+  for (size_t step = 0; step < 3 * schedule.size(); ++step) {
+    const std::vector<Output>& fetches = schedule[step % schedule.size()];
+    ASSERT_TRUE(kept->Run(fetches, feeds, &outputs).ok()) << step;
+    std::unique_ptr<Session> once = NewSession(m.g, &fresh_store, Sgd(0.1));
+    ASSERT_TRUE(once->Initialize().ok());  // keeps the store's values
+    StatusOr<std::vector<Tensor>> fresh = once->Run(fetches, feeds);
+    ASSERT_TRUE(fresh.ok()) << fresh.status();
+    ASSERT_EQ(outputs.size(), fresh->size());
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      EXPECT_TRUE(outputs[i].BitEqual((*fresh)[i])) << "step " << step << ", fetch " << i;
+      if (outputs[i].num_elements() > 0) earlier.emplace_back(outputs[i], outputs[i].Clone());
+    }
+  }
+  for (const std::string name : {"weights_of_a_long_name_beyond_sso", "count"}) {
+    StatusOr<std::map<std::string, Tensor>> a = kept_store.Pull({name}), b = fresh_store.Pull({name});
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_TRUE(a->at(name).BitEqual(b->at(name))) << name;
+  }
+  for (const auto& [value, copy] : earlier) EXPECT_TRUE(value.BitEqual(copy));
+}
+
 // The graph is shared read-only by every Session: what a caller does with a
 // fetched value must not change the graph's constant for later Runs.
 TEST(SessionFetches, WritingToAFetchedConstantDoesNotChangeTheGraph) {

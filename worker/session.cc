@@ -137,6 +137,77 @@ StatusOr<Tensor> Session::Run(Output fetch, const FeedMap& feeds) {
 }
 
 StatusOr<std::vector<Tensor>> Session::Run(const std::vector<Output>& fetches, const FeedMap& feeds) {
+  std::vector<Tensor> out;
+  RETURN_IF_ERROR(Run(fetches, feeds, &out));
+  return out;
+}
+
+void Session::PlanFor(const std::vector<Output>& fetches) {
+  if (planned_ && plan_.fetches == fetches) return;
+  planned_ = false;
+  Plan& p = plan_;
+  p.fetches = fetches;
+  p.minimizes = 0;
+  p.needed = Needed(fetches);
+  p.ids = IdsNeeded(p.needed);
+  p.pull.clear();
+  for (int id = 0; id < graph_->num_nodes(); ++id) {
+    const Node& n = graph_->node(id);
+    if (p.needed[id] && n.op == OpType::kVariable && !n.variable.local) p.pull.push_back(n.name);
+  }
+  p.update.clear();
+  p.leads.clear();
+  for (Output f : fetches) {
+    const Node& n = graph_->node(f);
+    if (n.op != OpType::kMinimize) continue;
+    ++p.minimizes;
+    p.update = UpdateSet(n);
+    p.leads = Leads(n.inputs[0], p.update);
+  }
+  planned_ = true;
+}
+
+void Session::ResetRun() {
+  RunState& run = run_;
+  run.values.resize(graph_->num_nodes());
+  for (Tensor& v : run.values) v = Tensor();
+  run.tables.clear();
+  spare_nodes_.Clear(&run.batch);
+  run.batch.train_step = false;
+  run.batch.learning_rate = -1;
+  run.batch.global_step.clear();
+  for (auto& [name, value] : run.pulled) value = Tensor();  // the names stay for the next pull
+  for (Tensor& g : scratch_grads_) g = Tensor();
+}
+
+void Session::SpareNodes::Clear(PushBatch* batch) {
+  for (auto* map : {&batch->gradients, &batch->assigns, &batch->assign_adds}) {
+    while (!map->empty()) {
+      nodes_.push_back(map->extract(map->begin()));
+      nodes_.back().mapped() = Tensor();
+    }
+  }
+  batch->sparse_gradients.clear();
+}
+
+Tensor& Session::SpareNodes::At(std::map<std::string, Tensor>* map, const std::string& key) {
+  auto it = map->find(key);
+  if (it != map->end()) return it->second;
+  if (nodes_.empty()) return (*map)[key];
+  std::map<std::string, Tensor>::node_type node = std::move(nodes_.back());
+  nodes_.pop_back();
+  node.key() = key;  // reuses the old key's memory
+  return map->insert(std::move(node)).position->second;
+}
+
+void Session::SpareNodes::Erase(std::map<std::string, Tensor>* map, const std::string& key) {
+  auto it = map->find(key);
+  if (it == map->end()) return;
+  nodes_.push_back(map->extract(it));
+  nodes_.back().mapped() = Tensor();
+}
+
+Status Session::Run(const std::vector<Output>& fetches, const FeedMap& feeds, std::vector<Tensor>* outputs) {
   int minimizes = 0;
   for (Output f : fetches) {
     if (f.node < 0 || f.node >= graph_->num_nodes()) return InvalidArgument("a fetch names a node not in the graph");
@@ -148,25 +219,30 @@ StatusOr<std::vector<Tensor>> Session::Run(const std::vector<Output>& fetches, c
   }
   if (minimizes > 1) return InvalidArgument("one Run can run at most one Minimize op");
   RETURN_IF_ERROR(CheckFeeds(feeds));
-  const std::vector<bool> needed = Needed(fetches);
+  PlanFor(fetches);
 
   // Overlap: a Run without a Minimize reads what this session wrote (the
   // pull sent ahead stays for the next step: it is as stale either way).
   if (minimizes == 0) RETURN_IF_ERROR(WaitForPushes());
-  RunState run;
-  run.values.resize(graph_->num_nodes());
-  RETURN_IF_ERROR(Evaluate(needed, feeds, minimizes > 0, &run));
-  if (minimizes > 0 && overlapping() && !run.pulled.empty()) {
+  RunState& run = run_;
+  // However the Run ends, it leaves the session holding none of its tensors.
+  struct Reset {
+    Session* session;
+    ~Reset() { session->ResetRun(); }
+  } reset{this};
+  ResetRun();
+  RETURN_IF_ERROR(Evaluate(feeds, minimizes > 0, &run));
+  if (minimizes > 0 && overlapping() && !plan_.pull.empty()) {
     // The next step's pull goes out now, to be copied while this one's backward runs.
-    pull_ahead_.emplace(store_->PullAsync(run.pulled));
-    pull_ahead_names_ = run.pulled;
+    pull_ahead_.emplace(store_->PullAsync(plan_.pull));
+    pull_ahead_names_ = plan_.pull;
   }
   // The last step's pushes are answered before this one's leave (and before
   // backward, which may send some of them).
   RETURN_IF_ERROR(WaitForPushes());
   for (Output f : fetches) {
     const Node& n = graph_->node(f);
-    if (n.op == OpType::kMinimize) RETURN_IF_ERROR(Differentiate(n, needed, &run));
+    if (n.op == OpType::kMinimize) RETURN_IF_ERROR(Differentiate(n, &run));
   }
   if (!run.batch.empty()) {
     if (minimizes > 0 && overlapping()) {
@@ -176,15 +252,15 @@ StatusOr<std::vector<Tensor>> Session::Run(const std::vector<Output>& fetches, c
     }
   }
 
-  std::vector<Tensor> out;
-  for (Output f : fetches) {
+  outputs->resize(fetches.size());
+  for (size_t i = 0; i < fetches.size(); ++i) {
     // Constants belong to the shared graph and local variables to this
     // session: hand out copies, so a caller's writes cannot reach them.
-    const Node& n = graph_->node(f);
+    const Node& n = graph_->node(fetches[i]);
     const bool shared = n.op == OpType::kConstant || (n.op == OpType::kVariable && n.variable.local);
-    out.push_back(shared ? run.values[f.node].Clone() : run.values[f.node]);
+    (*outputs)[i] = shared ? run.values[n.id].Clone() : run.values[n.id];
   }
-  return out;
+  return Status::OK();
 }
 
 std::vector<bool> Session::IdsNeeded(const std::vector<bool>& needed) const {
@@ -221,32 +297,30 @@ Status Session::WaitForPushes() {
   return first;
 }
 
-Status Session::Evaluate(const std::vector<bool>& needed, const FeedMap& feeds, bool minimize, RunState* run) {
-  std::map<std::string, Tensor> pulled;
-  RETURN_IF_ERROR(PullDense(needed, minimize, &run->pulled, &pulled));
+Status Session::Evaluate(const FeedMap& feeds, bool minimize, RunState* run) {
+  RETURN_IF_ERROR(PullDense(minimize, run));
   // The lookups' ids first (the graph keeps them independent of any
   // lookup), then every table's rows at once, then everything else. Both
   // passes go in node order, which is a topological order.
-  const std::vector<bool> ids = IdsNeeded(needed);
+  const std::vector<bool>& needed = plan_.needed;
+  const std::vector<bool>& ids = plan_.ids;
   for (int id = 0; id < graph_->num_nodes(); ++id) {
-    if (ids[id]) RETURN_IF_ERROR(EvaluateNode(graph_->node(id), feeds, pulled, run));
+    if (ids[id]) RETURN_IF_ERROR(EvaluateNode(graph_->node(id), feeds, run));
   }
   RETURN_IF_ERROR(PullSparse(needed, run));
   for (int id = 0; id < graph_->num_nodes(); ++id) {
-    if (needed[id] && !ids[id]) RETURN_IF_ERROR(EvaluateNode(graph_->node(id), feeds, pulled, run));
+    if (needed[id] && !ids[id]) RETURN_IF_ERROR(EvaluateNode(graph_->node(id), feeds, run));
   }
   return Status::OK();
 }
 
-Status Session::PullDense(const std::vector<bool>& needed, bool prefetched, std::vector<std::string>* names,
-                          std::map<std::string, Tensor>* pulled) {
-  std::vector<std::string>& pull = *names;
-  pull.clear();
-  for (int id = 0; id < graph_->num_nodes(); ++id) {
-    const Node& n = graph_->node(id);
-    if (!needed[id] || (n.op != OpType::kVariable && n.op != OpType::kSparseTable)) continue;
-    if (!initialized_) return NeverInitialized(n);
-    if (n.op == OpType::kVariable && !n.variable.local) pull.push_back(n.name);
+Status Session::PullDense(bool prefetched, RunState* run) {
+  const std::vector<std::string>& pull = plan_.pull;
+  if (!initialized_) {
+    for (int id = 0; id < graph_->num_nodes(); ++id) {
+      const Node& n = graph_->node(id);
+      if (plan_.needed[id] && (n.op == OpType::kVariable || n.op == OpType::kSparseTable)) return NeverInitialized(n);
+    }
   }
   std::optional<StatusOr<std::map<std::string, Tensor>>> ahead;
   if (prefetched && pull_ahead_) {
@@ -255,12 +329,17 @@ Status Session::PullDense(const std::vector<bool>& needed, bool prefetched, std:
     if (pull_ahead_names_ != pull) ahead.reset();
   }
   if (pull.empty()) return Status::OK();
-  StatusOr<std::map<std::string, Tensor>> r = ahead ? std::move(*ahead) : store_->Pull(pull);
-  if (!r.ok()) {
-    if (r.status().code() == StatusCode::kNotFound) return r.status().WithContext("a variable was never initialized");
-    return r.status();
+  Status s;
+  if (ahead) {
+    s = ahead->status();
+    if (s.ok()) run->pulled = std::move(**ahead);
+  } else {
+    s = store_->PullInto(pull, &run->pulled);
   }
-  *pulled = std::move(*r);
+  if (!s.ok()) {
+    if (s.code() == StatusCode::kNotFound) return s.WithContext("a variable was never initialized");
+    return s;
+  }
   return Status::OK();
 }
 
@@ -299,9 +378,9 @@ Status Session::PullSparse(const std::vector<bool>& needed, RunState* run) {
   return Status::OK();
 }
 
-Status Session::EvaluateNode(const Node& n, const FeedMap& feeds, const std::map<std::string, Tensor>& pulled,
-                             RunState* run) {
+Status Session::EvaluateNode(const Node& n, const FeedMap& feeds, RunState* run) {
   std::vector<Tensor>& values = run->values;
+  const std::map<std::string, Tensor>& pulled = run->pulled;
   Tensor& v = values[n.id];
   switch (n.op) {
     case OpType::kPlaceholder: {
@@ -356,12 +435,12 @@ Status Session::EvaluateAssign(const Node& n, std::vector<Tensor>* values, PushB
     local_values_[var.id] = result;
   } else if (n.op == OpType::kAssign || batch->assigns.count(var.name)) {
     // After an Assign in this Run, the variable's final value is what counts.
-    batch->assign_adds.erase(var.name);
-    batch->assigns[var.name] = result.Clone();
+    spare_nodes_.Erase(&batch->assign_adds, var.name);
+    spare_nodes_.At(&batch->assigns, var.name) = result.Clone();
   } else {
     auto it = batch->assign_adds.find(var.name);
     if (it == batch->assign_adds.end()) {
-      batch->assign_adds[var.name] = value.Clone();
+      spare_nodes_.At(&batch->assign_adds, var.name) = value.Clone();
     } else if (value.dtype() == DType::kInt64) {
       for (int64_t i = 0; i < value.num_elements(); ++i) it->second.data<int64_t>()[i] += value.data<int64_t>()[i];
     } else {
@@ -387,17 +466,7 @@ std::vector<bool> Session::UpdateSet(const Node& minimize) const {
   return update;
 }
 
-Status Session::Differentiate(const Node& minimize, const std::vector<bool>& needed, RunState* run) {
-  const int loss = minimize.inputs[0];
-  const std::vector<bool> update = UpdateSet(minimize);
-  // Overlap: finished gradients leave in buckets while backward goes on
-  // (SessionOptions::push_bucket_bytes); `early` holds those not yet sent.
-  const bool stream = overlapping() && options_.push_bucket_bytes >= 0;
-  PushBatch early;
-  int64_t early_bytes = 0;
-  std::vector<int> bucket;                              // the nodes of `early`
-  std::vector<bool> sent(graph_->num_nodes(), false);  // pushed already
-  if (stream) RETURN_IF_ERROR(SetLearningRate(minimize, run->values, &early));
+std::vector<bool> Session::Leads(int loss, const std::vector<bool>& update) const {
   // Gradients flow only along the nodes that lead to something updated: not
   // into labels, features, ids or frozen branches.
   std::vector<bool> leads(graph_->num_nodes(), false);
@@ -411,8 +480,26 @@ Status Session::Differentiate(const Node& minimize, const std::vector<bool>& nee
       leads[id] = std::any_of(n.inputs.begin(), n.inputs.end(), [&](int i) { return leads[i]; });
     }
   }
+  return leads;
+}
+
+Status Session::Differentiate(const Node& minimize, RunState* run) {
+  const int loss = minimize.inputs[0];
+  const std::vector<bool>& needed = plan_.needed;
+  const std::vector<bool>& update = plan_.update;  // the plan's one Minimize is this one
+  const std::vector<bool>& leads = plan_.leads;
+  // Overlap: finished gradients leave in buckets while backward goes on
+  // (SessionOptions::push_bucket_bytes); `early` holds those not yet sent.
+  const bool stream = overlapping() && options_.push_bucket_bytes >= 0;
+  PushBatch early;
+  int64_t early_bytes = 0;
+  std::vector<int> bucket;               // the nodes of `early`
+  std::vector<bool>& sent = scratch_sent_;  // pushed already
+  sent.assign(graph_->num_nodes(), false);
+  if (stream) RETURN_IF_ERROR(SetLearningRate(minimize, run->values, &early));
   const std::vector<Tensor>& values = run->values;
-  std::vector<Tensor> grads(graph_->num_nodes());
+  std::vector<Tensor>& grads = scratch_grads_;  // emptied by ResetRun
+  grads.resize(graph_->num_nodes());
   std::map<int, TableGradient> table_grads;  // by table node
   Tensor one(DType::kFloat32, {});
   one.data<float>()[0] = 1.0f;
@@ -469,7 +556,7 @@ Status Session::Differentiate(const Node& minimize, const std::vector<bool>& nee
     const Node& n = graph_->node(id);
     if (!update[id] || n.op != OpType::kVariable || grads[id].num_elements() == 0) continue;
     if (sent[id]) continue;  // already on its way
-    batch->gradients[n.name] = grads[id];
+    spare_nodes_.At(&batch->gradients, n.name) = grads[id];
   }
   for (const auto& [table, grad] : table_grads) {
     SparseRowsUpdate u = TouchedRows(run->tables.at(table), grad);

@@ -91,6 +91,13 @@ class Session {
 
   StatusOr<std::vector<Tensor>> Run(const std::vector<Output>& fetches, const FeedMap& feeds = {});
   StatusOr<Tensor> Run(Output fetch, const FeedMap& feeds = {});
+  // The same, the fetches' values into *outputs (resized to fit). A loop
+  // that runs the same fetches into the same vector every step makes a
+  // warm step allocate nothing in the session (bench/step_allocations.cc):
+  // the session keeps what it works out from the fetches, its per-node
+  // values and gradients, and its push's map nodes from one Run to the
+  // next, and tensors reuse freed buffers (common/aligned_buffer.h).
+  Status Run(const std::vector<Output>& fetches, const FeedMap& feeds, std::vector<Tensor>* outputs);
 
   // Collections: node names, in the order they were added.
   std::vector<std::string> GetCollection(const std::string& name) const;
@@ -112,32 +119,60 @@ class Session {
   Session(const Graph* graph, VariableStore* store, SessionOptions options);
 
   // What one Run computes: every node's value, each sparse table's rows
-  // (by table node id), and the updates it pushes.
+  // (by table node id), and the updates it pushes. One lives in the
+  // session and every Run reuses it: Reset empties it between Runs but
+  // keeps its memory.
   struct RunState {
     std::vector<Tensor> values;
     std::map<int, TableRows> tables;
     PushBatch batch;
-    std::vector<std::string> pulled;  // the global variables it pulled
+    std::map<std::string, Tensor> pulled;  // the global variables' values
+  };
+  // What a Run works out from its fetches alone, kept for the next Run of
+  // the same fetches (every step of a training loop).
+  struct Plan {
+    std::vector<Output> fetches;
+    int minimizes = 0;
+    std::vector<bool> needed;        // the nodes the fetches need
+    std::vector<bool> ids;           // the needed nodes the lookups' ids need
+    std::vector<std::string> pull;   // the global variables it pulls
+    std::vector<bool> update;        // its Minimize's variables and tables (UpdateSet)
+    std::vector<bool> leads;         // the nodes a gradient flows through to them
+  };
+  // The map nodes of a push batch, kept from one Run to the next: Clear
+  // takes a map's nodes (their values dropped), At puts one back under a
+  // new key, so that a warm step's batch allocates no node and no key.
+  class SpareNodes {
+   public:
+    void Clear(PushBatch* batch);
+    Tensor& At(std::map<std::string, Tensor>* map, const std::string& key);
+    void Erase(std::map<std::string, Tensor>* map, const std::string& key);
+
+   private:
+    std::vector<std::map<std::string, Tensor>::node_type> nodes_;
   };
   bool overlapping() const { return options_.overlap && options_.mode.consistency == Consistency::kAsync; }
 
   Status CheckFeeds(const FeedMap& feeds) const;
+  // Remakes plan_ for `fetches` (checked already) unless it is theirs.
+  void PlanFor(const std::vector<Output>& fetches);
   std::vector<bool> Needed(const std::vector<Output>& fetches) const;
   // The nodes the ids of the needed lookups and bags depend on.
   std::vector<bool> IdsNeeded(const std::vector<bool>& needed) const;
-  Status Evaluate(const std::vector<bool>& needed, const FeedMap& feeds, bool minimize, RunState* run);
+  // Empties run_ for the next Run, keeping its memory.
+  void ResetRun();
+  Status Evaluate(const FeedMap& feeds, bool minimize, RunState* run);
   // With `prefetched`, uses the pull sent ahead when it asked for the same variables.
-  // `names` gets the variables it pulled.
-  Status PullDense(const std::vector<bool>& needed, bool prefetched, std::vector<std::string>* names,
-                   std::map<std::string, Tensor>* pulled);
+  Status PullDense(bool prefetched, RunState* run);
   Status PullSparse(const std::vector<bool>& needed, RunState* run);
-  Status EvaluateNode(const Node& node, const FeedMap& feeds, const std::map<std::string, Tensor>& pulled,
-                      RunState* run);
+  Status EvaluateNode(const Node& node, const FeedMap& feeds, RunState* run);
   Status EvaluateAssign(const Node& node, std::vector<Tensor>* values, PushBatch* batch);
   // The variables and tables `minimize` updates, marked by node id.
   std::vector<bool> UpdateSet(const Node& minimize) const;
+  // The nodes a gradient from `loss` flows through to an updated one.
+  std::vector<bool> Leads(int loss, const std::vector<bool>& update) const;
   // With overlap, sends finished gradients early (push_bucket_bytes).
-  Status Differentiate(const Node& minimize, const std::vector<bool>& needed, RunState* run);
+  Status Differentiate(const Node& minimize, RunState* run);
   // Waits for every push in flight; the first error.
   Status WaitForPushes();
   Status SetLearningRate(const Node& minimize, const std::vector<Tensor>& values, PushBatch* batch) const;
@@ -153,12 +188,19 @@ class Session {
   std::vector<PendingCall<Status>> pushes_in_flight_;  // the last Minimize Run's
   std::optional<PendingCall<StatusOr<std::map<std::string, Tensor>>>> pull_ahead_;
   std::vector<std::string> pull_ahead_names_;
-  // Per-node scratch that every Run reuses (one Run at a time), so that a
-  // warm step does not allocate them for each op it evaluates or
+  // What every Run reuses (one Run at a time), so that a warm step does not
+  // allocate them: the plan of the last fetches, the Run's state, its push
+  // batch's spare nodes, and per-node scratch for each op it evaluates or
   // differentiates.
+  Plan plan_;
+  bool planned_ = false;
+  RunState run_;
+  SpareNodes spare_nodes_;
   std::vector<const Tensor*> scratch_inputs_;
   std::vector<Tensor> scratch_input_grads_;
   std::vector<bool> scratch_wanted_;
+  std::vector<Tensor> scratch_grads_;  // by node
+  std::vector<bool> scratch_sent_;     // by node
 };
 
 }  // namespace cairn

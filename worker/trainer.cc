@@ -492,6 +492,7 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
   // Batch normalization's moving statistics: in the step's own push.
   fetches.insert(fetches.end(), model_->update_ops.begin(), model_->update_ops.end());
   RETURN_IF_ERROR(NoteServerRestarts(global_step));  // learns who the servers are
+  std::vector<Tensor> out;  // every step's fetches, in one vector the session reuses
   for (int64_t step = first_step; step < total; ++step) {
     if (aborted()) return Aborted();
     ASSIGN_OR_RETURN(const bool stop, StopDue(global_step, sync));
@@ -514,12 +515,12 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
       feeds.emplace(model_->step_seed, Int64Scalar(static_cast<int64_t>(seed ^ static_cast<uint64_t>(step))));
     }
     const auto step_start = std::chrono::steady_clock::now();
-    StatusOr<std::vector<Tensor>> ran = session_->Run(fetches, feeds);
+    const Status ran = session_->Run(fetches, feeds, &out);
     if (options_.slow_factor > 1.0) {
       std::this_thread::sleep_for((std::chrono::steady_clock::now() - step_start) * (options_.slow_factor - 1.0));
     }
     if (!ran.ok()) {
-      Status error = ran.status();
+      Status error = ran;
       if (sync && client_ && error.code() == StatusCode::kAborted && report.recoveries < options_.max_recoveries) {
         RETURN_IF_ERROR(Recover(error, &it, &step, &global_step, &report));
         --step;  // the loop's ++step brings it back to the resumed step
@@ -535,7 +536,6 @@ StatusOr<WorkerReport> Trainer::Run(const ProgressFn& progress) {
       }
       return error;
     }
-    const std::vector<Tensor>& out = *ran;
     // Pulled before this step was applied (with overlap, before the one
     // before it too): this worker's own steps are known to count.
     global_step = std::max(Scalar64(out[2]) + 1, global_step + 1);

@@ -80,6 +80,13 @@ class VariableStore {
   virtual Status Create(const std::vector<VariableSpec>& specs, const OptimizerSpec& optimizer,
                         const TrainingMode& mode) = 0;
   virtual StatusOr<std::map<std::string, Tensor>> Pull(const std::vector<std::string>& names) = 0;
+  // Pull into *out, which then holds exactly `names`. A store may reuse the
+  // map's nodes (when it already holds those names) and so allocate none:
+  // a Session pulls every step into the same map.
+  virtual Status PullInto(const std::vector<std::string>& names, std::map<std::string, Tensor>* out) {
+    ASSIGN_OR_RETURN(*out, Pull(names));
+    return Status::OK();
+  }
   // Declares sparse embedding tables (after Create, in the same mode),
   // their rows' gradients applied by `optimizer`. Idempotent, like Create.
   virtual Status CreateSparse(const std::vector<SparseTableSpec>& tables, const OptimizerSpec& optimizer) {

@@ -23,6 +23,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
 
 #include <Eigen/Core>
 
@@ -45,10 +47,80 @@ void Product(const A& a, const B& b, Map& c, bool accumulate) {
   }
 }
 
+// The blocks Eigen's matrix product packs its operands into, kept per
+// thread and grown to the largest product it has run. Eigen's own product
+// declares them on the stack up to EIGEN_STACK_ALLOCATION_LIMIT (128 KiB)
+// and mallocs and frees them for every product above that: twice a step
+// for an MLP's first layer (784 x 256 at batch 128), and for every product
+// of layers a thousand wide.
+class PackBuffer {
+ public:
+  ~PackBuffer() { std::free(data_); }
+  float* Reserve(Eigen::Index floats) {
+    if (floats > floats_) {
+      std::free(data_);
+      const size_t bytes = (static_cast<size_t>(floats) * sizeof(float) + 63) / 64 * 64;
+      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (data_ == nullptr) throw std::bad_alloc();
+      floats_ = floats;
+    }
+    return data_;
+  }
+
+ private:
+  float* data_ = nullptr;
+  Eigen::Index floats_ = 0;
+};
+thread_local PackBuffer t_pack_lhs, t_pack_rhs;
+
+// Eigen's blocking of a product into a row-major result (the sizes its own
+// product would choose), over this thread's kept buffers.
+class KeptBlocking
+    : public Eigen::internal::gemm_blocking_space<Eigen::RowMajor, float, float, Eigen::Dynamic, Eigen::Dynamic,
+                                                  Eigen::Dynamic> {
+ public:
+  KeptBlocking(Eigen::Index m, Eigen::Index n, Eigen::Index k) : gemm_blocking_space(m, n, k, 1, true) {
+    this->m_blockA = t_pack_lhs.Reserve(this->mc() * this->kc());
+    this->m_blockB = t_pack_rhs.Reserve(this->kc() * this->nc());
+  }
+  ~KeptBlocking() {  // the thread's buffers: not for Eigen to free
+    this->m_blockA = nullptr;
+    this->m_blockB = nullptr;
+  }
+};
+
+// C (row-major, m x n) += A (m x k) B (k x n), each operand in its storage
+// order with its outer stride: Eigen's general product, the kernel its own
+// operator* runs at these sizes.
+template <int LhsOrder, int RhsOrder>
+void Gemm(const MatMulDims& d, const float* a, Eigen::Index lda, const float* b, Eigen::Index ldb, float* c) {
+  KeptBlocking blocking(d.m, d.n, d.k);
+  Eigen::internal::general_matrix_matrix_product<Eigen::Index, float, LhsOrder, false, float, RhsOrder, false,
+                                                 Eigen::RowMajor, 1>::run(d.m, d.n, d.k, a, lda, b, ldb, c, 1, d.n,
+                                                                          1.0f, blocking);
+}
+
 void MatMulImpl(const MatMulDims& d, const float* a, const float* b, float* c) {
   Map out(c, d.m, d.n);
   if (d.k == 0) {  // an empty sum: Eigen's product would not touch C
     if (!d.accumulate) out.setZero();
+    return;
+  }
+  // Where Eigen's operator* would run its general product (not a
+  // matrix-vector product, not its coefficient loop for tiny sizes), run it
+  // with kept blocks: the same kernel, blocked the same way.
+  if (d.m > 1 && d.n > 1 && d.k + d.m + d.n >= EIGEN_GEMM_TO_COEFFBASED_THRESHOLD) {
+    if (!d.accumulate) out.setZero();
+    constexpr int kRow = Eigen::RowMajor, kCol = Eigen::ColMajor;
+    if (d.transpose_a && d.transpose_b) {
+      Gemm<kCol, kCol>(d, a, d.m, b, d.k, c);
+    } else if (d.transpose_a) {
+      Gemm<kCol, kRow>(d, a, d.m, b, d.n, c);
+    } else if (d.transpose_b) {
+      Gemm<kRow, kCol>(d, a, d.k, b, d.k, c);
+    } else {
+      Gemm<kRow, kRow>(d, a, d.k, b, d.n, c);
+    }
     return;
   }
   const ConstMap am(a, d.transpose_a ? d.k : d.m, d.transpose_a ? d.m : d.k);
