@@ -2,6 +2,7 @@
 // "a step allocates nothing once warm — measure it").
 //
 //   build/bin/step_allocations [--hidden 256,128] [--batch 128] [--steps 20] [--sites N] [--expect-none]
+//                              [--cluster]
 //
 // Runs the Fashion-MNIST-shaped MLP (784 inputs, 10 classes, Adam) in one
 // process over an InProcessStore on fixed synthetic data: 10 steps to warm
@@ -13,6 +14,8 @@
 // fails (exit 1) if any step allocated (a ctest runs it so). Its own
 // binary, since it replaces malloc for the whole process. The steps run
 // through Session::Run's form that fills the caller's output vector.
+// --cluster runs the step against one real server over loopback instead
+// (started in this process, so its allocations are counted too).
 #include <dlfcn.h>
 #include <execinfo.h>
 #include <sys/resource.h>
@@ -28,7 +31,11 @@
 #include <string>
 #include <vector>
 
+#include "common/asio_transport.h"
+#include "common/event_loop.h"
 #include "ps/in_process_store.h"
+#include "ps/local_cluster.h"
+#include "worker/ps_client.h"
 #include "worker/model.h"
 #include "worker/session.h"
 
@@ -125,11 +132,11 @@ int main(int argc, char** argv) {
   std::vector<int64_t> hidden = {256, 128};
   int64_t batch = 128, steps = 20;
   int sites = 0;
-  bool expect_none = false;
+  bool expect_none = false, cluster = false;
   for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--expect-none") {
-      expect_none = true;
+    if (flag == "--expect-none" || flag == "--cluster") {
+      (flag == "--cluster" ? cluster : expect_none) = true;
       --i;  // takes no value
       continue;
     }
@@ -150,7 +157,8 @@ int main(int argc, char** argv) {
     } else if (flag == "--steps") {
       steps = std::strtoll(argv[i + 1], nullptr, 10);
     } else {
-      std::fprintf(stderr, "unknown flag %s (--hidden LIST, --batch N, --steps N, --sites N, --expect-none)\n",
+      std::fprintf(stderr,
+                   "unknown flag %s (--hidden LIST, --batch N, --steps N, --sites N, --expect-none, --cluster)\n",
                    flag.c_str());
       return 2;
     }
@@ -170,11 +178,28 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", model.status().ToString().c_str());
     return 1;
   }
-  InProcessStore store;
+  InProcessStore in_process;
+  VariableStore* store = &in_process;
+  // --cluster: one server and this worker's client, each on its own event loop.
+  EventLoop server_loop(1), worker_loop(1);
+  std::unique_ptr<LocalCluster> servers;
+  std::unique_ptr<AsioTransport> transport;
+  std::unique_ptr<PsClient> client;
+  if (cluster) {
+    StatusOr<std::unique_ptr<LocalCluster>> started = LocalCluster::Start(server_loop, LocalClusterOptions{});
+    if (!started.ok()) {
+      std::fprintf(stderr, "cannot start a server: %s\n", started.status().ToString().c_str());
+      return 1;
+    }
+    servers = std::move(*started);
+    transport = std::make_unique<AsioTransport>(worker_loop, servers->endpoints(), servers->ClientOptions());
+    client = std::make_unique<PsClient>(transport.get());
+    store = client.get();
+  }
   SessionOptions so;
   so.optimizer.kind = "adam";
   so.optimizer.learning_rate = 0.001;
-  StatusOr<std::unique_ptr<Session>> session = Session::Create(&graph, &store, so);
+  StatusOr<std::unique_ptr<Session>> session = Session::Create(&graph, store, so);
   if (!session.ok() || !(*session)->Initialize().ok()) {
     std::fprintf(stderr, "cannot set up the session\n");
     return 1;
@@ -206,9 +231,10 @@ int main(int argc, char** argv) {
   getrusage(RUSAGE_SELF, &after);
   std::string layers;
   for (int64_t h : hidden) layers += (layers.empty() ? "" : ",") + std::to_string(h);
-  std::printf("MLP 784-[%s]-10, Adam, batch %lld, in-process, %lld warm steps: per step %.1f allocations, "
+  std::printf("MLP 784-[%s]-10, Adam, batch %lld, %s, %lld warm steps: per step %.1f allocations, "
               "%.0f bytes, %.1f of them >= 64 KiB; %.0f minor page faults; %.2f ms\n",
-              layers.c_str(), static_cast<long long>(batch), static_cast<long long>(steps),
+              layers.c_str(), static_cast<long long>(batch), cluster ? "1 server + 1 worker" : "in-process",
+              static_cast<long long>(steps),
               static_cast<double>(g_calls.load()) / steps, static_cast<double>(g_bytes.load()) / steps,
               static_cast<double>(g_large.load()) / steps,
               static_cast<double>(after.ru_minflt - before.ru_minflt) / steps, ms / steps);
