@@ -51,7 +51,9 @@ StatusOr<std::unique_ptr<Session>> Session::Create(const Graph* graph, VariableS
 }
 
 Session::Session(const Graph* graph, VariableStore* store, SessionOptions options)
-    : graph_(graph), store_(store), options_(std::move(options)), collections_(graph->DeclaredCollections()) {}
+    : graph_(graph), store_(store), options_(std::move(options)), collections_(graph->DeclaredCollections()) {
+  run_.values.resize(graph_->num_nodes());
+}
 
 Status Session::Initialize() {
   RETURN_IF_ERROR(store_->Create(graph_->ServerVariables(), options_.optimizer, options_.mode));
@@ -147,7 +149,6 @@ void Session::PlanFor(const std::vector<Output>& fetches) {
   planned_ = false;
   Plan& p = plan_;
   p.fetches = fetches;
-  p.minimizes = 0;
   p.needed = Needed(fetches);
   p.ids = IdsNeeded(p.needed);
   p.pull.clear();
@@ -160,7 +161,6 @@ void Session::PlanFor(const std::vector<Output>& fetches) {
   for (Output f : fetches) {
     const Node& n = graph_->node(f);
     if (n.op != OpType::kMinimize) continue;
-    ++p.minimizes;
     p.update = UpdateSet(n);
     p.leads = Leads(n.inputs[0], p.update);
   }
@@ -169,7 +169,6 @@ void Session::PlanFor(const std::vector<Output>& fetches) {
 
 void Session::ResetRun() {
   RunState& run = run_;
-  run.values.resize(graph_->num_nodes());
   for (Tensor& v : run.values) v = Tensor();
   run.tables.clear();
   spare_nodes_.Clear(&run.batch);
@@ -230,7 +229,6 @@ Status Session::Run(const std::vector<Output>& fetches, const FeedMap& feeds, st
     Session* session;
     ~Reset() { session->ResetRun(); }
   } reset{this};
-  ResetRun();
   RETURN_IF_ERROR(Evaluate(feeds, minimizes > 0, &run));
   if (minimizes > 0 && overlapping() && !plan_.pull.empty()) {
     // The next step's pull goes out now, to be copied while this one's backward runs.

@@ -132,7 +132,6 @@ class Session {
   // the same fetches (every step of a training loop).
   struct Plan {
     std::vector<Output> fetches;
-    int minimizes = 0;
     std::vector<bool> needed;        // the nodes the fetches need
     std::vector<bool> ids;           // the needed nodes the lookups' ids need
     std::vector<std::string> pull;   // the global variables it pulls
