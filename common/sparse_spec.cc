@@ -41,18 +41,6 @@ Status ValidateSparseSpec(const SparseTableSpec& spec, const SparseLimits& limit
   return InvalidArgument(table + " has an invalid initializer");
 }
 
-uint64_t MixId(int64_t id) {
-  uint64_t x = static_cast<uint64_t>(id);
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-int ServerOfId(int64_t id, int num_servers) {
-  // The high half of MixId(id) * S: in [0, S), as even as MixId is.
-  return static_cast<int>((static_cast<unsigned __int128>(MixId(id)) * static_cast<uint64_t>(num_servers)) >> 64);
-}
-
 void InitializeSparseRow(const SparseTableSpec& spec, int64_t id, float* row) {
   // Element j of row `id` is element (MixId(id) + j) of a counter-based
   // stream: any row is produced without producing the others.

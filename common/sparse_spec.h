@@ -55,11 +55,20 @@ inline constexpr int64_t kReservedSparseId = INT64_MIN;
 
 // A well-mixed 64-bit hash of `id` (SplitMix64's finalizer): structured
 // ids (sequential, strided, hashed-then-truncated) spread evenly.
-uint64_t MixId(int64_t id);
+// Inline: the lookups of a pull or push call it for every id.
+inline uint64_t MixId(int64_t id) {
+  uint64_t x = static_cast<uint64_t>(id);
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
 
 // The server in [0, num_servers) that holds `id`'s row: a pure function of
 // id and server count (a multiply-shift of MixId, not id % S).
-int ServerOfId(int64_t id, int num_servers);
+inline int ServerOfId(int64_t id, int num_servers) {
+  // The high half of MixId(id) * S: in [0, S), as even as MixId is.
+  return static_cast<int>((static_cast<unsigned __int128>(MixId(id)) * static_cast<uint64_t>(num_servers)) >> 64);
+}
 
 // The values row `id` holds before its first update: `spec.dim` floats into
 // `row`.

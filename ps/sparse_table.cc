@@ -1,6 +1,7 @@
 #include "ps/sparse_table.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -12,6 +13,18 @@ namespace {
 
 constexpr uint32_t kRowsPerBlock = uint32_t{1} << 16;
 constexpr uint32_t kNoRow = UINT32_MAX;
+
+// Starts bringing the cache line at `p` in. An asm statement on x86-64:
+// GCC 12 deleted __builtin_prefetch from the inlined lookup loops below
+// (the dead-code pass counts a prefetch as having no effect), which left
+// every slot and record a cache miss waited for in turn.
+inline void PrefetchLine(const void* p) {
+#if defined(__x86_64__)
+  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
+#else
+  __builtin_prefetch(p);
+#endif
+}
 
 int64_t RecordId(const float* record) {
   int64_t id;
@@ -59,32 +72,19 @@ inline void CopyFloats(float* to, const float* from, int32_t n) {
   for (; n > 0; --n) *to++ = *from++;
 }
 
-// Visits `n` ids in blocks of 32 so that the cache misses of random ids
-// overlap instead of queueing: the block's index slots are prefetched, each
-// id's row found with `find(id, row found or kNoRow)` (which may create it
-// and prefetch its record, and returns the row to visit), and only then
-// `visit(i, row)` runs for each id of the block, in order.
-template <typename IndexT, typename Find, typename Visit>
-void InBlocks(IndexT& index, const int64_t* ids, size_t n, Find find, Visit visit) {
-  constexpr size_t kBlock = 32;
-  uint32_t rows[kBlock];
-  for (size_t first = 0; first < n; first += kBlock) {
-    const size_t count = std::min(kBlock, n - first);
-    for (size_t k = 0; k < count; ++k) index.Prefetch(ids[first + k]);
-    for (size_t k = 0; k < count; ++k) rows[k] = find(ids[first + k], index.Find(ids[first + k]));
-    for (size_t k = 0; k < count; ++k) visit(first + k, rows[k]);
-  }
-}
-
 // A set of ids seen in one request, to refuse repeats before anything
-// changes: open addressing over a scratch array reused per thread.
+// changes: open addressing over a scratch array reused per thread, each
+// id's slot prefetched a few ids ahead.
 bool HasRepeats(const int64_t* ids, size_t n) {
   thread_local std::vector<int64_t> slots;
   size_t cap = 16;
   while (cap < 2 * n) cap *= 2;
   slots.assign(cap, kReservedSparseId);
   const size_t mask = cap - 1;
+  constexpr size_t kAhead = 16;
+  for (size_t i = 0; i < std::min(n, kAhead); ++i) PrefetchLine(&slots[MixId(ids[i]) & mask]);
   for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) PrefetchLine(&slots[MixId(ids[i + kAhead]) & mask]);
     size_t at = MixId(ids[i]) & mask;
     while (slots[at] != kReservedSparseId) {
       if (slots[at] == ids[i]) return true;
@@ -151,80 +151,114 @@ class SparseTable::Cut {
   }
 };
 
-// id -> row: linear probing over parallel arrays (8-byte key, 4-byte row),
-// capacity a power of two, at most 70% full.
+// id -> row: linear probing over 8-byte slots, each a row and a tag (the
+// high half of MixId(id)), capacity 2^bits, at most 70% full. An id's home
+// slot is its tag's top `bits` bits, so the index grows without reading a
+// record. A tag names its id only almost surely: Candidate gives the first
+// row whose tag matches (the caller checks that row's record holds the id,
+// and calls Find if it does not); Find checks every match.
 class SparseTable::Index {
  public:
   // Room for `expected` ids without growing.
   explicit Index(size_t expected = 0) {
-    size_t cap = 1024;
-    while (expected * 10 > cap * 7) cap *= 2;
-    Resize(cap);
+    int bits = 10;
+    while (expected * 10 > (size_t{1} << bits) * 7) ++bits;
+    Resize(bits);
   }
 
-  // Brings id's first probe slot toward the cache (lookups of a batch of
-  // random ids are cache misses, one after another, otherwise).
-  void Prefetch(int64_t id) const {
-    const size_t at = MixId(id) & mask_;
-    __builtin_prefetch(&keys_[at]);
-    __builtin_prefetch(&rows_[at]);
+  static uint32_t Tag(int64_t id) { return static_cast<uint32_t>(MixId(id) >> 32); }
+
+  // Brings id's home slot toward the cache (lookups of a batch of random
+  // ids are cache misses, one after another, otherwise).
+  void Prefetch(int64_t id) const { PrefetchLine(&slots_[Home(Tag(id))]); }
+  // The row of the first slot from id's home whose tag is id's, or kNoRow
+  // if none: then id is not present.
+  uint32_t Candidate(int64_t id) const {
+    const uint32_t tag = Tag(id);
+    for (size_t at = Home(tag);; at = (at + 1) & mask_) {
+      const Slot s = slots_[at];
+      if (s.row == kNoRow || s.tag == tag) return s.row;
+    }
   }
-  uint32_t Find(int64_t id) const {
-    size_t at = MixId(id) & mask_;
-    for (;;) {
-      if (keys_[at] == id) return rows_[at];
-      if (keys_[at] == kReservedSparseId) return kNoRow;
-      at = (at + 1) & mask_;
+  // id's row, or kNoRow: `id_of(row)` is the id row's record holds.
+  template <typename IdOf>
+  uint32_t Find(int64_t id, IdOf id_of) const {
+    const uint32_t tag = Tag(id);
+    for (size_t at = Home(tag);; at = (at + 1) & mask_) {
+      const Slot s = slots_[at];
+      if (s.row == kNoRow) return kNoRow;
+      if (s.tag == tag && id_of(s.row) == id) return s.row;
     }
   }
   // `id` must not be present.
   void Insert(int64_t id, uint32_t row) {
-    if ((size_ + 1) * 10 > keys_.size() * 7) Grow();
-    Place(id, row);
+    if ((size_ + 1) * 10 > slots_.size() * 7) Resize(bits_ + 1);
+    Place(Slot{Tag(id), row});
     ++size_;
   }
-  // Inserts `id` unless it is present; false if it was.
-  bool InsertNew(int64_t id, uint32_t row) {
-    if ((size_ + 1) * 10 > keys_.size() * 7) Grow();
-    size_t at = MixId(id) & mask_;
-    for (; keys_[at] != kReservedSparseId; at = (at + 1) & mask_) {
-      if (keys_[at] == id) return false;
-    }
-    keys_[at] = id;
-    rows_[at] = row;
-    ++size_;
+  // Inserts `id` unless it is present (id_of as for Find); false if it was.
+  template <typename IdOf>
+  bool InsertNew(int64_t id, uint32_t row, IdOf id_of) {
+    if (Find(id, id_of) != kNoRow) return false;
+    Insert(id, row);
     return true;
   }
-  size_t capacity() const { return keys_.size(); }
+  size_t capacity() const { return slots_.size(); }
+  static constexpr size_t kSlotBytes = 8;
 
  private:
-  void Resize(size_t cap) {
-    keys_.assign(cap, kReservedSparseId);
-    keys_.shrink_to_fit();
-    rows_.assign(cap, kNoRow);
-    rows_.shrink_to_fit();
-    mask_ = cap - 1;
+  struct Slot {
+    uint32_t tag;
+    uint32_t row;  // kNoRow: empty
+  };
+  static_assert(sizeof(Slot) == kSlotBytes);
+
+  size_t Home(uint32_t tag) const { return tag >> (32 - bits_); }
+  void Place(Slot slot) {
+    size_t at = Home(slot.tag);
+    while (slots_[at].row != kNoRow) at = (at + 1) & mask_;
+    slots_[at] = slot;
   }
-  void Place(int64_t id, uint32_t row) {
-    size_t at = MixId(id) & mask_;
-    while (keys_[at] != kReservedSparseId) at = (at + 1) & mask_;
-    keys_[at] = id;
-    rows_[at] = row;
-  }
-  void Grow() {
-    std::vector<int64_t> keys = std::move(keys_);
-    std::vector<uint32_t> rows = std::move(rows_);
-    Resize(keys.size() * 2);
-    for (size_t i = 0; i < keys.size(); ++i) {
-      if (keys[i] != kReservedSparseId) Place(keys[i], rows[i]);
+  // Moves every slot into a new array of 2^bits (home slots need only the tags).
+  void Resize(int bits) {
+    // 2^32 slots hold the most rows a server can number (kNoRow is the last).
+    if (bits > 32) std::abort();
+    std::vector<Slot> old = std::move(slots_);
+    bits_ = bits;
+    slots_.assign(size_t{1} << bits, Slot{0, kNoRow});
+    slots_.shrink_to_fit();
+    mask_ = slots_.size() - 1;
+    for (const Slot& s : old) {
+      if (s.row != kNoRow) Place(s);
     }
   }
 
-  std::vector<int64_t> keys_;
-  std::vector<uint32_t> rows_;
+  std::vector<Slot> slots_;
+  int bits_ = 0;
   size_t mask_ = 0;
   size_t size_ = 0;
 };
+
+// Visits `n` ids with the cache misses of random ids overlapped: while id i
+// is visited, the index slot of id i + 2 * kAhead is on its way to the
+// cache and id i + kAhead's row is located (`locate(id, candidate)`, which
+// may create the row, prefetches its record and returns it). `visit(i,
+// row)` runs for each id in order, with the row `locate` gave (a tag's
+// candidate, unchecked) or kNoRow.
+template <typename Locate, typename Visit>
+void SparseTable::Pipelined(const int64_t* ids, size_t n, Locate locate, Visit visit) const {
+  const Index& index = *index_;
+  constexpr size_t kAhead = 16;
+  uint32_t ring[kAhead];
+  for (size_t i = 0; i < std::min(n, 2 * kAhead); ++i) index.Prefetch(ids[i]);
+  for (size_t i = 0; i < std::min(n, kAhead); ++i) ring[i] = locate(ids[i], index.Candidate(ids[i]));
+  for (size_t i = 0; i < n; ++i) {
+    if (i + 2 * kAhead < n) index.Prefetch(ids[i + 2 * kAhead]);
+    const uint32_t row = ring[i % kAhead];
+    if (i + kAhead < n) ring[i % kAhead] = locate(ids[i + kAhead], index.Candidate(ids[i + kAhead]));
+    visit(i, row);
+  }
+}
 
 StatusOr<std::unique_ptr<SparseTable>> SparseTable::Create(const SparseTableSpec& spec,
                                                              const OptimizerSpec& optimizer) {
@@ -261,13 +295,17 @@ int32_t SparseTable::SlotWidth(size_t slot) const { return slots()[slot].scalar 
 
 // Every cache line of a record, or of its values.
 void SparseTable::PrefetchRecord(const float* record) const {
-  for (int32_t at = 0; at < stride_; at += 16) __builtin_prefetch(record + at);
-  __builtin_prefetch(record + stride_ - 1);
+  for (int32_t at = 0; at < stride_; at += 16) PrefetchLine(record + at);
+  PrefetchLine(record + stride_ - 1);
 }
 
 void SparseTable::PrefetchValues(const float* record) const {
-  __builtin_prefetch(record + 2);
-  __builtin_prefetch(record + 1 + spec_.dim);
+  for (int32_t at = 0; at < 2 + spec_.dim; at += 16) PrefetchLine(record + at);
+  PrefetchLine(record + 1 + spec_.dim);
+}
+
+uint32_t SparseTable::FindRow(int64_t id) const {
+  return index_->Find(id, [this](uint32_t row) { return RecordId(Record(row)); });
 }
 
 float* SparseTable::Record(uint32_t row) const {
@@ -297,14 +335,15 @@ Status SparseTable::Pull(const int64_t* ids, size_t n, float* out) const {
     }
   }
   std::shared_lock<std::shared_mutex> lock(mu_);
-  InBlocks(
-      *index_, ids, n,
+  Pipelined(
+      ids, n,
       [&](int64_t, uint32_t row) {
         if (row != kNoRow) PrefetchValues(Record(row));
         return row;
       },
       [&](size_t i, uint32_t row) {
         float* dst = out + i * dim;
+        if (row != kNoRow && RecordId(Record(row)) != ids[i]) row = FindRow(ids[i]);  // another id's tag
         if (row == kNoRow) {
           InitializeSparseRow(spec_, ids[i], dst);
         } else {
@@ -346,15 +385,19 @@ void SparseTable::ApplyCheckedGradients(const int64_t* ids, size_t n, const floa
   // A pending cut has not copied every row yet: a row it still needs is
   // saved before its first update.
   const std::shared_ptr<Cut> cut = pending_.lock();
-  InBlocks(
-      *index_, ids, n,
+  Pipelined(
+      ids, n,
       [&](int64_t id, uint32_t row) {
-        if (row == kNoRow) row = NewRow(id);  // the ids are unique: never created twice
+        if (row == kNoRow) row = NewRow(id);  // no tag matches: new (the ids are unique: never created twice)
         PrefetchRecord(Record(row));
         return row;
       },
       [&](size_t i, uint32_t row) {
         float* r = Record(row);
+        if (RecordId(r) != ids[i]) {  // another id's tag
+          row = FindRow(ids[i]);
+          r = Record(row == kNoRow ? NewRow(ids[i]) : row);
+        }
         if (cut && cut->MustSave(row)) {
           cut->Save(row, r);
           ++saved_on_write_;
@@ -376,7 +419,7 @@ SparseTable::Memory SparseTable::memory() const {
   for (size_t s = 0; s < slots().size(); ++s) per_row += sizeof(float) * SlotWidth(s);
   m.payload_bytes = per_row * rows_;
   m.allocated_bytes = blocks_.size() * uint64_t{kRowsPerBlock} * stride_ * sizeof(float) +
-                      index_->capacity() * (sizeof(int64_t) + sizeof(uint32_t));
+                      index_->capacity() * Index::kSlotBytes;
   return m;
 }
 
@@ -481,11 +524,14 @@ Status SparseTable::Import(const SparseRows& rows) {
   for (size_t i = 0; i < n; ++i) {
     const int64_t id = rows.ids[i];
     if (id == kReservedSparseId) return InvalidArgument(table + ": the rows name the reserved id -2^63");
-    if (!index->InsertNew(id, static_cast<uint32_t>(i))) {
-      return InvalidArgument(table + ": the rows name an id more than once");
-    }
     if (i % kRowsPerBlock == 0) blocks.emplace_back(new float[static_cast<size_t>(kRowsPerBlock) * stride_]);
     float* r = blocks.back().get() + (i % kRowsPerBlock) * static_cast<size_t>(stride_);
+    auto id_of = [&blocks, this](uint32_t row) {
+      return RecordId(blocks[row / kRowsPerBlock].get() + static_cast<size_t>(row % kRowsPerBlock) * stride_);
+    };
+    if (!index->InsertNew(id, static_cast<uint32_t>(i), id_of)) {
+      return InvalidArgument(table + ": the rows name an id more than once");
+    }
     std::memcpy(r, &id, sizeof(id));
     std::memcpy(r + 2, rows.values.data() + i * dim, dim * sizeof(float));
     for (size_t s = 0; s < slots().size(); ++s) {

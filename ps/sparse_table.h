@@ -19,7 +19,7 @@
 //
 // Memory: each row is one record [id | values | slots] in blocks of 64Ki
 // records allocated as rows are created, plus an open-addressing index of
-// 12 bytes per slot kept at most 70% full. memory() reports both.
+// 8 bytes per slot kept at most 70% full. memory() reports both.
 //
 // Thread-safe: pulls share the table's lock, updates and exports hold it
 // alone. A failed call changes nothing.
@@ -124,6 +124,10 @@ class SparseTable {
   SparseTable(SparseTableSpec spec, OptimizerSpec optimizer_spec, std::unique_ptr<Optimizer> optimizer);
 
   float* Record(uint32_t row) const;  // requires mu_ (either way)
+  uint32_t FindRow(int64_t id) const;  // requires mu_ (either way): id's row, or UINT32_MAX
+  // Visits ids with their cache misses overlapped (sparse_table.cc).
+  template <typename Locate, typename Visit>
+  void Pipelined(const int64_t* ids, size_t n, Locate locate, Visit visit) const;
   void PrefetchRecord(const float* record) const;
   void PrefetchValues(const float* record) const;
   uint32_t NewRow(int64_t id);        // requires mu_ exclusively: a record with initial values and slots

@@ -262,6 +262,57 @@ TEST(SparseTable, AGradientNamingAnIdTwiceIsRefusedWhole) {
   EXPECT_EQ(PullOne(*table, 8), InitialRow(table->spec(), 8));
 }
 
+// Pairs of ids whose MixId share their high 32 bits: the index keeps only
+// those bits of an id (its tag) and checks the record for the id itself.
+std::vector<std::pair<int64_t, int64_t>> IdsSharingATag(int wanted) {
+  std::vector<std::pair<uint32_t, int64_t>> tags;
+  for (int64_t id = 1; id <= 400000; ++id) tags.emplace_back(static_cast<uint32_t>(MixId(id) >> 32), id);
+  std::sort(tags.begin(), tags.end());
+  std::vector<std::pair<int64_t, int64_t>> pairs;
+  for (size_t i = 1; i < tags.size() && static_cast<int>(pairs.size()) < wanted; ++i) {
+    if (tags[i].first == tags[i - 1].first) pairs.emplace_back(tags[i - 1].second, tags[i].second);
+  }
+  return pairs;
+}
+
+TEST(SparseTable, IdsWhoseHashesShareTheirHighHalfKeepTheirOwnRows) {
+  const auto pairs = IdsSharingATag(4);
+  ASSERT_GE(pairs.size(), 2u);  // ~18 expected among 400,000 ids
+  for (const char* kind : {"sgd", "adagrad"}) {
+    auto t = Make(Spec("emb", 3), Opt(kind));
+    auto replay = Make(Spec("emb", 3), Opt(kind));  // each id in a table of its own
+    for (const auto& [a, b] : pairs) {
+      // a alone first: a pull of b finds a's tag, and must still give b's
+      // initial values and create nothing.
+      const std::vector<float> ga = {1, 2, 3};
+      ASSERT_TRUE(t->ApplyGradients(&a, 1, ga.data()).ok());
+      EXPECT_EQ(PullOne(*t, b), InitialRow(t->spec(), b));
+      // Then both in one push, b first: b's row is created past a's slot.
+      const std::vector<int64_t> ids = {b, a};
+      const std::vector<float> g = {-1, 0.5f, 2, 4, -3, 1};
+      ASSERT_TRUE(t->ApplyGradients(ids.data(), 2, g.data()).ok());
+      ASSERT_TRUE(replay->ApplyGradients(&a, 1, ga.data()).ok());
+      ASSERT_TRUE(replay->ApplyGradients(&b, 1, g.data()).ok());
+      ASSERT_TRUE(replay->ApplyGradients(&a, 1, g.data() + 3).ok());
+      EXPECT_EQ(PullOne(*t, a), PullOne(*replay, a)) << a;
+      EXPECT_EQ(PullOne(*t, b), PullOne(*replay, b)) << b;
+      EXPECT_NE(PullOne(*t, a), PullOne(*t, b));
+    }
+    EXPECT_EQ(t->rows(), static_cast<int64_t>(2 * pairs.size()));
+    // An import keeps both of each pair, and refuses a pair's repeat.
+    const SparseRows rows = t->Export();
+    auto back = Make(Spec("emb", 3), Opt(kind));
+    ASSERT_TRUE(back->Import(rows).ok());
+    for (const auto& [a, b] : pairs) {
+      EXPECT_EQ(PullOne(*back, a), PullOne(*t, a));
+      EXPECT_EQ(PullOne(*back, b), PullOne(*t, b));
+    }
+    SparseRows repeated = rows;
+    repeated.ids.back() = repeated.ids.front();
+    EXPECT_EQ(back->Import(repeated).code(), StatusCode::kInvalidArgument);
+  }
+}
+
 TEST(SparseTable, TheReservedIdAndANonTrainableTableAreRefused) {
   auto table = Make(Spec("emb", 2), Opt("sgd"));
   const int64_t reserved = kReservedSparseId;

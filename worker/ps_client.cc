@@ -5,6 +5,7 @@
 #include <random>
 #include <thread>
 
+#include "common/aligned_buffer.h"
 #include "worker/ps_client_reply.h"
 
 namespace cairn {
@@ -297,13 +298,24 @@ StatusOr<std::map<std::string, Tensor>> PsClient::SparsePull(const std::map<std:
   AddElapsed timed(&pull_ns_);
   RETURN_IF_ERROR(CheckCreated("SparsePull"));
   const int num_servers = transport_->num_servers();
-  struct TablePart {
-    std::string table;
+  // Each table's ids routed: with one server (or every id on one), the ids
+  // tensor itself is sent and the reply's rows are the answer, viewed in
+  // place; otherwise each server's ids are gathered into a buffer sized by
+  // a first pass, and the rows scattered back in the ids' order.
+  struct TableRoute {
+    const std::string* name = nullptr;
+    const Tensor* ids = nullptr;
     int32_t dim = 0;
-    std::vector<int64_t> ids;
-    std::vector<int64_t> rows;  // where each id's row goes in the table's output
+    std::vector<int64_t> count;  // ids per server
+    std::vector<int32_t> route;  // each id's server; empty when one server has them all
+    std::vector<const float*> rows;  // per server: its reply's rows, once checked
   };
-  std::vector<std::vector<TablePart>> per_server(num_servers);
+  struct ServerPart {
+    size_t table = 0;  // in routes
+    std::shared_ptr<const void> ids;
+  };
+  std::vector<TableRoute> routes;
+  std::vector<std::vector<ServerPart>> per_server(num_servers);
   std::map<std::string, Tensor> out;
   for (const auto& [name, t] : ids) {
     ASSIGN_OR_RETURN(const int32_t dim, SparseDim(name));
@@ -312,17 +324,40 @@ StatusOr<std::map<std::string, Tensor>> PsClient::SparsePull(const std::map<std:
                              ShapeString(t.shape()));
     }
     const int64_t n = t.num_elements();
-    std::vector<TablePart*> parts(num_servers, nullptr);
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t id = t.data<int64_t>()[i];
-      const int s = ServerOfId(id, num_servers);
-      if (!parts[s]) {
-        per_server[s].push_back(TablePart{name, dim, {}, {}});
-        parts[s] = &per_server[s].back();
-      }
-      parts[s]->ids.push_back(id);
-      parts[s]->rows.push_back(i);
+    if (n == 0) {
+      out[name] = Tensor::Uninitialized(DType::kFloat32, {0, dim});
+      continue;
     }
+    TableRoute r;
+    r.name = &name;
+    r.ids = &t;
+    r.dim = dim;
+    r.count.assign(num_servers, 0);
+    r.rows.assign(num_servers, nullptr);
+    const int64_t* id = t.data<int64_t>();
+    int only = 0;
+    if (num_servers == 1) {
+      r.count[0] = n;
+    } else {
+      r.route.resize(n);
+      for (int64_t i = 0; i < n; ++i) ++r.count[r.route[i] = ServerOfId(id[i], num_servers)];
+      only = static_cast<int>(std::max_element(r.count.begin(), r.count.end()) - r.count.begin());
+      if (r.count[only] == n) r.route.clear();
+    }
+    const size_t table = routes.size();
+    if (r.route.empty()) {
+      per_server[only].push_back(ServerPart{table, std::shared_ptr<const void>(t.owner(), id)});
+    } else {
+      std::vector<int64_t*> at(num_servers, nullptr);
+      for (int s = 0; s < num_servers; ++s) {
+        if (r.count[s] == 0) continue;
+        std::shared_ptr<uint8_t> buf = AllocateAlignedBuffer(r.count[s] * sizeof(int64_t), /*zero=*/false);
+        at[s] = reinterpret_cast<int64_t*>(buf.get());
+        per_server[s].push_back(ServerPart{table, std::move(buf)});
+      }
+      for (int64_t i = 0; i < n; ++i) *at[r.route[i]]++ = id[i];
+    }
+    routes.push_back(std::move(r));
   }
   std::vector<std::pair<int, OutFrame>> calls;
   std::vector<int> servers;
@@ -335,15 +370,17 @@ StatusOr<std::map<std::string, Tensor>> PsClient::SparsePull(const std::map<std:
     }
     OutFrame f;
     uint64_t offset = 0;
-    for (const TablePart& part : per_server[s]) {
+    for (const ServerPart& part : per_server[s]) {
+      const TableRoute& r = routes[part.table];
       SparseDesc d;
-      d.table = part.table;
-      d.count = part.ids.size();
-      d.dim = part.dim;
+      d.table = *r.name;
+      d.count = r.count[s];
+      d.dim = r.dim;
       const uint64_t aligned = AlignUp(offset);
       if (aligned > offset) f.data.push_back(ByteSpan{kPad, aligned - offset});
       d.ids_offset = aligned;
-      f.data.push_back(ByteSpan{part.ids.data(), d.count * sizeof(int64_t)});
+      f.data.push_back(ByteSpan{part.ids.get(), d.count * sizeof(int64_t)});
+      f.keepalive.push_back(part.ids);
       offset = aligned + d.count * sizeof(int64_t);
       req.tables.push_back(std::move(d));
     }
@@ -352,10 +389,6 @@ StatusOr<std::map<std::string, Tensor>> PsClient::SparsePull(const std::map<std:
     calls.emplace_back(s, std::move(f));
     servers.push_back(s);
   }
-  for (const auto& [name, t] : ids) {
-    if (t.num_elements() == 0) out[name] = Tensor::Uninitialized(DType::kFloat32, {0, sparse_dims_.at(name)});
-  }
-  // per_server's id buffers outlive the calls: CallAll returns after every reply.
   auto replies = CallAll(*transport_, std::move(calls), NextDeadline());
   for (size_t i = 0; i < replies.size(); ++i) {
     const int s = servers[i];
@@ -367,30 +400,34 @@ StatusOr<std::map<std::string, Tensor>> PsClient::SparsePull(const std::map<std:
                       std::to_string(per_server[s].size()) + " table(s) with " + std::to_string(r.tables.size()));
     }
     for (size_t k = 0; k < r.tables.size(); ++k) {
-      const TablePart& part = per_server[s][k];
+      TableRoute& route = routes[per_server[s][k].table];
       const SparseDesc& d = r.tables[k];
-      const uint64_t bytes = part.ids.size() * part.dim * sizeof(float);
-      if (d.table != part.table || d.count != part.ids.size() || d.dim != part.dim ||
+      const uint64_t count = route.count[s];
+      const uint64_t bytes = count * route.dim * sizeof(float);
+      if (d.table != *route.name || d.count != count || d.dim != route.dim ||
           d.values_offset > replies[i]->data_len || bytes > replies[i]->data_len - d.values_offset ||
           d.values_offset % sizeof(float) != 0) {
-        return DataLoss("server " + std::to_string(s) + " sent bad rows for sparse table '" + part.table + "'");
+        return DataLoss("server " + std::to_string(s) + " sent bad rows for sparse table '" + *route.name + "'");
       }
-      const int64_t n = ids.at(part.table).num_elements();
-      if (static_cast<int64_t>(part.rows.size()) == n) {
-        // Every id of the table went to this server, in order: the reply's
-        // rows are the answer, viewed in place (no copy).
-        out[part.table] = Tensor::View(DType::kFloat32, {n, part.dim}, replies[i]->payload,
-                                       replies[i]->data + d.values_offset);
-        continue;
-      }
-      const float* rows = reinterpret_cast<const float*>(replies[i]->data + d.values_offset);
-      Tensor& whole = out[part.table];
-      if (whole.num_elements() == 0) whole = Tensor::Uninitialized(DType::kFloat32, {n, part.dim});
-      float* dst = whole.data<float>();
-      for (size_t j = 0; j < part.rows.size(); ++j) {
-        std::memcpy(dst + part.rows[j] * part.dim, rows + j * part.dim, part.dim * sizeof(float));
+      if (route.route.empty()) {
+        out[*route.name] = Tensor::View(DType::kFloat32, {static_cast<int64_t>(count), route.dim}, replies[i]->payload,
+                                        replies[i]->data + d.values_offset);
+      } else {
+        route.rows[s] = reinterpret_cast<const float*>(replies[i]->data + d.values_offset);
       }
     }
+  }
+  for (TableRoute& r : routes) {
+    if (r.route.empty()) continue;
+    const int64_t n = r.ids->num_elements();
+    Tensor whole = Tensor::Uninitialized(DType::kFloat32, {n, r.dim});
+    float* dst = whole.data<float>();
+    for (int64_t i = 0; i < n; ++i, dst += r.dim) {
+      const float*& src = r.rows[r.route[i]];
+      std::memcpy(dst, src, r.dim * sizeof(float));
+      src += r.dim;
+    }
+    out[*r.name] = std::move(whole);
   }
   return out;
 }
