@@ -184,6 +184,11 @@ Status VerifyPayload(const FrameHeader& h, std::shared_ptr<uint8_t> payload, InF
 }
 
 std::string SerializeFrame(const OutFrame& frame) {
+  for (uint64_t ready = 0; frame.producer && ready < frame.data_len();) {
+    const uint64_t now = frame.producer->Produce();
+    if (now <= ready) break;  // a producer that stalls: its checksum will not match
+    ready = now;
+  }
   std::string out(reinterpret_cast<const char*>(frame.header_bytes()), kFrameHeaderBytes);
   out += frame.control;
   out.append(frame.padding(), '\0');

@@ -128,6 +128,24 @@ class PendingChecksum {
   std::function<void()> on_set_;      // guarded by mu_
 };
 
+// Fills a frame's data while the frame is written, so that the first bytes
+// go out before the last are made (a large sparse pull's reply: rows looked
+// up a chunk at a time, each chunk on the wire while the next is looked up).
+// The frame's data spans are fixed when it is sealed; the producer writes
+// the bytes they point to, in order. Whoever writes the frame calls Produce
+// once it has sent every byte produced so far (or cannot send more yet), and
+// hashes each new piece at once, while it is in cache. Produce runs on the
+// writer's thread (a FrameSocket's strand), so a producer owns or shares
+// everything it reads. A frame with a producer is written once.
+class FrameProducer {
+ public:
+  virtual ~FrameProducer() = default;
+  // Fills more of the data and returns how many of its first bytes are
+  // ready: more than the last call returned, and all of them (the frame's
+  // data_len()) by the last call.
+  virtual uint64_t Produce() = 0;
+};
+
 // A frame with at least this much data is worth hashing on another thread
 // while it is written (PendingChecksum); a smaller one costs less to hash
 // where it is written than to hand off.
@@ -145,12 +163,14 @@ struct OutFrame {
   std::vector<std::shared_ptr<const void>> keepalive;
   // If set, Checksum() arrives here and writers do not hash the frame.
   std::shared_ptr<PendingChecksum> pending_checksum;
+  // If set, fills the data as it is written (not with pending_checksum).
+  std::shared_ptr<FrameProducer> producer;
 
   // Fills the header (lengths, header checksum) for this frame. Call after
   // the fields above are final. Cheap: the data is not read.
   void Seal();
   // The trailer checksum (reads every byte; for tests and SerializeFrame).
-  // Call after Seal.
+  // Call after Seal, and after the producer (if any) is done.
   uint64_t Checksum() const;
   const uint8_t* header_bytes() const { return header_; }
   size_t padding() const;
@@ -187,7 +207,8 @@ Status VerifyPayload(const FrameHeader& header, std::shared_ptr<uint8_t> payload
 // Allocates a 64-byte-aligned payload buffer (zeroed padding not required).
 std::shared_ptr<uint8_t> AllocatePayload(uint64_t bytes);
 
-// For tests and fuzzing: serializes a sealed frame into one buffer, and
+// For tests and fuzzing: serializes a sealed frame into one buffer (running
+// its producer, if any, to the end), and
 // decodes a whole frame from contiguous bytes (an error if truncated).
 std::string SerializeFrame(const OutFrame& frame);
 StatusOr<InFrame> DecodeFrame(std::string_view bytes, const FrameLimits& limits);

@@ -112,6 +112,7 @@ class FrameSocket : public std::enable_shared_from_this<FrameSocket> {
   void WriteNext();
   void Pump();
   bool AwaitPendingChecksum();
+  void ProduceMore();
   void SetTrailer(uint64_t checksum);
   uint64_t WritableEnd() const;
   std::vector<boost::asio::const_buffer> Gather(uint64_t from, uint64_t to) const;
@@ -148,11 +149,16 @@ class FrameSocket : public std::enable_shared_from_this<FrameSocket> {
   // (header, control, padding, data spans, trailer), their total, the bytes
   // already written, and the end of the bytes that may be written before the
   // trailer is filled in (all of them once hashed here; all but the last
-  // kHoldBack bytes of a frame with a pending checksum).
+  // kHoldBack bytes of a frame with a pending checksum; those produced so
+  // far of a frame with a producer).
   std::vector<boost::asio::const_buffer> out_pieces_;
   uint64_t out_total_ = 0, out_written_ = 0, out_writable_ = 0;
   FrameChecksum out_sum_;
   std::shared_ptr<PendingChecksum> out_pending_;
+  // A frame with a producer: its data's first byte in the stream, and the
+  // data bytes produced (and hashed) so far. Reset once all are.
+  std::shared_ptr<FrameProducer> out_producer_;
+  uint64_t out_data_begin_ = 0, out_produced_ = 0;
   bool out_trailer_ready_ = false;
   uint8_t trailer_buf_[kFrameTrailerBytes] = {};
   bool closed_ = false;

@@ -1,6 +1,7 @@
 #include "common/frame.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -645,6 +646,112 @@ TEST(FrameSocket, AFrameWithAPendingChecksumIsFinishedWhenItArrives) {
   a->Send(bad);
   ASSERT_TRUE(at_b->WaitForClose());
   EXPECT_EQ(at_b->reason.code(), StatusCode::kDataLoss) << at_b->reason;
+  EXPECT_EQ(at_b->frames.size(), sent.size());
+}
+
+// A producer that fills a frame's data (one buffer, any spans over it) with
+// Pattern(n, start), `step` bytes per call, counting its calls; or, if
+// `stall_after` is set, stops making progress after that many bytes.
+class PatternProducer : public FrameProducer {
+ public:
+  PatternProducer(std::shared_ptr<std::string> buffer, uint8_t start, uint64_t step, uint64_t stall_after = UINT64_MAX)
+      : buffer_(std::move(buffer)), pattern_(Pattern(buffer_->size(), start)), step_(step), stall_after_(stall_after) {}
+  uint64_t Produce() override {
+    ++calls;
+    const uint64_t to = std::min<uint64_t>({ready_ + step_, buffer_->size(), std::max(stall_after_, ready_)});
+    std::memcpy(buffer_->data() + ready_, pattern_.data() + ready_, to - ready_);
+    return ready_ = to;
+  }
+  std::atomic<int> calls{0};
+
+ private:
+  const std::shared_ptr<std::string> buffer_;
+  const std::string pattern_;
+  const uint64_t step_, stall_after_;
+  uint64_t ready_ = 0;
+};
+
+// A frame of `bytes` filled by a PatternProducer, as `spans` spans over one
+// buffer (which starts as garbage: only the producer's bytes may go out).
+OutFrame ProducedFrame(int index, uint64_t bytes, int spans, uint64_t step, std::shared_ptr<PatternProducer>* producer,
+                       uint64_t stall_after = UINT64_MAX) {
+  auto buffer = std::make_shared<std::string>(bytes, '\xee');
+  OutFrame f;
+  f.type = static_cast<uint16_t>(FrameType::kPush);
+  f.request_id = static_cast<uint64_t>(index);
+  f.control = "produced " + std::to_string(index);
+  for (int i = 0; i < spans; ++i) {
+    const uint64_t from = bytes * i / spans, to = bytes * (i + 1) / spans;
+    f.data.push_back(ByteSpan{buffer->data() + from, to - from});
+  }
+  *producer = std::make_shared<PatternProducer>(buffer, static_cast<uint8_t>(index * 13), step, stall_after);
+  f.producer = *producer;
+  f.keepalive.push_back(buffer);
+  f.Seal();
+  return f;
+}
+
+// Frames whose data is made as they are written, in steps of every size,
+// between plain frames on the same connection: each arrives whole, in
+// order, with a checksum the receiver accepts; the producer is called once
+// per step (none for a frame without data); SerializeFrame runs it too.
+TEST(FrameSocket, AFrameWithAProducerIsFilledAsItIsWrittenAndArrivesWhole) {
+  EventLoop loop(1);
+  auto [a_sock, b_sock] = ConnectedPair(loop);
+  auto a = std::make_shared<FrameSocket>(std::move(a_sock), FrameLimits{});
+  auto b = std::make_shared<FrameSocket>(std::move(b_sock), FrameLimits{});
+  auto at_a = std::make_shared<Inbox>(), at_b = std::make_shared<Inbox>();
+  a->Start(at_a->OnFrame(), at_a->OnClose());
+  b->Start(at_b->OnFrame(), at_b->OnClose());
+  struct Shape {
+    uint64_t bytes;
+    int spans;
+    uint64_t step;
+  };
+  const std::vector<Shape> shapes = {{(6 << 20) + 3, 3, 256 << 10}, {1000, 1, 1 << 20}, {0, 1, 64},
+                                     {(1 << 20) + 7, 5, 70001},     {300000, 2, 65536}};
+  std::vector<OutFrame> sent;
+  std::vector<std::shared_ptr<PatternProducer>> producers(shapes.size());
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    sent.push_back(NumberedFrame(100 + static_cast<int>(i), 4096, 1));  // a plain frame before each
+    a->Send(sent.back());
+    const Shape& s = shapes[i];
+    sent.push_back(ProducedFrame(static_cast<int>(i), s.bytes, s.spans, s.step, &producers[i]));
+    a->Send(sent.back());
+  }
+  ASSERT_TRUE(at_b->WaitForFrames(sent.size())) << at_b->reason;
+  for (size_t i = 0; i < sent.size(); ++i) {
+    SCOPED_TRACE("frame " + std::to_string(i));
+    ExpectSameFrame(sent[i], at_b->frames[i]);  // the spans now hold what the producer made
+  }
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    const uint64_t step = shapes[i].step;
+    EXPECT_EQ(producers[i]->calls.load(), static_cast<int>((shapes[i].bytes + step - 1) / step)) << "frame " << i;
+    std::string data;
+    for (const ByteSpan& sp : sent[2 * i + 1].data) data.append(static_cast<const char*>(sp.data), sp.size);
+    EXPECT_EQ(data, Pattern(shapes[i].bytes, static_cast<uint8_t>(i * 13))) << "frame " << i;
+  }
+
+  // SerializeFrame runs a producer to the end, and gives the bytes (and
+  // checksum) of the same frame made beforehand.
+  std::shared_ptr<PatternProducer> p;
+  const OutFrame produced = ProducedFrame(7, 200000, 3, 50000, &p);
+  const std::string bytes = SerializeFrame(produced);
+  EXPECT_EQ(p->calls.load(), 4);
+  OutFrame plain = produced;
+  plain.producer = nullptr;
+  EXPECT_EQ(bytes, SerializeFrame(plain));
+  StatusOr<InFrame> decoded = DecodeFrame(bytes, FrameLimits{});
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+
+  // A producer that stops making progress closes the connection (Internal,
+  // naming the bytes) instead of sending a frame it cannot finish.
+  std::shared_ptr<PatternProducer> stalled;
+  a->Send(ProducedFrame(8, 1 << 20, 1, 100000, &stalled, /*stall_after=*/300000));
+  ASSERT_TRUE(at_a->WaitForClose());
+  EXPECT_EQ(at_a->reason.code(), StatusCode::kInternal) << at_a->reason;
+  EXPECT_NE(at_a->reason.message().find("300000 of 1048576"), std::string::npos) << at_a->reason;
+  ASSERT_TRUE(at_b->WaitForClose());
   EXPECT_EQ(at_b->frames.size(), sent.size());
 }
 

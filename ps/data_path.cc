@@ -184,18 +184,16 @@ Status DataPath::FillPullReply(const InFrame& frame, const PullRequest& req, Out
   return Status::OK();
 }
 
-StatusOr<SparseTable*> DataPath::SparseTableOf(const SparseDesc& d) const {
-  StatusOr<SparseTable*> table = table_.FindSparse(d.table);
+StatusOr<std::shared_ptr<SparseTable>> DataPath::SparseTableOf(const SparseDesc& d) const {
+  StatusOr<std::shared_ptr<SparseTable>> table = table_.ShareSparse(d.table);
   if (!table.ok()) return table.status().WithContext("server " + std::to_string(index_));
   if ((*table)->spec().dim != d.dim) {
     return InvalidArgument("sparse table '" + d.table + "' has dim " + std::to_string((*table)->spec().dim) +
                            "; the request says " + std::to_string(d.dim));
   }
-  return *table;
+  return std::move(*table);
 }
 
-// The reply's values are written straight into one buffer, table after
-// table (64-byte aligned), in the request's order.
 void DataPath::HandleSparsePull(const Request& r) {
   SparsePullRequest req;
   Status s = DecodeMessage(r.frame.control, &req, "SparsePull");
@@ -207,17 +205,82 @@ void DataPath::HandleSparsePull(const Request& r) {
   ServeSparsePull(r, req);
 }
 
+namespace {
+
+// A sparse pull's reply, looked up as it is written: the values go into one
+// buffer, table after table (each 64-byte aligned, the padding zeroed), in
+// the request's order, kSparsePullChunkBytes of rows per Produce. The
+// socket sends each chunk while the next is looked up, so the transfer
+// does not wait for the whole lookup. Each chunk is read under its table's
+// shared lock: an update that lands during a pull may show in some of its
+// rows and not in others (sync training updates no table while a worker
+// pulls; async and ssp reads are as of some moment during the pull).
+class SparsePullProducer : public FrameProducer {
+ public:
+  struct Part {
+    std::shared_ptr<SparseTable> table;
+    const int64_t* ids = nullptr;  // in the request's payload
+    uint64_t count = 0;
+    int32_t dim = 0;
+    uint64_t offset = 0;  // of its rows in the reply's data
+    uint64_t end = 0;     // of its padding: the next part's offset, or the data's end
+  };
+  static constexpr uint64_t kSparsePullChunkBytes = uint64_t{256} << 10;
+
+  SparsePullProducer(std::shared_ptr<uint8_t> request, std::shared_ptr<uint8_t> values, uint64_t bytes,
+                     std::vector<Part> parts)
+      : request_(std::move(request)), values_(std::move(values)), bytes_(bytes), parts_(std::move(parts)) {}
+
+  uint64_t Produce() override {
+    uint64_t budget = kSparsePullChunkBytes;
+    while (ready_ < bytes_ && part_ < parts_.size()) {
+      const Part& p = parts_[part_];
+      const uint64_t row_bytes = static_cast<uint64_t>(p.dim) * sizeof(float);
+      const uint64_t rows = std::min(p.count - row_, std::max<uint64_t>(1, budget / row_bytes));
+      p.table->PullChecked(p.ids + row_, rows, reinterpret_cast<float*>(values_.get() + p.offset) + row_ * p.dim);
+      row_ += rows;
+      ready_ = p.offset + row_ * row_bytes;
+      if (row_ == p.count) {
+        std::memset(values_.get() + ready_, 0, p.end - ready_);  // no stale heap bytes on the wire
+        ready_ = p.end;
+        ++part_;
+        row_ = 0;
+      }
+      if (rows * row_bytes >= budget) break;
+      budget -= rows * row_bytes;
+    }
+    return ready_;
+  }
+
+ private:
+  const std::shared_ptr<uint8_t> request_;  // keeps the ids
+  const std::shared_ptr<uint8_t> values_;
+  const uint64_t bytes_;
+  const std::vector<Part> parts_;
+  size_t part_ = 0;    // the part being looked up
+  uint64_t row_ = 0;   // its rows done
+  uint64_t ready_ = 0;  // bytes of the data filled
+};
+
+}  // namespace
+
 void DataPath::ServeSparsePull(const Request& r, const SparsePullRequest& req) {
-  Status s;
   SparsePullReply out;
-  std::vector<SparseTable*> tables;
+  std::vector<SparsePullProducer::Part> parts;
   uint64_t bytes = 0;
   for (const SparseDesc& d : req.tables) {
-    s = ValidateSparseDesc(d, r.frame.data_len, /*with_values=*/false);
+    Status s = ValidateSparseDesc(d, r.frame.data_len, /*with_values=*/false);
     if (!s.ok()) return r.respond.Fail(s);
-    StatusOr<SparseTable*> table = SparseTableOf(d);
+    StatusOr<std::shared_ptr<SparseTable>> table = SparseTableOf(d);
     if (!table.ok()) return r.respond.Fail(table.status());
-    tables.push_back(*table);
+    SparsePullProducer::Part p;
+    p.ids = reinterpret_cast<const int64_t*>(r.frame.data + d.ids_offset);
+    s = (*table)->CheckPull(p.ids, d.count);
+    if (!s.ok()) return r.respond.Fail(s);
+    p.table = std::move(*table);
+    p.count = d.count;
+    p.dim = d.dim;
+    p.offset = bytes;
     SparseDesc reply = d;
     reply.ids_offset = 0;
     reply.values_offset = bytes;
@@ -227,20 +290,14 @@ void DataPath::ServeSparsePull(const Request& r, const SparsePullRequest& req) {
       return r.respond.Fail(OutOfRange("sparse pull would reply with over " + std::to_string(limits_.max_data_bytes) +
                                        " bytes (the frame limit); pull fewer ids at once"));
     }
+    p.end = bytes;
+    parts.push_back(std::move(p));
   }
   std::shared_ptr<uint8_t> values = AllocateAlignedBuffer(bytes, /*zero=*/false);
-  for (size_t i = 0; i < req.tables.size(); ++i) {
-    const SparseDesc& d = req.tables[i];
-    s = tables[i]->Pull(reinterpret_cast<const int64_t*>(r.frame.data + d.ids_offset), d.count,
-                        reinterpret_cast<float*>(values.get() + out.tables[i].values_offset));
-    if (!s.ok()) return r.respond.Fail(s);
-    const uint64_t end = out.tables[i].values_offset + d.count * d.dim * sizeof(float);
-    const uint64_t next = i + 1 < out.tables.size() ? out.tables[i + 1].values_offset : bytes;
-    std::memset(values.get() + end, 0, next - end);  // the padding: no stale heap bytes on the wire
-  }
   OutFrame reply = ReplyTo(r.frame.header, EncodeMessage(out));
   if (bytes > 0) reply.data.push_back(ByteSpan{values.get(), bytes});
-  reply.keepalive.push_back(values);
+  reply.producer = std::make_shared<SparsePullProducer>(r.frame.payload, values, bytes, std::move(parts));
+  reply.keepalive.push_back(std::move(values));
   reply.Seal();
   ++pulls_served_;
   r.respond.Send(std::move(reply));
@@ -320,7 +377,8 @@ Status DataPath::DecodePush(const InFrame& frame, PushRequest* req, std::vector<
     if (!tables.insert(d.table).second) {
       return InvalidArgument("push names sparse table '" + d.table + "' more than once");
     }
-    ASSIGN_OR_RETURN(SparseTable * table, SparseTableOf(d));
+    ASSIGN_OR_RETURN(std::shared_ptr<SparseTable> shared, SparseTableOf(d));
+    SparseTable* table = shared.get();  // lives as long as table_
     const auto* ids = reinterpret_cast<const int64_t*>(frame.data + d.ids_offset);
     RETURN_IF_ERROR(table->CheckGradients(ids, d.count));
     sparse->push_back(

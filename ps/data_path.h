@@ -83,7 +83,7 @@ class DataPath {
   Status DecodePush(const InFrame& frame, PushRequest* req, std::vector<Tensor>* values,
                     std::vector<SparseGradient>* sparse);
   // The table a desc names, with its dim checked.
-  StatusOr<SparseTable*> SparseTableOf(const SparseDesc& d) const;
+  StatusOr<std::shared_ptr<SparseTable>> SparseTableOf(const SparseDesc& d) const;
   std::shared_ptr<SyncSteps> sync() const;
   std::shared_ptr<SspClocks> ssp() const;
 

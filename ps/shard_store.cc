@@ -538,10 +538,15 @@ Status ShardStore::CreateSparse(const SparseTableDecl& decl) {
 }
 
 StatusOr<SparseTable*> ShardStore::FindSparse(const std::string& name) const {
+  ASSIGN_OR_RETURN(std::shared_ptr<SparseTable> table, ShareSparse(name));
+  return table.get();
+}
+
+StatusOr<std::shared_ptr<SparseTable>> ShardStore::ShareSparse(const std::string& name) const {
   std::shared_lock<std::shared_mutex> lock(mu_);
   auto it = sparse_.find(name);
   if (it == sparse_.end()) return NotFound("sparse table '" + name + "' is not on this server");
-  return it->second.get();
+  return it->second;
 }
 
 std::vector<std::string> ShardStore::SparseNames() const {

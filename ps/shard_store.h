@@ -134,6 +134,7 @@ class ShardStore final : public Table {
 
   Status CreateSparse(const SparseTableDecl& decl) override;
   StatusOr<SparseTable*> FindSparse(const std::string& name) const override;
+  StatusOr<std::shared_ptr<SparseTable>> ShareSparse(const std::string& name) const override;
   std::vector<std::string> SparseNames() const override;
   Status ImportSparse(const std::vector<SparseCopy>& tables) override;
 
@@ -186,7 +187,7 @@ class ShardStore final : public Table {
   mutable std::shared_mutex update_mu_;                   // shared: an update; exclusive: a cut
   mutable std::shared_mutex mu_;                          // guards the map, not the shards
   std::map<std::string, std::unique_ptr<Shard>> shards_;  // guarded by mu_
-  std::map<std::string, std::unique_ptr<SparseTable>> sparse_;  // guarded by mu_; never erased
+  std::map<std::string, std::shared_ptr<SparseTable>> sparse_;  // guarded by mu_; never erased
 };
 
 }  // namespace cairn

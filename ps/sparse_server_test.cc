@@ -1,6 +1,7 @@
 // Sparse tables through real servers on 127.0.0.1: PsClient's sparse pull
 // and push against a SparseTable computed in the test, and requests no
 // Cairn client would send.
+#include <cstring>
 #include <future>
 #include <thread>
 
@@ -178,6 +179,107 @@ SparseDesc Desc(const std::string& table, uint64_t count, int32_t dim, uint64_t 
   d.ids_offset = ids_offset;
   d.values_offset = values_offset;
   return d;
+}
+
+// Ids 1..n, spread over the servers by their hash.
+std::vector<int64_t> ManyIds(int64_t n, int64_t first = 1) {
+  std::vector<int64_t> ids(n);
+  for (int64_t i = 0; i < n; ++i) ids[i] = first + i;
+  return ids;
+}
+
+// Pulls big enough to be looked up a chunk at a time as the reply is
+// written (several chunks per table, two tables of different dims, so a
+// table's padding sits between chunks), on one and two servers: the rows
+// are the tables', in the request's order, repeats included.
+TEST_F(SparseServerTest, ALargePullOfTwoTablesIsLookedUpAsItIsSentAndMatchesTheTables) {
+  std::vector<int64_t> users = ManyIds(150001), items = ManyIds(70003, 1000);
+  users.push_back(users[5]);  // a repeat, last
+  std::vector<float> grad(items.size() * 3);
+  for (size_t i = 0; i < grad.size(); ++i) grad[i] = 0.125f * static_cast<float>(i % 9) - 0.5f;
+  auto reference = SparseTable::Create(Table("emb/item", 3), Adagrad());
+  ASSERT_TRUE(reference.ok());
+  ASSERT_TRUE((*reference)->ApplyGradients(items.data(), items.size(), grad.data()).ok());
+  std::vector<float> want_items(items.size() * 3), want_users(users.size() * 4);
+  ASSERT_TRUE((*reference)->Pull(items.data(), items.size(), want_items.data()).ok());
+  for (size_t i = 0; i < users.size(); ++i) InitializeSparseRow(Table("emb/user", 4), users[i], &want_users[4 * i]);
+  for (int servers : {1, 2}) {
+    SCOPED_TRACE(std::to_string(servers) + " server(s)");
+    servers_.clear();
+    endpoints_.clear();
+    StartServers(servers);
+    auto client = Client();
+    PushBatch batch;
+    batch.sparse_gradients["emb/item"] =
+        SparseRowsUpdate{Ids(items), Tensor::FromVector({static_cast<int64_t>(items.size()), 3}, grad)};
+    ASSERT_TRUE(client->Push(batch).ok());
+    auto got = client->SparsePull({{"emb/user", Ids(users)}, {"emb/item", Ids(items)}});
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(Floats(got->at("emb/item")), want_items);
+    EXPECT_EQ(Floats(got->at("emb/user")), want_users);
+    // The reserved id anywhere in a large pull is refused before a row is sent.
+    std::vector<int64_t> bad = users;
+    bad[bad.size() - 7] = kReservedSparseId;
+    auto refused = client->SparsePull({{"emb/user", Ids(bad)}});
+    EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << refused.status();
+    auto again = client->SparsePull({{"emb/item", Ids(items)}});
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(Floats(again->at("emb/item")), want_items);
+  }
+}
+
+// Large pulls while another worker pushes to every row they read, again
+// and again: each row pulled is the table's row as of some push (never
+// half of one), and along one pull the rows never go back to an older push
+// (each chunk is read under the table's lock, in order).
+TEST_F(SparseServerTest, RowsOfALargePullTakenWhilePushesLandAreEachAsOfOnePushInOrder) {
+  StartServers(1);
+  auto puller = Client(0);
+  auto pusher = Client(1);
+  const std::vector<int64_t> ids = ManyIds(40000);
+  constexpr int kPushes = 12;
+  std::vector<float> grad(ids.size() * 4);
+  for (size_t i = 0; i < grad.size(); ++i) grad[i] = 0.25f + 0.01f * static_cast<float>(i % 5);
+  // Every state each row goes through: states[k] after k pushes.
+  auto reference = SparseTable::Create(Table("emb/user", 4), Adagrad());
+  ASSERT_TRUE(reference.ok());
+  std::vector<std::vector<float>> states(kPushes + 1, std::vector<float>(ids.size() * 4));
+  ASSERT_TRUE((*reference)->Pull(ids.data(), ids.size(), states[0].data()).ok());
+  for (int k = 1; k <= kPushes; ++k) {
+    ASSERT_TRUE((*reference)->ApplyGradients(ids.data(), ids.size(), grad.data()).ok());
+    ASSERT_TRUE((*reference)->Pull(ids.data(), ids.size(), states[k].data()).ok());
+  }
+  auto pushes = std::async(std::launch::async, [&] {
+    PushBatch batch;
+    batch.sparse_gradients["emb/user"] =
+        SparseRowsUpdate{Ids(ids), Tensor::FromVector({static_cast<int64_t>(ids.size()), 4}, grad)};
+    for (int k = 0; k < kPushes; ++k) {
+      Status s = pusher->Push(batch);
+      if (!s.ok()) return s;
+    }
+    return Status::OK();
+  });
+  int pulls = 0, mixed = 0;
+  bool pushes_done = false;
+  while (!pushes_done || pulls < 2) {
+    pushes_done = pushes.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+    auto got = puller->SparsePull({{"emb/user", Ids(ids)}});
+    ASSERT_TRUE(got.ok()) << got.status();
+    ++pulls;
+    const float* rows = got->at("emb/user").data<float>();
+    int k = 0, first_k = -1;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      while (k <= kPushes && std::memcmp(rows + 4 * i, &states[k][4 * i], 4 * sizeof(float)) != 0) ++k;
+      ASSERT_LE(k, kPushes) << "pull " << pulls << ": row " << i << " is no push's state, or older than the row before";
+      if (first_k < 0) first_k = k;
+    }
+    if (k != first_k) ++mixed;
+  }
+  ASSERT_TRUE(pushes.get().ok());
+  auto last = puller->SparsePull({{"emb/user", Ids(ids)}});
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(Floats(last->at("emb/user")), states[kPushes]);
+  RecordProperty("pulls_spanning_a_push", mixed);
 }
 
 TEST_F(SparseServerTest, BadSparsePullsGetErrorRepliesAndTheServerServesOn) {

@@ -328,12 +328,22 @@ uint32_t SparseTable::NewRow(int64_t id) {
 }
 
 Status SparseTable::Pull(const int64_t* ids, size_t n, float* out) const {
-  const size_t dim = spec_.dim;
+  RETURN_IF_ERROR(CheckPull(ids, n));
+  PullChecked(ids, n, out);
+  return Status::OK();
+}
+
+Status SparseTable::CheckPull(const int64_t* ids, size_t n) const {
   for (size_t i = 0; i < n; ++i) {
     if (ids[i] == kReservedSparseId) {
       return InvalidArgument("pull of sparse table '" + spec_.name + "' names the reserved id -2^63");
     }
   }
+  return Status::OK();
+}
+
+void SparseTable::PullChecked(const int64_t* ids, size_t n, float* out) const {
+  const size_t dim = spec_.dim;
   std::shared_lock<std::shared_mutex> lock(mu_);
   Pipelined(
       ids, n,
@@ -350,7 +360,6 @@ Status SparseTable::Pull(const int64_t* ids, size_t n, float* out) const {
           CopyFloats(dst, Record(row) + 2, static_cast<int32_t>(dim));
         }
       });
-  return Status::OK();
 }
 
 Status SparseTable::CheckGradients(const int64_t* ids, size_t n) const {

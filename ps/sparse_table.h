@@ -67,8 +67,14 @@ class SparseTable {
   int32_t SlotWidth(size_t slot) const;
 
   // The values of `n` ids (any order, repeats allowed) into out[n * dim].
-  // InvalidArgument for the reserved id.
+  // InvalidArgument for the reserved id. A pull holds the table's shared
+  // lock throughout: no update lands in the middle of it.
   Status Pull(const int64_t* ids, size_t n, float* out) const;
+  // Pull in two halves, for a caller that pulls a few ids at a time: OK if
+  // Pull would take these ids (none is the reserved id), and Pull of ids
+  // that passed it.
+  Status CheckPull(const int64_t* ids, size_t n) const;
+  void PullChecked(const int64_t* ids, size_t n, float* out) const;
 
   // Applies one gradient row per id: grads[n * dim], ids unique. `lr` >= 0
   // replaces the optimizer's configured rate. Checked whole (as

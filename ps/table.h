@@ -102,6 +102,9 @@ class Table {
   // pointer is valid as long as this Table. Updates of it run inside an
   // UpdateScope, like every other update.
   virtual StatusOr<SparseTable*> FindSparse(const std::string& name) const = 0;
+  // FindSparse, with a share in the table's ownership: for work that may
+  // outlive this Table (a pull's reply, looked up as it is written).
+  virtual StatusOr<std::shared_ptr<SparseTable>> ShareSparse(const std::string& name) const = 0;
   virtual std::vector<std::string> SparseNames() const = 0;
 
   // --- Snapshots ---
