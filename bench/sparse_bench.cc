@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <memory>
@@ -174,13 +175,21 @@ StatusOr<std::vector<SparseResult>> RunSparsePullPush(const SparseBenchOptions& 
         TimedLoopOptions t;
         t.seconds = o.timing.seconds / o.rounds;
         t.warmup_seconds = round == 0 ? o.timing.warmup_seconds : o.rewarm_seconds;
-        RETURN_IF_ERROR(AddRound(raw->Measure(t), "raw socket baseline", &r.raw));
-        RETURN_IF_ERROR(AddRound(cluster->Measure(&SparseWorker::Pull, t), "sparse pull", &r.pull));
-        RETURN_IF_ERROR(AddRound(cluster->Measure(&SparseWorker::Push, t), "sparse push", &r.push));
+        Measurement raw_round, pull_round, push_round;
+        RETURN_IF_ERROR(AddRound(raw->Measure(t), "raw socket baseline", &raw_round));
+        RETURN_IF_ERROR(AddRound(cluster->Measure(&SparseWorker::Pull, t), "sparse pull", &pull_round));
+        RETURN_IF_ERROR(AddRound(cluster->Measure(&SparseWorker::Push, t), "sparse push", &push_round));
+        if (raw_round.gbps() > 0) {
+          r.pull_ratios.push_back(pull_round.gbps() / raw_round.gbps());
+          r.push_ratios.push_back(push_round.gbps() / raw_round.gbps());
+        }
+        r.raw.Merge(raw_round);
+        r.pull.Merge(pull_round);
+        r.push.Merge(push_round);
       }
       spdlog::info("  raw {:.3f} GB/s | pull {:.3f} GB/s ({:.2f}), {:.2f} M ids/s | push {:.3f} GB/s ({:.2f}), {:.2f} M ids/s",
-                   r.raw.gbps(), r.pull.gbps(), r.RatioToRaw(r.pull), r.IdsPerSec(r.pull) / 1e6, r.push.gbps(),
-                   r.RatioToRaw(r.push), r.IdsPerSec(r.push) / 1e6);
+                   r.raw.gbps(), r.pull.gbps(), r.PullRatio(), r.IdsPerSec(r.pull) / 1e6, r.push.gbps(),
+                   r.PushRatio(), r.IdsPerSec(r.push) / 1e6);
       results.push_back(std::move(r));
     }
   }
@@ -243,10 +252,23 @@ StatusOr<std::vector<SparsePoint>> ParsePoints(const std::string& text) {
   return points;
 }
 
-nlohmann::json MeasurementJson(const SparseResult& r, const Measurement& m) {
-  return {{"gbps", m.gbps()},         {"ids_per_sec", r.IdsPerSec(m)}, {"calls", m.calls},
-          {"p50_us", m.p50_us()},     {"p99_us", m.p99_us()},          {"ratio_to_raw", r.RatioToRaw(m)},
-          {"self_cores", m.self_cores()}, {"other_cores", m.other_cores()}};
+nlohmann::json MeasurementJson(const SparseResult& r, const Measurement& m, const std::vector<double>& ratios) {
+  return {{"gbps", m.gbps()},
+          {"ids_per_sec", r.IdsPerSec(m)},
+          {"calls", m.calls},
+          {"p50_us", m.p50_us()},
+          {"p99_us", m.p99_us()},
+          {"ratio_to_raw", MedianRatio(ratios)},
+          {"ratio_to_raw_per_round", ratios},
+          {"ratio_of_totals", r.RatioToRaw(m)},
+          {"self_cores", m.self_cores()},
+          {"other_cores", m.other_cores()}};
+}
+
+std::string RatioText(const std::vector<double>& ratios) {
+  if (ratios.empty()) return "-";
+  const auto [lo, hi] = std::minmax_element(ratios.begin(), ratios.end());
+  return fmt::format("{:.2f} ({:.2f}-{:.2f})", MedianRatio(ratios), *lo, *hi);
 }
 
 }  // namespace
@@ -312,19 +334,21 @@ int RunSparseBench(CLI::App& bench) {
   StatusOr<std::vector<SparseResult>> results = RunSparsePullPush(o);
   if (!results.ok()) return fail(results.status());
   nlohmann::json j;
-  fmt::print("\n| servers x workers, ids x dim | raw GB/s | pull GB/s (/raw) | pull M ids/s | push GB/s (/raw) | push M ids/s |\n");
-  fmt::print("|---|---|---|---|---|---|\n");
+  fmt::print("\n| servers x workers, ids x dim | raw GB/s | pull GB/s | pull / raw, median (range) | pull M ids/s | "
+             "push GB/s | push / raw, median (range) | push M ids/s |\n");
+  fmt::print("|---|---|---|---|---|---|---|---|\n");
   for (const SparseResult& r : *results) {
-    fmt::print("| {}, {} x {} | {:.3f} | {:.3f} ({:.2f}) | {:.2f} | {:.3f} ({:.2f}) | {:.2f} |\n", r.config.ToString(),
-               r.point.ids, r.point.dim, r.raw.gbps(), r.pull.gbps(), r.RatioToRaw(r.pull), r.IdsPerSec(r.pull) / 1e6,
-               r.push.gbps(), r.RatioToRaw(r.push), r.IdsPerSec(r.push) / 1e6);
+    fmt::print("| {}, {} x {} | {:.3f} | {:.3f} | {} | {:.2f} | {:.3f} | {} | {:.2f} |\n", r.config.ToString(),
+               r.point.ids, r.point.dim, r.raw.gbps(), r.pull.gbps(), RatioText(r.pull_ratios),
+               r.IdsPerSec(r.pull) / 1e6, r.push.gbps(), RatioText(r.push_ratios), r.IdsPerSec(r.push) / 1e6);
     j["pullpush"].push_back({{"config", r.config.ToString()},
                              {"ids", r.point.ids},
                              {"dim", r.point.dim},
                              {"bytes_per_call", CallBytes(r.point.ids, r.point.dim)},
                              {"raw", {{"gbps", r.raw.gbps()}, {"calls", r.raw.calls}}},
-                             {"pull", MeasurementJson(r, r.pull)},
-                             {"push", MeasurementJson(r, r.push)}});
+                             {"rounds", r.pull_ratios.size()},
+                             {"pull", MeasurementJson(r, r.pull, r.pull_ratios)},
+                             {"push", MeasurementJson(r, r.push, r.push_ratios)}});
   }
   if (o.memory_rows > 0) {
     StatusOr<SparseMemoryResult> m = RunSparseMemory(o.memory_rows);

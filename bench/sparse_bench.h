@@ -11,7 +11,9 @@
 // gradient row per id. A call counts its ids' bytes and their rows' bytes
 // (8 + 4 dim per id). The raw baseline (RawSocketBench) sends each server the
 // same bytes per call as one message and waits for an 8-byte ack. Workloads
-// are interleaved in rounds (raw, pull, push, raw, ...), as in PushPullBench.
+// are interleaved in rounds (raw, pull, push, raw, ...), as in PushPullBench;
+// a ratio to raw is the median over rounds of that round's ratio (this
+// machine's speed wanders from one second to the next), with its range.
 //
 // Memory: one SparseTable (no servers, no sockets) filled with `memory_rows`
 // rows of dim 16 under Adagrad, in pushes of 65,536 ids; the table's own
@@ -48,8 +50,11 @@ struct SparseBenchOptions {
 struct SparseResult {
   ClusterShape config;
   SparsePoint point;
-  Measurement raw, pull, push;
-  double RatioToRaw(const Measurement& m) const;
+  Measurement raw, pull, push;  // over all rounds
+  std::vector<double> pull_ratios, push_ratios;  // per round, to that round's raw
+  double RatioToRaw(const Measurement& m) const;  // of the totals
+  double PullRatio() const { return MedianRatio(pull_ratios); }
+  double PushRatio() const { return MedianRatio(push_ratios); }
   // Ids per second of a workload (all workers).
   double IdsPerSec(const Measurement& m) const;
 };

@@ -1,12 +1,15 @@
 #include "ps/sparse_table.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <new>
 #include <utility>
 #include <vector>
+
+#include "common/parallel_for.h"
 
 namespace cairn {
 namespace {
@@ -72,27 +75,71 @@ inline void CopyFloats(float* to, const float* from, int32_t n) {
   for (; n > 0; --n) *to++ = *from++;
 }
 
-// A set of ids seen in one request, to refuse repeats before anything
-// changes: open addressing over a scratch array reused per thread, each
-// id's slot prefetched a few ids ahead.
-bool HasRepeats(const int64_t* ids, size_t n) {
-  thread_local std::vector<int64_t> slots;
+// Whether any of `n` hashes (MixId of ids that are not the reserved id)
+// repeats: open addressing over `set`, which is sized here. MixId is a
+// bijection, so equal hashes are equal ids, and MixId(kReservedSparseId)
+// marks an empty slot.
+bool HashesRepeat(const uint64_t* hashes, size_t n, std::vector<uint64_t>& set) {
+  const uint64_t empty = MixId(kReservedSparseId);
   size_t cap = 16;
   while (cap < 2 * n) cap *= 2;
-  slots.assign(cap, kReservedSparseId);
+  set.assign(cap, empty);
   const size_t mask = cap - 1;
-  constexpr size_t kAhead = 16;
-  for (size_t i = 0; i < std::min(n, kAhead); ++i) PrefetchLine(&slots[MixId(ids[i]) & mask]);
   for (size_t i = 0; i < n; ++i) {
-    if (i + kAhead < n) PrefetchLine(&slots[MixId(ids[i + kAhead]) & mask]);
-    size_t at = MixId(ids[i]) & mask;
-    while (slots[at] != kReservedSparseId) {
-      if (slots[at] == ids[i]) return true;
+    size_t at = hashes[i] & mask;
+    while (set[at] != empty) {
+      if (set[at] == hashes[i]) return true;
       at = (at + 1) & mask;
     }
-    slots[at] = ids[i];
+    set[at] = hashes[i];
   }
   return false;
+}
+
+// Whether `n` ids (none the reserved id) name one twice, to refuse a push
+// before anything changes. A set of a large push's ids does not fit the
+// cache, and probing it randomly cost a third of a 65,536-id push's time
+// on the server; so the ids' hashes are first split by their top bits
+// into buckets of about 1,024 (one pass, writing a few streams), and each
+// bucket is checked in a set of 16 KiB. A large call shares the hashing
+// and the buckets with ParallelFor's helper. Scratch is reused per thread.
+bool HasRepeats(const int64_t* ids, size_t n) {
+  constexpr size_t kPiece = 16384;  // ids hashed, or about that many checked, per ParallelFor piece
+  // The scratch is this thread's; the helper's calls see it through these
+  // pointers (a thread_local named in a lambda is the running thread's).
+  thread_local std::vector<uint64_t> hash_scratch, parted_scratch;
+  thread_local std::vector<uint32_t> start_scratch;
+  hash_scratch.resize(n);
+  uint64_t* const hashes = hash_scratch.data();
+  ParallelFor((n + kPiece - 1) / kPiece, [&](size_t p) {
+    for (size_t i = p * kPiece; i < std::min(n, (p + 1) * kPiece); ++i) hashes[i] = MixId(ids[i]);
+  });
+  int bits = 0;
+  while ((n >> bits) > 1024 && bits < 16) ++bits;
+  if (bits == 0) {
+    thread_local std::vector<uint64_t> set;
+    return HashesRepeat(hashes, n, set);
+  }
+  const int shift = 64 - bits;
+  const size_t buckets = size_t{1} << bits;
+  start_scratch.assign(buckets + 1, 0);
+  uint32_t* const start = start_scratch.data();
+  for (size_t i = 0; i < n; ++i) ++start[(hashes[i] >> shift) + 1];
+  for (size_t b = 0; b < buckets; ++b) start[b + 1] += start[b];
+  parted_scratch.resize(n);
+  uint64_t* const parted = parted_scratch.data();
+  for (size_t i = 0; i < n; ++i) parted[start[hashes[i] >> shift]++] = hashes[i];
+  // start[b] is now where bucket b ends: bucket b is [b == 0 ? 0 : start[b - 1], start[b]).
+  const size_t per_piece = std::max<size_t>(1, kPiece / 1024);
+  std::atomic<bool> repeat{false};
+  ParallelFor((buckets + per_piece - 1) / per_piece, [&](size_t p) {
+    thread_local std::vector<uint64_t> set;  // the running thread's own
+    for (size_t b = p * per_piece; b < std::min(buckets, (p + 1) * per_piece) && !repeat.load(); ++b) {
+      const size_t from = b == 0 ? 0 : start[b - 1];
+      if (HashesRepeat(parted + from, start[b] - from, set)) repeat = true;
+    }
+  });
+  return repeat.load();
 }
 
 }  // namespace
@@ -394,6 +441,7 @@ void SparseTable::ApplyCheckedGradients(const int64_t* ids, size_t n, const floa
   // A pending cut has not copied every row yet: a row it still needs is
   // saved before its first update.
   const std::shared_ptr<Cut> cut = pending_.lock();
+  if (n >= kParallelApplyRows) return ApplyInParallelLocked(ids, n, grads, rate, cut.get());
   Pipelined(
       ids, n,
       [&](int64_t id, uint32_t row) {
@@ -405,7 +453,8 @@ void SparseTable::ApplyCheckedGradients(const int64_t* ids, size_t n, const floa
         float* r = Record(row);
         if (RecordId(r) != ids[i]) {  // another id's tag
           row = FindRow(ids[i]);
-          r = Record(row == kNoRow ? NewRow(ids[i]) : row);
+          if (row == kNoRow) row = NewRow(ids[i]);
+          r = Record(row);
         }
         if (cut && cut->MustSave(row)) {
           cut->Save(row, r);
@@ -414,6 +463,56 @@ void SparseTable::ApplyCheckedGradients(const int64_t* ids, size_t n, const floa
         for (size_t s = 0; s < slot_ptrs.size(); ++s) slot_ptrs[s] = r + slot_offsets_[s];
         optimizer_->Apply(r + 2, grads + i * dim, dim, slot_ptrs.data(), rate);
       });
+}
+
+// A large push's rows in three passes, the first and last shared with
+// ParallelFor's helper in pieces of kParallelPieceRows: each id's row is
+// located (reading the index and records only, as no other thread can
+// while mu_ is held here); then, here alone, the new ids' rows are created
+// and the rows a pending cut still needs are saved; then the rows are
+// updated (each by one thread: the ids are unique). Each row's update is
+// the same arithmetic as on the one-thread path, so the results are
+// bit-identical.
+void SparseTable::ApplyInParallelLocked(const int64_t* ids, size_t n, const float* grads, float rate, Cut* cut) {
+  constexpr size_t kPiece = kParallelPieceRows;
+  const size_t pieces = (n + kPiece - 1) / kPiece;
+  thread_local std::vector<uint32_t> scratch;
+  scratch.resize(n);
+  uint32_t* const rows = scratch.data();  // this thread's: the helper's lambdas must not name the thread_local
+  ParallelFor(pieces, [&](size_t p) {
+    const size_t first = p * kPiece;
+    const int64_t* piece = ids + first;
+    Pipelined(
+        piece, std::min(kPiece, n - first),
+        [&](int64_t, uint32_t row) {
+          if (row != kNoRow) PrefetchLine(Record(row));
+          return row;
+        },
+        [&](size_t i, uint32_t row) {
+          if (row != kNoRow && RecordId(Record(row)) != piece[i]) row = FindRow(piece[i]);  // another id's tag
+          rows[first + i] = row;
+        });
+  });
+  for (size_t i = 0; i < n; ++i) {
+    if (rows[i] == kNoRow) rows[i] = NewRow(ids[i]);
+    if (cut && cut->MustSave(rows[i])) {
+      cut->Save(rows[i], Record(rows[i]));
+      ++saved_on_write_;
+    }
+  }
+  const int32_t dim = spec_.dim;
+  ParallelFor(pieces, [&](size_t p) {
+    constexpr size_t kAhead = 8;
+    float* slot_ptrs[Optimizer::kMaxSlots];
+    const size_t first = p * kPiece, end = std::min(n, first + kPiece);
+    for (size_t i = first; i < std::min(end, first + kAhead); ++i) PrefetchRecord(Record(rows[i]));
+    for (size_t i = first; i < end; ++i) {
+      if (i + kAhead < end) PrefetchRecord(Record(rows[i + kAhead]));
+      float* r = Record(rows[i]);
+      for (size_t s = 0; s < slots().size(); ++s) slot_ptrs[s] = r + slot_offsets_[s];
+      optimizer_->Apply(r + 2, grads + i * dim, dim, slot_ptrs, rate);
+    }
+  });
 }
 
 int64_t SparseTable::rows() const {

@@ -85,7 +85,11 @@ class SparseTable {
   Status CheckGradients(const int64_t* ids, size_t n) const;
   // ApplyGradients of ids that passed CheckGradients (a push checks every
   // table before it applies any).
+  // A call of kParallelApplyRows ids or more is shared with another core
+  // (common/parallel_for.h), in pieces of kParallelPieceRows.
   void ApplyCheckedGradients(const int64_t* ids, size_t n, const float* grads, float lr = -1);
+  static constexpr size_t kParallelApplyRows = 16384;
+  static constexpr size_t kParallelPieceRows = 2048;
 
   // Rows held (touched at least once).
   int64_t rows() const;
@@ -137,6 +141,8 @@ class SparseTable {
   void PrefetchRecord(const float* record) const;
   void PrefetchValues(const float* record) const;
   uint32_t NewRow(int64_t id);        // requires mu_ exclusively: a record with initial values and slots
+  // ApplyCheckedGradients of kParallelApplyRows or more: requires mu_ exclusively.
+  void ApplyInParallelLocked(const int64_t* ids, size_t n, const float* grads, float rate, Cut* cut);
   // Copies chunk `chunk` of `cut` from the live records unless done:
   // requires mu_ (either way) and, under a shared lock, cut's copy mutex.
   void CopyChunk(Cut& cut, uint32_t chunk) const;

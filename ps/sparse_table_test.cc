@@ -313,6 +313,82 @@ TEST(SparseTable, IdsWhoseHashesShareTheirHighHalfKeepTheirOwnRows) {
   }
 }
 
+// Large pushes are checked bucket by bucket of their ids' hashes: one
+// repeat anywhere among 100,000 ids is found, and distinct ids (0 and the
+// extremes among them) pass.
+TEST(SparseTable, ARepeatAnywhereInALargeGradientIsFound) {
+  auto table = Make(Spec("emb", 1), Opt("sgd"));
+  std::mt19937_64 rng(11);
+  std::set<int64_t> distinct = {0, 1, -1, INT64_MAX, kReservedSparseId + 1};
+  while (distinct.size() < 100000) distinct.insert(static_cast<int64_t>(rng()));
+  std::vector<int64_t> ids(distinct.begin(), distinct.end());
+  std::shuffle(ids.begin(), ids.end(), rng);
+  EXPECT_TRUE(table->CheckGradients(ids.data(), ids.size()).ok());
+  for (size_t copy_to : {size_t{1}, size_t{50000}, ids.size() - 1}) {
+    std::vector<int64_t> repeated = ids;
+    repeated[copy_to] = repeated[copy_to == 1 ? 0 : copy_to / 3];
+    Status s = table->CheckGradients(repeated.data(), repeated.size());
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << "repeat at " << copy_to << ": " << s;
+  }
+  EXPECT_EQ(table->rows(), 0);
+}
+
+// A push of kParallelApplyRows ids or more is located and updated by two
+// threads: it must leave every row and slot bit-identical to the same
+// updates applied in pushes small enough for one thread, with new and old
+// ids mixed, ids whose hashes share their high half, and a cut pending
+// (the cut still sees the rows as they were).
+TEST(SparseTable, ALargePushSharedWithAnotherCoreEqualsTheOneThreadUpdate) {
+  const size_t n = SparseTable::kParallelApplyRows * 2 + 123;
+  std::vector<int64_t> ids;
+  for (const auto& [a, b] : IdsSharingATag(6)) {
+    ids.push_back(a);
+    ids.push_back(b);
+  }
+  std::mt19937_64 rng(5);
+  std::set<int64_t> seen(ids.begin(), ids.end());
+  while (ids.size() < n) {
+    const int64_t id = static_cast<int64_t>(rng() % 5000000);
+    if (seen.insert(id).second) ids.push_back(id);
+  }
+  std::shuffle(ids.begin(), ids.end(), rng);
+  std::vector<float> grads(n * 3);
+  for (size_t i = 0; i < grads.size(); ++i) grads[i] = static_cast<float>(i % 17) * 0.125f - 1.0f;
+  for (const char* kind : {"sgd", "adagrad", "adam", "ftrl"}) {
+    SCOPED_TRACE(kind);
+    auto big = Make(Spec("emb", 3), Opt(kind));
+    auto small = Make(Spec("emb", 3), Opt(kind));
+    // Half the ids exist before (every other one), half are new to the big push.
+    std::vector<int64_t> before;
+    std::vector<float> before_grads;
+    for (size_t i = 0; i < n; i += 2) {
+      before.push_back(ids[i]);
+      before_grads.insert(before_grads.end(), grads.begin() + 3 * i, grads.begin() + 3 * i + 3);
+    }
+    for (SparseTable* t : {big.get(), small.get()}) {
+      for (size_t first = 0; first < before.size(); first += 1000) {
+        const size_t count = std::min<size_t>(1000, before.size() - first);
+        ASSERT_TRUE(t->ApplyGradients(before.data() + first, count, before_grads.data() + 3 * first).ok());
+      }
+    }
+    const SparseRows as_of_cut = big->Export();
+    const SparseTable::Records cut = big->CopyRecords();
+    ASSERT_TRUE(big->ApplyGradients(ids.data(), n, grads.data()).ok());  // the parallel path
+    for (size_t first = 0; first < n; first += 5000) {  // the one-thread path
+      const size_t count = std::min<size_t>(5000, n - first);
+      ASSERT_TRUE(small->ApplyGradients(ids.data() + first, count, grads.data() + 3 * first).ok());
+    }
+    const SparseRows a = big->Export(), b = small->Export();
+    EXPECT_EQ(a.ids, b.ids);
+    EXPECT_EQ(a.values, b.values);
+    EXPECT_EQ(a.slots, b.slots);
+    const SparseRows at_cut = big->SortRecords(cut);
+    EXPECT_EQ(at_cut.ids, as_of_cut.ids);
+    EXPECT_EQ(at_cut.values, as_of_cut.values);
+    EXPECT_EQ(at_cut.slots, as_of_cut.slots);
+  }
+}
+
 TEST(SparseTable, TheReservedIdAndANonTrainableTableAreRefused) {
   auto table = Make(Spec("emb", 2), Opt("sgd"));
   const int64_t reserved = kReservedSparseId;
