@@ -124,11 +124,14 @@ bool HasRepeats(const int64_t* ids, size_t n) {
   const size_t buckets = size_t{1} << bits;
   start_scratch.assign(buckets + 1, 0);
   uint32_t* const start = start_scratch.data();
-  for (size_t i = 0; i < n; ++i) ++start[(hashes[i] >> shift) + 1];
+  // Buckets by the top bits of hash * an odd constant, not of the hash:
+  // ServerOfId routes by those, so on one of S servers they are all alike.
+  auto bucket = [shift](uint64_t h) { return (h * 0x9e3779b97f4a7c15ULL) >> shift; };
+  for (size_t i = 0; i < n; ++i) ++start[bucket(hashes[i]) + 1];
   for (size_t b = 0; b < buckets; ++b) start[b + 1] += start[b];
   parted_scratch.resize(n);
   uint64_t* const parted = parted_scratch.data();
-  for (size_t i = 0; i < n; ++i) parted[start[hashes[i] >> shift]++] = hashes[i];
+  for (size_t i = 0; i < n; ++i) parted[start[bucket(hashes[i])]++] = hashes[i];
   // start[b] is now where bucket b ends: bucket b is [b == 0 ? 0 : start[b - 1], start[b]).
   const size_t per_piece = std::max<size_t>(1, kPiece / 1024);
   std::atomic<bool> repeat{false};
@@ -198,8 +201,8 @@ class SparseTable::Cut {
   }
 };
 
-// id -> row: linear probing over 8-byte slots, each a row and a tag (the
-// high half of MixId(id)), capacity 2^bits, at most 70% full. An id's home
+// id -> row: linear probing over 8-byte slots, each a row and a tag
+// (IndexTag), capacity 2^bits, at most 70% full. An id's home
 // slot is its tag's top `bits` bits, so the index grows without reading a
 // record. A tag names its id only almost surely: Candidate gives the first
 // row whose tag matches (the caller checks that row's record holds the id,
@@ -213,7 +216,7 @@ class SparseTable::Index {
     Resize(bits);
   }
 
-  static uint32_t Tag(int64_t id) { return static_cast<uint32_t>(MixId(id) >> 32); }
+  static uint32_t Tag(int64_t id) { return SparseTable::IndexTag(id); }
 
   // Brings id's home slot toward the cache (lookups of a batch of random
   // ids are cache misses, one after another, otherwise).
@@ -349,6 +352,15 @@ void SparseTable::PrefetchRecord(const float* record) const {
 void SparseTable::PrefetchValues(const float* record) const {
   for (int32_t at = 0; at < 2 + spec_.dim; at += 16) PrefetchLine(record + at);
   PrefetchLine(record + 1 + spec_.dim);
+}
+
+uint32_t SparseTable::IndexTag(int64_t id) {
+  // Not MixId's own high bits: ServerOfId routes by those, so every id on
+  // one of S servers shares them, and a home slot taken from them would
+  // leave all but 1/S of the index unused (measured: 2 servers halved the
+  // pull and push rates). A multiply by an odd constant spreads all 64 bits
+  // into the high ones.
+  return static_cast<uint32_t>((MixId(id) * 0x9e3779b97f4a7c15ULL) >> 32);
 }
 
 uint32_t SparseTable::FindRow(int64_t id) const {

@@ -91,6 +91,10 @@ class SparseTable {
   static constexpr size_t kParallelApplyRows = 16384;
   static constexpr size_t kParallelPieceRows = 2048;
 
+  // The 32-bit tag the table's index keeps of an id (its home slot is the
+  // tag's top bits): a mix of MixId(id) independent of ServerOfId's.
+  static uint32_t IndexTag(int64_t id);
+
   // Rows held (touched at least once).
   int64_t rows() const;
   struct Memory {

@@ -262,11 +262,27 @@ TEST(SparseTable, AGradientNamingAnIdTwiceIsRefusedWhole) {
   EXPECT_EQ(PullOne(*table, 8), InitialRow(table->spec(), 8));
 }
 
-// Pairs of ids whose MixId share their high 32 bits: the index keeps only
-// those bits of an id (its tag) and checks the record for the id itself.
+// The ids one server of S holds spread over the whole index: the top bits
+// of their tags (their home slots) do not follow the server's. (When they
+// were MixId's own high bits, one of 2 servers used half its index.)
+TEST(SparseTable, TheIdsOfOneServerSpreadOverTheWholeIndex) {
+  for (int servers : {2, 3, 8}) {
+    std::vector<int> homes(16, 0);
+    int held = 0;
+    for (int64_t id = 0; held < 160000; ++id) {
+      if (ServerOfId(id, servers) != servers - 1) continue;
+      ++held;
+      ++homes[SparseTable::IndexTag(id) >> 28];
+    }
+    for (int h = 0; h < 16; ++h) EXPECT_NEAR(homes[h], 10000, 500) << servers << " servers, top bits " << h;
+  }
+}
+
+// Pairs of ids with the same IndexTag: the index keeps only those 32 bits
+// of an id and checks the record for the id itself.
 std::vector<std::pair<int64_t, int64_t>> IdsSharingATag(int wanted) {
   std::vector<std::pair<uint32_t, int64_t>> tags;
-  for (int64_t id = 1; id <= 400000; ++id) tags.emplace_back(static_cast<uint32_t>(MixId(id) >> 32), id);
+  for (int64_t id = 1; id <= 400000; ++id) tags.emplace_back(SparseTable::IndexTag(id), id);
   std::sort(tags.begin(), tags.end());
   std::vector<std::pair<int64_t, int64_t>> pairs;
   for (size_t i = 1; i < tags.size() && static_cast<int>(pairs.size()) < wanted; ++i) {
@@ -275,7 +291,7 @@ std::vector<std::pair<int64_t, int64_t>> IdsSharingATag(int wanted) {
   return pairs;
 }
 
-TEST(SparseTable, IdsWhoseHashesShareTheirHighHalfKeepTheirOwnRows) {
+TEST(SparseTable, IdsWithTheSameIndexTagKeepTheirOwnRows) {
   const auto pairs = IdsSharingATag(4);
   ASSERT_GE(pairs.size(), 2u);  // ~18 expected among 400,000 ids
   for (const char* kind : {"sgd", "adagrad"}) {
@@ -336,7 +352,7 @@ TEST(SparseTable, ARepeatAnywhereInALargeGradientIsFound) {
 // A push of kParallelApplyRows ids or more is located and updated by two
 // threads: it must leave every row and slot bit-identical to the same
 // updates applied in pushes small enough for one thread, with new and old
-// ids mixed, ids whose hashes share their high half, and a cut pending
+// ids mixed, ids with the same index tag, and a cut pending
 // (the cut still sees the rows as they were).
 TEST(SparseTable, ALargePushSharedWithAnotherCoreEqualsTheOneThreadUpdate) {
   const size_t n = SparseTable::kParallelApplyRows * 2 + 123;
