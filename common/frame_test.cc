@@ -560,6 +560,21 @@ std::pair<tcp::socket, tcp::socket> ConnectedPair(EventLoop& loop) {
   return {std::move(a), std::move(b)};
 }
 
+// Two started FrameSockets, the ends of one connection, and their inboxes.
+struct Started {
+  std::shared_ptr<FrameSocket> a, b;
+  std::shared_ptr<Inbox> at_a, at_b;
+};
+Started StartedPair(EventLoop& loop) {
+  auto [a_sock, b_sock] = ConnectedPair(loop);
+  Started p{std::make_shared<FrameSocket>(std::move(a_sock), FrameLimits{}),
+            std::make_shared<FrameSocket>(std::move(b_sock), FrameLimits{}), std::make_shared<Inbox>(),
+            std::make_shared<Inbox>()};
+  p.a->Start(p.at_a->OnFrame(), p.at_a->OnClose());
+  p.b->Start(p.at_b->OnFrame(), p.at_b->OnClose());
+  return p;
+}
+
 // A frame of `data_bytes` (in `spans` pieces of `Pattern` bytes) whose
 // control names its index.
 OutFrame NumberedFrame(int index, size_t data_bytes, int spans) {
@@ -585,12 +600,7 @@ void ExpectSameFrame(const OutFrame& sent, const InFrame& got) {
 // once (so each side's writes meet a full socket while it also reads).
 TEST(FrameSocket, FramesOfEverySizeArriveWholeAndInOrderBothWays) {
   EventLoop loop(2);
-  auto [a_sock, b_sock] = ConnectedPair(loop);
-  auto a = std::make_shared<FrameSocket>(std::move(a_sock), FrameLimits{});
-  auto b = std::make_shared<FrameSocket>(std::move(b_sock), FrameLimits{});
-  auto at_a = std::make_shared<Inbox>(), at_b = std::make_shared<Inbox>();
-  a->Start(at_a->OnFrame(), at_a->OnClose());
-  b->Start(at_b->OnFrame(), at_b->OnClose());
+  auto [a, b, at_a, at_b] = StartedPair(loop);
   const std::vector<std::pair<size_t, int>> shapes = {
       {0, 1},          {1, 1},           {1000, 3},           {(64 << 10) - 57, 1}, {(64 << 10) + 1, 2},
       {(1 << 20), 1},  {(1 << 20) + 5, 7}, {(5 << 20) + 3, 40}, {100, 1},            {(256 << 10) * 3, 3}};
@@ -617,12 +627,7 @@ TEST(FrameSocket, FramesOfEverySizeArriveWholeAndInOrderBothWays) {
 // socket gets there).
 TEST(FrameSocket, AFrameWithAPendingChecksumIsFinishedWhenItArrives) {
   EventLoop loop(1);
-  auto [a_sock, b_sock] = ConnectedPair(loop);
-  auto a = std::make_shared<FrameSocket>(std::move(a_sock), FrameLimits{});
-  auto b = std::make_shared<FrameSocket>(std::move(b_sock), FrameLimits{});
-  auto at_a = std::make_shared<Inbox>(), at_b = std::make_shared<Inbox>();
-  a->Start(at_a->OnFrame(), at_a->OnClose());
-  b->Start(at_b->OnFrame(), at_b->OnClose());
+  auto [a, b, at_a, at_b] = StartedPair(loop);
   std::vector<OutFrame> sent;
   for (int i = 0; i < 4; ++i) {
     OutFrame f = NumberedFrame(i, (3 << 20) + i * 1000, 1 + i);
@@ -697,12 +702,7 @@ OutFrame ProducedFrame(int index, uint64_t bytes, int spans, uint64_t step, std:
 // per step (none for a frame without data); SerializeFrame runs it too.
 TEST(FrameSocket, AFrameWithAProducerIsFilledAsItIsWrittenAndArrivesWhole) {
   EventLoop loop(1);
-  auto [a_sock, b_sock] = ConnectedPair(loop);
-  auto a = std::make_shared<FrameSocket>(std::move(a_sock), FrameLimits{});
-  auto b = std::make_shared<FrameSocket>(std::move(b_sock), FrameLimits{});
-  auto at_a = std::make_shared<Inbox>(), at_b = std::make_shared<Inbox>();
-  a->Start(at_a->OnFrame(), at_a->OnClose());
-  b->Start(at_b->OnFrame(), at_b->OnClose());
+  auto [a, b, at_a, at_b] = StartedPair(loop);
   struct Shape {
     uint64_t bytes;
     int spans;
