@@ -1,7 +1,6 @@
 #include "ps/sparse_table.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -10,24 +9,14 @@
 #include <vector>
 
 #include "common/parallel_for.h"
+#include "ps/sparse_index.h"
+#include "ps/sparse_repeats.h"
 
 namespace cairn {
 namespace {
 
 constexpr uint32_t kRowsPerBlock = uint32_t{1} << 16;
-constexpr uint32_t kNoRow = UINT32_MAX;
-
-// Starts bringing the cache line at `p` in. An asm statement on x86-64:
-// GCC 12 deleted __builtin_prefetch from the inlined lookup loops below
-// (the dead-code pass counts a prefetch as having no effect), which left
-// every slot and record a cache miss waited for in turn.
-inline void PrefetchLine(const void* p) {
-#if defined(__x86_64__)
-  asm volatile("prefetcht0 %0" : : "m"(*static_cast<const char*>(p)));
-#else
-  __builtin_prefetch(p);
-#endif
-}
+constexpr uint32_t kNoRow = SparseIndex::kNoRow;
 
 int64_t RecordId(const float* record) {
   int64_t id;
@@ -73,76 +62,6 @@ inline void CopyFloats(float* to, const float* from, int32_t n) {
   for (; n >= 16; n -= 16, to += 16, from += 16) std::memcpy(to, from, 16 * sizeof(float));
   for (; n >= 4; n -= 4, to += 4, from += 4) std::memcpy(to, from, 4 * sizeof(float));
   for (; n > 0; --n) *to++ = *from++;
-}
-
-// Whether any of `n` hashes (MixId of ids that are not the reserved id)
-// repeats: open addressing over `set`, which is sized here. MixId is a
-// bijection, so equal hashes are equal ids, and MixId(kReservedSparseId)
-// marks an empty slot.
-bool HashesRepeat(const uint64_t* hashes, size_t n, std::vector<uint64_t>& set) {
-  const uint64_t empty = MixId(kReservedSparseId);
-  size_t cap = 16;
-  while (cap < 2 * n) cap *= 2;
-  set.assign(cap, empty);
-  const size_t mask = cap - 1;
-  for (size_t i = 0; i < n; ++i) {
-    size_t at = hashes[i] & mask;
-    while (set[at] != empty) {
-      if (set[at] == hashes[i]) return true;
-      at = (at + 1) & mask;
-    }
-    set[at] = hashes[i];
-  }
-  return false;
-}
-
-// Whether `n` ids (none the reserved id) name one twice, to refuse a push
-// before anything changes. A set of a large push's ids does not fit the
-// cache, and probing it randomly cost a third of a 65,536-id push's time
-// on the server; so the ids' hashes are first split by their top bits
-// into buckets of about 1,024 (one pass, writing a few streams), and each
-// bucket is checked in a set of 16 KiB. A large call shares the hashing
-// and the buckets with ParallelFor's helper. Scratch is reused per thread.
-bool HasRepeats(const int64_t* ids, size_t n) {
-  constexpr size_t kPiece = 16384;  // ids hashed, or about that many checked, per ParallelFor piece
-  // The scratch is this thread's; the helper's calls see it through these
-  // pointers (a thread_local named in a lambda is the running thread's).
-  thread_local std::vector<uint64_t> hash_scratch, parted_scratch;
-  thread_local std::vector<uint32_t> start_scratch;
-  hash_scratch.resize(n);
-  uint64_t* const hashes = hash_scratch.data();
-  ParallelFor((n + kPiece - 1) / kPiece, [&](size_t p) {
-    for (size_t i = p * kPiece; i < std::min(n, (p + 1) * kPiece); ++i) hashes[i] = MixId(ids[i]);
-  });
-  int bits = 0;
-  while ((n >> bits) > 1024 && bits < 16) ++bits;
-  if (bits == 0) {
-    thread_local std::vector<uint64_t> set;
-    return HashesRepeat(hashes, n, set);
-  }
-  const int shift = 64 - bits;
-  const size_t buckets = size_t{1} << bits;
-  start_scratch.assign(buckets + 1, 0);
-  uint32_t* const start = start_scratch.data();
-  // Buckets by the top bits of hash * an odd constant, not of the hash:
-  // ServerOfId routes by those, so on one of S servers they are all alike.
-  auto bucket = [shift](uint64_t h) { return (h * 0x9e3779b97f4a7c15ULL) >> shift; };
-  for (size_t i = 0; i < n; ++i) ++start[bucket(hashes[i]) + 1];
-  for (size_t b = 0; b < buckets; ++b) start[b + 1] += start[b];
-  parted_scratch.resize(n);
-  uint64_t* const parted = parted_scratch.data();
-  for (size_t i = 0; i < n; ++i) parted[start[bucket(hashes[i])]++] = hashes[i];
-  // start[b] is now where bucket b ends: bucket b is [b == 0 ? 0 : start[b - 1], start[b]).
-  const size_t per_piece = std::max<size_t>(1, kPiece / 1024);
-  std::atomic<bool> repeat{false};
-  ParallelFor((buckets + per_piece - 1) / per_piece, [&](size_t p) {
-    thread_local std::vector<uint64_t> set;  // the running thread's own
-    for (size_t b = p * per_piece; b < std::min(buckets, (p + 1) * per_piece) && !repeat.load(); ++b) {
-      const size_t from = b == 0 ? 0 : start[b - 1];
-      if (HashesRepeat(parted + from, start[b] - from, set)) repeat = true;
-    }
-  });
-  return repeat.load();
 }
 
 }  // namespace
@@ -201,94 +120,6 @@ class SparseTable::Cut {
   }
 };
 
-// id -> row: linear probing over 8-byte slots, each a row and a tag
-// (IndexTag), capacity 2^bits, at most 70% full. An id's home
-// slot is its tag's top `bits` bits, so the index grows without reading a
-// record. A tag names its id only almost surely: Candidate gives the first
-// row whose tag matches (the caller checks that row's record holds the id,
-// and calls Find if it does not); Find checks every match.
-class SparseTable::Index {
- public:
-  // Room for `expected` ids without growing.
-  explicit Index(size_t expected = 0) {
-    int bits = 10;
-    while (expected * 10 > (size_t{1} << bits) * 7) ++bits;
-    Resize(bits);
-  }
-
-  static uint32_t Tag(int64_t id) { return SparseTable::IndexTag(id); }
-
-  // Brings id's home slot toward the cache (lookups of a batch of random
-  // ids are cache misses, one after another, otherwise).
-  void Prefetch(int64_t id) const { PrefetchLine(&slots_[Home(Tag(id))]); }
-  // The row of the first slot from id's home whose tag is id's, or kNoRow
-  // if none: then id is not present.
-  uint32_t Candidate(int64_t id) const {
-    const uint32_t tag = Tag(id);
-    for (size_t at = Home(tag);; at = (at + 1) & mask_) {
-      const Slot s = slots_[at];
-      if (s.row == kNoRow || s.tag == tag) return s.row;
-    }
-  }
-  // id's row, or kNoRow: `id_of(row)` is the id row's record holds.
-  template <typename IdOf>
-  uint32_t Find(int64_t id, IdOf id_of) const {
-    const uint32_t tag = Tag(id);
-    for (size_t at = Home(tag);; at = (at + 1) & mask_) {
-      const Slot s = slots_[at];
-      if (s.row == kNoRow) return kNoRow;
-      if (s.tag == tag && id_of(s.row) == id) return s.row;
-    }
-  }
-  // `id` must not be present.
-  void Insert(int64_t id, uint32_t row) {
-    if ((size_ + 1) * 10 > slots_.size() * 7) Resize(bits_ + 1);
-    Place(Slot{Tag(id), row});
-    ++size_;
-  }
-  // Inserts `id` unless it is present (id_of as for Find); false if it was.
-  template <typename IdOf>
-  bool InsertNew(int64_t id, uint32_t row, IdOf id_of) {
-    if (Find(id, id_of) != kNoRow) return false;
-    Insert(id, row);
-    return true;
-  }
-  size_t capacity() const { return slots_.size(); }
-  static constexpr size_t kSlotBytes = 8;
-
- private:
-  struct Slot {
-    uint32_t tag;
-    uint32_t row;  // kNoRow: empty
-  };
-  static_assert(sizeof(Slot) == kSlotBytes);
-
-  size_t Home(uint32_t tag) const { return tag >> (32 - bits_); }
-  void Place(Slot slot) {
-    size_t at = Home(slot.tag);
-    while (slots_[at].row != kNoRow) at = (at + 1) & mask_;
-    slots_[at] = slot;
-  }
-  // Moves every slot into a new array of 2^bits (home slots need only the tags).
-  void Resize(int bits) {
-    // 2^32 slots hold the most rows a server can number (kNoRow is the last).
-    if (bits > 32) std::abort();
-    std::vector<Slot> old = std::move(slots_);
-    bits_ = bits;
-    slots_.assign(size_t{1} << bits, Slot{0, kNoRow});
-    slots_.shrink_to_fit();
-    mask_ = slots_.size() - 1;
-    for (const Slot& s : old) {
-      if (s.row != kNoRow) Place(s);
-    }
-  }
-
-  std::vector<Slot> slots_;
-  int bits_ = 0;
-  size_t mask_ = 0;
-  size_t size_ = 0;
-};
-
 // Visits `n` ids with the cache misses of random ids overlapped: while id i
 // is visited, the index slot of id i + 2 * kAhead is on its way to the
 // cache and id i + kAhead's row is located (`locate(id, candidate)`, which
@@ -297,7 +128,7 @@ class SparseTable::Index {
 // candidate, unchecked) or kNoRow.
 template <typename Locate, typename Visit>
 void SparseTable::Pipelined(const int64_t* ids, size_t n, Locate locate, Visit visit) const {
-  const Index& index = *index_;
+  const SparseIndex& index = *index_;
   constexpr size_t kAhead = 16;
   uint32_t ring[kAhead];
   for (size_t i = 0; i < std::min(n, 2 * kAhead); ++i) index.Prefetch(ids[i]);
@@ -322,7 +153,7 @@ SparseTable::SparseTable(SparseTableSpec spec, OptimizerSpec optimizer_spec, std
     : spec_(std::move(spec)),
       optimizer_spec_(std::move(optimizer_spec)),
       optimizer_(std::move(optimizer)),
-      index_(std::make_unique<Index>()) {
+      index_(std::make_unique<SparseIndex>()) {
   int32_t at = 2 + spec_.dim;  // [id: 2 floats][values]
   for (size_t s = 0; s < slots().size(); ++s) {
     slot_offsets_.push_back(at);
@@ -354,14 +185,7 @@ void SparseTable::PrefetchValues(const float* record) const {
   PrefetchLine(record + 1 + spec_.dim);
 }
 
-uint32_t SparseTable::IndexTag(int64_t id) {
-  // Not MixId's own high bits: ServerOfId routes by those, so every id on
-  // one of S servers shares them, and a home slot taken from them would
-  // leave all but 1/S of the index unused (measured: 2 servers halved the
-  // pull and push rates). A multiply by an odd constant spreads all 64 bits
-  // into the high ones.
-  return static_cast<uint32_t>((MixId(id) * 0x9e3779b97f4a7c15ULL) >> 32);
-}
+uint32_t SparseTable::IndexTag(int64_t id) { return SparseIndex::Tag(id); }
 
 uint32_t SparseTable::FindRow(int64_t id) const {
   return index_->Find(id, [this](uint32_t row) { return RecordId(Record(row)); });
@@ -427,7 +251,7 @@ Status SparseTable::CheckGradients(const int64_t* ids, size_t n) const {
   for (size_t i = 0; i < n; ++i) {
     if (ids[i] == kReservedSparseId) return InvalidArgument("gradient for " + table + " names the reserved id -2^63");
   }
-  if (HasRepeats(ids, n)) {
+  if (HasRepeatedIds(ids, n)) {
     return InvalidArgument("gradient for " + table + " names an id more than once (sum repeated ids first)");
   }
   return Status::OK();
@@ -539,7 +363,7 @@ SparseTable::Memory SparseTable::memory() const {
   for (size_t s = 0; s < slots().size(); ++s) per_row += sizeof(float) * SlotWidth(s);
   m.payload_bytes = per_row * rows_;
   m.allocated_bytes = blocks_.size() * uint64_t{kRowsPerBlock} * stride_ * sizeof(float) +
-                      index_->capacity() * Index::kSlotBytes;
+                      index_->capacity() * SparseIndex::kSlotBytes;
   return m;
 }
 
@@ -636,7 +460,7 @@ Status SparseTable::Import(const SparseRows& rows) {
   // Built aside (records written straight from the rows, the index sized
   // for them once), then swapped in: a repeated or reserved id, found on
   // the way, changes nothing, and the lock is held only for the swap.
-  auto index = std::make_unique<Index>(n);
+  auto index = std::make_unique<SparseIndex>(n);
   std::vector<std::unique_ptr<float[]>> blocks;
   const size_t dim = spec_.dim;
   size_t used = 2 + dim;  // floats before the record's padding

@@ -42,6 +42,7 @@ namespace cairn {
 // SparseRows (every row of a table, sorted by id) lives with the snapshot
 // format: common/snapshot/shard_copy.h.
 
+class SparseIndex;
 class SparseTable;
 
 // One table's rows of a push, viewing the request's bytes (not owned).
@@ -134,7 +135,6 @@ class SparseTable {
   Status Import(const SparseRows& rows);
 
  private:
-  class Index;
   SparseTable(SparseTableSpec spec, OptimizerSpec optimizer_spec, std::unique_ptr<Optimizer> optimizer);
 
   float* Record(uint32_t row) const;  // requires mu_ (either way)
@@ -166,7 +166,7 @@ class SparseTable {
   // without it a copier taking chunk after chunk would hold updates off
   // for the whole copy.
   mutable std::mutex turn_;
-  std::unique_ptr<Index> index_;              // guarded by mu_: id -> row
+  std::unique_ptr<SparseIndex> index_;              // guarded by mu_: id -> row
   std::vector<std::unique_ptr<float[]>> blocks_;  // guarded by mu_: kRowsPerBlock records each
   uint32_t rows_ = 0;                         // guarded by mu_
   mutable std::weak_ptr<Cut> pending_;        // guarded by mu_: the cut not yet copied whole
